@@ -1,0 +1,105 @@
+// The composition root: builds the service from config — database → capabilities → routes.
+// Called by src/main.ts (serve, migrate, CLI commands) and by tests; nothing else creates
+// services, and nothing is global.
+import type { Config } from './config.ts';
+import { createDatabase } from './platform/db.ts';
+import type { DatabaseHandle } from './platform/db.ts';
+import { healthRoutes } from './platform/health.ts';
+import { Router, allowedMethods, createHttp } from './platform/http.ts';
+import type { Lifecycle } from './platform/http.ts';
+import type { Logger } from './platform/log.ts';
+import { createMetrics } from './platform/metrics.ts';
+import type { Metrics } from './platform/metrics.ts';
+import { migrateToLatest, shippedMigrations } from './platform/migrations.ts';
+import { loadOpenApi, openapiRoutes } from './platform/openapi.ts';
+import { createSecrets } from './platform/secrets.ts';
+import type { Secrets } from './platform/secrets.ts';
+import type Koa from 'koa';
+
+export interface AppOptions {
+  config: Config;
+  log: Logger;
+  /** An already open database (tests); otherwise one is opened from `config.database`. */
+  database?: DatabaseHandle;
+  /** Apply pending migrations before serving (default true). */
+  migrate?: boolean;
+}
+
+export interface App {
+  config: Config;
+  log: Logger;
+  database: DatabaseHandle;
+  koa: Koa;
+  router: Router;
+  metrics: Metrics;
+  secrets: Secrets;
+  lifecycle: Lifecycle;
+  /** Node request listener for http.createServer. */
+  handler: ReturnType<Koa['callback']>;
+  /** Registers work to run on close (flush buffers, stop timers), in reverse order. */
+  onClose(task: () => Promise<void> | void): void;
+  /** Runs the close tasks, then closes the database (unless it was passed in). */
+  close(): Promise<void>;
+}
+
+export async function createApp(options: AppOptions): Promise<App> {
+  const { config, log } = options;
+  const database = options.database ?? (await createDatabase({ config: config.database, log }));
+  const closeTasks: Array<() => Promise<void> | void> = [];
+  try {
+    if (options.migrate !== false) {
+      const applied = await migrateToLatest(database.db);
+      if (applied.length > 0) log.info({ applied }, 'database migrated');
+    }
+    const metrics = createMetrics();
+    const lifecycle: Lifecycle = { shuttingDown: false };
+    const secrets = createSecrets(config.secret);
+    const koa = createHttp({ log, metrics, lifecycle, trustProxy: config.http.trustProxy });
+    const router = new Router();
+
+    healthRoutes(router, {
+      db: database.db,
+      metrics,
+      lifecycle,
+      shippedMigrations: await shippedMigrations(),
+      metricsToken: config.metrics.token,
+    });
+    openapiRoutes(router, { document: await loadOpenApi() });
+
+    koa.use(router.routes());
+    koa.use(allowedMethods(router));
+
+    let closed: Promise<void> | null = null;
+    return {
+      config,
+      log,
+      database,
+      koa,
+      router,
+      metrics,
+      secrets,
+      lifecycle,
+      handler: koa.callback(),
+      onClose(task) {
+        closeTasks.push(task);
+      },
+      close() {
+        closed ??= (async () => {
+          lifecycle.shuttingDown = true;
+          for (const task of closeTasks.reverse()) {
+            try {
+              await task();
+            } catch (error) {
+              log.error({ err: error }, 'close task failed');
+            }
+          }
+          if (options.database === undefined) await database.close();
+        })();
+        return closed;
+      },
+    };
+  } catch (error) {
+    if (options.database === undefined) await database.close().catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,315 @@
+// Every setting tollhouse reads, from the environment, validated once. This is the only file
+// that touches process.env: the rest of the service receives frozen slices of `Config`.
+//
+// Rules (documented in README "Configuration"):
+// * an empty variable counts as unset;
+// * a secret setting may instead be read from a file named by `<NAME>_FILE` (Docker/Kubernetes
+//   secrets); setting both is an error;
+// * every bad setting is reported at once, by name, with what it expects — never a stack trace,
+//   and never the value of a secret.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+// A secret must carry at least 256 bits of entropy when hex-encoded (64 chars) or 32 bytes
+// of base64 (44 chars); 32 characters is the floor we accept for hand-picked passphrases.
+const MIN_SECRET_LENGTH = 32;
+
+function integer(min: number, max: number) {
+  return z
+    .string()
+    .regex(/^\d+$/, `expected an integer from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .min(min, `expected an integer from ${min} to ${max}`)
+        .max(max, `expected an integer from ${min} to ${max}`),
+    );
+}
+
+const boolean = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'expected true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const httpUrl = z
+  .string()
+  .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), {
+    error: 'expected an http:// or https:// URL',
+  })
+  .transform((v) => v.replace(/\/+$/, ''));
+
+const postgresUrl = z
+  .string()
+  .refine((v) => URL.canParse(v) && /^postgres(ql)?:$/.test(new URL(v).protocol), {
+    error: 'expected a postgres:// or postgresql:// URL',
+  });
+
+interface Setting {
+  /** Environment variable name. */
+  name: string;
+  /** Default as the operator would type it; absent means "unset" is meaningful. */
+  default?: string;
+  /** May be given as `<name>_FILE`; its value is never echoed in errors or logs. */
+  secret?: boolean;
+  doc: string;
+  schema: z.ZodType<unknown, string>;
+}
+
+/**
+ * The settings, as documented data: README's table, `.env.example` and the Docker wiring test
+ * are checked against this list.
+ */
+export const SETTINGS: readonly Setting[] = [
+  {
+    name: 'PORT',
+    default: '8080',
+    doc: 'TCP port of the one HTTP listener (API, OIDC, front door, signer, health, metrics).',
+    schema: integer(1, 65535),
+  },
+  {
+    name: 'HOST',
+    default: '0.0.0.0',
+    doc: 'Address to listen on. Use 127.0.0.1 to accept local connections only.',
+    schema: z.string().min(1),
+  },
+  {
+    name: 'PUBLIC_URL',
+    default: 'http://localhost:$PORT',
+    doc: 'The URL clients use to reach tollhouse; the OIDC issuer is `${PUBLIC_URL}/oidc`.',
+    schema: httpUrl,
+  },
+  {
+    name: 'DATABASE_URL',
+    secret: true,
+    doc: 'PostgreSQL connection URL. Unset: embedded PGlite stored under TOLLHOUSE_DATA_DIR (one process only).',
+    schema: postgresUrl,
+  },
+  {
+    name: 'DATABASE_POOL_MAX',
+    default: '10',
+    doc: 'Maximum PostgreSQL connections per process.',
+    schema: integer(1, 1000),
+  },
+  {
+    name: 'TOLLHOUSE_DATA_DIR',
+    default: './.tollhouse',
+    doc: 'Folder for the embedded database and the generated secret (embedded mode only).',
+    schema: z.string().min(1),
+  },
+  {
+    name: 'TOLLHOUSE_SECRET',
+    secret: true,
+    doc: 'Key that encrypts secrets at rest (at least 32 characters, e.g. `openssl rand -hex 32`). Required with DATABASE_URL; generated into the data folder in embedded mode.',
+    schema: z.string().min(MIN_SECRET_LENGTH, `expected at least ${MIN_SECRET_LENGTH} characters`),
+  },
+  {
+    name: 'LOG_LEVEL',
+    default: 'info',
+    doc: `Log threshold: ${LOG_LEVELS.join(', ')}. Logs are JSON lines on stdout.`,
+    schema: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }),
+  },
+  {
+    name: 'HTTP_BODY_LIMIT_BYTES',
+    default: '1048576',
+    doc: 'Largest JSON request body the REST API accepts (bytes); larger bodies get 413.',
+    schema: integer(1024, 100 * 1024 * 1024),
+  },
+  {
+    name: 'TRUST_PROXY',
+    default: 'false',
+    doc: 'Trust X-Forwarded-For/-Proto from a reverse proxy in front of tollhouse.',
+    schema: boolean,
+  },
+  {
+    name: 'SHUTDOWN_TIMEOUT_SECONDS',
+    default: '8',
+    doc: 'On SIGTERM/SIGINT, how long in-flight requests may finish before connections are closed.',
+    // Kept below 10 s so the whole shutdown, including flushing and closing the database, fits
+    // in the 10 s that orchestrators (Kubernetes' default grace is 30 s, Docker's 10 s) allow.
+    schema: integer(0, 9),
+  },
+  {
+    name: 'METRICS_TOKEN',
+    secret: true,
+    doc: 'If set, GET /metrics requires `Authorization: Bearer <token>`.',
+    schema: z.string().min(1),
+  },
+];
+
+export interface Config {
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    readonly publicUrl: string;
+    readonly bodyLimitBytes: number;
+    readonly trustProxy: boolean;
+    readonly shutdownTimeoutMs: number;
+  };
+  readonly database: {
+    /** null → embedded PGlite under `dataDir`. */
+    readonly url: string | null;
+    readonly poolMax: number;
+    readonly dataDir: string;
+  };
+  /** Root key for encryption at rest and keyed hashes. */
+  readonly secret: string;
+  readonly log: { readonly level: LogLevel };
+  readonly metrics: { readonly token: string | null };
+}
+
+export interface LoadedConfig {
+  config: Config;
+  /** Things the operator should know, logged once the logger exists. */
+  warnings: string[];
+}
+
+/** Thrown for an invalid setup; `message` lists every problem. */
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads `NAME` or `NAME_FILE` (secrets only); empty counts as unset. */
+function readRaw(
+  env: Env,
+  setting: Setting,
+  problems: string[],
+  readFile: (file: string) => string,
+): string | undefined {
+  const direct = env[setting.name] === '' ? undefined : env[setting.name];
+  if (!setting.secret) return direct;
+  const fileName = env[`${setting.name}_FILE`] === '' ? undefined : env[`${setting.name}_FILE`];
+  if (fileName === undefined) return direct;
+  if (direct !== undefined) {
+    problems.push(`${setting.name}: set ${setting.name} or ${setting.name}_FILE, not both`);
+    return undefined;
+  }
+  try {
+    // Files written by editors and `echo` end with a newline that is not part of the secret.
+    const value = readFile(fileName).replace(/\r?\n$/, '');
+    if (value === '') {
+      problems.push(`${setting.name}_FILE: ${fileName} is empty`);
+      return undefined;
+    }
+    return value;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    problems.push(`${setting.name}_FILE: cannot read ${fileName} (${code})`);
+    return undefined;
+  }
+}
+
+/** Pure part of loading: environment → values or the full list of problems. */
+export function parseConfig(
+  env: Env,
+  readFile: (file: string) => string = (f) => readFileSync(f, 'utf8'),
+): Config {
+  const problems: string[] = [];
+  const values = new Map<string, unknown>();
+  for (const setting of SETTINGS) {
+    const raw = readRaw(env, setting, problems, readFile);
+    if (raw === undefined) continue;
+    const parsed = setting.schema.safeParse(raw);
+    if (parsed.success) {
+      values.set(setting.name, parsed.data);
+    } else {
+      const reason = parsed.error.issues[0]?.message ?? 'invalid value';
+      const shown = setting.secret ? '' : ` (got ${JSON.stringify(raw)})`;
+      problems.push(`${setting.name}: ${reason}${shown}`);
+    }
+  }
+  const get = <T>(name: string): T => {
+    if (values.has(name)) return values.get(name) as T;
+    const setting = SETTINGS.find((s) => s.name === name);
+    if (setting?.default === undefined || setting.default.includes('$')) {
+      return undefined as T;
+    }
+    return setting.schema.parse(setting.default) as T;
+  };
+
+  const databaseUrl = get<string | undefined>('DATABASE_URL') ?? null;
+  const secret = get<string | undefined>('TOLLHOUSE_SECRET');
+  if (databaseUrl !== null && secret === undefined && !problems.some(isAbout('TOLLHOUSE_SECRET'))) {
+    problems.push(
+      'TOLLHOUSE_SECRET: required when DATABASE_URL is set (every replica must share it); generate one with `openssl rand -hex 32`',
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const port = get<number>('PORT');
+  return deepFreeze({
+    http: {
+      host: get<string>('HOST'),
+      port,
+      publicUrl: get<string | undefined>('PUBLIC_URL') ?? `http://localhost:${port}`,
+      bodyLimitBytes: get<number>('HTTP_BODY_LIMIT_BYTES'),
+      trustProxy: get<boolean>('TRUST_PROXY'),
+      shutdownTimeoutMs: get<number>('SHUTDOWN_TIMEOUT_SECONDS') * 1000,
+    },
+    database: {
+      url: databaseUrl,
+      poolMax: get<number>('DATABASE_POOL_MAX'),
+      dataDir: path.resolve(get<string>('TOLLHOUSE_DATA_DIR')),
+    },
+    // Filled in by loadConfig in embedded mode; parseConfig callers that need no secret
+    // (migrate against PGlite) still get a value that fails loudly if used for encryption.
+    secret: secret ?? '',
+    log: { level: get<LogLevel>('LOG_LEVEL') },
+    metrics: { token: get<string | undefined>('METRICS_TOKEN') ?? null },
+  });
+}
+
+function isAbout(name: string) {
+  return (problem: string) => problem.startsWith(`${name}:`) || problem.startsWith(`${name}_FILE:`);
+}
+
+/**
+ * Parses the environment and, in embedded mode without TOLLHOUSE_SECRET, reads or creates the
+ * generated secret in the data folder (mode 0600) so restarts can decrypt what was stored.
+ */
+export function loadConfig(env: Env = process.env): LoadedConfig {
+  const config = parseConfig(env);
+  const warnings: string[] = [];
+  if (config.secret !== '') return { config, warnings };
+
+  const file = path.join(config.database.dataDir, 'secret');
+  let secret: string;
+  try {
+    secret = readFileSync(file, 'utf8').trim();
+  } catch {
+    mkdirSync(config.database.dataDir, { recursive: true, mode: 0o700 });
+    secret = randomBytes(32).toString('hex');
+    // 'wx' fails if another process created it meanwhile; then read theirs.
+    try {
+      writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+    } catch {
+      secret = readFileSync(file, 'utf8').trim();
+    }
+  }
+  if (secret.length < MIN_SECRET_LENGTH) {
+    throw new ConfigError([`TOLLHOUSE_SECRET: the generated secret in ${file} is damaged`]);
+  }
+  warnings.push(
+    `TOLLHOUSE_SECRET is not set: using the generated secret in ${file}. Back it up with the data folder; set TOLLHOUSE_SECRET for production.`,
+  );
+  return { config: deepFreeze({ ...config, secret }), warnings };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,211 @@
+#!/usr/bin/env node
+// The command line: `tollhouse serve`, `tollhouse migrate`, and one sub-command group per
+// capability. Every command builds the service through src/app.ts, does its job, and exits.
+// Commands print their results to stdout (JSON where a program may read it); logs of
+// one-shot commands go to stderr so stdout stays parseable.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { createApp } from './app.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import type { LoadedConfig } from './config.ts';
+import { DataDirLocked, createDatabase } from './platform/db.ts';
+import { createLogger } from './platform/log.ts';
+import { listMigrations, migrateToLatest } from './platform/migrations.ts';
+import { startServer } from './platform/server.ts';
+
+// Hard ceiling for a graceful shutdown: Docker sends SIGKILL 10 s after SIGTERM.
+const SHUTDOWN_DEADLINE_MS = 9_500;
+
+interface Command {
+  summary: string;
+  usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    summary: 'Run the service (migrates the database first)',
+    usage: 'tollhouse serve',
+    run: serve,
+  },
+  migrate: {
+    summary: 'Apply pending database migrations, or list them with --status',
+    usage: 'tollhouse migrate [--status]',
+    run: migrate,
+  },
+  help: {
+    summary: 'Show this help',
+    usage: 'tollhouse help [command]',
+    run: async (args) => {
+      process.stdout.write(helpText(args[0]));
+      return 0;
+    },
+  },
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+function helpText(command?: string): string {
+  const one = command === undefined ? undefined : COMMANDS[command];
+  if (one !== undefined) return `${one.summary}\n\nUsage: ${one.usage}\n`;
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  const lines = Object.entries(COMMANDS).map(
+    ([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`,
+  );
+  return [
+    `tollhouse ${version()} — identity, metering, billing and payments for a go-livepeer gateway`,
+    '',
+    'Usage: tollhouse <command> [options]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Settings come from the environment; see README.md "Configuration".',
+    "Run `tollhouse help <command>` for a command's options.",
+    '',
+  ].join('\n');
+}
+
+/** Loads config or prints the problems and exits: an invalid setup never shows a stack. */
+function configOrExit(): LoadedConfig {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(78); // EX_CONFIG from sysexits.h
+    }
+    throw error;
+  }
+}
+
+async function serve(args: string[]): Promise<number> {
+  parseArgs({ args, options: {}, strict: true });
+  const { config, warnings } = configOrExit();
+  const log = createLogger({ level: config.log.level });
+  for (const warning of warnings) log.warn(warning);
+  const app = await createApp({ config, log });
+  const server = await startServer(app.handler, {
+    host: config.http.host,
+    port: config.http.port,
+    shutdownTimeoutMs: config.http.shutdownTimeoutMs,
+    log,
+  });
+  log.info(
+    { port: server.port, publicUrl: config.http.publicUrl, database: app.database.kind },
+    'tollhouse is listening',
+  );
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ signal }, 'shutting down: finishing in-flight requests');
+    setTimeout(() => {
+      log.error('shutdown took too long; exiting');
+      log.flush();
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
+    app.lifecycle.shuttingDown = true;
+    server
+      .close()
+      .then(() => app.close())
+      .then(
+        () => {
+          log.info('stopped');
+          log.flush(() => process.exit(0));
+        },
+        (error: unknown) => {
+          log.error({ err: error }, 'shutdown failed');
+          log.flush(() => process.exit(1));
+        },
+      );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  // Keep running until a signal arrives.
+  return new Promise<number>(() => {});
+}
+
+async function migrate(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { status: { type: 'boolean' } }, strict: true });
+  const { config, warnings } = configOrExit();
+  const log = createLogger({ level: config.log.level, destination: process.stderr });
+  for (const warning of warnings) log.warn(warning);
+  const database = await createDatabase({ config: config.database, log });
+  try {
+    if (values.status) {
+      const states = await listMigrations(database.db);
+      process.stdout.write(`${JSON.stringify({ migrations: states }, null, 2)}\n`);
+    } else {
+      const applied = await migrateToLatest(database.db);
+      process.stdout.write(`${JSON.stringify({ applied }, null, 2)}\n`);
+    }
+    return 0;
+  } finally {
+    await database.close();
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '--help' || first === '-h') {
+    process.stdout.write(helpText());
+    return first === undefined ? 2 : 0;
+  }
+  if (first === '--version' || first === '-v') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const command = COMMANDS[first];
+  if (command === undefined) {
+    process.stderr.write(`Unknown command "${first}".\n\n${helpText()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(helpText(first));
+    return 0;
+  }
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof DataDirLocked || isArgumentError(error)) {
+      process.stderr.write(`tollhouse: ${(error as Error).message}\n`);
+      process.exitCode = error instanceof DataDirLocked ? 1 : 2;
+      return;
+    }
+    process.stderr.write(`tollhouse: ${describeStartupError(error)}\n`);
+    process.exitCode = 1;
+  },
+);
+
+function isArgumentError(error: unknown): boolean {
+  return (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ?? false;
+}
+
+/** One line an operator can act on, for the usual start-up failures. */
+function describeStartupError(error: unknown): string {
+  const code = (error as { code?: string }).code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT') {
+    return `cannot reach the database (${code}): check DATABASE_URL and that PostgreSQL is running`;
+  }
+  if (code === 'EADDRINUSE') return `the port is already in use: ${message}; set PORT`;
+  if (code === 'EACCES') return `permission denied: ${message}`;
+  if (code === '28P01' || code === '28000') return `the database refused the login: ${message}`;
+  if (code === '3D000') return `the database does not exist: ${message}`;
+  return error instanceof Error && error.stack !== undefined ? error.stack : message;
+}

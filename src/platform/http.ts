@@ -1,0 +1,267 @@
+// HTTP plumbing: the Koa application with request ids, per-request loggers, metrics, and the
+// one place where errors become responses; plus `defineRoute`, the guard every REST route goes
+// through so handlers only see validated input and responses cannot leak undeclared fields.
+import { randomUUID } from 'node:crypto';
+import Router from '@koa/router';
+import coBody from 'co-body';
+import Koa from 'koa';
+import type { Context, Middleware, Next } from 'koa';
+import { z } from 'zod';
+import {
+  AppError,
+  BadRequest,
+  InvalidRequest,
+  MethodNotAllowed,
+  NotFound,
+  PayloadTooLarge,
+  UnsupportedMediaType,
+} from './errors.ts';
+import type { Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
+
+export { Router };
+
+/** Per-request state every middleware may read. */
+export interface RequestState {
+  requestId: string;
+  log: Logger;
+}
+
+export type AppContext = Context & { state: RequestState };
+
+/** Shared with the server: once shutting down, readiness fails and connections are not kept. */
+export interface Lifecycle {
+  shuttingDown: boolean;
+}
+
+export interface HttpOptions {
+  log: Logger;
+  metrics: Metrics;
+  lifecycle: Lifecycle;
+  trustProxy: boolean;
+}
+
+// Request ids from clients or proxies are echoed and logged, so only accept a safe alphabet
+// and length (uuids, ULIDs, AWS/GCP trace ids all fit).
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function createHttp({ log, metrics, lifecycle, trustProxy }: HttpOptions): Koa {
+  const koa = new Koa({ proxy: trustProxy });
+  // Koa would print errors to stderr itself; the error middleware below logs them instead.
+  koa.silent = true;
+  koa.use(requestContext(log, lifecycle));
+  koa.use(measure(metrics));
+  koa.use(renderErrors());
+  return koa;
+}
+
+function requestContext(log: Logger, lifecycle: Lifecycle): Middleware {
+  return async function requestContext(ctx: Context, next: Next) {
+    const started = process.hrtime.bigint();
+    const incoming = ctx.get('x-request-id');
+    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.state.log = log.child({ requestId });
+    ctx.set('X-Request-Id', requestId);
+    if (lifecycle.shuttingDown) ctx.set('Connection', 'close');
+    try {
+      await next();
+    } finally {
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      // The query string is not logged: OAuth codes and tokens travel there.
+      const line = {
+        req: { method: ctx.method, path: ctx.path, ip: ctx.ip },
+        res: { status: ctx.status },
+        durationMs: Math.round(durationMs * 1000) / 1000,
+      };
+      if (ctx.status >= 500) ctx.state.log.error(line, 'request failed');
+      else ctx.state.log.info(line, 'request');
+    }
+  };
+}
+
+function measure(metrics: Metrics): Middleware {
+  return async function measure(ctx: Context, next: Next) {
+    const end = metrics.httpRequestDuration.startTimer();
+    try {
+      await next();
+    } finally {
+      // The route template, not the path: ids in paths would make unbounded label sets.
+      const route = typeof ctx._matchedRoute === 'string' ? ctx._matchedRoute : 'unmatched';
+      end({ method: ctx.method, route, status: String(ctx.status) });
+    }
+  };
+}
+
+/** The one place errors are turned into `{"error": code, "message": …}` responses. */
+function renderErrors(): Middleware {
+  return async function renderErrors(ctx: Context, next: Next) {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body == null) {
+        throw new NotFound(`No route for ${ctx.method} ${ctx.path}`);
+      }
+    } catch (thrown) {
+      const error = toAppError(thrown);
+      const log = (ctx.state as RequestState).log;
+      if (error.status >= 500) log.error({ err: thrown }, error.message);
+      else log.info({ error: error.code, message: error.message }, 'request refused');
+      ctx.status = error.status;
+      for (const [name, value] of Object.entries(error.headers)) ctx.set(name, value);
+      ctx.body = {
+        error: error.code,
+        message: error.expose
+          ? error.message
+          : `Something went wrong on our side. Quote request id ${(ctx.state as RequestState).requestId} when reporting it.`,
+        ...(error.expose ? error.details : undefined),
+      };
+    }
+  };
+}
+
+/** Maps errors thrown by libraries (http-errors from Koa, co-body, the router) to AppErrors. */
+function toAppError(thrown: unknown): AppError {
+  if (thrown instanceof AppError) return thrown;
+  const status = (thrown as { status?: unknown }).status;
+  const type = (thrown as { type?: unknown }).type;
+  if (status === 413 || type === 'entity.too.large') {
+    const limit = (thrown as { limit?: number }).limit;
+    return new PayloadTooLarge(`Request body is larger than ${limit ?? 'the limit of'} bytes`, {
+      cause: thrown,
+    });
+  }
+  if (type === 'entity.parse.failed') {
+    return new BadRequest('Request body is not valid JSON', { cause: thrown });
+  }
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
+    return new UnsupportedMediaType('Request body encoding is not supported', { cause: thrown });
+  }
+  if (status === 405) return new MethodNotAllowed('Method not allowed on this path');
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new AppError(status, 'BadRequest', 'The request could not be processed', {
+      cause: thrown,
+    });
+  }
+  return new AppError(500, 'InternalServerError', 'Unhandled error', { cause: thrown });
+}
+
+type Schema = z.ZodType;
+type Out<S> = S extends z.ZodType ? z.output<S> : undefined;
+
+export interface RouteSpec<
+  P extends Schema | undefined,
+  Q extends Schema | undefined,
+  B extends Schema | undefined,
+  R extends Schema,
+> {
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
+  path: string;
+  params?: P;
+  query?: Q;
+  body?: B;
+  response: R;
+  /** Success status (default 200; 201 for created, 204 renders no body). */
+  status?: number;
+  /** Largest accepted JSON body in bytes. */
+  bodyLimitBytes?: number;
+  /** Runs before input parsing (authentication). */
+  before?: Middleware[];
+}
+
+export interface RouteInput<P, Q, B> {
+  params: P;
+  query: Q;
+  body: B;
+  ctx: AppContext;
+  /** Answer with another status than the route's success status (e.g. 503 from /readyz). */
+  setStatus(status: number): void;
+}
+
+/**
+ * Registers one JSON route. Input is parsed with the declared schemas (400 `InvalidRequest`
+ * listing every issue otherwise) and the result is parsed with `response`, so a field not in
+ * the response schema never reaches the client.
+ */
+export function defineRoute<
+  P extends Schema | undefined,
+  Q extends Schema | undefined,
+  B extends Schema | undefined,
+  R extends Schema,
+>(
+  router: Router,
+  spec: RouteSpec<P, Q, B, R>,
+  handler: (input: RouteInput<Out<P>, Out<Q>, Out<B>>) => Promise<z.input<R>> | z.input<R>,
+): void {
+  const limit = spec.bodyLimitBytes ?? 1024 * 1024;
+  const route: Middleware = async function route(ctx: Context) {
+    const issues: Issue[] = [];
+    const params = validate('params', spec.params, ctx.params, issues);
+    const query = validate('query', spec.query, ctx.query, issues);
+    let body: unknown;
+    if (spec.body !== undefined) {
+      body = validate('body', spec.body, await readJson(ctx, limit), issues);
+    }
+    if (issues.length > 0) {
+      throw new InvalidRequest(
+        issues.map((i) => `${i.location}${i.path ? `.${i.path}` : ''}: ${i.message}`).join('; '),
+        { details: { issues } },
+      );
+    }
+    let status = spec.status ?? 200;
+    const result = await handler({
+      params: params as Out<P>,
+      query: query as Out<Q>,
+      body: body as Out<B>,
+      ctx: ctx as AppContext,
+      setStatus: (next) => {
+        status = next;
+      },
+    });
+    ctx.status = status;
+    if (status !== 204) ctx.body = spec.response.parse(result);
+  };
+  router[spec.method](spec.path, ...(spec.before ?? []), route);
+}
+
+interface Issue {
+  location: 'params' | 'query' | 'body';
+  path: string;
+  message: string;
+}
+
+function validate(
+  location: Issue['location'],
+  schema: Schema | undefined,
+  value: unknown,
+  issues: Issue[],
+): unknown {
+  if (schema === undefined) return undefined;
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) {
+    issues.push({ location, path: issue.path.join('.'), message: issue.message });
+  }
+  return undefined;
+}
+
+async function readJson(ctx: Context, limitBytes: number): Promise<unknown> {
+  const length = ctx.request.length;
+  if (!ctx.request.type && (length === undefined || length === 0)) return undefined;
+  if (!ctx.request.is('application/json', '+json')) {
+    throw new UnsupportedMediaType('Send the request body as application/json');
+  }
+  // strict: only objects and arrays at the top level, as RFC 8259 parsers commonly expect.
+  return coBody.json(ctx.req, { limit: limitBytes, strict: true });
+}
+
+/**
+ * The router's 405/501 answers, rendered through the same error shape: an unknown method on
+ * a known path is 405 with an Allow header.
+ */
+export function allowedMethods(router: Router): Middleware {
+  return router.allowedMethods({
+    throw: true,
+    methodNotAllowed: () => new MethodNotAllowed('Method not allowed on this path'),
+    notImplemented: () => new MethodNotAllowed('Method not implemented'),
+  }) as unknown as Middleware;
+}

@@ -1,0 +1,18 @@
+// Serves the OpenAPI description of the REST API (the file at the repository root, read once).
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { Router } from './http.ts';
+
+export const OPENAPI_FILE = fileURLToPath(new URL('../../openapi.yaml', import.meta.url));
+
+export async function loadOpenApi(): Promise<string> {
+  return readFile(OPENAPI_FILE, 'utf8');
+}
+
+export function openapiRoutes(router: Router, deps: { document: string }): void {
+  router.get('/v1/openapi.yaml', function openapiDocument(ctx) {
+    ctx.set('Content-Type', 'application/yaml; charset=utf-8');
+    ctx.set('Cache-Control', 'public, max-age=300');
+    ctx.body = deps.document;
+  });
+}

@@ -1,0 +1,70 @@
+// Encryption at rest and keyed hashes, all derived from TOLLHOUSE_SECRET. Each purpose gets its
+// own subkey (HKDF-SHA256 with the purpose as `info`), so a key used to hash API keys can never
+// decrypt an OIDC signing key.
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+
+// AES-256-GCM: 12-byte nonce (NIST SP 800-38D recommendation), 16-byte tag.
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+// Sealed values carry a version so the scheme can change without a flag day.
+const VERSION = 'v1';
+
+export interface SecretBox {
+  /** Encrypts `plaintext`; `context` (e.g. a row id) is authenticated but not stored. */
+  seal(plaintext: string, context?: string): string;
+  open(sealed: string, context?: string): string;
+}
+
+export interface Secrets {
+  /** A box whose key is specific to `purpose`. */
+  box(purpose: string): SecretBox;
+  /** HMAC-SHA256 of `value` under the `purpose` subkey, hex. */
+  hmac(purpose: string, value: string): string;
+}
+
+function subkey(root: string, purpose: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', root, 'tollhouse', purpose, 32));
+}
+
+export function createSecrets(root: string): Secrets {
+  if (root.length === 0) throw new Error('TOLLHOUSE_SECRET is empty');
+  const hmacKeys = new Map<string, Buffer>();
+  return {
+    box(purpose) {
+      const key = subkey(root, `box:${purpose}`);
+      return {
+        seal(plaintext, context = '') {
+          const nonce = randomBytes(NONCE_BYTES);
+          const cipher = createCipheriv('aes-256-gcm', key, nonce);
+          cipher.setAAD(Buffer.from(context));
+          const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+          const sealed = Buffer.concat([nonce, cipher.getAuthTag(), body]);
+          return `${VERSION}.${sealed.toString('base64url')}`;
+        },
+        open(sealed, context = '') {
+          const [version, payload] = sealed.split('.');
+          if (version !== VERSION || payload === undefined) {
+            throw new Error('sealed value has an unknown format');
+          }
+          const raw = Buffer.from(payload, 'base64url');
+          const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, NONCE_BYTES));
+          decipher.setAAD(Buffer.from(context));
+          decipher.setAuthTag(raw.subarray(NONCE_BYTES, NONCE_BYTES + TAG_BYTES));
+          // final() throws if the tag does not match: wrong secret, wrong context or tampering.
+          return Buffer.concat([
+            decipher.update(raw.subarray(NONCE_BYTES + TAG_BYTES)),
+            decipher.final(),
+          ]).toString('utf8');
+        },
+      };
+    },
+    hmac(purpose, value) {
+      let key = hmacKeys.get(purpose);
+      if (key === undefined) {
+        key = subkey(root, `hmac:${purpose}`);
+        hmacKeys.set(purpose, key);
+      }
+      return createHmac('sha256', key).update(value).digest('hex');
+    },
+  };
+}
