@@ -54,7 +54,13 @@ export async function createApp(options: AppOptions): Promise<App> {
     const metrics = createMetrics();
     const lifecycle: Lifecycle = { shuttingDown: false };
     const secrets = createSecrets(config.secret);
-    const koa = createHttp({ log, metrics, lifecycle, trustProxy: config.http.trustProxy });
+    const koa = createHttp({
+      log,
+      metrics,
+      lifecycle,
+      trustProxy: config.http.trustProxy,
+      bodyLimitBytes: config.http.bodyLimitBytes,
+    });
     const router = new Router();
 
     healthRoutes(router, {

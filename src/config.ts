@@ -90,6 +90,11 @@ export const SETTINGS: readonly Setting[] = [
     schema: postgresUrl,
   },
   {
+    name: 'GATEWAY_URL',
+    doc: 'The go-livepeer gateway (broadcaster mode) that the front door forwards AI requests to. Unset: the front door is off.',
+    schema: httpUrl,
+  },
+  {
     name: 'DATABASE_POOL_MAX',
     default: '10',
     doc: 'Maximum PostgreSQL connections per process.',
@@ -159,6 +164,10 @@ export interface Config {
   /** Root key for encryption at rest and keyed hashes. */
   readonly secret: string;
   readonly log: { readonly level: LogLevel };
+  readonly gateway: {
+    /** null → no upstream gateway: the front door answers 503. */
+    readonly url: string | null;
+  };
   readonly metrics: { readonly token: string | null };
 }
 
@@ -266,6 +275,7 @@ export function parseConfig(
     // (migrate against PGlite) still get a value that fails loudly if used for encryption.
     secret: secret ?? '',
     log: { level: get<LogLevel>('LOG_LEVEL') },
+    gateway: { url: get<string | undefined>('GATEWAY_URL') ?? null },
     metrics: { token: get<string | undefined>('METRICS_TOKEN') ?? null },
   });
 }

@@ -6,7 +6,7 @@ import Router from '@koa/router';
 import coBody from 'co-body';
 import Koa from 'koa';
 import type { Context, Middleware, Next } from 'koa';
-import { z } from 'zod';
+import type { z } from 'zod';
 import {
   AppError,
   BadRequest,
@@ -25,6 +25,8 @@ export { Router };
 export interface RequestState {
   requestId: string;
   log: Logger;
+  /** HTTP_BODY_LIMIT_BYTES: the default JSON body limit of every route. */
+  bodyLimitBytes: number;
 }
 
 export type AppContext = Context & { state: RequestState };
@@ -39,34 +41,39 @@ export interface HttpOptions {
   metrics: Metrics;
   lifecycle: Lifecycle;
   trustProxy: boolean;
+  bodyLimitBytes: number;
 }
 
 // Request ids from clients or proxies are echoed and logged, so only accept a safe alphabet
 // and length (uuids, ULIDs, AWS/GCP trace ids all fit).
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function createHttp({ log, metrics, lifecycle, trustProxy }: HttpOptions): Koa {
+export function createHttp(options: HttpOptions): Koa {
+  const { log, metrics, lifecycle, trustProxy, bodyLimitBytes } = options;
   const koa = new Koa({ proxy: trustProxy });
   // Koa would print errors to stderr itself; the error middleware below logs them instead.
   koa.silent = true;
-  koa.use(requestContext(log, lifecycle));
+  koa.use(requestContext(log, lifecycle, bodyLimitBytes));
   koa.use(measure(metrics));
   koa.use(renderErrors());
   return koa;
 }
 
-function requestContext(log: Logger, lifecycle: Lifecycle): Middleware {
+function requestContext(log: Logger, lifecycle: Lifecycle, bodyLimitBytes: number): Middleware {
   return async function requestContext(ctx: Context, next: Next) {
     const started = process.hrtime.bigint();
     const incoming = ctx.get('x-request-id');
     const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
     ctx.state.requestId = requestId;
     ctx.state.log = log.child({ requestId });
+    ctx.state.bodyLimitBytes = bodyLimitBytes;
     ctx.set('X-Request-Id', requestId);
-    if (lifecycle.shuttingDown) ctx.set('Connection', 'close');
     try {
       await next();
     } finally {
+      // Checked when the response is ready, so a request that began before shutdown also
+      // tells its client not to reuse the connection.
+      if (lifecycle.shuttingDown && !ctx.headerSent) ctx.set('Connection', 'close');
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
       // The query string is not logged: OAuth codes and tokens travel there.
       const line = {
@@ -130,7 +137,8 @@ function toAppError(thrown: unknown): AppError {
       cause: thrown,
     });
   }
-  if (type === 'entity.parse.failed') {
+  // co-body marks JSON.parse's SyntaxError (and its own "only objects and arrays") with 400.
+  if (type === 'entity.parse.failed' || (thrown instanceof SyntaxError && status === 400)) {
     return new BadRequest('Request body is not valid JSON', { cause: thrown });
   }
   if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
@@ -162,7 +170,7 @@ export interface RouteSpec<
   response: R;
   /** Success status (default 200; 201 for created, 204 renders no body). */
   status?: number;
-  /** Largest accepted JSON body in bytes. */
+  /** Largest accepted JSON body in bytes (default HTTP_BODY_LIMIT_BYTES). */
   bodyLimitBytes?: number;
   /** Runs before input parsing (authentication). */
   before?: Middleware[];
@@ -192,13 +200,13 @@ export function defineRoute<
   spec: RouteSpec<P, Q, B, R>,
   handler: (input: RouteInput<Out<P>, Out<Q>, Out<B>>) => Promise<z.input<R>> | z.input<R>,
 ): void {
-  const limit = spec.bodyLimitBytes ?? 1024 * 1024;
   const route: Middleware = async function route(ctx: Context) {
     const issues: Issue[] = [];
     const params = validate('params', spec.params, ctx.params, issues);
     const query = validate('query', spec.query, ctx.query, issues);
     let body: unknown;
     if (spec.body !== undefined) {
+      const limit = spec.bodyLimitBytes ?? (ctx.state as RequestState).bodyLimitBytes;
       body = validate('body', spec.body, await readJson(ctx, limit), issues);
     }
     if (issues.length > 0) {

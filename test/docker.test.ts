@@ -1,0 +1,107 @@
+// No Docker engine runs where these tests run, so the wiring of docker/ is checked by reading
+// the files: what the compose file passes to tollhouse must be settings config.ts knows, and
+// the ports and URLs that connect the three services must agree.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { SETTINGS, parseConfig } from '../src/config.ts';
+import { ROOT } from './support/process.ts';
+
+interface Service {
+  image?: string;
+  build?: { context: string; dockerfile: string };
+  environment?: Record<string, string>;
+  ports?: string[];
+  command?: string[];
+  depends_on?: Record<string, { condition: string }>;
+}
+const compose = parse(readFileSync(path.join(ROOT, 'docker/compose.yaml'), 'utf8')) as {
+  services: Record<string, Service>;
+};
+const dockerfile = readFileSync(path.join(ROOT, 'docker/Dockerfile'), 'utf8');
+const { postgres, tollhouse, gateway } = compose.services as Record<string, Service>;
+
+/** Compose `${VAR:-default}` / `${VAR:?message}` → an example value, as compose would fill in. */
+function interpolate(value: string): string {
+  return value.replace(
+    /\$\{(\w+)(?::-([^}]*)|:\?[^}]*)?\}/g,
+    (_, name: string, fallback?: string) =>
+      fallback !== undefined
+        ? fallback
+        : name === 'TOLLHOUSE_SECRET'
+          ? 'f'.repeat(64)
+          : `example-${name}`,
+  );
+}
+
+function flag(name: string): string {
+  const arg = gateway!.command!.find((a) => a.startsWith(`-${name}=`));
+  expect(arg, `gateway lacks -${name}`).toBeDefined();
+  return interpolate(arg!.slice(name.length + 2));
+}
+
+describe('docker/compose.yaml', () => {
+  it('runs PostgreSQL 16, tollhouse built from this repository, and a go-livepeer gateway', () => {
+    expect(postgres!.image).toMatch(/^postgres:16/);
+    expect(tollhouse!.build).toEqual({ context: '..', dockerfile: 'docker/Dockerfile' });
+    expect(gateway!.image).toMatch(/^livepeer\/go-livepeer:/);
+    expect(tollhouse!.depends_on?.postgres?.condition).toBe('service_healthy');
+  });
+
+  it('passes tollhouse only settings that config.ts knows, and they validate', () => {
+    const known = new Set(SETTINGS.map((s) => s.name));
+    const env = Object.fromEntries(
+      Object.entries(tollhouse!.environment ?? {}).map(([k, v]) => [k, interpolate(String(v))]),
+    );
+    expect(Object.keys(env).filter((name) => !known.has(name))).toEqual([]);
+    const config = parseConfig(env);
+    expect(new URL(config.database.url!).hostname).toBe('postgres');
+    expect(config.gateway.url).toBe('http://gateway:9935');
+  });
+
+  it('publishes the port tollhouse listens on, and nothing of the gateway', () => {
+    const port = tollhouse!.environment!.PORT;
+    expect(tollhouse!.ports).toEqual([`${port}:${port}`]);
+    expect(gateway!.ports).toBeUndefined();
+  });
+
+  it('points the gateway at tollhouse as its remote signer, with a bearer token', () => {
+    const signer = new URL(flag('remoteSignerUrl'));
+    expect(signer.hostname).toBe('tollhouse');
+    expect(signer.port).toBe(tollhouse!.environment!.PORT);
+    expect(signer.pathname).toBe('/signer');
+    expect(flag('remoteSignerHeaders')).toMatch(/^Authorization:Bearer \S+$/);
+  });
+
+  it('points the front door at the port the gateway listens on', () => {
+    const httpAddr = flag('httpAddr');
+    const upstream = new URL(tollhouse!.environment!.GATEWAY_URL!);
+    expect(upstream.hostname).toBe('gateway');
+    expect(upstream.port).toBe(httpAddr.split(':')[1]);
+    expect(gateway!.command).toContain('-gateway');
+  });
+});
+
+describe('docker/Dockerfile', () => {
+  it('runs Node 24 as a non-root user, with a health check on the port it exposes', () => {
+    expect(dockerfile).toMatch(/^FROM node:24-slim$/m);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    const exposed = /^EXPOSE (\d+)$/m.exec(dockerfile)?.[1];
+    expect(exposed).toBe(/PORT=(\d+)/.exec(dockerfile)?.[1]);
+    expect(exposed).toBe(SETTINGS.find((s) => s.name === 'PORT')?.default);
+    expect(dockerfile).toMatch(/^HEALTHCHECK .*\n?.*\/healthz/m);
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "src\/main.ts"\]$/m);
+    expect(dockerfile).toMatch(/^CMD \["serve"\]$/m);
+  });
+
+  it('copies everything the service reads at run time', () => {
+    for (const needed of ['src', 'db', 'openapi.yaml', 'package.json', 'package-lock.json']) {
+      expect(dockerfile).toMatch(new RegExp(`^COPY .*\\b${needed.replace('.', '\\.')}\\b`, 'm'));
+    }
+    const env = /^ENV ([\s\S]*?)\n\n/m.exec(dockerfile)?.[1] ?? '';
+    const names = [...env.matchAll(/(\w+)=/g)].map((m) => m[1]).filter((n) => n !== 'NODE_ENV');
+    const known = new Set(SETTINGS.map((s) => s.name));
+    expect(names.filter((n) => !known.has(n!))).toEqual([]);
+  });
+});

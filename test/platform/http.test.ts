@@ -1,0 +1,243 @@
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { AppError, Conflict } from '../../src/platform/errors.ts';
+import { defineRoute } from '../../src/platform/http.ts';
+import { createLogger, redactSecrets } from '../../src/platform/log.ts';
+import { json } from '../support/http.ts';
+import { startTestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
+
+// Log lines the app writes, parsed, so tests can check what reaches the logs.
+const lines: Array<Record<string, unknown>> = [];
+const sink = new Writable({
+  write(chunk: Buffer, _encoding, callback) {
+    for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+    callback();
+  },
+});
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await startTestApp({
+    env: { HTTP_BODY_LIMIT_BYTES: '2048' },
+    log: createLogger({ level: 'info', destination: sink }),
+    // Routes that exist only to exercise the plumbing every real route goes through.
+    beforeStart(app) {
+      defineRoute(
+        app.router,
+        {
+          method: 'post',
+          path: '/test/widgets/:id',
+          params: z.object({ id: z.string().regex(/^w_\d+$/) }),
+          query: z.object({ dryRun: z.enum(['true', 'false']).optional() }),
+          body: z.object({ name: z.string().min(1), size: z.number().int().positive() }),
+          response: z.object({ id: z.string(), name: z.string() }),
+          status: 201,
+        },
+        ({ params, body }) => ({ id: params.id, name: body.name, internalCost: 42 }) as never,
+      );
+      defineRoute(
+        app.router,
+        { method: 'get', path: '/test/fail/:kind', response: z.object({}) },
+        ({ ctx }) => {
+          if (ctx.params.kind === 'conflict') throw new Conflict('Widget already exists');
+          if (ctx.params.kind === 'headers') {
+            throw new AppError(429, 'TooManyRequests', 'Slow down', {
+              headers: { 'Retry-After': '3' },
+            });
+          }
+          throw new Error('database password is hunter2');
+        },
+      );
+    },
+  });
+});
+afterAll(async () => {
+  await t.close();
+});
+
+async function post(path: string, body: string, headers: Record<string, string> = {}) {
+  const response = await fetch(`${t.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+  });
+  return { status: response.status, headers: response.headers, body: await json(response) };
+}
+
+describe('the route guard', () => {
+  it('passes validated input and strips fields the response schema does not declare', async () => {
+    const response = await post('/test/widgets/w_1', JSON.stringify({ name: 'a', size: 2 }));
+    expect(response.status).toBe(201);
+    expect(response.body).toEqual({ id: 'w_1', name: 'a' });
+  });
+
+  it('lists every invalid input at once with its location', async () => {
+    const response = await post('/test/widgets/nope?dryRun=maybe', JSON.stringify({ size: -1 }));
+    expect(response.status).toBe(400);
+    expect(response.body.error).toBe('InvalidRequest');
+    expect(
+      response.body.issues.map(
+        (i: { location: string; path: string }) => `${i.location}.${i.path}`,
+      ),
+    ).toEqual(['params.id', 'query.dryRun', 'body.name', 'body.size']);
+    expect(response.body.message).toContain('body.size');
+  });
+
+  it('answers 400 for malformed JSON, 415 for another media type, 413 above the body limit', async () => {
+    const malformed = await post('/test/widgets/w_1', '{"name": ');
+    expect(malformed).toMatchObject({
+      status: 400,
+      body: { error: 'BadRequest', message: 'Request body is not valid JSON' },
+    });
+
+    const scalar = await post('/test/widgets/w_1', '"just a string"');
+    expect(scalar.status).toBe(400);
+
+    const form = await post('/test/widgets/w_1', 'name=a', {
+      'content-type': 'application/x-www-form-urlencoded',
+    });
+    expect(form).toMatchObject({ status: 415, body: { error: 'UnsupportedMediaType' } });
+
+    const huge = await post(
+      '/test/widgets/w_1',
+      JSON.stringify({ name: 'x'.repeat(4096), size: 1 }),
+    );
+    expect(huge).toMatchObject({
+      status: 413,
+      body: { error: 'PayloadTooLarge', message: 'Request body is larger than 2048 bytes' },
+    });
+
+    const missing = await fetch(`${t.url}/test/widgets/w_1`, { method: 'POST' });
+    expect(missing.status).toBe(400);
+    expect((await json(missing)).issues[0]).toMatchObject({ location: 'body' });
+  });
+});
+
+describe('errors', () => {
+  it('renders an AppError with its status, code and headers', async () => {
+    const conflict = await fetch(`${t.url}/test/fail/conflict`);
+    expect(conflict.status).toBe(409);
+    expect(await json(conflict)).toEqual({ error: 'Conflict', message: 'Widget already exists' });
+    const limited = await fetch(`${t.url}/test/fail/headers`);
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('retry-after')).toBe('3');
+  });
+
+  it('never shows internals in a 500, and logs them with the request id', async () => {
+    const response = await fetch(`${t.url}/test/fail/boom`, {
+      headers: { 'x-request-id': 'trace-500' },
+    });
+    expect(response.status).toBe(500);
+    const body = await json(response);
+    expect(body).toEqual({
+      error: 'InternalServerError',
+      message: 'Something went wrong on our side. Quote request id trace-500 when reporting it.',
+    });
+    expect(JSON.stringify(body)).not.toContain('hunter2');
+    const logged = lines.find((l) => l.requestId === 'trace-500' && l.level === 'error' && l.err);
+    expect(logged).toBeDefined();
+  });
+
+  it('answers unknown paths with 404 and known paths with a wrong method with 405, as JSON', async () => {
+    const missing = await fetch(`${t.url}/no/such/thing?x=1`);
+    expect(missing.status).toBe(404);
+    expect(await json(missing)).toEqual({
+      error: 'NotFound',
+      message: 'No route for GET /no/such/thing',
+    });
+    const wrong = await fetch(`${t.url}/healthz`, { method: 'DELETE' });
+    expect(wrong.status).toBe(405);
+    expect((await json(wrong)).error).toBe('MethodNotAllowed');
+  });
+});
+
+describe('request ids and logs', () => {
+  it('echoes a well-formed X-Request-Id and replaces a hostile one', async () => {
+    const kept = await fetch(`${t.url}/healthz`, { headers: { 'x-request-id': 'abc-123.def' } });
+    expect(kept.headers.get('x-request-id')).toBe('abc-123.def');
+    const hostile = await fetch(`${t.url}/healthz`, {
+      headers: { 'x-request-id': 'a b <script>' },
+    });
+    expect(hostile.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const generated = await fetch(`${t.url}/healthz`);
+    expect(generated.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it('logs one line per request without the query string or credentials', async () => {
+    await fetch(`${t.url}/healthz?code=secret-oauth-code`, {
+      headers: { 'x-request-id': 'log-check', authorization: 'Bearer th_sk_live_secret' },
+    });
+    const line = lines.find((l) => l.requestId === 'log-check' && l.msg === 'request');
+    expect(line).toMatchObject({ req: { method: 'GET', path: '/healthz' }, res: { status: 200 } });
+    expect(JSON.stringify(lines)).not.toContain('secret-oauth-code');
+    expect(JSON.stringify(lines)).not.toContain('th_sk_live_secret');
+  });
+
+  it('redacts fields named like credentials at any depth, and keeps key identifiers', () => {
+    const input = {
+      headers: { authorization: 'Bearer x', cookie: 'sid=1', 'x-api-key': 'k' },
+      client: { client_secret: 's', password: 'p', nested: [{ apiKey: 'a', private_key: 'b' }] },
+      keyId: 'key_123',
+      key_prefix: 'th_sk_ab',
+      refreshToken: 't',
+    };
+    expect(redactSecrets(input)).toEqual({
+      headers: { authorization: '[redacted]', cookie: '[redacted]', 'x-api-key': '[redacted]' },
+      client: {
+        client_secret: '[redacted]',
+        password: '[redacted]',
+        nested: [{ apiKey: '[redacted]', private_key: '[redacted]' }],
+      },
+      keyId: 'key_123',
+      key_prefix: 'th_sk_ab',
+      refreshToken: '[redacted]',
+    });
+    expect(input.headers.authorization).toBe('Bearer x'); // the caller's object is untouched
+  });
+});
+
+describe('health and metrics', () => {
+  it('reports liveness and readiness', async () => {
+    expect(await json(await fetch(`${t.url}/healthz`))).toEqual({ status: 'ok' });
+    const ready = await fetch(`${t.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await json(ready)).toEqual({
+      status: 'ready',
+      checks: { database: 'ok', migrations: 'ok' },
+    });
+  });
+
+  it('exposes request durations by route template and process metrics', async () => {
+    await fetch(`${t.url}/test/widgets/w_9`, {
+      method: 'POST',
+      body: '{}',
+      headers: { 'content-type': 'application/json' },
+    });
+    const text = await (await fetch(`${t.url}/metrics`)).text();
+    expect(text).toContain(
+      'http_request_duration_seconds_count{method="POST",route="/test/widgets/:id",status="400"}',
+    );
+    expect(text).toMatch(/^process_cpu_seconds_total /m);
+    expect(text).not.toContain('w_9');
+  });
+
+  it('protects /metrics with METRICS_TOKEN when set', async () => {
+    const token = 'metrics-token-'.padEnd(40, 'z');
+    const secured = await startTestApp({ env: { METRICS_TOKEN: token } });
+    try {
+      const denied = await fetch(`${secured.url}/metrics`, {
+        headers: { authorization: 'Bearer wrong' },
+      });
+      expect(denied.status).toBe(401);
+      expect(denied.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      const allowed = await fetch(`${secured.url}/metrics`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(allowed.status).toBe(200);
+    } finally {
+      await secured.close();
+    }
+  });
+});

@@ -1,0 +1,68 @@
+// The real app over real HTTP on a loopback port, on this file's own database.
+import { randomBytes } from 'node:crypto';
+import { createApp } from '../../src/app.ts';
+import type { App } from '../../src/app.ts';
+import { parseConfig } from '../../src/config.ts';
+import type { Config } from '../../src/config.ts';
+import { createLogger } from '../../src/platform/log.ts';
+import type { Logger } from '../../src/platform/log.ts';
+import { startServer } from '../../src/platform/server.ts';
+import type { RunningServer } from '../../src/platform/server.ts';
+import { createTestDatabase } from './db.ts';
+import type { TestDatabase } from './db.ts';
+
+export interface TestApp {
+  app: App;
+  server: RunningServer;
+  /** http://127.0.0.1:<port> */
+  url: string;
+  database: TestDatabase;
+  close(): Promise<void>;
+}
+
+export interface TestAppOptions {
+  /** Extra environment settings, as an operator would set them. */
+  env?: Record<string, string>;
+  log?: Logger;
+  /** Register extra routes before the app starts serving (tests of the plumbing itself). */
+  beforeStart?: (app: App) => void;
+}
+
+export function testConfig(env: Record<string, string> = {}): Config {
+  return parseConfig({
+    TOLLHOUSE_SECRET: randomBytes(32).toString('hex'),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'silent',
+    SHUTDOWN_TIMEOUT_SECONDS: '2',
+    ...env,
+  });
+}
+
+export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const database = await createTestDatabase();
+  const handle = await database.open();
+  const config = testConfig({ PORT: '1', ...options.env });
+  const app = await createApp({
+    config,
+    log: options.log ?? createLogger({ level: 'silent' }),
+    database: handle,
+  });
+  options.beforeStart?.(app);
+  const server = await startServer(app.handler, {
+    host: '127.0.0.1',
+    port: 0,
+    shutdownTimeoutMs: config.http.shutdownTimeoutMs,
+    log: app.log,
+  });
+  return {
+    app,
+    server,
+    url: `http://127.0.0.1:${server.port}`,
+    database,
+    async close() {
+      await server.close();
+      await app.close();
+      await database.destroy();
+    },
+  };
+}
