@@ -2,6 +2,8 @@
 // Called by src/main.ts (serve, migrate, CLI commands) and by tests; nothing else creates
 // services, and nothing is global.
 import type { Config } from './config.ts';
+import { createAuthenticator } from './platform/auth.ts';
+import type { Authenticator, CredentialVerifier } from './platform/auth.ts';
 import { createDatabase } from './platform/db.ts';
 import type { DatabaseHandle } from './platform/db.ts';
 import { healthRoutes } from './platform/health.ts';
@@ -33,6 +35,8 @@ export interface App {
   router: Router;
   metrics: Metrics;
   secrets: Secrets;
+  /** Turns a bearer credential into a principal (API keys, then OIDC access tokens). */
+  authenticator: Authenticator;
   lifecycle: Lifecycle;
   /** Node request listener for http.createServer. */
   handler: ReturnType<Koa['callback']>;
@@ -62,6 +66,9 @@ export async function createApp(options: AppOptions): Promise<App> {
       bodyLimitBytes: config.http.bodyLimitBytes,
     });
     const router = new Router();
+    // Each capability that issues credentials adds its verifier here.
+    const verifiers: CredentialVerifier[] = [];
+    const authenticator = createAuthenticator(verifiers);
 
     healthRoutes(router, {
       db: database.db,
@@ -84,6 +91,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       router,
       metrics,
       secrets,
+      authenticator,
       lifecycle,
       handler: koa.callback(),
       onClose(task) {

@@ -1,0 +1,109 @@
+// Who is calling: the principal every authenticated route works with, the scopes it may
+// hold, and the middleware that turns `Authorization: Bearer <credential>` into one.
+// Capabilities contribute verifiers (keys: API keys; identity: OIDC access tokens); app.ts
+// composes them. The 401 body is exactly what go-livepeer operators' clients already expect.
+import type { Middleware } from 'koa';
+import { Forbidden, Unauthorized } from './errors.ts';
+import type { RequestState } from './http.ts';
+
+export const SCOPES = [
+  'gateway',
+  'signer',
+  'usage:read',
+  'usage:write',
+  'billing:read',
+  'admin',
+] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export interface Principal {
+  /** How the caller proved who it is. */
+  via: 'api_key' | 'access_token';
+  /** The account that pays and owns what is created. */
+  accountId: string;
+  /** The OIDC app (client) the credential belongs to, if any. */
+  appId: string | null;
+  /** The API key used (`key_…`), if any. */
+  keyId: string | null;
+  /** The OIDC client id that obtained the token, if any. */
+  clientId: string | null;
+  /** An app's end user (external id) the caller acts for, if any. */
+  endUserId: string | null;
+  scopes: readonly Scope[];
+  /** Browser keys only: allowed `Origin`s and resources; null means unrestricted. */
+  allowedOrigins: readonly string[] | null;
+  allowedResources: readonly string[] | null;
+}
+
+export interface VerifyContext {
+  /** The request's Origin header, if a browser sent one. */
+  origin: string | null;
+}
+
+export interface CredentialVerifier {
+  /**
+   * Returns null when the credential is not of this verifier's kind (the next one is asked);
+   * throws Unauthorized/Forbidden when it is, but is not acceptable.
+   */
+  verify(credential: string, context: VerifyContext): Promise<Principal | null> | Principal | null;
+}
+
+/** The exact 401 every client library of hosted Livepeer gateways already handles. */
+export function invalidCredential(): Unauthorized {
+  return new Unauthorized('Invalid API key', {
+    headers: { 'WWW-Authenticate': 'Bearer realm="tollhouse", error="invalid_token"' },
+  });
+}
+
+export interface Authenticator {
+  /** The principal for an Authorization header value, or a thrown 401/403. */
+  authenticate(authorization: string | undefined, context: VerifyContext): Promise<Principal>;
+}
+
+export function createAuthenticator(verifiers: readonly CredentialVerifier[]): Authenticator {
+  return {
+    async authenticate(authorization, context) {
+      const credential = bearerCredential(authorization);
+      if (credential === null) throw invalidCredential();
+      for (const verifier of verifiers) {
+        const principal = await verifier.verify(credential, context);
+        if (principal !== null) return principal;
+      }
+      throw invalidCredential();
+    },
+  };
+}
+
+/** `Bearer <credential>` (scheme case-insensitive, surrounding whitespace ignored) → credential. */
+export function bearerCredential(authorization: string | undefined): string | null {
+  if (authorization === undefined) return null;
+  const match = /^\s*bearer\s+(\S+)\s*$/i.exec(authorization);
+  return match?.[1] ?? null;
+}
+
+export type AuthState = RequestState & { principal: Principal };
+
+/**
+ * Route middleware: authenticates the caller and requires every one of `scopes`
+ * (`admin` satisfies any scope). Sets `ctx.state.principal`.
+ */
+export function requireAuth(
+  authenticator: Authenticator,
+  scopes: readonly Scope[] = [],
+): Middleware {
+  return async function requireAuth(ctx, next) {
+    const principal = await authenticator.authenticate(ctx.get('authorization') || undefined, {
+      origin: ctx.get('origin') || null,
+    });
+    const missing = scopes.filter((s) => !hasScope(principal, s));
+    if (missing.length > 0) {
+      throw new Forbidden(`This credential lacks the ${missing.join(', ')} scope`);
+    }
+    (ctx.state as AuthState).principal = principal;
+    await next();
+  };
+}
+
+export function hasScope(principal: Principal, scope: Scope): boolean {
+  return principal.scopes.includes('admin') || principal.scopes.includes(scope);
+}
