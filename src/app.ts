@@ -2,6 +2,8 @@
 // Called by src/main.ts (serve, migrate, CLI commands) and by tests; nothing else creates
 // services, and nothing is global.
 import type { Config } from './config.ts';
+import { createMetering } from './metering/index.ts';
+import type { Metering } from './metering/index.ts';
 import { createAuthenticator } from './platform/auth.ts';
 import type { Authenticator, CredentialVerifier } from './platform/auth.ts';
 import { createDatabase } from './platform/db.ts';
@@ -38,6 +40,7 @@ export interface App {
   /** Turns a bearer credential into a principal (API keys, then OIDC access tokens). */
   authenticator: Authenticator;
   lifecycle: Lifecycle;
+  metering: Metering;
   /** Node request listener for http.createServer. */
   handler: ReturnType<Koa['callback']>;
   /** Registers work to run on close (flush buffers, stop timers), in reverse order. */
@@ -79,6 +82,10 @@ export async function createApp(options: AppOptions): Promise<App> {
     });
     openapiRoutes(router, { document: await loadOpenApi() });
 
+    const metering = createMetering({ database, log, authenticator, router });
+    await metering.start();
+    closeTasks.push(() => metering.close());
+
     koa.use(router.routes());
     koa.use(allowedMethods(router));
 
@@ -93,6 +100,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       secrets,
       authenticator,
       lifecycle,
+      metering,
       handler: koa.callback(),
       onClose(task) {
         closeTasks.push(task);

@@ -10,6 +10,7 @@ import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import type { Config } from '../config.ts';
 import type { AccountsTable } from '../identity/index.ts';
+import type { UsageEventsTable, UsageRollupsTable } from '../metering/index.ts';
 import type { AuditLogTable } from './audit.ts';
 import type { Logger } from './log.ts';
 
@@ -17,6 +18,8 @@ import type { Logger } from './log.ts';
 export interface Database {
   accounts: AccountsTable;
   audit_log: AuditLogTable;
+  usage_events: UsageEventsTable;
+  usage_rollups: UsageRollupsTable;
 }
 
 export type DatabaseKind = 'postgres' | 'pglite';
@@ -181,14 +184,16 @@ function createPgListener(url: string, types: pg.CustomTypesConfig, log: Logger)
 async function openPGlite({ config, log, inMemory }: DatabaseOptions): Promise<DatabaseHandle> {
   let releaseLock = () => {};
   let pglite: PGlite;
+  // int8 always as bigint (PGlite otherwise returns a number when the value is small).
+  const parsers = { [PG_INT8_OID]: (value: string) => BigInt(value) };
   if (inMemory) {
-    pglite = new PGlite();
+    pglite = new PGlite({ parsers });
   } else {
     const dir = path.join(config.dataDir, 'pglite');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     releaseLock = lockDataDir(config.dataDir);
     log.info({ dataDir: dir }, 'using embedded PGlite database');
-    pglite = new PGlite(dir);
+    pglite = new PGlite(dir, { parsers });
   }
   try {
     await pglite.waitReady;

@@ -1,0 +1,58 @@
+// Metering: every billable event recorded exactly once, rolled up hourly, and queryable.
+import type { Authenticator } from '../platform/auth.ts';
+import type { DatabaseHandle } from '../platform/db.ts';
+import type { Router } from '../platform/http.ts';
+import type { Logger } from '../platform/log.ts';
+import { createRecorder } from './recorder.ts';
+import type { Recorder } from './recorder.ts';
+import { meteringRoutes } from './routes.ts';
+import { createMeteringService } from './service.ts';
+import type { MeteringService } from './service.ts';
+
+export type { UsageEventsTable, UsageRollupsTable } from './table.ts';
+export type { RecordOutcome, Unit, UsageEvent } from './model.ts';
+export { UNITS } from './model.ts';
+export type { MeteringService, Recorder };
+export { GROUP_BY } from './queries.ts';
+export type { GroupBy, UsageRow } from './queries.ts';
+export { USAGE_EVENT_TYPE } from './schemas.ts';
+
+export interface MeteringDeps {
+  database: DatabaseHandle;
+  log: Logger;
+  authenticator: Authenticator;
+  router: Router;
+  clock?: () => Date;
+  recorder?: { batchSize?: number; flushIntervalMs?: number; maxBuffered?: number };
+}
+
+export interface Metering {
+  service: MeteringService;
+  /** The buffered writer for the front door; `recordNow` for paths that must be durable. */
+  recorder: Recorder;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createMetering(deps: MeteringDeps): Metering {
+  const service = createMeteringService({ database: deps.database, log: deps.log });
+  const recorder = createRecorder({
+    write: (events) => service.record(events),
+    log: deps.log.child({ component: 'usage-recorder' }),
+    ...deps.recorder,
+  });
+  meteringRoutes(deps.router, {
+    service,
+    authenticator: deps.authenticator,
+    clock: deps.clock ?? (() => new Date()),
+  });
+  return {
+    service,
+    recorder,
+    start: () => service.start(),
+    async close() {
+      await recorder.close();
+      await service.stop();
+    },
+  };
+}

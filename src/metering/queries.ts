@@ -1,0 +1,268 @@
+import { sql } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from '../platform/db.ts';
+import type { StoredUsageEvent, Unit, UsageEvent } from './model.ts';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** `2026-11` → the first day of that UTC month, `2026-11-01`. */
+export function monthOf(date: Date): string {
+  return date.toISOString().slice(0, 7);
+}
+
+function partitionName(month: string): string {
+  return `usage_events_y${month.slice(0, 4)}m${month.slice(5, 7)}`;
+}
+
+function nextMonth(month: string): string {
+  const [year, m] = month.split('-').map(Number) as [number, number];
+  return m === 12 ? `${year + 1}-01` : `${year}-${String(m + 1).padStart(2, '0')}`;
+}
+
+/**
+ * Creates the monthly partition if it does not exist. A transaction-level advisory lock per
+ * month makes concurrent creators (replicas) wait for each other instead of failing on the
+ * catalog's unique index.
+ */
+export async function createPartition(trx: Transaction<Database>, month: string): Promise<void> {
+  const name = partitionName(month);
+  await sql`select pg_advisory_xact_lock(hashtext(${name}))`.execute(trx);
+  await sql`
+    create table if not exists ${sql.table(name)} partition of usage_events
+    for values from (${sql.lit(`${month}-01`)}) to (${sql.lit(`${nextMonth(month)}-01`)})
+  `.execute(trx);
+}
+
+/** Months (`YYYY-MM`) that have a partition, oldest first. */
+export async function listPartitionMonths(db: Db): Promise<string[]> {
+  const result = await sql<{ name: string }>`
+    select c.relname as name from pg_inherits i
+    join pg_class c on c.oid = i.inhrelid
+    where i.inhparent = 'usage_events'::regclass
+  `.execute(db);
+  return result.rows
+    .map((r) => /^usage_events_y(\d{4})m(\d{2})$/.exec(r.name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => `${m[1]}-${m[2]}`)
+    .sort();
+}
+
+export async function dropPartition(trx: Transaction<Database>, month: string): Promise<void> {
+  await sql`drop table if exists ${sql.table(partitionName(month))}`.execute(trx);
+}
+
+/** PostgreSQL's "no partition of relation … found for row". */
+export function isMissingPartition(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  return e.code === '23514' && /no partition/.test(e.message ?? '');
+}
+
+/**
+ * Inserts a batch and updates the hourly rollups in ONE statement, so an event and its share
+ * of the rollups commit together or not at all. Duplicates (same source, event id and month)
+ * are skipped, in the batch or against stored rows. Returns the keys actually inserted.
+ * Every value travels as text[] so both drivers (pg, PGlite) bind arrays the same way.
+ */
+export async function insertUsageEvents(
+  db: Db,
+  events: readonly UsageEvent[],
+): Promise<Array<{ source: string; eventId: string }>> {
+  if (events.length === 0) return [];
+  const col = <T>(pick: (e: UsageEvent) => T) => events.map(pick);
+  const text = (v: string | number | null) => (v === null ? null : String(v));
+  const result = await sql<{ source: string; event_id: string }>`
+    with input as (
+      select * from unnest(
+        ${col((e) => e.source)}::text[],
+        ${col((e) => e.eventId)}::text[],
+        ${col((e) => e.occurredAt.toISOString())}::text[],
+        ${col((e) => e.accountId)}::text[],
+        ${col((e) => e.appId)}::text[],
+        ${col((e) => e.keyId)}::text[],
+        ${col((e) => e.clientId)}::text[],
+        ${col((e) => e.endUserId)}::text[],
+        ${col((e) => e.pipeline)}::text[],
+        ${col((e) => e.modelId)}::text[],
+        ${col((e) => e.unit)}::text[],
+        ${col((e) => e.quantity.toString())}::text[],
+        ${col((e) => e.feeWei.toString())}::text[],
+        ${col((e) => text(e.status))}::text[],
+        ${col((e) => text(e.latencyMs))}::text[],
+        ${col((e) => JSON.stringify(e.attributes))}::text[]
+      ) as t(source, event_id, occurred_at, account_id, app_id, key_id, client_id, end_user_id,
+             pipeline, model_id, unit, quantity, fee_wei, status, latency_ms, attributes)
+    ),
+    inserted as (
+      insert into usage_events (source, event_id, occurred_at, occurred_month, account_id, app_id,
+        key_id, client_id, end_user_id, pipeline, model_id, unit, quantity, fee_wei, status,
+        latency_ms, attributes)
+      select source, event_id, occurred_at::timestamptz,
+        date_trunc('month', occurred_at::timestamptz at time zone 'UTC')::date,
+        account_id, app_id, key_id, client_id, end_user_id, pipeline, model_id, unit,
+        quantity::numeric, fee_wei::numeric, status::integer, latency_ms::integer,
+        attributes::jsonb
+      from input
+      on conflict (source, event_id, occurred_month) do nothing
+      returning source, event_id, occurred_at, account_id, app_id, end_user_id, pipeline,
+        model_id, unit, quantity, fee_wei, status
+    ),
+    rolled as (
+      insert into usage_rollups (hour, account_id, app_id, end_user_id, pipeline, model_id, unit,
+        events, failed_events, quantity, fee_wei)
+      select date_trunc('hour', occurred_at at time zone 'UTC') at time zone 'UTC' as hour,
+        account_id, coalesce(app_id, ''), coalesce(end_user_id, ''), pipeline,
+        coalesce(model_id, ''), unit,
+        count(*), count(*) filter (where status >= 400), sum(quantity), sum(fee_wei)
+      from inserted
+      group by 1, 2, 3, 4, 5, 6, 7
+      -- A fixed order takes row locks in the same order in every transaction: no deadlocks
+      -- between concurrent batches touching the same rollup rows.
+      order by 2, 1, 3, 4, 5, 6, 7
+      on conflict (account_id, hour, app_id, end_user_id, pipeline, model_id, unit) do update set
+        events = usage_rollups.events + excluded.events,
+        failed_events = usage_rollups.failed_events + excluded.failed_events,
+        quantity = usage_rollups.quantity + excluded.quantity,
+        fee_wei = usage_rollups.fee_wei + excluded.fee_wei
+    )
+    select source, event_id from inserted
+  `.execute(db);
+  return result.rows.map((r) => ({ source: r.source, eventId: r.event_id }));
+}
+
+/** Account ids among `ids` that exist. */
+export async function findExistingAccountIds(db: Db, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await db
+    .selectFrom('accounts')
+    .select('id')
+    .where('id', 'in', [...ids])
+    .execute();
+  return new Set(rows.map((r) => r.id));
+}
+
+export interface UsageFilter {
+  from: Date;
+  to: Date;
+  accountId?: string;
+  appId?: string;
+  endUserId?: string;
+  pipeline?: string;
+  modelId?: string;
+}
+
+export const GROUP_BY = ['day', 'account', 'app', 'end_user', 'pipeline', 'model'] as const;
+export type GroupBy = (typeof GROUP_BY)[number];
+
+const GROUP_COLUMNS = {
+  day: sql<string>`to_char(hour at time zone 'UTC', 'YYYY-MM-DD')`,
+  account: sql<string>`account_id`,
+  app: sql<string>`app_id`,
+  end_user: sql<string>`end_user_id`,
+  pipeline: sql<string>`pipeline`,
+  model: sql<string>`model_id`,
+} as const;
+
+export interface UsageRow {
+  dimensions: Partial<Record<GroupBy, string | null>>;
+  unit: Unit;
+  events: bigint;
+  failedEvents: bigint;
+  quantity: bigint;
+  feeWei: bigint;
+}
+
+/** Totals from the hourly rollups (never the raw events), grouped by `groupBy` and unit. */
+export async function sumUsage(
+  db: Db,
+  filter: UsageFilter,
+  groupBy: readonly GroupBy[],
+): Promise<UsageRow[]> {
+  let query = db
+    .selectFrom('usage_rollups')
+    .where('hour', '>=', filter.from)
+    .where('hour', '<', filter.to);
+  if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
+  if (filter.appId !== undefined) query = query.where('app_id', '=', filter.appId);
+  if (filter.endUserId !== undefined) query = query.where('end_user_id', '=', filter.endUserId);
+  if (filter.pipeline !== undefined) query = query.where('pipeline', '=', filter.pipeline);
+  if (filter.modelId !== undefined) query = query.where('model_id', '=', filter.modelId);
+  const dims = groupBy.map((g) => GROUP_COLUMNS[g].as(g));
+  const rows = await query
+    .select(dims)
+    .select([
+      'unit',
+      sql<string>`sum(events)::text`.as('events'),
+      sql<string>`sum(failed_events)::text`.as('failed_events'),
+      sql<string>`sum(quantity)::text`.as('quantity'),
+      sql<string>`sum(fee_wei)::text`.as('fee_wei'),
+    ])
+    .groupBy([...groupBy.map((g) => GROUP_COLUMNS[g]), sql`unit`])
+    .orderBy([...groupBy.map((g) => GROUP_COLUMNS[g]), sql`unit`])
+    .execute();
+  return rows.map((row) => {
+    const r = row as Record<string, string>;
+    const dimensions: UsageRow['dimensions'] = {};
+    for (const g of groupBy) dimensions[g] = r[g] === '' ? null : (r[g] ?? null);
+    return {
+      dimensions,
+      unit: r.unit as Unit,
+      events: BigInt(r.events ?? '0'),
+      failedEvents: BigInt(r.failed_events ?? '0'),
+      quantity: BigInt(r.quantity ?? '0'),
+      feeWei: BigInt(r.fee_wei ?? '0'),
+    };
+  });
+}
+
+export interface EventCursor {
+  occurredAt: Date;
+  id: bigint;
+}
+
+/** Raw events in (occurred_at, id) order after `cursor`, at most `limit`. */
+export async function listUsageEvents(
+  db: Db,
+  filter: UsageFilter,
+  cursor: EventCursor | null,
+  limit: number,
+): Promise<StoredUsageEvent[]> {
+  let query = db
+    .selectFrom('usage_events')
+    .selectAll()
+    .where('occurred_at', '>=', filter.from)
+    .where('occurred_at', '<', filter.to);
+  if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
+  if (filter.appId !== undefined) query = query.where('app_id', '=', filter.appId);
+  if (filter.endUserId !== undefined) query = query.where('end_user_id', '=', filter.endUserId);
+  if (filter.pipeline !== undefined) query = query.where('pipeline', '=', filter.pipeline);
+  if (filter.modelId !== undefined) query = query.where('model_id', '=', filter.modelId);
+  if (cursor !== null) {
+    query = query.where((eb) =>
+      eb.or([
+        eb('occurred_at', '>', cursor.occurredAt),
+        eb.and([eb('occurred_at', '=', cursor.occurredAt), eb('id', '>', cursor.id)]),
+      ]),
+    );
+  }
+  const rows = await query.orderBy('occurred_at').orderBy('id').limit(limit).execute();
+  return rows.map((r) => ({
+    id: BigInt(r.id),
+    recordedAt: r.recorded_at,
+    source: r.source,
+    eventId: r.event_id,
+    occurredAt: r.occurred_at,
+    accountId: r.account_id,
+    appId: r.app_id,
+    keyId: r.key_id,
+    clientId: r.client_id,
+    endUserId: r.end_user_id,
+    pipeline: r.pipeline,
+    modelId: r.model_id,
+    unit: r.unit as Unit,
+    quantity: BigInt(r.quantity),
+    feeWei: BigInt(r.fee_wei),
+    status: r.status,
+    latencyMs: r.latency_ms,
+    attributes: r.attributes,
+  }));
+}

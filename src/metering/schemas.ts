@@ -1,0 +1,147 @@
+// Wire shapes of the metering API.
+import { z } from 'zod';
+import { isWeiString } from '../platform/money.ts';
+import { GROUP_BY } from './queries.ts';
+import { UNITS } from './model.ts';
+
+/** The CloudEvents `type` tollhouse ingests; anything else is rejected, not guessed at. */
+export const USAGE_EVENT_TYPE = 'tollhouse.usage.v1';
+export const MAX_BATCH = 1_000;
+// A full batch of typical events is ~0.5 MB; 4 MiB leaves room for large attributes while a
+// 10 MB body is refused before it is parsed.
+export const INGEST_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
+// Clocks drift; an event stamped a little in the future is fine, one far ahead is a bug.
+export const FUTURE_TOLERANCE_MS = 5 * 60 * 1000;
+export const EARLIEST_EVENT_TIME = Date.parse('2000-01-01T00:00:00Z');
+
+const decimalInteger = z.union([
+  z.string().refine(isWeiString, { error: 'expected a non-negative integer in decimal' }),
+  z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+]);
+const optionalText = (max: number) => z.string().min(1).max(max).nullish();
+
+export const usageData = z.strictObject({
+  pipeline: z.string().min(1).max(100),
+  model_id: optionalText(200),
+  unit: z.enum(UNITS, { error: `expected one of ${UNITS.join(', ')}` }),
+  quantity: decimalInteger,
+  fee_wei: decimalInteger,
+  app_id: optionalText(100),
+  key_id: optionalText(100),
+  client_id: optionalText(200),
+  end_user_id: optionalText(200),
+  status: z.number().int().min(100).max(599).nullish(),
+  latency_ms: z.number().int().nonnegative().max(2_147_483_647).nullish(),
+  attributes: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const cloudEvent = z.object({
+  specversion: z.literal('1.0', { error: 'expected specversion "1.0"' }),
+  id: z.string().min(1).max(200),
+  source: z.string().min(1).max(500),
+  type: z.literal(USAGE_EVENT_TYPE, { error: `expected type "${USAGE_EVENT_TYPE}"` }),
+  subject: z.string().regex(/^acct_[0-9A-Za-z]{1,64}$/, 'expected the paying account id (acct_…)'),
+  time: z.iso.datetime({ offset: true, error: 'expected an RFC 3339 time' }),
+  datacontenttype: z.literal('application/json').optional(),
+  data: usageData,
+});
+
+export const ingestBody = z
+  .array(z.unknown())
+  .min(1, 'send at least one event')
+  .max(MAX_BATCH, `send at most ${MAX_BATCH} events per batch`);
+
+export const ingestResult = z.object({
+  id: z.string().nullable(),
+  source: z.string().nullable(),
+  status: z.enum(['accepted', 'duplicate', 'rejected']),
+  reason: z.string().optional(),
+});
+
+export const ingestResponse = z.object({
+  accepted: z.number().int(),
+  duplicates: z.number().int(),
+  rejected: z.number().int(),
+  results: z.array(ingestResult),
+});
+
+const time = z.iso.datetime({ offset: true, error: 'expected an RFC 3339 time' });
+const id = z.string().min(1).max(200);
+
+export const usageQuery = z.object({
+  from: time.optional(),
+  to: time.optional(),
+  account_id: id.optional(),
+  app_id: id.optional(),
+  end_user_id: id.optional(),
+  pipeline: id.optional(),
+  model_id: id.optional(),
+});
+
+export const summaryQuery = usageQuery.extend({
+  group_by: z
+    .string()
+    .transform((v) => v.split(',').filter(Boolean))
+    .pipe(z.array(z.enum(GROUP_BY, { error: `expected a list of ${GROUP_BY.join(', ')}` })).max(3))
+    .optional(),
+});
+
+export const eventsQuery = usageQuery.extend({
+  cursor: z.string().max(200).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+const wei = z.string().describe('wei, decimal');
+
+export const summaryResponse = z.object({
+  from: z.string(),
+  to: z.string(),
+  group_by: z.array(z.string()),
+  totals: z.object({
+    events: z.number().int(),
+    failed_events: z.number().int(),
+    fee_wei: wei,
+    quantities: z.array(z.object({ unit: z.string(), quantity: z.string() })),
+  }),
+  rows: z.array(
+    z.object({
+      day: z.string().nullable().optional(),
+      account: z.string().nullable().optional(),
+      app: z.string().nullable().optional(),
+      end_user: z.string().nullable().optional(),
+      pipeline: z.string().nullable().optional(),
+      model: z.string().nullable().optional(),
+      unit: z.string(),
+      events: z.number().int(),
+      failed_events: z.number().int(),
+      quantity: z.string(),
+      fee_wei: wei,
+    }),
+  ),
+});
+
+export const eventResponse = z.object({
+  id: z.string(),
+  source: z.string(),
+  event_id: z.string(),
+  occurred_at: z.string(),
+  recorded_at: z.string(),
+  account_id: z.string(),
+  app_id: z.string().nullable(),
+  key_id: z.string().nullable(),
+  client_id: z.string().nullable(),
+  end_user_id: z.string().nullable(),
+  pipeline: z.string(),
+  model_id: z.string().nullable(),
+  unit: z.string(),
+  quantity: z.string(),
+  fee_wei: wei,
+  status: z.number().int().nullable(),
+  latency_ms: z.number().int().nullable(),
+  attributes: z.record(z.string(), z.unknown()),
+});
+
+export const eventsResponse = z.object({
+  events: z.array(eventResponse),
+  next_cursor: z.string().nullable(),
+});
