@@ -7,8 +7,11 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import type { LoadedConfig } from './config.ts';
+import type { Config, LoadedConfig } from './config.ts';
+import { CliUsageError, USAGE_HELP, usageCommand } from './metering/cli.ts';
 import { DataDirLocked, createDatabase } from './platform/db.ts';
+import type { DatabaseHandle } from './platform/db.ts';
+import type { Logger } from './platform/log.ts';
 import { createLogger } from './platform/log.ts';
 import { listMigrations, migrateToLatest } from './platform/migrations.ts';
 import { startServer } from './platform/server.ts';
@@ -33,6 +36,19 @@ const COMMANDS: Record<string, Command> = {
     usage: 'tollhouse migrate [--status]',
     run: migrate,
   },
+  usage: {
+    summary: 'Usage totals and retention (show, prune)',
+    usage: USAGE_HELP,
+    run: async (args) => {
+      const { config } = configOrExit();
+      const log = createLogger({ level: config.log.level, destination: process.stderr });
+      return usageCommand(args, {
+        openDatabase: () => openMigratedDatabase(config.database, log),
+        log,
+        out: (text) => process.stdout.write(`${text}\n`),
+      });
+    },
+  },
   help: {
     summary: 'Show this help',
     usage: 'tollhouse help [command]',
@@ -52,7 +68,11 @@ function version(): string {
 
 function helpText(command?: string): string {
   const one = command === undefined ? undefined : COMMANDS[command];
-  if (one !== undefined) return `${one.summary}\n\nUsage: ${one.usage}\n`;
+  if (one !== undefined) {
+    return one.usage.startsWith('Usage:')
+      ? `${one.summary}\n\n${one.usage}`
+      : `${one.summary}\n\nUsage: ${one.usage}\n`;
+  }
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
   const lines = Object.entries(COMMANDS).map(
     ([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`,
@@ -155,6 +175,21 @@ async function migrate(args: string[]): Promise<number> {
   }
 }
 
+/** One-shot commands work on a current schema: apply pending migrations first, as serve does. */
+async function openMigratedDatabase(
+  config: Config['database'],
+  log: Logger,
+): Promise<DatabaseHandle> {
+  const database = await createDatabase({ config, log });
+  try {
+    await migrateToLatest(database.db);
+    return database;
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h') {
@@ -182,7 +217,11 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof DataDirLocked || isArgumentError(error)) {
+    if (
+      error instanceof DataDirLocked ||
+      error instanceof CliUsageError ||
+      isArgumentError(error)
+    ) {
       process.stderr.write(`tollhouse: ${(error as Error).message}\n`);
       process.exitCode = error instanceof DataDirLocked ? 1 : 2;
       return;

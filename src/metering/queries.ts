@@ -187,7 +187,7 @@ export async function sumUsage(
   if (filter.pipeline !== undefined) query = query.where('pipeline', '=', filter.pipeline);
   if (filter.modelId !== undefined) query = query.where('model_id', '=', filter.modelId);
   const dims = groupBy.map((g) => GROUP_COLUMNS[g].as(g));
-  const rows = await query
+  let grouped = query
     .select(dims)
     .select([
       'unit',
@@ -196,9 +196,9 @@ export async function sumUsage(
       sql<string>`sum(quantity)::text`.as('quantity'),
       sql<string>`sum(fee_wei)::text`.as('fee_wei'),
     ])
-    .groupBy([...groupBy.map((g) => GROUP_COLUMNS[g]), sql`unit`])
-    .orderBy([...groupBy.map((g) => GROUP_COLUMNS[g]), sql`unit`])
-    .execute();
+    .groupBy([...groupBy.map((g) => GROUP_COLUMNS[g]), sql`unit`]);
+  for (const g of groupBy) grouped = grouped.orderBy(GROUP_COLUMNS[g]);
+  const rows = await grouped.orderBy('unit').execute();
   return rows.map((row) => {
     const r = row as Record<string, string>;
     const dimensions: UsageRow['dimensions'] = {};

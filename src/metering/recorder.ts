@@ -60,36 +60,37 @@ export function createRecorder(options: RecorderOptions): Recorder {
     while (waiting.length > 0 && buffer.length < maxBuffered) waiting.shift()?.();
   }
 
-  /** One writer at a time; takes batches off the front until the buffer is empty. */
-  function drain(): Promise<void> {
-    writing ??= (async () => {
+  /** Takes batches off the front until the buffer is empty, or a write fails. */
+  async function writeAll(): Promise<void> {
+    while (buffer.length > 0) {
+      const batch = buffer.slice(0, batchSize);
       try {
-        while (buffer.length > 0) {
-          const batch = buffer.slice(0, batchSize);
-          try {
-            await write(batch);
-            buffer = buffer.slice(batch.length);
-            written += batch.length;
-            backoffMs = 0;
-            wakeWaiters();
-          } catch (error) {
-            // Keep the batch (writes are idempotent, so a retry after an unknown outcome is
-            // safe) and back off; the next tick or flush tries again.
-            failedWrites++;
-            backoffMs = Math.min(Math.max(backoffMs * 2, 100), MAX_BACKOFF_MS);
-            log.error(
-              { err: error, buffered: buffer.length, retryInMs: backoffMs },
-              'usage write failed',
-            );
-            await new Promise((r) => setTimeout(r, backoffMs).unref());
-            if (closed) throw error;
-            return;
-          }
-        }
-      } finally {
-        writing = null;
+        await write(batch);
+      } catch (error) {
+        // Keep the batch (writes are idempotent, so a retry after an unknown outcome is
+        // safe) and back off; the next tick or flush tries again.
+        failedWrites++;
+        backoffMs = Math.min(Math.max(backoffMs * 2, 100), MAX_BACKOFF_MS);
+        log.error(
+          { err: error, buffered: buffer.length, retryInMs: backoffMs },
+          'usage write failed',
+        );
+        await new Promise((r) => setTimeout(r, backoffMs).unref());
+        if (closed) throw error;
+        return;
       }
-    })();
+      buffer = buffer.slice(batch.length);
+      written += batch.length;
+      backoffMs = 0;
+      wakeWaiters();
+    }
+  }
+
+  /** One writer at a time. `writing` is cleared asynchronously, after it was assigned. */
+  function drain(): Promise<void> {
+    writing ??= writeAll().finally(() => {
+      writing = null;
+    });
     return writing;
   }
 

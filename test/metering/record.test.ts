@@ -208,6 +208,14 @@ describe('the recorder', () => {
     expect(stored.rows[0]!.n).toBe(500n);
   });
 
+  it('closes promptly after idle ticks with nothing to write', async () => {
+    const recorder = createRecorder({ write: async () => [], log, flushIntervalMs: 5 });
+    await new Promise((r) => setTimeout(r, 30)); // several empty ticks
+    await recorder.flush();
+    await recorder.close();
+    expect(recorder.stats()).toEqual({ buffered: 0, written: 0, failedWrites: 0 });
+  });
+
   it('keeps events across a failed write and retries them', async () => {
     const service = createMeteringService({ database: handle, log });
     let failures = 1;

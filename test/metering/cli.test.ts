@@ -1,0 +1,125 @@
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createMeteringService } from '../../src/metering/service.ts';
+import { createDatabase } from '../../src/platform/db.ts';
+import { createLogger } from '../../src/platform/log.ts';
+import { migrateToLatest } from '../../src/platform/migrations.ts';
+import { createAccount } from '../support/fixtures.ts';
+import { runCli } from '../support/process.ts';
+
+const log = createLogger({ level: 'silent' });
+const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-usage-cli-'));
+const env = { TOLLHOUSE_DATA_DIR: dataDir, LOG_LEVEL: 'error' };
+let account: string;
+
+beforeAll(async () => {
+  // The CLI opens the same embedded database an operator's `serve` would.
+  const database = await createDatabase({ config: { url: null, poolMax: 1, dataDir }, log });
+  try {
+    await migrateToLatest(database.db);
+    account = await createAccount(database.db);
+    const service = createMeteringService({ database, log });
+    const base = {
+      source: 'cli-test',
+      accountId: account,
+      appId: null,
+      keyId: null,
+      clientId: null,
+      endUserId: null,
+      modelId: null,
+      status: 200,
+      latencyMs: 10,
+      attributes: {},
+    };
+    await service.record([
+      {
+        ...base,
+        eventId: '1',
+        occurredAt: new Date('2026-10-05T10:00:00Z'),
+        pipeline: 'llm',
+        unit: 'tokens',
+        quantity: 100n,
+        feeWei: 5n,
+      },
+      {
+        ...base,
+        eventId: '2',
+        occurredAt: new Date('2026-10-06T10:00:00Z'),
+        pipeline: 'llm',
+        unit: 'tokens',
+        quantity: 50n,
+        feeWei: 3n,
+      },
+      {
+        ...base,
+        eventId: '3',
+        occurredAt: new Date('2026-10-06T11:00:00Z'),
+        pipeline: 'upscale',
+        unit: 'pixels',
+        quantity: 4096n,
+        feeWei: 10n ** 30n,
+      },
+      {
+        ...base,
+        eventId: '4',
+        occurredAt: new Date('2026-08-01T00:00:00Z'),
+        pipeline: 'llm',
+        unit: 'tokens',
+        quantity: 1n,
+        feeWei: 1n,
+      },
+    ]);
+  } finally {
+    await database.close();
+  }
+});
+
+describe('tollhouse usage', () => {
+  it('shows totals by pipeline for a range', async () => {
+    const result = await runCli(
+      ['usage', 'show', '--from', '2026-10-01', '--to', '2026-11-01', '--by', 'pipeline'],
+      env,
+    );
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual({
+      from: '2026-10-01T00:00:00.000Z',
+      to: '2026-11-01T00:00:00.000Z',
+      rows: [
+        {
+          pipeline: 'llm',
+          unit: 'tokens',
+          events: '2',
+          failed_events: '0',
+          quantity: '150',
+          fee_wei: '8',
+        },
+        {
+          pipeline: 'upscale',
+          unit: 'pixels',
+          events: '1',
+          failed_events: '0',
+          quantity: '4096',
+          fee_wei: (10n ** 30n).toString(),
+        },
+      ],
+    });
+  });
+
+  it('prunes whole months of raw events', async () => {
+    const result = await runCli(['usage', 'prune', '--before', '2026-10'], env);
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual({ dropped: ['2026-08'] });
+  });
+
+  it('refuses bad arguments with status 2 and a message', async () => {
+    const by = await runCli(['usage', 'show', '--by', 'colour'], env);
+    expect(by.code).toBe(2);
+    expect(by.stderr).toMatch(/--by: unknown colour/);
+    const prune = await runCli(['usage', 'prune', '--before', '2026-13'], env);
+    expect(prune.code).toBe(2);
+    expect(prune.stderr).toMatch(/--before YYYY-MM is required/);
+  });
+});
