@@ -4,6 +4,8 @@
 import type { Config } from './config.ts';
 import { createAuthenticator } from './platform/auth.ts';
 import type { Authenticator, CredentialVerifier } from './platform/auth.ts';
+import { createKeys } from './keys/index.ts';
+import type { Keys } from './keys/index.ts';
 import { createDatabase } from './platform/db.ts';
 import type { DatabaseHandle } from './platform/db.ts';
 import { healthRoutes } from './platform/health.ts';
@@ -37,6 +39,7 @@ export interface App {
   secrets: Secrets;
   /** Turns a bearer credential into a principal (API keys, then OIDC access tokens). */
   authenticator: Authenticator;
+  keys: Keys;
   lifecycle: Lifecycle;
   /** Node request listener for http.createServer. */
   handler: ReturnType<Koa['callback']>;
@@ -69,6 +72,12 @@ export async function createApp(options: AppOptions): Promise<App> {
     // Each capability that issues credentials adds its verifier here.
     const verifiers: CredentialVerifier[] = [];
     const authenticator = createAuthenticator(verifiers);
+    // API keys first: their verifier answers null for anything not starting with `th_`.
+    const keys = await createKeys({ database, secrets, log, metrics, config: config.keys });
+    closeTasks.push(() => keys.close());
+    verifiers.push(keys.verifier);
+    koa.use(keys.cors);
+    keys.routes(router, authenticator);
 
     healthRoutes(router, {
       db: database.db,
@@ -92,6 +101,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       metrics,
       secrets,
       authenticator,
+      keys,
       lifecycle,
       handler: koa.callback(),
       onClose(task) {

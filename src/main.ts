@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
+import { KEYS_USAGE, keysCommand } from './keys/index.ts';
 import type { LoadedConfig } from './config.ts';
 import { DataDirLocked, createDatabase } from './platform/db.ts';
 import { createLogger } from './platform/log.ts';
@@ -32,6 +33,19 @@ const COMMANDS: Record<string, Command> = {
     summary: 'Apply pending database migrations, or list them with --status',
     usage: 'tollhouse migrate [--status]',
     run: migrate,
+  },
+  keys: {
+    summary: 'Manage API keys: create, list, show, update, revoke, rotate',
+    usage: KEYS_USAGE,
+    run: (args) =>
+      keysCommand(args, {
+        open: async () => {
+          const app = await openApp();
+          return { keyService: app.keys.service, database: app.database, close: () => app.close() };
+        },
+        out: (text) => process.stdout.write(text),
+        err: (text) => process.stderr.write(text),
+      }),
   },
   help: {
     summary: 'Show this help',
@@ -133,6 +147,14 @@ async function serve(args: string[]): Promise<number> {
   process.on('SIGINT', () => stop('SIGINT'));
   // Keep running until a signal arrives.
   return new Promise<number>(() => {});
+}
+
+/** The service for a one-shot command: logs on stderr so stdout stays parseable. */
+async function openApp() {
+  const { config, warnings } = configOrExit();
+  const log = createLogger({ level: config.log.level, destination: process.stderr });
+  for (const warning of warnings) log.warn(warning);
+  return createApp({ config, log });
 }
 
 async function migrate(args: string[]): Promise<number> {
