@@ -111,11 +111,11 @@ export function authorizationMistake(authorization: string | undefined): string 
     return 'has more than one word after "Bearer"; send exactly one key';
   }
   if (/^\s*bearer\s*$/i.test(authorization)) return 'has the scheme but no credential';
-  if (authorization !== authorization.trim()) {
-    return 'has whitespace around it (accepted; trim it)';
+  if (!/^bearer \S+$/i.test(authorization)) {
+    return 'has extra whitespace around the key (accepted; send "Bearer <key>")';
   }
   if (!authorization.startsWith('Bearer ')) {
-    return 'spells the scheme other than "Bearer" or with extra spaces (accepted)';
+    return 'writes the scheme in another case (accepted; "Bearer" is canonical)';
   }
   return null;
 }
