@@ -8,7 +8,7 @@ import type { ApiKeyRow, ApiKeyRowUpdate, NewApiKeyRow } from './table.ts';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
-/** The channel every replica LISTENs on; the payload is the changed key's id. */
+/** The channel every replica LISTENs on; the payload is `changed:<key id>` or `created:<key id>`. */
 export const KEYS_CHANNEL = 'tollhouse_api_keys';
 
 // The recommended rotation schedule: keys older than this are flagged in listings and counted
@@ -111,8 +111,12 @@ export async function updateKeyById(
 }
 
 /** Tells every replica (this one included) to drop what it cached about `id`, on commit. */
-export async function notifyKeyChanged(trx: Transaction<Database>, id: string): Promise<void> {
-  await sql`select pg_notify(${KEYS_CHANNEL}, ${id})`.execute(trx);
+export async function notifyKeyChanged(
+  trx: Transaction<Database>,
+  id: string,
+  change: 'created' | 'changed' = 'changed',
+): Promise<void> {
+  await sql`select pg_notify(${KEYS_CHANNEL}, ${`${change}:${id}`})`.execute(trx);
 }
 
 /** Writes a batch of last-use times in one statement; an older time never overwrites a newer. */

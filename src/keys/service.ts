@@ -209,7 +209,7 @@ export function createKeyService(deps: KeyServiceDeps) {
       expires_at: fields.expiresAt,
       created_by: caller.actor,
     });
-    await notifyKeyChanged(trx, row.id);
+    await notifyKeyChanged(trx, row.id, 'created');
     return { row, secret: minted.secret };
   }
 

@@ -26,6 +26,9 @@ const CACHE_TTL_MS = 5 * 60 * 1000;
 // minting random keys only evicts other negative entries (oldest first), never positive ones.
 const NEGATIVE_TTL_MS = 60 * 1000;
 const NEGATIVE_MAX = 10_000;
+// Key ids changed recently, for the race check in load(); past this many, the check falls
+// back to "anything changed" until the next notification.
+const CHANGES_MAX = 10_000;
 
 interface CachedKey {
   id: string;
@@ -53,6 +56,7 @@ export interface KeyVerifierDeps {
 }
 
 export interface KeyVerifier extends CredentialVerifier {
+  verify(credential: string, context: VerifyContext): Promise<Principal | null>;
   /** LISTENs for changes and starts the last-use timer. */
   start(): Promise<void>;
   /** Writes buffered last-use times now. */
@@ -70,18 +74,36 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
   const hashById = new Map<string, string>();
   const negative = new Map<string, number>();
   const lastUsed = new Map<string, number>();
-  // Bumped by every notification: a lookup that raced with a change must not cache its row.
+  // A lookup that raced with a change to its key must not cache the row it read: every
+  // notification takes a generation number, remembered per key id (and for "everything" on a
+  // resync), and a lookup caches only if nothing about its key changed since it started.
   let generation = 0;
+  let resetAt = 0;
+  let createdAt = 0;
+  const changedAt = new Map<string, number>();
   let unlisten: (() => Promise<void>) | null = null;
   let timer: NodeJS.Timeout | null = null;
 
-  function forget(keyId: string | null) {
+  function onNotification(payload: string | null) {
     generation++;
-    if (keyId === null) {
+    if (payload === null || changedAt.size >= CHANGES_MAX) {
+      resetAt = generation;
+      changedAt.clear();
+    }
+    if (payload === null) {
       byHash.clear();
       hashById.clear();
       negative.clear();
+      deps.onChange?.(null);
+      return;
+    }
+    const [change, keyId = ''] = payload.split(':', 2);
+    if (change === 'created') {
+      // Nothing cached can be stale about a new key, but a lookup that found nothing just
+      // before it committed must not remember it as unknown.
+      createdAt = generation;
     } else {
+      changedAt.set(keyId, generation);
       const hash = hashById.get(keyId);
       if (hash !== undefined) byHash.delete(hash);
       hashById.delete(keyId);
@@ -115,7 +137,7 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
     const started = generation;
     const row = await findKeyByHash(db, hash);
     if (row === undefined) {
-      if (started === generation) rememberUnknown(hash);
+      if (resetAt <= started && createdAt <= started) rememberUnknown(hash);
       return null;
     }
     const entry: CachedKey = {
@@ -143,7 +165,7 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
           row.allowed_resources === null ? null : Object.freeze([...row.allowed_resources]),
       }),
     };
-    if (started === generation) remember(hash, entry);
+    if (resetAt <= started && (changedAt.get(row.id) ?? 0) <= started) remember(hash, entry);
     return entry;
   }
 
@@ -210,7 +232,7 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
     verify,
     flushLastUsed,
     async start() {
-      unlisten = await deps.listen(KEYS_CHANNEL, (payload) => forget(payload));
+      unlisten = await deps.listen(KEYS_CHANNEL, onNotification);
       timer = setInterval(() => {
         flushLastUsed().catch((error: unknown) =>
           log.warn({ err: error }, 'could not record API key last use'),

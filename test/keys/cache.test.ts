@@ -111,7 +111,7 @@ describe('the key verifier', () => {
     await service.revoke(CLI_CALLER, key.id);
     // The NOTIFY is delivered asynchronously; once it is, the key is looked up again.
     const deadline = Date.now() + 5_000;
-    let status = 200;
+    let status: number = 200;
     while (status === 200 && Date.now() < deadline) {
       status = await verifier.verify(secret, { origin: null }).then(
         () => 200,

@@ -178,7 +178,9 @@ describe('POST /v1/keys', () => {
   });
 
   it('answers 401 with the exact body without credentials', async () => {
-    for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: 'Basic YTpi' }]) {
+    for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: 'Basic YTpi' }] as Array<
+      Record<string, string>
+    >) {
       const response = await call(t, 'POST', '/v1/keys', { headers, body: { name: 'x' } });
       expect(response.status).toBe(401);
       expect(response.body).toEqual(INVALID);

@@ -190,7 +190,7 @@ describe('CORS', () => {
     const refused = await preflight('https://evil.example');
     expect(refused.status).toBe(403);
     expect(refused.headers.get('access-control-allow-origin')).toBeNull();
-    expect((await refused.json()).rule).toBe('cors-origin');
+    expect(((await refused.json()) as { rule: string }).rule).toBe('cors-origin');
   });
 
   it('follows key changes: a new browser key opens its origin, revoking it closes it', async () => {
