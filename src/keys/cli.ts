@@ -70,6 +70,16 @@ export async function keysCommand(args: string[], deps: KeysCliDeps): Promise<nu
   }
   let app: Awaited<ReturnType<KeysCliDeps['open']>> | undefined;
   try {
+    // Arguments are checked before the database is opened: a typo answers at once.
+    const id = ['show', 'update', 'revoke', 'rotate'].includes(sub) ? idArg() : '';
+    const grace = values['grace-seconds'];
+    const rotateBody =
+      sub === 'rotate'
+        ? rotateKeyBody.parse({
+            graceSeconds: grace === undefined ? undefined : Number(grace),
+            expiresAt: values['expires-at'],
+          })
+        : undefined;
     app = await deps.open();
     const { keyService, database } = app;
     const accountOf = async (create: boolean): Promise<string> => {
@@ -118,10 +128,9 @@ export async function keysCommand(args: string[], deps: KeysCliDeps): Promise<nu
         print({ keys: await keyService.list(CLI_CALLER, await accountOf(false)) });
         return 0;
       case 'show':
-        print(await keyService.show(CLI_CALLER, idArg()));
+        print(await keyService.show(CLI_CALLER, id));
         return 0;
       case 'update': {
-        const id = idArg();
         const body = updateKeyBody.parse(
           Object.fromEntries(
             Object.entries({
@@ -137,18 +146,11 @@ export async function keysCommand(args: string[], deps: KeysCliDeps): Promise<nu
         return 0;
       }
       case 'revoke':
-        print(await keyService.revoke(CLI_CALLER, idArg()));
+        print(await keyService.revoke(CLI_CALLER, id));
         return 0;
-      case 'rotate': {
-        const id = idArg();
-        const grace = values['grace-seconds'];
-        const body = rotateKeyBody.parse({
-          graceSeconds: grace === undefined ? undefined : Number(grace),
-          expiresAt: values['expires-at'],
-        });
-        print(await keyService.rotate(CLI_CALLER, id, body));
+      case 'rotate':
+        print(await keyService.rotate(CLI_CALLER, id, rotateBody ?? rotateKeyBody.parse({})));
         return 0;
-      }
     }
     return 2;
   } catch (error) {
