@@ -151,7 +151,7 @@ export const SETTINGS: readonly Setting[] = [
     schema: integer(100, 10_000_000),
   },
   {
-    name: 'API_KEYS_LAST_USED_FLUSH_SECONDS',
+    name: 'API_KEYS_FLUSH_SECONDS',
     default: '30',
     doc: "How often each process writes API keys' last-use times (batched, not per request).",
     schema: integer(1, 3600),
@@ -292,7 +292,7 @@ export function parseConfig(
     metrics: { token: get<string | undefined>('METRICS_TOKEN') ?? null },
     keys: {
       cacheMax: get<number>('API_KEYS_CACHE_MAX'),
-      lastUsedFlushMs: get<number>('API_KEYS_LAST_USED_FLUSH_SECONDS') * 1000,
+      lastUsedFlushMs: get<number>('API_KEYS_FLUSH_SECONDS') * 1000,
     },
   });
 }
