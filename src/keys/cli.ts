@@ -64,7 +64,10 @@ export async function keysCommand(args: string[], deps: KeysCliDeps): Promise<nu
     if (!parsed.success) throw new UsageError(`${sub} needs a key id (key_…)`);
     return parsed.data;
   };
-  if (sub === undefined || !['create', 'list', 'show', 'update', 'revoke', 'rotate'].includes(sub)) {
+  if (
+    sub === undefined ||
+    !['create', 'list', 'show', 'update', 'revoke', 'rotate'].includes(sub)
+  ) {
     deps.err(`Unknown keys subcommand ${JSON.stringify(sub ?? '')}.\n\n${KEYS_USAGE}`);
     return 2;
   }
@@ -93,7 +96,8 @@ export async function keysCommand(args: string[], deps: KeysCliDeps): Promise<nu
       }
       const found = await findAccountByEmail(database.db, values.email);
       if (found !== undefined) return found.id;
-      if (!(create && values.admin)) throw new UsageError(`no account has the email ${values.email}`);
+      if (!(create && values.admin))
+        throw new UsageError(`no account has the email ${values.email}`);
       const email = z.email().safeParse(values.email);
       if (!email.success) throw new UsageError(`${values.email} is not an email address`);
       const account = await insertAccount(database.db, {
@@ -107,7 +111,11 @@ export async function keysCommand(args: string[], deps: KeysCliDeps): Promise<nu
       return account.id;
     };
     const expiry = () =>
-      values['no-expiry'] ? null : values['expires-at'] === undefined ? undefined : values['expires-at'];
+      values['no-expiry']
+        ? null
+        : values['expires-at'] === undefined
+          ? undefined
+          : values['expires-at'];
 
     switch (sub) {
       case 'create': {

@@ -60,8 +60,7 @@ export function displayPrefix(secret: string): string {
 }
 
 export type ParsedKey =
-  | { ok: true; kind: KeyKind }
-  | { ok: false; reason: 'malformed' | 'checksum' };
+  { ok: true; kind: KeyKind } | { ok: false; reason: 'malformed' | 'checksum' };
 
 /** Shape and checksum of a candidate key; says why it is not one. */
 export function parseKey(candidate: string): ParsedKey {

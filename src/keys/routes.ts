@@ -37,7 +37,14 @@ export function keyRoutes(router: Router, { keyService, authenticator }: KeyRout
 
   defineRoute(
     router,
-    { method: 'post', path: '/v1/keys', body: createKeyBody, response: issuedKey, status: 201, before },
+    {
+      method: 'post',
+      path: '/v1/keys',
+      body: createKeyBody,
+      response: issuedKey,
+      status: 201,
+      before,
+    },
     async function createKey({ body, ctx }) {
       ctx.set('Cache-Control', 'no-store');
       return keyService.create(caller(ctx), body);
@@ -154,7 +161,12 @@ function requestedResources(ctx: AppContext): string[] {
   if (uri === '') return [];
   const path = uri.split(/[?#]/, 1)[0] ?? '';
   const segments = path.split('/').filter(Boolean).slice(0, MAX_URI_SEGMENTS);
-  return segments.map((_, i) => segments.slice(0, i + 1).map(safeDecode).join('/'));
+  return segments.map((_, i) =>
+    segments
+      .slice(0, i + 1)
+      .map(safeDecode)
+      .join('/'),
+  );
 }
 
 function safeDecode(segment: string): string {

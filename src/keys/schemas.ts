@@ -65,7 +65,11 @@ export const updateKeyBody = z
 
 export const rotateKeyBody = z.strictObject({
   // A day by default: long enough to roll a deployment, short enough to bound a leak.
-  graceSeconds: z.int().min(0).max(MAX_GRACE_SECONDS).default(24 * 60 * 60),
+  graceSeconds: z
+    .int()
+    .min(0)
+    .max(MAX_GRACE_SECONDS)
+    .default(24 * 60 * 60),
   expiresAt: dateTime.nullable().optional(),
 });
 

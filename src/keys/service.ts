@@ -201,7 +201,8 @@ export function createKeyService(deps: KeyServiceDeps) {
       kind: fields.kind,
       name: fields.name,
       scopes: JSON.stringify(fields.scopes),
-      allowed_origins: fields.allowedOrigins === null ? null : JSON.stringify(fields.allowedOrigins),
+      allowed_origins:
+        fields.allowedOrigins === null ? null : JSON.stringify(fields.allowedOrigins),
       allowed_resources:
         fields.allowedResources === null ? null : JSON.stringify(fields.allowedResources),
       key_hash: secrets.hmac(KEY_HASH_PURPOSE, minted.secret),
@@ -282,7 +283,8 @@ export function createKeyService(deps: KeyServiceDeps) {
         const updated = await updateKeyById(trx, id, {
           ...(patch.name === undefined ? {} : { name: patch.name }),
           scopes: JSON.stringify(next.scopes),
-          allowed_origins: next.allowedOrigins === null ? null : JSON.stringify(next.allowedOrigins),
+          allowed_origins:
+            next.allowedOrigins === null ? null : JSON.stringify(next.allowedOrigins),
           allowed_resources:
             next.allowedResources === null ? null : JSON.stringify(next.allowedResources),
           expires_at: next.expiresAt,

@@ -166,7 +166,8 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
         clientId: null,
         endUserId: null,
         scopes: Object.freeze([...row.scopes]) as readonly Scope[],
-        allowedOrigins: row.allowed_origins === null ? null : Object.freeze([...row.allowed_origins]),
+        allowedOrigins:
+          row.allowed_origins === null ? null : Object.freeze([...row.allowed_origins]),
         allowedResources:
           row.allowed_resources === null ? null : Object.freeze([...row.allowed_resources]),
       }),

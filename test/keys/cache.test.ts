@@ -7,7 +7,7 @@ import { CLI_CALLER, createKeyService, createKeyVerifier, mintKey } from '../../
 import type { KeyVerifier } from '../../src/keys/index.ts';
 import { migrateToLatest } from '../../src/platform/migrations.ts';
 import type { DatabaseHandle } from '../../src/platform/db.ts';
-import { AppError } from '../../src/platform/errors.ts';
+import type { AppError } from '../../src/platform/errors.ts';
 import { newId } from '../../src/platform/ids.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { createSecrets } from '../../src/platform/secrets.ts';
@@ -105,7 +105,12 @@ describe('the key verifier', () => {
     });
     const before = queries;
     const principal = await verifier.verify(secret, { origin: null });
-    expect(principal).toMatchObject({ via: 'api_key', accountId, keyId: key.id, scopes: ['gateway'] });
+    expect(principal).toMatchObject({
+      via: 'api_key',
+      accountId,
+      keyId: key.id,
+      scopes: ['gateway'],
+    });
     for (let i = 0; i < 50; i++) await verifier.verify(secret, { origin: null });
     expect(queries).toBe(before + 1);
     await service.revoke(CLI_CALLER, key.id);
@@ -125,14 +130,22 @@ describe('the key verifier', () => {
 
   it('keeps at most API_KEYS_CACHE_MAX keys', async () => {
     for (let i = 0; i < 5; i++) {
-      const { secret } = await service.create(CLI_CALLER, { accountId, kind: 'backend', name: `k${i}` });
+      const { secret } = await service.create(CLI_CALLER, {
+        accountId,
+        kind: 'backend',
+        name: `k${i}`,
+      });
       await verifier.verify(secret, { origin: null });
     }
     expect(verifier.cacheSize().positive).toBe(3);
   });
 
   it('writes last-use times only when flushed', async () => {
-    const { key, secret } = await service.create(CLI_CALLER, { accountId, kind: 'backend', name: 'u' });
+    const { key, secret } = await service.create(CLI_CALLER, {
+      accountId,
+      kind: 'backend',
+      name: 'u',
+    });
     await verifier.verify(secret, { origin: null });
     expect((await service.show(CLI_CALLER, key.id)).lastUsedAt).toBeNull();
     await verifier.flushLastUsed();

@@ -76,7 +76,10 @@ describe('tollhouse keys', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
 
     const rotated = await keys('rotate', id, '--grace-seconds', '0');
     expect(rotated.code, rotated.stderr).toBe(0);
-    expect(rotated.json.previous).toMatchObject({ status: 'revoked', replacedBy: rotated.json.key.id });
+    expect(rotated.json.previous).toMatchObject({
+      status: 'revoked',
+      replacedBy: rotated.json.key.id,
+    });
     expect(rotated.json.secret).toMatch(/^th_ck_/);
 
     const revoked = await keys('revoke', rotated.json.key.id);

@@ -54,7 +54,10 @@ describe.runIf(onRealPostgres())('two replicas on one PostgreSQL', () => {
 
   it('revoked through one replica, the key is refused by the other within 1 s', async () => {
     const [a, b] = replicas as [ServeProcess, ServeProcess];
-    const created = await runCli(['keys', 'create', '--admin', '--email', 'ops@example.com'], settings);
+    const created = await runCli(
+      ['keys', 'create', '--admin', '--email', 'ops@example.com'],
+      settings,
+    );
     expect(created.code, created.stderr).toBe(0);
     const admin = JSON.parse(created.stdout).secret as string;
     const issued = await fetch(`${a.url}/v1/keys`, {
@@ -80,7 +83,10 @@ describe.runIf(onRealPostgres())('two replicas on one PostgreSQL', () => {
 
   it('rotated with no grace through one replica, the old key is refused by the other within 1 s', async () => {
     const [a, b] = replicas as [ServeProcess, ServeProcess];
-    const created = await runCli(['keys', 'create', '--admin', '--email', 'ops@example.com'], settings);
+    const created = await runCli(
+      ['keys', 'create', '--admin', '--email', 'ops@example.com'],
+      settings,
+    );
     const admin = JSON.parse(created.stdout) as { key: { id: string }; secret: string };
     expect(await status(b, admin.secret)).toBe(200);
     const rotated = await fetch(`${a.url}/v1/keys/${admin.key.id}/rotate`, {

@@ -55,7 +55,9 @@ describe('POST /v1/keys', () => {
       allowedOrigins: null,
       lastUsedAt: null,
     });
-    const shown = await call(t, 'GET', `/v1/keys/${created.body.key.id}`, { headers: bearer(keyA) });
+    const shown = await call(t, 'GET', `/v1/keys/${created.body.key.id}`, {
+      headers: bearer(keyA),
+    });
     expect(shown.status).toBe(200);
     checked('GET', '/v1/keys/{id}', shown);
     const listed = await call(t, 'GET', '/v1/keys', { headers: bearer(keyA) });
@@ -140,7 +142,9 @@ describe('POST /v1/keys', () => {
     });
     expect(created.status).toBe(201);
     expect(created.body.key.accountId).toBe(accountB);
-    const listed = await call(t, 'GET', `/v1/keys?accountId=${accountB}`, { headers: bearer(admin) });
+    const listed = await call(t, 'GET', `/v1/keys?accountId=${accountB}`, {
+      headers: bearer(admin),
+    });
     expect(listed.body.keys.map((k: { id: string }) => k.id)).toContain(created.body.key.id);
     const missing = await call(t, 'POST', '/v1/keys', {
       headers: bearer(admin),
@@ -166,7 +170,10 @@ describe('POST /v1/keys', () => {
     for (const { raw, status } of bad) {
       const response = await call(t, 'POST', '/v1/keys', { headers: bearer(keyA), raw });
       expect(response.status, raw.slice(0, 60)).toBe(status);
-      expect(response.body).toMatchObject({ error: expect.any(String), message: expect.any(String) });
+      expect(response.body).toMatchObject({
+        error: expect.any(String),
+        message: expect.any(String),
+      });
     }
     const form = await call(t, 'POST', '/v1/keys', {
       headers: { ...bearer(keyA), 'content-type': 'text/plain' },
@@ -178,9 +185,11 @@ describe('POST /v1/keys', () => {
   });
 
   it('answers 401 with the exact body without credentials', async () => {
-    for (const headers of [{}, { authorization: 'Bearer nope' }, { authorization: 'Basic YTpi' }] as Array<
-      Record<string, string>
-    >) {
+    for (const headers of [
+      {},
+      { authorization: 'Bearer nope' },
+      { authorization: 'Basic YTpi' },
+    ] as Array<Record<string, string>>) {
       const response = await call(t, 'POST', '/v1/keys', { headers, body: { name: 'x' } });
       expect(response.status).toBe(401);
       expect(response.body).toEqual(INVALID);
@@ -234,7 +243,10 @@ describe('GET /v1/keys/{id}, PATCH, revoke', () => {
       { allowedOrigins: ['https://a.example'] },
       { expiresAt: '2001-01-01T00:00:00Z' },
     ]) {
-      const response = await call(t, 'PATCH', `/v1/keys/${key.id}`, { headers: bearer(keyA), body });
+      const response = await call(t, 'PATCH', `/v1/keys/${key.id}`, {
+        headers: bearer(keyA),
+        body,
+      });
       expect(response.status, JSON.stringify(body)).toBe(400);
     }
     const escalate = await call(t, 'PATCH', `/v1/keys/${key.id}`, {
@@ -336,7 +348,9 @@ describe('listing and rotation schedule', () => {
     await sql`update api_keys set created_at = now() - interval '91 days' where id = ${old.key.id}`.execute(
       t.app.database.db,
     );
-    const listed = await call(t, 'GET', `/v1/keys?accountId=${account}`, { headers: bearer(admin) });
+    const listed = await call(t, 'GET', `/v1/keys?accountId=${account}`, {
+      headers: bearer(admin),
+    });
     const flags = Object.fromEntries(
       listed.body.keys.map((k: { id: string; rotationDue: boolean }) => [k.id, k.rotationDue]),
     );

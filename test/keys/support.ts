@@ -69,7 +69,7 @@ export async function call(
   if (body !== undefined) headers['content-type'] ??= 'application/json';
   const response = await fetch(`${t.url}${path}`, { method, headers, body });
   const text = await response.text();
-  let json: unknown = undefined;
+  let json: unknown;
   try {
     json = text === '' ? undefined : JSON.parse(text);
   } catch {

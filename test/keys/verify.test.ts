@@ -49,10 +49,7 @@ describe('401 Invalid API key', () => {
     const truncated = backend.slice(0, -1);
     const badChecksum = backend.slice(0, -1) + (backend.endsWith('a') ? 'b' : 'a');
     const { key: revokedKey, secret: revoked } = await issueKey(t, account);
-    await t.app.keys.service.revoke(
-      CLI_CALLER,
-      revokedKey.id,
-    );
+    await t.app.keys.service.revoke(CLI_CALLER, revokedKey.id);
     const expiring = await issueKey(t, account, { expiresAt: new Date(Date.now() + 1_000) });
     expect((await verify(bearer(expiring.secret))).status).toBe(200);
     await sleep(Math.max(0, expiring.key.expiresAt!.getTime() - Date.now()) + 50);
@@ -134,9 +131,15 @@ describe('403 rules', () => {
     expect(wrong.status).toBe(403);
     expect(wrong.body.message).toContain('"llm"');
     expect((await verify(headers, '?resource=upscale')).status).toBe(403);
-    expect((await verify({ ...headers, 'x-forwarded-uri': '/text-to-image?x=1' })).status).toBe(200);
-    expect((await verify({ ...headers, 'x-original-uri': '/live/video-to-video/stream-1/x' })).status).toBe(200);
-    expect((await verify({ ...headers, 'x-tollhouse-resource': 'upscale, text-to-image' })).status).toBe(200);
+    expect((await verify({ ...headers, 'x-forwarded-uri': '/text-to-image?x=1' })).status).toBe(
+      200,
+    );
+    expect(
+      (await verify({ ...headers, 'x-original-uri': '/live/video-to-video/stream-1/x' })).status,
+    ).toBe(200);
+    expect(
+      (await verify({ ...headers, 'x-tollhouse-resource': 'upscale, text-to-image' })).status,
+    ).toBe(200);
     expect((await verify(headers, '?resource=text-to-image')).status).toBe(200);
   });
 
@@ -210,15 +213,15 @@ describe('CORS', () => {
       allowedResources: ['llm'],
     });
     await until(async () => (await preflight()) === 204);
-    await t.app.keys.service.revoke(
-      CLI_CALLER,
-      key.id,
-    );
+    await t.app.keys.service.revoke(CLI_CALLER, key.id);
     await until(async () => (await preflight()) === 403);
   });
 
   it('adds Access-Control-Allow-Origin to real responses for allowed origins only', async () => {
-    const ok = await verify({ ...bearer(browser, { origin: ORIGIN }), 'x-forwarded-uri': '/text-to-image' });
+    const ok = await verify({
+      ...bearer(browser, { origin: ORIGIN }),
+      'x-forwarded-uri': '/text-to-image',
+    });
     expect(ok.headers.get('access-control-allow-origin')).toBe(ORIGIN);
     const other = await verify(bearer(browser, { origin: 'https://evil.example' }));
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
@@ -231,11 +234,7 @@ describe('cache', () => {
     expect((await verify(bearer(secret))).status).toBe(200);
     const before = t.app.keys.verifier.cacheSize().positive;
     expect(before).toBeGreaterThan(0);
-    await t.app.keys.service.update(
-      CLI_CALLER,
-      key.id,
-      { scopes: ['usage:read'] },
-    );
+    await t.app.keys.service.update(CLI_CALLER, key.id, { scopes: ['usage:read'] });
     // The NOTIFY of the update reaches this process; the next use sees the new scopes.
     await until(async () => (await verify(bearer(secret))).status === 403);
     expect((await verify(bearer(secret), '?scope=usage:read')).status).toBe(200);
