@@ -18,6 +18,9 @@ const PREFLIGHT_MAX_AGE_SECONDS = 600;
 const RELOAD_DEBOUNCE_MS = 50;
 const ALLOWED_METHODS = 'GET, POST, PUT, PATCH, DELETE';
 const EXPOSED_HEADERS = 'X-Request-Id, Retry-After';
+// The OpenID provider answers CORS for its own endpoints (per client, by oidc-provider's
+// rules); browser keys never apply there.
+const OWN_CORS_PREFIXES = ['/oidc', '/.well-known/', '/interaction/', '/device'];
 
 export interface BrowserOrigins {
   has(origin: string): boolean;
@@ -57,7 +60,7 @@ export function createBrowserOrigins(db: Kysely<Database>, log: Logger): Browser
 export function browserCors(origins: BrowserOrigins): Middleware {
   return async function browserCors(ctx, next) {
     const header = ctx.get('origin');
-    if (header === '') return next();
+    if (header === '' || OWN_CORS_PREFIXES.some((p) => ctx.path.startsWith(p))) return next();
     ctx.vary('Origin');
     const origin = normalizeOrigin(header);
     const allowed = origin !== null && origins.has(origin);

@@ -194,6 +194,12 @@ describe('CORS', () => {
     expect(refused.status).toBe(403);
     expect(refused.headers.get('access-control-allow-origin')).toBeNull();
     expect(((await refused.json()) as { rule: string }).rule).toBe('cors-origin');
+    // The OpenID provider's endpoints keep their own CORS rules.
+    const oidc = await fetch(`${t.url}/oidc/token`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+    });
+    expect(oidc.status).not.toBe(403);
   });
 
   it('follows key changes: a new browser key opens its origin, revoking it closes it', async () => {
