@@ -295,7 +295,7 @@ export function createKeyService(deps: KeyServiceDeps) {
           action: 'key.update',
           subject: id,
           requestId: caller.requestId,
-          details: { changed: Object.keys(patch).filter((k) => k in patch) },
+          details: { changed: Object.keys(patch) },
         });
         return view(toApiKey(updated));
       });

@@ -1,6 +1,7 @@
 // /v1/keys over real HTTP: who may manage which keys, the shapes returned (checked against
 // openapi.yaml), and hostile input.
 import { sql } from 'kysely';
+import { findAuditBySubject } from '../../src/platform/audit.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
@@ -199,6 +200,41 @@ describe('POST /v1/keys', () => {
   });
 });
 
+describe('every /v1/keys route', () => {
+  it('answers 401 without a credential, and 400/413 for bad bodies, changing nothing', async () => {
+    const { key } = await issueKey(t, accountA, { name: 'untouched' });
+    const routes: Array<[string, string]> = [
+      ['GET', '/v1/keys'],
+      ['POST', '/v1/keys'],
+      ['GET', `/v1/keys/${key.id}`],
+      ['PATCH', `/v1/keys/${key.id}`],
+      ['POST', `/v1/keys/${key.id}/revoke`],
+      ['POST', `/v1/keys/${key.id}/rotate`],
+    ];
+    for (const [method, path] of routes) {
+      const response = await call(t, method, path, {
+        headers: { authorization: `Bearer ${keyA.slice(0, -1)}x` },
+      });
+      expect(response.status, `${method} ${path}`).toBe(401);
+      expect(response.body).toEqual(INVALID);
+    }
+    for (const path of [`/v1/keys/${key.id}`, `/v1/keys/${key.id}/rotate`]) {
+      const method = path.endsWith('rotate') ? 'POST' : 'PATCH';
+      for (const [raw, status] of [
+        ['{"name":', 400],
+        ['[1,2]', 400],
+        [JSON.stringify({ name: 'y'.repeat(8000) }), 413],
+        [JSON.stringify({ graceSeconds: 1e30, name: 5 }), 400],
+      ] as const) {
+        const response = await call(t, method, path, { headers: bearer(keyA), raw });
+        expect(response.status, `${method} ${path} ${raw.slice(0, 20)}`).toBe(status);
+      }
+    }
+    const shown = await call(t, 'GET', `/v1/keys/${key.id}`, { headers: bearer(keyA) });
+    expect(shown.body).toMatchObject({ name: 'untouched', status: 'active', replacedBy: null });
+  });
+});
+
 describe('GET /v1/keys/{id}, PATCH, revoke', () => {
   it('hides other accounts’ keys as 404 and rejects malformed ids with 400', async () => {
     const other = await issueKey(t, accountB);
@@ -276,6 +312,10 @@ describe('GET /v1/keys/{id}, PATCH, revoke', () => {
     expect(patch.status).toBe(409);
     const rotate = await call(t, 'POST', `/v1/keys/${key.id}/rotate`, { headers: bearer(keyA) });
     expect(rotate.status).toBe(409);
+    // Audited once, by the key that did it.
+    const audit = await findAuditBySubject(t.app.database.db, key.id);
+    expect(audit.map((a) => a.action)).toEqual(['key.create', 'key.revoke']);
+    expect(audit[1]?.actor).toMatch(/^key_/);
   });
 
   it('refuses browser keys at the management API', async () => {
