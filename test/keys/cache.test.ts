@@ -1,5 +1,6 @@
 // The verifier on its own, over a real database whose queries are counted: proves which
 // checks cost a round trip and which do not.
+import { sql } from 'kysely';
 import type { KyselyPlugin, PluginTransformQueryArgs } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertAccount } from '../../src/identity/index.ts';
@@ -11,7 +12,7 @@ import type { AppError } from '../../src/platform/errors.ts';
 import { newId } from '../../src/platform/ids.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { createSecrets } from '../../src/platform/secrets.ts';
-import { createTestDatabase } from '../support/db.ts';
+import { createTestDatabase, onRealPostgres } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
 
 const secrets = createSecrets('x'.repeat(64));
@@ -152,4 +153,33 @@ describe('the key verifier', () => {
     const used = (await service.show(CLI_CALLER, key.id)).lastUsedAt;
     expect(used).toBeInstanceOf(Date);
   });
+
+  it.runIf(onRealPostgres())(
+    'drops every cached key when the LISTEN connection drops, since changes may have been missed',
+    async () => {
+      const { key, secret } = await service.create(CLI_CALLER, {
+        accountId,
+        kind: 'backend',
+        name: 'l',
+      });
+      await verifier.verify(secret, { origin: null });
+      // A change that sends no NOTIFY (as if it happened while this replica was not listening).
+      await sql`update api_keys set revoked_at = now() where id = ${key.id}`.execute(handle.db);
+      expect(await verifier.verify(secret, { origin: null })).not.toBeNull();
+      await sql`select pg_terminate_backend(pid) from pg_stat_activity
+              where application_name = 'tollhouse-listen' and datname = current_database()`.execute(
+        handle.db,
+      );
+      const deadline = Date.now() + 10_000;
+      let status: number = 200;
+      while (status === 200 && Date.now() < deadline) {
+        status = await verifier.verify(secret, { origin: null }).then(
+          () => 200,
+          (error: AppError) => error.status,
+        );
+        if (status === 200) await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(status).toBe(401);
+    },
+  );
 });
