@@ -155,7 +155,8 @@ export type AuthState = RequestState & { principal: Principal };
 
 /**
  * Route middleware: authenticates the caller and requires every one of `scopes`
- * (`admin` satisfies any scope). Sets `ctx.state.principal`.
+ * (`admin` satisfies any scope). Browser keys pass only where `gateway` is required.
+ * Sets `ctx.state.principal`.
  */
 export function requireAuth(
   authenticator: Authenticator,
@@ -166,6 +167,11 @@ export function requireAuth(
       origin: ctx.get('origin') || null,
       log: (ctx.state as RequestState).log,
     });
+    // Browser keys are public by design (they ship in web pages): they reach only routes that
+    // require the gateway scope, never management or reporting APIs.
+    if (principal.allowedOrigins !== null && !scopes.includes('gateway')) {
+      throw ruleFailed('browser-key-scope', 'Browser keys work only for gateway requests');
+    }
     const missing = scopes.filter((s) => !hasScope(principal, s));
     if (missing.length > 0) {
       throw new Forbidden(`This credential lacks the ${missing.join(', ')} scope`);

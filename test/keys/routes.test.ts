@@ -329,7 +329,7 @@ describe('GET /v1/keys/{id}, PATCH, revoke', () => {
       headers: bearer(browser.secret, { origin: 'https://app.example.com' }),
     });
     expect(response.status).toBe(403);
-    expect(response.body.rule).toBe('browser-key-management');
+    expect(response.body.rule).toBe('browser-key-scope');
   });
 });
 
