@@ -6,6 +6,8 @@ import { createMetering } from './metering/index.ts';
 import type { Metering } from './metering/index.ts';
 import { createAuthenticator } from './platform/auth.ts';
 import type { Authenticator, CredentialVerifier } from './platform/auth.ts';
+import { createKeys } from './keys/index.ts';
+import type { Keys } from './keys/index.ts';
 import { createDatabase } from './platform/db.ts';
 import type { DatabaseHandle } from './platform/db.ts';
 import { healthRoutes } from './platform/health.ts';
@@ -39,6 +41,7 @@ export interface App {
   secrets: Secrets;
   /** Turns a bearer credential into a principal (API keys, then OIDC access tokens). */
   authenticator: Authenticator;
+  keys: Keys;
   lifecycle: Lifecycle;
   metering: Metering;
   /** Node request listener for http.createServer. */
@@ -72,6 +75,12 @@ export async function createApp(options: AppOptions): Promise<App> {
     // Each capability that issues credentials adds its verifier here.
     const verifiers: CredentialVerifier[] = [];
     const authenticator = createAuthenticator(verifiers);
+    // API keys first: their verifier answers null for anything not starting with `th_`.
+    const keys = await createKeys({ database, secrets, log, metrics, config: config.keys });
+    closeTasks.push(() => keys.close());
+    verifiers.push(keys.verifier);
+    koa.use(keys.cors);
+    keys.routes(router, authenticator);
 
     healthRoutes(router, {
       db: database.db,
@@ -99,6 +108,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       metrics,
       secrets,
       authenticator,
+      keys,
       lifecycle,
       metering,
       handler: koa.callback(),

@@ -144,6 +144,18 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'If set, GET /metrics requires `Authorization: Bearer <token>`.',
     schema: z.string().min(1),
   },
+  {
+    name: 'API_KEYS_CACHE_MAX',
+    default: '100000',
+    doc: 'Most API keys each process keeps verified in memory (about 1 KB each); colder keys cost one query.',
+    schema: integer(100, 10_000_000),
+  },
+  {
+    name: 'API_KEYS_FLUSH_SECONDS',
+    default: '30',
+    doc: "How often each process writes API keys' last-use times (batched, not per request).",
+    schema: integer(1, 3600),
+  },
 ];
 
 export interface Config {
@@ -169,6 +181,7 @@ export interface Config {
     readonly url: string | null;
   };
   readonly metrics: { readonly token: string | null };
+  readonly keys: { readonly cacheMax: number; readonly lastUsedFlushMs: number };
 }
 
 export interface LoadedConfig {
@@ -277,6 +290,10 @@ export function parseConfig(
     log: { level: get<LogLevel>('LOG_LEVEL') },
     gateway: { url: get<string | undefined>('GATEWAY_URL') ?? null },
     metrics: { token: get<string | undefined>('METRICS_TOKEN') ?? null },
+    keys: {
+      cacheMax: get<number>('API_KEYS_CACHE_MAX'),
+      lastUsedFlushMs: get<number>('API_KEYS_FLUSH_SECONDS') * 1000,
+    },
   });
 }
 

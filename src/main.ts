@@ -7,11 +7,10 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import type { Config, LoadedConfig } from './config.ts';
+import type { LoadedConfig } from './config.ts';
 import { CliUsageError, USAGE_HELP, usageCommand } from './metering/cli.ts';
+import { KEYS_USAGE, keysCommand } from './keys/index.ts';
 import { DataDirLocked, createDatabase } from './platform/db.ts';
-import type { DatabaseHandle } from './platform/db.ts';
-import type { Logger } from './platform/log.ts';
 import { createLogger } from './platform/log.ts';
 import { listMigrations, migrateToLatest } from './platform/migrations.ts';
 import { startServer } from './platform/server.ts';
@@ -39,15 +38,27 @@ const COMMANDS: Record<string, Command> = {
   usage: {
     summary: 'Usage totals and retention (show, prune)',
     usage: USAGE_HELP,
-    run: async (args) => {
-      const { config } = configOrExit();
-      const log = createLogger({ level: config.log.level, destination: process.stderr });
-      return usageCommand(args, {
-        openDatabase: () => openMigratedDatabase(config.database, log),
-        log,
+    run: (args) =>
+      usageCommand(args, {
+        open: async () => {
+          const app = await openApp();
+          return { metering: app.metering.service, close: () => app.close() };
+        },
         out: (text) => process.stdout.write(`${text}\n`),
-      });
-    },
+      }),
+  },
+  keys: {
+    summary: 'Manage API keys: create, list, show, update, revoke, rotate',
+    usage: KEYS_USAGE,
+    run: (args) =>
+      keysCommand(args, {
+        open: async () => {
+          const app = await openApp();
+          return { keyService: app.keys.service, database: app.database, close: () => app.close() };
+        },
+        out: (text) => process.stdout.write(text),
+        err: (text) => process.stderr.write(text),
+      }),
   },
   help: {
     summary: 'Show this help',
@@ -155,6 +166,14 @@ async function serve(args: string[]): Promise<number> {
   return new Promise<number>(() => {});
 }
 
+/** The service for a one-shot command: logs on stderr so stdout stays parseable. */
+async function openApp() {
+  const { config, warnings } = configOrExit();
+  const log = createLogger({ level: config.log.level, destination: process.stderr });
+  for (const warning of warnings) log.warn(warning);
+  return createApp({ config, log });
+}
+
 async function migrate(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { status: { type: 'boolean' } }, strict: true });
   const { config, warnings } = configOrExit();
@@ -172,21 +191,6 @@ async function migrate(args: string[]): Promise<number> {
     return 0;
   } finally {
     await database.close();
-  }
-}
-
-/** One-shot commands work on a current schema: apply pending migrations first, as serve does. */
-async function openMigratedDatabase(
-  config: Config['database'],
-  log: Logger,
-): Promise<DatabaseHandle> {
-  const database = await createDatabase({ config, log });
-  try {
-    await migrateToLatest(database.db);
-    return database;
-  } catch (error) {
-    await database.close();
-    throw error;
   }
 }
 

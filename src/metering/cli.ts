@@ -1,10 +1,8 @@
 // `tollhouse usage …`: usage totals and retention for operators at the command line.
 import { parseArgs } from 'node:util';
-import type { DatabaseHandle } from '../platform/db.ts';
-import type { Logger } from '../platform/log.ts';
 import { GROUP_BY } from './queries.ts';
 import type { GroupBy } from './queries.ts';
-import { createMeteringService } from './service.ts';
+import type { MeteringService } from './service.ts';
 
 export const USAGE_HELP = `Usage:
   tollhouse usage show [--account ID] [--app ID] [--from TIME] [--to TIME] [--by day,pipeline,…]
@@ -18,7 +16,10 @@ export class CliUsageError extends Error {}
 
 export async function usageCommand(
   args: string[],
-  deps: { openDatabase: () => Promise<DatabaseHandle>; log: Logger; out: (text: string) => void },
+  deps: {
+    open: () => Promise<{ metering: MeteringService; close(): Promise<void> }>;
+    out: (text: string) => void;
+  },
 ): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === 'show') {
@@ -44,10 +45,9 @@ export async function usageCommand(
     const unknown = groupBy.filter((g) => !(GROUP_BY as readonly string[]).includes(g));
     if (unknown.length > 0)
       throw new CliUsageError(`--by: unknown ${unknown.join(', ')}; use ${GROUP_BY.join(', ')}`);
-    const database = await deps.openDatabase();
+    const opened = await deps.open();
     try {
-      const service = createMeteringService({ database, log: deps.log });
-      const rows = await service.summarizeAll(
+      const rows = await opened.metering.summarizeAll(
         {
           from,
           to,
@@ -76,7 +76,7 @@ export async function usageCommand(
       );
       return 0;
     } finally {
-      await database.close();
+      await opened.close();
     }
   }
   if (sub === 'prune') {
@@ -88,13 +88,13 @@ export async function usageCommand(
     if (values.before === undefined || !/^\d{4}-(0[1-9]|1[0-2])$/.test(values.before)) {
       throw new CliUsageError('--before YYYY-MM is required');
     }
-    const database = await deps.openDatabase();
+    const opened = await deps.open();
     try {
-      const dropped = await createMeteringService({ database, log: deps.log }).prune(values.before);
+      const dropped = await opened.metering.prune(values.before);
       deps.out(JSON.stringify({ dropped }, null, 2));
       return 0;
     } finally {
-      await database.close();
+      await opened.close();
     }
   }
   throw new CliUsageError(

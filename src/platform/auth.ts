@@ -5,6 +5,7 @@
 import type { Middleware } from 'koa';
 import { Forbidden, Unauthorized } from './errors.ts';
 import type { RequestState } from './http.ts';
+import type { Logger } from './log.ts';
 
 export const SCOPES = [
   'gateway',
@@ -38,6 +39,8 @@ export interface Principal {
 export interface VerifyContext {
   /** The request's Origin header, if a browser sent one. */
   origin: string | null;
+  /** The request's logger: refusals are logged with their reason (never the credential). */
+  log?: Logger;
 }
 
 export interface CredentialVerifier {
@@ -64,6 +67,8 @@ export function createAuthenticator(verifiers: readonly CredentialVerifier[]): A
   return {
     async authenticate(authorization, context) {
       const credential = bearerCredential(authorization);
+      const mistake = authorizationMistake(authorization);
+      if (mistake !== null) context.log?.info({ mistake }, `Authorization header: ${mistake}`);
       if (credential === null) throw invalidCredential();
       for (const verifier of verifiers) {
         const principal = await verifier.verify(credential, context);
@@ -81,11 +86,77 @@ export function bearerCredential(authorization: string | undefined): string | nu
   return match?.[1] ?? null;
 }
 
+/**
+ * Names the usual client mistakes in an Authorization header, for the log line an operator
+ * reads when a customer says "my key does not work". Lenient forms that are still accepted
+ * (surrounding whitespace, `bearer` in lower case) are named too, so they can be fixed before a
+ * stricter proxy refuses them. Never includes the credential.
+ */
+export function authorizationMistake(authorization: string | undefined): string | null {
+  if (authorization === undefined || authorization === '') return 'missing';
+  if (/^\s*bearer\s*:/i.test(authorization)) {
+    return 'has a colon after the scheme ("Bearer: <key>"); send "Bearer <key>"';
+  }
+  if (/^\s*th_/.test(authorization)) {
+    return 'has the key without a scheme; send "Bearer <key>"';
+  }
+  const scheme = /^\s*(\S+)/.exec(authorization)?.[1] ?? '';
+  if (!/^bearer$/i.test(scheme)) {
+    return `uses the "${scheme.slice(0, 20)}" scheme; send "Bearer <key>"`;
+  }
+  if (/^\s*bearer\s+["'<]/i.test(authorization)) {
+    return 'has the key in quotes or angle brackets; send the bare key';
+  }
+  if (/^\s*bearer\s+\S+\s+\S/i.test(authorization)) {
+    return 'has more than one word after "Bearer"; send exactly one key';
+  }
+  if (/^\s*bearer\s*$/i.test(authorization)) return 'has the scheme but no credential';
+  if (!/^bearer \S+$/i.test(authorization)) {
+    return 'has extra whitespace around the key (accepted; send "Bearer <key>")';
+  }
+  if (!authorization.startsWith('Bearer ')) {
+    return 'writes the scheme in another case (accepted; "Bearer" is canonical)';
+  }
+  return null;
+}
+
+/** Refusal for one of a restricted credential's rules; `rule` names it in the body. */
+export function ruleFailed(rule: string, message: string): Forbidden {
+  return new Forbidden(message, { details: { rule } });
+}
+
+/**
+ * For the front door (and forward-auth): may `principal` act on this resource? `resource` is
+ * every name the request is known by (pipeline, model id, stream id); one match is enough.
+ * Unrestricted principals (backend keys without a resource list, OIDC tokens) always may.
+ */
+export function assertResourceAllowed(
+  principal: Principal,
+  resource: string | readonly string[] | null,
+): void {
+  const allowed = principal.allowedResources;
+  if (allowed === null) return;
+  const names = resource === null ? [] : typeof resource === 'string' ? [resource] : resource;
+  if (names.length === 0) {
+    throw ruleFailed(
+      'resource',
+      'This key is limited to named resources, and the request names none',
+    );
+  }
+  if (!names.some((name) => allowed.includes(name))) {
+    throw ruleFailed(
+      'resource',
+      `This key does not allow the resource ${JSON.stringify(names[0]?.slice(0, 200))}`,
+    );
+  }
+}
+
 export type AuthState = RequestState & { principal: Principal };
 
 /**
  * Route middleware: authenticates the caller and requires every one of `scopes`
- * (`admin` satisfies any scope). Sets `ctx.state.principal`.
+ * (`admin` satisfies any scope). Browser keys pass only where `gateway` is required.
+ * Sets `ctx.state.principal`.
  */
 export function requireAuth(
   authenticator: Authenticator,
@@ -94,7 +165,13 @@ export function requireAuth(
   return async function requireAuth(ctx, next) {
     const principal = await authenticator.authenticate(ctx.get('authorization') || undefined, {
       origin: ctx.get('origin') || null,
+      log: (ctx.state as RequestState).log,
     });
+    // Browser keys are public by design (they ship in web pages): they reach only routes that
+    // require the gateway scope, never management or reporting APIs.
+    if (principal.allowedOrigins !== null && !scopes.includes('gateway')) {
+      throw ruleFailed('browser-key-scope', 'Browser keys work only for gateway requests');
+    }
     const missing = scopes.filter((s) => !hasScope(principal, s));
     if (missing.length > 0) {
       throw new Forbidden(`This credential lacks the ${missing.join(', ')} scope`);

@@ -11,12 +11,14 @@ import pg from 'pg';
 import type { Config } from '../config.ts';
 import type { AccountsTable } from '../identity/index.ts';
 import type { UsageEventsTable, UsageRollupsTable } from '../metering/index.ts';
+import type { ApiKeysTable } from '../keys/index.ts';
 import type { AuditLogTable } from './audit.ts';
 import type { Logger } from './log.ts';
 
 /** Every table, assembled from the capabilities' `table.ts` files. */
 export interface Database {
   accounts: AccountsTable;
+  api_keys: ApiKeysTable;
   audit_log: AuditLogTable;
   usage_events: UsageEventsTable;
   usage_rollups: UsageRollupsTable;

@@ -1,0 +1,88 @@
+// API keys: backend keys (th_sk_…) and browser keys (th_ck_…, limited to origins and
+// resources), their management API and CLI, and the cached verifier every request goes through.
+// Other capabilities reach keys only through what is exported here.
+import { Gauge } from 'prom-client';
+import type { Middleware } from 'koa';
+import type { Authenticator } from '../platform/auth.ts';
+import type { DatabaseHandle } from '../platform/db.ts';
+import type { Router } from '../platform/http.ts';
+import type { Logger } from '../platform/log.ts';
+import type { Metrics } from '../platform/metrics.ts';
+import type { Secrets } from '../platform/secrets.ts';
+import { browserCors, createBrowserOrigins } from './cors.ts';
+import { ROTATION_DUE_MS, countKeysCreatedBefore } from './queries.ts';
+import { keyRoutes } from './routes.ts';
+import { createKeyService } from './service.ts';
+import type { KeyService } from './service.ts';
+import { createKeyVerifier } from './verify.ts';
+import type { KeyVerifier } from './verify.ts';
+
+export type { ApiKeysTable } from './table.ts';
+export type { ApiKey } from './queries.ts';
+export type { KeyKind, MintedKey, ParsedKey } from './format.ts';
+export { mintKey, parseKey, normalizeOrigin, KEY_PATTERN } from './format.ts';
+export type { ApiKeyView, Caller, IssuedKey, KeyService } from './service.ts';
+export { CLI_CALLER, createKeyService } from './service.ts';
+export type { KeyVerifier, KeyVerifierDeps } from './verify.ts';
+export { KEY_HASH_PURPOSE, createKeyVerifier } from './verify.ts';
+export type { KeysCliDeps } from './cli.ts';
+export { KEYS_USAGE, keysCommand } from './cli.ts';
+// The front door checks a browser key's resource list with this (it knows the pipeline/model).
+export { assertResourceAllowed } from '../platform/auth.ts';
+
+export interface KeysDeps {
+  database: DatabaseHandle;
+  secrets: Secrets;
+  log: Logger;
+  metrics: Metrics;
+  config: { cacheMax: number; lastUsedFlushMs: number };
+}
+
+export interface Keys {
+  service: KeyService;
+  /** The `th_` credential verifier: register it first in the authenticator's list. */
+  verifier: KeyVerifier;
+  /** CORS for browser keys: install before the router. */
+  cors: Middleware;
+  routes(router: Router, authenticator: Authenticator): void;
+  close(): Promise<void>;
+}
+
+export async function createKeys(deps: KeysDeps): Promise<Keys> {
+  const { database, secrets, log, metrics } = deps;
+  const origins = createBrowserOrigins(database.db, log);
+  const verifier = createKeyVerifier({
+    db: database.db,
+    listen: database.listen,
+    secrets,
+    log,
+    cacheMax: deps.config.cacheMax,
+    lastUsedFlushMs: deps.config.lastUsedFlushMs,
+    onChange: () => origins.changed(),
+  });
+  await verifier.start();
+  await origins.reload();
+  const service = createKeyService({ db: database.db, secrets });
+  new Gauge({
+    name: 'tollhouse_api_keys_rotation_due',
+    help: 'Active API keys older than the recommended 90-day rotation schedule',
+    registers: [metrics.registry],
+    async collect() {
+      try {
+        this.set(await countKeysCreatedBefore(database.db, new Date(Date.now() - ROTATION_DUE_MS)));
+      } catch (error) {
+        log.warn({ err: error }, 'could not count API keys due for rotation');
+      }
+    },
+  });
+  return {
+    service,
+    verifier,
+    cors: browserCors(origins),
+    routes: (router, authenticator) => keyRoutes(router, { keyService: service, authenticator }),
+    async close() {
+      origins.close();
+      await verifier.close();
+    },
+  };
+}

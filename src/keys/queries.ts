@@ -1,0 +1,162 @@
+// SQL for api_keys, and the mapping from rows to the domain object.
+import { sql } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
+import type { Scope } from '../platform/auth.ts';
+import type { Database } from '../platform/db.ts';
+import type { KeyKind } from './format.ts';
+import type { ApiKeyRow, ApiKeyRowUpdate, NewApiKeyRow } from './table.ts';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+/** The channel every replica LISTENs on; the payload is `changed:<key id>` or `created:<key id>`. */
+export const KEYS_CHANNEL = 'tollhouse_api_keys';
+
+// The recommended rotation schedule: keys older than this are flagged in listings and counted
+// by the tollhouse_api_keys_rotation_due gauge.
+export const ROTATION_DUE_MS = 90 * 24 * 60 * 60 * 1000;
+
+export interface ApiKey {
+  id: string;
+  accountId: string;
+  appId: string | null;
+  kind: KeyKind;
+  name: string;
+  scopes: Scope[];
+  allowedOrigins: string[] | null;
+  allowedResources: string[] | null;
+  displayPrefix: string;
+  createdBy: string;
+  createdAt: Date;
+  updatedAt: Date;
+  expiresAt: Date | null;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+  replacedBy: string | null;
+}
+
+export function toApiKey(row: ApiKeyRow): ApiKey {
+  return {
+    id: row.id,
+    accountId: row.account_id,
+    appId: row.app_id,
+    kind: row.kind,
+    name: row.name,
+    scopes: row.scopes as Scope[],
+    allowedOrigins: row.allowed_origins,
+    allowedResources: row.allowed_resources,
+    displayPrefix: row.display_prefix,
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    expiresAt: row.expires_at,
+    lastUsedAt: row.last_used_at,
+    revokedAt: row.revoked_at,
+    replacedBy: row.replaced_by,
+  };
+}
+
+export async function insertKey(db: Db, row: NewApiKeyRow): Promise<ApiKeyRow> {
+  return db.insertInto('api_keys').values(row).returningAll().executeTakeFirstOrThrow();
+}
+
+export async function findKeyById(db: Db, id: string): Promise<ApiKeyRow | undefined> {
+  return db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/** Locks the row for the rest of the transaction (update, revoke and rotate race otherwise). */
+export async function findKeyByIdForUpdate(
+  trx: Transaction<Database>,
+  id: string,
+): Promise<ApiKeyRow | undefined> {
+  return trx.selectFrom('api_keys').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+}
+
+export type VerifiableKeyRow = ApiKeyRow & { account_status: 'active' | 'disabled' };
+
+/** The verifier's one query: the key by its hash, with its account's status. */
+export async function findKeyByHash(
+  db: Kysely<Database>,
+  keyHash: string,
+): Promise<VerifiableKeyRow | undefined> {
+  return db
+    .selectFrom('api_keys')
+    .innerJoin('accounts', 'accounts.id', 'api_keys.account_id')
+    .selectAll('api_keys')
+    .select('accounts.status as account_status')
+    .where('api_keys.key_hash', '=', keyHash)
+    .executeTakeFirst();
+}
+
+export async function findKeysByAccount(db: Db, accountId: string): Promise<ApiKeyRow[]> {
+  return db
+    .selectFrom('api_keys')
+    .selectAll()
+    .where('account_id', '=', accountId)
+    .orderBy('created_at', 'desc')
+    .orderBy('id')
+    .execute();
+}
+
+export async function updateKeyById(
+  trx: Transaction<Database>,
+  id: string,
+  patch: ApiKeyRowUpdate,
+): Promise<ApiKeyRow> {
+  return trx
+    .updateTable('api_keys')
+    .set({ ...patch, updated_at: sql<Date>`now()` })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/** Tells every replica (this one included) to drop what it cached about `id`, on commit. */
+export async function notifyKeyChanged(
+  trx: Transaction<Database>,
+  id: string,
+  change: 'created' | 'changed' = 'changed',
+): Promise<void> {
+  await sql`select pg_notify(${KEYS_CHANNEL}, ${`${change}:${id}`})`.execute(trx);
+}
+
+/** Writes a batch of last-use times in one statement; an older time never overwrites a newer. */
+export async function updateLastUsed(
+  db: Kysely<Database>,
+  uses: ReadonlyArray<readonly [id: string, usedAt: Date]>,
+): Promise<void> {
+  if (uses.length === 0) return;
+  const values = sql.join(
+    uses.map(([id, usedAt]) => sql`(${id}, ${usedAt.toISOString()}::timestamptz)`),
+  );
+  await sql`update api_keys as k
+    set last_used_at = greatest(k.last_used_at, v.used_at)
+    from (values ${values}) as v(id, used_at)
+    where k.id = v.id`.execute(db);
+}
+
+/** Active keys created before `createdBefore` (due for rotation). */
+export async function countKeysCreatedBefore(
+  db: Kysely<Database>,
+  createdBefore: Date,
+): Promise<number> {
+  const row = await db
+    .selectFrom('api_keys')
+    .select((eb) => eb.fn.countAll<bigint>().as('count'))
+    .where('created_at', '<', createdBefore)
+    .where('revoked_at', 'is', null)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+/** Every origin some active browser key allows (answers CORS preflights). */
+export async function findActiveBrowserOrigins(db: Kysely<Database>): Promise<string[]> {
+  const rows = await db
+    .selectFrom('api_keys')
+    .select('allowed_origins')
+    .where('kind', '=', 'browser')
+    .where('revoked_at', 'is', null)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+    .execute();
+  return rows.flatMap((row) => row.allowed_origins ?? []);
+}

@@ -1,0 +1,178 @@
+// HTTP: /v1/keys (an account manages its own keys; `admin` manages any account's) and
+// /v1/auth/verify (forward-auth for nginx auth_request, Traefik ForwardAuth, Envoy ext_authz).
+import type { Authenticator, AuthState, Principal, Scope } from '../platform/auth.ts';
+import { assertResourceAllowed, hasScope, requireAuth, ruleFailed } from '../platform/auth.ts';
+import type { AppContext, Router } from '../platform/http.ts';
+import { defineRoute } from '../platform/http.ts';
+import {
+  createKeyBody,
+  issuedKey,
+  keyList,
+  keyParams,
+  listQuery,
+  apiKeyView,
+  rotateKeyBody,
+  rotatedKey,
+  updateKeyBody,
+  verifiedPrincipal,
+  verifyQuery,
+} from './schemas.ts';
+import type { KeyService } from './service.ts';
+import { callerFromPrincipal } from './service.ts';
+
+export interface KeyRoutesDeps {
+  keyService: KeyService;
+  authenticator: Authenticator;
+}
+
+// The request URI a proxy forwards is split into at most this many path segments.
+const MAX_URI_SEGMENTS = 16;
+
+function caller(ctx: AppContext) {
+  return callerFromPrincipal((ctx.state as AuthState).principal, ctx.state.requestId);
+}
+
+export function keyRoutes(router: Router, { keyService, authenticator }: KeyRoutesDeps): void {
+  const before = [requireAuth(authenticator)];
+
+  defineRoute(
+    router,
+    {
+      method: 'post',
+      path: '/v1/keys',
+      body: createKeyBody,
+      response: issuedKey,
+      status: 201,
+      before,
+    },
+    async function createKey({ body, ctx }) {
+      ctx.set('Cache-Control', 'no-store');
+      return keyService.create(caller(ctx), body);
+    },
+  );
+
+  defineRoute(
+    router,
+    { method: 'get', path: '/v1/keys', query: listQuery, response: keyList, before },
+    async function listKeys({ query, ctx }) {
+      return { keys: await keyService.list(caller(ctx), query.accountId) };
+    },
+  );
+
+  defineRoute(
+    router,
+    { method: 'get', path: '/v1/keys/:id', params: keyParams, response: apiKeyView, before },
+    async function showKey({ params, ctx }) {
+      return keyService.show(caller(ctx), params.id);
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'patch',
+      path: '/v1/keys/:id',
+      params: keyParams,
+      body: updateKeyBody,
+      response: apiKeyView,
+      before,
+    },
+    async function updateKey({ params, body, ctx }) {
+      return keyService.update(caller(ctx), params.id, body);
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'post',
+      path: '/v1/keys/:id/revoke',
+      params: keyParams,
+      response: apiKeyView,
+      before,
+    },
+    async function revokeKey({ params, ctx }) {
+      return keyService.revoke(caller(ctx), params.id);
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'post',
+      path: '/v1/keys/:id/rotate',
+      params: keyParams,
+      body: rotateKeyBody.optional(),
+      response: rotatedKey,
+      status: 201,
+      before,
+    },
+    async function rotateKey({ params, body, ctx }) {
+      ctx.set('Cache-Control', 'no-store');
+      return keyService.rotate(caller(ctx), params.id, body ?? rotateKeyBody.parse({}));
+    },
+  );
+
+  defineRoute(
+    router,
+    { method: 'get', path: '/v1/auth/verify', query: verifyQuery, response: verifiedPrincipal },
+    async function forwardAuth({ query, ctx }) {
+      ctx.set('Cache-Control', 'no-store');
+      const principal = await authenticator.authenticate(ctx.get('authorization') || undefined, {
+        origin: ctx.get('origin') || null,
+        log: ctx.state.log,
+      });
+      requireScopes(principal, query.scope ?? ['gateway']);
+      if (principal.allowedResources !== null) {
+        assertResourceAllowed(principal, query.resource ?? requestedResources(ctx));
+      }
+      ctx.set('X-Tollhouse-Account', principal.accountId);
+      ctx.set('X-Tollhouse-App', principal.appId ?? '');
+      ctx.set('X-Tollhouse-Key', principal.keyId ?? '');
+      ctx.set('X-Tollhouse-Scopes', principal.scopes.join(' '));
+      return principal;
+    },
+  );
+}
+
+function requireScopes(principal: Principal, scopes: readonly Scope[]) {
+  const missing = scopes.filter((s) => !hasScope(principal, s));
+  if (missing.length > 0) {
+    throw ruleFailed('scope', `This credential lacks the ${missing.join(', ')} scope`);
+  }
+}
+
+/**
+ * What the proxied request targets, when the proxy did not say with `?resource=`:
+ * `X-Tollhouse-Resource` (comma-separated), else every path prefix of the original URI
+ * (`X-Forwarded-Uri` from Traefik, `X-Original-URI` as nginx examples set it):
+ * `/live/video-to-video/s1/start` → `live`, `live/video-to-video`, `live/video-to-video/s1`, …
+ */
+function requestedResources(ctx: AppContext): string[] {
+  const explicit = ctx.get('x-tollhouse-resource');
+  if (explicit !== '') {
+    return explicit
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .slice(0, MAX_URI_SEGMENTS);
+  }
+  const uri = ctx.get('x-forwarded-uri') || ctx.get('x-original-uri');
+  if (uri === '') return [];
+  const path = uri.split(/[?#]/, 1)[0] ?? '';
+  const segments = path.split('/').filter(Boolean).slice(0, MAX_URI_SEGMENTS);
+  return segments.map((_, i) =>
+    segments
+      .slice(0, i + 1)
+      .map(safeDecode)
+      .join('/'),
+  );
+}
+
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}

@@ -1,0 +1,108 @@
+// `tollhouse keys …` as an operator runs it: a child process, JSON on stdout.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase } from '../support/db.ts';
+import type { TestDatabase } from '../support/db.ts';
+import { runCli } from '../support/process.ts';
+
+let database: TestDatabase;
+let settings: Record<string, string>;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  settings =
+    database.url === null
+      ? { TOLLHOUSE_DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'tollhouse-keys-cli-')) }
+      : { DATABASE_URL: database.url, TOLLHOUSE_SECRET: randomBytes(32).toString('hex') };
+  settings.LOG_LEVEL = 'warn';
+});
+afterAll(async () => {
+  await database.destroy();
+});
+
+async function keys(...args: string[]) {
+  const result = await runCli(['keys', ...args], settings);
+  return { ...result, json: result.code === 0 ? JSON.parse(result.stdout) : undefined };
+}
+
+// Each command starts Node and opens the database (PGlite takes seconds to boot).
+const CLI_TEST_TIMEOUT_MS = 120_000;
+
+describe('tollhouse keys', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
+  it('bootstraps an operator key on a fresh install, then manages keys', async () => {
+    const hint = await keys('create', '--admin');
+    expect(hint.code).toBe(2);
+    expect(hint.stderr).toMatch(/--email/);
+    expect(hint.stdout).toBe('');
+
+    const admin = await keys('create', '--admin', '--email', 'ops@example.com');
+    expect(admin.code, admin.stderr).toBe(0);
+    expect(admin.stderr).toMatch(/created administrator account acct_/);
+    expect(admin.json.secret).toMatch(/^th_sk_/);
+    expect(admin.json.key).toMatchObject({ scopes: ['admin'], createdBy: 'cli', status: 'active' });
+
+    const browser = await keys(
+      'create',
+      '--email',
+      'ops@example.com',
+      '--kind',
+      'browser',
+      '--name',
+      'site',
+      '--origin',
+      'https://app.example.com',
+      '--resource',
+      'text-to-image',
+      '--resource',
+      'llm',
+    );
+    expect(browser.code, browser.stderr).toBe(0);
+    expect(browser.json.key).toMatchObject({
+      kind: 'browser',
+      allowedResources: ['text-to-image', 'llm'],
+    });
+
+    const listed = await keys('list', '--email', 'ops@example.com');
+    expect(listed.code).toBe(0);
+    expect(listed.json.keys).toHaveLength(2);
+    expect(listed.stdout).not.toContain(admin.json.secret);
+
+    const id = browser.json.key.id as string;
+    const updated = await keys('update', id, '--name', 'shop', '--resource', 'upscale');
+    expect(updated.json).toMatchObject({ name: 'shop', allowedResources: ['upscale'] });
+
+    const rotated = await keys('rotate', id, '--grace-seconds', '0');
+    expect(rotated.code, rotated.stderr).toBe(0);
+    expect(rotated.json.previous).toMatchObject({
+      status: 'revoked',
+      replacedBy: rotated.json.key.id,
+    });
+    expect(rotated.json.secret).toMatch(/^th_ck_/);
+
+    const revoked = await keys('revoke', rotated.json.key.id);
+    expect(revoked.json.status).toBe('revoked');
+    const shown = await keys('show', rotated.json.key.id);
+    expect(shown.json.status).toBe('revoked');
+  });
+
+  it('explains bad invocations without a stack trace', async () => {
+    const cases: Array<[string[], number, RegExp]> = [
+      [['frobnicate'], 2, /Unknown keys subcommand/],
+      [['show', 'nope'], 2, /needs a key id/],
+      [['show', 'key_0000000000000000000000'], 1, /No API key/],
+      [['create', '--email', 'nobody@example.com'], 2, /no account has the email/],
+      [['create', '--email', 'ops@example.com', '--kind', 'browser'], 1, /allowedOrigins/],
+      [['create', '--email', 'ops@example.com', '--scope', 'root'], 2, /scopes/],
+      [['rotate', 'key_0000000000000000000000', '--grace-seconds', 'soon'], 2, /graceSeconds/],
+    ];
+    for (const [args, code, message] of cases) {
+      const result = await keys(...args);
+      expect(result.code, args.join(' ')).toBe(code);
+      expect(result.stderr, args.join(' ')).toMatch(message);
+      expect(result.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+});
