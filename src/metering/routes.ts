@@ -161,10 +161,9 @@ export function meteringRoutes(
           events: Number(events),
           failed_events: Number(failed),
           fee_wei: fee.toString(),
-          quantities: [...quantities].map(([unit, quantity]) => ({
-            unit,
-            quantity: quantity.toString(),
-          })),
+          quantities: [...quantities]
+            .sort(([a], [b]) => a.localeCompare(b))
+            .map(([unit, quantity]) => ({ unit, quantity: quantity.toString() })),
         },
         rows: rows.map((r) => ({
           ...r.dimensions,

@@ -1,12 +1,7 @@
 // Shared set-up for the keys tests: accounts and keys made through the public interfaces.
 import { Writable } from 'node:stream';
-import { insertAccount } from '../../src/identity/index.ts';
-import { CLI_CALLER } from '../../src/keys/index.ts';
-import type { IssuedKey } from '../../src/keys/index.ts';
-import type { Scope } from '../../src/platform/auth.ts';
-import { newId } from '../../src/platform/ids.ts';
 import { createLogger } from '../../src/platform/log.ts';
-import type { TestApp } from '../support/app.ts';
+export { bearer, call, issueKey, newAccount } from '../support/credentials.ts';
 
 export const INVALID = { error: 'Unauthorized', message: 'Invalid API key' };
 
@@ -22,61 +17,6 @@ export function capturingLogger() {
     },
   });
   return { log: createLogger({ level: 'info', destination: sink }), lines };
-}
-
-export async function newAccount(t: TestApp, email = `${newId('u')}@example.com`) {
-  const row = await insertAccount(t.app.database.db, { id: newId('acct'), email });
-  return row.id;
-}
-
-export async function issueKey(
-  t: TestApp,
-  accountId: string,
-  options: {
-    kind?: 'backend' | 'browser';
-    scopes?: Scope[];
-    allowedOrigins?: string[];
-    allowedResources?: string[];
-    expiresAt?: Date;
-    name?: string;
-  } = {},
-): Promise<IssuedKey> {
-  return t.app.keys.service.create(CLI_CALLER, {
-    accountId,
-    kind: options.kind ?? 'backend',
-    name: options.name ?? 'test',
-    scopes: options.scopes,
-    allowedOrigins: options.allowedOrigins,
-    allowedResources: options.allowedResources,
-    expiresAt: options.expiresAt,
-  });
-}
-
-export function bearer(secret: string, extra: Record<string, string> = {}) {
-  return { authorization: `Bearer ${secret}`, ...extra };
-}
-
-export async function call(
-  t: TestApp,
-  method: string,
-  path: string,
-  options: { headers?: Record<string, string>; body?: unknown; raw?: string } = {},
-) {
-  const headers: Record<string, string> = { ...options.headers };
-  let body: string | undefined;
-  if (options.raw !== undefined) body = options.raw;
-  else if (options.body !== undefined) body = JSON.stringify(options.body);
-  if (body !== undefined) headers['content-type'] ??= 'application/json';
-  const response = await fetch(`${t.url}${path}`, { method, headers, body });
-  const text = await response.text();
-  let json: unknown;
-  try {
-    json = text === '' ? undefined : JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  return { status: response.status, headers: response.headers, body: json as any };
 }
 
 export function sleep(ms: number) {
