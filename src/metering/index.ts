@@ -23,7 +23,12 @@ export interface MeteringDeps {
   authenticator: Authenticator;
   router: Router;
   clock?: () => Date;
-  recorder?: { batchSize?: number; flushIntervalMs?: number; maxBuffered?: number };
+  recorder?: {
+    batchSize?: number;
+    flushIntervalMs?: number;
+    maxBuffered?: number;
+    writers?: number;
+  };
 }
 
 export interface Metering {

@@ -19,6 +19,8 @@ export interface RecorderOptions {
   flushIntervalMs?: number;
   /** Buffer bound; `enqueue` waits for room beyond it (backpressure). */
   maxBuffered?: number;
+  /** Batches written at the same time (each on its own connection). */
+  writers?: number;
 }
 
 export interface Recorder {
@@ -34,9 +36,10 @@ export interface Recorder {
 }
 
 // Defaults sized from bench/metering-ingest.ts: batches of 1,000 reach the throughput
-// plateau on PostgreSQL; 100 ms keeps usage queries seconds-fresh; 100,000 buffered events
-// are ~50 MB at worst and ride out a multi-second database hiccup at full load.
-const DEFAULTS = { batchSize: 1_000, flushIntervalMs: 100, maxBuffered: 100_000 };
+// plateau on PostgreSQL and two writers keep both of its cores busy; 100 ms keeps usage
+// queries seconds-fresh; 100,000 buffered events are ~50 MB at worst and ride out a
+// multi-second database hiccup at full load.
+const DEFAULTS = { batchSize: 1_000, flushIntervalMs: 100, maxBuffered: 100_000, writers: 2 };
 const MAX_BACKOFF_MS = 5_000;
 
 export function createRecorder(options: RecorderOptions): Recorder {
@@ -44,81 +47,107 @@ export function createRecorder(options: RecorderOptions): Recorder {
   const batchSize = options.batchSize ?? DEFAULTS.batchSize;
   const flushIntervalMs = options.flushIntervalMs ?? DEFAULTS.flushIntervalMs;
   const maxBuffered = options.maxBuffered ?? DEFAULTS.maxBuffered;
+  const writers = options.writers ?? DEFAULTS.writers;
 
+  // Events not yet handed to a writer; `inFlight` counts those being written. Both count
+  // against maxBuffered: memory is bounded by what the process holds, written or not.
   let buffer: UsageEvent[] = [];
-  const waiting: Array<() => void> = [];
-  let writing: Promise<void> | null = null;
+  let inFlight = 0;
+  let activeWriters = 0;
+  const roomWaiters: Array<() => void> = [];
+  let idleWaiters: Array<() => void> = [];
   let written = 0;
   let failedWrites = 0;
   let backoffMs = 0;
+  let backingOff = false;
   let closed = false;
 
-  const timer = setInterval(() => void drain(), flushIntervalMs);
+  const timer = setInterval(() => pump(true), flushIntervalMs);
   timer.unref();
 
-  function wakeWaiters() {
-    while (waiting.length > 0 && buffer.length < maxBuffered) waiting.shift()?.();
-  }
+  const held = () => buffer.length + inFlight;
 
-  /** Takes batches off the front until the buffer is empty, or a write fails. */
-  async function writeAll(): Promise<void> {
-    while (buffer.length > 0) {
-      const batch = buffer.slice(0, batchSize);
-      try {
-        await write(batch);
-      } catch (error) {
-        // Keep the batch (writes are idempotent, so a retry after an unknown outcome is
-        // safe) and back off; the next tick or flush tries again.
-        failedWrites++;
-        backoffMs = Math.min(Math.max(backoffMs * 2, 100), MAX_BACKOFF_MS);
-        log.error(
-          { err: error, buffered: buffer.length, retryInMs: backoffMs },
-          'usage write failed',
-        );
-        await new Promise((r) => setTimeout(r, backoffMs).unref());
-        if (closed) throw error;
-        return;
-      }
-      buffer = buffer.slice(batch.length);
-      written += batch.length;
-      backoffMs = 0;
-      wakeWaiters();
+  function settle() {
+    while (roomWaiters.length > 0 && held() < maxBuffered) roomWaiters.shift()?.();
+    if (buffer.length === 0 && activeWriters === 0) {
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const resolve of waiters) resolve();
     }
   }
 
-  /** One writer at a time. `writing` is cleared asynchronously, after it was assigned. */
-  function drain(): Promise<void> {
-    writing ??= writeAll().finally(() => {
-      writing = null;
+  /** Starts writers while there is work: full batches always, partial ones when `all`. */
+  function pump(all: boolean) {
+    while (
+      !backingOff &&
+      activeWriters < writers &&
+      buffer.length > 0 &&
+      (all || closed || buffer.length >= batchSize)
+    ) {
+      const batch = buffer.splice(0, batchSize);
+      activeWriters++;
+      inFlight += batch.length;
+      write(batch).then(
+        () => {
+          activeWriters--;
+          inFlight -= batch.length;
+          written += batch.length;
+          backoffMs = 0;
+          pump(buffer.length < batchSize ? false : true);
+          settle();
+        },
+        (error: unknown) => {
+          // Keep the batch (writes are idempotent, so retrying after an unknown outcome is
+          // safe) and back off before any writer tries again.
+          activeWriters--;
+          inFlight -= batch.length;
+          buffer = batch.concat(buffer);
+          failedWrites++;
+          backoffMs = Math.min(Math.max(backoffMs * 2, 100), MAX_BACKOFF_MS);
+          log.error({ err: error, buffered: held(), retryInMs: backoffMs }, 'usage write failed');
+          backingOff = true;
+          setTimeout(() => {
+            backingOff = false;
+            pump(true);
+            settle();
+          }, backoffMs).unref();
+          settle();
+        },
+      );
+    }
+  }
+
+  function idle(): Promise<void> {
+    if (buffer.length === 0 && activeWriters === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      idleWaiters.push(resolve);
+      pump(true);
     });
-    return writing;
   }
 
   return {
     async enqueue(event) {
-      while (buffer.length >= maxBuffered) {
-        await new Promise<void>((resolve) => waiting.push(resolve));
+      while (held() >= maxBuffered) {
+        await new Promise<void>((resolve) => roomWaiters.push(resolve));
       }
       buffer.push(event);
-      if (closed || buffer.length >= batchSize) void drain().catch(() => undefined);
+      pump(false);
     },
     recordNow: (events) => write(events),
-    async flush() {
-      while (buffer.length > 0 || writing !== null) await drain();
-    },
+    flush: idle,
     async close() {
       closed = true;
       clearInterval(timer);
-      // On close a failing database must not hang shutdown forever: one pass, then report.
-      while (buffer.length > 0 || writing !== null) {
-        try {
-          await drain();
-        } catch (error) {
-          log.error({ err: error, lost: buffer.length }, 'usage events lost at shutdown');
-          buffer = [];
-        }
+      // A database that stays down must not hang shutdown: give it one backoff cycle
+      // (at most MAX_BACKOFF_MS), then report what is lost.
+      const deadline = new Promise<'timeout'>((resolve) =>
+        setTimeout(() => resolve('timeout'), MAX_BACKOFF_MS + 1_000).unref(),
+      );
+      if ((await Promise.race([idle(), deadline])) === 'timeout') {
+        log.error({ lost: held() }, 'usage events lost at shutdown: the database did not answer');
+        buffer = [];
       }
     },
-    stats: () => ({ buffered: buffer.length, written, failedWrites }),
+    stats: () => ({ buffered: held(), written, failedWrites }),
   };
 }

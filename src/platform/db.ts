@@ -84,7 +84,10 @@ async function openPostgres({ config, log }: DatabaseOptions): Promise<DatabaseH
   });
   // An idle client losing its connection emits 'error' on the pool; without a listener
   // Node would crash the process. The pool replaces the client on next use.
-  pool.on('error', (error) => log.warn({ err: error }, 'idle database connection failed'));
+  // Log the reason only: pg attaches the client (with its connection parameters) to errors.
+  pool.on('error', (error: Error & { code?: string }) =>
+    log.warn({ error: error.message, code: error.code }, 'idle database connection failed'),
+  );
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: kyselyLog(log) });
   const listener = createPgListener(config.url as string, types, log);
   return {
@@ -119,8 +122,11 @@ function createPgListener(url: string, types: pg.CustomTypesConfig, log: Logger)
       next.on('notification', (message) => {
         for (const handler of handlers.get(message.channel) ?? []) handler(message.payload ?? '');
       });
-      next.on('error', (error) => {
-        log.warn({ err: error }, 'LISTEN connection lost; reconnecting');
+      next.on('error', (error: Error & { code?: string }) => {
+        log.warn(
+          { error: error.message, code: error.code },
+          'LISTEN connection lost; reconnecting',
+        );
         client = null;
         scheduleReconnect(250);
       });
