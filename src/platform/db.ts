@@ -149,7 +149,7 @@ function createPgListener(url: string, types: pg.CustomTypesConfig, log: Logger)
           for (const set of handlers.values()) for (const handler of set) handler(null);
         },
         (error: unknown) => {
-          log.warn({ err: error }, 'LISTEN reconnect failed');
+          log.warn({ error: (error as Error).message }, 'LISTEN reconnect failed');
           // Back off up to 5 s between attempts: fast enough to keep the 1 s revocation
           // promise once the database is back, slow enough not to hammer it.
           scheduleReconnect(Math.min(delayMs * 2, 5_000));
