@@ -263,13 +263,23 @@ async function readJson(ctx: Context, limitBytes: number): Promise<unknown> {
 }
 
 /**
- * The router's 405/501 answers, rendered through the same error shape: an unknown method on
- * a known path is 405 with an Allow header.
+ * A known path with an unknown method is 405 with an `Allow` header (RFC 9110 §15.5.6), and
+ * OPTIONS on a known path answers 204 with `Allow`; unknown paths fall through to the 404.
  */
 export function allowedMethods(router: Router): Middleware {
-  return router.allowedMethods({
-    throw: true,
-    methodNotAllowed: () => new MethodNotAllowed('Method not allowed on this path'),
-    notImplemented: () => new MethodNotAllowed('Method not implemented'),
-  }) as unknown as Middleware;
+  return async function allowedMethods(ctx: Context, next: Next) {
+    await next();
+    if (ctx.status !== 404 || ctx.body != null) return;
+    const matched = router.match(ctx.path, ctx.method);
+    if (matched.path.length === 0) return;
+    const allowed = [...new Set(matched.path.flatMap((layer) => layer.methods))].join(', ');
+    if (ctx.method === 'OPTIONS') {
+      ctx.status = 204;
+      ctx.set('Allow', allowed);
+      return;
+    }
+    throw new MethodNotAllowed(`${ctx.method} is not allowed on ${ctx.path}; use ${allowed}`, {
+      headers: { Allow: allowed },
+    });
+  };
 }

@@ -149,7 +149,14 @@ describe('errors', () => {
     });
     const wrong = await fetch(`${t.url}/healthz`, { method: 'DELETE' });
     expect(wrong.status).toBe(405);
-    expect((await json(wrong)).error).toBe('MethodNotAllowed');
+    expect(wrong.headers.get('allow')).toBe('HEAD, GET');
+    expect(await json(wrong)).toEqual({
+      error: 'MethodNotAllowed',
+      message: 'DELETE is not allowed on /healthz; use HEAD, GET',
+    });
+    const options = await fetch(`${t.url}/healthz`, { method: 'OPTIONS' });
+    expect(options.status).toBe(204);
+    expect(options.headers.get('allow')).toBe('HEAD, GET');
   });
 });
 
