@@ -2,6 +2,8 @@
 // Called by src/main.ts (serve, migrate, CLI commands) and by tests; nothing else creates
 // services, and nothing is global.
 import type { Config } from './config.ts';
+import { createIdentity } from './identity/index.ts';
+import type { Identity } from './identity/index.ts';
 import { createAuthenticator } from './platform/auth.ts';
 import type { Authenticator, CredentialVerifier } from './platform/auth.ts';
 import { createDatabase } from './platform/db.ts';
@@ -37,6 +39,7 @@ export interface App {
   secrets: Secrets;
   /** Turns a bearer credential into a principal (API keys, then OIDC access tokens). */
   authenticator: Authenticator;
+  identity: Identity;
   lifecycle: Lifecycle;
   /** Node request listener for http.createServer. */
   handler: ReturnType<Koa['callback']>;
@@ -69,6 +72,16 @@ export async function createApp(options: AppOptions): Promise<App> {
     // Each capability that issues credentials adds its verifier here.
     const verifiers: CredentialVerifier[] = [];
     const authenticator = createAuthenticator(verifiers);
+    const identity = await createIdentity({
+      db: database.db,
+      log,
+      secrets,
+      authenticator,
+      config: { publicUrl: config.http.publicUrl, trustProxy: config.http.trustProxy, ...config.identity },
+    });
+    closeTasks.push(() => identity.close());
+    verifiers.push(identity.verifier);
+    koa.use(identity.middleware);
 
     healthRoutes(router, {
       db: database.db,
@@ -78,6 +91,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       metricsToken: config.metrics.token,
     });
     openapiRoutes(router, { document: await loadOpenApi() });
+    identity.routes(router);
 
     koa.use(router.routes());
     koa.use(allowedMethods(router));
@@ -92,6 +106,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       metrics,
       secrets,
       authenticator,
+      identity,
       lifecycle,
       handler: koa.callback(),
       onClose(task) {

@@ -9,13 +9,23 @@ import type { Dialect, LogEvent } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import type { Config } from '../config.ts';
-import type { AccountsTable } from '../identity/index.ts';
+import type {
+  AccountsTable,
+  AppUsersTable,
+  AppsTable,
+  OidcPayloadsTable,
+  SigningKeysTable,
+} from '../identity/index.ts';
 import type { AuditLogTable } from './audit.ts';
 import type { Logger } from './log.ts';
 
 /** Every table, assembled from the capabilities' `table.ts` files. */
 export interface Database {
   accounts: AccountsTable;
+  apps: AppsTable;
+  app_users: AppUsersTable;
+  oidc_payloads: OidcPayloadsTable;
+  signing_keys: SigningKeysTable;
   audit_log: AuditLogTable;
 }
 
