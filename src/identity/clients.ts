@@ -26,8 +26,6 @@ export function isConfidential(kind: AppKind): boolean {
 /** oidc-provider client metadata for an active app. */
 export function clientMetadata(app: App): Record<string, unknown> {
   const interactive = app.grantTypes.includes('authorization_code');
-  const scopes =
-    app.kind === 'machine' ? app.scopes : [...OIDC_SCOPES, ...app.scopes];
   return {
     client_id: app.clientId,
     client_name: app.name,
@@ -40,10 +38,19 @@ export function clientMetadata(app: App): Record<string, unknown> {
     response_types: interactive ? ['code'] : [],
     redirect_uris: interactive ? app.redirectUris : [],
     post_logout_redirect_uris: interactive ? app.postLogoutRedirectUris : [],
-    scope: scopes.join(' '),
+    // `scope` limits OIDC scopes only; API scopes are limited by the resource server
+    // (provider.ts getResourceServerInfo reads tollhouse_scopes).
+    ...(app.kind === 'machine' ? {} : { scope: OIDC_SCOPES.join(' ') }),
+    tollhouse_scopes: app.scopes,
     tollhouse_app_id: app.id,
     tollhouse_owner_account_id: app.ownerAccountId,
     tollhouse_secret_hashes: app.secretHashes,
     tollhouse_allowed_origins: app.allowedOrigins,
   };
+}
+
+/** The API scopes an app may be given (its tollhouse_scopes metadata). */
+export function clientApiScopes(client: { metadata(): Record<string, unknown> }): string[] {
+  const scopes = client.metadata()['tollhouse_scopes'];
+  return Array.isArray(scopes) ? scopes.filter((s): s is string => typeof s === 'string') : [];
 }

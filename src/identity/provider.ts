@@ -13,7 +13,7 @@ import { deviceInputPage, deviceConfirmPage, deviceSuccessPage, errorPage, logou
 import { findAccountById } from './queries.ts';
 import { SIGNING_ALG } from './signing-keys.ts';
 import type { SigningKeySet } from './signing-keys.ts';
-import { API_SCOPES, OIDC_SCOPES, clientMetadata } from './clients.ts';
+import { API_SCOPES, OIDC_SCOPES, clientApiScopes, clientMetadata } from './clients.ts';
 import type { AppsService } from './service.ts';
 import { registerTokenExchange } from './token-exchange.ts';
 import type { Exchanged } from './token-exchange.ts';
@@ -102,6 +102,7 @@ export function createProvider(deps: ProviderDeps): Provider {
         'tollhouse_owner_account_id',
         'tollhouse_secret_hashes',
         'tollhouse_allowed_origins',
+        'tollhouse_scopes',
       ],
     },
     clientBasedCORS(_ctx, origin, client) {
@@ -146,6 +147,9 @@ export function createProvider(deps: ProviderDeps): Provider {
     },
     features: {
       devInteractions: { enabled: false },
+      // The gateway's verifier checks bearer JWTs only; a DPoP-bound token it accepted without
+      // the proof would be a downgrade, so sender-constrained tokens are not offered.
+      dPoP: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
@@ -190,11 +194,16 @@ export function createProvider(deps: ProviderDeps): Provider {
             : undefined;
         },
         useGrantedResource: () => true,
-        getResourceServerInfo(_ctx, indicator, client) {
+        getResourceServerInfo(ctx, indicator, client) {
           if (indicator !== resource) throw new errors.InvalidTarget();
-          const allowed = String(client.scope ?? '')
+          const allowed = clientApiScopes(client);
+          // Asking for an API scope the app may not have is an error, not a silent downgrade.
+          const refused = String(ctx.oidc.params?.scope ?? '')
             .split(' ')
-            .filter((s) => (API_SCOPES as readonly string[]).includes(s));
+            .filter((s) => (API_SCOPES as readonly string[]).includes(s) && !allowed.includes(s));
+          if (refused.length > 0) {
+            throw new errors.InvalidScope('requested scope is not allowed', refused.join(' '));
+          }
           return {
             scope: allowed.join(' '),
             audience: resource,

@@ -9,7 +9,7 @@ import { errors } from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import type { Authenticator } from '../platform/auth.ts';
-import { API_SCOPES, TOKEN_EXCHANGE } from './clients.ts';
+import { API_SCOPES, TOKEN_EXCHANGE, clientApiScopes } from './clients.ts';
 import type { AppsService } from './service.ts';
 import { SIGNING_ALG } from './signing-keys.ts';
 
@@ -102,9 +102,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
         const user = await deps.apps.ensureAppUser(String(meta['tollhouse_app_id']), subjectToken);
         if (user.status !== 'active') throw new errors.InvalidGrant('the app user is disabled');
         // Acting for an end user never carries the app's admin rights.
-        const allowed = String(client.scope ?? '')
-          .split(' ')
-          .filter((s) => (API_SCOPES as readonly string[]).includes(s) && s !== 'admin');
+        const allowed = clientApiScopes(client).filter((s) => s !== 'admin');
         scopes = narrow(requested, allowed);
         sub = user.id;
         exchanged = {

@@ -1,0 +1,242 @@
+// Every OIDC flow end to end over real HTTP, with openid-client as the relying party and the
+// login/consent pages submitted as a browser would.
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  Browser,
+  browserLogin,
+  createAccount,
+  discover,
+  pkce,
+  startIdentityApp,
+} from './support.ts';
+import type { IdentityTestApp } from './support.ts';
+
+let t: IdentityTestApp;
+let ownerId: string;
+const REDIRECT = 'http://127.0.0.1:9/callback';
+
+beforeAll(async () => {
+  t = await startIdentityApp();
+  ownerId = (await createAccount(t, 'owner@example.com', { admin: true, name: 'Olive Owner' })).id;
+  await createAccount(t, 'user@example.com', { name: 'Uma User' });
+});
+afterAll(async () => t.close());
+
+async function webApp(scopes: string[] = ['gateway', 'usage:read']) {
+  return t.app.identity.apps.create(
+    {
+      name: 'Photo Studio',
+      kind: 'web',
+      ownerAccountId: ownerId,
+      redirectUris: [REDIRECT],
+      postLogoutRedirectUris: ['http://127.0.0.1:9/bye'],
+      scopes,
+    },
+    { id: 'test' },
+  );
+}
+
+describe('authorization code + PKCE', () => {
+  it('logs a user in through the login and consent pages and issues a gateway JWT, id token and refresh token', async () => {
+    const { app, clientSecret } = await webApp();
+    const config = await discover(t, app.clientId, clientSecret);
+    const browser = new Browser();
+    const p = await pkce();
+    const loginPage = await browser.follow(
+      oidc.buildAuthorizationUrl(config, {
+        redirect_uri: REDIRECT,
+        scope: 'openid email offline_access gateway',
+        code_challenge: p.challenge,
+        code_challenge_method: 'S256',
+        state: p.state,
+      }).href,
+      REDIRECT,
+    );
+    const html = await loginPage.response.text();
+    expect(loginPage.response.status).toBe(200);
+    expect(html).toContain('Photo Studio'); // the app's name is shown
+    expect(html).toContain('<label for="password">');
+
+    const callback = await browserLogin({
+      browser,
+      config,
+      redirectUri: REDIRECT,
+      scope: 'openid email offline_access gateway',
+      email: 'user@example.com',
+      codeChallenge: p.challenge,
+      state: p.state,
+    });
+    const tokens = await oidc.authorizationCodeGrant(config, callback, {
+      pkceCodeVerifier: p.verifier,
+      expectedState: p.state,
+    });
+    expect(tokens.claims()?.email).toBe('user@example.com');
+    expect(tokens.refresh_token).toBeTruthy();
+    expect(tokens.scope).toContain('gateway');
+
+    const principal = await t.app.authenticator.authenticate(`Bearer ${tokens.access_token}`, {
+      origin: null,
+    });
+    const user = await t.app.identity.accounts.authenticate('user@example.com', 'correct horse battery staple');
+    expect(principal).toMatchObject({
+      via: 'access_token',
+      accountId: user!.id,
+      appId: app.id,
+      clientId: app.clientId,
+      endUserId: null,
+      scopes: ['gateway'],
+    });
+  });
+
+  it('rotates refresh tokens and revokes the grant when a used refresh token comes back', async () => {
+    const { app, clientSecret } = await webApp();
+    const config = await discover(t, app.clientId, clientSecret);
+    const p = await pkce();
+    const callback = await browserLogin({
+      browser: new Browser(),
+      config,
+      redirectUri: REDIRECT,
+      scope: 'openid offline_access gateway',
+      email: 'user@example.com',
+      codeChallenge: p.challenge,
+      state: p.state,
+    });
+    const first = await oidc.authorizationCodeGrant(config, callback, {
+      pkceCodeVerifier: p.verifier,
+      expectedState: p.state,
+    });
+    const second = await oidc.refreshTokenGrant(config, first.refresh_token!);
+    expect(second.refresh_token).toBeTruthy();
+    expect(second.refresh_token).not.toBe(first.refresh_token);
+    await t.app.authenticator.authenticate(`Bearer ${second.access_token}`, { origin: null });
+
+    // Reuse of the first (rotated) refresh token: refused, and the whole grant is revoked.
+    await expect(oidc.refreshTokenGrant(config, first.refresh_token!)).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+    await expect(oidc.refreshTokenGrant(config, second.refresh_token!)).rejects.toMatchObject({
+      error: 'invalid_grant',
+    });
+  });
+
+  it('serves userinfo, introspects and revokes an opaque access token, and logs out', async () => {
+    const { app, clientSecret } = await webApp();
+    const config = await discover(t, app.clientId, clientSecret);
+    const browser = new Browser();
+    const p = await pkce();
+    const callback = await browserLogin({
+      browser,
+      config,
+      redirectUri: REDIRECT,
+      scope: 'openid email profile offline_access',
+      email: 'user@example.com',
+      codeChallenge: p.challenge,
+      state: p.state,
+    });
+    const tokens = await oidc.authorizationCodeGrant(config, callback, {
+      pkceCodeVerifier: p.verifier,
+      expectedState: p.state,
+    });
+    const sub = tokens.claims()!.sub;
+    const info = await oidc.fetchUserInfo(config, tokens.access_token, sub);
+    expect(info).toMatchObject({ sub, email: 'user@example.com', email_verified: true, name: 'Uma User' });
+
+    const active = await oidc.tokenIntrospection(config, tokens.access_token);
+    expect(active).toMatchObject({ active: true, sub, client_id: app.clientId });
+    const refresh = await oidc.tokenIntrospection(config, tokens.refresh_token!);
+    expect(refresh.active).toBe(true);
+
+    await oidc.tokenRevocation(config, tokens.access_token);
+    expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
+    await oidc.tokenRevocation(config, tokens.refresh_token!);
+    expect((await oidc.tokenIntrospection(config, tokens.refresh_token!)).active).toBe(false);
+
+    // RP-initiated logout: the confirmation page (CSRF field included), then the app's page.
+    const logoutUrl = oidc.buildEndSessionUrl(config, {
+      id_token_hint: tokens.id_token!,
+      post_logout_redirect_uri: 'http://127.0.0.1:9/bye',
+      state: 'bye-state',
+    });
+    const page = await browser.follow(logoutUrl.href, 'http://127.0.0.1:9/bye');
+    expect(page.response.status).toBe(200);
+    const html = await page.response.text();
+    expect(html).toContain('Photo Studio');
+    const done = await browser.submit(page.url, html, '/session/end/confirm', { logout: 'yes' }, 'http://127.0.0.1:9/bye');
+    expect(done.url).toBe('http://127.0.0.1:9/bye?state=bye-state');
+
+    // Signed out: the next authorization asks for the password again.
+    const again = await pkce();
+    const next = await browser.follow(
+      oidc.buildAuthorizationUrl(config, {
+        redirect_uri: REDIRECT,
+        scope: 'openid',
+        code_challenge: again.challenge,
+        code_challenge_method: 'S256',
+        state: again.state,
+      }).href,
+      REDIRECT,
+    );
+    expect(await next.response.text()).toContain('/login"');
+  });
+});
+
+describe('client credentials', () => {
+  it('issues a JWT access token whose principal is the app and its owner account', async () => {
+    const { app, clientSecret } = await t.app.identity.apps.create(
+      { name: 'Batch Backend', kind: 'machine', ownerAccountId: ownerId, scopes: ['gateway', 'usage:read'] },
+      { id: 'test' },
+    );
+    const config = await discover(t, app.clientId, clientSecret);
+    const tokens = await oidc.clientCredentialsGrant(config, { scope: 'gateway' });
+    expect(tokens.token_type).toBe('bearer');
+    const principal = await t.app.authenticator.authenticate(`Bearer ${tokens.access_token}`, {
+      origin: null,
+    });
+    expect(principal).toMatchObject({
+      via: 'access_token',
+      accountId: ownerId,
+      appId: app.id,
+      clientId: app.clientId,
+      scopes: ['gateway'],
+    });
+    await expect(oidc.clientCredentialsGrant(config, { scope: 'admin' })).rejects.toMatchObject({
+      error: 'invalid_scope',
+    });
+  });
+});
+
+describe('device flow (RFC 8628)', () => {
+  it('lets a user approve a device by entering its code, then the device gets tokens', async () => {
+    const { app } = await t.app.identity.apps.create(
+      { name: 'Render CLI', kind: 'public', ownerAccountId: ownerId, redirectUris: [REDIRECT], scopes: ['gateway'] },
+      { id: 'test' },
+    );
+    const config = await discover(t, app.clientId, null);
+    const device = await oidc.initiateDeviceAuthorization(config, { scope: 'openid gateway' });
+    expect(device.verification_uri).toBe(`${t.issuer}/device`);
+
+    const browser = new Browser();
+    const STOP = 'http://never/';
+    let page = await browser.follow(device.verification_uri, STOP);
+    let html = await page.response.text();
+    expect(html).toContain('<label for="user_code">');
+    page = await browser.submit(page.url, html, '/device', { user_code: device.user_code }, STOP);
+    html = await page.response.text();
+    expect(html).toContain('Render CLI'); // confirm page names the app
+    page = await browser.submit(page.url, html, '/device', {}, STOP);
+    html = await page.response.text();
+    page = await browser.submit(page.url, html, '/login', { email: 'user@example.com', password: 'correct horse battery staple' }, STOP);
+    html = await page.response.text();
+    page = await browser.submit(page.url, html, '/confirm', {}, STOP);
+    html = await page.response.text();
+    expect(html).toContain('Device connected');
+
+    const tokens = await oidc.pollDeviceAuthorizationGrant(config, device);
+    const principal = await t.app.authenticator.authenticate(`Bearer ${tokens.access_token}`, {
+      origin: null,
+    });
+    expect(principal.clientId).toBe(app.clientId);
+    expect(principal.scopes).toEqual(['gateway']);
+  }, 30_000);
+});
