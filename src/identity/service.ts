@@ -259,7 +259,7 @@ export function createAppsService({
           action: patch.status === 'disabled' ? 'app.disable' : 'app.update',
           subject: id,
           requestId: actor.requestId ?? null,
-          details: { fields: Object.keys(patch) },
+          details: { fields: Object.keys(patch).filter((k) => patch[k as keyof AppPatch] !== undefined) },
         });
         return updated;
       });
