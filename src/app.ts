@@ -77,7 +77,11 @@ export async function createApp(options: AppOptions): Promise<App> {
       log,
       secrets,
       authenticator,
-      config: { publicUrl: config.http.publicUrl, trustProxy: config.http.trustProxy, ...config.identity },
+      config: {
+        publicUrl: config.http.publicUrl,
+        trustProxy: config.http.trustProxy,
+        ...config.identity,
+      },
     });
     closeTasks.push(() => identity.close());
     verifiers.push(identity.verifier);

@@ -110,7 +110,11 @@ export async function appsCommand(
       return guarded(io, async () => toAppJson(await identity.apps.get(needId())));
     case 'update':
       return guarded(io, async () => {
-        if (values.status !== undefined && values.status !== 'active' && values.status !== 'disabled') {
+        if (
+          values.status !== undefined &&
+          values.status !== 'active' &&
+          values.status !== 'disabled'
+        ) {
           throw new InvalidRequest('--status: expected active or disabled');
         }
         return toAppJson(await identity.apps.update(needId(), patch(), CLI_ACTOR));
@@ -138,7 +142,11 @@ export async function appsCommand(
 export const ACCOUNTS_USAGE =
   'tollhouse accounts create --email E --password-file F [--name N] [--admin]';
 
-export async function accountsCommand(identity: Identity, args: string[], io: CliIo): Promise<number> {
+export async function accountsCommand(
+  identity: Identity,
+  args: string[],
+  io: CliIo,
+): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== 'create') {
     io.err(`Usage: ${ACCOUNTS_USAGE}\n`);
@@ -157,7 +165,8 @@ export async function accountsCommand(identity: Identity, args: string[], io: Cl
   return guarded(io, async () => {
     if (!values.email) throw new InvalidRequest('--email: required');
     const file = values['password-file'];
-    if (!file) throw new InvalidRequest('--password-file: required (the password is never an argument)');
+    if (!file)
+      throw new InvalidRequest('--password-file: required (the password is never an argument)');
     let password: string;
     try {
       // Files written by editors and `echo` end with a newline that is not part of the password.
@@ -185,7 +194,11 @@ export async function accountsCommand(identity: Identity, args: string[], io: Cl
 
 export const IDENTITY_USAGE = 'tollhouse identity rotate-keys';
 
-export async function identityCommand(identity: Identity, args: string[], io: CliIo): Promise<number> {
+export async function identityCommand(
+  identity: Identity,
+  args: string[],
+  io: CliIo,
+): Promise<number> {
   if (args[0] !== 'rotate-keys' || args.length !== 1) {
     io.err(`Usage: ${IDENTITY_USAGE}\n`);
     return 2;

@@ -227,7 +227,8 @@ export function oidcMiddleware(provider: Provider, tokenPerIp: RateLimiter): Mid
   const handle = provider.callback();
   return async function oidc(ctx: Context, next: Next) {
     let path = ctx.path;
-    if (path === '/.well-known/openid-configuration') path = '/oidc/.well-known/openid-configuration';
+    if (path === '/.well-known/openid-configuration')
+      path = '/oidc/.well-known/openid-configuration';
     if (path !== '/oidc' && !path.startsWith('/oidc/')) return next();
     ctx._matchedRoute = '/oidc/*';
     if (ctx.method === 'POST' && (path === '/oidc/token' || path === '/oidc/device/auth')) {

@@ -116,7 +116,10 @@ export function deviceInputPage(form: string, error: string | null): string {
   // its label and drop the inline script (no scripts on these pages).
   const accessible = form
     .replace(/ onfocus="[^"]*"/, '')
-    .replace('name="user_code"', 'id="user_code" name="user_code" autocapitalize="characters" spellcheck="false"');
+    .replace(
+      'name="user_code"',
+      'id="user_code" name="user_code" autocapitalize="characters" spellcheck="false"',
+    );
   return layout(
     'Connect a device',
     `<h1>Connect a device</h1>

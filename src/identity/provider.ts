@@ -9,7 +9,14 @@ import type { Database } from '../platform/db.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { createAdapterFactory } from './adapter.ts';
-import { deviceInputPage, deviceConfirmPage, deviceSuccessPage, errorPage, logoutPage, loggedOutPage } from './pages.ts';
+import {
+  deviceInputPage,
+  deviceConfirmPage,
+  deviceSuccessPage,
+  errorPage,
+  logoutPage,
+  loggedOutPage,
+} from './pages.ts';
 import { findAccountById } from './queries.ts';
 import { SIGNING_ALG } from './signing-keys.ts';
 import type { SigningKeySet } from './signing-keys.ts';
@@ -128,7 +135,8 @@ export function createProvider(deps: ProviderDeps): Provider {
     async extraTokenClaims(ctx, token) {
       const minted = exchanged.get(token);
       if (minted !== undefined) return minted.claims;
-      const client = ctx.oidc.client ?? (await ctx.oidc.provider.Client.find(token.clientId as string));
+      const client =
+        ctx.oidc.client ?? (await ctx.oidc.provider.Client.find(token.clientId as string));
       const meta: Record<string, unknown> = client?.metadata() ?? {};
       const accountId =
         token.kind === 'ClientCredentials'

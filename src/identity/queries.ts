@@ -200,9 +200,7 @@ export async function listLiveSigningKeys(db: Db, now: Date): Promise<SigningKey
   return db
     .selectFrom('signing_keys')
     .selectAll()
-    .where((eb) =>
-      eb.or([eb('status', '!=', 'retired'), eb('retire_after', '>', now)]),
-    )
+    .where((eb) => eb.or([eb('status', '!=', 'retired'), eb('retire_after', '>', now)]))
     .orderBy('created_at')
     .execute();
 }

@@ -31,7 +31,14 @@ export function appRoutes(
 
   defineRoute(
     router,
-    { method: 'post', path: '/v1/apps', body: createAppBody, response: appWithSecret, status: 201, before: admin },
+    {
+      method: 'post',
+      path: '/v1/apps',
+      body: createAppBody,
+      response: appWithSecret,
+      status: 201,
+      before: admin,
+    },
     async ({ body, ctx }) => {
       const { app, clientSecret } = await apps.create(
         {

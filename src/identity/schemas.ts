@@ -8,7 +8,9 @@ const uriList = z.array(z.string().min(1).max(2000)).max(20);
 const scopeList = z.array(z.enum(SCOPES)).max(SCOPES.length);
 const grantList = z.array(z.string().min(1).max(100)).max(10);
 
-export const appId = z.object({ id: z.string().regex(/^app_[0-9A-Za-z]{22}$/, 'expected an app id (app_…)') });
+export const appId = z.object({
+  id: z.string().regex(/^app_[0-9A-Za-z]{22}$/, 'expected an app id (app_…)'),
+});
 
 export const createAppBody = z.strictObject({
   name: z.string().trim().min(1).max(100),
@@ -19,7 +21,10 @@ export const createAppBody = z.strictObject({
   scopes: scopeList.optional(),
   grant_types: grantList.optional(),
   /** Admins may create an app for another account; default: the caller's account. */
-  owner_account_id: z.string().regex(/^acct_[0-9A-Za-z]{22}$/).optional(),
+  owner_account_id: z
+    .string()
+    .regex(/^acct_[0-9A-Za-z]{22}$/)
+    .optional(),
 });
 
 export const updateAppBody = z.strictObject({

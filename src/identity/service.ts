@@ -86,9 +86,7 @@ export function createAccountsService({ db }: { db: Kysely<Database> }): Account
 
 export function checkPassword(password: string): void {
   if (password.length < MIN_PASSWORD || password.length > MAX_PASSWORD) {
-    throw new InvalidRequest(
-      `password: expected ${MIN_PASSWORD} to ${MAX_PASSWORD} characters`,
-    );
+    throw new InvalidRequest(`password: expected ${MIN_PASSWORD} to ${MAX_PASSWORD} characters`);
   }
 }
 
@@ -164,7 +162,9 @@ export function createAppsService({
     if (scopes.includes('admin')) {
       const owner = await findAccountById(db, ownerAccountId);
       if (owner?.is_admin !== true) {
-        throw new InvalidRequest('scopes: only an admin account may own an app with the admin scope');
+        throw new InvalidRequest(
+          'scopes: only an admin account may own an app with the admin scope',
+        );
       }
     }
   }
@@ -183,7 +183,9 @@ export function createAppsService({
     }
     if (grantTypes.length === 0) throw new InvalidRequest('grant_types: expected at least one');
     if (grantTypes.includes('authorization_code') && redirectUris.length === 0) {
-      throw new InvalidRequest('redirect_uris: expected at least one for the authorization code flow');
+      throw new InvalidRequest(
+        'redirect_uris: expected at least one for the authorization code flow',
+      );
     }
     for (const uri of [...redirectUris, ...postLogoutRedirectUris]) checkRedirectUri(uri);
     for (const origin of allowedOrigins) checkOrigin(origin);
@@ -259,7 +261,9 @@ export function createAppsService({
           action: patch.status === 'disabled' ? 'app.disable' : 'app.update',
           subject: id,
           requestId: actor.requestId ?? null,
-          details: { fields: Object.keys(patch).filter((k) => patch[k as keyof AppPatch] !== undefined) },
+          details: {
+            fields: Object.keys(patch).filter((k) => patch[k as keyof AppPatch] !== undefined),
+          },
         });
         return updated;
       });
@@ -267,7 +271,9 @@ export function createAppsService({
     },
     async rotateSecret(id, graceSeconds, actor) {
       if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > MAX_GRACE_SECONDS) {
-        throw new InvalidRequest(`grace_seconds: expected an integer from 0 to ${MAX_GRACE_SECONDS}`);
+        throw new InvalidRequest(
+          `grace_seconds: expected an integer from 0 to ${MAX_GRACE_SECONDS}`,
+        );
       }
       const app = await load(id);
       if (!isConfidential(app.kind)) {
@@ -299,7 +305,11 @@ export function createAppsService({
       return row === undefined || row.status !== 'active' ? null : toApp(row);
     },
     async ensureAppUser(appId, externalId) {
-      const row = await upsertAppUser(db, { id: newId('usr'), app_id: appId, external_id: externalId });
+      const row = await upsertAppUser(db, {
+        id: newId('usr'),
+        app_id: appId,
+        external_id: externalId,
+      });
       return { id: row.id, appId: row.app_id, externalId: row.external_id, status: row.status };
     },
   };
@@ -311,14 +321,18 @@ const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
  * (RFC 8252 §7.3) or a native app's private-use scheme (RFC 8252 §7.1). */
 function checkRedirectUri(uri: string): void {
   if (!URL.canParse(uri) || uri.length > 2000) {
-    throw new InvalidRequest(`redirect_uris: ${JSON.stringify(uri.slice(0, 100))} is not an absolute URL`);
+    throw new InvalidRequest(
+      `redirect_uris: ${JSON.stringify(uri.slice(0, 100))} is not an absolute URL`,
+    );
   }
   const url = new URL(uri);
   if (url.hash !== '' || uri.includes('#')) {
     throw new InvalidRequest('redirect_uris: a redirect URI must not contain a fragment');
   }
   if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
-    throw new InvalidRequest('redirect_uris: http is only allowed for loopback addresses; use https');
+    throw new InvalidRequest(
+      'redirect_uris: http is only allowed for loopback addresses; use https',
+    );
   }
   if (/^(javascript|data|file|vbscript):$/.test(url.protocol)) {
     throw new InvalidRequest(`redirect_uris: the ${url.protocol} scheme is not allowed`);

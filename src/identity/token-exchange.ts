@@ -55,7 +55,8 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
       if (client === undefined) throw new errors.InvalidClient('client authentication failed');
       const subjectToken = params.subject_token;
       const subjectType = params.subject_token_type;
-      if (!subjectToken) throw new errors.InvalidRequest('missing required parameter subject_token');
+      if (!subjectToken)
+        throw new errors.InvalidRequest('missing required parameter subject_token');
       if (!subjectType) {
         throw new errors.InvalidRequest('missing required parameter subject_token_type');
       }
@@ -151,6 +152,7 @@ function narrow(requested: string[] | null, allowed: readonly string[]): string[
   const granted = new Set(allowed.includes('admin') ? API_SCOPES : allowed);
   if (requested === null) return [...allowed];
   const refused = requested.filter((s) => !granted.has(s as (typeof API_SCOPES)[number]));
-  if (refused.length > 0) throw new errors.InvalidScope('requested scope is not allowed', refused.join(' '));
+  if (refused.length > 0)
+    throw new errors.InvalidScope('requested scope is not allowed', refused.join(' '));
   return requested;
 }

@@ -29,7 +29,13 @@ beforeAll(async () => {
 });
 afterAll(async () => t.close());
 
-async function call(method: string, path: string, body?: unknown, token = adminToken, raw?: string) {
+async function call(
+  method: string,
+  path: string,
+  body?: unknown,
+  token = adminToken,
+  raw?: string,
+) {
   const response = await fetch(`${t.url}${path}`, {
     method,
     headers: {
@@ -63,7 +69,11 @@ describe('/v1/apps', () => {
     const id = created.body.id as string;
 
     // The secret is stored only as a keyed hash and never shown again.
-    const row = await t.app.database.db.selectFrom('apps').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    const row = await t.app.database.db
+      .selectFrom('apps')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
     expect(JSON.stringify(row)).not.toContain(created.body.client_secret);
     const shown = await call('GET', `/v1/apps/${id}`);
     expect(shown.status).toBe(200);
@@ -73,7 +83,10 @@ describe('/v1/apps', () => {
     const list = await call('GET', '/v1/apps');
     expect(list.body.apps.map((a: { id: string }) => a.id)).toContain(id);
 
-    const updated = await call('PATCH', `/v1/apps/${id}`, { name: 'Studio 2', scopes: ['gateway'] });
+    const updated = await call('PATCH', `/v1/apps/${id}`, {
+      name: 'Studio 2',
+      scopes: ['gateway'],
+    });
     expect(updated.body).toMatchObject({ name: 'Studio 2', scopes: ['gateway'] });
 
     const rotated = await call('POST', `/v1/apps/${id}/rotate-secret`, { grace_seconds: 600 });
@@ -83,8 +96,17 @@ describe('/v1/apps', () => {
 
     const disabled = await call('PATCH', `/v1/apps/${id}`, { status: 'disabled' });
     expect(disabled.body.status).toBe('disabled');
-    const audit = await t.app.database.db.selectFrom('audit_log').select('action').where('subject', '=', id).execute();
-    expect(audit.map((a) => a.action)).toEqual(['app.create', 'app.update', 'app.rotate_secret', 'app.disable']);
+    const audit = await t.app.database.db
+      .selectFrom('audit_log')
+      .select('action')
+      .where('subject', '=', id)
+      .execute();
+    expect(audit.map((a) => a.action)).toEqual([
+      'app.create',
+      'app.update',
+      'app.rotate_secret',
+      'app.disable',
+    ]);
   });
 
   it('requires the admin scope and a credential', async () => {
@@ -109,7 +131,11 @@ describe('/v1/apps', () => {
       [{ name: 'x', kind: 'machine', scopes: ['root'] }, undefined, 400],
       [{ name: 'x', kind: 'machine', extra: true }, undefined, 400],
       [{ name: 'x', kind: 'machine', allowed_origins: ['https://a.example/path'] }, undefined, 400],
-      [{ name: 'x', kind: 'machine', owner_account_id: 'acct_0000000000000000000000' }, undefined, 404],
+      [
+        { name: 'x', kind: 'machine', owner_account_id: 'acct_0000000000000000000000' },
+        undefined,
+        404,
+      ],
       [undefined, JSON.stringify({ name: 'x'.repeat(2_000_000), kind: 'web' }), 413],
     ];
     for (const [body, raw, status] of cases) {
@@ -141,8 +167,12 @@ describe('/v1/apps', () => {
 
   it('answers 404 for unknown ids and 400 for malformed ones', async () => {
     expect((await call('GET', '/v1/apps/app_0000000000000000000000')).status).toBe(404);
-    expect((await call('PATCH', '/v1/apps/app_0000000000000000000000', { name: 'x' })).status).toBe(404);
-    expect((await call('POST', '/v1/apps/app_0000000000000000000000/rotate-secret', {})).status).toBe(404);
+    expect((await call('PATCH', '/v1/apps/app_0000000000000000000000', { name: 'x' })).status).toBe(
+      404,
+    );
+    expect(
+      (await call('POST', '/v1/apps/app_0000000000000000000000/rotate-secret', {})).status,
+    ).toBe(404);
     expect((await call('GET', '/v1/apps/nope')).status).toBe(400);
   });
 
@@ -155,7 +185,12 @@ describe('/v1/apps', () => {
     expect(created.body.client_secret).toBeNull();
     expect((await call('POST', `/v1/apps/${created.body.id}/rotate-secret`, {})).status).toBe(400);
     const web = await call('POST', '/v1/apps', { name: 'W', kind: 'machine' });
-    expect((await call('POST', `/v1/apps/${web.body.id}/rotate-secret`, { grace_seconds: -1 })).status).toBe(400);
-    expect((await call('POST', `/v1/apps/${web.body.id}/rotate-secret`, { grace_seconds: 'soon' })).status).toBe(400);
+    expect(
+      (await call('POST', `/v1/apps/${web.body.id}/rotate-secret`, { grace_seconds: -1 })).status,
+    ).toBe(400);
+    expect(
+      (await call('POST', `/v1/apps/${web.body.id}/rotate-secret`, { grace_seconds: 'soon' }))
+        .status,
+    ).toBe(400);
   });
 });

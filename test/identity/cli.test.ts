@@ -17,7 +17,9 @@ beforeAll(async () => {
   env = {
     TOLLHOUSE_SECRET: randomBytes(32).toString('hex'),
     LOG_LEVEL: 'error',
-    ...(database.url === null ? { TOLLHOUSE_DATA_DIR: path.join(dir, 'data') } : { DATABASE_URL: database.url }),
+    ...(database.url === null
+      ? { TOLLHOUSE_DATA_DIR: path.join(dir, 'data') }
+      : { DATABASE_URL: database.url }),
   };
 });
 afterAll(async () => database.destroy());
@@ -31,20 +33,53 @@ describe('tollhouse accounts / apps / identity', () => {
   it('bootstraps an admin, manages an app and rotates keys', async () => {
     const passwordFile = path.join(dir, 'password');
     writeFileSync(passwordFile, 'a long operator password\n', { mode: 0o600 });
-    const account = await cli(['accounts', 'create', '--email', 'ops@example.com', '--password-file', passwordFile, '--admin']);
+    const account = await cli([
+      'accounts',
+      'create',
+      '--email',
+      'ops@example.com',
+      '--password-file',
+      passwordFile,
+      '--admin',
+    ]);
     expect(account.stderr).toBe('');
-    expect(account.json).toMatchObject({ email: 'ops@example.com', is_admin: true, status: 'active' });
+    expect(account.json).toMatchObject({
+      email: 'ops@example.com',
+      is_admin: true,
+      status: 'active',
+    });
     expect(account.stdout).not.toContain('a long operator password');
 
-    const again = await cli(['accounts', 'create', '--email', 'OPS@example.com', '--password-file', passwordFile]);
+    const again = await cli([
+      'accounts',
+      'create',
+      '--email',
+      'OPS@example.com',
+      '--password-file',
+      passwordFile,
+    ]);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('already exists');
 
     const created = await cli([
-      'apps', 'create', '--name', 'Render Farm', '--kind', 'machine', '--owner', 'ops@example.com',
-      '--scope', 'gateway', '--scope', 'usage:read',
+      'apps',
+      'create',
+      '--name',
+      'Render Farm',
+      '--kind',
+      'machine',
+      '--owner',
+      'ops@example.com',
+      '--scope',
+      'gateway',
+      '--scope',
+      'usage:read',
     ]);
-    expect(created.json).toMatchObject({ kind: 'machine', scopes: ['gateway', 'usage:read'], owner_account_id: account.json.id });
+    expect(created.json).toMatchObject({
+      kind: 'machine',
+      scopes: ['gateway', 'usage:read'],
+      owner_account_id: account.json.id,
+    });
     expect(created.json.client_secret).toMatch(/^thcs_/);
     const id = created.json.id as string;
 
@@ -60,14 +95,33 @@ describe('tollhouse accounts / apps / identity', () => {
     expect(disabled.json.status).toBe('disabled');
 
     const keys = await cli(['identity', 'rotate-keys']);
-    expect(keys.json).toMatchObject({ active_kid: expect.any(String), next_kid: expect.any(String) });
+    expect(keys.json).toMatchObject({
+      active_kid: expect.any(String),
+      next_kid: expect.any(String),
+    });
   }, 120_000);
 
   it('refuses bad input with a message and a non-zero exit', async () => {
-    const missing = await cli(['accounts', 'create', '--email', 'x@example.com', '--password-file', path.join(dir, 'nope')]);
+    const missing = await cli([
+      'accounts',
+      'create',
+      '--email',
+      'x@example.com',
+      '--password-file',
+      path.join(dir, 'nope'),
+    ]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('cannot read');
-    const kind = await cli(['apps', 'create', '--name', 'x', '--kind', 'rocket', '--owner', 'ops@example.com']);
+    const kind = await cli([
+      'apps',
+      'create',
+      '--name',
+      'x',
+      '--kind',
+      'rocket',
+      '--owner',
+      'ops@example.com',
+    ]);
     expect(kind.code).toBe(1);
     expect(kind.stderr).toContain('--kind');
     const unknown = await cli(['apps', 'show', 'app_0000000000000000000000']);

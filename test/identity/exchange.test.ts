@@ -56,7 +56,9 @@ describe('machine client acting for an app user', () => {
       subject_token: 'customer-42',
       subject_token_type: APP_USER_TOKEN_TYPE,
     });
-    const payload = JSON.parse(Buffer.from(again.access_token.split('.')[1]!, 'base64url').toString());
+    const payload = JSON.parse(
+      Buffer.from(again.access_token.split('.')[1]!, 'base64url').toString(),
+    );
     expect(payload.sub).toBe(users[0]!.id);
     expect(payload.act).toEqual({ sub: app.clientId });
   });
@@ -90,7 +92,12 @@ describe('machine client acting for an app user', () => {
 
   it('refuses a public client and an unknown subject token type', async () => {
     const { app } = await t.app.identity.apps.create(
-      { name: 'SPA', kind: 'public', ownerAccountId: ownerId, redirectUris: ['https://spa.example/cb'] },
+      {
+        name: 'SPA',
+        kind: 'public',
+        ownerAccountId: ownerId,
+        redirectUris: ['https://spa.example/cb'],
+      },
       { id: 'test' },
     );
     const config = await discover(t, app.clientId, null);

@@ -78,7 +78,10 @@ describe('authorization code + PKCE', () => {
     const principal = await t.app.authenticator.authenticate(`Bearer ${tokens.access_token}`, {
       origin: null,
     });
-    const user = await t.app.identity.accounts.authenticate('user@example.com', 'correct horse battery staple');
+    const user = await t.app.identity.accounts.authenticate(
+      'user@example.com',
+      'correct horse battery staple',
+    );
     expect(principal).toMatchObject({
       via: 'access_token',
       accountId: user!.id,
@@ -140,7 +143,12 @@ describe('authorization code + PKCE', () => {
     });
     const sub = tokens.claims()!.sub;
     const info = await oidc.fetchUserInfo(config, tokens.access_token, sub);
-    expect(info).toMatchObject({ sub, email: 'user@example.com', email_verified: true, name: 'Uma User' });
+    expect(info).toMatchObject({
+      sub,
+      email: 'user@example.com',
+      email_verified: true,
+      name: 'Uma User',
+    });
 
     const active = await oidc.tokenIntrospection(config, tokens.access_token);
     expect(active).toMatchObject({ active: true, sub, client_id: app.clientId });
@@ -162,7 +170,13 @@ describe('authorization code + PKCE', () => {
     expect(page.response.status).toBe(200);
     const html = await page.response.text();
     expect(html).toContain('Photo Studio');
-    const done = await browser.submit(page.url, html, '/session/end/confirm', { logout: 'yes' }, 'http://127.0.0.1:9/bye');
+    const done = await browser.submit(
+      page.url,
+      html,
+      '/session/end/confirm',
+      { logout: 'yes' },
+      'http://127.0.0.1:9/bye',
+    );
     expect(done.url).toBe('http://127.0.0.1:9/bye?state=bye-state');
 
     // Signed out: the next authorization asks for the password again.
@@ -184,7 +198,12 @@ describe('authorization code + PKCE', () => {
 describe('client credentials', () => {
   it('issues a JWT access token whose principal is the app and its owner account', async () => {
     const { app, clientSecret } = await t.app.identity.apps.create(
-      { name: 'Batch Backend', kind: 'machine', ownerAccountId: ownerId, scopes: ['gateway', 'usage:read'] },
+      {
+        name: 'Batch Backend',
+        kind: 'machine',
+        ownerAccountId: ownerId,
+        scopes: ['gateway', 'usage:read'],
+      },
       { id: 'test' },
     );
     const config = await discover(t, app.clientId, clientSecret);
@@ -209,7 +228,13 @@ describe('client credentials', () => {
 describe('device flow (RFC 8628)', () => {
   it('lets a user approve a device by entering its code, then the device gets tokens', async () => {
     const { app } = await t.app.identity.apps.create(
-      { name: 'Render CLI', kind: 'public', ownerAccountId: ownerId, redirectUris: [REDIRECT], scopes: ['gateway'] },
+      {
+        name: 'Render CLI',
+        kind: 'public',
+        ownerAccountId: ownerId,
+        redirectUris: [REDIRECT],
+        scopes: ['gateway'],
+      },
       { id: 'test' },
     );
     const config = await discover(t, app.clientId, null);
@@ -226,7 +251,13 @@ describe('device flow (RFC 8628)', () => {
     expect(html).toContain('Render CLI'); // confirm page names the app
     page = await browser.submit(page.url, html, '/device', {}, STOP);
     html = await page.response.text();
-    page = await browser.submit(page.url, html, '/login', { email: 'user@example.com', password: 'correct horse battery staple' }, STOP);
+    page = await browser.submit(
+      page.url,
+      html,
+      '/login',
+      { email: 'user@example.com', password: 'correct horse battery staple' },
+      STOP,
+    );
     html = await page.response.text();
     page = await browser.submit(page.url, html, '/confirm', {}, STOP);
     html = await page.response.text();

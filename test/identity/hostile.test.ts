@@ -39,13 +39,27 @@ async function oauthError(promise: Promise<unknown>): Promise<string> {
 
 async function webApp() {
   const { app, clientSecret } = await t.app.identity.apps.create(
-    { name: 'Web', kind: 'web', ownerAccountId: ownerId, redirectUris: [REDIRECT], scopes: ['gateway'] },
+    {
+      name: 'Web',
+      kind: 'web',
+      ownerAccountId: ownerId,
+      redirectUris: [REDIRECT],
+      scopes: ['gateway'],
+    },
     { id: 'test' },
   );
-  return { app, clientSecret: clientSecret!, config: await discover(t, app.clientId, clientSecret) };
+  return {
+    app,
+    clientSecret: clientSecret!,
+    config: await discover(t, app.clientId, clientSecret),
+  };
 }
 
-async function codeFor(config: oidc.Configuration, scope = 'openid gateway', email = 'user@example.com') {
+async function codeFor(
+  config: oidc.Configuration,
+  scope = 'openid gateway',
+  email = 'user@example.com',
+) {
   const p = await pkce();
   const callback = await browserLogin({
     browser: new Browser(),
@@ -107,7 +121,9 @@ describe('authorization endpoint', () => {
     });
     const response = await fetch(url, { redirect: 'manual' });
     const location = new URL(response.headers.get('location') ?? 'http://x/#error=none');
-    const error = location.searchParams.get('error') ?? new URLSearchParams(location.hash.slice(1)).get('error');
+    const error =
+      location.searchParams.get('error') ??
+      new URLSearchParams(location.hash.slice(1)).get('error');
     expect(error).toBe('unsupported_response_type');
   });
 });
@@ -132,7 +148,10 @@ describe('token endpoint', () => {
       expectedState: state,
     });
     await expect(
-      oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state }),
+      oidc.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: verifier,
+        expectedState: state,
+      }),
     ).rejects.toMatchObject({ error: 'invalid_grant' });
     // RFC 6749 §4.1.2: a replayed code revokes what the first redemption issued.
     await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({
@@ -230,7 +249,11 @@ describe('login page', () => {
 
   it('answers an unknown email, a wrong password and a disabled account with the same message', async () => {
     const disabled = await createAccount(t, 'gone@example.com');
-    await t.app.database.db.updateTable('accounts').set({ status: 'disabled' }).where('id', '=', disabled.id).execute();
+    await t.app.database.db
+      .updateTable('accounts')
+      .set({ status: 'disabled' })
+      .where('id', '=', disabled.id)
+      .execute();
     const bodies: string[] = [];
     for (const [email, password] of [
       ['nobody@example.com', PASSWORD],
@@ -250,9 +273,20 @@ describe('login page', () => {
   it('stops refresh tokens of an account once it is disabled', async () => {
     const account = await createAccount(t, 'soon-gone@example.com');
     const { config } = await webApp();
-    const { callback, state, verifier } = await codeFor(config, 'openid offline_access gateway', 'soon-gone@example.com');
-    const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state });
-    await t.app.database.db.updateTable('accounts').set({ status: 'disabled' }).where('id', '=', account.id).execute();
+    const { callback, state, verifier } = await codeFor(
+      config,
+      'openid offline_access gateway',
+      'soon-gone@example.com',
+    );
+    const tokens = await oidc.authorizationCodeGrant(config, callback, {
+      pkceCodeVerifier: verifier,
+      expectedState: state,
+    });
+    await t.app.database.db
+      .updateTable('accounts')
+      .set({ status: 'disabled' })
+      .where('id', '=', account.id)
+      .execute();
     await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({
       error: 'invalid_grant',
     });
@@ -293,7 +327,8 @@ describe('login page', () => {
         REDIRECT,
       );
       statuses.push(result.response.status);
-      if (result.response.status === 429) expect(result.response.headers.get('retry-after')).toMatch(/^\d+$/);
+      if (result.response.status === 429)
+        expect(result.response.headers.get('retry-after')).toMatch(/^\d+$/);
     }
     expect(statuses).toEqual([401, 401, 401, 429]);
   });
@@ -325,24 +360,43 @@ describe('access token verifier', () => {
     const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString());
     const header = JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString());
     // Our own signing key, loaded the way the service does, signs the variants.
-    const row = await t.app.database.db.selectFrom('signing_keys').selectAll().where('status', '=', 'active').executeTakeFirstOrThrow();
+    const row = await t.app.database.db
+      .selectFrom('signing_keys')
+      .selectAll()
+      .where('status', '=', 'active')
+      .executeTakeFirstOrThrow();
     const ownKey = await importJWK(
       JSON.parse(t.app.secrets.box('oidc-signing-keys').open(row.private_jwk_sealed, row.kid)),
       'ES256',
     );
-    const sign = (payload: Record<string, unknown>, key: CryptoKey | Uint8Array, typ = 'at+jwt') =>
-      new SignJWT(payload).setProtectedHeader({ alg: 'ES256', kid: header.kid, typ }).sign(key);
+    const sign = (
+      payload: Record<string, unknown>,
+      key: Parameters<SignJWT['sign']>[0],
+      typ = 'at+jwt',
+    ) => new SignJWT(payload).setProtectedHeader({ alg: 'ES256', kid: header.kid, typ }).sign(key);
 
     // Control: the same claims, signed the same way, are accepted — so each refusal below is
     // caused by the one thing changed.
-    await expect(authenticate(await sign(claims, ownKey as CryptoKey))).resolves.toMatchObject({ accountId: ownerId });
+    await expect(authenticate(await sign(claims, ownKey))).resolves.toMatchObject({
+      accountId: ownerId,
+    });
 
     const foreign = await generateKeyPair('ES256');
-    await expect(authenticate(await sign(claims, foreign.privateKey))).rejects.toMatchObject({ status: 401 });
-    await expect(authenticate(await sign({ ...claims, iss: 'https://evil.example/oidc' }, ownKey as CryptoKey))).rejects.toMatchObject({ status: 401 });
-    await expect(authenticate(await sign({ ...claims, aud: 'https://other.example' }, ownKey as CryptoKey))).rejects.toMatchObject({ status: 401 });
-    await expect(authenticate(await sign(claims, ownKey as CryptoKey, 'JWT'))).rejects.toMatchObject({ status: 401 });
-    await expect(authenticate(await sign({ ...claims, exp: Math.floor(Date.now() / 1000) - 60 }, ownKey as CryptoKey))).rejects.toMatchObject({ status: 401 });
+    await expect(authenticate(await sign(claims, foreign.privateKey))).rejects.toMatchObject({
+      status: 401,
+    });
+    await expect(
+      authenticate(await sign({ ...claims, iss: 'https://evil.example/oidc' }, ownKey)),
+    ).rejects.toMatchObject({ status: 401 });
+    await expect(
+      authenticate(await sign({ ...claims, aud: 'https://other.example' }, ownKey)),
+    ).rejects.toMatchObject({ status: 401 });
+    await expect(authenticate(await sign(claims, ownKey, 'JWT'))).rejects.toMatchObject({
+      status: 401,
+    });
+    await expect(
+      authenticate(await sign({ ...claims, exp: Math.floor(Date.now() / 1000) - 60 }, ownKey)),
+    ).rejects.toMatchObject({ status: 401 });
     const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url')}.${token.split('.')[1]}.`;
     await expect(authenticate(none)).rejects.toMatchObject({ status: 401 });
   });
@@ -350,6 +404,9 @@ describe('access token verifier', () => {
   it('leaves API keys (th_…) and garbage to other verifiers', async () => {
     expect(await t.app.identity.verifier.verify('th_sk_abc', { origin: null })).toBeNull();
     expect(await t.app.identity.verifier.verify('not-a-jwt', { origin: null })).toBeNull();
-    await expect(authenticate('th_sk_abc')).rejects.toMatchObject({ status: 401, message: 'Invalid API key' });
+    await expect(authenticate('th_sk_abc')).rejects.toMatchObject({
+      status: 401,
+      message: 'Invalid API key',
+    });
   });
 });

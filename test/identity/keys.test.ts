@@ -40,7 +40,9 @@ describe('signing keys', () => {
       expect(row.private_jwk_sealed).not.toContain('"d"');
       expect(row.public_jwk).not.toHaveProperty('d');
     }
-    const jwks = (await (await fetch(`${t.issuer}/jwks`)).json()) as { keys: Array<{ kid: string; d?: string }> };
+    const jwks = (await (await fetch(`${t.issuer}/jwks`)).json()) as {
+      keys: Array<{ kid: string; d?: string }>;
+    };
     expect(jwks.keys.map((k) => k.kid).sort()).toEqual(rows.map((r) => r.kid).sort());
     expect(jwks.keys.every((k) => k.d === undefined)).toBe(true);
   });
@@ -76,14 +78,26 @@ describe('signing keys', () => {
       log: restarted.log,
     });
     try {
-      const newToken = await clientCredentials(`http://127.0.0.1:${server.port}`, app.clientId, clientSecret!);
+      const newToken = await clientCredentials(
+        `http://127.0.0.1:${server.port}`,
+        app.clientId,
+        clientSecret!,
+      );
       expect(kidOf(newToken)).toBe(next.kid);
       // The replica that has not restarted already knew the next key, and the restarted one
       // still knows the retired key.
-      await expect(t.app.authenticator.authenticate(`Bearer ${newToken}`, { origin: null })).resolves.toMatchObject({ appId: app.id });
-      await expect(restarted.authenticator.authenticate(`Bearer ${oldToken}`, { origin: null })).resolves.toMatchObject({ appId: app.id });
-      const jwks = (await (await fetch(`http://127.0.0.1:${server.port}/oidc/jwks`)).json()) as { keys: Array<{ kid: string }> };
-      expect(jwks.keys.map((k) => k.kid)).toEqual(expect.arrayContaining([active.kid, next.kid, result.nextKid]));
+      await expect(
+        t.app.authenticator.authenticate(`Bearer ${newToken}`, { origin: null }),
+      ).resolves.toMatchObject({ appId: app.id });
+      await expect(
+        restarted.authenticator.authenticate(`Bearer ${oldToken}`, { origin: null }),
+      ).resolves.toMatchObject({ appId: app.id });
+      const jwks = (await (await fetch(`http://127.0.0.1:${server.port}/oidc/jwks`)).json()) as {
+        keys: Array<{ kid: string }>;
+      };
+      expect(jwks.keys.map((k) => k.kid)).toEqual(
+        expect.arrayContaining([active.kid, next.kid, result.nextKid]),
+      );
     } finally {
       await server.close();
       await restarted.close();
@@ -97,15 +111,39 @@ describe('expired payload sweep', () => {
     await db
       .insertInto('oidc_payloads')
       .values([
-        { model: 'Interaction', id: 'old', payload: '{}', grant_id: null, user_code: null, uid: null, expires_at: new Date(Date.now() - 1000), consumed_at: null },
-        { model: 'Interaction', id: 'live', payload: '{}', grant_id: null, user_code: null, uid: null, expires_at: new Date(Date.now() + 60_000), consumed_at: null },
+        {
+          model: 'Interaction',
+          id: 'old',
+          payload: '{}',
+          grant_id: null,
+          user_code: null,
+          uid: null,
+          expires_at: new Date(Date.now() - 1000),
+          consumed_at: null,
+        },
+        {
+          model: 'Interaction',
+          id: 'live',
+          payload: '{}',
+          grant_id: null,
+          user_code: null,
+          uid: null,
+          expires_at: new Date(Date.now() + 60_000),
+          consumed_at: null,
+        },
       ])
       .execute();
     expect(await sweepExpiredPayloads(db)).toBeGreaterThanOrEqual(1);
-    const left = await db.selectFrom('oidc_payloads').select('id').where('model', '=', 'Interaction').execute();
+    const left = await db
+      .selectFrom('oidc_payloads')
+      .select('id')
+      .where('model', '=', 'Interaction')
+      .execute();
     expect(left.map((r) => r.id)).toContain('live');
     expect(left.map((r) => r.id)).not.toContain('old');
-    const { rows } = await sql<{ n: number }>`select count(*)::int as n from oidc_payloads where expires_at < now()`.execute(db);
+    const { rows } = await sql<{
+      n: number;
+    }>`select count(*)::int as n from oidc_payloads where expires_at < now()`.execute(db);
     expect(rows[0]!.n).toBe(0);
   });
 });

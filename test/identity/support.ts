@@ -57,7 +57,11 @@ export class Browser {
   }
 
   /** Follows redirects until a page (200/4xx) or a redirect to `stopAt` (the app's callback). */
-  async follow(url: string, stopAt: string, init?: RequestInit): Promise<{ url: string; response: Response }> {
+  async follow(
+    url: string,
+    stopAt: string,
+    init?: RequestInit,
+  ): Promise<{ url: string; response: Response }> {
     let current = url;
     let response = await this.request(current, init);
     for (let i = 0; i < 10; i++) {
@@ -159,15 +163,22 @@ export async function browserLogin(input: {
     if (page.url.startsWith(input.redirectUri)) return new URL(page.url);
     html = await page.response.text();
   }
-  if (!html.includes('/confirm"')) throw new Error(`expected the consent page, got ${page.response.status}:\n${html}`);
+  if (!html.includes('/confirm"'))
+    throw new Error(`expected the consent page, got ${page.response.status}:\n${html}`);
   page = await input.browser.submit(page.url, html, '/confirm', {}, input.redirectUri);
   if (!page.url.startsWith(input.redirectUri)) {
-    throw new Error(`expected a redirect to the app, got ${page.response.status}: ${await page.response.text()}`);
+    throw new Error(
+      `expected a redirect to the app, got ${page.response.status}: ${await page.response.text()}`,
+    );
   }
   return new URL(page.url);
 }
 
 export async function pkce() {
   const verifier = oidc.randomPKCECodeVerifier();
-  return { verifier, challenge: await oidc.calculatePKCECodeChallenge(verifier), state: oidc.randomState() };
+  return {
+    verifier,
+    challenge: await oidc.calculatePKCECodeChallenge(verifier),
+    state: oidc.randomState(),
+  };
 }
