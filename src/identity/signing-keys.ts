@@ -61,8 +61,17 @@ export async function loadSigningKeys(
   rows.sort((a, b) => order[a.status] - order[b.status]);
   const active = rows[0];
   if (active === undefined) throw new Error('no active signing key');
+  let privateJwks: JWK[];
+  try {
+    privateJwks = rows.map((r) => JSON.parse(box.open(r.private_jwk_sealed, r.kid)) as JWK);
+  } catch (error) {
+    throw new Error(
+      'cannot decrypt the OIDC signing keys: TOLLHOUSE_SECRET is not the one they were sealed with',
+      { cause: error },
+    );
+  }
   return {
-    privateJwks: rows.map((r) => JSON.parse(box.open(r.private_jwk_sealed, r.kid)) as JWK),
+    privateJwks,
     publicJwks: rows.map((r) => r.public_jwk as JWK),
     activeKid: active.kid,
   };
