@@ -74,6 +74,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     const authenticator = createAuthenticator(verifiers);
     const identity = await createIdentity({
       db: database.db,
+      listen: (channel, handler) => database.listen(channel, handler),
       log,
       secrets,
       authenticator,

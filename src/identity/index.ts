@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Authenticator, CredentialVerifier } from '../platform/auth.ts';
-import type { Database } from '../platform/db.ts';
+import type { Database, DatabaseHandle } from '../platform/db.ts';
 import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
@@ -13,7 +13,7 @@ import { interactionRoutes, oidcMiddleware } from './interactions.ts';
 import { TTL, createProvider } from './provider.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import { appRoutes } from './routes.ts';
-import { createAccountsService, createAppsService } from './service.ts';
+import { APPS_CHANNEL, createAccountsService, createAppsService } from './service.ts';
 import type { AccountsService, AppsService } from './service.ts';
 import { loadSigningKeys, rotateSigningKeys } from './signing-keys.ts';
 import type { RotationResult } from './signing-keys.ts';
@@ -43,6 +43,8 @@ export interface IdentityConfig {
 
 export interface IdentityDeps {
   db: Kysely<Database>;
+  /** LISTEN for app changes made by other replicas and the CLI. */
+  listen: DatabaseHandle['listen'];
   log: Logger;
   secrets: Secrets;
   /** The service's authenticator (token exchange turns API keys into access tokens with it). */
@@ -61,7 +63,7 @@ export interface Identity {
   routes(router: Router): void;
   /** Publishes a new next key and makes the previous next key sign (takes effect on restart). */
   rotateKeys(): Promise<RotationResult>;
-  close(): void;
+  close(): Promise<void>;
 }
 
 // Expired rows are harmless (every lookup filters on expiry), so sweeping once a minute only
@@ -69,11 +71,13 @@ export interface Identity {
 const SWEEP_INTERVAL_MS = 60_000;
 
 export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
-  const { db, log, secrets, authenticator, config } = deps;
+  const { db, listen, log, secrets, authenticator, config } = deps;
   const keyBox = secrets.box('oidc-signing-keys');
   const keys = await loadSigningKeys(db, keyBox);
   const accounts = createAccountsService({ db });
   const apps = createAppsService({ db, secrets });
+  // null: notifications may have been missed (reconnect), so forget every cached app.
+  const unlisten = await listen(APPS_CHANNEL, (clientId) => apps.invalidate(clientId));
   const provider = createProvider({
     db,
     log,
@@ -117,8 +121,9 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
       const longest = Math.max(config.accessTokenTtlSeconds, TTL.IdToken);
       return rotateSigningKeys(db, keyBox, longest);
     },
-    close() {
+    async close() {
       sweeper.stop();
+      await unlisten();
     },
   };
 }

@@ -158,6 +158,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       // The gateway's verifier checks bearer JWTs only; a DPoP-bound token it accepted without
       // the proof would be a downgrade, so sender-constrained tokens are not offered.
       dPoP: { enabled: false },
+      // Not offered until a client needs it: discovery should list only what is tested.
+      pushedAuthorizationRequests: { enabled: false },
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },

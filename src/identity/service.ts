@@ -1,6 +1,7 @@
 // Accounts and apps: the rules (who may hold which scope, which grant types each kind of app
 // may use, how secrets are minted, hashed and rotated) and their transactions.
-import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { recordAudit } from '../platform/audit.ts';
 import type { Database } from '../platform/db.ts';
 import { Conflict, InvalidRequest, NotFound } from '../platform/errors.ts';
@@ -129,8 +130,24 @@ export interface AppsService {
     graceSeconds: number,
     actor: Actor,
   ): Promise<{ app: App; clientSecret: string }>;
+  /** Served from memory; changes reach every replica through NOTIFY (`APPS_CHANNEL`). */
   findActiveByClientId(clientId: string): Promise<App | null>;
+  /** Drops the cached app for `clientId`, or every cached app for null. */
+  invalidate(clientId: string | null): void;
   ensureAppUser(appId: string, externalId: string): Promise<AppUser>;
+}
+
+/** NOTIFY channel: payload is the client id of an app that changed. */
+export const APPS_CHANNEL = 'identity_apps';
+// The token endpoint looks its client up on every request; apps change rarely and every change
+// is NOTIFYed, so the cache only needs a bound for the case NOTIFY cannot cover: a rotation's
+// grace period ending (the previous secret stops working at most this late).
+const CLIENT_CACHE_TTL_MS = 30_000;
+// Bound the cache; registered apps number in the hundreds, not the hundred thousands.
+const CLIENT_CACHE_MAX = 10_000;
+
+async function notifyAppChanged(trx: Transaction<Database>, clientId: string): Promise<void> {
+  await sql`select pg_notify(${APPS_CHANNEL}, ${clientId})`.execute(trx);
 }
 
 // 256 bits, base62: as strong as the HMAC that stores it.
@@ -146,6 +163,7 @@ export function createAppsService({
   secrets: Secrets;
 }): AppsService {
   const hashSecret = (secret: string) => secrets.hmac('app-client-secrets', secret);
+  const cache = new Map<string, { app: App; expiresAt: number }>();
   const mintSecret = () => `thcs_${randomBase62(SECRET_BYTES)}`;
 
   async function load(id: string): Promise<App> {
@@ -256,6 +274,7 @@ export function createAppsService({
           allowed_origins: JSON.stringify(next.origins),
         });
         if (updated === undefined) throw new NotFound(`No app ${id}`);
+        await notifyAppChanged(trx, updated.client_id);
         await recordAudit(trx, {
           actor: actor.id,
           action: patch.status === 'disabled' ? 'app.disable' : 'app.update',
@@ -267,6 +286,7 @@ export function createAppsService({
         });
         return updated;
       });
+      cache.delete(row.client_id); // this replica at once; the others on NOTIFY
       return toApp(row);
     },
     async rotateSecret(id, graceSeconds, actor) {
@@ -289,6 +309,7 @@ export function createAppsService({
           previous_secret_expires_at:
             graceSeconds > 0 ? new Date(Date.now() + graceSeconds * 1000) : null,
         });
+        await notifyAppChanged(trx, current.client_id);
         await recordAudit(trx, {
           actor: actor.id,
           action: 'app.rotate_secret',
@@ -298,11 +319,27 @@ export function createAppsService({
         });
         return updated!;
       });
+      cache.delete(row.client_id);
       return { app: toApp(row), clientSecret };
     },
     async findActiveByClientId(clientId) {
+      const now = Date.now();
+      const hit = cache.get(clientId);
+      if (hit !== undefined && hit.expiresAt > now) return hit.app;
       const row = await findAppByClientId(db, clientId);
-      return row === undefined || row.status !== 'active' ? null : toApp(row);
+      // Unknown and disabled apps are not cached: random client ids must not fill memory.
+      if (row === undefined || row.status !== 'active') {
+        cache.delete(clientId);
+        return null;
+      }
+      const app = toApp(row);
+      if (cache.size >= CLIENT_CACHE_MAX) cache.clear();
+      cache.set(clientId, { app, expiresAt: now + CLIENT_CACHE_TTL_MS });
+      return app;
+    },
+    invalidate(clientId) {
+      if (clientId === null) cache.clear();
+      else cache.delete(clientId);
     },
     async ensureAppUser(appId, externalId) {
       const row = await upsertAppUser(db, {

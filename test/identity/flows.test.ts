@@ -271,3 +271,32 @@ describe('device flow (RFC 8628)', () => {
     expect(principal.scopes).toEqual(['gateway']);
   }, 30_000);
 });
+
+describe('CORS', () => {
+  it("answers browser calls to the token endpoint only from the app's allowed origins", async () => {
+    const { app } = await t.app.identity.apps.create(
+      {
+        name: 'SPA',
+        kind: 'public',
+        ownerAccountId: ownerId,
+        redirectUris: ['https://spa.example/cb'],
+        allowedOrigins: ['https://spa.example'],
+      },
+      { id: 'test' },
+    );
+    const post = (origin: string) =>
+      fetch(`${t.issuer}/token`, {
+        method: 'POST',
+        headers: { origin, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: 'x',
+          client_id: app.clientId,
+        }),
+      });
+    const allowed = await post('https://spa.example');
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('https://spa.example');
+    const other = await post('https://evil.example');
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+});

@@ -105,6 +105,52 @@ describe('signing keys', () => {
   });
 });
 
+describe('app changes across replicas', () => {
+  it('a replica that cached an app stops issuing its tokens once another replica disables it', async () => {
+    const owner = await createAccount(t, 'replicas@example.com');
+    const { app, clientSecret } = await t.app.identity.apps.create(
+      { name: 'M', kind: 'machine', ownerAccountId: owner.id, scopes: ['gateway'] },
+      { id: 'test' },
+    );
+    const other = await createApp({
+      config: t.app.config,
+      log: createLogger({ level: 'silent' }),
+      database: t.app.database,
+      migrate: false,
+    });
+    const server = await startServer(other.handler, {
+      host: '127.0.0.1',
+      port: 0,
+      shutdownTimeoutMs: 1000,
+      log: other.log,
+    });
+    const otherUrl = `http://127.0.0.1:${server.port}`;
+    try {
+      await clientCredentials(otherUrl, app.clientId, clientSecret!); // cached there now
+      await t.app.identity.apps.update(app.id, { status: 'disabled' }, { id: 'test' });
+      // NOTIFY is asynchronous: poll until the other replica refuses (or give up after 10 s).
+      let status = 200;
+      for (const started = Date.now(); status === 200 && Date.now() - started < 10_000;) {
+        await new Promise((r) => setTimeout(r, 50));
+        status = (
+          await fetch(`${otherUrl}/oidc/token`, {
+            method: 'POST',
+            headers: {
+              authorization: `Basic ${Buffer.from(`${app.clientId}:${clientSecret}`).toString('base64')}`,
+              'content-type': 'application/x-www-form-urlencoded',
+            },
+            body: 'grant_type=client_credentials&scope=gateway',
+          })
+        ).status;
+      }
+      expect(status).toBe(401);
+    } finally {
+      await server.close();
+      await other.close();
+    }
+  });
+});
+
 describe('expired payload sweep', () => {
   it('deletes expired rows and keeps live ones', async () => {
     const db = t.app.database.db;
