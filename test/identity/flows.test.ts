@@ -241,6 +241,10 @@ describe('device flow (RFC 8628)', () => {
     const device = await oidc.initiateDeviceAuthorization(config, { scope: 'openid gateway' });
     expect(device.verification_uri).toBe(`${t.issuer}/device`);
 
+    // The short address a device can print redirects to the code entry page.
+    const short = await fetch(`${t.url}/device`, { redirect: 'manual' });
+    expect(short.headers.get('location')).toBe('/oidc/device');
+
     const browser = new Browser();
     const STOP = 'http://never/';
     let page = await browser.follow(device.verification_uri, STOP);
