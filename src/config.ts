@@ -163,6 +163,12 @@ export const SETTINGS: readonly Setting[] = [
     schema: integer(0, 10_000_000),
   },
   {
+    name: 'TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE',
+    default: '6000',
+    doc: 'Requests to the OIDC token and device endpoints allowed per authenticated client (client_id) per minute (per process); 0 disables the limit.',
+    schema: integer(0, 10_000_000),
+  },
+  {
     name: 'METRICS_TOKEN',
     secret: true,
     doc: 'If set, GET /metrics requires `Authorization: Bearer <token>`.',
@@ -198,6 +204,7 @@ export interface Config {
     readonly loginAttemptsPerMinute: number;
     readonly loginAttemptsPerIpPerMinute: number;
     readonly tokenRequestsPerIpPerMinute: number;
+    readonly tokenRequestsPerClientPerMinute: number;
   };
 }
 
@@ -312,6 +319,7 @@ export function parseConfig(
       loginAttemptsPerMinute: get<number>('LOGIN_ATTEMPTS_PER_MINUTE'),
       loginAttemptsPerIpPerMinute: get<number>('LOGIN_ATTEMPTS_PER_IP_PER_MINUTE'),
       tokenRequestsPerIpPerMinute: get<number>('TOKEN_REQUESTS_PER_IP_PER_MINUTE'),
+      tokenRequestsPerClientPerMinute: get<number>('TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE'),
     },
   });
 }

@@ -39,6 +39,7 @@ export interface IdentityConfig {
   loginAttemptsPerMinute: number;
   loginAttemptsPerIpPerMinute: number;
   tokenRequestsPerIpPerMinute: number;
+  tokenRequestsPerClientPerMinute: number;
 }
 
 export interface IdentityDeps {
@@ -100,12 +101,13 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
   const loginPerAccount = createRateLimiter(config.loginAttemptsPerMinute);
   const loginPerIp = createRateLimiter(config.loginAttemptsPerIpPerMinute);
   const tokenPerIp = createRateLimiter(config.tokenRequestsPerIpPerMinute);
+  const tokenPerClient = createRateLimiter(config.tokenRequestsPerClientPerMinute);
   return {
     accounts,
     apps,
     provider,
     verifier,
-    middleware: oidcMiddleware(provider, tokenPerIp),
+    middleware: oidcMiddleware(provider, { tokenPerIp, tokenPerClient }),
     routes(router) {
       interactionRoutes(router, {
         provider,

@@ -221,9 +221,12 @@ function noStore(ctx: Context) {
 /**
  * Runs oidc-provider for `/oidc/*` (and `/.well-known/openid-configuration`) inside the app's
  * own middleware, so request ids, logs and metrics cover it, while its responses (OAuth error
- * format included) are its own. The token endpoint is rate limited per IP first.
+ * format included) are its own. The token endpoint is rate limited per IP and per client first.
  */
-export function oidcMiddleware(provider: Provider, tokenPerIp: RateLimiter): Middleware {
+export function oidcMiddleware(
+  provider: Provider,
+  limits: { tokenPerIp: RateLimiter; tokenPerClient: RateLimiter },
+): Middleware {
   const handle = provider.callback();
   return async function oidc(ctx: Context, next: Next) {
     let path = ctx.path;
@@ -232,7 +235,13 @@ export function oidcMiddleware(provider: Provider, tokenPerIp: RateLimiter): Mid
     if (path !== '/oidc' && !path.startsWith('/oidc/')) return next();
     ctx._matchedRoute = '/oidc/*';
     if (ctx.method === 'POST' && (path === '/oidc/token' || path === '/oidc/device/auth')) {
-      const wait = tokenPerIp.hit(ctx.ip);
+      // Per client only for client_secret_basic, read from the header: public clients put
+      // client_id in the body, which oidc-provider parses itself.
+      const clientId = basicClientId(ctx.get('authorization'));
+      const wait = Math.max(
+        limits.tokenPerIp.hit(ctx.ip),
+        clientId === null ? 0 : limits.tokenPerClient.hit(clientId),
+      );
       if (wait > 0) {
         ctx.status = 429;
         ctx.set('Retry-After', String(wait));
@@ -248,4 +257,18 @@ export function oidcMiddleware(provider: Provider, tokenPerIp: RateLimiter): Mid
     ctx.respond = false;
     await handle(ctx.req, ctx.res);
   };
+}
+
+/** The client_id of an `Authorization: Basic` header (RFC 6749 §2.3.1: form-urlencoded). */
+function basicClientId(authorization: string): string | null {
+  const match = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization);
+  if (match === null) return null;
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return null;
+  try {
+    return decodeURIComponent(decoded.slice(0, colon).replaceAll('+', ' '));
+  } catch {
+    return null;
+  }
 }

@@ -1,5 +1,7 @@
 // /v1/apps: the operator's REST API for OIDC apps (admin scope).
-import { requireAuth } from '../platform/auth.ts';
+import { hasScope, requireAuth } from '../platform/auth.ts';
+import { Forbidden } from '../platform/errors.ts';
+import type { Middleware } from 'koa';
 import type { AuthState, Authenticator } from '../platform/auth.ts';
 import { defineRoute } from '../platform/http.ts';
 import type { Router } from '../platform/http.ts';
@@ -13,6 +15,11 @@ import {
   toAppJson,
   updateAppBody,
   appSchema,
+  appUserBody,
+  appUserList,
+  appUserParams,
+  appUserSchema,
+  toAppUserJson,
 } from './schemas.ts';
 
 // A rotation keeps the old secret for a day unless told otherwise: long enough for a rolling
@@ -95,6 +102,61 @@ export function appRoutes(
           actorOf(ctx),
         ),
       ),
+  );
+
+  // An app's users are managed by an admin or by the app's own backend (a client-credentials
+  // token of that app, not acting for a user).
+  const adminOrOwnApp: Middleware[] = [
+    requireAuth(authenticator),
+    async function ownAppOnly(ctx, next) {
+      const { principal } = ctx.state as AuthState;
+      const own = principal.appId === ctx.params.id && principal.endUserId === null;
+      if (!own && !hasScope(principal, 'admin')) {
+        throw new Forbidden("Only an admin or the app's own backend may manage its users");
+      }
+      await next();
+    },
+  ];
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/apps/:id/users',
+      params: appId,
+      response: appUserList,
+      before: adminOrOwnApp,
+    },
+    async ({ params }) => ({ users: (await apps.listAppUsers(params.id)).map(toAppUserJson) }),
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'put',
+      path: '/v1/apps/:id/users/:external_id',
+      params: appUserParams,
+      response: appUserSchema,
+      before: adminOrOwnApp,
+    },
+    async ({ params }) => {
+      await apps.get(params.id);
+      return toAppUserJson(await apps.ensureAppUser(params.id, params.external_id));
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'patch',
+      path: '/v1/apps/:id/users/:external_id',
+      params: appUserParams,
+      body: appUserBody,
+      response: appUserSchema,
+      before: adminOrOwnApp,
+    },
+    async ({ params, body }) =>
+      toAppUserJson(await apps.setAppUserStatus(params.id, params.external_id, body.status)),
   );
 
   defineRoute(

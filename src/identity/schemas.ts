@@ -85,3 +85,27 @@ export function toAppJson(app: App): z.input<typeof appSchema> {
     updated_at: app.updatedAt.toISOString(),
   };
 }
+
+// The app's own user id: opaque to tollhouse, bounded for storage and URLs.
+export const appUserParams = z.object({
+  id: appId.shape.id,
+  external_id: z.string().min(1).max(255),
+});
+
+export const appUserBody = z.strictObject({ status: z.enum(['active', 'disabled']) });
+
+export const appUserSchema = z.strictObject({
+  id: z.string(),
+  external_id: z.string(),
+  status: z.enum(['active', 'disabled']),
+});
+
+export const appUserList = z.strictObject({ users: z.array(appUserSchema) });
+
+export function toAppUserJson(user: {
+  id: string;
+  externalId: string;
+  status: 'active' | 'disabled';
+}) {
+  return { id: user.id, external_id: user.externalId, status: user.status };
+}

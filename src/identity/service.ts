@@ -20,8 +20,15 @@ import {
   toAccount,
   toApp,
   updateAppById,
+  listAppUsers,
+  updateAppUserStatus,
   upsertAppUser,
 } from './queries.ts';
+import type { AppUserRow } from './table.ts';
+
+function toAppUser(row: AppUserRow): AppUser {
+  return { id: row.id, appId: row.app_id, externalId: row.external_id, status: row.status };
+}
 import type { Account, App, AppKind } from './queries.ts';
 
 export interface Actor {
@@ -135,6 +142,12 @@ export interface AppsService {
   /** Drops the cached app for `clientId`, or every cached app for null. */
   invalidate(clientId: string | null): void;
   ensureAppUser(appId: string, externalId: string): Promise<AppUser>;
+  listAppUsers(appId: string): Promise<AppUser[]>;
+  setAppUserStatus(
+    appId: string,
+    externalId: string,
+    status: 'active' | 'disabled',
+  ): Promise<AppUser>;
 }
 
 /** NOTIFY channel: payload is the client id of an app that changed. */
@@ -347,7 +360,16 @@ export function createAppsService({
         app_id: appId,
         external_id: externalId,
       });
-      return { id: row.id, appId: row.app_id, externalId: row.external_id, status: row.status };
+      return toAppUser(row);
+    },
+    async listAppUsers(appId) {
+      await load(appId);
+      return (await listAppUsers(db, appId)).map(toAppUser);
+    },
+    async setAppUserStatus(appId, externalId, status) {
+      const row = await updateAppUserStatus(db, appId, externalId, status);
+      if (row === undefined) throw new NotFound(`No user ${externalId} in app ${appId}`);
+      return toAppUser(row);
     },
   };
 }

@@ -45,7 +45,9 @@ async function call(
     body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
   });
   const payload = await json(response);
-  const template = path.replace(/^\/v1\/apps\/[^/]+/, '/v1/apps/{id}');
+  const template = path
+    .replace(/^\/v1\/apps\/[^/]+/, '/v1/apps/{id}')
+    .replace(/\/users\/[^/]+$/, '/users/{external_id}');
   expect(validate(method, template, response.status, payload)).toBeNull();
   return { status: response.status, body: payload };
 }
@@ -191,6 +193,54 @@ describe('/v1/apps', () => {
     expect(
       (await call('POST', `/v1/apps/${web.body.id}/rotate-secret`, { grace_seconds: 'soon' }))
         .status,
+    ).toBe(400);
+  });
+});
+
+describe('/v1/apps/{id}/users', () => {
+  it("lets the app's own backend and admins manage its users, and no one else", async () => {
+    const owner = await createAccount(t, 'backend-owner@example.com');
+    const { app, clientSecret } = await t.app.identity.apps.create(
+      { name: 'Backend', kind: 'machine', ownerAccountId: owner.id, scopes: ['gateway'] },
+      { id: 'test' },
+    );
+    const config = await discover(t, app.clientId, clientSecret);
+    const own = (await oidc.clientCredentialsGrant(config, { scope: 'gateway' })).access_token;
+
+    const created = await call('PUT', `/v1/apps/${app.id}/users/customer-7`, undefined, own);
+    expect(created.status).toBe(200);
+    expect(created.body).toMatchObject({ external_id: 'customer-7', status: 'active' });
+    const same = await call('PUT', `/v1/apps/${app.id}/users/customer-7`, undefined, own);
+    expect(same.body.id).toBe(created.body.id);
+
+    const disabled = await call(
+      'PATCH',
+      `/v1/apps/${app.id}/users/customer-7`,
+      { status: 'disabled' },
+      own,
+    );
+    expect(disabled.body.status).toBe('disabled');
+    const listed = await call('GET', `/v1/apps/${app.id}/users`, undefined, adminToken);
+    expect(listed.body.users).toEqual([disabled.body]);
+
+    // Another app's token (userToken belongs to a different app) may not touch these users.
+    expect((await call('GET', `/v1/apps/${app.id}/users`, undefined, userToken)).status).toBe(403);
+    expect((await call('PUT', `/v1/apps/${app.id}/users/x`, undefined, userToken)).status).toBe(
+      403,
+    );
+    // Unknown user, unknown app, bad body.
+    expect(
+      (await call('PATCH', `/v1/apps/${app.id}/users/nobody`, { status: 'disabled' }, own)).status,
+    ).toBe(404);
+    expect(
+      (await call('GET', '/v1/apps/app_0000000000000000000000/users', undefined, adminToken))
+        .status,
+    ).toBe(404);
+    expect(
+      (await call('PATCH', `/v1/apps/${app.id}/users/customer-7`, { status: 'gone' }, own)).status,
+    ).toBe(400);
+    expect(
+      (await call('PUT', `/v1/apps/${app.id}/users/${'x'.repeat(256)}`, undefined, own)).status,
     ).toBe(400);
   });
 });
