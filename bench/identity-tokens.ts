@@ -52,6 +52,7 @@ async function serveTollhouse(databaseUrl: string): Promise<ServerInfo> {
     PUBLIC_URL: url,
     LOG_LEVEL: 'silent',
     TOKEN_REQUESTS_PER_IP_PER_MINUTE: '0',
+    TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE: '0',
     LOGIN_ATTEMPTS_PER_MINUTE: '100000',
     LOGIN_ATTEMPTS_PER_IP_PER_MINUTE: '100000',
   });
