@@ -304,3 +304,56 @@ describe('CORS', () => {
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
   });
 });
+
+describe('discovery and mounting', () => {
+  it('publishes only what works, at the issuer and at the root', async () => {
+    const response = await fetch(`${t.issuer}/.well-known/openid-configuration`);
+    expect(response.status).toBe(200);
+    const doc = (await response.json()) as { grant_types_supported: string[] };
+    expect(doc).toMatchObject({
+      issuer: t.issuer,
+      response_types_supported: ['code'],
+      code_challenge_methods_supported: ['S256'],
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'none'],
+      id_token_signing_alg_values_supported: ['ES256'],
+    });
+    expect([...doc.grant_types_supported].sort()).toEqual(
+      [
+        'authorization_code',
+        'client_credentials',
+        'refresh_token',
+        'urn:ietf:params:oauth:grant-type:device_code',
+        'urn:ietf:params:oauth:grant-type:token-exchange',
+      ].sort(),
+    );
+    for (const absent of [
+      'pushed_authorization_request_endpoint',
+      'dpop_signing_alg_values_supported',
+      'registration_endpoint',
+    ]) {
+      expect(doc).not.toHaveProperty(absent);
+    }
+    const root = await (await fetch(`${t.url}/.well-known/openid-configuration`)).json();
+    expect(root).toEqual(doc);
+  });
+
+  it('keeps request ids on OAuth endpoints, and their own error format', async () => {
+    const response = await fetch(`${t.issuer}/token`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-request-id': 'req-oidc-1',
+      },
+      body: 'grant_type=bogus',
+    });
+    expect(response.status).toBe(400);
+    expect(response.headers.get('x-request-id')).toBe('req-oidc-1');
+    const body = await response.json();
+    expect(body).toEqual({ error: 'invalid_request', error_description: expect.any(String) });
+    expect(body).not.toHaveProperty('message');
+    const metrics = await (await fetch(`${t.url}/metrics`)).text();
+    expect(metrics).toMatch(
+      /http_request_duration_seconds_count\{[^}]*route="\/oidc\/\*"[^}]*\} \d+/,
+    );
+  });
+});
