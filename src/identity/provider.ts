@@ -31,10 +31,10 @@ export interface ProviderSettings {
   accessTokenTtlSeconds: number;
 }
 
-// Lifetimes, in seconds. Codes are single-use and redeemed immediately (RFC 6749 §4.1.2
-// recommends at most 10 minutes; 60 s is what major providers use). Device codes: RFC 8628
-// suggests the user needs minutes to type the code. Refresh tokens and sessions: two weeks of
-// inactivity, rotated on every use.
+// Lifetimes, in seconds. Codes are single-use and redeemed by the client at once (RFC 6749
+// §4.1.2 recommends at most 10 minutes; 60 s leaves margin for slow networks). Device codes:
+// the user needs minutes to find a browser and type the code (RFC 8628 §3.2 leaves it to the
+// server). Refresh tokens, grants and sessions: two weeks; refresh tokens rotate on every use.
 export const TTL = {
   AuthorizationCode: 60,
   DeviceCode: 600,

@@ -340,8 +340,10 @@ export function createAppsService({
       const hit = cache.get(clientId);
       if (hit !== undefined && hit.expiresAt > now) return hit.app;
       const row = await findAppByClientId(db, clientId);
+      // An app whose owner account is disabled gets no tokens either (within the cache TTL).
+      const owner = row === undefined ? undefined : await findAccountById(db, row.owner_account_id);
       // Unknown and disabled apps are not cached: random client ids must not fill memory.
-      if (row === undefined || row.status !== 'active') {
+      if (row === undefined || row.status !== 'active' || owner?.status !== 'active') {
         cache.delete(clientId);
         return null;
       }

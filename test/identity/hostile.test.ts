@@ -190,6 +190,23 @@ describe('token endpoint', () => {
     ).rejects.toMatchObject({ error: 'expired_token' });
   });
 
+  it('refuses client credentials for an app whose owner account is disabled', async () => {
+    const owner = await createAccount(t, 'owner-soon-gone@example.com');
+    const { app, clientSecret } = await t.app.identity.apps.create(
+      { name: 'M', kind: 'machine', ownerAccountId: owner.id, scopes: ['gateway'] },
+      { id: 'test' },
+    );
+    await t.app.database.db
+      .updateTable('accounts')
+      .set({ status: 'disabled' })
+      .where('id', '=', owner.id)
+      .execute();
+    const config = await discover(t, app.clientId, clientSecret);
+    expect(await oauthError(oidc.clientCredentialsGrant(config, { scope: 'gateway' }))).toBe(
+      'invalid_client',
+    );
+  });
+
   it('refuses a disabled app and a wrong secret, and honours a rotation grace period', async () => {
     const { app, clientSecret, config } = await webApp();
     const { app: machineApp, clientSecret: machineSecret } = await t.app.identity.apps.create(
