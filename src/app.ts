@@ -4,6 +4,8 @@
 import type { Config } from './config.ts';
 import { createMetering } from './metering/index.ts';
 import type { Metering } from './metering/index.ts';
+import { createIdentity } from './identity/index.ts';
+import type { Identity } from './identity/index.ts';
 import { createAuthenticator } from './platform/auth.ts';
 import type { Authenticator, CredentialVerifier } from './platform/auth.ts';
 import { createKeys } from './keys/index.ts';
@@ -42,6 +44,7 @@ export interface App {
   /** Turns a bearer credential into a principal (API keys, then OIDC access tokens). */
   authenticator: Authenticator;
   keys: Keys;
+  identity: Identity;
   lifecycle: Lifecycle;
   metering: Metering;
   /** Node request listener for http.createServer. */
@@ -81,6 +84,21 @@ export async function createApp(options: AppOptions): Promise<App> {
     verifiers.push(keys.verifier);
     koa.use(keys.cors);
     keys.routes(router, authenticator);
+    const identity = await createIdentity({
+      db: database.db,
+      listen: (channel, handler) => database.listen(channel, handler),
+      log,
+      secrets,
+      authenticator,
+      config: {
+        publicUrl: config.http.publicUrl,
+        trustProxy: config.http.trustProxy,
+        ...config.identity,
+      },
+    });
+    closeTasks.push(() => identity.close());
+    verifiers.push(identity.verifier);
+    koa.use(identity.middleware);
 
     healthRoutes(router, {
       db: database.db,
@@ -90,6 +108,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       metricsToken: config.metrics.token,
     });
     openapiRoutes(router, { document: await loadOpenApi() });
+    identity.routes(router);
 
     const metering = createMetering({ database, log, authenticator, router });
     await metering.start();
@@ -109,6 +128,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       secrets,
       authenticator,
       keys,
+      identity,
       lifecycle,
       metering,
       handler: koa.callback(),

@@ -139,6 +139,36 @@ export const SETTINGS: readonly Setting[] = [
     schema: integer(0, 9),
   },
   {
+    name: 'ACCESS_TOKEN_TTL_SECONDS',
+    default: '900',
+    doc: 'Lifetime of OIDC access tokens (JWTs, not revocable, so keep it short). Refresh tokens last 14 days.',
+    schema: integer(60, 86_400),
+  },
+  {
+    name: 'LOGIN_ATTEMPTS_PER_MINUTE',
+    default: '10',
+    doc: 'Sign-in attempts allowed per email address per minute (per process).',
+    schema: integer(1, 100_000),
+  },
+  {
+    name: 'LOGIN_ATTEMPTS_PER_IP_PER_MINUTE',
+    default: '30',
+    doc: 'Sign-in attempts allowed per client IP per minute (per process).',
+    schema: integer(1, 100_000),
+  },
+  {
+    name: 'TOKEN_REQUESTS_PER_IP_PER_MINUTE',
+    default: '6000',
+    doc: 'Requests to the OIDC token and device endpoints allowed per client IP per minute (per process); 0 disables the limit.',
+    schema: integer(0, 10_000_000),
+  },
+  {
+    name: 'TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE',
+    default: '6000',
+    doc: 'Requests to the OIDC token and device endpoints allowed per authenticated client (client_id) per minute (per process); 0 disables the limit.',
+    schema: integer(0, 10_000_000),
+  },
+  {
     name: 'METRICS_TOKEN',
     secret: true,
     doc: 'If set, GET /metrics requires `Authorization: Bearer <token>`.',
@@ -182,6 +212,13 @@ export interface Config {
   };
   readonly metrics: { readonly token: string | null };
   readonly keys: { readonly cacheMax: number; readonly lastUsedFlushMs: number };
+  readonly identity: {
+    readonly accessTokenTtlSeconds: number;
+    readonly loginAttemptsPerMinute: number;
+    readonly loginAttemptsPerIpPerMinute: number;
+    readonly tokenRequestsPerIpPerMinute: number;
+    readonly tokenRequestsPerClientPerMinute: number;
+  };
 }
 
 export interface LoadedConfig {
@@ -293,6 +330,13 @@ export function parseConfig(
     keys: {
       cacheMax: get<number>('API_KEYS_CACHE_MAX'),
       lastUsedFlushMs: get<number>('API_KEYS_FLUSH_SECONDS') * 1000,
+    },
+    identity: {
+      accessTokenTtlSeconds: get<number>('ACCESS_TOKEN_TTL_SECONDS'),
+      loginAttemptsPerMinute: get<number>('LOGIN_ATTEMPTS_PER_MINUTE'),
+      loginAttemptsPerIpPerMinute: get<number>('LOGIN_ATTEMPTS_PER_IP_PER_MINUTE'),
+      tokenRequestsPerIpPerMinute: get<number>('TOKEN_REQUESTS_PER_IP_PER_MINUTE'),
+      tokenRequestsPerClientPerMinute: get<number>('TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE'),
     },
   });
 }

@@ -7,6 +7,14 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
+import {
+  ACCOUNTS_USAGE,
+  APPS_USAGE,
+  IDENTITY_USAGE,
+  accountsCommand,
+  appsCommand,
+  identityCommand,
+} from './identity/cli.ts';
 import type { LoadedConfig } from './config.ts';
 import { CliUsageError, USAGE_HELP, usageCommand } from './metering/cli.ts';
 import { KEYS_USAGE, keysCommand } from './keys/index.ts';
@@ -59,6 +67,21 @@ const COMMANDS: Record<string, Command> = {
         out: (text) => process.stdout.write(text),
         err: (text) => process.stderr.write(text),
       }),
+  },
+  apps: {
+    summary: 'Manage OIDC apps (clients): create, list, show, update, disable, rotate-secret',
+    usage: APPS_USAGE,
+    run: (args) => withApp((app) => appsCommand(app.identity, app.database.db, args, stdio)),
+  },
+  accounts: {
+    summary: 'Create an account that can sign in (the first operator: --admin)',
+    usage: ACCOUNTS_USAGE,
+    run: (args) => withApp((app) => accountsCommand(app.identity, args, stdio)),
+  },
+  identity: {
+    summary: 'OIDC signing keys: rotate-keys publishes a new key and retires the old one',
+    usage: IDENTITY_USAGE,
+    run: (args) => withApp((app) => identityCommand(app.identity, args, stdio)),
   },
   help: {
     summary: 'Show this help',
@@ -172,6 +195,21 @@ async function openApp() {
   const log = createLogger({ level: config.log.level, destination: process.stderr });
   for (const warning of warnings) log.warn(warning);
   return createApp({ config, log });
+}
+
+const stdio = {
+  out: (text: string) => process.stdout.write(text),
+  err: (text: string) => process.stderr.write(text),
+};
+
+/** Builds the app (migrating first) for a one-shot command, and closes it afterwards. */
+async function withApp(run: (app: Awaited<ReturnType<typeof createApp>>) => Promise<number>) {
+  const app = await openApp();
+  try {
+    return await run(app);
+  } finally {
+    await app.close();
+  }
 }
 
 async function migrate(args: string[]): Promise<number> {

@@ -1,6 +1,17 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../platform/db.ts';
-import type { AccountRow, NewAccountRow } from './table.ts';
+import type {
+  AccountRow,
+  AccountRowUpdate,
+  AppRow,
+  AppRowUpdate,
+  AppUserRow,
+  NewAccountRow,
+  NewAppRow,
+  SigningKeyRow,
+} from './table.ts';
+
+type Db = Kysely<Database> | Transaction<Database>;
 
 export interface Account {
   id: string;
@@ -47,4 +58,162 @@ export async function findAccountByEmail(
     .selectAll()
     .where((eb) => eb(eb.fn('lower', ['email']), '=', email.toLowerCase()))
     .executeTakeFirst();
+}
+
+export async function updateAccountById(
+  db: Db,
+  id: string,
+  update: AccountRowUpdate,
+): Promise<AccountRow | undefined> {
+  return db
+    .updateTable('accounts')
+    .set({ ...update, updated_at: new Date() })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+export type AppKind = 'public' | 'web' | 'machine';
+
+export interface App {
+  id: string;
+  clientId: string;
+  ownerAccountId: string;
+  name: string;
+  kind: AppKind;
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  allowedOrigins: string[];
+  grantTypes: string[];
+  scopes: string[];
+  status: 'active' | 'disabled';
+  /** Keyed hashes of the secrets that authenticate this client right now. */
+  secretHashes: string[];
+  previousSecretExpiresAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export function toApp(row: AppRow, now: Date = new Date()): App {
+  const secretHashes = row.secret_hash === null ? [] : [row.secret_hash];
+  if (
+    row.previous_secret_hash !== null &&
+    row.previous_secret_expires_at !== null &&
+    row.previous_secret_expires_at > now
+  ) {
+    secretHashes.push(row.previous_secret_hash);
+  }
+  return {
+    id: row.id,
+    clientId: row.client_id,
+    ownerAccountId: row.owner_account_id,
+    name: row.name,
+    kind: row.kind,
+    redirectUris: row.redirect_uris,
+    postLogoutRedirectUris: row.post_logout_redirect_uris,
+    allowedOrigins: row.allowed_origins,
+    grantTypes: row.grant_types,
+    scopes: row.scopes,
+    status: row.status,
+    secretHashes,
+    previousSecretExpiresAt: row.previous_secret_expires_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export async function insertApp(db: Db, row: NewAppRow): Promise<AppRow> {
+  return db.insertInto('apps').values(row).returningAll().executeTakeFirstOrThrow();
+}
+
+export async function findAppById(db: Db, id: string): Promise<AppRow | undefined> {
+  return db.selectFrom('apps').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function findAppByClientId(db: Db, clientId: string): Promise<AppRow | undefined> {
+  return db.selectFrom('apps').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+}
+
+export async function listApps(db: Db, ownerAccountId: string | null): Promise<AppRow[]> {
+  let query = db.selectFrom('apps').selectAll().orderBy('created_at').orderBy('id');
+  if (ownerAccountId !== null) query = query.where('owner_account_id', '=', ownerAccountId);
+  return query.execute();
+}
+
+export async function updateAppById(
+  db: Db,
+  id: string,
+  update: AppRowUpdate,
+): Promise<AppRow | undefined> {
+  return db
+    .updateTable('apps')
+    .set({ ...update, updated_at: new Date() })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/** The app user for (app, external id), created on first use. */
+export async function upsertAppUser(
+  db: Db,
+  row: { id: string; app_id: string; external_id: string },
+): Promise<AppUserRow> {
+  await db
+    .insertInto('app_users')
+    .values(row)
+    .onConflict((oc) => oc.columns(['app_id', 'external_id']).doNothing())
+    .execute();
+  return db
+    .selectFrom('app_users')
+    .selectAll()
+    .where('app_id', '=', row.app_id)
+    .where('external_id', '=', row.external_id)
+    .executeTakeFirstOrThrow();
+}
+
+export async function listAppUsers(db: Db, appId: string): Promise<AppUserRow[]> {
+  return db
+    .selectFrom('app_users')
+    .selectAll()
+    .where('app_id', '=', appId)
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute();
+}
+
+export async function updateAppUserStatus(
+  db: Db,
+  appId: string,
+  externalId: string,
+  status: 'active' | 'disabled',
+): Promise<AppUserRow | undefined> {
+  return db
+    .updateTable('app_users')
+    .set({ status, updated_at: new Date() })
+    .where('app_id', '=', appId)
+    .where('external_id', '=', externalId)
+    .returningAll()
+    .executeTakeFirst();
+}
+
+export async function listLiveSigningKeys(db: Db, now: Date): Promise<SigningKeyRow[]> {
+  return db
+    .selectFrom('signing_keys')
+    .selectAll()
+    .where((eb) => eb.or([eb('status', '!=', 'retired'), eb('retire_after', '>', now)]))
+    .orderBy('created_at')
+    .execute();
+}
+
+export async function insertSigningKey(
+  db: Db,
+  row: {
+    kid: string;
+    alg: string;
+    public_jwk: string;
+    private_jwk_sealed: string;
+    status: 'next' | 'active' | 'retired';
+  },
+): Promise<void> {
+  await db.insertInto('signing_keys').values(row).execute();
 }

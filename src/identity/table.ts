@@ -19,3 +19,70 @@ export interface AccountsTable {
 export type AccountRow = Selectable<AccountsTable>;
 export type NewAccountRow = Insertable<AccountsTable>;
 export type AccountRowUpdate = Updateable<AccountsTable>;
+
+type Json<T> = ColumnType<T, string, string>;
+
+export interface AppsTable {
+  id: string;
+  client_id: string;
+  owner_account_id: string;
+  name: string;
+  kind: 'public' | 'web' | 'machine';
+  redirect_uris: Json<string[]>;
+  post_logout_redirect_uris: Json<string[]>;
+  allowed_origins: Json<string[]>;
+  grant_types: Json<string[]>;
+  scopes: Json<string[]>;
+  status: ColumnType<
+    'active' | 'disabled',
+    'active' | 'disabled' | undefined,
+    'active' | 'disabled'
+  >;
+  secret_hash: string | null;
+  previous_secret_hash: string | null;
+  previous_secret_expires_at: Date | null;
+  created_at: ColumnType<Date, never, never>;
+  updated_at: ColumnType<Date, never, Date>;
+}
+
+export type AppRow = Selectable<AppsTable>;
+export type NewAppRow = Insertable<AppsTable>;
+export type AppRowUpdate = Updateable<AppsTable>;
+
+export interface AppUsersTable {
+  id: string;
+  app_id: string;
+  external_id: string;
+  status: ColumnType<
+    'active' | 'disabled',
+    'active' | 'disabled' | undefined,
+    'active' | 'disabled'
+  >;
+  created_at: ColumnType<Date, never, never>;
+  updated_at: ColumnType<Date, never, Date>;
+}
+
+export type AppUserRow = Selectable<AppUsersTable>;
+
+export interface OidcPayloadsTable {
+  model: string;
+  id: string;
+  payload: Json<Record<string, unknown>>;
+  grant_id: string | null;
+  user_code: string | null;
+  uid: string | null;
+  expires_at: Date | null;
+  consumed_at: Date | null;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  alg: string;
+  public_jwk: Json<Record<string, unknown>>;
+  private_jwk_sealed: string;
+  status: 'next' | 'active' | 'retired';
+  retire_after: Date | null;
+  created_at: ColumnType<Date, never, never>;
+}
+
+export type SigningKeyRow = Selectable<SigningKeysTable>;

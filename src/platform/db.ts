@@ -9,9 +9,15 @@ import type { Dialect, LogEvent } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import type { Config } from '../config.ts';
-import type { AccountsTable } from '../identity/index.ts';
 import type { UsageEventsTable, UsageRollupsTable } from '../metering/index.ts';
 import type { ApiKeysTable } from '../keys/index.ts';
+import type {
+  AccountsTable,
+  AppUsersTable,
+  AppsTable,
+  OidcPayloadsTable,
+  SigningKeysTable,
+} from '../identity/index.ts';
 import type { AuditLogTable } from './audit.ts';
 import type { Logger } from './log.ts';
 
@@ -19,6 +25,10 @@ import type { Logger } from './log.ts';
 export interface Database {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
+  apps: AppsTable;
+  app_users: AppUsersTable;
+  oidc_payloads: OidcPayloadsTable;
+  signing_keys: SigningKeysTable;
   audit_log: AuditLogTable;
   usage_events: UsageEventsTable;
   usage_rollups: UsageRollupsTable;

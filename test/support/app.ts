@@ -26,6 +26,8 @@ export interface TestAppOptions {
   log?: Logger;
   /** Register extra routes before the app starts serving (tests of the plumbing itself). */
   beforeStart?: (app: App) => void;
+  /** Listen on this port instead of an ephemeral one (when PUBLIC_URL must name it). */
+  port?: number;
 }
 
 export function testConfig(env: Record<string, string> = {}): Config {
@@ -50,7 +52,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   options.beforeStart?.(app);
   const server = await startServer(app.handler, {
     host: '127.0.0.1',
-    port: 0,
+    port: options.port ?? 0,
     shutdownTimeoutMs: config.http.shutdownTimeoutMs,
     log: app.log,
   });

@@ -1,0 +1,216 @@
+// `tollhouse apps …`, `tollhouse accounts create`, `tollhouse identity rotate-keys`: the same
+// services as the REST API, for the operator at the command line. Results are JSON on stdout.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { AppError, InvalidRequest } from '../platform/errors.ts';
+import type { Identity } from './index.ts';
+import { findAccountByEmail } from './queries.ts';
+import type { Kysely } from 'kysely';
+import type { Database } from '../platform/db.ts';
+import { toAppJson } from './schemas.ts';
+import type { AppPatch } from './service.ts';
+
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const CLI_ACTOR = { id: 'cli' };
+// A rotation keeps the old secret for a day unless told otherwise (see routes.ts).
+const DEFAULT_GRACE_SECONDS = 24 * 3600;
+
+export const APPS_USAGE = `tollhouse apps create --name N --kind public|web|machine --owner EMAIL|ACCOUNT_ID
+         [--redirect-uri U]… [--post-logout-redirect-uri U]… [--origin O]… [--scope S]… [--grant-type G]…
+       tollhouse apps list
+       tollhouse apps show APP_ID
+       tollhouse apps update APP_ID [--name N] [--redirect-uri U]… [--post-logout-redirect-uri U]…
+         [--origin O]… [--scope S]… [--grant-type G]… [--status active|disabled]
+       tollhouse apps disable APP_ID
+       tollhouse apps rotate-secret APP_ID [--grace-seconds N]`;
+
+const APP_OPTIONS = {
+  name: { type: 'string' },
+  kind: { type: 'string' },
+  owner: { type: 'string' },
+  'redirect-uri': { type: 'string', multiple: true },
+  'post-logout-redirect-uri': { type: 'string', multiple: true },
+  origin: { type: 'string', multiple: true },
+  scope: { type: 'string', multiple: true },
+  'grant-type': { type: 'string', multiple: true },
+  status: { type: 'string' },
+  'grace-seconds': { type: 'string' },
+} as const;
+
+/** Runs one command; AppErrors become a message on stderr and exit code 1. */
+async function guarded(io: CliIo, run: () => Promise<unknown>): Promise<number> {
+  try {
+    const result = await run();
+    io.out(`${JSON.stringify(result, null, 2)}\n`);
+    return 0;
+  } catch (error) {
+    if (error instanceof AppError && error.expose) {
+      io.err(`tollhouse: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+export async function appsCommand(
+  identity: Identity,
+  db: Kysely<Database>,
+  args: string[],
+  io: CliIo,
+): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    options: APP_OPTIONS,
+    allowPositionals: true,
+    strict: true,
+  });
+  const id = positionals[0];
+  const needId = () => {
+    if (id === undefined) throw new InvalidRequest('expected an app id (app_…)');
+    return id;
+  };
+  const patch = (): AppPatch => ({
+    name: values.name,
+    redirectUris: values['redirect-uri'],
+    postLogoutRedirectUris: values['post-logout-redirect-uri'],
+    allowedOrigins: values.origin,
+    scopes: values.scope,
+    grantTypes: values['grant-type'],
+    status: values.status as AppPatch['status'],
+  });
+  switch (sub) {
+    case 'create':
+      return guarded(io, async () => {
+        const kind = values.kind;
+        if (kind !== 'public' && kind !== 'web' && kind !== 'machine') {
+          throw new InvalidRequest('--kind: expected public, web or machine');
+        }
+        if (!values.name) throw new InvalidRequest('--name: required');
+        if (!values.owner) throw new InvalidRequest('--owner: required (an email or acct_… id)');
+        let owner = values.owner;
+        if (owner.includes('@')) {
+          const account = await findAccountByEmail(db, owner);
+          if (account === undefined) throw new InvalidRequest(`--owner: no account ${owner}`);
+          owner = account.id;
+        }
+        const { app, clientSecret } = await identity.apps.create(
+          { ...patch(), name: values.name, kind, ownerAccountId: owner },
+          CLI_ACTOR,
+        );
+        return { ...toAppJson(app), client_secret: clientSecret };
+      });
+    case 'list':
+      return guarded(io, async () => ({ apps: (await identity.apps.list(null)).map(toAppJson) }));
+    case 'show':
+      return guarded(io, async () => toAppJson(await identity.apps.get(needId())));
+    case 'update':
+      return guarded(io, async () => {
+        if (
+          values.status !== undefined &&
+          values.status !== 'active' &&
+          values.status !== 'disabled'
+        ) {
+          throw new InvalidRequest('--status: expected active or disabled');
+        }
+        return toAppJson(await identity.apps.update(needId(), patch(), CLI_ACTOR));
+      });
+    case 'disable':
+      return guarded(io, async () =>
+        toAppJson(await identity.apps.update(needId(), { status: 'disabled' }, CLI_ACTOR)),
+      );
+    case 'rotate-secret':
+      return guarded(io, async () => {
+        const raw = values['grace-seconds'];
+        const grace = raw === undefined ? DEFAULT_GRACE_SECONDS : Number(raw);
+        if (raw !== undefined && !/^\d+$/.test(raw)) {
+          throw new InvalidRequest('--grace-seconds: expected a whole number of seconds');
+        }
+        const { app, clientSecret } = await identity.apps.rotateSecret(needId(), grace, CLI_ACTOR);
+        return { ...toAppJson(app), client_secret: clientSecret };
+      });
+    default:
+      io.err(`Usage: ${APPS_USAGE}\n`);
+      return 2;
+  }
+}
+
+export const ACCOUNTS_USAGE =
+  'tollhouse accounts create --email E --password-file F [--name N] [--admin]';
+
+export async function accountsCommand(
+  identity: Identity,
+  args: string[],
+  io: CliIo,
+): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== 'create') {
+    io.err(`Usage: ${ACCOUNTS_USAGE}\n`);
+    return 2;
+  }
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      email: { type: 'string' },
+      'password-file': { type: 'string' },
+      name: { type: 'string' },
+      admin: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  return guarded(io, async () => {
+    if (!values.email) throw new InvalidRequest('--email: required');
+    const file = values['password-file'];
+    if (!file)
+      throw new InvalidRequest('--password-file: required (the password is never an argument)');
+    let password: string;
+    try {
+      // Files written by editors and `echo` end with a newline that is not part of the password.
+      password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      throw new InvalidRequest(
+        `--password-file: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+      );
+    }
+    const account = await identity.accounts.create({
+      email: values.email,
+      password,
+      name: values.name ?? null,
+      isAdmin: values.admin ?? false,
+    });
+    return {
+      id: account.id,
+      email: account.email,
+      name: account.name,
+      is_admin: account.isAdmin,
+      status: account.status,
+    };
+  });
+}
+
+export const IDENTITY_USAGE = 'tollhouse identity rotate-keys';
+
+export async function identityCommand(
+  identity: Identity,
+  args: string[],
+  io: CliIo,
+): Promise<number> {
+  if (args[0] !== 'rotate-keys' || args.length !== 1) {
+    io.err(`Usage: ${IDENTITY_USAGE}\n`);
+    return 2;
+  }
+  return guarded(io, async () => {
+    const result = await identity.rotateKeys();
+    return {
+      active_kid: result.activeKid,
+      next_kid: result.nextKid,
+      retired_kid: result.retiredKid,
+      retired_key_published_until: result.retireAfter.toISOString(),
+      note: 'Restart every replica (rolling) so they sign with the new key.',
+    };
+  });
+}

@@ -1,0 +1,56 @@
+// Apps as oidc-provider sees them: what each kind of app may do, and the client metadata an
+// app row becomes. Pure: no I/O.
+import { SCOPES } from '../platform/auth.ts';
+import type { App, AppKind } from './queries.ts';
+
+export const API_SCOPES = SCOPES;
+export const OIDC_SCOPES = ['openid', 'offline_access', 'email', 'profile'] as const;
+
+export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const DEVICE_CODE = 'urn:ietf:params:oauth:grant-type:device_code';
+
+/** Grant types each kind may be given; an app gets all of them unless it asks for fewer. */
+export const KIND_GRANT_TYPES: Record<AppKind, readonly string[]> = {
+  // SPAs, native apps and CLIs: no secret, so PKCE (always) and the device flow.
+  public: ['authorization_code', 'refresh_token', DEVICE_CODE, TOKEN_EXCHANGE],
+  // Server-side web apps keep a secret.
+  web: ['authorization_code', 'refresh_token', TOKEN_EXCHANGE],
+  // Backends: their own tokens, and tokens for their app users by token exchange.
+  machine: ['client_credentials', TOKEN_EXCHANGE],
+};
+
+export function isConfidential(kind: AppKind): boolean {
+  return kind !== 'public';
+}
+
+/** oidc-provider client metadata for an active app. */
+export function clientMetadata(app: App): Record<string, unknown> {
+  const interactive = app.grantTypes.includes('authorization_code');
+  return {
+    client_id: app.clientId,
+    client_name: app.name,
+    // The hash stands in for the secret: oidc-provider requires a value for confidential
+    // clients, and compareClientSecret (provider.ts) checks presented secrets against hashes.
+    ...(isConfidential(app.kind) ? { client_secret: app.secretHashes[0] ?? '' } : {}),
+    token_endpoint_auth_method: isConfidential(app.kind) ? 'client_secret_basic' : 'none',
+    application_type: 'web',
+    grant_types: app.grantTypes,
+    response_types: interactive ? ['code'] : [],
+    redirect_uris: interactive ? app.redirectUris : [],
+    post_logout_redirect_uris: interactive ? app.postLogoutRedirectUris : [],
+    // `scope` limits OIDC scopes only; API scopes are limited by the resource server
+    // (provider.ts getResourceServerInfo reads tollhouse_scopes).
+    ...(app.kind === 'machine' ? {} : { scope: OIDC_SCOPES.join(' ') }),
+    tollhouse_scopes: app.scopes,
+    tollhouse_app_id: app.id,
+    tollhouse_owner_account_id: app.ownerAccountId,
+    tollhouse_secret_hashes: app.secretHashes,
+    tollhouse_allowed_origins: app.allowedOrigins,
+  };
+}
+
+/** The API scopes an app may be given (its tollhouse_scopes metadata). */
+export function clientApiScopes(client: { metadata(): Record<string, unknown> }): string[] {
+  const scopes = client.metadata()['tollhouse_scopes'];
+  return Array.isArray(scopes) ? scopes.filter((s): s is string => typeof s === 'string') : [];
+}

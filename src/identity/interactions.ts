@@ -1,0 +1,274 @@
+// The login and consent pages oidc-provider sends browsers to (`/interaction/:uid`), and the
+// OIDC mount itself. A page only works with the `_interaction` cookie oidc-provider set for
+// that uid (SameSite=Lax), and every form also carries a double-submit CSRF token.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import coBody from 'co-body';
+import type { Context, Middleware, Next } from 'koa';
+import type Provider from 'oidc-provider';
+import type { Router } from '../platform/http.ts';
+import type { RequestState } from '../platform/http.ts';
+import { consentPage, errorPage, loginPage } from './pages.ts';
+import type { RateLimiter } from './rate-limit.ts';
+import type { AccountsService } from './service.ts';
+
+const CSRF_COOKIE = 'tollhouse_csrf';
+// Login forms are a few hundred bytes; anything larger is not a browser submitting them.
+const FORM_LIMIT = '16kb';
+const GENERIC_LOGIN_ERROR = 'The email or password is not right, or the account cannot sign in.';
+const TOO_MANY = 'Too many sign-in attempts. Wait a minute, then try again.';
+
+export interface InteractionDeps {
+  provider: Provider;
+  accounts: AccountsService;
+  loginPerAccount: RateLimiter;
+  loginPerIp: RateLimiter;
+  secureCookies: boolean;
+}
+
+export function interactionRoutes(router: Router, deps: InteractionDeps): void {
+  const { provider, accounts } = deps;
+
+  function csrfToken(ctx: Context): string {
+    const existing = ctx.cookies.get(CSRF_COOKIE);
+    if (existing !== undefined && /^[A-Za-z0-9_-]{43}$/.test(existing)) return existing;
+    const token = randomBytes(32).toString('base64url');
+    ctx.cookies.set(CSRF_COOKIE, token, {
+      httpOnly: true,
+      sameSite: 'strict',
+      path: '/interaction',
+      secure: deps.secureCookies,
+      overwrite: true,
+    });
+    return token;
+  }
+
+  function csrfValid(ctx: Context, submitted: unknown): boolean {
+    const cookie = ctx.cookies.get(CSRF_COOKIE);
+    if (typeof submitted !== 'string' || cookie === undefined) return false;
+    const a = Buffer.from(cookie);
+    const b = Buffer.from(submitted);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  async function details(ctx: Context) {
+    try {
+      return await provider.interactionDetails(ctx.req, ctx.res);
+    } catch {
+      return null;
+    }
+  }
+
+  async function appName(clientId: unknown): Promise<string> {
+    const client = typeof clientId === 'string' ? await provider.Client.find(clientId) : undefined;
+    return client?.clientName ?? 'the app';
+  }
+
+  function expired(ctx: Context) {
+    ctx.status = 400;
+    ctx.type = 'html';
+    ctx.body = errorPage(
+      'This sign-in request has expired',
+      'Sign-in links work once and for an hour at most.',
+    );
+  }
+
+  function refuseCsrf(ctx: Context) {
+    ctx.status = 403;
+    ctx.type = 'html';
+    ctx.body = errorPage('The form could not be verified', 'Reload the page and submit it again.');
+  }
+
+  async function readForm(ctx: Context): Promise<Record<string, unknown>> {
+    if (!ctx.request.is('application/x-www-form-urlencoded')) return {};
+    return (await coBody.form(ctx.req, { limit: FORM_LIMIT })) as Record<string, unknown>;
+  }
+
+  async function finish(ctx: Context, result: Record<string, unknown>) {
+    const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, {
+      mergeWithLastSubmission: result.login === undefined,
+    });
+    ctx.status = 303;
+    ctx.redirect(returnTo);
+  }
+
+  router.get('/interaction/:uid', async function showInteraction(ctx) {
+    noStore(ctx);
+    const interaction = await details(ctx);
+    if (interaction === null || interaction.uid !== ctx.params.uid) return expired(ctx);
+    const name = await appName(interaction.params.client_id);
+    const csrf = csrfToken(ctx);
+    ctx.type = 'html';
+    if (interaction.prompt.name === 'login') {
+      ctx.body = loginPage({
+        action: `/interaction/${interaction.uid}/login`,
+        csrf,
+        appName: name,
+        email: '',
+        error: null,
+      });
+      return;
+    }
+    const d = interaction.prompt.details as {
+      missingOIDCScope?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
+    const scopes = [
+      ...(d.missingOIDCScope ?? []),
+      ...Object.values(d.missingResourceScopes ?? {}).flat(),
+    ];
+    ctx.body = consentPage({
+      action: `/interaction/${interaction.uid}/confirm`,
+      abortAction: `/interaction/${interaction.uid}/abort`,
+      csrf,
+      appName: name,
+      scopes: [...new Set(scopes)],
+    });
+  });
+
+  router.post('/interaction/:uid/login', async function submitLogin(ctx) {
+    noStore(ctx);
+    const interaction = await details(ctx);
+    if (interaction === null || interaction.uid !== ctx.params.uid) return expired(ctx);
+    if (interaction.prompt.name !== 'login') return expired(ctx);
+    const form = await readForm(ctx);
+    if (!csrfValid(ctx, form.csrf)) return refuseCsrf(ctx);
+    const email = typeof form.email === 'string' ? form.email.slice(0, 320) : '';
+    const password = typeof form.password === 'string' ? form.password : '';
+    const render = async (status: number, error: string) => {
+      ctx.status = status;
+      ctx.type = 'html';
+      ctx.body = loginPage({
+        action: `/interaction/${interaction.uid}/login`,
+        csrf: csrfToken(ctx),
+        appName: await appName(interaction.params.client_id),
+        email,
+        error,
+      });
+    };
+    const wait = Math.max(
+      deps.loginPerIp.hit(ctx.ip),
+      deps.loginPerAccount.hit(email.trim().toLowerCase()),
+    );
+    if (wait > 0) {
+      ctx.set('Retry-After', String(wait));
+      return render(429, TOO_MANY);
+    }
+    const account = await accounts.authenticate(email, password);
+    if (account === null) {
+      (ctx.state as RequestState).log.info('login refused');
+      return render(401, GENERIC_LOGIN_ERROR);
+    }
+    await finish(ctx, { login: { accountId: account.id } });
+  });
+
+  router.post('/interaction/:uid/confirm', async function submitConsent(ctx) {
+    noStore(ctx);
+    const interaction = await details(ctx);
+    if (interaction === null || interaction.uid !== ctx.params.uid) return expired(ctx);
+    if (interaction.prompt.name !== 'consent') return expired(ctx);
+    const form = await readForm(ctx);
+    if (!csrfValid(ctx, form.csrf)) return refuseCsrf(ctx);
+    const accountId = interaction.session?.accountId;
+    const clientId = interaction.params.client_id;
+    if (accountId === undefined || typeof clientId !== 'string') return expired(ctx);
+    const account = await accounts.get(accountId);
+    if (account === null || account.status !== 'active') return expired(ctx);
+
+    const grant =
+      interaction.grantId === undefined
+        ? new provider.Grant({ accountId, clientId })
+        : await provider.Grant.find(interaction.grantId);
+    if (grant === undefined) return expired(ctx);
+    const d = interaction.prompt.details as {
+      missingOIDCScope?: string[];
+      missingOIDCClaims?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
+    if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
+    if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(d.missingResourceScopes ?? {})) {
+      // Only operators' accounts may hand an app the admin scope.
+      const allowed = account.isAdmin ? scopes : scopes.filter((s) => s !== 'admin');
+      if (allowed.length > 0) grant.addResourceScope(indicator, allowed.join(' '));
+    }
+    const grantId = await grant.save();
+    await finish(ctx, { consent: { grantId } });
+  });
+
+  router.post('/interaction/:uid/abort', async function abortInteraction(ctx) {
+    noStore(ctx);
+    const interaction = await details(ctx);
+    if (interaction === null || interaction.uid !== ctx.params.uid) return expired(ctx);
+    const form = await readForm(ctx);
+    if (!csrfValid(ctx, form.csrf)) return refuseCsrf(ctx);
+    await finish(ctx, {
+      error: 'access_denied',
+      error_description: 'The user denied access',
+    });
+  });
+
+  // The device flow's user-code page lives at /oidc/device; /device is the short address to
+  // print on a device's screen.
+  router.get('/device', async function deviceShortcut(ctx) {
+    ctx.redirect(`/oidc/device${ctx.querystring ? `?${ctx.querystring}` : ''}`);
+  });
+}
+
+function noStore(ctx: Context) {
+  ctx.set('Cache-Control', 'no-store');
+}
+
+/**
+ * Runs oidc-provider for `/oidc/*` (and `/.well-known/openid-configuration`) inside the app's
+ * own middleware, so request ids, logs and metrics cover it, while its responses (OAuth error
+ * format included) are its own. The token endpoint is rate limited per IP and per client first.
+ */
+export function oidcMiddleware(
+  provider: Provider,
+  limits: { tokenPerIp: RateLimiter; tokenPerClient: RateLimiter },
+): Middleware {
+  const handle = provider.callback();
+  return async function oidc(ctx: Context, next: Next) {
+    let path = ctx.path;
+    if (path === '/.well-known/openid-configuration')
+      path = '/oidc/.well-known/openid-configuration';
+    if (path !== '/oidc' && !path.startsWith('/oidc/')) return next();
+    ctx._matchedRoute = '/oidc/*';
+    if (ctx.method === 'POST' && (path === '/oidc/token' || path === '/oidc/device/auth')) {
+      // Per client only for client_secret_basic, read from the header: public clients put
+      // client_id in the body, which oidc-provider parses itself.
+      const clientId = basicClientId(ctx.get('authorization'));
+      const wait = Math.max(
+        limits.tokenPerIp.hit(ctx.ip),
+        clientId === null ? 0 : limits.tokenPerClient.hit(clientId),
+      );
+      if (wait > 0) {
+        ctx.status = 429;
+        ctx.set('Retry-After', String(wait));
+        ctx.body = { error: 'slow_down', error_description: 'too many token requests' };
+        return;
+      }
+    }
+    // oidc-provider derives its mount path from originalUrl minus url (see its urlFor).
+    const req = ctx.req as typeof ctx.req & { originalUrl?: string };
+    const search = ctx.querystring ? `?${ctx.querystring}` : '';
+    req.originalUrl = `${path}${search}`;
+    req.url = `${path.slice('/oidc'.length) || '/'}${search}`;
+    ctx.respond = false;
+    await handle(ctx.req, ctx.res);
+  };
+}
+
+/** The client_id of an `Authorization: Basic` header (RFC 6749 §2.3.1: form-urlencoded). */
+function basicClientId(authorization: string): string | null {
+  const match = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization);
+  if (match === null) return null;
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return null;
+  try {
+    return decodeURIComponent(decoded.slice(0, colon).replaceAll('+', ' '));
+  } catch {
+    return null;
+  }
+}

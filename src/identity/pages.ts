@@ -1,0 +1,177 @@
+// Server-rendered pages: login, consent, device code, logout, errors. Plain accessible HTML
+// (labels, landmarks, lang, focus order), inline CSS, no scripts or external assets. Pure:
+// every value is escaped here, and the forms oidc-provider renders (with its own CSRF field)
+// are passed in as trusted HTML.
+
+export function escapeHtml(value: string): string {
+  return value
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;')
+    .replaceAll("'", '&#39;');
+}
+
+const STYLE = `
+body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f4f4f5;color:#18181b}
+main{max-width:26rem;margin:4rem auto;padding:2rem;background:#fff;border-radius:.5rem;box-shadow:0 1px 3px #0002}
+h1{font-size:1.4rem;margin-top:0}
+label{display:block;margin:.75rem 0 .25rem;font-weight:600}
+input[type=email],input[type=password],input[type=text]{width:100%;box-sizing:border-box;padding:.5rem;font-size:1rem;border:1px solid #71717a;border-radius:.25rem}
+button{margin-top:1rem;padding:.6rem 1.2rem;font-size:1rem;border:0;border-radius:.25rem;background:#1d4ed8;color:#fff;cursor:pointer}
+button.secondary{background:#e4e4e7;color:#18181b}
+:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
+.error{color:#991b1b;background:#fee2e2;padding:.5rem;border-radius:.25rem}
+ul{padding-left:1.2rem}
+`;
+
+function layout(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${escapeHtml(title)} · tollhouse</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<main>
+${body}
+</main>
+</body>
+</html>
+`;
+}
+
+function alert(message: string | null): string {
+  return message === null ? '' : `<p class="error" role="alert">${escapeHtml(message)}</p>`;
+}
+
+export function loginPage(input: {
+  action: string;
+  csrf: string;
+  appName: string;
+  email: string;
+  error: string | null;
+}): string {
+  return layout(
+    'Sign in',
+    `<h1>Sign in to continue to ${escapeHtml(input.appName)}</h1>
+${alert(input.error)}
+<form method="post" action="${escapeHtml(input.action)}">
+<input type="hidden" name="csrf" value="${escapeHtml(input.csrf)}">
+<label for="email">Email</label>
+<input id="email" name="email" type="email" autocomplete="username" required value="${escapeHtml(input.email)}" autofocus>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>`,
+  );
+}
+
+const SCOPE_TEXT: Record<string, string> = {
+  openid: 'Know who you are',
+  email: 'See your email address',
+  profile: 'See your name',
+  offline_access: 'Stay signed in when you are not using it',
+  gateway: 'Use the AI API on your account (this can spend your balance)',
+  signer: 'Request payments from your account',
+  'usage:read': 'See your usage',
+  'usage:write': 'Record usage on your account',
+  'billing:read': 'See your billing and balance',
+  admin: 'Administer this tollhouse (everything an operator can do)',
+};
+
+export function consentPage(input: {
+  action: string;
+  abortAction: string;
+  csrf: string;
+  appName: string;
+  scopes: string[];
+}): string {
+  const items = input.scopes
+    .map((s) => `<li><strong>${escapeHtml(s)}</strong>: ${escapeHtml(SCOPE_TEXT[s] ?? s)}</li>`)
+    .join('\n');
+  return layout(
+    'Allow access',
+    `<h1>${escapeHtml(input.appName)} wants access to your account</h1>
+<p>If you allow it, ${escapeHtml(input.appName)} will be able to:</p>
+<ul>
+${items}
+</ul>
+<form method="post" action="${escapeHtml(input.action)}">
+<input type="hidden" name="csrf" value="${escapeHtml(input.csrf)}">
+<button type="submit">Allow</button>
+</form>
+<form method="post" action="${escapeHtml(input.abortAction)}">
+<input type="hidden" name="csrf" value="${escapeHtml(input.csrf)}">
+<button type="submit" class="secondary">Deny</button>
+</form>`,
+  );
+}
+
+export function deviceInputPage(form: string, error: string | null): string {
+  // oidc-provider's form carries the xsrf field and the code input; give the input an id for
+  // its label and drop the inline script (no scripts on these pages).
+  const accessible = form
+    .replace(/ onfocus="[^"]*"/, '')
+    .replace(
+      'name="user_code"',
+      'id="user_code" name="user_code" autocapitalize="characters" spellcheck="false"',
+    );
+  return layout(
+    'Connect a device',
+    `<h1>Connect a device</h1>
+${alert(error)}
+<label for="user_code">Enter the code shown on your device</label>
+${accessible}
+<button type="submit" form="op.deviceInputForm">Continue</button>`,
+  );
+}
+
+export function deviceConfirmPage(form: string, appName: string, userCode: string): string {
+  return layout(
+    'Confirm the device',
+    `<h1>Connect ${escapeHtml(appName)}?</h1>
+<p>Check that your device shows the code <strong>${escapeHtml(userCode)}</strong>.</p>
+${form}
+<button type="submit" form="op.deviceConfirmForm">Continue</button>
+<button type="submit" form="op.deviceConfirmForm" name="abort" value="yes" class="secondary">Cancel</button>`,
+  );
+}
+
+export function deviceSuccessPage(appName: string): string {
+  return layout(
+    'Device connected',
+    `<h1>Device connected</h1>
+<p>${escapeHtml(appName)} is now signed in. You can close this page and return to your device.</p>`,
+  );
+}
+
+export function logoutPage(form: string, appName: string | null): string {
+  return layout(
+    'Sign out',
+    `<h1>Sign out${appName === null ? '' : ` of ${escapeHtml(appName)}`}?</h1>
+${form}
+<button type="submit" form="op.logoutForm" name="logout" value="yes">Sign out</button>
+<button type="submit" form="op.logoutForm" class="secondary">Stay signed in</button>`,
+  );
+}
+
+export function loggedOutPage(appName: string | null): string {
+  return layout(
+    'Signed out',
+    `<h1>You are signed out</h1>
+<p>${appName === null ? 'You can close this page.' : `You have signed out of ${escapeHtml(appName)}.`}</p>`,
+  );
+}
+
+export function errorPage(error: string, description: string): string {
+  return layout(
+    'Something went wrong',
+    `<h1>Something went wrong</h1>
+<p role="alert"><strong>${escapeHtml(error)}</strong>${description ? `: ${escapeHtml(description)}` : ''}</p>
+<p>Go back to the app and try again.</p>`,
+  );
+}

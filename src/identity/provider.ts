@@ -1,0 +1,274 @@
+// The OpenID provider: oidc-provider configured for tollhouse. Everything protocol-shaped is
+// oidc-provider's; this file decides policy (which flows, which algorithms, lifetimes, what a
+// token says about its caller) and wires storage, accounts and pages into it.
+import Provider, { errors } from 'oidc-provider';
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+import type { Kysely } from 'kysely';
+import type { Authenticator } from '../platform/auth.ts';
+import type { Database } from '../platform/db.ts';
+import type { Logger } from '../platform/log.ts';
+import type { Secrets } from '../platform/secrets.ts';
+import { createAdapterFactory } from './adapter.ts';
+import {
+  deviceInputPage,
+  deviceConfirmPage,
+  deviceSuccessPage,
+  errorPage,
+  logoutPage,
+  loggedOutPage,
+} from './pages.ts';
+import { findAccountById } from './queries.ts';
+import { SIGNING_ALG } from './signing-keys.ts';
+import type { SigningKeySet } from './signing-keys.ts';
+import { API_SCOPES, OIDC_SCOPES, clientApiScopes, clientMetadata } from './clients.ts';
+import type { AppsService } from './service.ts';
+import { registerTokenExchange } from './token-exchange.ts';
+import type { Exchanged } from './token-exchange.ts';
+
+export interface ProviderSettings {
+  publicUrl: string;
+  trustProxy: boolean;
+  accessTokenTtlSeconds: number;
+}
+
+// Lifetimes, in seconds. Codes are single-use and redeemed by the client at once (RFC 6749
+// §4.1.2 recommends at most 10 minutes; 60 s leaves margin for slow networks). Device codes:
+// the user needs minutes to find a browser and type the code (RFC 8628 §3.2 leaves it to the
+// server). Refresh tokens, grants and sessions: two weeks; refresh tokens rotate on every use.
+export const TTL = {
+  AuthorizationCode: 60,
+  DeviceCode: 600,
+  IdToken: 3600,
+  Interaction: 3600,
+  RefreshToken: 14 * 24 * 3600,
+  Session: 14 * 24 * 3600,
+  Grant: 14 * 24 * 3600,
+} as const;
+
+export interface ProviderDeps {
+  db: Kysely<Database>;
+  log: Logger;
+  secrets: Secrets;
+  keys: SigningKeySet;
+  apps: AppsService;
+  authenticator: Authenticator;
+  settings: ProviderSettings;
+}
+
+export function createProvider(deps: ProviderDeps): Provider {
+  const { db, log, secrets, keys, apps, settings } = deps;
+  const issuer = `${settings.publicUrl}/oidc`;
+  const idBox = secrets.box('oidc-payload-ids');
+  const resource = settings.publicUrl;
+  const exchanged = new WeakMap<object, Exchanged>();
+
+  const configuration: Configuration = {
+    adapter: createAdapterFactory({
+      db,
+      hashId: (id) => secrets.hmac('oidc-payload-ids', id),
+      sealId: (id) => idBox.seal(id),
+      openId: (sealed) => idBox.open(sealed),
+      findClient: async (clientId) => {
+        const app = await apps.findActiveByClientId(clientId);
+        return app === null ? undefined : clientMetadata(app);
+      },
+    }) as unknown as Configuration['adapter'],
+    jwks: { keys: keys.privateJwks as never },
+    cookies: {
+      // Signed with a TOLLHOUSE_SECRET subkey so every replica accepts every other's cookies.
+      keys: [secrets.hmac('oidc-cookies', 'v1')],
+    },
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name'],
+    },
+    scopes: [...OIDC_SCOPES],
+    responseTypes: ['code'],
+    // Only schemes whose secret we can check against a stored hash: no client_secret_jwt (needs
+    // the plaintext secret as an HMAC key) and no HS* id tokens for the same reason.
+    clientAuthMethods: ['client_secret_basic', 'none'],
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: SIGNING_ALG,
+    },
+    enabledJWA: {
+      idTokenSigningAlgValues: [SIGNING_ALG],
+      userinfoSigningAlgValues: [SIGNING_ALG],
+      introspectionSigningAlgValues: [SIGNING_ALG],
+      authorizationSigningAlgValues: [SIGNING_ALG],
+    },
+    // PKCE S256 for every client, confidential ones too (OAuth 2.1, RFC 9700 §2.1.1).
+    pkce: { required: () => true },
+    rotateRefreshToken: true,
+    extraClientMetadata: {
+      properties: [
+        'tollhouse_app_id',
+        'tollhouse_owner_account_id',
+        'tollhouse_secret_hashes',
+        'tollhouse_allowed_origins',
+        'tollhouse_scopes',
+      ],
+    },
+    clientBasedCORS(_ctx, origin, client) {
+      const allowed = client.metadata()['tollhouse_allowed_origins'];
+      return Array.isArray(allowed) && allowed.includes(origin);
+    },
+    async findAccount(_ctx, sub) {
+      const row = await findAccountById(db, sub);
+      // A disabled account has no claims and no session: its refresh tokens stop working too.
+      if (row === undefined || row.status !== 'active') return undefined;
+      return {
+        accountId: sub,
+        async claims() {
+          return {
+            sub,
+            email: row.email,
+            email_verified: row.email_verified,
+            ...(row.name === null ? {} : { name: row.name }),
+          };
+        },
+      };
+    },
+    async extraTokenClaims(ctx, token) {
+      const minted = exchanged.get(token);
+      if (minted !== undefined) return minted.claims;
+      const client =
+        ctx.oidc.client ?? (await ctx.oidc.provider.Client.find(token.clientId as string));
+      const meta: Record<string, unknown> = client?.metadata() ?? {};
+      const accountId =
+        token.kind === 'ClientCredentials'
+          ? meta['tollhouse_owner_account_id']
+          : (token as { accountId?: string }).accountId;
+      return { account_id: accountId, app_id: meta['tollhouse_app_id'] };
+    },
+    ttl: {
+      ...TTL,
+      AccessToken: (_ctx, token) =>
+        exchanged.get(token)?.ttlSeconds ?? settings.accessTokenTtlSeconds,
+      ClientCredentials: settings.accessTokenTtlSeconds,
+    },
+    interactions: {
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      // The gateway's verifier checks bearer JWTs only; a DPoP-bound token it accepted without
+      // the proof would be a downgrade, so sender-constrained tokens are not offered.
+      dPoP: { enabled: false },
+      // Not offered until a client needs it: discovery should list only what is tested.
+      pushedAuthorizationRequests: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      userinfo: { enabled: true },
+      deviceFlow: {
+        enabled: true,
+        // base-20 without vowels, 8 characters: RFC 8628 §6.1's example, ~34 bits.
+        charset: 'base-20',
+        mask: '****-****',
+        userCodeInputSource(ctx, form, _out, err) {
+          ctx.type = 'html';
+          ctx.body = deviceInputPage(form, err === undefined ? null : describeDeviceError(err));
+        },
+        userCodeConfirmSource(ctx, form, client, _deviceInfo, userCode) {
+          ctx.type = 'html';
+          ctx.body = deviceConfirmPage(form, client.clientName ?? client.clientId, userCode);
+        },
+        successSource(ctx) {
+          ctx.type = 'html';
+          ctx.body = deviceSuccessPage(ctx.oidc.client?.clientName ?? 'the device');
+        },
+      },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource(ctx, form) {
+          ctx.type = 'html';
+          ctx.body = logoutPage(form, ctx.oidc.client?.clientName ?? null);
+        },
+        postLogoutSuccessSource(ctx) {
+          ctx.type = 'html';
+          ctx.body = loggedOutPage(ctx.oidc.client?.clientName ?? null);
+        },
+      },
+      resourceIndicators: {
+        enabled: true,
+        // Requests for API scopes get a JWT access token for the gateway without naming it;
+        // requests for OIDC scopes only get an opaque token for userinfo.
+        defaultResource(ctx) {
+          const requested = String(ctx.oidc.params?.scope ?? '').split(' ');
+          return requested.some((s) => (API_SCOPES as readonly string[]).includes(s))
+            ? resource
+            : undefined;
+        },
+        useGrantedResource: () => true,
+        getResourceServerInfo(ctx, indicator, client) {
+          if (indicator !== resource) throw new errors.InvalidTarget();
+          const allowed = clientApiScopes(client);
+          // Asking for an API scope the app may not have is an error, not a silent downgrade.
+          const refused = String(ctx.oidc.params?.scope ?? '')
+            .split(' ')
+            .filter((s) => (API_SCOPES as readonly string[]).includes(s) && !allowed.includes(s));
+          if (refused.length > 0) {
+            throw new errors.InvalidScope('requested scope is not allowed', refused.join(' '));
+          }
+          return {
+            scope: allowed.join(' '),
+            audience: resource,
+            accessTokenTTL: settings.accessTokenTtlSeconds,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: SIGNING_ALG } },
+          };
+        },
+      },
+    },
+    async renderError(ctx, out) {
+      ctx.type = 'html';
+      ctx.body = errorPage(String(out.error), String(out.error_description ?? ''));
+    },
+  };
+
+  const provider = new Provider(issuer, configuration);
+  provider.proxy = settings.trustProxy;
+
+  // Client secrets are stored as keyed hashes (tollhouse_secret_hashes, the current and, during
+  // a rotation's grace period, the previous one), so compare hashes instead of plaintext.
+  provider.Client.prototype.compareClientSecret = function compareClientSecret(
+    this: InstanceType<Provider['Client']>,
+    actual: string,
+  ) {
+    const hashes = this.metadata()['tollhouse_secret_hashes'];
+    if (!Array.isArray(hashes) || typeof actual !== 'string') return Promise.resolve(false);
+    const presented = secrets.hmac('app-client-secrets', actual);
+    return Promise.resolve(hashes.some((h) => constantEquals(h, presented)));
+  } as never;
+
+  registerTokenExchange(provider, {
+    apps,
+    authenticator: deps.authenticator,
+    resource,
+    accessTokenTtlSeconds: settings.accessTokenTtlSeconds,
+    exchanged,
+  });
+
+  provider.on('server_error', (_ctx: KoaContextWithOIDC, error: Error) => {
+    log.error({ err: error }, 'OIDC provider error');
+  });
+  return provider;
+}
+
+function constantEquals(a: unknown, b: string): boolean {
+  if (typeof a !== 'string' || a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
+function describeDeviceError(err: Error): string {
+  const name = (err as { name?: string }).name;
+  if (name === 'NoCodeError') return 'Enter the code shown on your device.';
+  if (name === 'AbortedError') return 'The request was cancelled.';
+  return 'That code is not valid or has expired. Check the code on your device and try again.';
+}

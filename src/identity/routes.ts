@@ -1,0 +1,181 @@
+// /v1/apps: the operator's REST API for OIDC apps (admin scope).
+import { hasScope, requireAuth } from '../platform/auth.ts';
+import { Forbidden } from '../platform/errors.ts';
+import type { Middleware } from 'koa';
+import type { AuthState, Authenticator } from '../platform/auth.ts';
+import { defineRoute } from '../platform/http.ts';
+import type { Router } from '../platform/http.ts';
+import type { AppsService } from './service.ts';
+import {
+  appId,
+  appList,
+  appWithSecret,
+  createAppBody,
+  rotateSecretBody,
+  toAppJson,
+  updateAppBody,
+  appSchema,
+  appUserBody,
+  appUserList,
+  appUserParams,
+  appUserSchema,
+  toAppUserJson,
+} from './schemas.ts';
+
+// A rotation keeps the old secret for a day unless told otherwise: long enough for a rolling
+// deploy of the app's backend, short enough that a leaked secret does not linger.
+const DEFAULT_GRACE_SECONDS = 24 * 3600;
+
+export function appRoutes(
+  router: Router,
+  { apps, authenticator }: { apps: AppsService; authenticator: Authenticator },
+): void {
+  const admin = [requireAuth(authenticator, ['admin'])];
+  const actorOf = (ctx: { state: unknown }) => {
+    const state = ctx.state as AuthState;
+    return { id: state.principal.keyId ?? state.principal.accountId, requestId: state.requestId };
+  };
+
+  defineRoute(
+    router,
+    {
+      method: 'post',
+      path: '/v1/apps',
+      body: createAppBody,
+      response: appWithSecret,
+      status: 201,
+      before: admin,
+    },
+    async ({ body, ctx }) => {
+      const { app, clientSecret } = await apps.create(
+        {
+          name: body.name,
+          kind: body.kind,
+          ownerAccountId: body.owner_account_id ?? (ctx.state as AuthState).principal.accountId,
+          redirectUris: body.redirect_uris,
+          postLogoutRedirectUris: body.post_logout_redirect_uris,
+          allowedOrigins: body.allowed_origins,
+          scopes: body.scopes,
+          grantTypes: body.grant_types,
+        },
+        actorOf(ctx),
+      );
+      return { ...toAppJson(app), client_secret: clientSecret };
+    },
+  );
+
+  defineRoute(
+    router,
+    { method: 'get', path: '/v1/apps', response: appList, before: admin },
+    async () => ({ apps: (await apps.list(null)).map(toAppJson) }),
+  );
+
+  defineRoute(
+    router,
+    { method: 'get', path: '/v1/apps/:id', params: appId, response: appSchema, before: admin },
+    async ({ params }) => toAppJson(await apps.get(params.id)),
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'patch',
+      path: '/v1/apps/:id',
+      params: appId,
+      body: updateAppBody,
+      response: appSchema,
+      before: admin,
+    },
+    async ({ params, body, ctx }) =>
+      toAppJson(
+        await apps.update(
+          params.id,
+          {
+            name: body.name,
+            redirectUris: body.redirect_uris,
+            postLogoutRedirectUris: body.post_logout_redirect_uris,
+            allowedOrigins: body.allowed_origins,
+            scopes: body.scopes,
+            grantTypes: body.grant_types,
+            status: body.status,
+          },
+          actorOf(ctx),
+        ),
+      ),
+  );
+
+  // An app's users are managed by an admin or by the app's own backend (a client-credentials
+  // token of that app, not acting for a user).
+  const adminOrOwnApp: Middleware[] = [
+    requireAuth(authenticator),
+    async function ownAppOnly(ctx, next) {
+      const { principal } = ctx.state as AuthState;
+      const own = principal.appId === ctx.params.id && principal.endUserId === null;
+      if (!own && !hasScope(principal, 'admin')) {
+        throw new Forbidden("Only an admin or the app's own backend may manage its users");
+      }
+      await next();
+    },
+  ];
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/apps/:id/users',
+      params: appId,
+      response: appUserList,
+      before: adminOrOwnApp,
+    },
+    async ({ params }) => ({ users: (await apps.listAppUsers(params.id)).map(toAppUserJson) }),
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'put',
+      path: '/v1/apps/:id/users/:external_id',
+      params: appUserParams,
+      response: appUserSchema,
+      before: adminOrOwnApp,
+    },
+    async ({ params }) => {
+      await apps.get(params.id);
+      return toAppUserJson(await apps.ensureAppUser(params.id, params.external_id));
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'patch',
+      path: '/v1/apps/:id/users/:external_id',
+      params: appUserParams,
+      body: appUserBody,
+      response: appUserSchema,
+      before: adminOrOwnApp,
+    },
+    async ({ params, body }) =>
+      toAppUserJson(await apps.setAppUserStatus(params.id, params.external_id, body.status)),
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'post',
+      path: '/v1/apps/:id/rotate-secret',
+      params: appId,
+      body: rotateSecretBody,
+      response: appWithSecret,
+      before: admin,
+    },
+    async ({ params, body, ctx }) => {
+      const { app, clientSecret } = await apps.rotateSecret(
+        params.id,
+        body?.grace_seconds ?? DEFAULT_GRACE_SECONDS,
+        actorOf(ctx),
+      );
+      return { ...toAppJson(app), client_secret: clientSecret };
+    },
+  );
+}

@@ -1,0 +1,111 @@
+// zod shapes of the /v1/apps REST API (snake_case on the wire, like OAuth client metadata).
+import { z } from 'zod';
+import { SCOPES } from '../platform/auth.ts';
+import { MAX_GRACE_SECONDS } from './service.ts';
+import type { App } from './queries.ts';
+
+const uriList = z.array(z.string().min(1).max(2000)).max(20);
+const scopeList = z.array(z.enum(SCOPES)).max(SCOPES.length);
+const grantList = z.array(z.string().min(1).max(100)).max(10);
+
+export const appId = z.object({
+  id: z.string().regex(/^app_[0-9A-Za-z]{22}$/, 'expected an app id (app_…)'),
+});
+
+export const createAppBody = z.strictObject({
+  name: z.string().trim().min(1).max(100),
+  kind: z.enum(['public', 'web', 'machine']),
+  redirect_uris: uriList.optional(),
+  post_logout_redirect_uris: uriList.optional(),
+  allowed_origins: uriList.optional(),
+  scopes: scopeList.optional(),
+  grant_types: grantList.optional(),
+  /** Admins may create an app for another account; default: the caller's account. */
+  owner_account_id: z
+    .string()
+    .regex(/^acct_[0-9A-Za-z]{22}$/)
+    .optional(),
+});
+
+export const updateAppBody = z.strictObject({
+  name: z.string().trim().min(1).max(100).optional(),
+  redirect_uris: uriList.optional(),
+  post_logout_redirect_uris: uriList.optional(),
+  allowed_origins: uriList.optional(),
+  scopes: scopeList.optional(),
+  grant_types: grantList.optional(),
+  status: z.enum(['active', 'disabled']).optional(),
+});
+
+export const rotateSecretBody = z.strictObject({
+  /** How long the replaced secret keeps working (seconds, default one day). */
+  grace_seconds: z.number().int().min(0).max(MAX_GRACE_SECONDS).optional(),
+});
+
+export const appSchema = z.strictObject({
+  id: z.string(),
+  client_id: z.string(),
+  owner_account_id: z.string(),
+  name: z.string(),
+  kind: z.enum(['public', 'web', 'machine']),
+  redirect_uris: z.array(z.string()),
+  post_logout_redirect_uris: z.array(z.string()),
+  allowed_origins: z.array(z.string()),
+  grant_types: z.array(z.string()),
+  scopes: z.array(z.string()),
+  status: z.enum(['active', 'disabled']),
+  token_endpoint_auth_method: z.enum(['none', 'client_secret_basic']),
+  previous_secret_expires_at: z.string().nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+
+export const appWithSecret = appSchema.extend({ client_secret: z.string().nullable() });
+export const appList = z.strictObject({ apps: z.array(appSchema) });
+
+export function toAppJson(app: App): z.input<typeof appSchema> {
+  return {
+    id: app.id,
+    client_id: app.clientId,
+    owner_account_id: app.ownerAccountId,
+    name: app.name,
+    kind: app.kind,
+    redirect_uris: app.redirectUris,
+    post_logout_redirect_uris: app.postLogoutRedirectUris,
+    allowed_origins: app.allowedOrigins,
+    grant_types: app.grantTypes,
+    scopes: app.scopes,
+    status: app.status,
+    token_endpoint_auth_method: app.kind === 'public' ? 'none' : 'client_secret_basic',
+    previous_secret_expires_at:
+      app.secretHashes.length > 1 && app.previousSecretExpiresAt !== null
+        ? app.previousSecretExpiresAt.toISOString()
+        : null,
+    created_at: app.createdAt.toISOString(),
+    updated_at: app.updatedAt.toISOString(),
+  };
+}
+
+// The app's own user id: opaque to tollhouse, bounded for storage and URLs.
+export const appUserParams = z.object({
+  id: appId.shape.id,
+  external_id: z.string().min(1).max(255),
+});
+
+export const appUserBody = z.strictObject({ status: z.enum(['active', 'disabled']) });
+
+export const appUserSchema = z.strictObject({
+  id: z.string(),
+  external_id: z.string(),
+  status: z.enum(['active', 'disabled']),
+});
+
+export const appUserList = z.strictObject({ users: z.array(appUserSchema) });
+
+export function toAppUserJson(user: {
+  id: string;
+  externalId: string;
+  status: 'active' | 'disabled';
+}) {
+  return { id: user.id, external_id: user.externalId, status: user.status };
+}

@@ -1,0 +1,58 @@
+// Bearer JWT access tokens (RFC 9068) → principal, verified locally against the provider's
+// own public keys: no database round trip on the hot path. Anything that is not a JWT (an API
+// key, `th_…`) is left to the next verifier.
+import { createLocalJWKSet, errors as joseErrors, jwtVerify } from 'jose';
+import type { JWK } from 'jose';
+import { SCOPES, invalidCredential } from '../platform/auth.ts';
+import type { CredentialVerifier, Principal, Scope } from '../platform/auth.ts';
+import { SIGNING_ALG } from './signing-keys.ts';
+
+// Three base64url segments, the first starting with `eyJ` (`{"` encoded): a compact JWS.
+const COMPACT_JWS = /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+// Clock skew tolerated between replicas (and the machines that mint and check tokens).
+const CLOCK_TOLERANCE_SECONDS = 5;
+
+export function createAccessTokenVerifier(input: {
+  issuer: string;
+  audience: string;
+  publicJwks: JWK[];
+}): CredentialVerifier {
+  const keys = createLocalJWKSet({ keys: input.publicJwks });
+  const known = new Set<string>(SCOPES);
+  return {
+    async verify(credential) {
+      if (credential.startsWith('th_') || !COMPACT_JWS.test(credential)) return null;
+      let payload;
+      try {
+        ({ payload } = await jwtVerify(credential, keys, {
+          issuer: input.issuer,
+          audience: input.audience,
+          algorithms: [SIGNING_ALG],
+          typ: 'at+jwt',
+          clockTolerance: CLOCK_TOLERANCE_SECONDS,
+          requiredClaims: ['exp', 'iat', 'sub', 'client_id'],
+        }));
+      } catch (error) {
+        if (error instanceof joseErrors.JOSEError || error instanceof TypeError) {
+          throw invalidCredential();
+        }
+        throw error;
+      }
+      const accountId = payload['account_id'];
+      if (typeof accountId !== 'string') throw invalidCredential();
+      const scope = typeof payload['scope'] === 'string' ? payload['scope'] : '';
+      const principal: Principal = {
+        via: 'access_token',
+        accountId,
+        appId: typeof payload['app_id'] === 'string' ? payload['app_id'] : null,
+        keyId: typeof payload['key_id'] === 'string' ? payload['key_id'] : null,
+        clientId: typeof payload['client_id'] === 'string' ? payload['client_id'] : null,
+        endUserId: typeof payload['end_user_id'] === 'string' ? payload['end_user_id'] : null,
+        scopes: scope.split(' ').filter((s): s is Scope => known.has(s)),
+        allowedOrigins: null,
+        allowedResources: null,
+      };
+      return principal;
+    },
+  };
+}

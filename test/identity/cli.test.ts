@@ -1,0 +1,133 @@
+// The operator's commands, run as child processes: accounts create, apps …, identity rotate-keys.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase } from '../support/db.ts';
+import type { TestDatabase } from '../support/db.ts';
+import { runCli } from '../support/process.ts';
+
+let database: TestDatabase;
+let env: Record<string, string>;
+const dir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-identity-cli-'));
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  env = {
+    TOLLHOUSE_SECRET: randomBytes(32).toString('hex'),
+    LOG_LEVEL: 'error',
+    ...(database.url === null
+      ? { TOLLHOUSE_DATA_DIR: path.join(dir, 'data') }
+      : { DATABASE_URL: database.url }),
+  };
+});
+afterAll(async () => database.destroy());
+
+async function cli(args: string[]) {
+  const result = await runCli(args, env);
+  return { ...result, json: result.code === 0 ? JSON.parse(result.stdout) : null };
+}
+
+describe('tollhouse accounts / apps / identity', () => {
+  it('bootstraps an admin, manages an app and rotates keys', async () => {
+    const passwordFile = path.join(dir, 'password');
+    writeFileSync(passwordFile, 'a long operator password\n', { mode: 0o600 });
+    const account = await cli([
+      'accounts',
+      'create',
+      '--email',
+      'ops@example.com',
+      '--password-file',
+      passwordFile,
+      '--admin',
+    ]);
+    expect(account.stderr).toBe('');
+    expect(account.json).toMatchObject({
+      email: 'ops@example.com',
+      is_admin: true,
+      status: 'active',
+    });
+    expect(account.stdout).not.toContain('a long operator password');
+
+    const again = await cli([
+      'accounts',
+      'create',
+      '--email',
+      'OPS@example.com',
+      '--password-file',
+      passwordFile,
+    ]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('already exists');
+
+    const created = await cli([
+      'apps',
+      'create',
+      '--name',
+      'Render Farm',
+      '--kind',
+      'machine',
+      '--owner',
+      'ops@example.com',
+      '--scope',
+      'gateway',
+      '--scope',
+      'usage:read',
+    ]);
+    expect(created.json).toMatchObject({
+      kind: 'machine',
+      scopes: ['gateway', 'usage:read'],
+      owner_account_id: account.json.id,
+    });
+    expect(created.json.client_secret).toMatch(/^thcs_/);
+    const id = created.json.id as string;
+
+    const listed = await cli(['apps', 'list']);
+    expect(listed.json.apps).toHaveLength(1);
+    expect(listed.stdout).not.toContain(created.json.client_secret);
+
+    const rotated = await cli(['apps', 'rotate-secret', id, '--grace-seconds', '60']);
+    expect(rotated.json.client_secret).not.toBe(created.json.client_secret);
+    expect(rotated.json.previous_secret_expires_at).not.toBeNull();
+
+    const disabled = await cli(['apps', 'disable', id]);
+    expect(disabled.json.status).toBe('disabled');
+
+    const keys = await cli(['identity', 'rotate-keys']);
+    expect(keys.json).toMatchObject({
+      active_kid: expect.any(String),
+      next_kid: expect.any(String),
+    });
+  }, 120_000);
+
+  it('refuses bad input with a message and a non-zero exit', async () => {
+    const missing = await cli([
+      'accounts',
+      'create',
+      '--email',
+      'x@example.com',
+      '--password-file',
+      path.join(dir, 'nope'),
+    ]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('cannot read');
+    const kind = await cli([
+      'apps',
+      'create',
+      '--name',
+      'x',
+      '--kind',
+      'rocket',
+      '--owner',
+      'ops@example.com',
+    ]);
+    expect(kind.code).toBe(1);
+    expect(kind.stderr).toContain('--kind');
+    const unknown = await cli(['apps', 'show', 'app_0000000000000000000000']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('No app');
+    const usage = await runCli(['apps', 'explode'], env);
+    expect(usage.code).toBe(2);
+  }, 120_000);
+});

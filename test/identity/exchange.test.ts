@@ -1,0 +1,138 @@
+// Token exchange (RFC 8693): a machine client acting for its app users, and the API-key
+// exchange's refusals (its success path needs the keys capability's verifier).
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API_KEY_TOKEN_TYPE, APP_USER_TOKEN_TYPE } from '../../src/identity/index.ts';
+import { createAccount, discover, startIdentityApp } from './support.ts';
+import type { IdentityTestApp } from './support.ts';
+
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+let t: IdentityTestApp;
+let ownerId: string;
+
+beforeAll(async () => {
+  t = await startIdentityApp();
+  ownerId = (await createAccount(t, 'builder@example.com')).id;
+});
+afterAll(async () => t.close());
+
+async function machine(scopes = ['gateway', 'usage:read']) {
+  const { app, clientSecret } = await t.app.identity.apps.create(
+    { name: 'Builder Backend', kind: 'machine', ownerAccountId: ownerId, scopes },
+    { id: 'test' },
+  );
+  return { app, config: await discover(t, app.clientId, clientSecret) };
+}
+
+describe('machine client acting for an app user', () => {
+  it("issues the app user's access token, creating the user on first use", async () => {
+    const { app, config } = await machine();
+    const tokens = await oidc.genericGrantRequest(config, TOKEN_EXCHANGE, {
+      subject_token: 'customer-42',
+      subject_token_type: APP_USER_TOKEN_TYPE,
+      scope: 'gateway',
+    });
+    expect(tokens.issued_token_type).toBe('urn:ietf:params:oauth:token-type:access_token');
+    const principal = await t.app.authenticator.authenticate(`Bearer ${tokens.access_token}`, {
+      origin: null,
+    });
+    expect(principal).toMatchObject({
+      via: 'access_token',
+      accountId: ownerId, // the app's owner pays
+      appId: app.id,
+      clientId: app.clientId,
+      endUserId: 'customer-42',
+      scopes: ['gateway'],
+    });
+    const users = await t.app.database.db
+      .selectFrom('app_users')
+      .selectAll()
+      .where('app_id', '=', app.id)
+      .execute();
+    expect(users.map((u) => u.external_id)).toEqual(['customer-42']);
+
+    // The same external id is the same user.
+    const again = await oidc.genericGrantRequest(config, TOKEN_EXCHANGE, {
+      subject_token: 'customer-42',
+      subject_token_type: APP_USER_TOKEN_TYPE,
+    });
+    const payload = JSON.parse(
+      Buffer.from(again.access_token.split('.')[1]!, 'base64url').toString(),
+    );
+    expect(payload.sub).toBe(users[0]!.id);
+    expect(payload.act).toEqual({ sub: app.clientId });
+  });
+
+  it('refuses scopes the app does not have, and never passes admin on', async () => {
+    const { config } = await machine(['gateway']);
+    await expect(
+      oidc.genericGrantRequest(config, TOKEN_EXCHANGE, {
+        subject_token: 'customer-1',
+        subject_token_type: APP_USER_TOKEN_TYPE,
+        scope: 'billing:read',
+      }),
+    ).rejects.toMatchObject({ error: 'invalid_scope' });
+  });
+
+  it('refuses a disabled app user', async () => {
+    const { app, config } = await machine();
+    await t.app.identity.apps.ensureAppUser(app.id, 'banned');
+    await t.app.database.db
+      .updateTable('app_users')
+      .set({ status: 'disabled' })
+      .where('external_id', '=', 'banned')
+      .execute();
+    await expect(
+      oidc.genericGrantRequest(config, TOKEN_EXCHANGE, {
+        subject_token: 'banned',
+        subject_token_type: APP_USER_TOKEN_TYPE,
+      }),
+    ).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('refuses a public client and an unknown subject token type', async () => {
+    const { app } = await t.app.identity.apps.create(
+      {
+        name: 'SPA',
+        kind: 'public',
+        ownerAccountId: ownerId,
+        redirectUris: ['https://spa.example/cb'],
+      },
+      { id: 'test' },
+    );
+    const config = await discover(t, app.clientId, null);
+    await expect(
+      oidc.genericGrantRequest(config, TOKEN_EXCHANGE, {
+        subject_token: 'customer-1',
+        subject_token_type: APP_USER_TOKEN_TYPE,
+      }),
+    ).rejects.toMatchObject({ error: 'unauthorized_client' });
+    const { config: backend } = await machine();
+    await expect(
+      oidc.genericGrantRequest(backend, TOKEN_EXCHANGE, {
+        subject_token: 'x',
+        subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+      }),
+    ).rejects.toMatchObject({ error: 'invalid_request' });
+  });
+});
+
+describe('API key exchange', () => {
+  // The API-key verifier belongs to the keys capability; without it no API key is valid here.
+  it('refuses a credential that is not a valid API key, including an access token', async () => {
+    const { config } = await machine();
+    await expect(
+      oidc.genericGrantRequest(config, TOKEN_EXCHANGE, {
+        subject_token: 'th_sk_not_a_real_key',
+        subject_token_type: API_KEY_TOKEN_TYPE,
+      }),
+    ).rejects.toMatchObject({ error: 'invalid_grant' });
+    const own = await oidc.clientCredentialsGrant(config, { scope: 'gateway' });
+    await expect(
+      oidc.genericGrantRequest(config, TOKEN_EXCHANGE, {
+        subject_token: own.access_token,
+        subject_token_type: API_KEY_TOKEN_TYPE,
+      }),
+    ).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+});
