@@ -16,6 +16,8 @@ import { migrateToLatest, shippedMigrations } from './platform/migrations.ts';
 import { loadOpenApi, openapiRoutes } from './platform/openapi.ts';
 import { createSecrets } from './platform/secrets.ts';
 import type { Secrets } from './platform/secrets.ts';
+import { createSigner, signerRoutes } from './signer/index.ts';
+import type { Signer } from './signer/index.ts';
 import type Koa from 'koa';
 
 export interface AppOptions {
@@ -37,6 +39,8 @@ export interface App {
   secrets: Secrets;
   /** Turns a bearer credential into a principal (API keys, then OIDC access tokens). */
   authenticator: Authenticator;
+  /** The payment signer (keystore, chain view, funding); disabled without a chain/keystore. */
+  signer: Signer;
   lifecycle: Lifecycle;
   /** Node request listener for http.createServer. */
   handler: ReturnType<Koa['callback']>;
@@ -78,6 +82,10 @@ export async function createApp(options: AppOptions): Promise<App> {
       metricsToken: config.metrics.token,
     });
     openapiRoutes(router, { document: await loadOpenApi() });
+    const signer = await createSigner({ config: config.signer, db: database.db, log, metrics });
+    signerRoutes(router, { signer, authenticator });
+    signer.start();
+    closeTasks.push(() => signer.stop());
 
     koa.use(router.routes());
     koa.use(allowedMethods(router));
@@ -92,6 +100,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       metrics,
       secrets,
       authenticator,
+      signer,
       lifecycle,
       handler: koa.callback(),
       onClose(task) {

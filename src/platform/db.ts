@@ -10,6 +10,7 @@ import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import type { Config } from '../config.ts';
 import type { AccountsTable } from '../identity/index.ts';
+import type { FundingTransactionsTable } from '../signer/index.ts';
 import type { AuditLogTable } from './audit.ts';
 import type { Logger } from './log.ts';
 
@@ -17,6 +18,7 @@ import type { Logger } from './log.ts';
 export interface Database {
   accounts: AccountsTable;
   audit_log: AuditLogTable;
+  funding_transactions: FundingTransactionsTable;
 }
 
 export type DatabaseKind = 'postgres' | 'pglite';
