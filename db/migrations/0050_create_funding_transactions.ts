@@ -15,13 +15,9 @@ export async function up(db: Kysely<any>): Promise<void> {
       col.notNull().check(sql`kind in ('fund', 'unlock', 'cancel_unlock', 'withdraw')`),
     )
     // 'policy' for the automatic loop; manual operations record who asked.
-    .addColumn('origin', 'text', (col) =>
-      col.notNull().check(sql`origin in ('policy', 'manual')`),
-    )
+    .addColumn('origin', 'text', (col) => col.notNull().check(sql`origin in ('policy', 'manual')`))
     .addColumn('status', 'text', (col) =>
-      col
-        .notNull()
-        .check(sql`status in ('intent', 'sent', 'confirmed', 'failed', 'replaced')`),
+      col.notNull().check(sql`status in ('intent', 'sent', 'confirmed', 'failed', 'replaced')`),
     )
     .addColumn('chain_id', 'int8', (col) => col.notNull())
     .addColumn('from_address', 'text', (col) => col.notNull())
@@ -30,6 +26,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('deposit_wei', sql`numeric(78,0)`, (col) => col.notNull().defaultTo(0))
     .addColumn('reserve_wei', sql`numeric(78,0)`, (col) => col.notNull().defaultTo(0))
     .addColumn('value_wei', sql`numeric(78,0)`, (col) => col.notNull().defaultTo(0))
+    // What the policy wanted to send when it decided; more than value_wei when a cap cut the
+    // transaction short, which tells the next run (any replica) to keep refilling to target.
+    .addColumn('wanted_wei', sql`numeric(78,0)`, (col) => col.notNull().defaultTo(0))
     .addColumn('nonce', 'int8')
     .addColumn('tx_hash', 'text')
     // The signed transaction (public once broadcast): rebroadcast if the node lost it.

@@ -26,6 +26,7 @@ import {
   advisoryUnlock,
   findFundingById,
   findLatestFunding,
+  findLatestPolicyFunding,
   findPendingFunding,
   insertFundingIntent,
   markFundingSent,
@@ -62,6 +63,7 @@ export interface FundingPolicy {
 export interface PolicyOutcome {
   state:
     | 'disabled'
+    | 'starting'
     | 'idle'
     | 'sent'
     | 'waiting_for_pending'
@@ -104,7 +106,7 @@ export function createFunding(deps: FundingDeps): Funding {
   const { db, log, wallet, policy } = deps;
   const address = wallet.address;
   let outcome: PolicyOutcome = {
-    state: policy === null ? 'disabled' : 'idle',
+    state: policy === null ? 'disabled' : 'starting',
     message:
       policy === null
         ? 'automatic funding is off (set SIGNER_TARGET_DEPOSIT_WEI and SIGNER_TARGET_RESERVE_WEI)'
@@ -202,7 +204,11 @@ export function createFunding(deps: FundingDeps): Funding {
   const send = async (
     conn: Kysely<Database>,
     chain: Chain,
-    request: ManualRequest & { origin: 'policy' | 'manual'; beneficiary: string },
+    request: ManualRequest & {
+      origin: 'policy' | 'manual';
+      beneficiary: string;
+      wantedWei?: bigint;
+    },
   ): Promise<string> => {
     const id = newId('ftx');
     const depositWei = request.depositWei ?? 0n;
@@ -216,6 +222,7 @@ export function createFunding(deps: FundingDeps): Funding {
       beneficiary: request.beneficiary,
       depositWei,
       reserveWei,
+      ...(request.wantedWei === undefined ? {} : { wantedWei: request.wantedWei }),
     });
     let raw: string;
     try {
@@ -302,7 +309,11 @@ export function createFunding(deps: FundingDeps): Funding {
     const pct = BigInt(p.refillThresholdPercent);
     const below =
       deposit * 100n < p.targetDepositWei * pct || reserveWei * 100n < p.targetReserveWei * pct;
-    if (!below)
+    // A refill a cap cut short continues to target on the next run, whichever replica runs it.
+    const last = below ? null : await findLatestPolicyFunding(conn, address, beneficiary);
+    const unfinished = last !== null && last.origin === 'policy' && last.valueWei < last.wantedWei;
+    const short = deposit < p.targetDepositWei || reserveWei < p.targetReserveWei;
+    if (!below && !(unfinished && short))
       return { state: 'idle', message: 'deposit and reserve are above the refill threshold', at };
     const wantDeposit = p.targetDepositWei > deposit ? p.targetDepositWei - deposit : 0n;
     const wantReserve = p.targetReserveWei > reserveWei ? p.targetReserveWei - reserveWei : 0n;
@@ -330,6 +341,7 @@ export function createFunding(deps: FundingDeps): Funding {
       beneficiary,
       depositWei: depositPart,
       reserveWei: allowed - depositPart,
+      wantedWei: want,
     });
     return { state: 'sent', message: `sent ${allowed} wei (${id})`, at };
   };
@@ -338,6 +350,7 @@ export function createFunding(deps: FundingDeps): Funding {
     async runPolicy(chain) {
       if (policy === null || policyRunning) return outcome;
       policyRunning = true;
+      const previous = outcome.state;
       try {
         outcome = (await withLock((conn) => decide(conn, chain, policy))) ?? {
           state: 'not_leader',
@@ -356,6 +369,9 @@ export function createFunding(deps: FundingDeps): Funding {
         };
       } finally {
         policyRunning = false;
+      }
+      if (outcome.state !== previous) {
+        log.info({ state: outcome.state, message: outcome.message }, 'signer: funding state');
       }
       return outcome;
     },

@@ -16,6 +16,8 @@ export interface FundingTransaction {
   depositWei: bigint;
   reserveWei: bigint;
   valueWei: bigint;
+  /** What the policy wanted to send; more than valueWei when a cap cut it short. */
+  wantedWei: bigint;
   nonce: bigint | null;
   txHash: string | null;
   rawTx: string | null;
@@ -38,6 +40,7 @@ export function toFundingTransaction(row: FundingTransactionRow): FundingTransac
     depositWei: BigInt(row.deposit_wei),
     reserveWei: BigInt(row.reserve_wei),
     valueWei: BigInt(row.value_wei),
+    wantedWei: BigInt(row.wanted_wei),
     nonce: row.nonce === null ? null : BigInt(row.nonce),
     txHash: row.tx_hash,
     rawTx: row.raw_tx,
@@ -58,6 +61,8 @@ export interface NewFundingIntent {
   beneficiary: string;
   depositWei: bigint;
   reserveWei: bigint;
+  /** Defaults to depositWei + reserveWei. */
+  wantedWei?: bigint;
 }
 
 export async function insertFundingIntent(
@@ -77,6 +82,7 @@ export async function insertFundingIntent(
       deposit_wei: intent.depositWei.toString(),
       reserve_wei: intent.reserveWei.toString(),
       value_wei: (intent.depositWei + intent.reserveWei).toString(),
+      wanted_wei: (intent.wantedWei ?? intent.depositWei + intent.reserveWei).toString(),
       nonce: null,
       tx_hash: null,
       raw_tx: null,
@@ -150,6 +156,26 @@ export async function findFundingById(
     .selectFrom('funding_transactions')
     .selectAll()
     .where('id', '=', id)
+    .executeTakeFirst();
+  return row === undefined ? null : toFundingTransaction(row);
+}
+
+/** The latest automatic funding of `beneficiary` that was mined successfully. */
+export async function findLatestPolicyFunding(
+  db: Kysely<Database>,
+  fromAddress: string,
+  beneficiary: string,
+): Promise<FundingTransaction | null> {
+  const row = await db
+    .selectFrom('funding_transactions')
+    .selectAll()
+    .where('from_address', '=', fromAddress)
+    .where('beneficiary', '=', beneficiary)
+    .where('kind', '=', 'fund')
+    .where('status', '=', 'confirmed')
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(1)
     .executeTakeFirst();
   return row === undefined ? null : toFundingTransaction(row);
 }

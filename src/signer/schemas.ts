@@ -90,6 +90,7 @@ export const signerStatusSchema = z.object({
       lastRun: z.object({
         state: z.enum([
           'disabled',
+          'starting',
           'idle',
           'sent',
           'waiting_for_pending',

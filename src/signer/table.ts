@@ -19,6 +19,7 @@ export interface FundingTransactionsTable {
   deposit_wei: Wei;
   reserve_wei: Wei;
   value_wei: Wei;
+  wanted_wei: Wei;
   nonce: bigint | null;
   tx_hash: string | null;
   raw_tx: string | null;
