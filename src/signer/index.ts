@@ -7,6 +7,8 @@ export type { PaymentSigner, Signer, SignerStatus } from './service.ts';
 export type { FundingTransaction } from './queries.ts';
 export { createSigner } from './service.ts';
 export { signerRoutes } from './routes.ts';
+export { fundingTransactionJson, signerStatusJson } from './schemas.ts';
+export type { SignerStatusJson } from './schemas.ts';
 export { SignerStartupError, WrongKeystorePassword } from './errors.ts';
 export { keystoreAddress, openKeystore, writeKeystore } from './keystore.ts';
 export { KEYSTORE_USAGE, SIGNER_USAGE, runKeystoreCommand, runSignerCommand } from './cli.ts';
