@@ -28,7 +28,11 @@ export async function writeKeystore(
     password,
     { scrypt: { N: options.scryptN ?? STANDARD_SCRYPT_N } },
   );
-  writeFileSync(file, `${json}\n`, { mode: 0o600, flag: 'wx' });
+  // geth writes the section as `crypto`; ethers as `Crypto`. Both read either (Go's JSON
+  // decoding ignores case), but the file should look like what geth and go-livepeer write.
+  const { Crypto, ...rest } = JSON.parse(json) as Record<string, unknown>;
+  const gethStyle = JSON.stringify({ ...rest, crypto: Crypto });
+  writeFileSync(file, `${gethStyle}\n`, { mode: 0o600, flag: 'wx' });
   return wallet.address;
 }
 
