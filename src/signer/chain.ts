@@ -129,16 +129,18 @@ export function createChainView(options: ChainViewOptions): ChainView {
   const connect = async (): Promise<Chain> => {
     const request = new FetchRequest(options.rpcUrl);
     request.timeout = RPC_TIMEOUT_MS;
-    const probe = new JsonRpcProvider(request, undefined, {
-      staticNetwork: true,
-      cacheTimeout: -1,
-    });
-    let chainId: bigint;
-    try {
-      chainId = BigInt((await probe.send('eth_chainId', [])) as string);
-    } finally {
-      probe.destroy();
+    // eth_chainId by hand: an ethers provider without a known network would retry its own
+    // network detection forever (logging to the console) while the endpoint is down.
+    const probe = request.clone();
+    probe.body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] });
+    probe.setHeader('content-type', 'application/json');
+    const response = await probe.send();
+    response.assertOk();
+    const answer = response.bodyJson as { result?: string; error?: { message?: string } };
+    if (typeof answer.result !== 'string') {
+      throw new Error(`eth_chainId failed: ${answer.error?.message ?? 'no result'}`);
     }
+    const chainId = BigInt(answer.result);
     // A fixed network: ethers never re-probes (and never logs to the console) when calls fail.
     const network = Network.from(chainId);
     const provider = new JsonRpcProvider(request, network, {

@@ -242,6 +242,41 @@ describe('chain view', () => {
   });
 });
 
+describe('chain view at start-up', () => {
+  it('starts without a reachable RPC endpoint, reports it, and connects once it answers', async () => {
+    const handle = await database.open();
+    const account = await fundedAccount(anvil);
+    const relay = await startRelay(anvil.port);
+    await relay.cut();
+    const running = await startSignerApp(handle, signerEnv(relay.url, livepeer, account));
+    try {
+      const down = await eventually('the outage to show', async () => {
+        const status = await running.app.signer.status();
+        return (status.rpc?.consecutiveFailures ?? 0) >= 2 && status;
+      });
+      expect(down).toMatchObject({ enabled: true, view: null, contracts: null });
+      expect(down.warnings).toEqual([
+        expect.stringMatching(/^the Ethereum RPC endpoint is unreachable/),
+        'no chain view yet',
+      ]);
+      await relay.restore();
+      const up = await eventually(
+        'the first chain view',
+        async () => {
+          const status = await running.app.signer.status();
+          return status.view !== null && status;
+        },
+        90_000,
+      );
+      expect(up.contracts?.ticketBroker).toBe(await livepeer.ticketBroker.getAddress());
+      expect(up.view?.ethWei).toBe(parseEther('10'));
+    } finally {
+      await running.close();
+      await relay.close();
+    }
+  });
+});
+
 describe('payment signer interface', () => {
   it('signs a ticket that the TicketBroker redeems (hash, EIP-191 signature, winning check)', async () => {
     const handle = await database.open();
