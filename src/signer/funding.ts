@@ -379,7 +379,7 @@ export function createFunding(deps: FundingDeps): Funding {
     async manual(chain, request) {
       const beneficiary = request.kind === 'fund' ? (policy?.fundFor ?? address) : address;
       const deadline = Date.now() + LOCK_WAIT_MS;
-      let id: string | null = null;
+      let id: string;
       for (;;) {
         const result = await withLock(async (conn) => {
           const inFlight = await reconcile(conn, chain);

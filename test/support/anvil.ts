@@ -144,7 +144,10 @@ export function compileContracts(): Artifacts {
   };
   const output = JSON.parse(solc.compile(JSON.stringify(input))) as {
     errors?: Array<{ severity: string; formattedMessage: string }>;
-    contracts: Record<string, Record<string, { abi: InterfaceAbi; evm: { bytecode: { object: string } } }>>;
+    contracts: Record<
+      string,
+      Record<string, { abi: InterfaceAbi; evm: { bytecode: { object: string } } }>
+    >;
   };
   const errors = (output.errors ?? []).filter((e) => e.severity === 'error');
   if (errors.length > 0) throw new Error(errors.map((e) => e.formattedMessage).join('\n'));
@@ -182,11 +185,7 @@ export async function deployLivepeer(anvil: Anvil, options: DeployOptions = {}):
   const artifacts = compileContracts();
   const deployer = new NonceManager(new Wallet(DEPLOYER_KEY, anvil.provider));
   const deploy = async (name: keyof Artifacts, ...args: unknown[]) => {
-    const factory = new ContractFactory(
-      artifacts[name].abi,
-      artifacts[name].bytecode,
-      deployer,
-    );
+    const factory = new ContractFactory(artifacts[name].abi, artifacts[name].bytecode, deployer);
     const contract = await factory.deploy(...args);
     await contract.waitForDeployment();
     return contract as Contract;
