@@ -360,7 +360,7 @@ export function parseConfig(
       'TOLLHOUSE_SECRET: required when DATABASE_URL is set (every replica must share it); generate one with `openssl rand -hex 32`',
     );
   }
-  const signerProblems = checkSigner(get);
+  const signerProblems = checkSigner(get, problems);
   problems.push(...signerProblems.filter((p) => !problems.some(isAbout(p.split(':')[0]!))));
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -409,9 +409,10 @@ export function parseConfig(
 }
 
 /** Settings of the signer that only make sense together. */
-function checkSigner(get: <T>(name: string) => T): string[] {
+function checkSigner(get: <T>(name: string) => T, reported: readonly string[]): string[] {
   const problems: string[] = [];
-  const set = (name: string) => get<unknown>(name) !== undefined;
+  // A setting already reported as invalid counts as given: one problem per mistake.
+  const set = (name: string) => get<unknown>(name) !== undefined || reported.some(isAbout(name));
   if (set('SIGNER_KEYSTORE_FILE') && !set('SIGNER_PASSWORD')) {
     problems.push(
       'SIGNER_PASSWORD: required with SIGNER_KEYSTORE_FILE (set SIGNER_PASSWORD_FILE to a file holding it)',
