@@ -25,6 +25,7 @@ const RPC_TIMEOUT_MS = 10_000;
 // Backoff ceiling while the RPC endpoint is down: a minute keeps the load on a struggling
 // endpoint negligible and the view at most a minute late once it is back.
 const MAX_BACKOFF_MS = 60_000;
+const MAX_LOG_RANGE_BLOCKS = 1_000n;
 
 export interface SenderInfo {
   address: string;
@@ -251,7 +252,10 @@ export function createChainView(options: ChainViewOptions): ChainView {
       return readAll(c);
     }
     const block = await latestBlock(c);
-    if (lastBlock !== null && block.number > lastBlock) {
+    // After a long outage the block range would exceed what RPC providers serve in one
+    // eth_getLogs (often 10 000 blocks): re-read everything instead.
+    if (lastBlock === null || block.number - lastBlock > MAX_LOG_RANGE_BLOCKS) return readAll(c);
+    if (block.number > lastBlock) {
       const accounts = [...new Set([options.address, options.beneficiary])].map((a) =>
         zeroPadValue(a, 32),
       );

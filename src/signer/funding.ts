@@ -37,9 +37,10 @@ import {
 import type { FundingTransaction } from './queries.ts';
 import type { FundingKind } from './table.ts';
 
-// pg_advisory_lock key of the funding journal: the first 8 bytes of sha256("tollhouse.signer
-// .funding") as a signed int8, so it cannot collide with another capability's lock by accident.
-export const FUNDING_LOCK_KEY = 0x5b1e6c2e9a4d7f31n;
+// pg_advisory_lock key of the funding journal: the first 8 bytes of
+// sha256("tollhouse.signer.funding") as a signed int8, so it cannot collide with another
+// capability's lock by accident.
+export const FUNDING_LOCK_KEY = 0x0ba32e93a338a7efn;
 
 // How long a manual command waits for its transaction to be mined before it reports it as
 // still pending (the journal keeps tracking it). Arbitrum mines in well under a second.

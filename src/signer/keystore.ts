@@ -78,7 +78,7 @@ function readKeystoreJson(file: string): string {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new KeystoreUnreadable(`cannot read ${file} (${code})`);
+    throw new KeystoreUnreadable(`cannot read the keystore ${file} (${code})`);
   }
   try {
     const parsed = JSON.parse(text) as { version?: unknown; crypto?: unknown; Crypto?: unknown };
