@@ -1,6 +1,18 @@
 // Operator operations, status, outage handling and ticket signing, on anvil, in process.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Writable } from 'node:stream';
-import { AbiCoder, Wallet, getBytes, keccak256, parseEther, solidityPacked, toBeHex } from 'ethers';
+import {
+  AbiCoder,
+  Wallet,
+  getBytes,
+  keccak256,
+  parseEther,
+  solidityPacked,
+  toBeHex,
+  ZeroAddress,
+  ZeroHash,
+} from 'ethers';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/platform/log.ts';
 import { signerStatusJson as signerStatusJsonForTests } from '../../src/signer/index.ts';
@@ -11,6 +23,7 @@ import { createTestDatabase } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
 import { json } from '../support/http.ts';
 import { createResponseValidator } from '../support/openapi.ts';
+import { ROOT } from '../support/process.ts';
 import { eventually, fundedAccount, senderInfo, signerEnv, startSignerApp } from './helpers.ts';
 
 let anvil: Anvil;
@@ -273,6 +286,29 @@ describe('chain view at start-up', () => {
     } finally {
       await running.close();
       await relay.close();
+    }
+  });
+});
+
+describe('test TicketBroker', () => {
+  it('hashes tickets exactly as go-livepeer does (the shared vectors)', async () => {
+    const vectors = JSON.parse(
+      readFileSync(path.join(ROOT, 'test/signer/fixtures/ticket-hash.json'), 'utf8'),
+    ) as {
+      ticketHash: Array<{ faceValue: string; winProb: string; senderNonce: number; hash: string }>;
+    };
+    expect(vectors.ticketHash.length).toBeGreaterThan(0);
+    for (const vector of vectors.ticketHash) {
+      const ticket = {
+        recipient: ZeroAddress,
+        sender: ZeroAddress,
+        faceValue: BigInt(vector.faceValue),
+        winProb: BigInt(vector.winProb),
+        senderNonce: BigInt(vector.senderNonce),
+        recipientRandHash: ZeroHash,
+        auxData: '0x',
+      };
+      expect(await livepeer.ticketBroker.getFunction('getTicketHash')(ticket)).toBe(vector.hash);
     }
   });
 });
