@@ -347,9 +347,25 @@ export function createFunding(deps: FundingDeps): Funding {
     return { state: 'sent', message: `sent ${allowed} wei (${id})`, at };
   };
 
+  const settlePending = async (chain: Chain) => {
+    if ((await findPendingFunding(db, address, chain.chainId)).length === 0) return;
+    await withLock((conn) => reconcile(conn, chain));
+  };
+
   return {
     async runPolicy(chain) {
-      if (policy === null || policyRunning) return outcome;
+      if (policyRunning) return outcome;
+      if (policy === null) {
+        // No automatic funding, but a manual transaction whose command stopped waiting (or
+        // died) is still settled here, so the status shows how it ended.
+        await settlePending(chain).catch((error: unknown) => {
+          log.warn(
+            { error: String((error as Error).message).slice(0, 300) },
+            'signer: reconcile failed',
+          );
+        });
+        return outcome;
+      }
       policyRunning = true;
       const previous = outcome.state;
       try {

@@ -235,4 +235,52 @@ describe('funding policy', () => {
       reserve: 400n,
     });
   });
+
+  it('settles a manual transaction a command stopped waiting for, also without funding targets', async () => {
+    const handle = await database.open();
+    await migrateToLatest(handle.db);
+    const account = await fundedAccount(anvil);
+    // `signer unlock` gave up waiting (or was killed) after the broadcast; the chain mined it.
+    const wallet = account.wallet.connect(anvil.provider);
+    const broker = livepeer.ticketBroker.connect(wallet) as typeof livepeer.ticketBroker;
+    await (
+      (await broker.getFunction('fundDeposit')({ value: 10n })) as { wait(): Promise<unknown> }
+    ).wait();
+    const sent = (await broker.getFunction('unlock')()) as {
+      hash: string;
+      nonce: number;
+      wait(): Promise<unknown>;
+    };
+    await sent.wait();
+    await handle.db
+      .insertInto('funding_transactions')
+      .values({
+        id: 'ftx_0000000000000000000001',
+        kind: 'unlock',
+        origin: 'manual',
+        status: 'sent',
+        chain_id: 31337n,
+        from_address: account.wallet.address,
+        beneficiary: account.wallet.address,
+        nonce: BigInt(sent.nonce),
+        tx_hash: sent.hash,
+        raw_tx: '0x00',
+        block_number: null,
+        error: null,
+        sent_at: new Date(),
+        settled_at: null,
+      })
+      .execute();
+    const running = await startSignerApp(handle, signerEnv(anvil.url, livepeer, account));
+    try {
+      const status = await eventually('the pending row to settle', async () => {
+        const s = await running.app.signer.status();
+        return s.funding?.lastTransaction?.status === 'confirmed' && s;
+      });
+      expect(status.funding?.lastTransaction).toMatchObject({ kind: 'unlock', txHash: sent.hash });
+      expect(status.funding?.lastRun.state).toBe('disabled');
+    } finally {
+      await running.close();
+    }
+  });
 });

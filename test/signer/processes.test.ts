@@ -121,6 +121,14 @@ describe('tollhouse serve with funding targets', () => {
         await stop(second);
       }
       expect(second.output()).toContain('"msg":"signer: transaction settled"');
+      // Neither the key nor the password ever reaches the logs.
+      for (const output of [first.output(), second.output()]) {
+        expect(output).toContain(account.wallet.address);
+        expect(output.toLowerCase()).not.toContain(
+          account.wallet.privateKey.slice(2).toLowerCase(),
+        );
+        expect(output).not.toContain(PASSWORD);
+      }
     } finally {
       await anvil.setAutomine(true);
     }
