@@ -255,6 +255,51 @@ describe('chain view', () => {
   });
 });
 
+describe('chain view events', () => {
+  it('re-reads at once on a TicketBroker event for the account, and not for others', async () => {
+    const handle = await database.open();
+    const account = await fundedAccount(anvil);
+    const other = await fundedAccount(anvil);
+    // A full re-read on the timer only every ten minutes: any change seen sooner came from events.
+    const running = await startSignerApp(
+      handle,
+      signerEnv(anvil.url, livepeer, account, { SIGNER_REFRESH_INTERVAL_MS: '600000' }),
+    );
+    const fund = async (who: typeof account, wei: bigint) => {
+      const broker = livepeer.ticketBroker.connect(
+        who.wallet.connect(anvil.provider),
+      ) as typeof livepeer.ticketBroker;
+      const tx = (await broker.getFunction('fundDeposit')({ value: wei })) as {
+        wait(): Promise<{ blockNumber: number }>;
+      };
+      return BigInt((await tx.wait()).blockNumber);
+    };
+    try {
+      const first = await eventually(
+        'a first view',
+        () => running.app.signer.snapshot() ?? undefined,
+      );
+      expect(first.sender.depositWei).toBe(0n);
+
+      const unrelated = await fund(other, 5n);
+      const later = await eventually('the view to pass the unrelated block', () => {
+        const s = running.app.signer.snapshot();
+        return s !== null && s.blockNumber >= unrelated && s;
+      });
+      expect(later.refreshedAt).toEqual(first.refreshedAt);
+
+      await fund(account, 7n);
+      const refreshed = await eventually('the event-driven refresh', () => {
+        const s = running.app.signer.snapshot();
+        return s !== null && s.sender.depositWei === 7n && s;
+      });
+      expect(refreshed.refreshedAt.getTime()).toBeGreaterThan(first.refreshedAt.getTime());
+    } finally {
+      await running.close();
+    }
+  });
+});
+
 describe('chain view at start-up', () => {
   it('starts without a reachable RPC endpoint, reports it, and connects once it answers', async () => {
     const handle = await database.open();
