@@ -22,6 +22,8 @@ import { migrateToLatest, shippedMigrations } from './platform/migrations.ts';
 import { loadOpenApi, openapiRoutes } from './platform/openapi.ts';
 import { createSecrets } from './platform/secrets.ts';
 import type { Secrets } from './platform/secrets.ts';
+import { createSigner, signerRoutes } from './signer/index.ts';
+import type { Signer } from './signer/index.ts';
 import type Koa from 'koa';
 
 export interface AppOptions {
@@ -45,6 +47,8 @@ export interface App {
   authenticator: Authenticator;
   keys: Keys;
   identity: Identity;
+  /** The payment signer (keystore, chain view, funding); disabled without a chain/keystore. */
+  signer: Signer;
   lifecycle: Lifecycle;
   metering: Metering;
   /** Node request listener for http.createServer. */
@@ -113,6 +117,10 @@ export async function createApp(options: AppOptions): Promise<App> {
     const metering = createMetering({ database, log, authenticator, router });
     await metering.start();
     closeTasks.push(() => metering.close());
+    const signer = await createSigner({ config: config.signer, db: database.db, log, metrics });
+    signerRoutes(router, { signer, authenticator });
+    signer.start();
+    closeTasks.push(() => signer.stop());
 
     koa.use(router.routes());
     koa.use(allowedMethods(router));
@@ -129,6 +137,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       authenticator,
       keys,
       identity,
+      signer,
       lifecycle,
       metering,
       handler: koa.callback(),

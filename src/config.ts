@@ -49,6 +49,19 @@ const postgresUrl = z
     error: 'expected a postgres:// or postgresql:// URL',
   });
 
+// Wei amounts are decimal strings of at most 78 digits (numeric(78,0) holds every uint256).
+const wei = z
+  .string()
+  .regex(/^\d{1,78}$/, 'expected an amount in wei (a whole number, no decimal point)')
+  .transform((v) => BigInt(v));
+
+const ethAddress = z
+  .string()
+  .regex(/^0x[0-9a-fA-F]{40}$/, 'expected an Ethereum address (0x and 40 hex digits)');
+
+// Arbitrum One's Livepeer Controller (LIVEPEER.md §4).
+const ARBITRUM_CONTROLLER = '0xD8E8328501E9645d16Cf49539efC04f734606ee4';
+
 interface Setting {
   /** Environment variable name. */
   name: string;
@@ -186,6 +199,79 @@ export const SETTINGS: readonly Setting[] = [
     doc: "How often each process writes API keys' last-use times (batched, not per request).",
     schema: integer(1, 3600),
   },
+  {
+    name: 'ETH_RPC_URL',
+    // Hosted RPC URLs embed the provider's API key.
+    secret: true,
+    doc: 'Ethereum JSON-RPC endpoint of the chain the Livepeer contracts live on (Arbitrum One). Unset: the payment signer is disabled.',
+    schema: httpUrl,
+  },
+  {
+    name: 'LIVEPEER_CONTROLLER',
+    default: ARBITRUM_CONTROLLER,
+    doc: "Livepeer Controller contract; TicketBroker, RoundsManager and BondingManager are resolved through it. Default: Arbitrum One's.",
+    schema: ethAddress,
+  },
+  {
+    name: 'SIGNER_KEYSTORE_FILE',
+    doc: 'Web3 Secret Storage (v3) keystore of the signer account, as geth and go-livepeer write it (`tollhouse keystore create`). Unset: the payment signer is disabled.',
+    schema: z.string().min(1),
+  },
+  {
+    name: 'SIGNER_PASSWORD',
+    secret: true,
+    doc: 'Password of SIGNER_KEYSTORE_FILE (prefer SIGNER_PASSWORD_FILE). The keystore is decrypted once at start.',
+    schema: z.string().min(1),
+  },
+  {
+    name: 'SIGNER_POLL_INTERVAL_MS',
+    default: '5000',
+    doc: 'How often the signer reads the chain (new blocks, TicketBroker events for its account) and runs the funding policy.',
+    schema: integer(50, 600_000),
+  },
+  {
+    name: 'SIGNER_REFRESH_INTERVAL_MS',
+    default: '30000',
+    doc: 'Longest time between full re-reads of the chain view (sender info, rounds, ETH balance) when no event calls for one.',
+    schema: integer(50, 3_600_000),
+  },
+  {
+    name: 'SIGNER_TARGET_DEPOSIT_WEI',
+    doc: 'TicketBroker deposit the funding loop keeps (wei). Unset (with SIGNER_TARGET_RESERVE_WEI): no automatic funding.',
+    schema: wei,
+  },
+  {
+    name: 'SIGNER_TARGET_RESERVE_WEI',
+    doc: 'TicketBroker reserve the funding loop keeps (wei).',
+    schema: wei,
+  },
+  {
+    name: 'SIGNER_REFILL_THRESHOLD_PERCENT',
+    default: '50',
+    doc: 'Top up (both back to target, in one transaction) when the deposit or the reserve falls below this percentage of its target; also the floor for the readiness warning.',
+    schema: integer(1, 100),
+  },
+  {
+    name: 'SIGNER_GAS_RESERVE_WEI',
+    default: '10000000000000000',
+    doc: 'ETH (wei) the funding loop never spends, kept for gas; below it the status warns. Default 0.01 ETH.',
+    schema: wei,
+  },
+  {
+    name: 'SIGNER_MAX_PER_TX_WEI',
+    doc: 'Most wei one automatic funding transaction sends (deposit + reserve). Required with the targets.',
+    schema: wei,
+  },
+  {
+    name: 'SIGNER_MAX_PER_DAY_WEI',
+    doc: 'Most wei automatic funding sends in any 24 hours, counted from the funding journal (so it holds across restarts and replicas). Required with the targets.',
+    schema: wei,
+  },
+  {
+    name: 'SIGNER_FUND_FOR',
+    doc: "Fund this address (a self-keyed go-livepeer gateway) with fundDepositAndReserveFor instead of the signer's own deposit.",
+    schema: ethAddress,
+  },
 ];
 
 export interface Config {
@@ -218,6 +304,26 @@ export interface Config {
     readonly loginAttemptsPerIpPerMinute: number;
     readonly tokenRequestsPerIpPerMinute: number;
     readonly tokenRequestsPerClientPerMinute: number;
+  };
+  readonly signer: {
+    /** null → no chain: the signer is disabled. */
+    readonly rpcUrl: string | null;
+    readonly controller: string;
+    /** null → no keystore: the signer is disabled. */
+    readonly keystoreFile: string | null;
+    readonly password: string | null;
+    readonly pollIntervalMs: number;
+    readonly refreshIntervalMs: number;
+    /** null → no automatic funding. */
+    readonly funding: {
+      readonly targetDepositWei: bigint;
+      readonly targetReserveWei: bigint;
+      readonly refillThresholdPercent: number;
+      readonly maxPerTxWei: bigint;
+      readonly maxPerDayWei: bigint;
+      readonly fundFor: string | null;
+    } | null;
+    readonly gasReserveWei: bigint;
   };
 }
 
@@ -304,6 +410,8 @@ export function parseConfig(
       'TOLLHOUSE_SECRET: required when DATABASE_URL is set (every replica must share it); generate one with `openssl rand -hex 32`',
     );
   }
+  const signerProblems = checkSigner(get, problems);
+  problems.push(...signerProblems.filter((p) => !problems.some(isAbout(p.split(':')[0]!))));
   if (problems.length > 0) throw new ConfigError(problems);
 
   const port = get<number>('PORT');
@@ -338,7 +446,60 @@ export function parseConfig(
       tokenRequestsPerIpPerMinute: get<number>('TOKEN_REQUESTS_PER_IP_PER_MINUTE'),
       tokenRequestsPerClientPerMinute: get<number>('TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE'),
     },
+    signer: {
+      rpcUrl: get<string | undefined>('ETH_RPC_URL') ?? null,
+      controller: get<string>('LIVEPEER_CONTROLLER'),
+      keystoreFile: get<string | undefined>('SIGNER_KEYSTORE_FILE') ?? null,
+      password: get<string | undefined>('SIGNER_PASSWORD') ?? null,
+      pollIntervalMs: get<number>('SIGNER_POLL_INTERVAL_MS'),
+      refreshIntervalMs: get<number>('SIGNER_REFRESH_INTERVAL_MS'),
+      funding:
+        get<bigint | undefined>('SIGNER_TARGET_DEPOSIT_WEI') === undefined
+          ? null
+          : {
+              targetDepositWei: get<bigint>('SIGNER_TARGET_DEPOSIT_WEI'),
+              targetReserveWei: get<bigint>('SIGNER_TARGET_RESERVE_WEI'),
+              refillThresholdPercent: get<number>('SIGNER_REFILL_THRESHOLD_PERCENT'),
+              maxPerTxWei: get<bigint>('SIGNER_MAX_PER_TX_WEI'),
+              maxPerDayWei: get<bigint>('SIGNER_MAX_PER_DAY_WEI'),
+              fundFor: get<string | undefined>('SIGNER_FUND_FOR') ?? null,
+            },
+      gasReserveWei: get<bigint>('SIGNER_GAS_RESERVE_WEI'),
+    },
   });
+}
+
+/** Settings of the signer that only make sense together. */
+function checkSigner(get: <T>(name: string) => T, reported: readonly string[]): string[] {
+  const problems: string[] = [];
+  // A setting already reported as invalid counts as given: one problem per mistake.
+  const set = (name: string) => get<unknown>(name) !== undefined || reported.some(isAbout(name));
+  if (set('SIGNER_KEYSTORE_FILE') && !set('SIGNER_PASSWORD')) {
+    problems.push(
+      'SIGNER_PASSWORD: required with SIGNER_KEYSTORE_FILE (set SIGNER_PASSWORD_FILE to a file holding it)',
+    );
+  }
+  if (set('SIGNER_TARGET_DEPOSIT_WEI') !== set('SIGNER_TARGET_RESERVE_WEI')) {
+    problems.push(
+      'SIGNER_TARGET_RESERVE_WEI: set both SIGNER_TARGET_DEPOSIT_WEI and SIGNER_TARGET_RESERVE_WEI, or neither',
+    );
+  }
+  if (set('SIGNER_TARGET_DEPOSIT_WEI')) {
+    for (const name of [
+      'SIGNER_MAX_PER_TX_WEI',
+      'SIGNER_MAX_PER_DAY_WEI',
+      'ETH_RPC_URL',
+      'SIGNER_KEYSTORE_FILE',
+    ]) {
+      if (!set(name)) problems.push(`${name}: required when the funding targets are set`);
+    }
+  }
+  if (set('SIGNER_FUND_FOR') && !set('SIGNER_TARGET_DEPOSIT_WEI')) {
+    problems.push(
+      'SIGNER_FUND_FOR: needs the funding targets (SIGNER_TARGET_DEPOSIT_WEI, SIGNER_TARGET_RESERVE_WEI)',
+    );
+  }
+  return problems;
 }
 
 function isAbout(name: string) {

@@ -22,6 +22,14 @@ import { DataDirLocked, createDatabase } from './platform/db.ts';
 import { createLogger } from './platform/log.ts';
 import { listMigrations, migrateToLatest } from './platform/migrations.ts';
 import { startServer } from './platform/server.ts';
+import {
+  KEYSTORE_USAGE,
+  SIGNER_USAGE,
+  SignerStartupError,
+  createSigner,
+  runKeystoreCommand,
+  runSignerCommand,
+} from './signer/index.ts';
 
 // Hard ceiling for a graceful shutdown: Docker sends SIGKILL 10 s after SIGTERM.
 const SHUTDOWN_DEADLINE_MS = 9_500;
@@ -82,6 +90,16 @@ const COMMANDS: Record<string, Command> = {
     summary: 'OIDC signing keys: rotate-keys publishes a new key and retires the old one',
     usage: IDENTITY_USAGE,
     run: (args) => withApp((app) => identityCommand(app.identity, args, stdio)),
+  },
+  keystore: {
+    summary: 'Create, import or inspect the Ethereum keystore of the payment signer',
+    usage: KEYSTORE_USAGE,
+    run: (args) => runKeystoreCommand(args, process),
+  },
+  signer: {
+    summary: 'Payment signer: status, fund deposit/reserve, unlock, cancel-unlock, withdraw',
+    usage: SIGNER_USAGE,
+    run: signer,
   },
   help: {
     summary: 'Show this help',
@@ -232,6 +250,24 @@ async function migrate(args: string[]): Promise<number> {
   }
 }
 
+async function signer(args: string[]): Promise<number> {
+  const { config, warnings } = configOrExit();
+  const log = createLogger({ level: config.log.level, destination: process.stderr });
+  for (const warning of warnings) log.warn(warning);
+  const database = await createDatabase({ config: config.database, log });
+  try {
+    await migrateToLatest(database.db);
+    const service = await createSigner({ config: config.signer, db: database.db, log });
+    try {
+      return await runSignerCommand(service, args, process);
+    } finally {
+      await service.stop();
+    }
+  } finally {
+    await database.close();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h') {
@@ -262,10 +298,12 @@ main(process.argv.slice(2)).then(
     if (
       error instanceof DataDirLocked ||
       error instanceof CliUsageError ||
+      error instanceof SignerStartupError ||
       isArgumentError(error)
     ) {
       process.stderr.write(`tollhouse: ${(error as Error).message}\n`);
-      process.exitCode = error instanceof DataDirLocked ? 1 : 2;
+      // 2: the command line was wrong (usage); 1: the command could not run.
+      process.exitCode = isArgumentError(error) || error instanceof CliUsageError ? 2 : 1;
       return;
     }
     process.stderr.write(`tollhouse: ${describeStartupError(error)}\n`);

@@ -18,6 +18,7 @@ import type {
   OidcPayloadsTable,
   SigningKeysTable,
 } from '../identity/index.ts';
+import type { FundingTransactionsTable } from '../signer/index.ts';
 import type { AuditLogTable } from './audit.ts';
 import type { Logger } from './log.ts';
 
@@ -32,6 +33,7 @@ export interface Database {
   audit_log: AuditLogTable;
   usage_events: UsageEventsTable;
   usage_rollups: UsageRollupsTable;
+  funding_transactions: FundingTransactionsTable;
 }
 
 export type DatabaseKind = 'postgres' | 'pglite';

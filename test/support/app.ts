@@ -30,9 +30,13 @@ export interface TestAppOptions {
   port?: number;
 }
 
+// One secret per test file (each file runs in its own worker): an app restarted on the same
+// database in a test must decrypt what the first one sealed, as a real restart would.
+const TEST_SECRET = randomBytes(32).toString('hex');
+
 export function testConfig(env: Record<string, string> = {}): Config {
   return parseConfig({
-    TOLLHOUSE_SECRET: randomBytes(32).toString('hex'),
+    TOLLHOUSE_SECRET: TEST_SECRET,
     HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
     SHUTDOWN_TIMEOUT_SECONDS: '2',

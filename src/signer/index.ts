@@ -1,0 +1,15 @@
+// The payment signer: keystore, chain view, TicketBroker funding (journal + policy), status.
+// Other capabilities (the remote-signer protocol, later) reach it only through what is
+// exported here: `Signer.paymentSigner()` to sign and `Signer.snapshot()` for chain state.
+export type { FundingTransactionsTable } from './table.ts';
+export type { ChainSnapshot, ContractAddresses, RpcStatus, SenderInfo } from './chain.ts';
+export type { PaymentSigner, Signer, SignerStatus } from './service.ts';
+export type { FundingTransaction } from './queries.ts';
+export { createSigner } from './service.ts';
+export { signerRoutes } from './routes.ts';
+export { fundingTransactionJson, signerStatusJson } from './schemas.ts';
+export type { SignerStatusJson } from './schemas.ts';
+export { SignerStartupError, WrongKeystorePassword } from './errors.ts';
+export { keystoreAddress, openKeystore, writeKeystore } from './keystore.ts';
+export { KEYSTORE_USAGE, SIGNER_USAGE, runKeystoreCommand, runSignerCommand } from './cli.ts';
+export { FUNDING_LOCK_KEY } from './funding.ts';

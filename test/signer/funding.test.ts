@@ -1,0 +1,286 @@
+// The funding policy and journal on a real chain (anvil) and the real database, in process.
+import { parseEther } from 'ethers';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { migrateToLatest } from '../../src/platform/migrations.ts';
+import { deployLivepeer, startAnvil } from '../support/anvil.ts';
+import type { Anvil, Livepeer } from '../support/anvil.ts';
+import { createTestDatabase } from '../support/db.ts';
+import type { TestDatabase } from '../support/db.ts';
+import {
+  depositEvents,
+  eventually,
+  fundedAccount,
+  senderInfo,
+  signerEnv,
+  startSignerApp,
+} from './helpers.ts';
+
+let anvil: Anvil;
+let livepeer: Livepeer;
+let database: TestDatabase;
+
+beforeAll(async () => {
+  anvil = await startAnvil();
+  livepeer = await deployLivepeer(anvil);
+  database = await createTestDatabase();
+});
+
+afterAll(async () => {
+  await database?.destroy();
+  await anvil?.stop();
+});
+
+const journal = async (handle: Awaited<ReturnType<TestDatabase['open']>>, from: string) =>
+  handle.db
+    .selectFrom('funding_transactions')
+    .selectAll()
+    .where('from_address', '=', from)
+    .orderBy('created_at')
+    .execute();
+
+// Each test runs the policy through several transactions and restarts.
+vi.setConfig({ testTimeout: 120_000 });
+
+describe('funding policy', () => {
+  it('brings deposit and reserve to target in transactions no larger than the per-transaction cap', async () => {
+    const handle = await database.open();
+    const account = await fundedAccount(anvil);
+    const running = await startSignerApp(
+      handle,
+      signerEnv(anvil.url, livepeer, account, {
+        SIGNER_TARGET_DEPOSIT_WEI: parseEther('1').toString(),
+        SIGNER_TARGET_RESERVE_WEI: parseEther('0.5').toString(),
+        SIGNER_MAX_PER_TX_WEI: parseEther('0.4').toString(),
+        SIGNER_MAX_PER_DAY_WEI: parseEther('5').toString(),
+      }),
+    );
+    try {
+      await eventually('funding to settle at target', async () => {
+        const status = await running.app.signer.status();
+        return status.funding?.lastRun.state === 'idle' && status;
+      });
+      const info = await senderInfo(livepeer, account.wallet.address);
+      expect(info.deposit).toBe(parseEther('1'));
+      expect(info.reserve).toBe(parseEther('0.5'));
+
+      const rows = await journal(handle, account.wallet.address);
+      // 1.5 ETH at most 0.4 per transaction: 0.4 + 0.4 + 0.4 + 0.3.
+      expect(rows.map((r) => r.value_wei)).toEqual([
+        parseEther('0.4').toString(),
+        parseEther('0.4').toString(),
+        parseEther('0.4').toString(),
+        parseEther('0.3').toString(),
+      ]);
+      expect(rows.every((r) => r.status === 'confirmed' && r.origin === 'policy')).toBe(true);
+      expect(await depositEvents(livepeer, account.wallet.address)).toHaveLength(4);
+
+      // The cached view caught up through the TicketBroker events, and so did the gauges.
+      const status = await running.app.signer.status();
+      expect(status.view?.sender.depositWei).toBe(parseEther('1'));
+      expect(status.warnings).toEqual([]);
+      const metrics = await running.app.metrics.registry.metrics();
+      expect(metrics).toMatch(/^tollhouse_signer_deposit_wei 1000000000000000000$/m);
+      expect(metrics).toMatch(/^tollhouse_signer_reserve_wei 500000000000000000$/m);
+      expect(metrics).toMatch(/^tollhouse_signer_warnings 0$/m);
+
+      const audit = await handle.db
+        .selectFrom('audit_log')
+        .selectAll()
+        .where('action', '=', 'signer.fund')
+        .execute();
+      expect(audit).toHaveLength(4);
+      expect(audit.every((a) => a.actor === 'system')).toBe(true);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('stops at the daily cap and still holds it after a restart', async () => {
+    const handle = await database.open();
+    const account = await fundedAccount(anvil);
+    const env = signerEnv(anvil.url, livepeer, account, {
+      SIGNER_TARGET_DEPOSIT_WEI: parseEther('1').toString(),
+      SIGNER_TARGET_RESERVE_WEI: parseEther('1').toString(),
+      SIGNER_MAX_PER_TX_WEI: parseEther('0.5').toString(),
+      SIGNER_MAX_PER_DAY_WEI: parseEther('1.2').toString(),
+    });
+    const capped = async (running: Awaited<ReturnType<typeof startSignerApp>>) =>
+      eventually('the daily cap', async () => {
+        const status = await running.app.signer.status();
+        return status.funding?.lastRun.state === 'capped' && status;
+      });
+
+    const first = await startSignerApp(handle, env);
+    let status;
+    try {
+      status = await capped(first);
+    } finally {
+      await first.close();
+    }
+    expect(status.funding?.spentLastDayWei).toBe(parseEther('1.2'));
+    expect(status.warnings).toContainEqual(expect.stringContaining('daily cap'));
+    const before = await journal(handle, account.wallet.address);
+    expect(before.map((r) => r.value_wei)).toEqual([
+      parseEther('0.5').toString(),
+      parseEther('0.5').toString(),
+      parseEther('0.2').toString(),
+    ]);
+
+    const second = await startSignerApp(handle, env);
+    try {
+      await capped(second);
+    } finally {
+      await second.close();
+    }
+    expect(await journal(handle, account.wallet.address)).toHaveLength(3);
+    const info = await senderInfo(livepeer, account.wallet.address);
+    expect(info.deposit + info.reserve).toBe(parseEther('1.2'));
+  });
+
+  it('funds another address with fundDepositAndReserveFor', async () => {
+    const handle = await database.open();
+    const account = await fundedAccount(anvil);
+    const gateway = (await fundedAccount(anvil, '0')).wallet.address;
+    const running = await startSignerApp(
+      handle,
+      signerEnv(anvil.url, livepeer, account, {
+        SIGNER_TARGET_DEPOSIT_WEI: '3000',
+        SIGNER_TARGET_RESERVE_WEI: '2000',
+        SIGNER_MAX_PER_TX_WEI: '100000',
+        SIGNER_MAX_PER_DAY_WEI: '100000',
+        SIGNER_FUND_FOR: gateway,
+      }),
+    );
+    try {
+      await eventually('funding of the gateway', async () => {
+        const status = await running.app.signer.status();
+        return status.funding?.lastRun.state === 'idle' && status;
+      });
+    } finally {
+      await running.close();
+    }
+    expect(await senderInfo(livepeer, gateway)).toEqual({
+      deposit: 3000n,
+      reserve: 2000n,
+      withdrawRound: 0n,
+    });
+    expect(await senderInfo(livepeer, account.wallet.address)).toMatchObject({ deposit: 0n });
+  });
+
+  it('rebroadcasts a journaled transaction the node never saw instead of funding again', async () => {
+    const handle = await database.open();
+    await migrateToLatest(handle.db);
+    const account = await fundedAccount(anvil);
+    // A crash after the journal recorded the signed transaction but before the broadcast:
+    // the row is `sent`, the node has never heard of the hash.
+    const wallet = account.wallet.connect(anvil.provider);
+    const data = livepeer.ticketBroker.interface.encodeFunctionData('fundDepositAndReserve', [
+      600n,
+      400n,
+    ]);
+    const populated = await wallet.populateTransaction({
+      to: await livepeer.ticketBroker.getAddress(),
+      data,
+      value: 1000n,
+    });
+    const raw = await wallet.signTransaction(populated);
+    const { Transaction } = await import('ethers');
+    const tx = Transaction.from(raw);
+    await handle.db
+      .insertInto('funding_transactions')
+      .values({
+        id: 'ftx_0000000000000000000000',
+        kind: 'fund',
+        origin: 'policy',
+        status: 'sent',
+        chain_id: 31337n,
+        from_address: account.wallet.address,
+        beneficiary: account.wallet.address,
+        deposit_wei: '600',
+        reserve_wei: '400',
+        value_wei: '1000',
+        wanted_wei: '1000',
+        nonce: BigInt(tx.nonce),
+        tx_hash: tx.hash,
+        raw_tx: raw,
+        block_number: null,
+        error: null,
+        sent_at: new Date(),
+        settled_at: null,
+      })
+      .execute();
+
+    const running = await startSignerApp(
+      handle,
+      signerEnv(anvil.url, livepeer, account, {
+        SIGNER_TARGET_DEPOSIT_WEI: '600',
+        SIGNER_TARGET_RESERVE_WEI: '400',
+        SIGNER_MAX_PER_TX_WEI: '100000',
+        SIGNER_MAX_PER_DAY_WEI: '100000',
+      }),
+    );
+    try {
+      await eventually('the policy to go idle', async () => {
+        const status = await running.app.signer.status();
+        return status.funding?.lastRun.state === 'idle' && status;
+      });
+    } finally {
+      await running.close();
+    }
+    const rows = await journal(handle, account.wallet.address);
+    expect(rows.map((r) => [r.status, r.tx_hash])).toEqual([['confirmed', tx.hash]]);
+    expect(await depositEvents(livepeer, account.wallet.address)).toHaveLength(1);
+    expect(await senderInfo(livepeer, account.wallet.address)).toMatchObject({
+      deposit: 600n,
+      reserve: 400n,
+    });
+  });
+
+  it('settles a manual transaction a command stopped waiting for, also without funding targets', async () => {
+    const handle = await database.open();
+    await migrateToLatest(handle.db);
+    const account = await fundedAccount(anvil);
+    // `signer unlock` gave up waiting (or was killed) after the broadcast; the chain mined it.
+    const wallet = account.wallet.connect(anvil.provider);
+    const broker = livepeer.ticketBroker.connect(wallet) as typeof livepeer.ticketBroker;
+    await (
+      (await broker.getFunction('fundDeposit')({ value: 10n })) as { wait(): Promise<unknown> }
+    ).wait();
+    const sent = (await broker.getFunction('unlock')()) as {
+      hash: string;
+      nonce: number;
+      wait(): Promise<unknown>;
+    };
+    await sent.wait();
+    await handle.db
+      .insertInto('funding_transactions')
+      .values({
+        id: 'ftx_0000000000000000000001',
+        kind: 'unlock',
+        origin: 'manual',
+        status: 'sent',
+        chain_id: 31337n,
+        from_address: account.wallet.address,
+        beneficiary: account.wallet.address,
+        nonce: BigInt(sent.nonce),
+        tx_hash: sent.hash,
+        raw_tx: '0x00',
+        block_number: null,
+        error: null,
+        sent_at: new Date(),
+        settled_at: null,
+      })
+      .execute();
+    const running = await startSignerApp(handle, signerEnv(anvil.url, livepeer, account));
+    try {
+      const status = await eventually('the pending row to settle', async () => {
+        const s = await running.app.signer.status();
+        return s.funding?.lastTransaction?.status === 'confirmed' && s;
+      });
+      expect(status.funding?.lastTransaction).toMatchObject({ kind: 'unlock', txHash: sent.hash });
+      expect(status.funding?.lastRun.state).toBe('disabled');
+    } finally {
+      await running.close();
+    }
+  });
+});

@@ -1,0 +1,260 @@
+// The signer as operators run it: `tollhouse serve` and `tollhouse signer …` child processes
+// on a real chain (anvil) and the real database.
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parseEther } from 'ethers';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createDatabase } from '../../src/platform/db.ts';
+import { createLogger } from '../../src/platform/log.ts';
+import { deployLivepeer, startAnvil } from '../support/anvil.ts';
+import type { Anvil, Livepeer } from '../support/anvil.ts';
+import { createTestDatabase, onRealPostgres } from '../support/db.ts';
+import type { TestDatabase } from '../support/db.ts';
+import { createResponseValidator } from '../support/openapi.ts';
+import { freePort, runCli, serve } from '../support/process.ts';
+import type { ServeProcess } from '../support/process.ts';
+import {
+  PASSWORD,
+  depositEvents,
+  eventually,
+  fundedAccount,
+  senderInfo,
+  signerEnv,
+} from './helpers.ts';
+
+vi.setConfig({ testTimeout: 180_000 });
+
+let anvil: Anvil;
+let livepeer: Livepeer;
+let database: TestDatabase;
+const validate = createResponseValidator();
+
+beforeAll(async () => {
+  anvil = await startAnvil();
+  livepeer = await deployLivepeer(anvil);
+  database = await createTestDatabase();
+});
+
+afterAll(async () => {
+  await database?.destroy();
+  await anvil?.stop();
+});
+
+/** Where a child process keeps its data: this file's PostgreSQL database, or a PGlite folder. */
+// Every test here shares the file's database, so every process must share its secret too.
+const SECRET = randomBytes(32).toString('hex');
+
+function storage(): { env: Record<string, string>; dataDir: string } {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-signer-proc-'));
+  const env: Record<string, string> =
+    database.url === null
+      ? { TOLLHOUSE_DATA_DIR: dataDir }
+      : { DATABASE_URL: database.url, TOLLHOUSE_SECRET: SECRET };
+  return { env, dataDir };
+}
+
+async function readJournal(dataDir: string, from: string) {
+  const handle = await createDatabase({
+    config: { url: database.url, poolMax: 1, dataDir },
+    log: createLogger({ level: 'silent' }),
+  });
+  try {
+    return await handle.db
+      .selectFrom('funding_transactions')
+      .select(['kind', 'status', 'value_wei', 'tx_hash'])
+      .where('from_address', '=', from)
+      .execute();
+  } finally {
+    await handle.close();
+  }
+}
+
+const fundingStates = (proc: ServeProcess): string[] =>
+  proc
+    .output()
+    .split('\n')
+    .filter((line) => line.includes('"msg":"signer: funding state"'))
+    .map((line) => (JSON.parse(line) as { state: string }).state);
+
+async function stop(proc: ServeProcess) {
+  if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGTERM');
+  return proc.exited;
+}
+
+describe('tollhouse serve with funding targets', () => {
+  it('does not fund twice after being killed between sending and confirming', async () => {
+    const account = await fundedAccount(anvil);
+    const { env: db, dataDir } = storage();
+    const env = {
+      ...db,
+      ...signerEnv(anvil.url, livepeer, account, {
+        SIGNER_TARGET_DEPOSIT_WEI: parseEther('1').toString(),
+        SIGNER_TARGET_RESERVE_WEI: parseEther('0.5').toString(),
+        SIGNER_MAX_PER_TX_WEI: parseEther('5').toString(),
+        SIGNER_MAX_PER_DAY_WEI: parseEther('5').toString(),
+      }),
+    };
+    // Transactions now wait in the mempool until the test mines a block.
+    await anvil.setAutomine(false);
+    try {
+      const first = serve(await freePort(), env);
+      // The journal marks a transaction `sent` before broadcasting it, so once the node holds
+      // it the journal does too: kill the process before it can see it confirmed.
+      await eventually('the funding transaction in the mempool', async () => {
+        const pending = BigInt(
+          await anvil.rpc<string>('eth_getTransactionCount', [account.wallet.address, 'pending']),
+        );
+        return pending > 0n;
+      });
+      first.child.kill('SIGKILL');
+      expect((await first.exited).signal).toBe('SIGKILL');
+
+      const second = serve(await freePort(), env);
+      try {
+        await eventually('the restarted signer to find the pending transaction', () =>
+          fundingStates(second).includes('waiting_for_pending'),
+        );
+        await anvil.mine();
+        await eventually('the restarted signer to settle', () =>
+          fundingStates(second).includes('idle'),
+        );
+      } finally {
+        await stop(second);
+      }
+      expect(second.output()).toContain('"msg":"signer: transaction settled"');
+      // Neither the key nor the password ever reaches the logs.
+      for (const output of [first.output(), second.output()]) {
+        expect(output).toContain(account.wallet.address);
+        expect(output.toLowerCase()).not.toContain(
+          account.wallet.privateKey.slice(2).toLowerCase(),
+        );
+        expect(output).not.toContain(PASSWORD);
+      }
+    } finally {
+      await anvil.setAutomine(true);
+    }
+    expect(await depositEvents(livepeer, account.wallet.address)).toHaveLength(1);
+    expect(await senderInfo(livepeer, account.wallet.address)).toMatchObject({
+      deposit: parseEther('1'),
+      reserve: parseEther('0.5'),
+    });
+    const journal = await readJournal(dataDir, account.wallet.address);
+    expect(journal.map((r) => [r.kind, r.status, r.value_wei])).toEqual([
+      ['fund', 'confirmed', parseEther('1.5').toString()],
+    ]);
+  });
+
+  it.runIf(onRealPostgres())(
+    'sends one funding transaction when two replicas share the database',
+    async () => {
+      const account = await fundedAccount(anvil);
+      const { env: db, dataDir } = storage();
+      const env = {
+        ...db,
+        ...signerEnv(anvil.url, livepeer, account, {
+          SIGNER_TARGET_DEPOSIT_WEI: parseEther('1').toString(),
+          SIGNER_TARGET_RESERVE_WEI: parseEther('1').toString(),
+          SIGNER_MAX_PER_TX_WEI: parseEther('5').toString(),
+          SIGNER_MAX_PER_DAY_WEI: parseEther('5').toString(),
+        }),
+      };
+      const replicas = [serve(await freePort(), env), serve(await freePort(), env)];
+      try {
+        await eventually('both replicas to see the account funded', () =>
+          replicas.every((r) => fundingStates(r).includes('idle')),
+        );
+      } finally {
+        await Promise.all(replicas.map(stop));
+      }
+      expect(await depositEvents(livepeer, account.wallet.address)).toHaveLength(1);
+      const journal = await readJournal(dataDir, account.wallet.address);
+      expect(journal.map((r) => [r.kind, r.status])).toEqual([['fund', 'confirmed']]);
+      // Exactly one of them sent it.
+      const senders = replicas.filter((r) => fundingStates(r).includes('sent'));
+      expect(senders).toHaveLength(1);
+    },
+  );
+});
+
+describe('tollhouse signer commands', () => {
+  it('show status, fund, unlock, and withdraw only after the unlock period', async () => {
+    const account = await fundedAccount(anvil);
+    const { env: db } = storage();
+    const env = { ...db, ...signerEnv(anvil.url, livepeer, account), LOG_LEVEL: 'error' };
+    const cli = (...args: string[]) => runCli(['signer', ...args], env);
+
+    const status = await cli('status');
+    expect(status.code).toBe(0);
+    const document = JSON.parse(status.stdout) as {
+      address: string;
+      chain: { sender: { depositWei: string; unlockInProgress: boolean }; ethWei: string };
+      contracts: { ticketBroker: string };
+    };
+    expect(validate('GET', '/v1/signer', 200, document)).toBeNull();
+    expect(document.address).toBe(account.wallet.address);
+    expect(document.contracts.ticketBroker).toBe(await livepeer.ticketBroker.getAddress());
+    expect(document.chain.ethWei).toBe(parseEther('10').toString());
+    expect(status.stdout).not.toContain(account.wallet.privateKey.slice(2));
+    expect(status.stdout + status.stderr).not.toContain(PASSWORD);
+
+    const fund = await cli('fund', '--deposit', '3000', '--reserve', '2000');
+    expect(fund.code).toBe(0);
+    expect(JSON.parse(fund.stdout)).toMatchObject({
+      kind: 'fund',
+      origin: 'manual',
+      status: 'confirmed',
+      depositWei: '3000',
+      reserveWei: '2000',
+    });
+    expect((await cli('unlock')).code).toBe(0);
+    const unlocking = JSON.parse((await cli('status')).stdout) as {
+      chain: { sender: { unlockInProgress: boolean; withdrawRound: string } };
+      warnings: string[];
+    };
+    expect(unlocking.chain.sender.unlockInProgress).toBe(true);
+    expect(unlocking.warnings).toContainEqual(expect.stringContaining('unlock'));
+
+    const early = await cli('withdraw');
+    expect(early.code).toBe(1);
+    expect(early.stderr).toMatch(
+      /^tollhouse: The TicketBroker refused withdraw: .*account is locked/,
+    );
+    await livepeer.advanceRound();
+    await livepeer.advanceRound();
+    const withdraw = await cli('withdraw');
+    expect(withdraw.code).toBe(0);
+    expect(JSON.parse(withdraw.stdout)).toMatchObject({ kind: 'withdraw', status: 'confirmed' });
+    expect(await senderInfo(livepeer, account.wallet.address)).toMatchObject({
+      deposit: 0n,
+      reserve: 0n,
+    });
+  });
+
+  it('refuse bad amounts, and report a disabled signer', async () => {
+    const account = await fundedAccount(anvil);
+    const { env: db } = storage();
+    const env = { ...db, ...signerEnv(anvil.url, livepeer, account), LOG_LEVEL: 'error' };
+    for (const args of [
+      ['fund', '--deposit', '1.5'],
+      ['fund', '--deposit', '-1'],
+      ['fund'],
+      ['fund', '--deposit', '0', '--reserve', '0'],
+      ['fund', '--bogus', '1'],
+      ['launch'],
+    ]) {
+      const result = await runCli(['signer', ...args], env);
+      expect(result.code, args.join(' ')).toBe(2);
+    }
+    const disabled = await runCli(['signer', 'status'], { ...db, LOG_LEVEL: 'error' });
+    expect(disabled.code).toBe(1);
+    expect(JSON.parse(disabled.stdout)).toMatchObject({
+      enabled: false,
+      reason: expect.stringContaining('ETH_RPC_URL is not set'),
+    });
+    const cannot = await runCli(['signer', 'unlock'], { ...db, LOG_LEVEL: 'error' });
+    expect(cannot.code).toBe(1);
+    expect(cannot.stderr).toMatch(/^tollhouse: The payment signer is disabled/);
+  });
+});
