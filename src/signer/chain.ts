@@ -271,11 +271,19 @@ export function createChainView(options: ChainViewOptions): ChainView {
     return { ...current, blockNumber: block.number, l1BlockNumber: block.l1 };
   };
 
+  // Reads can overlap (the poll timer and an operator's refresh after a transaction): a read
+  // that started earlier must not overwrite the snapshot of one that started later.
+  let readsStarted = 0;
+  let readApplied = 0;
   const once = async (full: boolean): Promise<ChainSnapshot> => {
+    const read = ++readsStarted;
     chain ??= await connect();
     const next = full ? await readAll(chain) : await poll(chain);
-    snapshot = next;
-    return next;
+    if (read > readApplied) {
+      readApplied = read;
+      snapshot = next;
+    }
+    return snapshot ?? next;
   };
 
   const tick = async () => {

@@ -1,8 +1,10 @@
-// Token exchange (RFC 8693): a machine client acting for its app users, and the API-key
-// exchange's refusals (its success path needs the keys capability's verifier).
+// Token exchange (RFC 8693): a machine client acting for its app users, and an API key
+// exchanged for a short-lived access token.
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY_TOKEN_TYPE, APP_USER_TOKEN_TYPE } from '../../src/identity/index.ts';
+import { CLI_CALLER } from '../../src/keys/index.ts';
+import { issueKey } from '../support/credentials.ts';
 import { createAccount, discover, startIdentityApp } from './support.ts';
 import type { IdentityTestApp } from './support.ts';
 
@@ -131,6 +133,67 @@ describe('API key exchange', () => {
     await expect(
       oidc.genericGrantRequest(config, TOKEN_EXCHANGE, {
         subject_token: own.access_token,
+        subject_token_type: API_KEY_TOKEN_TYPE,
+      }),
+    ).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+});
+
+describe('API key exchange with real keys', () => {
+  it('turns a backend key into a short-lived access token for the same account and key', async () => {
+    const { config } = await machine();
+    const accountId = (await createAccount(t, 'key-owner@example.com')).id;
+    const key = await issueKey(t, accountId, { scopes: ['gateway', 'usage:read'] });
+    const tokens = await oidc.genericGrantRequest(config, TOKEN_EXCHANGE, {
+      subject_token: key.secret,
+      subject_token_type: API_KEY_TOKEN_TYPE,
+      scope: 'gateway',
+    });
+    expect(tokens.expires_in).toBeLessThanOrEqual(300);
+    const principal = await t.app.authenticator.authenticate(`Bearer ${tokens.access_token}`, {
+      origin: null,
+    });
+    expect(principal).toMatchObject({
+      via: 'access_token',
+      accountId,
+      keyId: key.key.id,
+      scopes: ['gateway'],
+    });
+    // The token never carries more than the key had.
+    await expect(
+      oidc.genericGrantRequest(config, TOKEN_EXCHANGE, {
+        subject_token: key.secret,
+        subject_token_type: API_KEY_TOKEN_TYPE,
+        scope: 'admin',
+      }),
+    ).rejects.toMatchObject({ error: expect.stringMatching(/invalid_(scope|grant)/) });
+  });
+
+  it('refuses a browser key: exchanging it would shed its origin and resource limits', async () => {
+    const { config } = await machine();
+    const accountId = (await createAccount(t, 'browser-owner@example.com')).id;
+    const key = await issueKey(t, accountId, {
+      kind: 'browser',
+      scopes: ['gateway'],
+      allowedOrigins: ['https://app.example.com'],
+      allowedResources: ['text-to-image'],
+    });
+    await expect(
+      oidc.genericGrantRequest(config, TOKEN_EXCHANGE, {
+        subject_token: key.secret,
+        subject_token_type: API_KEY_TOKEN_TYPE,
+      }),
+    ).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it('refuses a revoked key', async () => {
+    const { config } = await machine();
+    const accountId = (await createAccount(t, 'revoked-owner@example.com')).id;
+    const key = await issueKey(t, accountId, { scopes: ['gateway'] });
+    await t.app.keys.service.revoke(CLI_CALLER, key.key.id);
+    await expect(
+      oidc.genericGrantRequest(config, TOKEN_EXCHANGE, {
+        subject_token: key.secret,
         subject_token_type: API_KEY_TOKEN_TYPE,
       }),
     ).rejects.toMatchObject({ error: 'invalid_grant' });

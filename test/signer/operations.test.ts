@@ -19,6 +19,7 @@ import { signerStatusJson as signerStatusJsonForTests } from '../../src/signer/i
 import { DEPLOYER_KEY, deployLivepeer, startAnvil, startRelay } from '../support/anvil.ts';
 import type { Anvil, Livepeer } from '../support/anvil.ts';
 import { startTestApp } from '../support/app.ts';
+import { adminKey, bearer, issueKey, newAccount } from '../support/credentials.ts';
 import { createTestDatabase } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
 import { json } from '../support/http.ts';
@@ -64,6 +65,31 @@ describe('GET /v1/signer', () => {
       expect(post.status).toBe(405);
     } finally {
       await t.close();
+    }
+  });
+
+  it('serves the status to an admin key and refuses a key without the admin scope', async () => {
+    const handle = await database.open();
+    const account = await fundedAccount(anvil);
+    const running = await startSignerApp(handle, signerEnv(anvil.url, livepeer, account));
+    try {
+      const t = { app: running.app };
+      const admin = await adminKey(t);
+      const response = await fetch(`${running.url}/v1/signer`, { headers: bearer(admin.secret) });
+      expect(response.status).toBe(200);
+      const body = await json(response);
+      expect(validate('GET', '/v1/signer', 200, body)).toBeNull();
+      expect(body).toMatchObject({ enabled: true, address: account.wallet.address });
+      expect(JSON.stringify(body)).not.toContain(account.wallet.privateKey.slice(2));
+
+      const customer = await issueKey(t, await newAccount(t), {
+        scopes: ['gateway', 'usage:read'],
+      });
+      const refused = await fetch(`${running.url}/v1/signer`, { headers: bearer(customer.secret) });
+      expect(refused.status).toBe(403);
+      expect(validate('GET', '/v1/signer', 403, await json(refused))).toBeNull();
+    } finally {
+      await running.close();
     }
   });
 
