@@ -10,13 +10,14 @@ import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import type { Config } from '../config.ts';
 import type { AccountsTable } from '../identity/index.ts';
+import type { BillingTables } from '../billing/index.ts';
 import type { UsageEventsTable, UsageRollupsTable } from '../metering/index.ts';
 import type { ApiKeysTable } from '../keys/index.ts';
 import type { AuditLogTable } from './audit.ts';
 import type { Logger } from './log.ts';
 
 /** Every table, assembled from the capabilities' `table.ts` files. */
-export interface Database {
+export interface Database extends BillingTables {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
   audit_log: AuditLogTable;
