@@ -221,7 +221,7 @@ export function createStripeSync({ db, stripe, config, log, clock }: StripeSyncD
         config.webhookSecret,
         WEBHOOK_TOLERANCE_SECONDS,
         undefined,
-        Math.floor(clock().getTime() / 1000),
+        clock().getTime(),
       );
     } catch (error) {
       throw new InvalidSignature('The Stripe-Signature header does not verify (or is too old)', {

@@ -25,8 +25,12 @@ export interface FakeStripe {
   invoiceItems: Map<string, Record<string, unknown>>;
   /** The next `count` POSTs to `pathPattern` answer 500 without doing anything. */
   failNext(pathPattern: RegExp, count?: number): void;
-  /** The next POST to `pathPattern` is processed, then the connection is destroyed. */
-  crashAfterNext(pathPattern: RegExp): void;
+  /**
+   * The next `count` POSTs to `pathPattern` are processed (or replayed), then the connection
+   * is destroyed. The SDK retries a closed connection once by itself, so 2 looks, to the
+   * caller, like a process that died after Stripe acted and before it heard the answer.
+   */
+  crashAfterNext(pathPattern: RegExp, count?: number): void;
   /** Requests that broke the rules (missing key, wrong auth …): a test asserts it is empty. */
   violations: string[];
   close(): Promise<void>;
@@ -62,7 +66,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
   const invoiceItems = new Map<string, Record<string, unknown>>();
   const idempotency = new Map<string, { hash: string; status: number; body: string }>();
   const failures: Array<{ pattern: RegExp; count: number }> = [];
-  const crashes: RegExp[] = [];
+  const crashes: Array<{ pattern: RegExp; count: number }> = [];
   const created = Math.floor(Date.now() / 1000);
 
   function handle(method: string, path: string, params: Record<string, string>): [number, unknown] {
@@ -146,29 +150,29 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       return;
     }
     const hash = createHash('sha256').update(`${method} ${url.pathname} ${raw}`).digest('hex');
-    if (key !== null && method === 'POST') {
-      const seen = idempotency.get(key);
-      if (seen !== undefined) {
-        if (seen.hash !== hash) {
-          send(400, JSON.stringify(stripeError('idempotency_error', 'Keys for idempotent requests can only be used with the same parameters they were first used with.')), false);
-          return;
-        }
-        send(seen.status, seen.body, true);
-        return;
+    let answer: { status: number; body: string; replayed: boolean };
+    const seen = key !== null && method === 'POST' ? idempotency.get(key) : undefined;
+    if (seen !== undefined && seen.hash !== hash) {
+      const error = stripeError('idempotency_error', 'Keys for idempotent requests can only be used with the same parameters they were first used with.');
+      answer = { status: 400, body: JSON.stringify(error), replayed: false };
+    } else if (seen !== undefined) {
+      answer = { status: seen.status, body: seen.body, replayed: true };
+    } else {
+      const [status, body] = handle(method, url.pathname, params);
+      answer = { status, body: JSON.stringify(body), replayed: false };
+      // Stripe stores the outcome of a keyed request, API errors included, but not 500s.
+      if (key !== null && method === 'POST' && status < 500) {
+        idempotency.set(key, { hash, status, body: answer.body });
       }
     }
-    const [status, body] = handle(method, url.pathname, params);
-    const text = JSON.stringify(body);
-    // Stripe stores the outcome of a keyed request, errors from the API included, but not 500s.
-    if (key !== null && method === 'POST' && status < 500) idempotency.set(key, { hash, status, body: text });
-    const crashIndex = crashes.findIndex((p) => p.test(url.pathname));
-    if (method === 'POST' && crashIndex >= 0) {
-      crashes.splice(crashIndex, 1);
-      requests.push({ method, path: url.pathname, idempotencyKey: key, params, replayed: false });
+    const crash = crashes.find((c) => c.count > 0 && c.pattern.test(url.pathname));
+    if (method === 'POST' && crash !== undefined) {
+      crash.count--;
+      requests.push({ method, path: url.pathname, idempotencyKey: key, params, replayed: answer.replayed });
       req.socket.destroy();
       return;
     }
-    send(status, text, false);
+    send(answer.status, answer.body, answer.replayed);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
@@ -184,8 +188,8 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     failNext(pattern, count = 1) {
       failures.push({ pattern, count });
     },
-    crashAfterNext(pattern) {
-      crashes.push(pattern);
+    crashAfterNext(pattern, count = 1) {
+      crashes.push({ pattern, count });
     },
     close: () =>
       new Promise<void>((resolve) => {
