@@ -1,7 +1,7 @@
 // The ETH/USD rate that turns wei into dollars: a fixed rate the operator sets
 // (BILLING_ETH_USD_RATE), or a Chainlink price feed read through ETH_RPC_URL. There is no
 // built-in fallback price: without a usable rate, pricing refuses (RateUnavailable).
-import { Contract, JsonRpcProvider } from 'ethers';
+import { Contract, JsonRpcProvider, Network } from 'ethers';
 import { RateUnavailable } from './errors.ts';
 import { parseDecimalRate } from './pricing.ts';
 import type { EthUsdRate } from './pricing.ts';
@@ -55,7 +55,10 @@ function createChainlinkRate(
   maxAgeSeconds: number,
   clock: () => Date,
 ): RateSource {
-  const provider = new JsonRpcProvider(rpcUrl, undefined, { staticNetwork: true });
+  // A static network: only eth_call is sent (no chain-id detection, whose failure ethers
+  // would retry and log forever); the feed address already names the chain's contract.
+  const network = new Network('price-feed', 0n);
+  const provider = new JsonRpcProvider(rpcUrl, network, { staticNetwork: network });
   const feed = new Contract(feedAddress, AGGREGATOR_ABI, provider);
   let decimals: number | null = null;
   return {
