@@ -204,6 +204,7 @@ export async function billingCommand(args: string[], deps: BillingCliDeps): Prom
       const target = values.out === undefined ? deps.stdout : createWriteStream(values.out);
       await pipeline(source, target, { end: values.out !== undefined });
     } else if (sub === 'stripe-sync') {
+      if (!app.stripe.configured) throw new BillingCliError('Stripe is not configured: set STRIPE_SECRET_KEY');
       const results = await app.stripe.run(values.statement ? { statementId: values.statement } : {});
       print({ results });
       return results.some((r) => r.error !== undefined) ? 1 : 0;
