@@ -46,7 +46,10 @@ const url = new URL(server);
 url.pathname = `/${name}`;
 
 const log = createLogger({ level: 'warn', destination: process.stderr });
-const database = await createDatabase({ config: { url: url.toString(), poolMax: 10, dataDir: '/tmp' }, log });
+const database = await createDatabase({
+  config: { url: url.toString(), poolMax: 10, dataDir: '/tmp' },
+  log,
+});
 const { db } = database;
 const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;
 const rssMb = () => `${(process.memoryUsage().rss / 1024 / 1024).toFixed(0)} MB`;
@@ -64,9 +67,16 @@ function sink() {
 
 try {
   await migrateToLatest(db);
-  const accounts = Array.from({ length: ACCOUNTS }, (_, i) => `acct_bench${String(i).padStart(6, '0')}`);
-  await sql`insert into accounts (id, email) select unnest(${accounts}::text[]), unnest(${accounts}::text[]) || '@bench'`.execute(db);
-  await sql`create table usage_events_y2026m10 partition of usage_events for values from ('2026-10-01') to ('2026-11-01')`.execute(db);
+  const accounts = Array.from(
+    { length: ACCOUNTS },
+    (_, i) => `acct_bench${String(i).padStart(6, '0')}`,
+  );
+  await sql`insert into accounts (id, email) select unnest(${accounts}::text[]), unnest(${accounts}::text[]) || '@bench'`.execute(
+    db,
+  );
+  await sql`create table usage_events_y2026m10 partition of usage_events for values from ('2026-10-01') to ('2026-11-01')`.execute(
+    db,
+  );
   // 1M events generated in SQL: 8 pipeline/model/unit combinations, fees up to ~1e15 wei.
   let started = performance.now();
   await sql`
@@ -81,7 +91,9 @@ try {
     from (select g, '2026-10-01'::timestamptz + (g % 2592000) * interval '1 second' as ts
           from generate_series(1, ${EVENTS}) g) s`.execute(db);
   await sql`analyze usage_events`.execute(db);
-  console.log(`generated ${EVENTS.toLocaleString()} events in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.log(
+    `generated ${EVENTS.toLocaleString()} events in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
 
   // 1. Baseline: COPY the month's rows out as CSV.
   const client = new pg.Client({ connectionString: url.toString() });
@@ -97,7 +109,9 @@ try {
   );
   const copyMs = performance.now() - started;
   await client.end();
-  console.log(`baseline COPY … TO STDOUT: ${(copyMs / 1000).toFixed(2)} s, ${(copySink.bytes() / 1e6).toFixed(0)} MB, rss ${rssMb()}`);
+  console.log(
+    `baseline COPY … TO STDOUT: ${(copyMs / 1000).toFixed(2)} s, ${(copySink.bytes() / 1e6).toFixed(0)} MB, rss ${rssMb()}`,
+  );
 
   // 2. Close + CSV export.
   const billing = createBilling({
@@ -107,7 +121,13 @@ try {
     router: new Router(),
     config: {
       rates: { fixed: '3150.25', feedAddress: null, rpcUrl: null, maxAgeSeconds: 3600 },
-      stripe: { secretKey: null, webhookSecret: null, apiBase: null, finalize: false, daysUntilDue: 30 },
+      stripe: {
+        secretKey: null,
+        webhookSecret: null,
+        apiBase: null,
+        finalize: false,
+        daysUntilDue: 30,
+      },
       spendRefreshMs: 3_600_000,
       spendFullReloadMs: 3_600_000,
       closeAfterMs: null,
@@ -124,12 +144,24 @@ try {
   const exportMs = performance.now() - exportStarted;
   const peak = process.resourceUsage().maxRSS;
   const total = closeMs + exportMs;
-  console.log(`close: ${closed.statements} statements in ${(closeMs / 1000).toFixed(2)} s; CSV export ${(csvSink.bytes() / 1e6).toFixed(2)} MB in ${(exportMs / 1000).toFixed(2)} s`);
-  console.log(`close + export: ${(total / 1000).toFixed(2)} s (${(total / copyMs).toFixed(2)}× the COPY baseline); peak RSS ${mb(peak)} (${mb(rssBefore)} before the close)`);
+  console.log(
+    `close: ${closed.statements} statements in ${(closeMs / 1000).toFixed(2)} s; CSV export ${(csvSink.bytes() / 1e6).toFixed(2)} MB in ${(exportMs / 1000).toFixed(2)} s`,
+  );
+  console.log(
+    `close + export: ${(total / 1000).toFixed(2)} s (${(total / copyMs).toFixed(2)}× the COPY baseline); peak RSS ${mb(peak)} (${mb(rssBefore)} before the close)`,
+  );
 
   // 3. Spend gate: caps on every account, half of them reached.
   for (let i = 0; i < ACCOUNTS; i++) {
-    await db.insertInto('spend_caps').values({ account_id: accounts[i]!, app_id: '', end_user_id: '', monthly_cap_wei: i % 2 ? '1' : '10000000000000000000000000' }).execute();
+    await db
+      .insertInto('spend_caps')
+      .values({
+        account_id: accounts[i]!,
+        app_id: '',
+        end_user_id: '',
+        monthly_cap_wei: i % 2 ? '1' : '10000000000000000000000000',
+      })
+      .execute();
   }
   await sql`insert into usage_rollups (hour, account_id, pipeline, unit, events, failed_events, quantity, fee_wei)
     select date_trunc('hour', now()), id, 'llm', 'tokens', 1, 0, 1, 1000 from accounts`.execute(db);
@@ -148,7 +180,8 @@ try {
   const map = new Map(accounts.map((a) => [a, 1n]));
   let hits = 0;
   started = performance.now();
-  for (let i = 0; i < CHECKS; i++) if (map.get(principals[i % ACCOUNTS]!.accountId) !== undefined) hits++;
+  for (let i = 0; i < CHECKS; i++)
+    if (map.get(principals[i % ACCOUNTS]!.accountId) !== undefined) hits++;
   const mapMs = performance.now() - started;
   let refused = 0;
   started = performance.now();
@@ -167,8 +200,12 @@ try {
   const okMs = performance.now() - started;
   const rate = (ms: number) => Math.round(CHECKS / (ms / 1000));
   console.log(`baseline Map.get: ${rate(mapMs).toLocaleString()}/s (${hits} hits)`);
-  console.log(`assertMaySpend, all admitted: ${rate(okMs).toLocaleString()}/s (${(rate(okMs) / rate(mapMs)).toFixed(2)}× baseline)`);
-  console.log(`assertMaySpend, half refused (402 thrown): ${rate(gateMs).toLocaleString()}/s, ${refused.toLocaleString()} refused`);
+  console.log(
+    `assertMaySpend, all admitted: ${rate(okMs).toLocaleString()}/s (${(rate(okMs) / rate(mapMs)).toFixed(2)}× baseline)`,
+  );
+  console.log(
+    `assertMaySpend, half refused (402 thrown): ${rate(gateMs).toLocaleString()}/s, ${refused.toLocaleString()} refused`,
+  );
   await billing.close();
 } finally {
   await database.close();

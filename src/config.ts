@@ -159,7 +159,9 @@ export const SETTINGS: readonly Setting[] = [
   {
     name: 'BILLING_ETH_USD_RATE',
     doc: 'Fixed ETH/USD rate (dollars per ether, e.g. `3150.25`) used to price wei in USD. Wins over BILLING_ETH_USD_FEED. Unset with no feed: statements cannot be closed (no built-in price).',
-    schema: z.string().regex(/^\d{1,12}(\.\d{1,18})?$/, 'expected a decimal number such as 3150.25'),
+    schema: z
+      .string()
+      .regex(/^\d{1,12}(\.\d{1,18})?$/, 'expected a decimal number such as 3150.25'),
   },
   {
     name: 'BILLING_ETH_USD_FEED',

@@ -50,14 +50,17 @@ export interface BillingCliDeps {
 const CLI_ACTOR = { actor: 'cli', requestId: null };
 
 function month(value: string | undefined): string {
-  if (value === undefined || !MONTH_PATTERN.test(value)) throw new BillingCliError('--month YYYY-MM is required');
+  if (value === undefined || !MONTH_PATTERN.test(value))
+    throw new BillingCliError('--month YYYY-MM is required');
   return value;
 }
 
 export function parsePrice(spec: string): Price {
   const match = /^([^:]+):([^:]+):([^:]+):(wei|usd):([0-9.]+)(?:\/(\d+))?$/.exec(spec);
   if (match === null) {
-    throw new BillingCliError(`--price ${spec}: expected PIPELINE:MODEL:UNIT:wei|usd:AMOUNT[/PER_UNITS]`);
+    throw new BillingCliError(
+      `--price ${spec}: expected PIPELINE:MODEL:UNIT:wei|usd:AMOUNT[/PER_UNITS]`,
+    );
   }
   const [, pipeline, modelId, unit, currency, amount, per] = match as unknown as string[];
   const perUnits = BigInt(per ?? '1');
@@ -114,8 +117,10 @@ export async function plansCommand(args: string[], deps: BillingCliDeps): Promis
   const prices = (values.price ?? []).map(parsePrice);
   const fee = usd('--fee', values.fee);
   const included = usd('--included', values.included);
-  if (sub === 'create' && values.name === undefined) throw new BillingCliError('create needs --name');
-  if (sub === 'show' && positionals[0] === undefined) throw new BillingCliError('show needs a plan id');
+  if (sub === 'create' && values.name === undefined)
+    throw new BillingCliError('create needs --name');
+  if (sub === 'show' && positionals[0] === undefined)
+    throw new BillingCliError('show needs a plan id');
   if (sub === 'subscribe' && (values.account === undefined || values.plan === undefined)) {
     throw new BillingCliError('subscribe needs --account and --plan');
   }
@@ -139,7 +144,12 @@ export async function plansCommand(args: string[], deps: BillingCliDeps): Promis
       print(planJson(plan));
     }
     if (sub === 'subscribe') {
-      const s = await app.service.subscribe(CLI_ACTOR, values.account!, values.plan!, values.effective);
+      const s = await app.service.subscribe(
+        CLI_ACTOR,
+        values.account!,
+        values.plan!,
+        values.effective,
+      );
       print({
         account_id: s.accountId,
         current_plan: s.currentPlan?.id ?? null,
@@ -176,7 +186,8 @@ export async function billingCommand(args: string[], deps: BillingCliDeps): Prom
   if (!['close', 'export', 'export-usage', 'stripe-sync', 'credit'].includes(sub ?? '')) {
     throw new BillingCliError(`unknown billing command "${sub ?? ''}"\n\n${BILLING_USAGE}`);
   }
-  const m = sub === 'close' || sub === 'export' || sub === 'export-usage' ? month(values.month) : '';
+  const m =
+    sub === 'close' || sub === 'export' || sub === 'export-usage' ? month(values.month) : '';
   const format = values.format ?? 'csv';
   if (sub === 'export' && format !== 'csv' && format !== 'json') {
     throw new BillingCliError('--format: expected csv or json');
@@ -184,7 +195,11 @@ export async function billingCommand(args: string[], deps: BillingCliDeps): Prom
   let credit: bigint | null = null;
   const kind = values.kind ?? 'grant';
   if (sub === 'credit') {
-    if (values.account === undefined || values.reference === undefined || values.usd === undefined) {
+    if (
+      values.account === undefined ||
+      values.reference === undefined ||
+      values.usd === undefined
+    ) {
       throw new BillingCliError('credit needs --account, --usd and --reference');
     }
     const negative = values.usd.startsWith('-');
@@ -200,12 +215,17 @@ export async function billingCommand(args: string[], deps: BillingCliDeps): Prom
       print({ ...result, cutoff: result.cutoff.toISOString() });
     } else if (sub === 'export' || sub === 'export-usage') {
       const source =
-        sub === 'export' ? exportMonth(app.db, m, format as 'csv' | 'json') : exportUsage(app.db, m);
+        sub === 'export'
+          ? exportMonth(app.db, m, format as 'csv' | 'json')
+          : exportUsage(app.db, m);
       const target = values.out === undefined ? deps.stdout : createWriteStream(values.out);
       await pipeline(source, target, { end: values.out !== undefined });
     } else if (sub === 'stripe-sync') {
-      if (!app.stripe.configured) throw new BillingCliError('Stripe is not configured: set STRIPE_SECRET_KEY');
-      const results = await app.stripe.run(values.statement ? { statementId: values.statement } : {});
+      if (!app.stripe.configured)
+        throw new BillingCliError('Stripe is not configured: set STRIPE_SECRET_KEY');
+      const results = await app.stripe.run(
+        values.statement ? { statementId: values.statement } : {},
+      );
       print({ results });
       return results.some((r) => r.error !== undefined) ? 1 : 0;
     } else if (sub === 'credit') {
@@ -216,7 +236,11 @@ export async function billingCommand(args: string[], deps: BillingCliDeps): Prom
         reference: `cli:${values.reference!}`,
       });
       const b = await app.service.balance(values.account!);
-      print({ recorded, account_id: b.accountId, balance_usd_micros: b.balanceUsdMicros.toString() });
+      print({
+        recorded,
+        account_id: b.accountId,
+        balance_usd_micros: b.balanceUsdMicros.toString(),
+      });
     }
     return 0;
   } catch (error) {

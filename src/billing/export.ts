@@ -79,7 +79,11 @@ function encode(rows: AsyncIterable<Row>, format: ExportFormat): Readable {
       })(),
     );
   }
-  const csv = stringify({ header: true, columns: [...STATEMENT_COLUMNS], record_delimiter: '\r\n' });
+  const csv = stringify({
+    header: true,
+    columns: [...STATEMENT_COLUMNS],
+    record_delimiter: '\r\n',
+  });
   // pipe() applies backpressure: a page is read only when the consumer has taken the last.
   Readable.from(rows).pipe(csv);
   return csv;

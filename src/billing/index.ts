@@ -37,7 +37,13 @@ export { createRateSource } from './rates.ts';
 export { createSpendView } from './spend.ts';
 export { RateUnavailable, MonthNotClosable } from './errors.ts';
 export { STATEMENT_COLUMNS, exportMonth, exportUsage, exportStatement } from './export.ts';
-export { BILLING_USAGE, BillingCliError, PLANS_USAGE, billingCommand, plansCommand } from './cli.ts';
+export {
+  BILLING_USAGE,
+  BillingCliError,
+  PLANS_USAGE,
+  billingCommand,
+  plansCommand,
+} from './cli.ts';
 export { chargeLine, weiToUsdMicros, parseUsd, formatUsd } from './pricing.ts';
 
 /** Billing's tables, for `Database` in src/platform/db.ts. */
@@ -124,10 +130,13 @@ export function createBilling(deps: BillingDeps): Billing {
     if (config.closeAfterMs !== null) {
       const now = clock();
       const previous = addMonths(monthOfDate(now), -1);
-      const due = monthStart(addMonths(previous, 1)).getTime() + config.closeAfterMs <= now.getTime();
+      const due =
+        monthStart(addMonths(previous, 1)).getTime() + config.closeAfterMs <= now.getTime();
       if (due && (await service.lastClose())?.month !== previous) {
         await database.db.connection().execute(async (conn) => {
-          const lock = await sql<{ ok: boolean }>`select pg_try_advisory_lock(hashtext('tollhouse_billing_jobs')) as ok`.execute(conn);
+          const lock = await sql<{
+            ok: boolean;
+          }>`select pg_try_advisory_lock(hashtext('tollhouse_billing_jobs')) as ok`.execute(conn);
           if (!lock.rows[0]?.ok) return;
           try {
             const last = await service.lastClose();

@@ -87,7 +87,11 @@ export function chargeLine(
 ): LineCharge {
   const price = findPrice(prices, line);
   if (price === null) {
-    return { price: AT_COST, chargeWei: line.feeWei, chargeUsdMicros: weiToUsdMicros(line.feeWei, rate) };
+    return {
+      price: AT_COST,
+      chargeWei: line.feeWei,
+      chargeUsdMicros: weiToUsdMicros(line.feeWei, rate),
+    };
   }
   const charge = ceilDiv(line.quantity * price.amount, price.perUnits);
   const applied = { currency: price.currency, amount: price.amount, perUnits: price.perUnits };

@@ -1,9 +1,9 @@
 // Billing SQL. Money columns are numeric(78,0) strings in SQL and bigint here.
 import { sql } from 'kysely';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Database } from '../platform/db.ts';
 import type { Price } from './pricing.ts';
-import type { LedgerKind, SyncState } from './table.ts';
+import type { LedgerKind, StatementLinesTable, StatementsTable, SyncState } from './table.ts';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -56,7 +56,11 @@ export async function insertPlan(trx: Transaction<Database>, plan: Omit<Plan, 'c
 }
 
 export async function clearDefaultPlan(trx: Transaction<Database>) {
-  await trx.updateTable('plans').set({ is_default: false }).where('is_default', '=', true).execute();
+  await trx
+    .updateTable('plans')
+    .set({ is_default: false })
+    .where('is_default', '=', true)
+    .execute();
 }
 
 export async function findPlans(db: Db, ids?: readonly string[]): Promise<Plan[]> {
@@ -140,7 +144,9 @@ export async function upsertSubscription(
   await trx
     .insertInto('subscriptions')
     .values({ account_id: accountId, plan_id: planId, effective_month: `${effectiveMonth}-01` })
-    .onConflict((oc) => oc.columns(['account_id', 'effective_month']).doUpdateSet({ plan_id: planId }))
+    .onConflict((oc) =>
+      oc.columns(['account_id', 'effective_month']).doUpdateSet({ plan_id: planId }),
+    )
     .execute();
 }
 
@@ -157,7 +163,13 @@ export interface LedgerEntry {
 /** Appends an entry unless one with the same reference exists; true when appended. */
 export async function insertLedgerEntry(
   db: Db,
-  entry: { accountId: string; kind: LedgerKind; amountUsdMicros: bigint; reference: string; memo?: string | null },
+  entry: {
+    accountId: string;
+    kind: LedgerKind;
+    amountUsdMicros: bigint;
+    reference: string;
+    memo?: string | null;
+  },
 ): Promise<boolean> {
   const inserted = await db
     .insertInto('ledger_entries')
@@ -174,7 +186,11 @@ export async function insertLedgerEntry(
   return inserted !== undefined;
 }
 
-export async function findLedgerEntries(db: Db, accountId: string, limit: number): Promise<LedgerEntry[]> {
+export async function findLedgerEntries(
+  db: Db,
+  accountId: string,
+  limit: number,
+): Promise<LedgerEntry[]> {
   const rows = await db
     .selectFrom('ledger_entries')
     .selectAll()
@@ -194,7 +210,10 @@ export async function findLedgerEntries(db: Db, accountId: string, limit: number
 }
 
 /** Ledger balances (micro-dollars) of `accountIds`, or of every account with entries. */
-export async function sumBalances(db: Db, accountIds?: readonly string[]): Promise<Map<string, bigint>> {
+export async function sumBalances(
+  db: Db,
+  accountIds?: readonly string[],
+): Promise<Map<string, bigint>> {
   let query = db
     .selectFrom('ledger_entries')
     .select(['account_id', sql<string>`sum(amount_usd_micros)::text`.as('balance')])
@@ -262,12 +281,7 @@ export async function deleteSpendCap(
 export async function sumRollupSpend(db: Db, from: Date, to: Date) {
   const rows = await db
     .selectFrom('usage_rollups')
-    .select([
-      'account_id',
-      'app_id',
-      'end_user_id',
-      sql<string>`sum(fee_wei)::text`.as('fee_wei'),
-    ])
+    .select(['account_id', 'app_id', 'end_user_id', sql<string>`sum(fee_wei)::text`.as('fee_wei')])
     .where('hour', '>=', from)
     .where('hour', '<', to)
     .groupBy(['account_id', 'app_id', 'end_user_id'])
@@ -289,8 +303,18 @@ export interface CloseRecord {
   statements: number;
 }
 
-function toClose(r: { month: Date; cutoff: Date; closed_at: Date; statements: number }): CloseRecord {
-  return { month: month(r.month), cutoff: r.cutoff, closedAt: r.closed_at, statements: r.statements };
+function toClose(r: {
+  month: Date;
+  cutoff: Date;
+  closed_at: Date;
+  statements: number;
+}): CloseRecord {
+  return {
+    month: month(r.month),
+    cutoff: r.cutoff,
+    closedAt: r.closed_at,
+    statements: r.statements,
+  };
 }
 
 export async function findClose(db: Db, forMonth: string): Promise<CloseRecord | null> {
@@ -474,7 +498,10 @@ export async function insertStatements(
     })),
   );
   for (let i = 0; i < lines.length; i += CHUNK) {
-    await trx.insertInto('statement_lines').values(lines.slice(i, i + CHUNK)).execute();
+    await trx
+      .insertInto('statement_lines')
+      .values(lines.slice(i, i + CHUNK))
+      .execute();
   }
 }
 
@@ -488,11 +515,7 @@ export async function insertClose(
     .execute();
 }
 
-type StatementRow = Awaited<ReturnType<typeof selectStatements>>[number];
-
-function selectStatements(db: Db) {
-  return db.selectFrom('statements').selectAll().execute();
-}
+type StatementRow = Selectable<StatementsTable>;
 
 export function toStatement(r: StatementRow): Statement {
   return {
@@ -529,7 +552,8 @@ export async function listStatements(
 ): Promise<Statement[]> {
   let query = db.selectFrom('statements').selectAll();
   if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
-  if (filter.month !== undefined) query = query.where('month', '=', `${filter.month}-01` as unknown as Date);
+  if (filter.month !== undefined)
+    query = query.where('month', '=', `${filter.month}-01` as unknown as Date);
   if (filter.after !== undefined) query = query.where('id', '>', filter.after);
   const rows = await query.orderBy('id').limit(limit).execute();
   return rows.map(toStatement);
@@ -545,10 +569,7 @@ export async function findStatementLines(db: Db, statementId: string): Promise<S
   return rows.map(toLine);
 }
 
-type LineRow = Awaited<ReturnType<typeof selectLines>>[number];
-function selectLines(db: Db) {
-  return db.selectFrom('statement_lines').selectAll().execute();
-}
+type LineRow = Selectable<StatementLinesTable>;
 
 export function toLine(r: LineRow): StatementLine {
   return {
@@ -603,7 +624,9 @@ export async function insertSyncRows(
   for (let i = 0; i < rows.length; i += CHUNK) {
     await trx
       .insertInto('stripe_sync')
-      .values(rows.slice(i, i + CHUNK).map((r) => ({ statement_id: r.statementId, state: r.state })))
+      .values(
+        rows.slice(i, i + CHUNK).map((r) => ({ statement_id: r.statementId, state: r.state })),
+      )
       .execute();
   }
 }

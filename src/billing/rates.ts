@@ -26,7 +26,10 @@ export interface RateConfig {
   maxAgeSeconds: number;
 }
 
-export function createRateSource(config: RateConfig, clock: () => Date = () => new Date()): RateSource {
+export function createRateSource(
+  config: RateConfig,
+  clock: () => Date = () => new Date(),
+): RateSource {
   if (config.fixed !== null) {
     const { answer, decimals } = parseDecimalRate(config.fixed);
     return {

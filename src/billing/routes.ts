@@ -146,7 +146,14 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
 
   defineRoute(
     router,
-    { method: 'post', path: '/v1/plans', before: admin, body: createPlanBody, response: planView, status: 201 },
+    {
+      method: 'post',
+      path: '/v1/plans',
+      before: admin,
+      body: createPlanBody,
+      response: planView,
+      status: 201,
+    },
     async function createPlan({ body, ctx }) {
       const plan = await service.createPlan(actorOf(ctx), {
         id: body.id,
@@ -170,7 +177,13 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
 
   defineRoute(
     router,
-    { method: 'get', path: '/v1/plans/:id', before: reader, params: planParams, response: planView },
+    {
+      method: 'get',
+      path: '/v1/plans/:id',
+      before: reader,
+      params: planParams,
+      response: planView,
+    },
     async function showPlan({ params }) {
       return planJson(await service.plan(params.id));
     },
@@ -189,7 +202,13 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
 
   defineRoute(
     router,
-    { method: 'get', path: '/v1/accounts/:id/subscription', before: reader, params: accountParams, response: subscriptionView },
+    {
+      method: 'get',
+      path: '/v1/accounts/:id/subscription',
+      before: reader,
+      params: accountParams,
+      response: subscriptionView,
+    },
     async function showSubscription({ params, ctx }) {
       assertOwnOrAdmin(principalOf(ctx), params.id);
       return subscriptionJson(await service.subscription(params.id));
@@ -228,7 +247,13 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
 
   defineRoute(
     router,
-    { method: 'get', path: '/v1/accounts/:id/balance', before: reader, params: accountParams, response: balanceView },
+    {
+      method: 'get',
+      path: '/v1/accounts/:id/balance',
+      before: reader,
+      params: accountParams,
+      response: balanceView,
+    },
     async function showBalance({ params, ctx }) {
       assertOwnOrAdmin(principalOf(ctx), params.id);
       return balanceJson(await service.balance(params.id));
@@ -260,7 +285,13 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
 
   defineRoute(
     router,
-    { method: 'get', path: '/v1/accounts/:id/spend-caps', before: reader, params: accountParams, response: spendCapsView },
+    {
+      method: 'get',
+      path: '/v1/accounts/:id/spend-caps',
+      before: reader,
+      params: accountParams,
+      response: spendCapsView,
+    },
     async function showSpendCaps({ params, ctx }) {
       assertOwnOrAdmin(principalOf(ctx), params.id);
       return capsJson(params.id, await service.spendCaps(params.id));
@@ -305,7 +336,13 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
 
   defineRoute(
     router,
-    { method: 'get', path: '/v1/statements', before: reader, query: statementsQuery, response: statementList },
+    {
+      method: 'get',
+      path: '/v1/statements',
+      before: reader,
+      query: statementsQuery,
+      response: statementList,
+    },
     async function listStatements({ query, ctx }) {
       const principal = principalOf(ctx);
       const accountId = hasScope(principal, 'admin') ? query.account_id : principal.accountId;
@@ -342,7 +379,13 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
 
   defineRoute(
     router,
-    { method: 'get', path: '/v1/statements/:id', before: reader, params: statementParams, response: statementView },
+    {
+      method: 'get',
+      path: '/v1/statements/:id',
+      before: reader,
+      params: statementParams,
+      response: statementView,
+    },
     async function showStatement({ params, ctx }) {
       const { statement, lines } = await visibleStatement(ctx, params.id);
       return { ...statementJson(statement), lines: lines.map(lineJson) };
@@ -358,8 +401,12 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
     if (!query.success) throw new InvalidRequest(`query.format: expected csv or json`);
     const { statement } = await visibleStatement(ctx, params.data.id);
     const format = query.data.format;
-    ctx.set('Content-Disposition', `attachment; filename="${statement.id}.${format === 'csv' ? 'csv' : 'jsonl'}"`);
-    ctx.type = format === 'csv' ? 'text/csv; charset=utf-8; header=present' : 'application/x-ndjson';
+    ctx.set(
+      'Content-Disposition',
+      `attachment; filename="${statement.id}.${format === 'csv' ? 'csv' : 'jsonl'}"`,
+    );
+    ctx.type =
+      format === 'csv' ? 'text/csv; charset=utf-8; header=present' : 'application/x-ndjson';
     ctx.body = exportStatement(deps.db, statement, format);
   });
 

@@ -11,9 +11,13 @@ const month = z.string().regex(MONTH_PATTERN, 'expected a month as YYYY-MM');
 const name = z.string().min(1).max(200);
 const dimension = z.string().min(1).max(200);
 
-export const accountParams = z.object({ id: z.string().regex(/^acct_[0-9A-Za-z]{1,64}$/, 'expected an account id (acct_…)') });
+export const accountParams = z.object({
+  id: z.string().regex(/^acct_[0-9A-Za-z]{1,64}$/, 'expected an account id (acct_…)'),
+});
 export const planParams = z.object({ id: z.string().min(1).max(100) });
-export const statementParams = z.object({ id: z.string().regex(/^stmt_[0-9A-Za-z]{1,64}$/, 'expected a statement id (stmt_…)') });
+export const statementParams = z.object({
+  id: z.string().regex(/^stmt_[0-9A-Za-z]{1,64}$/, 'expected a statement id (stmt_…)'),
+});
 
 export const priceBody = z.strictObject({
   pipeline: dimension.default('*'),
@@ -25,7 +29,10 @@ export const priceBody = z.strictObject({
 });
 
 export const createPlanBody = z.strictObject({
-  id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected lower-case letters, digits, - and _').optional(),
+  id: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected lower-case letters, digits, - and _')
+    .optional(),
   name,
   monthly_fee_usd_micros: integerString.default('0'),
   included_usd_micros: integerString.default('0'),
@@ -64,7 +71,9 @@ export const subscriptionView = z.object({
   account_id: z.string(),
   current_month: z.string(),
   current_plan: planView.nullable(),
-  history: z.array(z.object({ plan_id: z.string(), effective_month: z.string(), created_at: z.string() })),
+  history: z.array(
+    z.object({ plan_id: z.string(), effective_month: z.string(), created_at: z.string() }),
+  ),
 });
 
 export const creditBody = z.strictObject({
@@ -125,7 +134,12 @@ export const statementSummary = z.object({
   month: z.string(),
   plan_id: z.string().nullable(),
   closed_at: z.string(),
-  eth_usd: z.object({ answer: z.string(), decimals: z.number().int(), source: z.string(), updated_at: z.string() }),
+  eth_usd: z.object({
+    answer: z.string(),
+    decimals: z.number().int(),
+    source: z.string(),
+    updated_at: z.string(),
+  }),
   fee_wei: z.string(),
   usage_usd_micros: z.string(),
   monthly_fee_usd_micros: z.string(),

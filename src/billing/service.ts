@@ -9,13 +9,7 @@ import { Conflict, InvalidRequest, NotFound } from '../platform/errors.ts';
 import { newId } from '../platform/ids.ts';
 import type { Logger } from '../platform/log.ts';
 import { MonthNotClosable } from './errors.ts';
-import {
-  addMonths,
-  chargeLine,
-  monthOfDate,
-  monthStart,
-  statementTotals,
-} from './pricing.ts';
+import { addMonths, chargeLine, monthOfDate, monthStart, statementTotals } from './pricing.ts';
 import type { Price } from './pricing.ts';
 import {
   aggregateUsageForClose,
@@ -186,7 +180,10 @@ export function createBillingService({ db, rates, log, clock }: BillingServiceDe
           action: `ledger.${entry.kind}`,
           subject: entry.accountId,
           requestId: actor.requestId,
-          details: { amountUsdMicros: entry.amountUsdMicros.toString(), reference: entry.reference },
+          details: {
+            amountUsdMicros: entry.amountUsdMicros.toString(),
+            reference: entry.reference,
+          },
         });
         await notifyBillingChanged(trx, `account:${entry.accountId}`);
       }
@@ -204,10 +201,15 @@ export function createBillingService({ db, rates, log, clock }: BillingServiceDe
     };
   }
 
-  async function setSpendCap(actor: Actor, cap: SpendCap | (Omit<SpendCap, 'monthlyCapWei'> & { monthlyCapWei: null })) {
+  async function setSpendCap(
+    actor: Actor,
+    cap: SpendCap | (Omit<SpendCap, 'monthlyCapWei'> & { monthlyCapWei: null }),
+  ) {
     await requireAccount(cap.accountId);
     if (cap.endUserId !== null && cap.appId === null) {
-      throw new InvalidRequest('body.app_id: an end-user cap names the app the end user belongs to');
+      throw new InvalidRequest(
+        'body.app_id: an end-user cap names the app the end user belongs to',
+      );
     }
     await db.transaction().execute(async (trx) => {
       if (cap.monthlyCapWei === null) await deleteSpendCap(trx, cap);
@@ -239,7 +241,8 @@ export function createBillingService({ db, rates, log, clock }: BillingServiceDe
       throw new MonthNotClosable(`${month} is not over yet`);
     }
     const done = await findClose(db, month);
-    if (done !== null) return { month, closed: false, cutoff: done.cutoff, statements: done.statements };
+    if (done !== null)
+      return { month, closed: false, cutoff: done.cutoff, statements: done.statements };
     const rate = await rates.current();
     const started = Date.now();
     const result = await db.transaction().execute(async (trx) => {
@@ -253,7 +256,9 @@ export function createBillingService({ db, rates, log, clock }: BillingServiceDe
         throw new MonthNotClosable(`${last.month} is already closed; months close in order`);
       }
       if (last !== null && addMonths(last.month, 1) !== month) {
-        throw new MonthNotClosable(`close ${addMonths(last.month, 1)} first; months close in order`);
+        throw new MonthNotClosable(
+          `close ${addMonths(last.month, 1)} first; months close in order`,
+        );
       }
       const cutoff = await closeCutoff(trx);
       const usage = await aggregateUsageForClose(trx, month, cutoff, last?.cutoff ?? null);

@@ -70,7 +70,8 @@ function addSpend(into: Spend, rows: Awaited<ReturnType<typeof sumRollupSpend>>)
   for (const r of rows) {
     add(into.account, r.accountId, r.feeWei);
     if (r.appId !== '') add(into.app, r.appId, r.feeWei);
-    if (r.appId !== '' && r.endUserId !== '') add(into.endUser, `${r.appId}\u0000${r.endUserId}`, r.feeWei);
+    if (r.appId !== '' && r.endUserId !== '')
+      add(into.endUser, `${r.appId}\u0000${r.endUserId}`, r.feeWei);
   }
 }
 
@@ -139,7 +140,9 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
     const prepaidPlans = new Set(plans.filter((p) => p.prepaid).map((p) => p.id));
     const defaultPrepaid = plans.find((p) => p.isDefault)?.prepaid ?? false;
     const effective = await findEffectivePlans(db, current);
-    prepaid = new Set([...effective].filter(([, planId]) => prepaidPlans.has(planId)).map(([a]) => a));
+    prepaid = new Set(
+      [...effective].filter(([, planId]) => prepaidPlans.has(planId)).map(([a]) => a),
+    );
     balances = await sumBalances(db);
     if (defaultPrepaid) {
       // Every account without a subscription is prepaid: ask for the balances of all of
@@ -202,7 +205,10 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
       if (cap.appId === null) {
         const spent = spend.account.get(cap.accountId) ?? 0n;
         if (spent >= cap.monthlyCapWei) {
-          next.account.set(cap.accountId, reason(`Account ${cap.accountId}`, spent, cap.monthlyCapWei));
+          next.account.set(
+            cap.accountId,
+            reason(`Account ${cap.accountId}`, spent, cap.monthlyCapWei),
+          );
         }
       } else if (cap.endUserId === null) {
         const spent = spend.app.get(cap.appId) ?? 0n;
@@ -217,13 +223,19 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
         }
       } else {
         if (cap.monthlyCapWei === 0n) {
-          next.appEndUsersAtZero.set(cap.appId, `End users of app ${cap.appId} may not spend (cap 0 wei)`);
+          next.appEndUsersAtZero.set(
+            cap.appId,
+            `End users of app ${cap.appId} may not spend (cap 0 wei)`,
+          );
         }
         const prefix = `${cap.appId}\u0000`;
         for (const [key, spent] of spend.endUser) {
           if (!key.startsWith(prefix) || next.ownEndUserCaps.has(key)) continue;
           if (spent >= cap.monthlyCapWei) {
-            next.endUser.set(key, reason(`End user ${key.slice(prefix.length)}`, spent, cap.monthlyCapWei));
+            next.endUser.set(
+              key,
+              reason(`End user ${key.slice(prefix.length)}`, spent, cap.monthlyCapWei),
+            );
           }
         }
       }
@@ -232,7 +244,10 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
       if (next.account.has(accountId)) continue;
       const balance = balances.get(accountId) ?? 0n;
       if (rate === null) {
-        next.account.set(accountId, 'Prepaid usage cannot be priced now (no ETH/USD rate); try again later');
+        next.account.set(
+          accountId,
+          'Prepaid usage cannot be priced now (no ETH/USD rate); try again later',
+        );
         continue;
       }
       const spentUsd = weiToUsdMicros(spend.account.get(accountId) ?? 0n, rate);

@@ -71,7 +71,11 @@ export function microsToCentsDecimal(micros: bigint): string {
 export function invoiceItems(statement: Statement, lines: readonly StatementLine[]) {
   const items: Array<{ description: string; micros: bigint; line: string }> = [];
   if (statement.monthlyFeeUsdMicros > 0n) {
-    items.push({ description: `Monthly fee ${statement.month}`, micros: statement.monthlyFeeUsdMicros, line: 'fee' });
+    items.push({
+      description: `Monthly fee ${statement.month}`,
+      micros: statement.monthlyFeeUsdMicros,
+      line: 'fee',
+    });
   }
   for (const l of lines) {
     if (l.chargeUsdMicros === 0n) continue;
@@ -83,10 +87,18 @@ export function invoiceItems(statement: Statement, lines: readonly StatementLine
     });
   }
   if (statement.includedAppliedUsdMicros > 0n) {
-    items.push({ description: 'Included usage', micros: -statement.includedAppliedUsdMicros, line: 'included' });
+    items.push({
+      description: 'Included usage',
+      micros: -statement.includedAppliedUsdMicros,
+      line: 'included',
+    });
   }
   if (statement.creditsAppliedUsdMicros > 0n) {
-    items.push({ description: 'Prepaid credit applied', micros: -statement.creditsAppliedUsdMicros, line: 'credits' });
+    items.push({
+      description: 'Prepaid credit applied',
+      micros: -statement.creditsAppliedUsdMicros,
+      line: 'credits',
+    });
   }
   return items;
 }
@@ -103,7 +115,8 @@ export type StripeSync = ReturnType<typeof createStripeSync>;
 
 export function createStripeSync({ db, stripe, config, log, clock }: StripeSyncDeps) {
   function client(): Stripe {
-    if (stripe === null) throw new StripeNotConfigured('Stripe is not configured: set STRIPE_SECRET_KEY');
+    if (stripe === null)
+      throw new StripeNotConfigured('Stripe is not configured: set STRIPE_SECRET_KEY');
     return stripe;
   }
 
@@ -186,7 +199,10 @@ export function createStripeSync({ db, stripe, config, log, clock }: StripeSyncD
     const results: Array<{ statementId: string; state: string; error?: string }> = [];
     for (const sync of due) {
       try {
-        results.push({ statementId: sync.statement_id, state: await syncStatement(sync.statement_id) });
+        results.push({
+          statementId: sync.statement_id,
+          state: await syncStatement(sync.statement_id),
+        });
       } catch (error) {
         if (error instanceof StripeNotConfigured) throw error;
         const attempts = sync.attempts + 1;
@@ -211,7 +227,9 @@ export function createStripeSync({ db, stripe, config, log, clock }: StripeSyncD
    */
   async function handleWebhook(rawBody: Buffer, signature: string | undefined) {
     if (config.webhookSecret === null || stripe === null) {
-      throw new StripeNotConfigured('Stripe webhooks are not configured: set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET');
+      throw new StripeNotConfigured(
+        'Stripe webhooks are not configured: set STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET',
+      );
     }
     let event: Stripe.Event;
     try {

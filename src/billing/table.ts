@@ -96,7 +96,8 @@ export interface StatementLinesTable {
   charge_usd_micros: Numeric;
 }
 
-export type SyncState = 'pending' | 'invoiced' | 'finalized' | 'paid' | 'payment_failed' | 'skipped';
+export type SyncState =
+  'pending' | 'invoiced' | 'finalized' | 'paid' | 'payment_failed' | 'skipped';
 
 export interface StripeCustomersTable {
   account_id: string;

@@ -5,7 +5,12 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { AbiCoder, Interface } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RateUnavailable, chargeLine, createRateSource, weiToUsdMicros } from '../../src/billing/index.ts';
+import {
+  RateUnavailable,
+  chargeLine,
+  createRateSource,
+  weiToUsdMicros,
+} from '../../src/billing/index.ts';
 import { parseDecimalRate, statementTotals } from '../../src/billing/pricing.ts';
 
 const FEED = '0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419';
@@ -15,7 +20,12 @@ const feed = new Interface([
 ]);
 const NOW = new Date('2026-11-26T12:00:00Z');
 const nowSeconds = BigInt(NOW.getTime() / 1000);
-let round = { roundId: 10n, answer: 315025000000n, updatedAt: nowSeconds - 60n, answeredInRound: 10n };
+let round = {
+  roundId: 10n,
+  answer: 315025000000n,
+  updatedAt: nowSeconds - 60n,
+  answeredInRound: 10n,
+};
 const calls: string[] = [];
 let server: Server;
 let url: string;
@@ -25,13 +35,16 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
-      const requests = JSON.parse(body) as Array<{ id: number; method: string; params: unknown[] }> | { id: number; method: string; params: unknown[] };
+      const requests = JSON.parse(body) as
+        | Array<{ id: number; method: string; params: unknown[] }>
+        | { id: number; method: string; params: unknown[] };
       const answer = (r: { id: number; method: string; params: unknown[] }) => {
         calls.push(r.method);
         if (r.method === 'eth_chainId') return { jsonrpc: '2.0', id: r.id, result: '0x1' };
         if (r.method === 'eth_call') {
           const call = r.params[0] as { to: string; data: string };
-          if (call.to.toLowerCase() !== FEED.toLowerCase()) return { jsonrpc: '2.0', id: r.id, result: '0x' };
+          if (call.to.toLowerCase() !== FEED.toLowerCase())
+            return { jsonrpc: '2.0', id: r.id, result: '0x' };
           const selector = call.data.slice(0, 10);
           const coder = AbiCoder.defaultAbiCoder();
           if (selector === feed.getFunction('decimals')!.selector) {
@@ -43,7 +56,13 @@ beforeAll(async () => {
               id: r.id,
               result: coder.encode(
                 ['uint80', 'int256', 'uint256', 'uint256', 'uint80'],
-                [round.roundId, round.answer, round.updatedAt, round.updatedAt, round.answeredInRound],
+                [
+                  round.roundId,
+                  round.answer,
+                  round.updatedAt,
+                  round.updatedAt,
+                  round.answeredInRound,
+                ],
               ),
             };
           }
@@ -65,7 +84,10 @@ afterAll(async () => {
 
 describe('Chainlink ETH/USD feed', () => {
   it('reads latestRoundData() and decimals() and keeps the answer exact', async () => {
-    const source = createRateSource({ fixed: null, feedAddress: FEED, rpcUrl: url, maxAgeSeconds: 3600 }, () => NOW);
+    const source = createRateSource(
+      { fixed: null, feedAddress: FEED, rpcUrl: url, maxAgeSeconds: 3600 },
+      () => NOW,
+    );
     const rate = await source.current();
     expect(rate).toEqual({
       answer: 315025000000n,
@@ -80,7 +102,10 @@ describe('Chainlink ETH/USD feed', () => {
   });
 
   it('refuses a stale, non-positive or incomplete answer instead of guessing', async () => {
-    const source = createRateSource({ fixed: null, feedAddress: FEED, rpcUrl: url, maxAgeSeconds: 3600 }, () => NOW);
+    const source = createRateSource(
+      { fixed: null, feedAddress: FEED, rpcUrl: url, maxAgeSeconds: 3600 },
+      () => NOW,
+    );
     round = { ...round, updatedAt: nowSeconds - 3601n };
     await expect(source.current()).rejects.toThrow(/stale/);
     round = { ...round, updatedAt: nowSeconds, answer: 0n };
@@ -92,10 +117,20 @@ describe('Chainlink ETH/USD feed', () => {
   });
 
   it('fails with RateUnavailable when the node is unreachable or nothing is configured', async () => {
-    const down = createRateSource({ fixed: null, feedAddress: FEED, rpcUrl: 'http://127.0.0.1:9', maxAgeSeconds: 3600 });
+    const down = createRateSource({
+      fixed: null,
+      feedAddress: FEED,
+      rpcUrl: 'http://127.0.0.1:9',
+      maxAgeSeconds: 3600,
+    });
     await expect(down.current()).rejects.toBeInstanceOf(RateUnavailable);
     down.close();
-    const none = createRateSource({ fixed: null, feedAddress: null, rpcUrl: null, maxAgeSeconds: 3600 });
+    const none = createRateSource({
+      fixed: null,
+      feedAddress: null,
+      rpcUrl: null,
+      maxAgeSeconds: 3600,
+    });
     await expect(none.current()).rejects.toThrow(/No ETH\/USD rate is configured/);
   });
 });
@@ -105,7 +140,12 @@ describe('fixed rate and pricing arithmetic', () => {
     expect(parseDecimalRate('3150.25')).toEqual({ answer: 315025n, decimals: 2 });
     expect(parseDecimalRate('0.000000000000000001')).toEqual({ answer: 1n, decimals: 18 });
     expect(() => parseDecimalRate('1e3')).toThrow();
-    const source = createRateSource({ fixed: '2000', feedAddress: FEED, rpcUrl: url, maxAgeSeconds: 1 });
+    const source = createRateSource({
+      fixed: '2000',
+      feedAddress: FEED,
+      rpcUrl: url,
+      maxAgeSeconds: 1,
+    });
     expect(await source.current()).toMatchObject({ answer: 2000n, decimals: 0, source: 'fixed' });
   });
 
@@ -115,19 +155,59 @@ describe('fixed rate and pricing arithmetic', () => {
     expect(weiToUsdMicros(1n, rate)).toBe(1n);
     expect(weiToUsdMicros(0n, rate)).toBe(0n);
     const prices = [
-      { pipeline: 'llm', modelId: '*', unit: 'tokens', currency: 'usd_micros' as const, amount: 1n, perUnits: 3n },
-      { pipeline: '*', modelId: '*', unit: '*', currency: 'wei' as const, amount: 10n, perUnits: 1n },
-      { pipeline: 'llm', modelId: 'big', unit: 'tokens', currency: 'usd_micros' as const, amount: 5n, perUnits: 1n },
+      {
+        pipeline: 'llm',
+        modelId: '*',
+        unit: 'tokens',
+        currency: 'usd_micros' as const,
+        amount: 1n,
+        perUnits: 3n,
+      },
+      {
+        pipeline: '*',
+        modelId: '*',
+        unit: '*',
+        currency: 'wei' as const,
+        amount: 10n,
+        perUnits: 1n,
+      },
+      {
+        pipeline: 'llm',
+        modelId: 'big',
+        unit: 'tokens',
+        currency: 'usd_micros' as const,
+        amount: 5n,
+        perUnits: 1n,
+      },
     ];
-    const line = (pipeline: string, modelId: string, quantity: bigint) => ({ pipeline, modelId, unit: 'tokens', quantity, feeWei: 99n });
-    expect(chargeLine(prices, line('llm', 'small', 10n), rate)).toMatchObject({ chargeUsdMicros: 4n, chargeWei: null });
+    const line = (pipeline: string, modelId: string, quantity: bigint) => ({
+      pipeline,
+      modelId,
+      unit: 'tokens',
+      quantity,
+      feeWei: 99n,
+    });
+    expect(chargeLine(prices, line('llm', 'small', 10n), rate)).toMatchObject({
+      chargeUsdMicros: 4n,
+      chargeWei: null,
+    });
     expect(chargeLine(prices, line('llm', 'big', 10n), rate).chargeUsdMicros).toBe(50n);
     expect(chargeLine(prices, line('upscale', 'x', 10n), rate)).toMatchObject({ chargeWei: 100n });
-    expect(chargeLine([], line('upscale', 'x', 10n), rate)).toMatchObject({ chargeWei: 99n, price: { currency: 'cost' } });
+    expect(chargeLine([], line('upscale', 'x', 10n), rate)).toMatchObject({
+      chargeWei: 99n,
+      price: { currency: 'cost' },
+    });
   });
 
   it('applies included usage up to the usage, then credit up to what is due', () => {
-    expect(statementTotals({ usageUsdMicros: 5n, monthlyFeeUsdMicros: 10n, includedUsdMicros: 8n, balanceUsdMicros: 100n })).toEqual({
+    expect(
+      statementTotals({
+        usageUsdMicros: 5n,
+        monthlyFeeUsdMicros: 10n,
+        includedUsdMicros: 8n,
+        balanceUsdMicros: 100n,
+      }),
+    ).toEqual({
       usageUsdMicros: 5n,
       monthlyFeeUsdMicros: 10n,
       includedUsdMicros: 8n,
@@ -135,6 +215,13 @@ describe('fixed rate and pricing arithmetic', () => {
       creditsAppliedUsdMicros: 10n,
       totalUsdMicros: 0n,
     });
-    expect(statementTotals({ usageUsdMicros: 50n, monthlyFeeUsdMicros: 0n, includedUsdMicros: 8n, balanceUsdMicros: -7n }).totalUsdMicros).toBe(42n);
+    expect(
+      statementTotals({
+        usageUsdMicros: 50n,
+        monthlyFeeUsdMicros: 0n,
+        includedUsdMicros: 8n,
+        balanceUsdMicros: -7n,
+      }).totalUsdMicros,
+    ).toBe(42n);
   });
 });

@@ -15,7 +15,11 @@ let t: TestApp;
 let admin: string;
 let n = 0;
 
-function principal(accountId: string, appId: string | null = null, endUserId: string | null = null): Principal {
+function principal(
+  accountId: string,
+  appId: string | null = null,
+  endUserId: string | null = null,
+): Principal {
   return {
     via: 'api_key',
     accountId,
@@ -29,7 +33,12 @@ function principal(accountId: string, appId: string | null = null, endUserId: st
   };
 }
 
-function spent(accountId: string, feeWei: bigint, appId: string | null = null, endUserId: string | null = null): UsageEvent {
+function spent(
+  accountId: string,
+  feeWei: bigint,
+  appId: string | null = null,
+  endUserId: string | null = null,
+): UsageEvent {
   n++;
   return {
     source: 'test/spend',
@@ -52,7 +61,10 @@ function spent(accountId: string, feeWei: bigint, appId: string | null = null, e
 }
 
 async function setCap(accountId: string, body: Record<string, unknown>) {
-  const response = await call(t, 'PUT', `/v1/accounts/${accountId}/spend-caps`, { headers: bearer(admin), body });
+  const response = await call(t, 'PUT', `/v1/accounts/${accountId}/spend-caps`, {
+    headers: bearer(admin),
+    body,
+  });
   expect(response.status).toBe(200);
   expect(validate('PUT', '/v1/accounts/{id}/spend-caps', 200, response.body)).toBeNull();
   return response.body;
@@ -97,7 +109,9 @@ describe('spend caps', () => {
     await t.app.metering.service.record([spent(account, 1n)]);
     await gate.refresh();
     // The cap itself arrives by NOTIFY (debounced), possibly after this refresh.
-    await eventually(() => expect(() => gate.assertMaySpend(principal(account))).toThrow(PaymentRequired));
+    await eventually(() =>
+      expect(() => gate.assertMaySpend(principal(account))).toThrow(PaymentRequired),
+    );
     const refused = await call(t, 'GET', '/v1/spend/check', { headers: bearer(key) });
     expect(refused.status).toBe(402);
     expect(validate('GET', '/v1/spend/check', 402, refused.body)).toBeNull();
@@ -132,7 +146,9 @@ describe('spend caps', () => {
     await gate.refresh();
     expect(() => gate.assertMaySpend(principal(account))).not.toThrow();
     expect(() => gate.assertMaySpend(principal(account, 'app_one'))).toThrow(/App app_one reached/);
-    expect(() => gate.assertMaySpend(principal(account, 'app_two', 'alice'))).toThrow(/End user alice reached/);
+    expect(() => gate.assertMaySpend(principal(account, 'app_two', 'alice'))).toThrow(
+      /End user alice reached/,
+    );
     expect(() => gate.assertMaySpend(principal(account, 'app_two', 'vip'))).not.toThrow();
     expect(() => gate.assertMaySpend(principal(account, 'app_two', 'bob'))).not.toThrow();
   });
@@ -147,7 +163,11 @@ describe('spend caps', () => {
     // Subscribe from this month on (written directly: the API starts changes next month).
     await t.app.database.db
       .insertInto('subscriptions')
-      .values({ account_id: account, plan_id: 'prepaid', effective_month: `${new Date().toISOString().slice(0, 7)}-01` })
+      .values({
+        account_id: account,
+        plan_id: 'prepaid',
+        effective_month: `${new Date().toISOString().slice(0, 7)}-01`,
+      })
       .execute();
     const gate = t.app.billing.spendGate;
     await gate.reload();
@@ -178,35 +198,74 @@ describe('billing routes refuse bad input and wrong credentials', () => {
     const cases: Array<[string, string, unknown, number]> = [
       ['PUT', `/v1/accounts/${account}/spend-caps`, { monthly_cap_wei: '-1' }, 400],
       ['PUT', `/v1/accounts/${account}/spend-caps`, { monthly_cap_wei: 1.5 }, 400],
-      ['PUT', `/v1/accounts/${account}/spend-caps`, { end_user_id: 'u', monthly_cap_wei: '1' }, 400],
+      [
+        'PUT',
+        `/v1/accounts/${account}/spend-caps`,
+        { end_user_id: 'u', monthly_cap_wei: '1' },
+        400,
+      ],
       ['PUT', `/v1/accounts/${account}/spend-caps`, { monthly_cap_wei: '1', extra: true }, 400],
       ['PUT', '/v1/accounts/acct_nobody/spend-caps', { monthly_cap_wei: '1' }, 404],
       ['PUT', '/v1/accounts/not-an-id/spend-caps', { monthly_cap_wei: '1' }, 400],
       ['POST', `/v1/accounts/${account}/credits`, { amount_usd_micros: '0', reference: 'x' }, 400],
-      ['POST', `/v1/accounts/${account}/credits`, { amount_usd_micros: '1.5', reference: 'x' }, 400],
+      [
+        'POST',
+        `/v1/accounts/${account}/credits`,
+        { amount_usd_micros: '1.5', reference: 'x' },
+        400,
+      ],
       ['POST', '/v1/plans', { name: 'x', prices: [{ currency: 'eur', amount: '1' }] }, 400],
-      ['POST', '/v1/plans', { name: 'x', prices: [{ currency: 'wei', amount: '1', per_units: '0' }] }, 400],
+      [
+        'POST',
+        '/v1/plans',
+        { name: 'x', prices: [{ currency: 'wei', amount: '1', per_units: '0' }] },
+        400,
+      ],
       ['POST', '/v1/plans', { name: 'x', monthly_fee_usd_micros: 5 }, 400],
       ['PUT', `/v1/accounts/${account}/subscription`, { plan_id: 'nope' }, 404],
-      ['PUT', `/v1/accounts/${account}/subscription`, { plan_id: 'prepaid', effective_month: '2020-01' }, 400],
-      ['PUT', `/v1/accounts/${account}/subscription`, { plan_id: 'prepaid', effective_month: '2026-13' }, 400],
+      [
+        'PUT',
+        `/v1/accounts/${account}/subscription`,
+        { plan_id: 'prepaid', effective_month: '2020-01' },
+        400,
+      ],
+      [
+        'PUT',
+        `/v1/accounts/${account}/subscription`,
+        { plan_id: 'prepaid', effective_month: '2026-13' },
+        400,
+      ],
     ];
     for (const [method, path, body, status] of cases) {
       const response = await call(t, method, path, { headers: bearer(admin), body });
       expect(response.status, `${method} ${path} ${JSON.stringify(body)}`).toBe(status);
-      expect(response.body).toEqual(expect.objectContaining({ error: expect.any(String), message: expect.any(String) }));
+      expect(response.body).toEqual(
+        expect.objectContaining({ error: expect.any(String), message: expect.any(String) }),
+      );
     }
-    const malformed = await call(t, 'POST', '/v1/plans', { headers: bearer(admin), raw: '{"name": ' });
+    const malformed = await call(t, 'POST', '/v1/plans', {
+      headers: bearer(admin),
+      raw: '{"name": ',
+    });
     expect(malformed.status).toBe(400);
     expect(malformed.body.error).toBe('BadRequest');
-    const huge = await call(t, 'POST', '/v1/plans', { headers: bearer(admin), raw: JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) }) });
+    const huge = await call(t, 'POST', '/v1/plans', {
+      headers: bearer(admin),
+      raw: JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) }),
+    });
     expect(huge.status).toBe(413);
     expect((await t.app.billing.service.balance(account)).entries).toEqual([]);
     expect(await t.app.billing.service.spendCaps(account)).toEqual([]);
     expect((await call(t, 'GET', '/v1/plans/nope', { headers: bearer(admin) })).status).toBe(404);
-    expect((await call(t, 'GET', '/v1/statements/stmt_nope', { headers: bearer(admin) })).status).toBe(404);
-    expect((await call(t, 'GET', '/v1/statements?month=13', { headers: bearer(admin) })).status).toBe(400);
-    expect((await call(t, 'GET', '/v1/statements?cursor=../x', { headers: bearer(admin) })).status).toBe(400);
+    expect(
+      (await call(t, 'GET', '/v1/statements/stmt_nope', { headers: bearer(admin) })).status,
+    ).toBe(404);
+    expect(
+      (await call(t, 'GET', '/v1/statements?month=13', { headers: bearer(admin) })).status,
+    ).toBe(400);
+    expect(
+      (await call(t, 'GET', '/v1/statements?cursor=../x', { headers: bearer(admin) })).status,
+    ).toBe(400);
   });
 
   it('requires the right scope and keeps accounts apart', async () => {
@@ -214,21 +273,50 @@ describe('billing routes refuse bad input and wrong credentials', () => {
     const reader = (await issueKey(t, account, { scopes: ['billing:read'] })).secret;
     const other = await newAccount(t);
     expect((await call(t, 'GET', '/v1/plans')).status).toBe(401);
-    expect((await call(t, 'GET', '/v1/plans', { headers: bearer('th_sk_bogus') })).body).toEqual({ error: 'Unauthorized', message: 'Invalid API key' });
+    expect((await call(t, 'GET', '/v1/plans', { headers: bearer('th_sk_bogus') })).body).toEqual({
+      error: 'Unauthorized',
+      message: 'Invalid API key',
+    });
     const plans = await call(t, 'GET', '/v1/plans', { headers: bearer(reader) });
     expect(plans.status).toBe(200);
     expect(validate('GET', '/v1/plans', 200, plans.body)).toBeNull();
-    const create = await call(t, 'POST', '/v1/plans', { headers: bearer(reader), body: { name: 'mine' } });
+    const create = await call(t, 'POST', '/v1/plans', {
+      headers: bearer(reader),
+      body: { name: 'mine' },
+    });
     expect(create.status).toBe(403);
     expect(validate('POST', '/v1/plans', 403, create.body)).toBeNull();
-    expect((await call(t, 'PUT', `/v1/accounts/${account}/spend-caps`, { headers: bearer(reader), body: { monthly_cap_wei: '0' } })).status).toBe(403);
-    expect((await call(t, 'POST', `/v1/accounts/${account}/credits`, { headers: bearer(reader), body: { amount_usd_micros: '5', reference: 'free' } })).status).toBe(403);
-    const own = await call(t, 'GET', `/v1/accounts/${account}/balance`, { headers: bearer(reader) });
+    expect(
+      (
+        await call(t, 'PUT', `/v1/accounts/${account}/spend-caps`, {
+          headers: bearer(reader),
+          body: { monthly_cap_wei: '0' },
+        })
+      ).status,
+    ).toBe(403);
+    expect(
+      (
+        await call(t, 'POST', `/v1/accounts/${account}/credits`, {
+          headers: bearer(reader),
+          body: { amount_usd_micros: '5', reference: 'free' },
+        })
+      ).status,
+    ).toBe(403);
+    const own = await call(t, 'GET', `/v1/accounts/${account}/balance`, {
+      headers: bearer(reader),
+    });
     expect(own.status).toBe(200);
     expect(validate('GET', '/v1/accounts/{id}/balance', 200, own.body)).toBeNull();
-    expect((await call(t, 'GET', `/v1/accounts/${other}/balance`, { headers: bearer(reader) })).status).toBe(403);
-    expect((await call(t, 'GET', `/v1/accounts/${other}/spend-caps`, { headers: bearer(reader) })).status).toBe(403);
-    const sub = await call(t, 'GET', `/v1/accounts/${account}/subscription`, { headers: bearer(reader) });
+    expect(
+      (await call(t, 'GET', `/v1/accounts/${other}/balance`, { headers: bearer(reader) })).status,
+    ).toBe(403);
+    expect(
+      (await call(t, 'GET', `/v1/accounts/${other}/spend-caps`, { headers: bearer(reader) }))
+        .status,
+    ).toBe(403);
+    const sub = await call(t, 'GET', `/v1/accounts/${account}/subscription`, {
+      headers: bearer(reader),
+    });
     expect(sub.status).toBe(200);
     expect(validate('GET', '/v1/accounts/{id}/subscription', 200, sub.body)).toBeNull();
     // A reader key cannot ask the gate (it is a gateway question).
@@ -237,13 +325,23 @@ describe('billing routes refuse bad input and wrong credentials', () => {
 
   it('changes a plan at the next month boundary', async () => {
     const account = await newAccount(t);
-    await call(t, 'POST', '/v1/plans', { headers: bearer(admin), body: { id: 'later', name: 'Later' } });
-    const changed = await call(t, 'PUT', `/v1/accounts/${account}/subscription`, { headers: bearer(admin), body: { plan_id: 'later' } });
+    await call(t, 'POST', '/v1/plans', {
+      headers: bearer(admin),
+      body: { id: 'later', name: 'Later' },
+    });
+    const changed = await call(t, 'PUT', `/v1/accounts/${account}/subscription`, {
+      headers: bearer(admin),
+      body: { plan_id: 'later' },
+    });
     expect(changed.status).toBe(200);
     expect(validate('PUT', '/v1/accounts/{id}/subscription', 200, changed.body)).toBeNull();
     const now = new Date();
-    const next = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)).toISOString().slice(0, 7);
-    expect(changed.body.history).toEqual([expect.objectContaining({ plan_id: 'later', effective_month: next })]);
+    const next = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1))
+      .toISOString()
+      .slice(0, 7);
+    expect(changed.body.history).toEqual([
+      expect.objectContaining({ plan_id: 'later', effective_month: next }),
+    ]);
     // This month is still on the default (none here), not yet on "later".
     expect(changed.body.current_plan?.id ?? null).not.toBe('later');
   });

@@ -66,7 +66,11 @@ afterAll(async () => {
 });
 
 async function syncState(statementId: string) {
-  return t.app.database.db.selectFrom('stripe_sync').selectAll().where('statement_id', '=', statementId).executeTakeFirstOrThrow();
+  return t.app.database.db
+    .selectFrom('stripe_sync')
+    .selectAll()
+    .where('statement_id', '=', statementId)
+    .executeTakeFirstOrThrow();
 }
 
 describe('Stripe sync', () => {
@@ -75,7 +79,9 @@ describe('Stripe sync', () => {
     const due = statements.filter((s) => s.totalUsdMicros > 0n);
     expect(due).toHaveLength(2);
     const [first, second] = due as [(typeof due)[0], (typeof due)[0]];
-    expect((await syncState(statements.find((s) => s.accountId === accounts[0])!.id)).state).toBe('skipped');
+    expect((await syncState(statements.find((s) => s.accountId === accounts[0])!.id)).state).toBe(
+      'skipped',
+    );
 
     // 1. Stripe fails the second invoice item: the attempt is rescheduled with backoff.
     fake.failNext(/^\/v1\/invoiceitems$/, 1);
@@ -92,14 +98,20 @@ describe('Stripe sync', () => {
     expect(after2.invoice_id).not.toBeNull();
     expect(after2.attempts).toBe(2);
     // 3. Retry again: completes, and finalizes.
-    expect((await t.app.billing.stripe.run({ statementId: first.id }))[0]).toMatchObject({ state: 'finalized' });
+    expect((await t.app.billing.stripe.run({ statementId: first.id }))[0]).toMatchObject({
+      state: 'finalized',
+    });
     // 4. Once more: nothing is sent.
     const before = fake.requests.length;
-    expect((await t.app.billing.stripe.run({ statementId: first.id }))[0]).toMatchObject({ state: 'finalized' });
+    expect((await t.app.billing.stripe.run({ statementId: first.id }))[0]).toMatchObject({
+      state: 'finalized',
+    });
     expect(fake.requests.length).toBe(before);
 
     // Exactly one invoice for the statement, with exactly its items, adding up to its total.
-    const invoices = [...fake.invoices.values()].filter((i) => (i.metadata as Record<string, string>).tollhouse_statement_id === first.id);
+    const invoices = [...fake.invoices.values()].filter(
+      (i) => (i.metadata as Record<string, string>).tollhouse_statement_id === first.id,
+    );
     expect(invoices).toHaveLength(1);
     expect(invoices[0]!.status).toBe('open');
     const items = [...fake.invoiceItems.values()].filter((i) => i.invoice === invoices[0]!.id);
@@ -124,20 +136,31 @@ describe('Stripe sync', () => {
     expect(fake.customers.size).toBe(2);
     // Every step has its own key; a key seen twice was a retry of the same step.
     const firstOnly = fake.requests.filter((r) => r.method === 'POST' && !r.replayed);
-    const itemKeys = firstOnly.filter((r) => r.path === '/v1/invoiceitems').map((r) => r.idempotencyKey);
-    expect(itemKeys.filter((k) => k?.startsWith(`tollhouse-${first.id}-item-`))).toHaveLength(lines.length + 1);
+    const itemKeys = firstOnly
+      .filter((r) => r.path === '/v1/invoiceitems')
+      .map((r) => r.idempotencyKey);
+    expect(itemKeys.filter((k) => k?.startsWith(`tollhouse-${first.id}-item-`))).toHaveLength(
+      lines.length + 1,
+    );
   });
 });
 
 describe('POST /webhooks/stripe', () => {
   const stripe = new Stripe('sk_test_unused');
-  function sign(payload: string, secret = WEBHOOK_SECRET, timestamp = Math.floor(Date.now() / 1000)) {
+  function sign(
+    payload: string,
+    secret = WEBHOOK_SECRET,
+    timestamp = Math.floor(Date.now() / 1000),
+  ) {
     return stripe.webhooks.generateTestHeaderString({ payload, secret, timestamp });
   }
   function deliver(payload: string, signature: string | null) {
     return fetch(`${t.url}/webhooks/stripe`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...(signature ? { 'stripe-signature': signature } : {}) },
+      headers: {
+        'content-type': 'application/json',
+        ...(signature ? { 'stripe-signature': signature } : {}),
+      },
       body: payload,
     });
   }
@@ -171,7 +194,9 @@ describe('POST /webhooks/stripe', () => {
     // Stripe can also emit the same session under a new event id.
     const other = checkout('evt_2', 'cs_1', account, 2500);
     expect(await (await deliver(other, sign(other))).json()).toMatchObject({ outcome: 'ignored' });
-    expect((await t.app.billing.service.balance(account)).balanceUsdMicros - start).toBe(25_000_000n);
+    expect((await t.app.billing.service.balance(account)).balanceUsdMicros - start).toBe(
+      25_000_000n,
+    );
   });
 
   it('refuses forged, tampered, unsigned and replayed (old) deliveries without acting', async () => {
@@ -184,17 +209,30 @@ describe('POST /webhooks/stripe', () => {
     const tampered = await deliver(payload.replace('100000', '900000'), sign(payload));
     expect(tampered.status).toBe(400);
     expect((await deliver(payload, null)).status).toBe(400);
-    const old = await deliver(payload, sign(payload, WEBHOOK_SECRET, Math.floor(Date.now() / 1000) - 3600));
+    const old = await deliver(
+      payload,
+      sign(payload, WEBHOOK_SECRET, Math.floor(Date.now() / 1000) - 3600),
+    );
     expect(old.status).toBe(400);
     expect((await t.app.billing.service.balance(account)).balanceUsdMicros).toBe(start);
-    const huge = await fetch(`${t.url}/webhooks/stripe`, { method: 'POST', body: 'x'.repeat(2 * 1024 * 1024) });
+    const huge = await fetch(`${t.url}/webhooks/stripe`, {
+      method: 'POST',
+      body: 'x'.repeat(2 * 1024 * 1024),
+    });
     expect(huge.status).toBe(413);
   });
 
   it('records invoice paid and payment failed on the statement', async () => {
     const invoice = [...fake.invoices.values()][0]!;
-    const payload = JSON.stringify({ id: 'evt_paid', object: 'event', type: 'invoice.paid', data: { object: { id: invoice.id, object: 'invoice' } } });
-    expect(await (await deliver(payload, sign(payload))).json()).toMatchObject({ outcome: 'applied' });
+    const payload = JSON.stringify({
+      id: 'evt_paid',
+      object: 'event',
+      type: 'invoice.paid',
+      data: { object: { id: invoice.id, object: 'invoice' } },
+    });
+    expect(await (await deliver(payload, sign(payload))).json()).toMatchObject({
+      outcome: 'applied',
+    });
     const statementId = (invoice.metadata as Record<string, string>).tollhouse_statement_id!;
     expect((await syncState(statementId)).state).toBe('paid');
   });

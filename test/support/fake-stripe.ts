@@ -71,12 +71,19 @@ export async function startFakeStripe(): Promise<FakeStripe> {
 
   function handle(method: string, path: string, params: Record<string, string>): [number, unknown] {
     if (method === 'POST' && path === '/v1/customers') {
-      const customer = { id: id('cus'), object: 'customer', created, description: params.description ?? null, metadata: metadataOf(params) };
+      const customer = {
+        id: id('cus'),
+        object: 'customer',
+        created,
+        description: params.description ?? null,
+        metadata: metadataOf(params),
+      };
       customers.set(customer.id, customer);
       return [200, customer];
     }
     if (method === 'POST' && path === '/v1/invoices') {
-      if (!customers.has(params.customer ?? '')) return [400, stripeError('invalid_request_error', 'No such customer')];
+      if (!customers.has(params.customer ?? ''))
+        return [400, stripeError('invalid_request_error', 'No such customer')];
       const invoice = {
         id: id('in'),
         object: 'invoice',
@@ -93,8 +100,10 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     }
     if (method === 'POST' && path === '/v1/invoiceitems') {
       const invoice = invoices.get(params.invoice ?? '');
-      if (invoice === undefined) return [400, stripeError('invalid_request_error', 'No such invoice')];
-      if (invoice.status !== 'draft') return [400, stripeError('invalid_request_error', 'Invoice is not a draft')];
+      if (invoice === undefined)
+        return [400, stripeError('invalid_request_error', 'No such invoice')];
+      if (invoice.status !== 'draft')
+        return [400, stripeError('invalid_request_error', 'Invoice is not a draft')];
       if (!/^-?\d+(\.\d{1,12})?$/.test(params.unit_amount_decimal ?? '')) {
         return [400, stripeError('invalid_request_error', 'Invalid unit_amount_decimal')];
       }
@@ -115,12 +124,17 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     const finalize = /^\/v1\/invoices\/([^/]+)\/finalize$/.exec(path);
     if (method === 'POST' && finalize) {
       const invoice = invoices.get(finalize[1]!);
-      if (invoice === undefined) return [404, stripeError('invalid_request_error', 'No such invoice')];
-      if (invoice.status !== 'draft') return [400, stripeError('invalid_request_error', 'Invoice is already finalized')];
+      if (invoice === undefined)
+        return [404, stripeError('invalid_request_error', 'No such invoice')];
+      if (invoice.status !== 'draft')
+        return [400, stripeError('invalid_request_error', 'Invoice is already finalized')];
       invoice.status = 'open';
       return [200, invoice];
     }
-    return [404, stripeError('invalid_request_error', `Unrecognized request URL (${method}: ${path})`)];
+    return [
+      404,
+      stripeError('invalid_request_error', `Unrecognized request URL (${method}: ${path})`),
+    ];
   }
 
   const server: Server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
@@ -129,9 +143,14 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     const method = req.method ?? 'GET';
     const params = Object.fromEntries(new URLSearchParams(method === 'GET' ? url.search : raw));
     const key = (req.headers['idempotency-key'] as string | undefined) ?? null;
-    if (req.headers.authorization !== `Bearer ${secretKey}`) violations.push(`${method} ${url.pathname}: wrong or missing API key`);
-    if (method === 'POST' && key === null) violations.push(`${method} ${url.pathname}: no Idempotency-Key`);
-    if (method === 'POST' && !String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')) {
+    if (req.headers.authorization !== `Bearer ${secretKey}`)
+      violations.push(`${method} ${url.pathname}: wrong or missing API key`);
+    if (method === 'POST' && key === null)
+      violations.push(`${method} ${url.pathname}: no Idempotency-Key`);
+    if (
+      method === 'POST' &&
+      !String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')
+    ) {
       violations.push(`${method} ${url.pathname}: not form-encoded`);
     }
     const send = (status: number, body: string, replayed: boolean) => {
@@ -153,7 +172,10 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     let answer: { status: number; body: string; replayed: boolean };
     const seen = key !== null && method === 'POST' ? idempotency.get(key) : undefined;
     if (seen !== undefined && seen.hash !== hash) {
-      const error = stripeError('idempotency_error', 'Keys for idempotent requests can only be used with the same parameters they were first used with.');
+      const error = stripeError(
+        'idempotency_error',
+        'Keys for idempotent requests can only be used with the same parameters they were first used with.',
+      );
       answer = { status: 400, body: JSON.stringify(error), replayed: false };
     } else if (seen !== undefined) {
       answer = { status: seen.status, body: seen.body, replayed: true };
@@ -168,7 +190,13 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     const crash = crashes.find((c) => c.count > 0 && c.pattern.test(url.pathname));
     if (method === 'POST' && crash !== undefined) {
       crash.count--;
-      requests.push({ method, path: url.pathname, idempotencyKey: key, params, replayed: answer.replayed });
+      requests.push({
+        method,
+        path: url.pathname,
+        idempotencyKey: key,
+        params,
+        replayed: answer.replayed,
+      });
       req.socket.destroy();
       return;
     }
