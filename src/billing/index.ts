@@ -1,7 +1,6 @@
 // Billing: plans and prices, balances and spend caps, month close into immutable statements,
 // exports, and Stripe. Other capabilities reach billing only through what is exported here;
 // the front door and the signer take `spendGate` (platform SpendGate).
-import { sql } from 'kysely';
 import type { Authenticator } from '../platform/auth.ts';
 import type { DatabaseHandle } from '../platform/db.ts';
 import type { Router } from '../platform/http.ts';
@@ -125,31 +124,25 @@ export function createBilling(deps: BillingDeps): Billing {
   let timer: NodeJS.Timeout | null = null;
   let jobs: Promise<void> | null = null;
 
-  /** Scheduled close: one replica at a time (session advisory lock, not waited for). */
+  /**
+   * Scheduled close: every replica may try; closeMonth serialises on a transaction-scoped
+   * advisory lock and is idempotent, so exactly one replica closes and the others find the
+   * month closed when they get the lock.
+   */
   async function runJobs() {
     if (config.closeAfterMs !== null) {
       const now = clock();
       const previous = addMonths(monthOfDate(now), -1);
       const due =
         monthStart(addMonths(previous, 1)).getTime() + config.closeAfterMs <= now.getTime();
-      if (due && (await service.lastClose())?.month !== previous) {
-        await database.db.connection().execute(async (conn) => {
-          const lock = await sql<{
-            ok: boolean;
-          }>`select pg_try_advisory_lock(hashtext('tollhouse_billing_jobs')) as ok`.execute(conn);
-          if (!lock.rows[0]?.ok) return;
-          try {
-            const last = await service.lastClose();
-            // Close every month from the one after the last closed, up to the previous one.
-            let month = last === null ? previous : addMonths(last.month, 1);
-            while (month <= previous) {
-              await service.closeMonth(month);
-              month = addMonths(month, 1);
-            }
-          } finally {
-            await sql`select pg_advisory_unlock(hashtext('tollhouse_billing_jobs'))`.execute(conn);
-          }
-        });
+      const last = due ? await service.lastClose() : null;
+      if (due && last?.month !== previous) {
+        // Close every month from the one after the last closed, up to the previous one.
+        let month = last === null ? previous : addMonths(last.month, 1);
+        while (month <= previous) {
+          await service.closeMonth(month);
+          month = addMonths(month, 1);
+        }
       }
     }
     if (stripe.configured) await stripe.run();
