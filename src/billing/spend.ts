@@ -93,7 +93,13 @@ interface Refusals {
   appEndUsersAtZero: Map<string, string>;
   /** End users with an own cap (the app-wide '*' cap does not apply to them). */
   ownEndUserCaps: Set<string>;
+  /** The default plan is prepaid: accounts without a subscription need a positive balance. */
+  defaultPrepaid: boolean;
+  subscribed: Set<string>;
+  funded: Set<string>;
 }
+
+const PREPAID_USED_UP = 'The prepaid balance is used up; add credit to continue';
 
 export function createSpendView(deps: SpendViewDeps): SpendView {
   const { db, log, clock, rates } = deps;
@@ -105,6 +111,8 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
   let balances = new Map<string, bigint>();
   let prepaid = new Set<string>();
   let rate: EthUsdRate | null = null;
+  let defaultPrepaid = false;
+  let subscribed = new Set<string>();
   let lastFull = 0;
   let lastRefresh: Date | null = null;
   let refusals: Refusals = {
@@ -113,6 +121,9 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
     endUser: new Map(),
     appEndUsersAtZero: new Map(),
     ownEndUserCaps: new Set(),
+    defaultPrepaid: false,
+    subscribed: new Set(),
+    funded: new Set(),
   };
   let timer: NodeJS.Timeout | null = null;
   let debounce: NodeJS.Timeout | null = null;
@@ -138,8 +149,9 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
     caps = await findSpendCaps(db);
     const plans = await findPlans(db);
     const prepaidPlans = new Set(plans.filter((p) => p.prepaid).map((p) => p.id));
-    const defaultPrepaid = plans.find((p) => p.isDefault)?.prepaid ?? false;
+    defaultPrepaid = plans.find((p) => p.isDefault)?.prepaid ?? false;
     const effective = await findEffectivePlans(db, current);
+    subscribed = new Set(effective.keys());
     prepaid = new Set(
       [...effective].filter(([, planId]) => prepaidPlans.has(planId)).map(([a]) => a),
     );
@@ -193,6 +205,9 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
       endUser: new Map(),
       appEndUsersAtZero: new Map(),
       ownEndUserCaps: new Set(),
+      defaultPrepaid,
+      subscribed,
+      funded: new Set([...balances].filter(([, b]) => b > 0n).map(([a]) => a)),
     };
     for (const cap of caps) {
       if (cap.appId !== null && cap.endUserId !== null && cap.endUserId !== '*') {
@@ -252,7 +267,7 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
       }
       const spentUsd = weiToUsdMicros(spend.account.get(accountId) ?? 0n, rate);
       if (balance - spentUsd <= 0n) {
-        next.account.set(accountId, 'The prepaid balance is used up; add credit to continue');
+        next.account.set(accountId, PREPAID_USED_UP);
       }
     }
     refusals = next;
@@ -267,8 +282,12 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
 
   const refresh = () =>
     serial(async () => {
-      const full = clock().getTime() - lastFull >= deps.fullReloadMs;
+      const full =
+        clock().getTime() - lastFull >= deps.fullReloadMs || monthOfDate(clock()) !== month;
       await loadSpend(full);
+      // A full reload re-reads caps, balances and plans too: a safety net for a lost NOTIFY,
+      // and at a month start the plans in force change.
+      if (full) await loadConfig();
       recompute();
     });
 
@@ -293,6 +312,15 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
       const r = refusals;
       const account = r.account.get(principal.accountId);
       if (account !== undefined) throw new PaymentRequired(account);
+      // Accounts on a prepaid default plan that have not spent this month yet: only a
+      // positive balance lets them start.
+      if (
+        r.defaultPrepaid &&
+        !r.subscribed.has(principal.accountId) &&
+        !r.funded.has(principal.accountId)
+      ) {
+        throw new PaymentRequired(PREPAID_USED_UP);
+      }
       const appId = principal.appId;
       if (appId === null) return;
       const app = r.app.get(appId);

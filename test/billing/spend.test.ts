@@ -4,10 +4,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UsageEvent } from '../../src/metering/index.ts';
 import type { Principal } from '../../src/platform/auth.ts';
+import { sql } from 'kysely';
 import { PaymentRequired } from '../../src/platform/spend.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
 import { adminKey, bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { onRealPostgres } from '../support/db.ts';
 import { createResponseValidator } from '../support/openapi.ts';
 
 const validate = createResponseValidator();
@@ -189,6 +191,51 @@ describe('spend caps', () => {
     await t.app.metering.service.record([spent(account, 5n * 10n ** 14n)]);
     await gate.refresh();
     expect(() => gate.assertMaySpend(principal(account))).toThrow(/prepaid balance is used up/);
+  });
+});
+
+describe('spend view upkeep', () => {
+  it.runIf(onRealPostgres())(
+    'reloads everything after the LISTEN connection drops (changes made meanwhile are not missed)',
+    async () => {
+      const account = await newAccount(t);
+      const gate = t.app.billing.spendGate;
+      expect(() => gate.assertMaySpend(principal(account))).not.toThrow();
+      // A cap written without NOTIFY stands for one whose notification was lost.
+      await t.app.database.db
+        .insertInto('spend_caps')
+        .values({ account_id: account, app_id: '', end_user_id: '', monthly_cap_wei: '0' })
+        .execute();
+      await new Promise((r) => setTimeout(r, 200));
+      expect(() => gate.assertMaySpend(principal(account))).not.toThrow();
+      await sql`select pg_terminate_backend(pid) from pg_stat_activity
+        where application_name = 'tollhouse-listen' and datname = current_database()`.execute(
+        t.app.database.db,
+      );
+      await eventually(
+        () => expect(() => gate.assertMaySpend(principal(account))).toThrow(/cap/),
+        10_000,
+      );
+    },
+  );
+
+  it('refuses accounts without credit when the default plan is prepaid (this changes the default plan)', async () => {
+    const funded = await newAccount(t);
+    const broke = await newAccount(t);
+    await t.app.billing.service.addLedgerEntry(
+      { actor: 'test', requestId: null },
+      { accountId: funded, kind: 'grant', amountUsdMicros: 1n, reference: `f-${funded}` },
+    );
+    const created = await call(t, 'POST', '/v1/plans', {
+      headers: bearer(admin),
+      body: { id: 'prepaid-default', name: 'Prepaid by default', prepaid: true, default: true },
+    });
+    expect(created.status).toBe(201);
+    const gate = t.app.billing.spendGate;
+    await eventually(() =>
+      expect(() => gate.assertMaySpend(principal(broke))).toThrow(/prepaid balance is used up/),
+    );
+    expect(() => gate.assertMaySpend(principal(funded))).not.toThrow();
   });
 });
 
