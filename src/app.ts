@@ -1,6 +1,8 @@
 // The composition root: builds the service from config — database → capabilities → routes.
 // Called by src/main.ts (serve, migrate, CLI commands) and by tests; nothing else creates
 // services, and nothing is global.
+import { createBilling } from './billing/index.ts';
+import type { Billing } from './billing/index.ts';
 import type { Config } from './config.ts';
 import { createMetering } from './metering/index.ts';
 import type { Metering } from './metering/index.ts';
@@ -51,6 +53,8 @@ export interface App {
   signer: Signer;
   lifecycle: Lifecycle;
   metering: Metering;
+  /** Plans, balances, spend gate (`billing.spendGate`), statements, Stripe. */
+  billing: Billing;
   /** Node request listener for http.createServer. */
   handler: ReturnType<Koa['callback']>;
   /** Registers work to run on close (flush buffers, stop timers), in reverse order. */
@@ -122,6 +126,30 @@ export async function createApp(options: AppOptions): Promise<App> {
     signer.start();
     closeTasks.push(() => signer.stop());
 
+    const billing = createBilling({
+      database,
+      log,
+      authenticator,
+      router,
+      config: {
+        rates: {
+          fixed: config.billing.ethUsdRate,
+          feedAddress: config.billing.ethUsdFeed,
+          rpcUrl: config.billing.ethRpcUrl,
+          maxAgeSeconds: config.billing.rateMaxAgeSeconds,
+        },
+        stripe: config.billing.stripe,
+        spendRefreshMs: config.billing.spendRefreshMs,
+        // Re-read the whole month's rollups every 10 minutes (late events for older hours).
+        spendFullReloadMs: 600_000,
+        closeAfterMs: config.billing.closeAfterMs,
+        // Scheduled close and Stripe sync look for work every 5 minutes.
+        jobIntervalMs: 300_000,
+      },
+    });
+    await billing.start();
+    closeTasks.push(() => billing.close());
+
     koa.use(router.routes());
     koa.use(allowedMethods(router));
 
@@ -140,6 +168,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       signer,
       lifecycle,
       metering,
+      billing,
       handler: koa.callback(),
       onClose(task) {
         closeTasks.push(task);

@@ -203,7 +203,7 @@ export const SETTINGS: readonly Setting[] = [
     name: 'ETH_RPC_URL',
     // Hosted RPC URLs embed the provider's API key.
     secret: true,
-    doc: 'Ethereum JSON-RPC endpoint of the chain the Livepeer contracts live on (Arbitrum One). Unset: the payment signer is disabled.',
+    doc: 'Ethereum JSON-RPC endpoint of the chain the Livepeer contracts live on (Arbitrum One), also used for the Chainlink ETH/USD feed. Unset: the payment signer is disabled.',
     schema: httpUrl,
   },
   {
@@ -272,6 +272,71 @@ export const SETTINGS: readonly Setting[] = [
     doc: "Fund this address (a self-keyed go-livepeer gateway) with fundDepositAndReserveFor instead of the signer's own deposit.",
     schema: ethAddress,
   },
+  {
+    name: 'BILLING_ETH_USD_RATE',
+    doc: 'Fixed ETH/USD rate (dollars per ether, e.g. `3150.25`) used to price wei in USD. Wins over BILLING_ETH_USD_FEED. Unset with no feed: statements cannot be closed (no built-in price).',
+    schema: z
+      .string()
+      .regex(/^\d{1,12}(\.\d{1,18})?$/, 'expected a decimal number such as 3150.25'),
+  },
+  {
+    name: 'BILLING_ETH_USD_FEED',
+    doc: 'Chainlink ETH/USD price feed (aggregator address) read through ETH_RPC_URL with `latestRoundData()`.',
+    schema: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte address'),
+  },
+  {
+    name: 'BILLING_RATE_MAX_AGE_SECONDS',
+    default: '3600',
+    doc: "A Chainlink answer updated longer ago than this is refused as stale (ETH/USD's heartbeat on Ethereum mainnet is 1 hour).",
+    schema: integer(60, 7 * 24 * 3600),
+  },
+  {
+    name: 'BILLING_SPEND_REFRESH_SECONDS',
+    default: '5',
+    doc: 'How often each process re-reads month-to-date spend for the spend gate; caps can be overshot by what a principal spends in this time.',
+    schema: integer(1, 3600),
+  },
+  {
+    name: 'BILLING_AUTO_CLOSE',
+    default: 'true',
+    doc: 'Close each month automatically BILLING_CLOSE_AFTER_HOURS after it ends (one replica does it). Off: only `tollhouse billing close`.',
+    schema: boolean,
+  },
+  {
+    name: 'BILLING_CLOSE_AFTER_HOURS',
+    default: '6',
+    doc: 'Hours after a month ends before the scheduled close, so usage still in transit lands in its own month.',
+    schema: integer(0, 24 * 27),
+  },
+  {
+    name: 'STRIPE_SECRET_KEY',
+    secret: true,
+    doc: 'Stripe secret API key. Set: closed statements are pushed to Stripe as invoices (`tollhouse billing stripe-sync`, and every few minutes).',
+    schema: z.string().min(1),
+  },
+  {
+    name: 'STRIPE_WEBHOOK_SECRET',
+    secret: true,
+    doc: 'Signing secret (`whsec_…`) of the Stripe webhook endpoint `POST /webhooks/stripe`.',
+    schema: z.string().min(1),
+  },
+  {
+    name: 'STRIPE_API_BASE',
+    doc: 'Another base URL for the Stripe API (a proxy, or a local fake in tests). Unset: https://api.stripe.com.',
+    schema: httpUrl,
+  },
+  {
+    name: 'STRIPE_FINALIZE_INVOICES',
+    default: 'false',
+    doc: 'Finalize each Stripe invoice after its items are added (else left as a draft for review).',
+    schema: boolean,
+  },
+  {
+    name: 'STRIPE_DAYS_UNTIL_DUE',
+    default: '30',
+    doc: 'Days a customer has to pay a Stripe invoice.',
+    schema: integer(1, 365),
+  },
 ];
 
 export interface Config {
@@ -324,6 +389,22 @@ export interface Config {
       readonly fundFor: string | null;
     } | null;
     readonly gasReserveWei: bigint;
+  };
+  readonly billing: {
+    readonly ethUsdRate: string | null;
+    readonly ethUsdFeed: string | null;
+    readonly ethRpcUrl: string | null;
+    readonly rateMaxAgeSeconds: number;
+    readonly spendRefreshMs: number;
+    /** null: no scheduled close. */
+    readonly closeAfterMs: number | null;
+    readonly stripe: {
+      readonly secretKey: string | null;
+      readonly webhookSecret: string | null;
+      readonly apiBase: string | null;
+      readonly finalize: boolean;
+      readonly daysUntilDue: number;
+    };
   };
 }
 
@@ -465,6 +546,23 @@ export function parseConfig(
               fundFor: get<string | undefined>('SIGNER_FUND_FOR') ?? null,
             },
       gasReserveWei: get<bigint>('SIGNER_GAS_RESERVE_WEI'),
+    },
+    billing: {
+      ethUsdRate: get<string | undefined>('BILLING_ETH_USD_RATE') ?? null,
+      ethUsdFeed: get<string | undefined>('BILLING_ETH_USD_FEED') ?? null,
+      ethRpcUrl: get<string | undefined>('ETH_RPC_URL') ?? null,
+      rateMaxAgeSeconds: get<number>('BILLING_RATE_MAX_AGE_SECONDS'),
+      spendRefreshMs: get<number>('BILLING_SPEND_REFRESH_SECONDS') * 1000,
+      closeAfterMs: get<boolean>('BILLING_AUTO_CLOSE')
+        ? get<number>('BILLING_CLOSE_AFTER_HOURS') * 3_600_000
+        : null,
+      stripe: {
+        secretKey: get<string | undefined>('STRIPE_SECRET_KEY') ?? null,
+        webhookSecret: get<string | undefined>('STRIPE_WEBHOOK_SECRET') ?? null,
+        apiBase: get<string | undefined>('STRIPE_API_BASE') ?? null,
+        finalize: get<boolean>('STRIPE_FINALIZE_INVOICES'),
+        daysUntilDue: get<number>('STRIPE_DAYS_UNTIL_DUE'),
+      },
     },
   });
 }

@@ -18,6 +18,13 @@ import {
 import type { LoadedConfig } from './config.ts';
 import { CliUsageError, USAGE_HELP, usageCommand } from './metering/cli.ts';
 import { KEYS_USAGE, keysCommand } from './keys/index.ts';
+import {
+  BILLING_USAGE,
+  BillingCliError,
+  PLANS_USAGE,
+  billingCommand,
+  plansCommand,
+} from './billing/index.ts';
 import { DataDirLocked, createDatabase } from './platform/db.ts';
 import { createLogger } from './platform/log.ts';
 import { listMigrations, migrateToLatest } from './platform/migrations.ts';
@@ -100,6 +107,16 @@ const COMMANDS: Record<string, Command> = {
     summary: 'Payment signer: status, fund deposit/reserve, unlock, cancel-unlock, withdraw',
     usage: SIGNER_USAGE,
     run: signer,
+  },
+  plans: {
+    summary: 'Billing plans and subscriptions: list, show, create, subscribe',
+    usage: PLANS_USAGE,
+    run: (args) => plansCommand(args, billingCli()),
+  },
+  billing: {
+    summary: 'Month close, exports, Stripe sync, credits',
+    usage: BILLING_USAGE,
+    run: (args) => billingCommand(args, billingCli()),
   },
   help: {
     summary: 'Show this help',
@@ -207,6 +224,22 @@ async function serve(args: string[]): Promise<number> {
   return new Promise<number>(() => {});
 }
 
+function billingCli() {
+  return {
+    open: async () => {
+      const app = await openApp();
+      return {
+        service: app.billing.service,
+        stripe: app.billing.stripe,
+        db: app.database.db,
+        close: () => app.close(),
+      };
+    },
+    out: (text: string) => process.stdout.write(text),
+    stdout: process.stdout,
+  };
+}
+
 /** The service for a one-shot command: logs on stderr so stdout stays parseable. */
 async function openApp() {
   const { config, warnings } = configOrExit();
@@ -299,11 +332,15 @@ main(process.argv.slice(2)).then(
       error instanceof DataDirLocked ||
       error instanceof CliUsageError ||
       error instanceof SignerStartupError ||
+      error instanceof BillingCliError ||
       isArgumentError(error)
     ) {
       process.stderr.write(`tollhouse: ${(error as Error).message}\n`);
       // 2: the command line was wrong (usage); 1: the command could not run.
-      process.exitCode = isArgumentError(error) || error instanceof CliUsageError ? 2 : 1;
+      process.exitCode =
+        isArgumentError(error) || error instanceof CliUsageError || error instanceof BillingCliError
+          ? 2
+          : 1;
       return;
     }
     process.stderr.write(`tollhouse: ${describeStartupError(error)}\n`);

@@ -9,6 +9,8 @@ import type { Dialect, LogEvent } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import type { Config } from '../config.ts';
+
+import type { BillingTables } from '../billing/index.ts';
 import type { UsageEventsTable, UsageRollupsTable } from '../metering/index.ts';
 import type { ApiKeysTable } from '../keys/index.ts';
 import type {
@@ -23,7 +25,7 @@ import type { AuditLogTable } from './audit.ts';
 import type { Logger } from './log.ts';
 
 /** Every table, assembled from the capabilities' `table.ts` files. */
-export interface Database {
+export interface Database extends BillingTables {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
   apps: AppsTable;

@@ -32,7 +32,7 @@ export interface TestAppOptions {
 
 // One secret per test file (each file runs in its own worker): an app restarted on the same
 // database in a test must decrypt what the first one sealed, as a real restart would.
-const TEST_SECRET = randomBytes(32).toString('hex');
+export const TEST_SECRET = randomBytes(32).toString('hex');
 
 export function testConfig(env: Record<string, string> = {}): Config {
   return parseConfig({

@@ -1,0 +1,175 @@
+// Billing: plans and prices, balances and spend caps, month close into immutable statements,
+// exports, and Stripe. Other capabilities reach billing only through what is exported here;
+// the front door and the signer take `spendGate` (platform SpendGate).
+import type { Authenticator } from '../platform/auth.ts';
+import type { DatabaseHandle } from '../platform/db.ts';
+import type { Router } from '../platform/http.ts';
+import type { Logger } from '../platform/log.ts';
+import { addMonths, monthOfDate, monthStart } from './pricing.ts';
+import { createRateSource } from './rates.ts';
+import type { RateConfig, RateSource } from './rates.ts';
+import { billingRoutes } from './routes.ts';
+import { createBillingService } from './service.ts';
+import type { BillingService } from './service.ts';
+import { createSpendView } from './spend.ts';
+import type { SpendView } from './spend.ts';
+import { createStripeClient, createStripeSync } from './stripe.ts';
+import type { StripeConfig, StripeSync } from './stripe.ts';
+import type {
+  BillingClosesTable,
+  LedgerEntriesTable,
+  PlanPricesTable,
+  PlansTable,
+  SpendCapsTable,
+  StatementLinesTable,
+  StatementsTable,
+  StripeCustomersTable,
+  StripeEventsTable,
+  StripeSyncTable,
+  SubscriptionsTable,
+} from './table.ts';
+
+export type { BillingService, RateConfig, RateSource, SpendView, StripeConfig, StripeSync };
+export type { EthUsdRate, Price } from './pricing.ts';
+export type { Plan, SpendCap, Statement, StatementLine } from './queries.ts';
+export { createRateSource } from './rates.ts';
+export { createSpendView } from './spend.ts';
+export { RateUnavailable, MonthNotClosable } from './errors.ts';
+export { STATEMENT_COLUMNS, exportMonth, exportUsage, exportStatement } from './export.ts';
+export {
+  BILLING_USAGE,
+  BillingCliError,
+  PLANS_USAGE,
+  billingCommand,
+  plansCommand,
+} from './cli.ts';
+export { chargeLine, weiToUsdMicros, parseUsd, formatUsd } from './pricing.ts';
+
+/** Billing's tables, for `Database` in src/platform/db.ts. */
+export interface BillingTables {
+  plans: PlansTable;
+  plan_prices: PlanPricesTable;
+  subscriptions: SubscriptionsTable;
+  ledger_entries: LedgerEntriesTable;
+  spend_caps: SpendCapsTable;
+  billing_closes: BillingClosesTable;
+  statements: StatementsTable;
+  statement_lines: StatementLinesTable;
+  stripe_customers: StripeCustomersTable;
+  stripe_sync: StripeSyncTable;
+  stripe_events: StripeEventsTable;
+}
+
+export interface BillingConfig {
+  rates: RateConfig;
+  stripe: StripeConfig;
+  spendRefreshMs: number;
+  spendFullReloadMs: number;
+  /** Close a month this long after it ends; null: only `tollhouse billing close`. */
+  closeAfterMs: number | null;
+  /** How often the scheduled jobs (close, Stripe sync) look for work. */
+  jobIntervalMs: number;
+}
+
+export interface BillingDeps {
+  database: DatabaseHandle;
+  log: Logger;
+  authenticator: Authenticator;
+  router: Router;
+  config: BillingConfig;
+  clock?: () => Date;
+}
+
+export interface Billing {
+  service: BillingService;
+  /** The gate the front door and the signer ask before spending. */
+  spendGate: SpendView;
+  stripe: StripeSync;
+  rates: RateSource;
+  /** One pass of the scheduled jobs (close the last month when due, sync Stripe). */
+  runJobs(): Promise<void>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createBilling(deps: BillingDeps): Billing {
+  const { database, log, config } = deps;
+  const clock = deps.clock ?? (() => new Date());
+  const rates = createRateSource(config.rates, clock);
+  const service = createBillingService({ db: database.db, rates, log, clock });
+  const spendGate = createSpendView({
+    db: database.db,
+    listen: database.listen,
+    rates,
+    log: log.child({ component: 'spend-view' }),
+    clock,
+    refreshMs: config.spendRefreshMs,
+    fullReloadMs: config.spendFullReloadMs,
+  });
+  const stripe = createStripeSync({
+    db: database.db,
+    stripe: createStripeClient(config.stripe),
+    config: config.stripe,
+    log,
+    clock,
+  });
+  billingRoutes(deps.router, {
+    service,
+    spend: spendGate,
+    stripe,
+    authenticator: deps.authenticator,
+    db: database.db,
+  });
+
+  let timer: NodeJS.Timeout | null = null;
+  let jobs: Promise<void> | null = null;
+
+  /**
+   * Scheduled close: every replica may try; closeMonth serialises on a transaction-scoped
+   * advisory lock and is idempotent, so exactly one replica closes and the others find the
+   * month closed when they get the lock.
+   */
+  async function runJobs() {
+    if (config.closeAfterMs !== null) {
+      const now = clock();
+      const previous = addMonths(monthOfDate(now), -1);
+      const due =
+        monthStart(addMonths(previous, 1)).getTime() + config.closeAfterMs <= now.getTime();
+      const last = due ? await service.lastClose() : null;
+      if (due && last?.month !== previous) {
+        // Close every month from the one after the last closed, up to the previous one.
+        let month = last === null ? previous : addMonths(last.month, 1);
+        while (month <= previous) {
+          await service.closeMonth(month);
+          month = addMonths(month, 1);
+        }
+      }
+    }
+    if (stripe.configured) await stripe.run();
+  }
+
+  return {
+    service,
+    spendGate,
+    stripe,
+    rates,
+    runJobs,
+    async start() {
+      await spendGate.start();
+      timer = setInterval(() => {
+        jobs ??= runJobs()
+          .catch((error: unknown) => log.warn({ err: error }, 'billing job failed'))
+          .finally(() => {
+            jobs = null;
+          });
+      }, config.jobIntervalMs);
+      timer.unref();
+    },
+    async close() {
+      if (timer !== null) clearInterval(timer);
+      await jobs;
+      await spendGate.close();
+      rates.close();
+    },
+  };
+}

@@ -1,0 +1,432 @@
+// HTTP: /v1/plans, /v1/accounts/{id}/subscription|balance|credits|spend-caps, /v1/spend/check,
+// /v1/statements (+ export), and POST /webhooks/stripe.
+import type { Context } from 'koa';
+import type { Authenticator, AuthState, Principal } from '../platform/auth.ts';
+import { hasScope, requireAuth } from '../platform/auth.ts';
+import { Forbidden, InvalidRequest, NotFound, PayloadTooLarge } from '../platform/errors.ts';
+import { defineRoute } from '../platform/http.ts';
+import type { AppContext, Router } from '../platform/http.ts';
+import type { SpendGate } from '../platform/spend.ts';
+import { exportStatement } from './export.ts';
+import type { Plan, SpendCap, Statement, StatementLine } from './queries.ts';
+import {
+  accountParams,
+  balanceView,
+  createPlanBody,
+  creditBody,
+  creditResult,
+  exportQuery,
+  planList,
+  planParams,
+  planView,
+  spendCapBody,
+  spendCapsView,
+  spendCheckView,
+  statementList,
+  statementParams,
+  statementView,
+  statementsQuery,
+  subscribeBody,
+  subscriptionView,
+} from './schemas.ts';
+import type { BillingService } from './service.ts';
+import type { StripeSync } from './stripe.ts';
+import type { Database } from '../platform/db.ts';
+import type { Kysely } from 'kysely';
+
+// Stripe event payloads are a few KB; 1 MiB is far above any and bounds what is buffered.
+const WEBHOOK_BODY_LIMIT_BYTES = 1024 * 1024;
+
+export interface BillingRouteDeps {
+  service: BillingService;
+  spend: SpendGate;
+  stripe: StripeSync;
+  authenticator: Authenticator;
+  db: Kysely<Database>;
+}
+
+const principalOf = (ctx: AppContext | Context) => (ctx.state as AuthState).principal;
+const actorOf = (ctx: AppContext) => ({
+  actor: principalOf(ctx).keyId ?? principalOf(ctx).accountId,
+  requestId: ctx.state.requestId,
+});
+
+/** An account's own data, or any account's with `admin`. */
+function assertOwnOrAdmin(principal: Principal, accountId: string) {
+  if (principal.accountId !== accountId && !hasScope(principal, 'admin')) {
+    throw new Forbidden('This credential may only see its own account');
+  }
+}
+
+export function planJson(p: Plan) {
+  return {
+    id: p.id,
+    name: p.name,
+    monthly_fee_usd_micros: p.monthlyFeeUsdMicros.toString(),
+    included_usd_micros: p.includedUsdMicros.toString(),
+    prepaid: p.prepaid,
+    default: p.isDefault,
+    created_at: p.createdAt.toISOString(),
+    prices: p.prices.map((x) => ({
+      pipeline: x.pipeline,
+      model_id: x.modelId,
+      unit: x.unit,
+      currency: x.currency,
+      amount: x.amount.toString(),
+      per_units: x.perUnits.toString(),
+    })),
+  };
+}
+
+export function statementJson(s: Statement) {
+  return {
+    id: s.id,
+    account_id: s.accountId,
+    month: s.month,
+    plan_id: s.planId,
+    closed_at: s.closedAt.toISOString(),
+    eth_usd: {
+      answer: s.rate.answer.toString(),
+      decimals: s.rate.decimals,
+      source: s.rate.source,
+      updated_at: s.rate.updatedAt.toISOString(),
+    },
+    fee_wei: s.feeWei.toString(),
+    usage_usd_micros: s.usageUsdMicros.toString(),
+    monthly_fee_usd_micros: s.monthlyFeeUsdMicros.toString(),
+    included_usd_micros: s.includedUsdMicros.toString(),
+    included_applied_usd_micros: s.includedAppliedUsdMicros.toString(),
+    credits_applied_usd_micros: s.creditsAppliedUsdMicros.toString(),
+    total_usd_micros: s.totalUsdMicros.toString(),
+  };
+}
+
+export function lineJson(l: StatementLine) {
+  return {
+    line: l.line,
+    origin_month: l.originMonth,
+    late: l.late,
+    pipeline: l.pipeline,
+    model_id: l.modelId,
+    unit: l.unit,
+    events: l.events.toString(),
+    quantity: l.quantity.toString(),
+    fee_wei: l.feeWei.toString(),
+    price_currency: l.priceCurrency,
+    price_amount: l.priceAmount.toString(),
+    price_per_units: l.pricePerUnits.toString(),
+    charge_wei: l.chargeWei === null ? null : l.chargeWei.toString(),
+    charge_usd_micros: l.chargeUsdMicros.toString(),
+  };
+}
+
+function capsJson(accountId: string, caps: SpendCap[]) {
+  return {
+    account_id: accountId,
+    caps: caps.map((c) => ({
+      app_id: c.appId,
+      end_user_id: c.endUserId,
+      monthly_cap_wei: c.monthlyCapWei.toString(),
+    })),
+  };
+}
+
+export function billingRoutes(router: Router, deps: BillingRouteDeps) {
+  const { service, authenticator } = deps;
+  const reader = [requireAuth(authenticator, ['billing:read'])];
+  const admin = [requireAuth(authenticator, ['admin'])];
+
+  defineRoute(
+    router,
+    { method: 'get', path: '/v1/plans', before: reader, response: planList },
+    async function listPlans() {
+      return { plans: (await service.plans()).map(planJson) };
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'post',
+      path: '/v1/plans',
+      before: admin,
+      body: createPlanBody,
+      response: planView,
+      status: 201,
+    },
+    async function createPlan({ body, ctx }) {
+      const plan = await service.createPlan(actorOf(ctx), {
+        id: body.id,
+        name: body.name,
+        monthlyFeeUsdMicros: BigInt(body.monthly_fee_usd_micros),
+        includedUsdMicros: BigInt(body.included_usd_micros),
+        prepaid: body.prepaid,
+        isDefault: body.default,
+        prices: body.prices.map((p) => ({
+          pipeline: p.pipeline,
+          modelId: p.model_id,
+          unit: p.unit,
+          currency: p.currency,
+          amount: BigInt(p.amount),
+          perUnits: BigInt(p.per_units),
+        })),
+      });
+      return planJson(plan);
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/plans/:id',
+      before: reader,
+      params: planParams,
+      response: planView,
+    },
+    async function showPlan({ params }) {
+      return planJson(await service.plan(params.id));
+    },
+  );
+
+  const subscriptionJson = (s: Awaited<ReturnType<BillingService['subscription']>>) => ({
+    account_id: s.accountId,
+    current_month: s.currentMonth,
+    current_plan: s.currentPlan === null ? null : planJson(s.currentPlan),
+    history: s.history.map((h) => ({
+      plan_id: h.planId,
+      effective_month: h.effectiveMonth,
+      created_at: h.createdAt.toISOString(),
+    })),
+  });
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/accounts/:id/subscription',
+      before: reader,
+      params: accountParams,
+      response: subscriptionView,
+    },
+    async function showSubscription({ params, ctx }) {
+      assertOwnOrAdmin(principalOf(ctx), params.id);
+      return subscriptionJson(await service.subscription(params.id));
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'put',
+      path: '/v1/accounts/:id/subscription',
+      before: admin,
+      params: accountParams,
+      body: subscribeBody,
+      response: subscriptionView,
+    },
+    async function changeSubscription({ params, body, ctx }) {
+      return subscriptionJson(
+        await service.subscribe(actorOf(ctx), params.id, body.plan_id, body.effective_month),
+      );
+    },
+  );
+
+  const balanceJson = (b: Awaited<ReturnType<BillingService['balance']>>) => ({
+    account_id: b.accountId,
+    balance_usd_micros: b.balanceUsdMicros.toString(),
+    entries: b.entries.map((e) => ({
+      id: e.id.toString(),
+      kind: e.kind,
+      amount_usd_micros: e.amountUsdMicros.toString(),
+      reference: e.reference,
+      memo: e.memo,
+      created_at: e.createdAt.toISOString(),
+    })),
+  });
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/accounts/:id/balance',
+      before: reader,
+      params: accountParams,
+      response: balanceView,
+    },
+    async function showBalance({ params, ctx }) {
+      assertOwnOrAdmin(principalOf(ctx), params.id);
+      return balanceJson(await service.balance(params.id));
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'post',
+      path: '/v1/accounts/:id/credits',
+      before: admin,
+      params: accountParams,
+      body: creditBody,
+      response: creditResult,
+    },
+    async function addCredit({ params, body, ctx, setStatus }) {
+      const recorded = await service.addLedgerEntry(actorOf(ctx), {
+        accountId: params.id,
+        kind: body.kind,
+        amountUsdMicros: BigInt(body.amount_usd_micros),
+        reference: `api:${body.reference}`,
+        memo: body.memo ?? null,
+      });
+      setStatus(recorded ? 201 : 200);
+      return { ...balanceJson(await service.balance(params.id)), recorded };
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/accounts/:id/spend-caps',
+      before: reader,
+      params: accountParams,
+      response: spendCapsView,
+    },
+    async function showSpendCaps({ params, ctx }) {
+      assertOwnOrAdmin(principalOf(ctx), params.id);
+      return capsJson(params.id, await service.spendCaps(params.id));
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'put',
+      path: '/v1/accounts/:id/spend-caps',
+      before: admin,
+      params: accountParams,
+      body: spendCapBody,
+      response: spendCapsView,
+    },
+    async function setSpendCap({ params, body, ctx }) {
+      const caps = await service.setSpendCap(actorOf(ctx), {
+        accountId: params.id,
+        appId: body.app_id ?? null,
+        endUserId: body.end_user_id ?? null,
+        monthlyCapWei: body.monthly_cap_wei === null ? null : BigInt(body.monthly_cap_wei),
+      });
+      return capsJson(params.id, caps);
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/spend/check',
+      before: [requireAuth(authenticator, ['gateway'])],
+      response: spendCheckView,
+    },
+    async function spendCheck({ ctx }) {
+      await deps.spend.assertMaySpend(principalOf(ctx));
+      ctx.set('Cache-Control', 'no-store');
+      return { may_spend: true as const };
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/statements',
+      before: reader,
+      query: statementsQuery,
+      response: statementList,
+    },
+    async function listStatements({ query, ctx }) {
+      const principal = principalOf(ctx);
+      const accountId = hasScope(principal, 'admin') ? query.account_id : principal.accountId;
+      if (!hasScope(principal, 'admin') && query.account_id !== undefined) {
+        assertOwnOrAdmin(principal, query.account_id);
+      }
+      if (query.cursor !== undefined && !/^stmt_[0-9A-Za-z]{1,64}$/.test(query.cursor)) {
+        throw new InvalidRequest('query.cursor: not a cursor returned by this API');
+      }
+      const page = await service.statements(
+        {
+          ...(accountId !== undefined ? { accountId } : {}),
+          ...(query.month !== undefined ? { month: query.month } : {}),
+          ...(query.cursor !== undefined ? { after: query.cursor } : {}),
+        },
+        query.limit,
+      );
+      return {
+        statements: page.map(statementJson),
+        next_cursor: page.length === query.limit ? page[page.length - 1]!.id : null,
+      };
+    },
+  );
+
+  async function visibleStatement(ctx: AppContext | Context, id: string) {
+    const found = await service.statement(id);
+    const principal = principalOf(ctx);
+    if (found.statement.accountId !== principal.accountId && !hasScope(principal, 'admin')) {
+      // Not 403: another account's statement ids are not confirmed to exist.
+      throw new NotFound(`No statement ${id}`);
+    }
+    return found;
+  }
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/statements/:id',
+      before: reader,
+      params: statementParams,
+      response: statementView,
+    },
+    async function showStatement({ params, ctx }) {
+      const { statement, lines } = await visibleStatement(ctx, params.id);
+      return { ...statementJson(statement), lines: lines.map(lineJson) };
+    },
+  );
+
+  // Streams a body, so it is not a defineRoute (which renders JSON); input is validated the
+  // same way, through the same schemas.
+  router.get('/v1/statements/:id/export', ...reader, async function exportStatementRoute(ctx) {
+    const params = statementParams.safeParse(ctx.params);
+    const query = exportQuery.safeParse(ctx.query);
+    if (!params.success) throw new InvalidRequest(`params.id: ${params.error.issues[0]?.message}`);
+    if (!query.success) throw new InvalidRequest(`query.format: expected csv or json`);
+    const { statement } = await visibleStatement(ctx, params.data.id);
+    const format = query.data.format;
+    ctx.set(
+      'Content-Disposition',
+      `attachment; filename="${statement.id}.${format === 'csv' ? 'csv' : 'jsonl'}"`,
+    );
+    ctx.type =
+      format === 'csv' ? 'text/csv; charset=utf-8; header=present' : 'application/x-ndjson';
+    ctx.body = exportStatement(deps.db, statement, format);
+  });
+
+  router.post('/webhooks/stripe', async function stripeWebhook(ctx) {
+    const raw = await readRaw(ctx, WEBHOOK_BODY_LIMIT_BYTES);
+    const result = await deps.stripe.handleWebhook(raw, ctx.get('stripe-signature') || undefined);
+    ctx.status = 200;
+    ctx.body = { received: true, ...result };
+  });
+}
+
+async function readRaw(ctx: Context, limit: number): Promise<Buffer> {
+  const declared = Number(ctx.get('content-length') || '0');
+  if (declared > limit) throw new PayloadTooLarge(`Request body is larger than ${limit} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new PayloadTooLarge(`Request body is larger than ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,178 @@
+// Wire shapes of the billing API. Money travels as decimal strings: wei, micro-dollars.
+import { z } from 'zod';
+import { isWeiString } from '../platform/money.ts';
+import { MONTH_PATTERN } from './pricing.ts';
+
+const integerString = z
+  .string()
+  .refine(isWeiString, { error: 'expected a non-negative integer in decimal' });
+const positiveIntegerString = integerString.refine((v) => v !== '0', { error: 'expected > 0' });
+const month = z.string().regex(MONTH_PATTERN, 'expected a month as YYYY-MM');
+const name = z.string().min(1).max(200);
+const dimension = z.string().min(1).max(200);
+
+export const accountParams = z.object({
+  id: z.string().regex(/^acct_[0-9A-Za-z]{1,64}$/, 'expected an account id (acct_…)'),
+});
+export const planParams = z.object({ id: z.string().min(1).max(100) });
+export const statementParams = z.object({
+  id: z.string().regex(/^stmt_[0-9A-Za-z]{1,64}$/, 'expected a statement id (stmt_…)'),
+});
+
+export const priceBody = z.strictObject({
+  pipeline: dimension.default('*'),
+  model_id: dimension.default('*'),
+  unit: dimension.default('*'),
+  currency: z.enum(['wei', 'usd_micros']),
+  amount: integerString,
+  per_units: positiveIntegerString.default('1'),
+});
+
+export const createPlanBody = z.strictObject({
+  id: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected lower-case letters, digits, - and _')
+    .optional(),
+  name,
+  monthly_fee_usd_micros: integerString.default('0'),
+  included_usd_micros: integerString.default('0'),
+  prepaid: z.boolean().default(false),
+  default: z.boolean().default(false),
+  prices: z.array(priceBody).max(1000).default([]),
+});
+
+const priceView = z.object({
+  pipeline: z.string(),
+  model_id: z.string(),
+  unit: z.string(),
+  currency: z.enum(['wei', 'usd_micros']),
+  amount: z.string(),
+  per_units: z.string(),
+});
+
+export const planView = z.object({
+  id: z.string(),
+  name: z.string(),
+  monthly_fee_usd_micros: z.string(),
+  included_usd_micros: z.string(),
+  prepaid: z.boolean(),
+  default: z.boolean(),
+  created_at: z.string(),
+  prices: z.array(priceView),
+});
+export const planList = z.object({ plans: z.array(planView) });
+
+export const subscribeBody = z.strictObject({
+  plan_id: z.string().min(1).max(100),
+  effective_month: month.optional(),
+});
+
+export const subscriptionView = z.object({
+  account_id: z.string(),
+  current_month: z.string(),
+  current_plan: planView.nullable(),
+  history: z.array(
+    z.object({ plan_id: z.string(), effective_month: z.string(), created_at: z.string() }),
+  ),
+});
+
+export const creditBody = z.strictObject({
+  amount_usd_micros: z
+    .string()
+    .regex(/^-?(0|[1-9]\d{0,30})$/, 'expected an integer number of micro-dollars')
+    .refine((v) => v !== '0' && v !== '-0', { error: 'expected a non-zero amount' }),
+  kind: z.enum(['grant', 'top_up', 'adjustment']).default('grant'),
+  reference: z.string().min(1).max(200),
+  memo: z.string().max(500).optional(),
+});
+
+export const balanceView = z.object({
+  account_id: z.string(),
+  balance_usd_micros: z.string(),
+  entries: z.array(
+    z.object({
+      id: z.string(),
+      kind: z.string(),
+      amount_usd_micros: z.string(),
+      reference: z.string(),
+      memo: z.string().nullable(),
+      created_at: z.string(),
+    }),
+  ),
+});
+export const creditResult = balanceView.extend({ recorded: z.boolean() });
+
+export const spendCapBody = z.strictObject({
+  app_id: dimension.nullish(),
+  end_user_id: dimension.nullish(),
+  monthly_cap_wei: integerString.nullable(),
+});
+
+export const spendCapsView = z.object({
+  account_id: z.string(),
+  caps: z.array(
+    z.object({
+      app_id: z.string().nullable(),
+      end_user_id: z.string().nullable(),
+      monthly_cap_wei: z.string(),
+    }),
+  ),
+});
+
+export const spendCheckView = z.object({ may_spend: z.literal(true) });
+
+export const statementsQuery = z.object({
+  account_id: accountParams.shape.id.optional(),
+  month: month.optional(),
+  cursor: z.string().max(100).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+
+export const statementSummary = z.object({
+  id: z.string(),
+  account_id: z.string(),
+  month: z.string(),
+  plan_id: z.string().nullable(),
+  closed_at: z.string(),
+  eth_usd: z.object({
+    answer: z.string(),
+    decimals: z.number().int(),
+    source: z.string(),
+    updated_at: z.string(),
+  }),
+  fee_wei: z.string(),
+  usage_usd_micros: z.string(),
+  monthly_fee_usd_micros: z.string(),
+  included_usd_micros: z.string(),
+  included_applied_usd_micros: z.string(),
+  credits_applied_usd_micros: z.string(),
+  total_usd_micros: z.string(),
+});
+
+export const statementList = z.object({
+  statements: z.array(statementSummary),
+  next_cursor: z.string().nullable(),
+});
+
+export const statementView = statementSummary.extend({
+  lines: z.array(
+    z.object({
+      line: z.number().int(),
+      origin_month: z.string(),
+      late: z.boolean(),
+      pipeline: z.string(),
+      model_id: z.string(),
+      unit: z.string(),
+      events: z.string(),
+      quantity: z.string(),
+      fee_wei: z.string(),
+      price_currency: z.string(),
+      price_amount: z.string(),
+      price_per_units: z.string(),
+      charge_wei: z.string().nullable(),
+      charge_usd_micros: z.string(),
+    }),
+  ),
+});
+
+export const exportQuery = z.object({ format: z.enum(['csv', 'json']).default('csv') });

@@ -1,0 +1,161 @@
+// `tollhouse plans …` and `tollhouse billing …` as an operator runs them (child processes on
+// an embedded database).
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { STATEMENT_COLUMNS } from '../../src/billing/index.ts';
+import { createMetering } from '../../src/metering/index.ts';
+import { createAuthenticator } from '../../src/platform/auth.ts';
+import { Router } from '../../src/platform/http.ts';
+import { createDatabase } from '../../src/platform/db.ts';
+import { createLogger } from '../../src/platform/log.ts';
+import { migrateToLatest } from '../../src/platform/migrations.ts';
+import { createAccount } from '../support/fixtures.ts';
+import { runCli } from '../support/process.ts';
+
+const log = createLogger({ level: 'silent' });
+const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-billing-cli-'));
+const env = {
+  TOLLHOUSE_DATA_DIR: dataDir,
+  LOG_LEVEL: 'error',
+  BILLING_ETH_USD_RATE: '2500',
+  BILLING_AUTO_CLOSE: 'false',
+};
+let account: string;
+
+beforeAll(async () => {
+  const database = await createDatabase({ config: { url: null, poolMax: 1, dataDir }, log });
+  try {
+    await migrateToLatest(database.db);
+    account = await createAccount(database.db);
+    const { service } = createMetering({
+      database,
+      log,
+      authenticator: createAuthenticator([]),
+      router: new Router(),
+    });
+    await service.record(
+      Array.from({ length: 5 }, (_, i) => ({
+        source: 'cli',
+        eventId: String(i),
+        occurredAt: new Date(`2026-08-0${i + 1}T00:00:00Z`),
+        accountId: account,
+        appId: null,
+        keyId: null,
+        clientId: null,
+        endUserId: null,
+        pipeline: i % 2 ? 'llm' : 'text-to-image',
+        modelId: i % 2 ? 'llama' : null,
+        unit: (i % 2 ? 'tokens' : 'pixels') as 'tokens',
+        quantity: 1000n,
+        feeWei: 10n ** 15n,
+        status: 200,
+        latencyMs: 1,
+        attributes: {},
+      })),
+    );
+  } finally {
+    await database.close();
+  }
+}, 60_000);
+
+describe('tollhouse plans / billing', () => {
+  it('creates a plan, closes a month, exports it, and refuses bad arguments', async () => {
+    const plan = await runCli(
+      [
+        'plans',
+        'create',
+        '--id',
+        'std',
+        '--name',
+        'Standard',
+        '--fee',
+        '5.5',
+        '--default',
+        '--price',
+        'llm:*:tokens:usd:0.002/1',
+      ],
+      env,
+    );
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(JSON.parse(plan.stdout)).toMatchObject({
+      id: 'std',
+      monthly_fee_usd_micros: '5500000',
+      default: true,
+      prices: [{ currency: 'usd_micros', amount: '2000' }],
+    });
+    const bad = await runCli(['plans', 'create', '--name', 'x', '--price', 'llm:tokens'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--price llm:tokens: expected/);
+
+    const close = await runCli(['billing', 'close', '--month', '2026-08'], env);
+    expect(close.code, close.stderr).toBe(0);
+    expect(JSON.parse(close.stdout)).toMatchObject({
+      month: '2026-08',
+      closed: true,
+      statements: 1,
+    });
+    const again = await runCli(['billing', 'close', '--month', '2026-08'], env);
+    expect(JSON.parse(again.stdout)).toMatchObject({ closed: false, statements: 1 });
+    const early = await runCli(['billing', 'close', '--month', '2099-01'], env);
+    expect(early.code).toBe(2);
+    expect(early.stderr).toMatch(/not over yet/);
+    expect((await runCli(['billing', 'close'], env)).stderr).toMatch(/--month YYYY-MM is required/);
+
+    const out = path.join(dataDir, 'aug.csv');
+    const exported = await runCli(
+      ['billing', 'export', '--month', '2026-08', '--format', 'csv', '--out', out],
+      env,
+    );
+    expect(exported.code, exported.stderr).toBe(0);
+    const text = readFileSync(out, 'utf8');
+    expect(text.split('\r\n')[0]).toBe(STATEMENT_COLUMNS.join(','));
+    const rows = parse(text, { columns: true }) as Array<Record<string, string>>;
+    expect(rows).toHaveLength(2);
+    expect(rows.find((r) => r.pipeline === 'llm')).toMatchObject({
+      price_currency: 'usd_micros',
+      charge_usd: '4.000000',
+      quantity: '2000',
+    });
+    // text-to-image is unpriced: billed at cost, 3e15 wei at $2500/ETH = $7.50.
+    expect(rows.find((r) => r.pipeline === 'text-to-image')).toMatchObject({
+      price_currency: 'cost',
+      charge_usd: '7.500000',
+      eth_usd_rate: '2500',
+    });
+    const json = await runCli(['billing', 'export', '--month', '2026-08', '--format', 'json'], env);
+    expect(
+      json.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toHaveLength(2);
+    const usage = await runCli(['billing', 'export-usage', '--month', '2026-08'], env);
+    expect(usage.stdout.trim().split('\n')).toHaveLength(5);
+    expect(
+      (await runCli(['billing', 'export', '--month', '2026-08', '--format', 'xml'], env)).code,
+    ).toBe(2);
+
+    const credit = await runCli(
+      ['billing', 'credit', '--account', account, '--usd', '12.5', '--reference', 'promo'],
+      env,
+    );
+    expect(JSON.parse(credit.stdout)).toMatchObject({
+      recorded: true,
+      balance_usd_micros: '12500000',
+    });
+    const twice = await runCli(
+      ['billing', 'credit', '--account', account, '--usd', '12.5', '--reference', 'promo'],
+      env,
+    );
+    expect(JSON.parse(twice.stdout)).toMatchObject({
+      recorded: false,
+      balance_usd_micros: '12500000',
+    });
+    const stripe = await runCli(['billing', 'stripe-sync'], env);
+    expect(stripe.code).toBe(2);
+    expect(stripe.stderr).toMatch(/STRIPE_SECRET_KEY/);
+  }, 120_000);
+});

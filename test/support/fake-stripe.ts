@@ -1,0 +1,232 @@
+// A small stand-in for Stripe's API, for tests: a real HTTP server that the real `stripe` SDK
+// talks to (host/port/protocol options). It checks what it receives — the secret key, form
+// encoding, an Idempotency-Key on every POST — replies in Stripe's shapes, replays a repeated
+// Idempotency-Key with the original response (and refuses the same key with other parameters,
+// as Stripe does), and can inject failures: an error answer, or a "crash" (the request is
+// processed but the connection is dropped before the answer, as if our process died).
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  idempotencyKey: string | null;
+  params: Record<string, string>;
+  replayed: boolean;
+}
+
+export interface FakeStripe {
+  url: string;
+  secretKey: string;
+  requests: RecordedRequest[];
+  customers: Map<string, Record<string, unknown>>;
+  invoices: Map<string, Record<string, unknown>>;
+  invoiceItems: Map<string, Record<string, unknown>>;
+  /** The next `count` POSTs to `pathPattern` answer 500 without doing anything. */
+  failNext(pathPattern: RegExp, count?: number): void;
+  /**
+   * The next `count` POSTs to `pathPattern` are processed (or replayed), then the connection
+   * is destroyed. The SDK retries a closed connection once by itself, so 2 looks, to the
+   * caller, like a process that died after Stripe acted and before it heard the answer.
+   */
+  crashAfterNext(pathPattern: RegExp, count?: number): void;
+  /** Requests that broke the rules (missing key, wrong auth …): a test asserts it is empty. */
+  violations: string[];
+  close(): Promise<void>;
+}
+
+const id = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`;
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => resolve(body));
+    req.on('error', reject);
+  });
+}
+
+function metadataOf(params: Record<string, string>) {
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(params)) {
+    const m = /^metadata\[(.+)\]$/.exec(k);
+    if (m) metadata[m[1]!] = v;
+  }
+  return metadata;
+}
+
+export async function startFakeStripe(): Promise<FakeStripe> {
+  const secretKey = `sk_test_${randomBytes(12).toString('hex')}`;
+  const requests: RecordedRequest[] = [];
+  const violations: string[] = [];
+  const customers = new Map<string, Record<string, unknown>>();
+  const invoices = new Map<string, Record<string, unknown>>();
+  const invoiceItems = new Map<string, Record<string, unknown>>();
+  const idempotency = new Map<string, { hash: string; status: number; body: string }>();
+  const failures: Array<{ pattern: RegExp; count: number }> = [];
+  const crashes: Array<{ pattern: RegExp; count: number }> = [];
+  const created = Math.floor(Date.now() / 1000);
+
+  function handle(method: string, path: string, params: Record<string, string>): [number, unknown] {
+    if (method === 'POST' && path === '/v1/customers') {
+      const customer = {
+        id: id('cus'),
+        object: 'customer',
+        created,
+        description: params.description ?? null,
+        metadata: metadataOf(params),
+      };
+      customers.set(customer.id, customer);
+      return [200, customer];
+    }
+    if (method === 'POST' && path === '/v1/invoices') {
+      if (!customers.has(params.customer ?? ''))
+        return [400, stripeError('invalid_request_error', 'No such customer')];
+      const invoice = {
+        id: id('in'),
+        object: 'invoice',
+        created,
+        customer: params.customer,
+        status: 'draft',
+        collection_method: params.collection_method,
+        auto_advance: params.auto_advance === 'true',
+        pending_invoice_items_behavior: params.pending_invoice_items_behavior,
+        metadata: metadataOf(params),
+      };
+      invoices.set(invoice.id, invoice);
+      return [200, invoice];
+    }
+    if (method === 'POST' && path === '/v1/invoiceitems') {
+      const invoice = invoices.get(params.invoice ?? '');
+      if (invoice === undefined)
+        return [400, stripeError('invalid_request_error', 'No such invoice')];
+      if (invoice.status !== 'draft')
+        return [400, stripeError('invalid_request_error', 'Invoice is not a draft')];
+      if (!/^-?\d+(\.\d{1,12})?$/.test(params.unit_amount_decimal ?? '')) {
+        return [400, stripeError('invalid_request_error', 'Invalid unit_amount_decimal')];
+      }
+      const item = {
+        id: id('ii'),
+        object: 'invoiceitem',
+        customer: params.customer,
+        invoice: params.invoice,
+        currency: params.currency,
+        quantity: Number(params.quantity ?? '1'),
+        unit_amount_decimal: params.unit_amount_decimal,
+        description: params.description ?? null,
+        metadata: metadataOf(params),
+      };
+      invoiceItems.set(item.id, item);
+      return [200, item];
+    }
+    const finalize = /^\/v1\/invoices\/([^/]+)\/finalize$/.exec(path);
+    if (method === 'POST' && finalize) {
+      const invoice = invoices.get(finalize[1]!);
+      if (invoice === undefined)
+        return [404, stripeError('invalid_request_error', 'No such invoice')];
+      if (invoice.status !== 'draft')
+        return [400, stripeError('invalid_request_error', 'Invoice is already finalized')];
+      invoice.status = 'open';
+      return [200, invoice];
+    }
+    return [
+      404,
+      stripeError('invalid_request_error', `Unrecognized request URL (${method}: ${path})`),
+    ];
+  }
+
+  const server: Server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    const raw = await readBody(req);
+    const url = new URL(req.url ?? '/', 'http://fake');
+    const method = req.method ?? 'GET';
+    const params = Object.fromEntries(new URLSearchParams(method === 'GET' ? url.search : raw));
+    const key = (req.headers['idempotency-key'] as string | undefined) ?? null;
+    if (req.headers.authorization !== `Bearer ${secretKey}`)
+      violations.push(`${method} ${url.pathname}: wrong or missing API key`);
+    if (method === 'POST' && key === null)
+      violations.push(`${method} ${url.pathname}: no Idempotency-Key`);
+    if (
+      method === 'POST' &&
+      !String(req.headers['content-type']).startsWith('application/x-www-form-urlencoded')
+    ) {
+      violations.push(`${method} ${url.pathname}: not form-encoded`);
+    }
+    const send = (status: number, body: string, replayed: boolean) => {
+      requests.push({ method, path: url.pathname, idempotencyKey: key, params, replayed });
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'request-id': id('req'),
+        ...(replayed ? { 'idempotent-replayed': 'true' } : {}),
+      });
+      res.end(body);
+    };
+    const failure = failures.find((f) => f.count > 0 && f.pattern.test(url.pathname));
+    if (method === 'POST' && failure !== undefined) {
+      failure.count--;
+      send(500, JSON.stringify(stripeError('api_error', 'Injected failure')), false);
+      return;
+    }
+    const hash = createHash('sha256').update(`${method} ${url.pathname} ${raw}`).digest('hex');
+    let answer: { status: number; body: string; replayed: boolean };
+    const seen = key !== null && method === 'POST' ? idempotency.get(key) : undefined;
+    if (seen !== undefined && seen.hash !== hash) {
+      const error = stripeError(
+        'idempotency_error',
+        'Keys for idempotent requests can only be used with the same parameters they were first used with.',
+      );
+      answer = { status: 400, body: JSON.stringify(error), replayed: false };
+    } else if (seen !== undefined) {
+      answer = { status: seen.status, body: seen.body, replayed: true };
+    } else {
+      const [status, body] = handle(method, url.pathname, params);
+      answer = { status, body: JSON.stringify(body), replayed: false };
+      // Stripe stores the outcome of a keyed request, API errors included, but not 500s.
+      if (key !== null && method === 'POST' && status < 500) {
+        idempotency.set(key, { hash, status, body: answer.body });
+      }
+    }
+    const crash = crashes.find((c) => c.count > 0 && c.pattern.test(url.pathname));
+    if (method === 'POST' && crash !== undefined) {
+      crash.count--;
+      requests.push({
+        method,
+        path: url.pathname,
+        idempotencyKey: key,
+        params,
+        replayed: answer.replayed,
+      });
+      req.socket.destroy();
+      return;
+    }
+    send(answer.status, answer.body, answer.replayed);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    secretKey,
+    requests,
+    customers,
+    invoices,
+    invoiceItems,
+    violations,
+    failNext(pattern, count = 1) {
+      failures.push({ pattern, count });
+    },
+    crashAfterNext(pattern, count = 1) {
+      crashes.push({ pattern, count });
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function stripeError(type: string, message: string) {
+  return { error: { type, message } };
+}
