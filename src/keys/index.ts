@@ -62,7 +62,11 @@ export async function createKeys(deps: KeysDeps): Promise<Keys> {
   });
   await verifier.start();
   await origins.reload();
-  const service = createKeyService({ db: database.db, secrets });
+  const service = createKeyService({
+    db: database.db,
+    secrets,
+    onChanged: (id) => verifier.forget(id),
+  });
   new Gauge({
     name: 'tollhouse_api_keys_rotation_due',
     help: 'Active API keys older than the recommended 90-day rotation schedule',

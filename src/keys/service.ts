@@ -102,6 +102,12 @@ export interface KeyServiceDeps {
   db: Kysely<Database>;
   secrets: Secrets;
   now?: () => number;
+  /**
+   * Called after a change to key `id` commits. This process applies it to its own cache at
+   * once, so the answer to the request that revoked or rotated a key is already enforced
+   * here; other replicas learn it from the NOTIFY sent in the same transaction.
+   */
+  onChanged?: (id: string) => void;
 }
 
 export type KeyService = ReturnType<typeof createKeyService>;
@@ -109,6 +115,10 @@ export type KeyService = ReturnType<typeof createKeyService>;
 export function createKeyService(deps: KeyServiceDeps) {
   const { db, secrets } = deps;
   const now = deps.now ?? Date.now;
+  const changed = <T>(id: string, result: T): T => {
+    deps.onChanged?.(id);
+    return result;
+  };
 
   function view(key: ApiKey): ApiKeyView {
     const at = now();
@@ -264,7 +274,7 @@ export function createKeyService(deps: KeyServiceDeps) {
 
     async update(caller: Caller, id: string, patch: KeyPatch): Promise<ApiKeyView> {
       assertMayManage(caller);
-      return db.transaction().execute(async (trx) => {
+      const result = await db.transaction().execute(async (trx) => {
         const row = visible(caller, await findKeyByIdForUpdate(trx, id), id);
         if (row.revoked_at !== null) throw new Conflict(`API key ${id} is revoked`);
         const next = {
@@ -299,11 +309,12 @@ export function createKeyService(deps: KeyServiceDeps) {
         });
         return view(toApiKey(updated));
       });
+      return changed(id, result);
     },
 
     async revoke(caller: Caller, id: string): Promise<ApiKeyView> {
       assertMayManage(caller);
-      return db.transaction().execute(async (trx) => {
+      const result = await db.transaction().execute(async (trx) => {
         const row = visible(caller, await findKeyByIdForUpdate(trx, id), id);
         // Revoking twice is not an error: the caller's intent already holds.
         if (row.revoked_at !== null) return view(toApiKey(row));
@@ -317,6 +328,7 @@ export function createKeyService(deps: KeyServiceDeps) {
         });
         return view(toApiKey(updated));
       });
+      return changed(id, result);
     },
 
     async rotate(
@@ -325,7 +337,7 @@ export function createKeyService(deps: KeyServiceDeps) {
       input: RotateInput,
     ): Promise<IssuedKey & { previous: ApiKeyView }> {
       assertMayManage(caller);
-      return db.transaction().execute(async (trx) => {
+      const result = await db.transaction().execute(async (trx) => {
         const row = visible(caller, await findKeyByIdForUpdate(trx, id), id);
         const current = view(toApiKey(row));
         if (current.status !== 'active') {
@@ -363,6 +375,7 @@ export function createKeyService(deps: KeyServiceDeps) {
         });
         return { key: view(toApiKey(created)), secret, previous: view(toApiKey(previous)) };
       });
+      return changed(id, result);
     },
   };
 }

@@ -71,6 +71,8 @@ export interface KeyVerifier extends CredentialVerifier {
   close(): Promise<void>;
   /** Entries held, for tests and benchmarks. */
   cacheSize(): { positive: number; negative: number };
+  /** Drops what this process cached about key `id` (a change it just committed). */
+  forget(id: string): void;
 }
 
 export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
@@ -255,6 +257,7 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
       await flushLastUsed();
     },
     cacheSize: () => ({ positive: byDigest.size, negative: negative.size }),
+    forget: (id) => onNotification(`changed:${id}`),
   };
 }
 
