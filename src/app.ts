@@ -2,6 +2,7 @@
 // Called by src/main.ts (serve, migrate, CLI commands) and by tests; nothing else creates
 // services, and nothing is global.
 import type { Config } from './config.ts';
+import { createGateway } from './gateway/index.ts';
 import { createMetering } from './metering/index.ts';
 import type { Metering } from './metering/index.ts';
 import { createAuthenticator } from './platform/auth.ts';
@@ -20,6 +21,8 @@ import { migrateToLatest, shippedMigrations } from './platform/migrations.ts';
 import { loadOpenApi, openapiRoutes } from './platform/openapi.ts';
 import { createSecrets } from './platform/secrets.ts';
 import type { Secrets } from './platform/secrets.ts';
+import { ALLOW_ALL_SPEND } from './platform/spend.ts';
+import type { SpendGate } from './platform/spend.ts';
 import type Koa from 'koa';
 
 export interface AppOptions {
@@ -29,6 +32,8 @@ export interface AppOptions {
   database?: DatabaseHandle;
   /** Apply pending migrations before serving (default true). */
   migrate?: boolean;
+  /** "May this principal spend?" (tests); default: billing's gate once it exists. */
+  spend?: SpendGate;
 }
 
 export interface App {
@@ -94,6 +99,18 @@ export async function createApp(options: AppOptions): Promise<App> {
     const metering = createMetering({ database, log, authenticator, router });
     await metering.start();
     closeTasks.push(() => metering.close());
+
+    // Billing will provide the real spend gate here (one line).
+    const spend = options.spend ?? ALLOW_ALL_SPEND;
+    const gateway = createGateway({
+      config: config.gateway,
+      trustProxy: config.http.trustProxy,
+      authenticator,
+      recorder: metering.recorder,
+      spend,
+    });
+    closeTasks.push(() => gateway.close());
+    koa.use(gateway.frontDoor);
 
     koa.use(router.routes());
     koa.use(allowedMethods(router));

@@ -6,6 +6,7 @@ import { parseConfig } from '../../src/config.ts';
 import type { Config } from '../../src/config.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import type { Logger } from '../../src/platform/log.ts';
+import type { SpendGate } from '../../src/platform/spend.ts';
 import { startServer } from '../../src/platform/server.ts';
 import type { RunningServer } from '../../src/platform/server.ts';
 import { createTestDatabase } from './db.ts';
@@ -26,6 +27,8 @@ export interface TestAppOptions {
   log?: Logger;
   /** Register extra routes before the app starts serving (tests of the plumbing itself). */
   beforeStart?: (app: App) => void;
+  /** A spend gate standing in for billing's (front door tests). */
+  spend?: SpendGate;
 }
 
 export function testConfig(env: Record<string, string> = {}): Config {
@@ -46,6 +49,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     config,
     log: options.log ?? createLogger({ level: 'silent' }),
     database: handle,
+    spend: options.spend,
   });
   options.beforeStart?.(app);
   const server = await startServer(app.handler, {
