@@ -107,6 +107,6 @@ function lastChunkEndMs(body: unknown): bigint | null {
       }
     }
   }
-  // go-livepeer bills audio seconds × 1000; rounded up to the next millisecond.
-  return endSeconds < 0 ? null : BigInt(Math.ceil(endSeconds * 1000));
+  // go-livepeer bills audio seconds × 1000; rounded to the nearest millisecond (float noise).
+  return endSeconds < 0 ? null : BigInt(Math.round(endSeconds * 1000));
 }
