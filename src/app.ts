@@ -103,6 +103,9 @@ export async function createApp(options: AppOptions): Promise<App> {
     // Billing will provide the real spend gate here (one line).
     const spend = options.spend ?? ALLOW_ALL_SPEND;
     const gateway = createGateway({
+      database,
+      secrets,
+      router,
       config: config.gateway,
       trustProxy: config.http.trustProxy,
       authenticator,

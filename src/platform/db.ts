@@ -10,6 +10,7 @@ import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import type { Config } from '../config.ts';
 import type { AccountsTable } from '../identity/index.ts';
+import type { StreamsTable } from '../gateway/index.ts';
 import type { UsageEventsTable, UsageRollupsTable } from '../metering/index.ts';
 import type { ApiKeysTable } from '../keys/index.ts';
 import type { AuditLogTable } from './audit.ts';
@@ -20,6 +21,7 @@ export interface Database {
   accounts: AccountsTable;
   api_keys: ApiKeysTable;
   audit_log: AuditLogTable;
+  streams: StreamsTable;
   usage_events: UsageEventsTable;
   usage_rollups: UsageRollupsTable;
 }

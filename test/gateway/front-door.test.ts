@@ -246,9 +246,7 @@ describe('forwarding', () => {
     expect(got.headers['x-forwarded-host']).toBe(new URL(t.url).host);
     expect(got.headers['x-request-id']).toBe(response.id);
     expect(response.headers.get('x-request-id')).toBe(response.id);
-    expect(got.bodySha256).toBe(
-      createHash('sha256').update(JSON.stringify(body)).digest('hex'),
-    );
+    expect(got.bodySha256).toBe(createHash('sha256').update(JSON.stringify(body)).digest('hex'));
     const [event] = await eventsOf(t, response.id);
     // A model's own price wins over the pipeline's: 64 × 32 × 10 / 1.
     expect(event).toMatchObject({
@@ -267,7 +265,12 @@ describe('forwarding', () => {
 
   it('passes go-livepeer errors through unchanged and meters them at zero fee', async () => {
     const upstream = { error: { message: 'insufficient capacity' } };
-    fake.set('/text-to-image', { kind: 'status', status: 503, body: upstream, headers: { 'retry-after': '7' } });
+    fake.set('/text-to-image', {
+      kind: 'status',
+      status: 503,
+      body: upstream,
+      headers: { 'retry-after': '7' },
+    });
     try {
       const response = await post('/text-to-image', { prompt: 'x' });
       expect(response.status).toBe(503);
@@ -345,7 +348,12 @@ describe('forwarding', () => {
 });
 
 describe('units per pipeline (LIVEPEER.md §6), one event per request', () => {
-  async function upload(path: string, fields: Record<string, string>, data: Buffer, file = 'image') {
+  async function upload(
+    path: string,
+    fields: Record<string, string>,
+    data: Buffer,
+    file = 'image',
+  ) {
     const id = requestId();
     const response = await fetch(`${t.url}${path}`, {
       method: 'POST',
@@ -372,7 +380,11 @@ describe('units per pipeline (LIVEPEER.md §6), one event per request', () => {
   });
 
   it('image-to-image: the uploaded image size × images', async () => {
-    const event = await upload('/image-to-image', { num_images_per_prompt: '3' }, pngHeader(64, 32));
+    const event = await upload(
+      '/image-to-image',
+      { num_images_per_prompt: '3' },
+      pngHeader(64, 32),
+    );
     expect(event).toMatchObject({ pipeline: 'image-to-image', quantity: String(64 * 32 * 3) });
   });
 
@@ -398,7 +410,11 @@ describe('units per pipeline (LIVEPEER.md §6), one event per request', () => {
 
   it('audio-to-text: milliseconds up to the last chunk timestamp the response reports', async () => {
     const event = await upload('/audio-to-text', {}, Buffer.alloc(2048, 3), 'audio');
-    expect(event).toMatchObject({ unit: 'milliseconds', quantity: '12345', fee_wei: String(12345 * 7) });
+    expect(event).toMatchObject({
+      unit: 'milliseconds',
+      quantity: '12345',
+      fee_wei: String(12345 * 7),
+    });
   });
 
   it('llm JSON: the usage.total_tokens go-livepeer reports, not max_tokens', async () => {
@@ -555,7 +571,11 @@ describe('anonymous mode', () => {
   it('meters unauthenticated requests to the anonymous account, with strict limits', async () => {
     const anonymous = 'acct_anonymous0000000000000';
     const anon = await startTestApp({
-      env: { GATEWAY_URL: fake.url, GATEWAY_ANONYMOUS_ACCOUNT: anonymous, GATEWAY_ANONYMOUS_RATE: '1' },
+      env: {
+        GATEWAY_URL: fake.url,
+        GATEWAY_ANONYMOUS_ACCOUNT: anonymous,
+        GATEWAY_ANONYMOUS_RATE: '1',
+      },
     });
     try {
       await insertAccount(anon.app.database.db, { id: anonymous, email: 'anonymous@example.com' });
@@ -655,7 +675,11 @@ describe('rate limits', () => {
       }
       expect(refusal).not.toBeNull();
       expect(Number(refusal!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-      expect(refusal!.body).toMatchObject({ error: 'TooManyRequests', scope: 'key', limit: 'rate' });
+      expect(refusal!.body).toMatchObject({
+        error: 'TooManyRequests',
+        scope: 'key',
+        limit: 'rate',
+      });
     } finally {
       await limited.close();
     }

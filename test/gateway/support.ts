@@ -21,15 +21,17 @@ export interface StoredEvent {
 
 /** Flushes the recorder until the request's event is stored (the front door records it when
  * the response closes, a moment after the client has read it); returns every event for it. */
-export async function eventsOf(t: TestApp, requestId: string, expected = 1): Promise<StoredEvent[]> {
+export async function eventsOf(
+  t: TestApp,
+  requestId: string,
+  expected = 1,
+): Promise<StoredEvent[]> {
   for (let attempt = 0; attempt < 200; attempt++) {
     await t.app.metering.recorder.flush();
     const rows = await sql<StoredEvent>`
       select source, event_id, account_id, key_id, pipeline, model_id, unit,
              quantity::text as quantity, fee_wei::text as fee_wei, status, attributes
-      from usage_events where attributes->>'request_id' = ${requestId}`.execute(
-      t.app.database.db,
-    );
+      from usage_events where attributes->>'request_id' = ${requestId}`.execute(t.app.database.db);
     if (rows.rows.length >= expected) return rows.rows;
     await new Promise((r) => setTimeout(r, 10));
   }
