@@ -261,6 +261,7 @@ describe('forwarding', () => {
     });
     expect(event!.attributes.bytes_in).toBe(JSON.stringify(body).length);
     expect(event!.attributes.bytes_out).toBeGreaterThan(0);
+    expect(event!.attributes.client_closed).toBeUndefined();
   });
 
   it('passes go-livepeer errors through unchanged and meters them at zero fee', async () => {

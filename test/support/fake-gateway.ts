@@ -79,7 +79,9 @@ function normalBody(path: string, json: Record<string, unknown> | null): unknown
       return {
         id: 'chatcmpl-fake',
         model: json?.model ?? 'meta-llama/Meta-Llama-3.1-8B-Instruct',
-        choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
+        choices: [
+          { index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' },
+        ],
         usage: FAKE_USAGE,
       };
     case '/segment-anything-2':
