@@ -188,7 +188,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     name: 'LIVEPEER_WEBHOOK_SECRET',
     secret: true,
-    doc: 'Shared secret go-livepeer sends to /webhooks/livepeer/* (as `Authorization: Bearer <secret>` or `x-api-key`). Unset: the webhooks answer 503.',
+    doc: 'Shared secret go-livepeer sends to /webhooks/livepeer/* (as `Authorization: Bearer <secret>`, `x-api-key`, or `?secret=` in the webhook URL). Unset: the webhooks answer 503.',
     schema: z.string().min(16, 'expected at least 16 characters'),
   },
   {
