@@ -90,7 +90,7 @@ export function createLimiter(now: () => number = () => performance.now()): Limi
           );
         }
       }
-      for (const { scope, rule, entry } of taken) {
+      for (const { rule, entry } of taken) {
         if (rule.rate > 0) entry.tokens -= 1;
         entry.inFlight++;
       }

@@ -79,6 +79,7 @@ async function post(path: string, body: unknown, headers: Record<string, string>
 /** node:http, because fetch will not send a Connection header naming other headers. */
 async function rawPost(path: string, payload: string, headers: Record<string, string>) {
   const id = requestId();
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   return new Promise<{ status: number; headers: Headers; body: any; id: string }>(
     (resolve, reject) => {
       const request = http.request(

@@ -4,7 +4,7 @@
 // (headers, body size and SHA-256 — never the body itself, so 50 MB uploads cost nothing).
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 export interface Received {
   method: string;
@@ -98,7 +98,7 @@ function normalBody(path: string, json: Record<string, unknown> | null): unknown
 export async function startFakeGateway(): Promise<FakeGateway> {
   const behaviours = new Map<string, Behaviour>();
   const received: Received[] = [];
-  const sockets = new Set<import('node:net').Socket>();
+  const sockets = new Set<Socket>();
   let settledCount = 0;
   const waiters: Array<{ count: number; resolve: () => void }> = [];
   const settle = () => {
@@ -144,7 +144,7 @@ export async function startFakeGateway(): Promise<FakeGateway> {
     req.on('end', () => {
       record.bodyBytes = bytes;
       record.bodySha256 = hash.digest('hex');
-      let json: Record<string, unknown> | null = null;
+      let json: Record<string, unknown> | null;
       try {
         json = JSON.parse(Buffer.concat(small).toString('utf8')) as Record<string, unknown>;
       } catch {
