@@ -28,7 +28,9 @@ export type Behaviour =
   /** Send headers and a first body chunk, then destroy the connection. */
   | { kind: 'cut' }
   /** Destroy the connection without answering. */
-  | { kind: 'reset' };
+  | { kind: 'reset' }
+  /** Stop reading the request body after `afterBytes` until `release()`, then answer normally. */
+  | { kind: 'hold'; afterBytes: number };
 
 export interface FakeGateway {
   url: string;
@@ -36,6 +38,10 @@ export interface FakeGateway {
   /** How the next requests to `path` are answered (until `reset`). */
   set(path: string, behaviour: Behaviour): void;
   reset(): void;
+  /** Resumes reading the bodies held by a `hold` behaviour. */
+  release(): void;
+  /** Whether a `hold` behaviour is holding a request body now. */
+  holding(): boolean;
   /** Resolves once `count` requests have been fully handled or cut. */
   settled(count: number): Promise<void>;
   close(): Promise<void>;
@@ -98,6 +104,7 @@ function normalBody(path: string, json: Record<string, unknown> | null): unknown
 export async function startFakeGateway(): Promise<FakeGateway> {
   const behaviours = new Map<string, Behaviour>();
   const received: Received[] = [];
+  const held = new Set<http.IncomingMessage>();
   const sockets = new Set<Socket>();
   let settledCount = 0;
   const waiters: Array<{ count: number; resolve: () => void }> = [];
@@ -134,10 +141,17 @@ export async function startFakeGateway(): Promise<FakeGateway> {
         settle();
       }
     });
+    const behaviour = behaviours.get(path);
+    let wasHeld = false;
     req.on('data', (chunk: Buffer) => {
       hash.update(chunk);
       bytes += chunk.length;
       record.bodyBytes = bytes;
+      if (behaviour?.kind === 'hold' && !wasHeld && bytes >= behaviour.afterBytes) {
+        wasHeld = true;
+        held.add(req);
+        req.pause();
+      }
       if (bytes <= 64 * 1024) small.push(chunk);
     });
     req.on('error', () => undefined);
@@ -189,6 +203,7 @@ export async function startFakeGateway(): Promise<FakeGateway> {
         tick();
         return;
       }
+      case 'hold':
       case 'normal':
         if (path === '/llm' && json?.stream === true) {
           res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
@@ -228,6 +243,11 @@ export async function startFakeGateway(): Promise<FakeGateway> {
     reset() {
       behaviours.clear();
     },
+    release() {
+      for (const req of held) req.resume();
+      held.clear();
+    },
+    holding: () => held.size > 0,
     settled(count) {
       if (settledCount >= count) return Promise.resolve();
       return new Promise((resolve) => waiters.push({ count, resolve }));
