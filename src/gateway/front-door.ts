@@ -241,21 +241,31 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       ctx.body = null;
       return;
     }
-    const contentType = String(response.headers['content-type'] ?? '');
-    const meter = createResponseMeter(
-      pipeline.name === 'llm' ? 'llm' : pipeline.name === 'audio-to-text' ? 'audio' : null,
-      contentType,
-    );
-    meterFacts = meter.facts;
-    // pipe, not stream.pipeline: pipeline allocates an AbortController (and a DOMException on
-    // finish) per call, measurable on the hot path; errors and early closes are wired by hand.
     const upstreamBody = response.body;
     upstreamBody.on('error', (error) => {
       // A response go-livepeer broke off (reset, body timeout) is a failure, not a sale; the
       // client's own departure is not (finish() tells the two apart).
       if (!abort.signal.aborted) failure = { status: 502, reason: upstreamError(error).reason };
-      meter.stream.destroy(error);
     });
+    const sniff =
+      pipeline.name === 'llm' ? 'llm' : pipeline.name === 'audio-to-text' ? 'audio' : null;
+    const declaredLength = Number(response.headers['content-length'] ?? Number.NaN);
+    if (sniff === null && Number.isSafeInteger(declaredLength)) {
+      // The hot path: nothing to read in the body and its length is declared, so it goes to
+      // Koa as it is (one stream less per request); Koa destroys it if the client leaves.
+      meterFacts = () => ({
+        bytes: ctx.res.writableFinished ? declaredLength : 0,
+        totalTokens: null,
+        audioMs: null,
+      });
+      ctx.body = upstreamBody;
+      return;
+    }
+    const meter = createResponseMeter(sniff, String(response.headers['content-type'] ?? ''));
+    meterFacts = meter.facts;
+    // pipe, not stream.pipeline: pipeline allocates an AbortController (and a DOMException on
+    // finish) per call, measurable on the hot path; errors and early closes are wired by hand.
+    upstreamBody.on('error', (error) => meter.stream.destroy(error));
     meter.stream.on('close', () => {
       if (!upstreamBody.readableEnded) upstreamBody.destroy();
     });
