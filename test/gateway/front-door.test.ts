@@ -349,6 +349,47 @@ describe('forwarding', () => {
   });
 });
 
+describe('client gone during the upload', () => {
+  it('aborts the upstream request and records status 499 at fee 0', async () => {
+    const before = fake.received.length;
+    const id = requestId();
+    const abort = new AbortController();
+    const head = multipart(
+      { model_id: 'm' },
+      { name: 'image', filename: 'a.png', type: 'image/png', data: pngHeader(10, 10) },
+    ).subarray(0, -20); // without the closing boundary: the upload is not over
+    let i = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        if (i++ === 0) {
+          controller.enqueue(new Uint8Array(head));
+          return;
+        }
+        // Once go-livepeer has the first bytes, the client goes away mid-upload.
+        while ((fake.received[before]?.bodyBytes ?? 0) === 0) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        abort.abort();
+        controller.close();
+      },
+    });
+    await expect(
+      fetch(`${t.url}/upscale`, {
+        method: 'POST',
+        headers: { ...bearer(secret), 'x-request-id': id, 'content-type': MULTIPART_TYPE },
+        body,
+        duplex: 'half',
+        signal: abort.signal,
+      } as RequestInit),
+    ).rejects.toThrow();
+    await fake.settled(before + 1);
+    expect(fake.received[before]!.closedEarly).toBe(true);
+    const [event] = await eventsOf(t, id);
+    expect(event).toMatchObject({ status: 499, fee_wei: '0' });
+    expect(event!.attributes.client_closed).toBe(true);
+  });
+});
+
 describe('units per pipeline (LIVEPEER.md §6), one event per request', () => {
   async function upload(
     path: string,
