@@ -390,6 +390,43 @@ describe('client gone during the upload', () => {
   });
 });
 
+describe('live video (WHIP)', () => {
+  it('an SDP offer and answer pass through untouched, with Location', async () => {
+    const offer = 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n';
+    const answer = 'v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=answer\r\nt=0 0\r\n';
+    const path = '/live/video-to-video/cam-1/whip';
+    fake.set(path, {
+      kind: 'status',
+      status: 201,
+      raw: answer,
+      headers: {
+        'content-type': 'application/sdp',
+        location: '/live/video-to-video/cam-1/whip/r1',
+      },
+    });
+    try {
+      const before = fake.received.length;
+      const id = requestId();
+      const response = await fetch(`${t.url}${path}`, {
+        method: 'POST',
+        headers: { ...bearer(secret), 'x-request-id': id, 'content-type': 'application/sdp' },
+        body: offer,
+      });
+      expect(response.status).toBe(201);
+      expect(response.headers.get('content-type')).toBe('application/sdp');
+      expect(response.headers.get('location')).toBe('/live/video-to-video/cam-1/whip/r1');
+      expect(await response.text()).toBe(answer);
+      const got = fake.received[before]!;
+      expect(got.headers['content-type']).toBe('application/sdp');
+      expect(got.bodySha256).toBe(createHash('sha256').update(offer).digest('hex'));
+      const [event] = await eventsOf(t, id);
+      expect(event).toMatchObject({ pipeline: 'live-video-to-video', status: 201, fee_wei: '0' });
+    } finally {
+      fake.reset();
+    }
+  });
+});
+
 describe('units per pipeline (LIVEPEER.md §6), one event per request', () => {
   async function upload(
     path: string,

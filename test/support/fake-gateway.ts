@@ -20,7 +20,14 @@ export interface Received {
 export type Behaviour =
   /** go-livepeer's normal answer for the path (the default). */
   | { kind: 'normal' }
-  | { kind: 'status'; status: number; body?: unknown; headers?: Record<string, string> }
+  | {
+      kind: 'status';
+      status: number;
+      /** JSON-encoded unless `raw` (e.g. an SDP answer). */
+      body?: unknown;
+      raw?: string;
+      headers?: Record<string, string>;
+    }
   /** Accept the request, never answer. */
   | { kind: 'stall' }
   /** Send headers and `chunks` chunks of `chunkBytes`, `intervalMs` apart, then end. */
@@ -185,7 +192,9 @@ export async function startFakeGateway(): Promise<FakeGateway> {
           'content-type': 'application/json',
           ...behaviour.headers,
         });
-        res.end(JSON.stringify(behaviour.body ?? { error: { message: 'fake failure' } }));
+        res.end(
+          behaviour.raw ?? JSON.stringify(behaviour.body ?? { error: { message: 'fake failure' } }),
+        );
         return;
       case 'stream': {
         res.writeHead(200, { 'content-type': 'application/octet-stream' });
