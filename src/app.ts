@@ -4,6 +4,7 @@
 import { createBilling } from './billing/index.ts';
 import type { Billing } from './billing/index.ts';
 import type { Config } from './config.ts';
+import { createGateway } from './gateway/index.ts';
 import { createMetering } from './metering/index.ts';
 import type { Metering } from './metering/index.ts';
 import { createIdentity } from './identity/index.ts';
@@ -26,6 +27,7 @@ import { createSecrets } from './platform/secrets.ts';
 import type { Secrets } from './platform/secrets.ts';
 import { createSigner, signerRoutes } from './signer/index.ts';
 import type { Signer } from './signer/index.ts';
+import type { SpendGate } from './platform/spend.ts';
 import type Koa from 'koa';
 
 export interface AppOptions {
@@ -35,6 +37,8 @@ export interface AppOptions {
   database?: DatabaseHandle;
   /** Apply pending migrations before serving (default true). */
   migrate?: boolean;
+  /** "May this principal spend?" — replaces billing's gate (tests of the front door). */
+  spend?: SpendGate;
 }
 
 export interface App {
@@ -149,6 +153,21 @@ export async function createApp(options: AppOptions): Promise<App> {
     });
     await billing.start();
     closeTasks.push(() => billing.close());
+
+    // Billing's gate: balances and spend caps, checked before anything is forwarded.
+    const spend = options.spend ?? billing.spendGate;
+    const gateway = createGateway({
+      database,
+      secrets,
+      router,
+      config: config.gateway,
+      trustProxy: config.http.trustProxy,
+      authenticator,
+      recorder: metering.recorder,
+      spend,
+    });
+    closeTasks.push(() => gateway.close());
+    koa.use(gateway.frontDoor);
 
     koa.use(router.routes());
     koa.use(allowedMethods(router));

@@ -61,6 +61,21 @@ const ethAddress = z
 
 // Arbitrum One's Livepeer Controller (LIVEPEER.md §4).
 const ARBITRUM_CONTROLLER = '0xD8E8328501E9645d16Cf49539efC04f734606ee4';
+// GATEWAY_PRICES: wei as decimal strings (never JS numbers), per pipeline with optional
+// per-model overrides; go-livepeer prices are price_per_unit wei per pixels_per_unit units.
+const weiText = z
+  .string()
+  .regex(/^(0|[1-9]\d{0,77})$/)
+  .transform(BigInt);
+const gatewayPrice = z.strictObject({
+  price_per_unit: weiText,
+  pixels_per_unit: weiText.refine((v) => v > 0n),
+});
+const gatewayPrices = z.record(
+  z.string().min(1),
+  gatewayPrice.extend({ models: z.record(z.string().min(1), gatewayPrice).optional() }),
+);
+export type GatewayPrices = z.output<typeof gatewayPrices>;
 
 interface Setting {
   /** Environment variable name. */
@@ -106,6 +121,87 @@ export const SETTINGS: readonly Setting[] = [
     name: 'GATEWAY_URL',
     doc: 'The go-livepeer gateway (broadcaster mode) that the front door forwards AI requests to. Unset: the front door is off.',
     schema: httpUrl,
+  },
+  {
+    name: 'GATEWAY_CONNECT_TIMEOUT_MS',
+    default: '5000',
+    doc: 'Front door: longest wait for a TCP connection to GATEWAY_URL; then 504.',
+    schema: integer(100, 600_000),
+  },
+  {
+    name: 'GATEWAY_RESPONSE_TIMEOUT_MS',
+    default: '600000',
+    doc: 'Front door: longest wait for the response headers, and between two body chunks, from GATEWAY_URL; then 504 (or the stream is cut). Image-to-video can take minutes.',
+    schema: integer(100, 3_600_000),
+  },
+  {
+    name: 'GATEWAY_JSON_LIMIT_BYTES',
+    default: '1048576',
+    doc: 'Front door: largest JSON request body (text-to-image, llm, text-to-speech, live); it is read to compute units, larger bodies get 413. Multipart uploads are streamed and not limited here.',
+    schema: integer(1024, 100 * 1024 * 1024),
+  },
+  {
+    name: 'GATEWAY_PRICES',
+    doc: 'Front door prices as JSON: `{"text-to-image":{"price_per_unit":"<wei>","pixels_per_unit":"1","models":{"<model_id>":{…}}}}`; fee = units × price_per_unit / pixels_per_unit, rounded up. Unset or unlisted pipeline: fee 0.',
+    schema: z.string().transform((raw, ctx) => {
+      try {
+        return gatewayPrices.parse(JSON.parse(raw));
+      } catch {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            'expected JSON {"<pipeline>": {"price_per_unit": "<wei>", "pixels_per_unit": "<n>", "models": {…}}}',
+        });
+        return z.NEVER;
+      }
+    }),
+  },
+  {
+    name: 'GATEWAY_KEY_RATE',
+    default: '20',
+    doc: 'Front door: requests per second each API key or token may make (token bucket, burst twice this; per replica). 0: unlimited.',
+    schema: integer(0, 1_000_000),
+  },
+  {
+    name: 'GATEWAY_KEY_CONCURRENCY',
+    default: '8',
+    doc: 'Front door: requests each API key or token may have in flight at once (per replica). 0: unlimited.',
+    schema: integer(0, 1_000_000),
+  },
+  {
+    name: 'GATEWAY_ACCOUNT_RATE',
+    default: '50',
+    doc: 'Front door: requests per second per account, all its keys together (burst twice this; per replica). 0: unlimited.',
+    schema: integer(0, 1_000_000),
+  },
+  {
+    name: 'GATEWAY_ACCOUNT_CONCURRENCY',
+    default: '32',
+    doc: 'Front door: requests per account in flight at once (per replica). 0: unlimited.',
+    schema: integer(0, 1_000_000),
+  },
+  {
+    name: 'GATEWAY_ANONYMOUS_ACCOUNT',
+    doc: 'Front door anonymous mode (a community gateway): requests without Authorization are accepted and metered to this account (acct_…, must exist). Unset: a credential is required.',
+    schema: z.string().regex(/^acct_[0-9A-Za-z]{1,64}$/, 'expected an account id (acct_…)'),
+  },
+  {
+    name: 'GATEWAY_ANONYMOUS_RATE',
+    default: '1',
+    doc: 'Anonymous mode: requests per second per client IP (burst twice this; per replica).',
+    schema: integer(1, 1_000_000),
+  },
+  {
+    name: 'GATEWAY_ANONYMOUS_CONCURRENCY',
+    default: '1',
+    doc: 'Anonymous mode: requests in flight per client IP (per replica).',
+    schema: integer(1, 1_000_000),
+  },
+  {
+    name: 'LIVEPEER_WEBHOOK_SECRET',
+    secret: true,
+    doc: 'Shared secret go-livepeer sends to /webhooks/livepeer/* (as `Authorization: Bearer <secret>`, `x-api-key`, or `?secret=` in the webhook URL). Unset: the webhooks answer 503.',
+    schema: z.string().min(16, 'expected at least 16 characters'),
   },
   {
     name: 'DATABASE_POOL_MAX',
@@ -360,6 +456,24 @@ export interface Config {
   readonly gateway: {
     /** null → no upstream gateway: the front door answers 503. */
     readonly url: string | null;
+    readonly connectTimeoutMs: number;
+    readonly responseTimeoutMs: number;
+    readonly jsonLimitBytes: number;
+    readonly prices: GatewayPrices;
+    /** Requests/s and in-flight caps; 0 = unlimited. */
+    readonly limits: {
+      readonly keyRate: number;
+      readonly keyConcurrency: number;
+      readonly accountRate: number;
+      readonly accountConcurrency: number;
+    };
+    /** null → anonymous mode off. */
+    readonly anonymous: {
+      readonly accountId: string;
+      readonly rate: number;
+      readonly concurrency: number;
+    } | null;
+    readonly webhookSecret: string | null;
   };
   readonly metrics: { readonly token: string | null };
   readonly keys: { readonly cacheMax: number; readonly lastUsedFlushMs: number };
@@ -514,7 +628,28 @@ export function parseConfig(
     // (migrate against PGlite) still get a value that fails loudly if used for encryption.
     secret: secret ?? '',
     log: { level: get<LogLevel>('LOG_LEVEL') },
-    gateway: { url: get<string | undefined>('GATEWAY_URL') ?? null },
+    gateway: {
+      url: get<string | undefined>('GATEWAY_URL') ?? null,
+      connectTimeoutMs: get<number>('GATEWAY_CONNECT_TIMEOUT_MS'),
+      responseTimeoutMs: get<number>('GATEWAY_RESPONSE_TIMEOUT_MS'),
+      jsonLimitBytes: get<number>('GATEWAY_JSON_LIMIT_BYTES'),
+      prices: get<GatewayPrices | undefined>('GATEWAY_PRICES') ?? {},
+      limits: {
+        keyRate: get<number>('GATEWAY_KEY_RATE'),
+        keyConcurrency: get<number>('GATEWAY_KEY_CONCURRENCY'),
+        accountRate: get<number>('GATEWAY_ACCOUNT_RATE'),
+        accountConcurrency: get<number>('GATEWAY_ACCOUNT_CONCURRENCY'),
+      },
+      anonymous: ((accountId) =>
+        accountId === undefined
+          ? null
+          : {
+              accountId,
+              rate: get<number>('GATEWAY_ANONYMOUS_RATE'),
+              concurrency: get<number>('GATEWAY_ANONYMOUS_CONCURRENCY'),
+            })(get<string | undefined>('GATEWAY_ANONYMOUS_ACCOUNT')),
+      webhookSecret: get<string | undefined>('LIVEPEER_WEBHOOK_SECRET') ?? null,
+    },
     metrics: { token: get<string | undefined>('METRICS_TOKEN') ?? null },
     keys: {
       cacheMax: get<number>('API_KEYS_CACHE_MAX'),

@@ -11,6 +11,7 @@ import pg from 'pg';
 import type { Config } from '../config.ts';
 
 import type { BillingTables } from '../billing/index.ts';
+import type { StreamsTable } from '../gateway/index.ts';
 import type { UsageEventsTable, UsageRollupsTable } from '../metering/index.ts';
 import type { ApiKeysTable } from '../keys/index.ts';
 import type {
@@ -33,6 +34,7 @@ export interface Database extends BillingTables {
   oidc_payloads: OidcPayloadsTable;
   signing_keys: SigningKeysTable;
   audit_log: AuditLogTable;
+  streams: StreamsTable;
   usage_events: UsageEventsTable;
   usage_rollups: UsageRollupsTable;
   funding_transactions: FundingTransactionsTable;

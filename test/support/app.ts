@@ -6,6 +6,7 @@ import { parseConfig } from '../../src/config.ts';
 import type { Config } from '../../src/config.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import type { Logger } from '../../src/platform/log.ts';
+import type { SpendGate } from '../../src/platform/spend.ts';
 import { startServer } from '../../src/platform/server.ts';
 import type { RunningServer } from '../../src/platform/server.ts';
 import { createTestDatabase } from './db.ts';
@@ -28,6 +29,8 @@ export interface TestAppOptions {
   beforeStart?: (app: App) => void;
   /** Listen on this port instead of an ephemeral one (when PUBLIC_URL must name it). */
   port?: number;
+  /** A spend gate standing in for billing's (front door tests). */
+  spend?: SpendGate;
 }
 
 // One secret per test file (each file runs in its own worker): an app restarted on the same
@@ -52,6 +55,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     config,
     log: options.log ?? createLogger({ level: 'silent' }),
     database: handle,
+    spend: options.spend,
   });
   options.beforeStart?.(app);
   const server = await startServer(app.handler, {

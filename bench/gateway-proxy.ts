@@ -1,0 +1,206 @@
+// Front door overhead: a small JSON request (POST /text-to-image) through tollhouse versus
+// straight to the same fake go-livepeer gateway, in the same run.
+//
+//   node bench/gateway-proxy.ts [--requests 20000] [--connections 16] [--rounds 2]
+//
+// Three processes: the fake gateway (test/support/fake-gateway.ts), `tollhouse serve` (logs
+// off, limits off, a real API key, metering on, on PostgreSQL — BENCH_DATABASE_URL, default
+// postgres://postgres@127.0.0.1:5432/test; the benchmark creates its own database there and
+// drops it at the end) and this one, the load generator (an
+// undici Pool with keep-alive, `connections` requests in flight). Rounds alternate
+// direct / front door so both see the same machine load.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { Pool } from 'undici';
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '20000' },
+    connections: { type: 'string', default: '16' },
+    rounds: { type: 'string', default: '2' },
+  },
+});
+const REQUESTS = Number(values.requests);
+const CONNECTIONS = Number(values.connections);
+const ROUNDS = Number(values.rounds);
+const ROOT = path.resolve(import.meta.dirname, '..');
+const BODY = JSON.stringify({
+  prompt: 'a lighthouse at dusk',
+  model_id: 'ByteDance/SDXL-Lightning',
+  width: 1024,
+  height: 1024,
+});
+
+function run(args: string[], env: Record<string, string>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env } });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}`))));
+  });
+}
+
+/** Starts a child and resolves with the first stdout line matching `ready`. */
+function start(args: string[], env: Record<string, string>, ready: RegExp) {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env } });
+  return new Promise<{ child: ChildProcess; match: RegExpMatchArray }>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const match = ready.exec(out);
+      if (match) resolve({ child, match });
+    });
+    child.stderr!.on('data', (c: Buffer) => process.stderr.write(c));
+    child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}`)));
+  });
+}
+
+async function waitForReady(url: string) {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${url}/readyz`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('tollhouse did not become ready');
+}
+
+interface Result {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+async function load(
+  origin: string,
+  headers: Record<string, string>,
+  method: 'POST' | 'GET' = 'POST',
+  path = '/text-to-image',
+): Promise<Result> {
+  const pool = new Pool(origin, { connections: CONNECTIONS, pipelining: 1 });
+  const latencies = new Float64Array(REQUESTS);
+  let next = 0;
+  let errors = 0;
+  const worker = async () => {
+    while (next < REQUESTS) {
+      const i = next++;
+      const started = performance.now();
+      try {
+        const response = await pool.request({
+          path,
+          method,
+          headers: method === 'POST' ? { 'content-type': 'application/json', ...headers } : headers,
+          body: method === 'POST' ? BODY : null,
+        });
+        await response.body.arrayBuffer();
+        if (response.statusCode !== 200) errors++;
+      } catch {
+        errors++;
+      }
+      latencies[i] = performance.now() - started;
+    }
+  };
+  // Warm-up (connections, JIT, the key cache): the last 2,000 slots, overwritten below.
+  next = Math.max(0, REQUESTS - 2000);
+  await Promise.all(Array.from({ length: CONNECTIONS }, worker));
+  next = 0;
+  errors = 0;
+  const began = performance.now();
+  await Promise.all(Array.from({ length: CONNECTIONS }, worker));
+  const seconds = (performance.now() - began) / 1000;
+  await pool.close();
+  const sorted = Array.from(latencies).sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return { rps: REQUESTS / seconds, p50: at(0.5), p99: at(0.99), errors };
+}
+
+const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-bench-'));
+const children: ChildProcess[] = [];
+const server = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const name = `tollhouse_bench_${randomBytes(4).toString('hex')}`;
+const admin = new pg.Client({ connectionString: server });
+await admin.connect();
+await admin.query(`create database ${name}`);
+const databaseUrl = new URL(server);
+databaseUrl.pathname = `/${name}`;
+try {
+  const fake = await start(
+    [
+      '--input-type=module',
+      '-e',
+      "import { startFakeGateway } from './test/support/fake-gateway.ts'; const f = await startFakeGateway(); console.log('FAKE ' + f.url); setInterval(() => { f.received.length = 0; }, 1000);",
+    ],
+    {},
+    /FAKE (\S+)/,
+  );
+  children.push(fake.child);
+  const gatewayUrl = fake.match[1]!;
+
+  const env = {
+    TOLLHOUSE_DATA_DIR: dataDir,
+    DATABASE_URL: databaseUrl.toString(),
+    TOLLHOUSE_SECRET: randomBytes(32).toString('hex'),
+    LOG_LEVEL: 'silent',
+    HOST: '127.0.0.1',
+    PORT: String(20000 + Math.floor(Math.random() * 20000)),
+    GATEWAY_URL: gatewayUrl,
+    GATEWAY_PRICES: JSON.stringify({
+      'text-to-image': { price_per_unit: '4768371', pixels_per_unit: '1' },
+    }),
+    GATEWAY_KEY_RATE: '0',
+    GATEWAY_KEY_CONCURRENCY: '0',
+    GATEWAY_ACCOUNT_RATE: '0',
+    GATEWAY_ACCOUNT_CONCURRENCY: '0',
+  };
+  const created = await run(
+    ['src/main.ts', 'keys', 'create', '--email', 'bench@example.com', '--admin'],
+    env,
+  );
+  const secret = /"secret":\s*"([^"]+)"/.exec(created)![1]!;
+  const serve = spawn(
+    process.execPath,
+    [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), 'src/main.ts', 'serve'],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: 'ignore',
+    },
+  );
+  children.push(serve);
+  const frontUrl = `http://127.0.0.1:${env.PORT}`;
+  await waitForReady(frontUrl);
+
+  const fmt = (r: Result) =>
+    `${Math.round(r.rps).toLocaleString('en-US')} / s, p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms${r.errors ? `, ${r.errors} errors` : ''}`;
+  const rows: string[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const direct = await load(gatewayUrl, {});
+    const front = await load(frontUrl, { authorization: `Bearer ${secret}` });
+    // Diagnostic: the same HTTP stack without the front door (what any route costs).
+    const healthz = await load(frontUrl, {}, 'GET', '/healthz');
+    console.log(`  tollhouse GET /healthz: ${fmt(healthz)}`);
+    rows.push(
+      `round ${round}: direct ${fmt(direct)} | front door ${fmt(front)} | throughput ${(front.rps / direct.rps).toFixed(2)}× of direct, added p50 ${(front.p50 - direct.p50).toFixed(3)} ms`,
+    );
+    console.log(rows.at(-1));
+  }
+  console.log(
+    `\n${REQUESTS} requests per phase, ${CONNECTIONS} connections, node ${process.version}, ${os.cpus().length} CPUs`,
+  );
+} finally {
+  for (const child of children) child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 500));
+  rmSync(dataDir, { recursive: true, force: true });
+  await admin.query(`drop database if exists ${name} with (force)`);
+  await admin.end();
+}

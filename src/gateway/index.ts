@@ -1,0 +1,60 @@
+// Front door: the go-livepeer AI paths behind authentication, limits, the spend gate and
+// metering; and the go-livepeer webhooks. Other capabilities reach it only through here.
+import type { Middleware } from 'koa';
+import type { Config } from '../config.ts';
+import type { Recorder } from '../metering/index.ts';
+import type { Authenticator } from '../platform/auth.ts';
+import type { DatabaseHandle } from '../platform/db.ts';
+import type { Router } from '../platform/http.ts';
+import type { Secrets } from '../platform/secrets.ts';
+import type { SpendGate } from '../platform/spend.ts';
+import { createFrontDoor } from './front-door.ts';
+import { gatewayRoutes } from './routes.ts';
+import { createStreamService } from './streams.ts';
+import type { StreamService } from './streams.ts';
+
+export type { StreamsTable } from './table.ts';
+export type { Stream } from './queries.ts';
+export type { StreamService };
+
+export { USAGE_SOURCE } from './front-door.ts';
+export { BATCH_PIPELINES, LIVE_PREFIXES, LLM_DEFAULT_MAX_TOKENS, unitsFor } from './pipelines.ts';
+export type { Pipeline } from './pipelines.ts';
+
+export interface GatewayDeps {
+  database: DatabaseHandle;
+  secrets: Secrets;
+  router: Router;
+  config: Config['gateway'];
+  /** TRUST_PROXY: whether an incoming X-Forwarded-For is extended or replaced. */
+  trustProxy: boolean;
+  authenticator: Authenticator;
+  recorder: Pick<Recorder, 'enqueue'>;
+  /** Billing's "may this principal spend?"; ALLOW_ALL_SPEND until billing provides one. */
+  spend: SpendGate;
+  clock?: () => Date;
+}
+
+export interface Gateway {
+  /** Install before the router: it answers the go-livepeer paths and passes the rest on. */
+  frontDoor: Middleware;
+  streams: StreamService;
+  close(): Promise<void>;
+}
+
+export function createGateway(deps: GatewayDeps): Gateway {
+  const frontDoor = createFrontDoor(deps);
+  const streams = createStreamService({ db: deps.database.db, secrets: deps.secrets });
+  gatewayRoutes(deps.router, {
+    streams,
+    authenticator: deps.authenticator,
+    spend: deps.spend,
+    webhookSecret: deps.config.webhookSecret,
+    clock: deps.clock ?? (() => new Date()),
+  });
+  return {
+    frontDoor: frontDoor.middleware,
+    streams,
+    close: () => frontDoor.close(),
+  };
+}

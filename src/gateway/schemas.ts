@@ -1,0 +1,40 @@
+// Wire shapes of /v1/streams and of the go-livepeer webhooks (LIVEPEER.md §5).
+import { z } from 'zod';
+
+export const createStreamBody = z.strictObject({ name: z.string().trim().min(1).max(100) });
+export const streamParams = z.object({
+  id: z.string().regex(/^str_[0-9A-Za-z]{22}$/, 'expected a stream id (str_…)'),
+});
+
+const iso = z.date().transform((d) => d.toISOString());
+export const streamView = z.object({
+  id: z.string(),
+  accountId: z.string(),
+  name: z.string(),
+  createdAt: iso,
+  revokedAt: iso.nullable(),
+});
+export const issuedStream = streamView.extend({ streamKey: z.string() });
+export const streamList = z.object({ streams: z.array(streamView) });
+
+// go-livepeer sends more fields than these; unknown ones are ignored, not refused.
+export const streamAuthBody = z.looseObject({ url: z.string().min(1).max(4096) });
+export const streamAuthReply = z.object({ manifestID: z.string(), streamKey: z.string() });
+
+export const liveAuthBody = z.looseObject({
+  stream: z.string().max(4096).optional(),
+  stream_key: z.string().max(4096).optional(),
+  type: z.string().max(200).optional(),
+});
+export const liveAuthReply = z.object({ stream_id: z.string() });
+
+export const signerAuthBody = z.looseObject({
+  headers: z.record(z.string(), z.union([z.array(z.string()), z.string()])).default({}),
+  state: z.unknown().optional(),
+});
+export const signerAuthReply = z.object({
+  status: z.number().int(),
+  auth_id: z.string().optional(),
+  expiry: z.number().int().optional(),
+  reason: z.string().optional(),
+});
