@@ -50,6 +50,11 @@ const database = await createDatabase({
 });
 const { db } = database;
 const results: Record<string, string> = {};
+// Each figure is printed as soon as it is measured (a long run still reports what it got).
+const report = (label: string, line: string) => {
+  results[label] = line;
+  console.log(`${label.padEnd(9)} ${line}`);
+};
 
 try {
   await migrateToLatest(db);
@@ -126,7 +131,10 @@ try {
   }
   const baselineRate = BASELINE / ((performance.now() - started) / 1000);
   await client.end();
-  results.baseline = `${Math.round(baselineRate).toLocaleString('en')} events/s (single-row INSERT, ${BASELINE.toLocaleString('en')} events)`;
+  report(
+    'baseline',
+    `${Math.round(baselineRate).toLocaleString('en')} events/s (single-row INSERT, ${BASELINE.toLocaleString('en')} events)`,
+  );
 
   // 2. Ingest through the recorder.
   const service = createMeteringService({ database, log });
@@ -139,14 +147,20 @@ try {
     return EVENTS / ((performance.now() - t0) / 1000);
   };
   const ingestRate = await run();
-  results.ingest = `${Math.round(ingestRate).toLocaleString('en')} events/s through the recorder (${EVENTS.toLocaleString('en')} events, ${(ingestRate / baselineRate).toFixed(1)}× baseline)`;
+  report(
+    'ingest',
+    `${Math.round(ingestRate).toLocaleString('en')} events/s through the recorder (${EVENTS.toLocaleString('en')} events, ${(ingestRate / baselineRate).toFixed(1)}× baseline)`,
+  );
 
   // 3. Replay: the same events again, all duplicates.
   const replayRate = await run();
   const stored = await sql<{ n: bigint }>`select count(*) as n from usage_events`.execute(db);
   if (stored.rows[0]!.n !== BigInt(EVENTS))
     throw new Error(`expected ${EVENTS} stored, found ${stored.rows[0]!.n}`);
-  results.replay = `${Math.round(replayRate).toLocaleString('en')} events/s replaying stored events (${(replayRate / baselineRate).toFixed(1)}× baseline)`;
+  report(
+    'replay',
+    `${Math.round(replayRate).toLocaleString('en')} events/s replaying stored events (${(replayRate / baselineRate).toFixed(1)}× baseline)`,
+  );
 
   // 4. Usage totals with STORED events: bulk-generate the rest in SQL (same distribution),
   //    rebuild rollups from them, then time the per-account month query.
@@ -164,7 +178,7 @@ try {
         (array['pixels','tokens','milliseconds','pixels','seconds'])[1 + g % 5],
         1000 + g % 1000000, 1234567890123 * (1 + g % 1000), case when g % 50 = 0 then 502 else 200 end,
         100 + g % 900, '{}'::jsonb
-      from generate_series(1, ${extra}) g,
+      from generate_series(1::bigint, ${extra}::bigint) g,
         lateral (select timestamptz '2026-10-01 00:00:00+00' + ((g * 7919) % 2592000) * interval '1 second' as ts) t
     `.execute(db);
     await sql`truncate usage_rollups`.execute(db);
@@ -175,7 +189,10 @@ try {
         count(*), count(*) filter (where status >= 400), sum(quantity), sum(fee_wei)
       from usage_events group by 1, 2, 3, 4, 5, 6, 7`.execute(db);
     await sql`analyze`.execute(db);
-    results.load = `${(EVENTS + extra).toLocaleString('en')} events stored (${extra.toLocaleString('en')} bulk-generated in ${((performance.now() - started) / 1000).toFixed(0)} s)`;
+    report(
+      'load',
+      `${(EVENTS + extra).toLocaleString('en')} events stored (${extra.toLocaleString('en')} bulk-generated in ${((performance.now() - started) / 1000).toFixed(0)} s)`,
+    );
   }
   const rollupRows = await sql<{ n: bigint }>`select count(*) as n from usage_rollups`.execute(db);
   const principalFor = (accountId: string) => ({
@@ -202,11 +219,12 @@ try {
   timings.sort((a, b) => a - b);
   const pct = (p: number) =>
     timings[Math.min(timings.length - 1, Math.floor((p / 100) * timings.length))]!.toFixed(1);
-  results.query = `one account, one month, by day and pipeline: p50 ${pct(50)} ms, p95 ${pct(95)} ms, p99 ${pct(99)} ms over ${QUERIES} queries (${rollupRows.rows[0]!.n.toLocaleString('en')} rollup rows)`;
+  report(
+    'query',
+    `one account, one month, by day and pipeline: p50 ${pct(50)} ms, p95 ${pct(95)} ms, p99 ${pct(99)} ms over ${QUERIES} queries (${rollupRows.rows[0]!.n.toLocaleString('en')} rollup rows)`,
+  );
 } finally {
   await database.close();
   await admin.query(`drop database if exists ${name} with (force)`);
   await admin.end();
 }
-
-for (const [label, line] of Object.entries(results)) console.log(`${label.padEnd(9)} ${line}`);

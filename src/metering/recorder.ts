@@ -138,14 +138,24 @@ export function createRecorder(options: RecorderOptions): Recorder {
     async close() {
       closed = true;
       clearInterval(timer);
-      // A database that stays down must not hang shutdown: give it one backoff cycle
-      // (at most MAX_BACKOFF_MS), then report what is lost.
-      const deadline = new Promise<'timeout'>((resolve) =>
-        setTimeout(() => resolve('timeout'), MAX_BACKOFF_MS + 1_000).unref(),
-      );
-      if ((await Promise.race([idle(), deadline])) === 'timeout') {
-        log.error({ lost: held() }, 'usage events lost at shutdown: the database did not answer');
-        buffer = [];
+      // Drain everything, however long that takes while writes succeed. Give up only when a
+      // whole backoff cycle passes with no batch written: the database is not answering, and
+      // a shutdown must not hang on it.
+      const stallMs = MAX_BACKOFF_MS + 1_000;
+      for (;;) {
+        const before = written;
+        const outcome = await Promise.race([
+          idle().then(() => 'idle' as const),
+          new Promise<'stalled'>((resolve) =>
+            setTimeout(() => resolve('stalled'), stallMs).unref(),
+          ),
+        ]);
+        if (outcome === 'idle') return;
+        if (written === before) {
+          log.error({ lost: held() }, 'usage events lost at shutdown: the database did not answer');
+          buffer = [];
+          return;
+        }
       }
     },
     stats: () => ({ buffered: held(), written, failedWrites }),

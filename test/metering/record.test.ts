@@ -208,6 +208,26 @@ describe('the recorder', () => {
     expect(stored.rows[0]!.n).toBe(500n);
   });
 
+  it('drains a long backlog on close, however long the writes take', async () => {
+    let written = 0;
+    const recorder = createRecorder({
+      // Each batch takes 400 ms: the backlog takes longer than one backoff cycle to drain.
+      write: async (events) => {
+        await new Promise((r) => setTimeout(r, 400));
+        written += events.length;
+        return events.map(() => 'accepted' as const);
+      },
+      log,
+      batchSize: 10,
+      writers: 1,
+      flushIntervalMs: 60_000,
+    });
+    for (let i = 0; i < 200; i++) await recorder.enqueue(event({ source: 'slow' }));
+    await recorder.close();
+    expect(written).toBe(200);
+    expect(recorder.stats()).toMatchObject({ buffered: 0, written: 200 });
+  }, 60_000);
+
   it('closes promptly after idle ticks with nothing to write', async () => {
     const recorder = createRecorder({ write: async () => [], log, flushIntervalMs: 5 });
     await new Promise((r) => setTimeout(r, 30)); // several empty ticks
