@@ -22,7 +22,9 @@ import { migrateToLatest, shippedMigrations } from './platform/migrations.ts';
 import { loadOpenApi, openapiRoutes } from './platform/openapi.ts';
 import { createSecrets } from './platform/secrets.ts';
 import type { Secrets } from './platform/secrets.ts';
-import { createSigner, signerRoutes } from './signer/index.ts';
+import { createRemoteSigner, createSigner, signerRoutes } from './signer/index.ts';
+import { ALLOW_ALL_SPEND } from './platform/spend.ts';
+import type { SpendGate } from './platform/spend.ts';
 import type { Signer } from './signer/index.ts';
 import type Koa from 'koa';
 
@@ -33,6 +35,8 @@ export interface AppOptions {
   database?: DatabaseHandle;
   /** Apply pending migrations before serving (default true). */
   migrate?: boolean;
+  /** Billing's "may this principal spend?" (default: everyone may; billing connects it). */
+  spend?: SpendGate;
 }
 
 export interface App {
@@ -119,6 +123,16 @@ export async function createApp(options: AppOptions): Promise<App> {
     closeTasks.push(() => metering.close());
     const signer = await createSigner({ config: config.signer, db: database.db, log, metrics });
     signerRoutes(router, { signer, authenticator });
+    createRemoteSigner({
+      db: database.db,
+      log,
+      config: config.signer.remote,
+      signer,
+      recorder: metering.recorder,
+      authenticator,
+      spend: options.spend ?? ALLOW_ALL_SPEND,
+      router,
+    });
     signer.start();
     closeTasks.push(() => signer.stop());
 

@@ -18,7 +18,7 @@ import type {
   OidcPayloadsTable,
   SigningKeysTable,
 } from '../identity/index.ts';
-import type { FundingTransactionsTable } from '../signer/index.ts';
+import type { FundingTransactionsTable, SignerSessionsTable } from '../signer/index.ts';
 import type { AuditLogTable } from './audit.ts';
 import type { Logger } from './log.ts';
 
@@ -34,6 +34,7 @@ export interface Database {
   usage_events: UsageEventsTable;
   usage_rollups: UsageRollupsTable;
   funding_transactions: FundingTransactionsTable;
+  signer_sessions: SignerSessionsTable;
 }
 
 export type DatabaseKind = 'postgres' | 'pglite';
