@@ -228,7 +228,9 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
 
       // 5. Billable units.
       const firstCall = !hasState;
-      const elapsedMs = Math.max(0, now.getTime() - state.LastUpdate.getTime());
+      // go-livepeer measures elapsed time in nanoseconds, so it is never zero there; at our
+      // millisecond resolution two calls can share a timestamp: count at least 1 ms.
+      const elapsedMs = Math.max(1, now.getTime() - state.LastUpdate.getTime());
       let units: bigint;
       if (type === 'lv2v') {
         const ms = firstCall ? FIRST_CALL_LV2V_SECONDS * 1000 : elapsedMs;
