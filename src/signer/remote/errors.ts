@@ -48,3 +48,10 @@ export class StaleState extends RemoteSignerError {
     super(status, status === 403 ? 'Forbidden' : 'BadRequest', message);
   }
 }
+
+/** 503 with a reason the gateway operator can act on (no keystore, no chain view, no list). */
+export class SignerNotReady extends RemoteSignerError {
+  constructor(message: string) {
+    super(503, 'ServiceUnavailable', message);
+  }
+}

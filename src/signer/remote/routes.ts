@@ -7,10 +7,10 @@ import coBody from 'co-body';
 import type { Context, Middleware, Next } from 'koa';
 import type { Authenticator, Principal } from '../../platform/auth.ts';
 import { hasScope } from '../../platform/auth.ts';
-import { AppError, Forbidden, ServiceUnavailable } from '../../platform/errors.ts';
+import { AppError, Forbidden } from '../../platform/errors.ts';
 import type { RequestState, Router } from '../../platform/http.ts';
 import type { SpendGate } from '../../platform/spend.ts';
-import { BadSignerRequest, RemoteSignerError } from './errors.ts';
+import { BadSignerRequest, RemoteSignerError, SignerNotReady } from './errors.ts';
 import { parseDecimal } from './rational.ts';
 import type { Rational } from './rational.ts';
 import type { LivePaymentRequest, RemoteSignerService } from './service.ts';
@@ -51,7 +51,7 @@ export function remoteSignerRoutes(router: Router, deps: RemoteSignerRouteDeps):
   router.get('/signer/discover-orchestrators', ...guard, function discoverOrchestrators(ctx) {
     // Only the configured list is known: no capabilities are claimed, so `caps` filters nothing.
     if (deps.orchestrators.length === 0) {
-      throw new ServiceUnavailable('no orchestrators known (SIGNER_ORCHESTRATORS is not set)');
+      throw new SignerNotReady('no orchestrators known (SIGNER_ORCHESTRATORS is not set)');
     }
     ctx.body = deps.orchestrators.map((address) => ({ address, score: 1, capabilities: [] }));
   });

@@ -9,7 +9,6 @@ import type { Config } from '../../config.ts';
 import type { Recorder, UsageEvent } from '../../metering/index.ts';
 import type { Principal } from '../../platform/auth.ts';
 import type { Database } from '../../platform/db.ts';
-import { ServiceUnavailable } from '../../platform/errors.ts';
 import type { Logger } from '../../platform/log.ts';
 import { feeWei } from '../../platform/money.ts';
 import type { ChainSnapshot } from '../chain.ts';
@@ -20,6 +19,7 @@ import {
   PriceExceeded,
   RefreshSession,
   SenderCheckFailed,
+  SignerNotReady,
   StaleState,
 } from './errors.ts';
 import { advanceSession, findSessionByStateId, insertSession, revertSession } from './queries.ts';
@@ -106,7 +106,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
 
   const signer = () => {
     const s = deps.paymentSigner();
-    if (s === null) throw new ServiceUnavailable('The payment signer has no keystore');
+    if (s === null) throw new SignerNotReady('The payment signer has no keystore');
     return s;
   };
 
@@ -215,7 +215,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
 
       // 4. Refresh: an expiring auth token or ticket params → 480.
       const snapshot = deps.snapshot();
-      if (snapshot === null) throw new ServiceUnavailable('The signer has not read the chain yet');
+      if (snapshot === null) throw new SignerNotReady('The signer has not read the chain yet');
       const auth = info.authToken;
       if (auth === null) throw new BadSignerRequest('missing auth token');
       if (nowSeconds > auth.expiration - AUTH_TOKEN_REFRESH_SECONDS) {
