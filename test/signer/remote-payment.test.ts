@@ -2,7 +2,8 @@
 // the way go-livepeer's gateway does (state carried over, 480 refreshes, 482 when credit covers
 // the fee); the orchestrator decodes each Payment, checks every ticket's signature and redeems
 // a winning ticket on the test TicketBroker, which checks hash and signature on-chain.
-import { Contract, getBytes, hexlify, keccak256, toUtf8Bytes, verifyMessage } from 'ethers';
+import type { Contract } from 'ethers';
+import { getBytes, hexlify, keccak256, toUtf8Bytes, verifyMessage } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { bearer, call } from '../support/credentials.ts';
 import {

@@ -3,7 +3,8 @@
 // key with the `signer` scope, and a test orchestrator that builds OrchestratorInfo the way
 // go-livepeer's does (ticket params from its own secret recipientRand).
 import { randomBytes } from 'node:crypto';
-import { Contract, Wallet, getBytes, hexlify, keccak256, parseEther, verifyMessage } from 'ethers';
+import type { Contract } from 'ethers';
+import { Wallet, getBytes, hexlify, keccak256, parseEther, verifyMessage } from 'ethers';
 import type { DatabaseHandle } from '../../src/platform/db.ts';
 import type { SpendGate } from '../../src/platform/spend.ts';
 import { MAX_WIN_PROB, createWire, ticketHash } from '../../src/signer/index.ts';
