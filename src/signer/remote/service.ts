@@ -98,11 +98,26 @@ const UNIT: Record<JobType, UsageEvent['unit']> = {
   live: 'seconds',
   fixed: 'requests',
 };
+// Live streams a replica serves at once, with room to spare (~100 bytes each).
+const SEG_SIGNATURE_CACHE = 10_000;
 const EMPTY_HASH = getBytes(keccak256(new Uint8Array(0)));
 
 export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerService {
   const { db, config, wire } = deps;
   const clock = deps.clock ?? (() => new Date());
+
+  // The segCreds signature covers only the ManifestID (seq 0, empty hash) and is deterministic
+  // (RFC 6979), so it is computed once per stream: one signature fewer per payment.
+  const segSignatures = new Map<string, Uint8Array>();
+  const segSignature = async (s: PaymentSigner, manifestId: string, message: Uint8Array) => {
+    const known = segSignatures.get(manifestId);
+    if (known !== undefined) return known;
+    const sig = getBytes(await s.signMessage(message));
+    // Bounded: at most SEG_SIGNATURE_CACHE streams are remembered, then the map starts over.
+    if (segSignatures.size >= SEG_SIGNATURE_CACHE) segSignatures.clear();
+    segSignatures.set(manifestId, sig);
+    return sig;
+  };
 
   const signer = () => {
     const s = deps.paymentSigner();
@@ -357,7 +372,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
           manifestId: manifestBytes,
           seq: 0n,
           hash: EMPTY_HASH,
-          sig: getBytes(await s.signMessage(segMessage)),
+          sig: await segSignature(s, manifestId, segMessage),
           authToken: auth,
           capabilities: request.capabilities,
         });
