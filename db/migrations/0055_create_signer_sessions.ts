@@ -11,6 +11,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('state_id', 'text', (col) => col.primaryKey())
     .addColumn('account_id', 'text', (col) => col.notNull())
     .addColumn('last_seq', 'int8', (col) => col.notNull())
+    // sha256(State ‖ Sig) of the last state handed out: a state presented back that matches it
+    // is ours and current without recovering its signature (5.8 ms of pure-JS secp256k1 here).
+    .addColumn('last_state_digest', 'text', (col) => col.notNull())
     .addColumn('manifest_id', 'text', (col) => col.notNull())
     .addColumn('orchestrator_address', 'text', (col) => col.notNull())
     .addColumn('created_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))

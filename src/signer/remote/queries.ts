@@ -6,6 +6,7 @@ import type { Database } from '../../platform/db.ts';
 export interface SessionRow {
   accountId: string;
   lastSeq: bigint;
+  lastStateDigest: string;
 }
 
 export async function findSessionByStateId(
@@ -14,16 +15,28 @@ export async function findSessionByStateId(
 ): Promise<SessionRow | null> {
   const row = await db
     .selectFrom('signer_sessions')
-    .select(['account_id', 'last_seq'])
+    .select(['account_id', 'last_seq', 'last_state_digest'])
     .where('state_id', '=', stateId)
     .executeTakeFirst();
-  return row === undefined ? null : { accountId: row.account_id, lastSeq: BigInt(row.last_seq) };
+  return row === undefined
+    ? null
+    : {
+        accountId: row.account_id,
+        lastSeq: BigInt(row.last_seq),
+        lastStateDigest: row.last_state_digest,
+      };
 }
 
 /** A new session at sequence 0; false if the StateID exists (never, for a random id). */
 export async function insertSession(
   db: Kysely<Database>,
-  row: { stateId: string; accountId: string; manifestId: string; orchestratorAddress: string },
+  row: {
+    stateId: string;
+    accountId: string;
+    manifestId: string;
+    orchestratorAddress: string;
+    stateDigest: string;
+  },
 ): Promise<boolean> {
   const inserted = await db
     .insertInto('signer_sessions')
@@ -31,6 +44,7 @@ export async function insertSession(
       state_id: row.stateId,
       account_id: row.accountId,
       last_seq: 0n,
+      last_state_digest: row.stateDigest,
       manifest_id: row.manifestId,
       orchestrator_address: row.orchestratorAddress,
     })
@@ -49,10 +63,11 @@ export async function advanceSession(
   stateId: string,
   accountId: string,
   seq: bigint,
+  stateDigest: string,
 ): Promise<boolean> {
   const updated = await db
     .updateTable('signer_sessions')
-    .set({ last_seq: seq, updated_at: sql<Date>`now()` })
+    .set({ last_seq: seq, last_state_digest: stateDigest, updated_at: sql<Date>`now()` })
     .where('state_id', '=', stateId)
     .where('account_id', '=', accountId)
     .where('last_seq', '<', seq)
@@ -66,7 +81,7 @@ export async function revertSession(
   db: Kysely<Database>,
   stateId: string,
   from: bigint,
-  to: bigint | null,
+  to: { seq: bigint; stateDigest: string } | null,
 ): Promise<void> {
   if (to === null) {
     await db
@@ -78,7 +93,7 @@ export async function revertSession(
   }
   await db
     .updateTable('signer_sessions')
-    .set({ last_seq: to })
+    .set({ last_seq: to.seq, last_state_digest: to.stateDigest })
     .where('state_id', '=', stateId)
     .where('last_seq', '=', from)
     .execute();

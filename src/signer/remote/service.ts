@@ -2,7 +2,7 @@
 // with what go-livepeer's signer does not do: the caller is authorized before this runs (see
 // ./routes.ts), a state is accepted only once per SequenceNumber (signer_sessions), and every
 // signed payment is metered — committed before the response leaves.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { getBytes, hexlify, keccak256, toUtf8Bytes, verifyMessage } from 'ethers';
 import type { Kysely } from 'kysely';
 import type { Config } from '../../config.ts';
@@ -171,19 +171,25 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
 
       // 2. Verify and parse the state, or start a new one.
       let state: PaymentState;
-      let previousSeq: bigint | null = null;
+      let previous: { seq: bigint; stateDigest: string } | null = null;
       const hasState = request.state.state !== null && request.state.state.length > 0;
       if (hasState) {
         const bytes = request.state.state!;
-        const sig = request.state.sig;
-        let recovered: string | null = null;
-        try {
-          if (sig !== null && sig.length === 65) recovered = verifyMessage(bytes, hexlify(sig));
-        } catch {
-          recovered = null;
-        }
-        if (recovered !== s.address) throw new BadSignerRequest('invalid sig');
+        const sig = request.state.sig ?? new Uint8Array(0);
         const parsed = decodeState(bytes);
+        const session = parsed === null ? null : await findSessionByStateId(db, parsed.StateID);
+        // The state we handed out last for this StateID is ours without recovering its
+        // signature; anything else gets the real check (and is then stale or forged).
+        const current = session !== null && session.lastStateDigest === stateDigest(bytes, sig);
+        if (!current) {
+          let recovered: string | null = null;
+          try {
+            if (sig.length === 65) recovered = verifyMessage(bytes, hexlify(sig));
+          } catch {
+            recovered = null;
+          }
+          if (recovered !== s.address) throw new BadSignerRequest('invalid sig');
+        }
         if (parsed === null) throw new BadSignerRequest('invalid state');
         if (request.manifestId === '') throw new BadSignerRequest('missing manifestID');
         if (parsed.OrchestratorAddress !== orchestratorAddress) {
@@ -191,17 +197,16 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
         }
         if (request.app !== parsed.App) throw new BadSignerRequest('app mismatch');
         if (request.type !== parsed.Type) throw new BadSignerRequest('job type mismatch');
-        previousSeq = parsed.SequenceNumber;
+        previous = { seq: parsed.SequenceNumber, stateDigest: session?.lastStateDigest ?? '' };
         state = { ...parsed, SequenceNumber: parsed.SequenceNumber + 1n };
         // Replay and ownership, read early for a clear refusal; enforced atomically below.
-        const session = await findSessionByStateId(db, state.StateID);
         if (session === null) throw new StaleState('unknown StateID');
         if (session.accountId !== principal.accountId) {
           throw new StaleState('this state belongs to another account', 403);
         }
         if (session.lastSeq >= state.SequenceNumber) {
           throw new StaleState(
-            `state replayed: SequenceNumber ${previousSeq} was already used; send the state of the last response`,
+            `state replayed: SequenceNumber ${parsed.SequenceNumber} was already used; send the state of the last response`,
           );
         }
       } else {
@@ -304,26 +309,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       }
       senderChecks(snapshot, config, { expirationBlock, faceValue, ev, numTickets });
 
-      // Claim the sequence number (atomic; a concurrent request with the same state loses).
-      if (hasState) {
-        const won = await advanceSession(
-          db,
-          state.StateID,
-          principal.accountId,
-          state.SequenceNumber,
-        );
-        if (!won) throw new StaleState('state replayed: another payment used it first');
-      } else {
-        await insertSession(db, {
-          stateId: state.StateID,
-          accountId: principal.accountId,
-          manifestId,
-          orchestratorAddress,
-        });
-      }
-      const release = () =>
-        revertSession(db, state.StateID, state.SequenceNumber, hasState ? previousSeq : null);
-
+      let claimed = false;
       try {
         // Tickets: the orchestrator's round if its params name one, else the last initialized.
         const given = params.expirationParams;
@@ -388,6 +374,29 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
         const stateBytes = encodeState(next);
         const stateSig = getBytes(await s.signMessage(stateBytes));
 
+        // Claim the sequence number with the new state's digest (atomic; a concurrent request
+        // with the same state loses, and what it signed is never handed out).
+        const digest = stateDigest(stateBytes, stateSig);
+        if (hasState) {
+          const won = await advanceSession(
+            db,
+            state.StateID,
+            principal.accountId,
+            state.SequenceNumber,
+            digest,
+          );
+          if (!won) throw new StaleState('state replayed: another payment used it first');
+        } else {
+          await insertSession(db, {
+            stateId: state.StateID,
+            accountId: principal.accountId,
+            manifestId,
+            orchestratorAddress,
+            stateDigest: digest,
+          });
+        }
+        claimed = true;
+
         // 11. Meter, durably, before answering. The fee is the exact rational
         // units × InitialPricePerUnit / InitialPixelsPerUnit rounded up once (feeWei).
         const totalEv = Q.mul(Q.rat(numTickets), ev);
@@ -426,7 +435,8 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
         return { payment, segCreds, state: { state: stateBytes, sig: stateSig } };
       } catch (error) {
         // Nothing was handed out: give the sequence number back so the gateway can retry.
-        await release().catch((e: unknown) =>
+        if (!claimed) throw error;
+        await revertSession(db, state.StateID, state.SequenceNumber, previous).catch((e: unknown) =>
           deps.log.error({ err: e }, 'signer: could not release a session after a failure'),
         );
         throw error;
@@ -470,4 +480,9 @@ function senderChecks(
       `ticket faceValue ${batch.faceValue} > max faceValue ${maxFaceValue}`,
     );
   }
+}
+
+/** sha256(State ‖ Sig), hex: the fingerprint of a state handed out (signer_sessions). */
+function stateDigest(state: Uint8Array, sig: Uint8Array): string {
+  return createHash('sha256').update(state).update(sig).digest('hex');
 }

@@ -6,6 +6,8 @@ export interface SignerSessionsTable {
   account_id: string;
   /** int8: both drivers return a bigint; written as a bigint. */
   last_seq: ColumnType<bigint, bigint, bigint>;
+  /** sha256(State ‖ Sig) of the last state handed out, hex. */
+  last_state_digest: string;
   manifest_id: string;
   orchestrator_address: string;
   created_at: Generated<Date>;
