@@ -1,9 +1,9 @@
 // Benchmark of POST /signer/generate-live-payment through the whole app over loopback (API key
 // auth, protobuf, one ticket per payment, replay-protected session update, usage event
 // committed before the answer), next to the raw EIP-191 signatures/s of the signing library
-// measured in the same run (ethers' Wallet.signMessage and @noble/curves v2, which the signer
-// uses). A payment costs two signatures (ticket, state; the segCreds signature is cached per
-// stream), so signatures/s ÷ 2 is the single-core ceiling.
+// measured in the same run (ethers' Wallet.signMessage, which the signer uses). A payment
+// costs two signatures (ticket, state; the segCreds signature is cached per stream), so
+// signatures/s ÷ 2 is the single-core ceiling of the signing alone.
 //
 //   node bench/signer-payments.ts            (PGlite in memory)
 //   DATABASE_URL=postgres://… node bench/signer-payments.ts
@@ -19,7 +19,6 @@ import { newId } from '../src/platform/ids.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { startServer } from '../src/platform/server.ts';
 import { MAX_WIN_PROB, createWire, writeKeystore } from '../src/signer/index.ts';
-import { createEip191Signer } from '../src/signer/eip191.ts';
 import { deployLivepeer, startAnvil } from '../test/support/anvil.ts';
 
 const PAYMENTS = Number(process.env.BENCH_PAYMENTS ?? 3000);
@@ -33,17 +32,12 @@ function rate(n: number, started: bigint) {
 // Raw signatures first (the baseline), on an idle process.
 const wallet = new Wallet(Wallet.createRandom().privateKey);
 const digest = getBytes(keccak256(randomBytes(32)));
-const noble = createEip191Signer(wallet.privateKey);
 for (let i = 0; i < 300; i++) {
   await wallet.signMessage(digest);
-  noble(digest);
 }
 let t = process.hrtime.bigint();
 for (let i = 0; i < 2000; i++) await wallet.signMessage(digest);
 const ethersPerSecond = rate(2000, t);
-t = process.hrtime.bigint();
-for (let i = 0; i < 2000; i++) noble(digest);
-const noblePerSecond = rate(2000, t);
 
 const anvil = await startAnvil();
 const livepeer = await deployLivepeer(anvil);
@@ -158,13 +152,12 @@ try {
       .map((l) => l.toFixed(1))
       .join(' ')}  db ${database.kind}\n` +
       line('ethers Wallet.signMessage (baseline)', ethersPerSecond, ethersPerSecond) +
-      line('@noble/curves v2 EIP-191 sign', noblePerSecond, ethersPerSecond) +
       line(
         `generate-live-payment (${STREAMS} streams, ${(tickets / done).toFixed(2)} tickets each)`,
         paymentsPerSecond,
         ethersPerSecond,
       ) +
-      `payments/s ÷ (noble signatures/s ÷ 2): ${(paymentsPerSecond / (noblePerSecond / 2)).toFixed(2)} of the signing ceiling\n`,
+      `payments/s ÷ (signatures/s ÷ 2): ${(paymentsPerSecond / (ethersPerSecond / 2)).toFixed(2)} of the signing ceiling\n`,
   );
 } finally {
   await server.close();

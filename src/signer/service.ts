@@ -19,7 +19,6 @@ import type {
 import { SignerUnavailable } from './errors.ts';
 import { createFunding } from './funding.ts';
 import type { Funding, ManualRequest, PolicyOutcome } from './funding.ts';
-import { createEip191Signer } from './eip191.ts';
 import { openKeystore } from './keystore.ts';
 import type { FundingTransaction } from './queries.ts';
 
@@ -118,12 +117,13 @@ export async function createSigner(deps: SignerDeps): Promise<Signer> {
         });
   if (reason !== null) log.info(reason);
 
-  // @noble/curves v2 instead of wallet.signMessage: the same signatures, faster (eip191.ts).
-  const sign = wallet === null ? null : createEip191Signer(wallet.privateKey);
   const paymentSigner: PaymentSigner | null =
-    wallet === null || sign === null
+    wallet === null
       ? null
-      : { address: wallet.address, signMessage: async (message) => sign(message) };
+      : {
+          address: wallet.address,
+          signMessage: (message) => wallet.signMessage(message),
+        };
 
   const warningsOf = (
     snapshot: ChainSnapshot | null,

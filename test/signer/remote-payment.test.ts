@@ -39,7 +39,7 @@ describe('POST /signer/sign-orchestrator-info', () => {
     const message = getBytes(keccak256(toUtf8Bytes(world.account.wallet.address)));
     expect(verifyMessage(message, res.body.signature)).toBe(world.account.wallet.address);
     expect(getBytes(res.body.signature)).toHaveLength(65);
-    // The same deterministic (RFC 6979), low-S signature as ethers' Wallet.signMessage.
+    // Deterministic (RFC 6979) and low-S, as ethers' Wallet.signMessage.
     expect(res.body.signature).toBe(await world.account.wallet.signMessage(message));
   });
 });
