@@ -9,7 +9,8 @@
 //   DATABASE_URL=postgres://… node bench/signer-payments.ts
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Contract, Wallet, getBytes, keccak256, parseEther } from 'ethers';
+import type { Contract} from 'ethers';
+import { Wallet, getBytes, keccak256, parseEther } from 'ethers';
 import { createApp } from '../src/app.ts';
 import { parseConfig } from '../src/config.ts';
 import { CLI_CALLER } from '../src/keys/index.ts';
