@@ -9,7 +9,7 @@
 //   DATABASE_URL=postgres://… node bench/signer-payments.ts
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
-import type { Contract} from 'ethers';
+import type { Contract } from 'ethers';
 import { Wallet, getBytes, keccak256, parseEther } from 'ethers';
 import { createApp } from '../src/app.ts';
 import { parseConfig } from '../src/config.ts';
