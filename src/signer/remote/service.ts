@@ -387,13 +387,14 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
           );
           if (!won) throw new StaleState('state replayed: another payment used it first');
         } else {
-          await insertSession(db, {
+          const inserted = await insertSession(db, {
             stateId: state.StateID,
             accountId: principal.accountId,
             manifestId,
             orchestratorAddress,
             stateDigest: digest,
           });
+          if (!inserted) throw new Error(`StateID ${state.StateID} already exists`);
         }
         claimed = true;
 
