@@ -25,9 +25,9 @@ import { migrateToLatest, shippedMigrations } from './platform/migrations.ts';
 import { loadOpenApi, openapiRoutes } from './platform/openapi.ts';
 import { createSecrets } from './platform/secrets.ts';
 import type { Secrets } from './platform/secrets.ts';
-import { createSigner, signerRoutes } from './signer/index.ts';
-import type { Signer } from './signer/index.ts';
+import { createRemoteSigner, createSigner, signerRoutes } from './signer/index.ts';
 import type { SpendGate } from './platform/spend.ts';
+import type { Signer } from './signer/index.ts';
 import type Koa from 'koa';
 
 export interface AppOptions {
@@ -37,7 +37,7 @@ export interface AppOptions {
   database?: DatabaseHandle;
   /** Apply pending migrations before serving (default true). */
   migrate?: boolean;
-  /** "May this principal spend?" — replaces billing's gate (tests of the front door). */
+  /** "May this principal spend?" — replaces billing's gate (tests of the front door and signer). */
   spend?: SpendGate;
 }
 
@@ -125,11 +125,6 @@ export async function createApp(options: AppOptions): Promise<App> {
     const metering = createMetering({ database, log, authenticator, router });
     await metering.start();
     closeTasks.push(() => metering.close());
-    const signer = await createSigner({ config: config.signer, db: database.db, log, metrics });
-    signerRoutes(router, { signer, authenticator });
-    signer.start();
-    closeTasks.push(() => signer.stop());
-
     const billing = createBilling({
       database,
       log,
@@ -154,8 +149,25 @@ export async function createApp(options: AppOptions): Promise<App> {
     await billing.start();
     closeTasks.push(() => billing.close());
 
-    // Billing's gate: balances and spend caps, checked before anything is forwarded.
+    // Billing's gate: balances and spend caps, checked before the front door forwards a
+    // request and before the signer signs a payment.
     const spend = options.spend ?? billing.spendGate;
+
+    const signer = await createSigner({ config: config.signer, db: database.db, log, metrics });
+    signerRoutes(router, { signer, authenticator });
+    createRemoteSigner({
+      db: database.db,
+      log,
+      config: config.signer.remote,
+      signer,
+      recorder: metering.recorder,
+      authenticator,
+      spend,
+      router,
+    });
+    signer.start();
+    closeTasks.push(() => signer.stop());
+
     const gateway = createGateway({
       database,
       secrets,

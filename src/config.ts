@@ -433,6 +433,50 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'Days a customer has to pay a Stripe invoice.',
     schema: integer(1, 365),
   },
+  // Remote-signer protocol (go-livepeer's sender limits; its flag defaults).
+  {
+    name: 'SIGNER_MAX_TICKET_EV_WEI',
+    default: '3000000000000',
+    doc: 'Largest expected value of one ticket the signer signs (go-livepeer -maxTicketEV, default 3e12 wei).',
+    schema: wei,
+  },
+  {
+    name: 'SIGNER_MAX_TOTAL_EV_WEI',
+    default: '20000000000000',
+    doc: 'Largest expected value of one batch of tickets (go-livepeer -maxTotalEV, default 2e13 wei).',
+    schema: wei,
+  },
+  {
+    name: 'SIGNER_DEPOSIT_MULTIPLIER',
+    default: '1',
+    doc: 'A ticket face value may be at most deposit / this (go-livepeer -depositMultiplier, default 1).',
+    schema: integer(1, 1_000_000),
+  },
+  {
+    name: 'SIGNER_MAX_PRICE_PER_UNIT_WEI',
+    default: '0',
+    doc: 'Highest orchestrator price (wei per SIGNER_MAX_PRICE_PIXELS_PER_UNIT units) the signer pays; 0 = no ceiling (go-livepeer -maxPricePerUnit, default 0).',
+    schema: wei,
+  },
+  {
+    name: 'SIGNER_MAX_PRICE_PIXELS_PER_UNIT',
+    default: '1',
+    doc: 'Units the SIGNER_MAX_PRICE_PER_UNIT_WEI price is for (go-livepeer -pixelsPerUnit, default 1).',
+    schema: integer(1, Number.MAX_SAFE_INTEGER),
+  },
+  {
+    name: 'SIGNER_ORCHESTRATORS',
+    doc: 'Comma-separated orchestrator URLs that GET /signer/discover-orchestrators returns (go-livepeer -orchAddr). Unset: it answers 503.',
+    schema: z
+      .string()
+      .transform((v) =>
+        v
+          .split(',')
+          .map((u) => u.trim())
+          .filter((u) => u !== ''),
+      )
+      .pipe(z.array(httpUrl).min(1, 'expected at least one http(s) URL')),
+  },
 ];
 
 export interface Config {
@@ -503,6 +547,16 @@ export interface Config {
       readonly fundFor: string | null;
     } | null;
     readonly gasReserveWei: bigint;
+    /** The remote-signer protocol's limits (LIVEPEER.md §2.2, §3.4). */
+    readonly remote: {
+      readonly maxTicketEvWei: bigint;
+      readonly maxTotalEvWei: bigint;
+      readonly depositMultiplier: bigint;
+      /** 0n → no ceiling. */
+      readonly maxPricePerUnitWei: bigint;
+      readonly maxPricePixelsPerUnit: bigint;
+      readonly orchestrators: readonly string[];
+    };
   };
   readonly billing: {
     readonly ethUsdRate: string | null;
@@ -681,6 +735,14 @@ export function parseConfig(
               fundFor: get<string | undefined>('SIGNER_FUND_FOR') ?? null,
             },
       gasReserveWei: get<bigint>('SIGNER_GAS_RESERVE_WEI'),
+      remote: {
+        maxTicketEvWei: get<bigint>('SIGNER_MAX_TICKET_EV_WEI'),
+        maxTotalEvWei: get<bigint>('SIGNER_MAX_TOTAL_EV_WEI'),
+        depositMultiplier: BigInt(get<number>('SIGNER_DEPOSIT_MULTIPLIER')),
+        maxPricePerUnitWei: get<bigint>('SIGNER_MAX_PRICE_PER_UNIT_WEI'),
+        maxPricePixelsPerUnit: BigInt(get<number>('SIGNER_MAX_PRICE_PIXELS_PER_UNIT')),
+        orchestrators: get<string[] | undefined>('SIGNER_ORCHESTRATORS') ?? [],
+      },
     },
     billing: {
       ethUsdRate: get<string | undefined>('BILLING_ETH_USD_RATE') ?? null,

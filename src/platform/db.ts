@@ -21,7 +21,7 @@ import type {
   OidcPayloadsTable,
   SigningKeysTable,
 } from '../identity/index.ts';
-import type { FundingTransactionsTable } from '../signer/index.ts';
+import type { FundingTransactionsTable, SignerSessionsTable } from '../signer/index.ts';
 import type { AuditLogTable } from './audit.ts';
 import type { Logger } from './log.ts';
 
@@ -38,6 +38,7 @@ export interface Database extends BillingTables {
   usage_events: UsageEventsTable;
   usage_rollups: UsageRollupsTable;
   funding_transactions: FundingTransactionsTable;
+  signer_sessions: SignerSessionsTable;
 }
 
 export type DatabaseKind = 'postgres' | 'pglite';

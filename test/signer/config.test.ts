@@ -34,6 +34,16 @@ describe('signer settings', () => {
       refreshIntervalMs: 30000,
       funding: null,
       gasReserveWei: 10n ** 16n,
+      // go-livepeer's defaults: -maxTicketEV 3e12, -maxTotalEV 2e13, -depositMultiplier 1,
+      // -maxPricePerUnit 0 (no ceiling) per -pixelsPerUnit 1.
+      remote: {
+        maxTicketEvWei: 3_000_000_000_000n,
+        maxTotalEvWei: 20_000_000_000_000n,
+        depositMultiplier: 1n,
+        maxPricePerUnitWei: 0n,
+        maxPricePixelsPerUnit: 1n,
+        orchestrators: [],
+      },
     });
   });
 

@@ -1,0 +1,47 @@
+// The go-livepeer remote-signer protocol (part 2 of the signer): service + /signer routes.
+// Reached through src/signer/index.ts.
+import type { Kysely } from 'kysely';
+import type { Config } from '../../config.ts';
+import type { Recorder } from '../../metering/index.ts';
+import type { Authenticator } from '../../platform/auth.ts';
+import type { Database } from '../../platform/db.ts';
+import type { Router } from '../../platform/http.ts';
+import type { Logger } from '../../platform/log.ts';
+import type { SpendGate } from '../../platform/spend.ts';
+import type { Signer } from '../service.ts';
+import { remoteSignerRoutes } from './routes.ts';
+import { createRemoteSignerService } from './service.ts';
+import type { RemoteSignerService } from './service.ts';
+import { createWire } from './wire.ts';
+
+export interface RemoteSignerDeps {
+  db: Kysely<Database>;
+  log: Logger;
+  config: Config['signer']['remote'];
+  signer: Pick<Signer, 'paymentSigner' | 'snapshot'>;
+  recorder: Pick<Recorder, 'recordNow'>;
+  authenticator: Authenticator;
+  spend: SpendGate;
+  router: Router;
+  clock?: () => Date;
+}
+
+export function createRemoteSigner(deps: RemoteSignerDeps): RemoteSignerService {
+  const service = createRemoteSignerService({
+    db: deps.db,
+    log: deps.log.child({ capability: 'signer', component: 'remote-signer' }),
+    config: deps.config,
+    paymentSigner: () => deps.signer.paymentSigner(),
+    snapshot: () => deps.signer.snapshot(),
+    recorder: deps.recorder,
+    wire: createWire(),
+    clock: deps.clock,
+  });
+  remoteSignerRoutes(deps.router, {
+    service,
+    authenticator: deps.authenticator,
+    spend: deps.spend,
+    orchestrators: deps.config.orchestrators,
+  });
+  return service;
+}

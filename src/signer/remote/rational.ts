@@ -1,0 +1,63 @@
+// Exact non-negative-denominator rationals over bigint, as go-livepeer keeps balances and
+// prices (Go's big.Rat). Always reduced, denominator > 0.
+
+export interface Rational {
+  readonly num: bigint;
+  readonly den: bigint;
+}
+
+const abs = (a: bigint) => (a < 0n ? -a : a);
+
+function gcd(a: bigint, b: bigint): bigint {
+  a = abs(a);
+  b = abs(b);
+  while (b !== 0n) [a, b] = [b, a % b];
+  return a;
+}
+
+export function rat(num: bigint, den = 1n): Rational {
+  if (den === 0n) throw new RangeError('zero denominator');
+  if (den < 0n) [num, den] = [-num, -den];
+  const g = gcd(num, den);
+  return g > 1n ? { num: num / g, den: den / g } : { num, den };
+}
+
+export const ZERO = rat(0n);
+
+export const add = (a: Rational, b: Rational) => rat(a.num * b.den + b.num * a.den, a.den * b.den);
+export const sub = (a: Rational, b: Rational) => rat(a.num * b.den - b.num * a.den, a.den * b.den);
+export const mul = (a: Rational, b: Rational) => rat(a.num * b.num, a.den * b.den);
+export const div = (a: Rational, b: Rational) => rat(a.num * b.den, a.den * b.num);
+export const cmp = (a: Rational, b: Rational) => {
+  const d = a.num * b.den - b.num * a.den;
+  return d < 0n ? -1 : d > 0n ? 1 : 0;
+};
+export const max = (a: Rational, b: Rational) => (cmp(a, b) >= 0 ? a : b);
+export const min = (a: Rational, b: Rational) => (cmp(a, b) <= 0 ? a : b);
+
+/** Smallest integer ≥ r. */
+export function ceil(r: Rational): bigint {
+  const q = r.num / r.den;
+  return r.num > 0n && r.num % r.den !== 0n ? q + 1n : q;
+}
+
+/** Go's big.Rat.RatString: "a" when integral, else "a/b". */
+export function ratString(r: Rational): string {
+  return r.den === 1n ? r.num.toString() : `${r.num}/${r.den}`;
+}
+
+/** Parses "a", "-a" or "a/b" (as RatString writes); null for anything else. */
+export function parseRat(text: string): Rational | null {
+  const m = /^(-?\d{1,100})(?:\/(\d{1,100}))?$/.exec(text);
+  if (m === null) return null;
+  const den = BigInt(m[2] ?? '1');
+  return den === 0n ? null : rat(BigInt(m[1]!), den);
+}
+
+/** A non-negative decimal ("12", "0.5", "1e-3" is not accepted) → exact rational; null if not one. */
+export function parseDecimal(text: string): Rational | null {
+  const m = /^(\d{1,78})(?:\.(\d{1,78}))?$/.exec(text);
+  if (m === null) return null;
+  const frac = m[2] ?? '';
+  return rat(BigInt(m[1]! + frac), 10n ** BigInt(frac.length));
+}

@@ -1,0 +1,217 @@
+// The go-livepeer remote-signer endpoints under /signer (LIVEPEER.md §2). Not REST routes:
+// requests and responses are go-livepeer's JSON (keys matched case-insensitively on input, as
+// Go's encoding/json does; byte fields base64) and every refusal is go-livepeer's
+// `{"error":{"message":…}}` — rendered here, for these routes only, instead of the platform's
+// `{"error":code}` shape, because go-livepeer gateways parse this one.
+import coBody from 'co-body';
+import type { Context, Middleware, Next } from 'koa';
+import type { Authenticator, Principal } from '../../platform/auth.ts';
+import { hasScope } from '../../platform/auth.ts';
+import { AppError, Forbidden } from '../../platform/errors.ts';
+import type { RequestState, Router } from '../../platform/http.ts';
+import type { SpendGate } from '../../platform/spend.ts';
+import { BadSignerRequest, RemoteSignerError, SignerNotReady } from './errors.ts';
+import { parseDecimal } from './rational.ts';
+import type { Rational } from './rational.ts';
+import type { LivePaymentRequest, RemoteSignerService } from './service.ts';
+
+// A request carries one OrchestratorInfo (a few KB) and capabilities: 1 MiB is generous and
+// keeps a hostile 10 MB body from being buffered.
+export const SIGNER_BODY_LIMIT_BYTES = 1024 * 1024;
+
+export interface RemoteSignerRouteDeps {
+  service: RemoteSignerService;
+  authenticator: Authenticator;
+  spend: SpendGate;
+  orchestrators: readonly string[];
+}
+
+type SignerState = RequestState & { principal: Principal };
+
+export function remoteSignerRoutes(router: Router, deps: RemoteSignerRouteDeps): void {
+  const guard = [goLivepeerErrors(), authorize(deps)];
+
+  router.post('/signer/sign-orchestrator-info', ...guard, async function signOrchestratorInfo(ctx) {
+    ctx.body = await deps.service.signOrchestratorInfo();
+  });
+
+  router.post('/signer/generate-live-payment', ...guard, async function generateLivePayment(ctx) {
+    const request = parseLivePaymentRequest(await readJson(ctx));
+    const principal = (ctx.state as SignerState).principal;
+    const result = await deps.service.generateLivePayment(principal, request);
+    const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = {
+      payment: b64(result.payment),
+      segCreds: b64(result.segCreds),
+      state: { State: b64(result.state.state), Sig: b64(result.state.sig) },
+    };
+  });
+
+  router.get('/signer/discover-orchestrators', ...guard, function discoverOrchestrators(ctx) {
+    // Only the configured list is known: no capabilities are claimed, so `caps` filters nothing.
+    if (deps.orchestrators.length === 0) {
+      throw new SignerNotReady('no orchestrators known (SIGNER_ORCHESTRATORS is not set)');
+    }
+    ctx.body = deps.orchestrators.map((address) => ({ address, score: 1, capabilities: [] }));
+  });
+}
+
+/** Renders every refusal of these routes as go-livepeer does: `{"error":{"message":…}}`. */
+function goLivepeerErrors(): Middleware {
+  return async function goLivepeerErrors(ctx: Context, next: Next) {
+    try {
+      await next();
+    } catch (thrown) {
+      const state = ctx.state as RequestState;
+      const error = toSignerError(thrown);
+      // Sender-check failures are 500s whose reason is safe and useful to the gateway operator.
+      const show = error.expose || error instanceof RemoteSignerError;
+      if (error.status >= 500) state.log.error({ err: thrown }, error.message);
+      else state.log.info({ status: error.status, message: error.message }, 'signer refused');
+      ctx.status = error.status;
+      for (const [name, value] of Object.entries(error.headers)) ctx.set(name, value);
+      ctx.body = {
+        error: {
+          message: show
+            ? error.message
+            : `internal error; quote request id ${state.requestId} when reporting it`,
+        },
+      };
+    }
+  };
+}
+
+function toSignerError(thrown: unknown): AppError {
+  if (thrown instanceof AppError) return thrown;
+  const status = (thrown as { status?: unknown }).status;
+  if (status === 413) {
+    return new AppError(
+      413,
+      'PayloadTooLarge',
+      `request body is larger than ${SIGNER_BODY_LIMIT_BYTES} bytes`,
+    );
+  }
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new BadSignerRequest('the request body could not be read', { cause: thrown });
+  }
+  return new AppError(500, 'InternalServerError', 'unhandled error', { cause: thrown });
+}
+
+/** Bearer credential with the `signer` scope, then billing's spend check: before any signing. */
+function authorize(deps: RemoteSignerRouteDeps): Middleware {
+  return async function authorizeSigner(ctx: Context, next: Next) {
+    const state = ctx.state as SignerState;
+    const principal = await deps.authenticator.authenticate(ctx.get('authorization') || undefined, {
+      origin: ctx.get('origin') || null,
+      log: state.log,
+    });
+    // Browser keys ship in web pages: they never reach the signer.
+    if (principal.allowedOrigins !== null) {
+      throw new Forbidden('Browser keys cannot use the payment signer');
+    }
+    if (!hasScope(principal, 'signer'))
+      throw new Forbidden('This credential lacks the signer scope');
+    await deps.spend.assertMaySpend(principal);
+    state.principal = principal;
+    await next();
+  };
+}
+
+async function readJson(ctx: Context): Promise<unknown> {
+  const text = await coBody.text(ctx.req, { limit: SIGNER_BODY_LIMIT_BYTES, encoding: 'utf8' });
+  try {
+    // The reviver's `context.source` keeps int64 values (inPixels) exact.
+    return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
+      typeof value === 'number' && context?.source !== undefined && /^-?\d+$/.test(context.source)
+        ? BigInt(context.source)
+        : value,
+    );
+  } catch {
+    throw new BadSignerRequest('request body is not valid JSON');
+  }
+}
+
+/** Go's encoding/json: the exact key wins, else the last key equal ignoring case. */
+function field(object: Record<string, unknown>, name: string): unknown {
+  if (Object.hasOwn(object, name)) return object[name];
+  let found: unknown;
+  const lower = name.toLowerCase();
+  for (const [key, value] of Object.entries(object)) if (key.toLowerCase() === lower) found = value;
+  return found;
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+function base64Field(object: Record<string, unknown>, name: string): Uint8Array | null {
+  const value = field(object, name);
+  if (value === undefined || value === null) return null;
+  // Go's base64 decoding of []byte skips \r and \n.
+  if (typeof value !== 'string' || !BASE64.test(value.replace(/[\r\n]/g, ''))) {
+    throw new BadSignerRequest(`${name} must be base64`);
+  }
+  return Buffer.from(value, 'base64');
+}
+
+function stringField(object: Record<string, unknown>, name: string): string {
+  const value = field(object, name);
+  if (value === undefined || value === null) return '';
+  if (typeof value !== 'string') throw new BadSignerRequest(`${name} must be a string`);
+  return value;
+}
+
+function objectField(
+  object: Record<string, unknown>,
+  name: string,
+): Record<string, unknown> | null {
+  const value = field(object, name);
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new BadSignerRequest(`${name} must be an object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+const INT64_MAX = (1n << 63n) - 1n;
+
+export function parseLivePaymentRequest(body: unknown): LivePaymentRequest {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new BadSignerRequest('request body must be a JSON object');
+  }
+  const o = body as Record<string, unknown>;
+  const state = objectField(o, 'state') ?? {};
+  const inPixels = field(o, 'inPixels') ?? 0n;
+  if (typeof inPixels !== 'bigint' || inPixels < -INT64_MAX - 1n || inPixels > INT64_MAX) {
+    throw new BadSignerRequest('inPixels must be a 64-bit integer');
+  }
+  let maxPrice: LivePaymentRequest['maxPrice'] = null;
+  const mp = objectField(o, 'maxPrice');
+  if (mp !== null) {
+    const raw = field(mp, 'price');
+    const text =
+      typeof raw === 'bigint'
+        ? raw.toString()
+        : typeof raw === 'string'
+          ? raw
+          : typeof raw === 'number'
+            ? String(raw)
+            : null;
+    const price: Rational | null = text === null ? null : parseDecimal(text);
+    if (price === null) throw new BadSignerRequest('maxPrice.price must be a non-negative decimal');
+    const currency = stringField(mp, 'currency');
+    if (currency !== '' && currency.toLowerCase() !== 'wei') {
+      throw new BadSignerRequest('maxPrice.currency must be wei');
+    }
+    maxPrice = { price, unit: stringField(mp, 'unit') };
+  }
+  return {
+    state: { state: base64Field(state, 'State'), sig: base64Field(state, 'Sig') },
+    orchestrator: base64Field(o, 'orchestrator') ?? new Uint8Array(0),
+    manifestId: stringField(o, 'ManifestID'),
+    app: stringField(o, 'app'),
+    inPixels,
+    type: stringField(o, 'type'),
+    maxPrice,
+    capabilities: base64Field(o, 'capabilities'),
+  };
+}

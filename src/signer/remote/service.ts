@@ -1,0 +1,489 @@
+// The remote-signer protocol's rules (LIVEPEER.md §2.2, §3.3, §3.4), in go-livepeer's order,
+// with what go-livepeer's signer does not do: the caller is authorized before this runs (see
+// ./routes.ts), a state is accepted only once per SequenceNumber (signer_sessions), and every
+// signed payment is metered — committed before the response leaves.
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { getBytes, hexlify, keccak256, toUtf8Bytes, verifyMessage } from 'ethers';
+import type { Kysely } from 'kysely';
+import type { Config } from '../../config.ts';
+import type { Recorder, UsageEvent } from '../../metering/index.ts';
+import type { Principal } from '../../platform/auth.ts';
+import type { Database } from '../../platform/db.ts';
+import type { Logger } from '../../platform/log.ts';
+import { feeWei } from '../../platform/money.ts';
+import type { ChainSnapshot } from '../chain.ts';
+import type { PaymentSigner } from '../service.ts';
+import {
+  BadSignerRequest,
+  NoTicketsNeeded,
+  PriceExceeded,
+  RefreshSession,
+  SenderCheckFailed,
+  SignerNotReady,
+  StaleState,
+} from './errors.ts';
+import { advanceSession, findSessionByStateId, insertSession, revertSession } from './queries.ts';
+import * as Q from './rational.ts';
+import type { Rational } from './rational.ts';
+import { decodeState, encodeState } from './state.ts';
+import type { PaymentState } from './state.ts';
+import { auxData, expectedValue, ticketHash, toBigInt, word } from './ticket.ts';
+import type { OrchestratorInfoMessage, Wire } from './wire.ts';
+
+export const JOB_TYPES = ['', 'lv2v', 'live', 'fixed'] as const;
+export type JobType = (typeof JOB_TYPES)[number];
+
+/** The request, as ./routes.ts parsed it from go-livepeer's JSON. */
+export interface LivePaymentRequest {
+  state: { state: Uint8Array | null; sig: Uint8Array | null };
+  orchestrator: Uint8Array;
+  manifestId: string;
+  app: string;
+  inPixels: bigint;
+  type: string;
+  maxPrice: { price: Rational; unit: string } | null;
+  capabilities: Uint8Array | null;
+}
+
+export interface LivePaymentResponse {
+  payment: Uint8Array;
+  segCreds: Uint8Array;
+  state: { state: Uint8Array; sig: Uint8Array };
+}
+
+export interface RemoteSignerService {
+  signOrchestratorInfo(): Promise<{ address: string; signature: string }>;
+  generateLivePayment(
+    principal: Principal,
+    request: LivePaymentRequest,
+  ): Promise<LivePaymentResponse>;
+}
+
+export interface RemoteSignerDeps {
+  db: Kysely<Database>;
+  log: Logger;
+  config: Config['signer']['remote'];
+  paymentSigner: () => PaymentSigner | null;
+  snapshot: () => ChainSnapshot | null;
+  recorder: Pick<Recorder, 'recordNow'>;
+  wire: Wire;
+  clock?: () => Date;
+}
+
+// go-livepeer constants (server/remote_signer.go, pm/sender.go).
+const MAX_TICKETS_PER_CALL = 100n;
+// The orchestrator auth token lives 30 minutes; refresh in its last 10% (3 minutes).
+const AUTH_TOKEN_REFRESH_SECONDS = 180n;
+// Billable units of the first call of a session, before any time has elapsed.
+const FIRST_CALL_LV2V_SECONDS = 60;
+const FIRST_CALL_LIVE_SECONDS = 10n;
+// lv2v bills 720p at 30 fps: 1280 × 720 × 30 pixels per second.
+const LV2V_PIXELS_PER_SECOND = 1280n * 720n * 30n;
+// Units the request's maxPrice must be in, per job type (LIVEPEER.md §2.2).
+const MAX_PRICE_UNIT: Record<JobType, string | null> = {
+  '': null,
+  lv2v: '720p-pixel-seconds',
+  live: 'seconds',
+  fixed: 'fixed',
+};
+const PIPELINE: Record<JobType, string> = {
+  '': 'live-video-to-video',
+  lv2v: 'live-video-to-video',
+  live: 'live',
+  fixed: 'fixed',
+};
+const UNIT: Record<JobType, UsageEvent['unit']> = {
+  '': 'pixels',
+  lv2v: 'pixels',
+  live: 'seconds',
+  fixed: 'requests',
+};
+// Live streams a replica serves at once, with room to spare (~100 bytes each).
+const SEG_SIGNATURE_CACHE = 10_000;
+const EMPTY_HASH = getBytes(keccak256(new Uint8Array(0)));
+
+export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerService {
+  const { db, config, wire } = deps;
+  const clock = deps.clock ?? (() => new Date());
+
+  // The segCreds signature covers only the ManifestID (seq 0, empty hash) and is deterministic
+  // (RFC 6979), so it is computed once per stream: one signature fewer per payment.
+  const segSignatures = new Map<string, Uint8Array>();
+  const segSignature = async (s: PaymentSigner, manifestId: string, message: Uint8Array) => {
+    const known = segSignatures.get(manifestId);
+    if (known !== undefined) return known;
+    const sig = getBytes(await s.signMessage(message));
+    // Bounded: at most SEG_SIGNATURE_CACHE streams are remembered, then the map starts over.
+    if (segSignatures.size >= SEG_SIGNATURE_CACHE) segSignatures.clear();
+    segSignatures.set(manifestId, sig);
+    return sig;
+  };
+
+  const signer = () => {
+    const s = deps.paymentSigner();
+    if (s === null) throw new SignerNotReady('The payment signer has no keystore');
+    return s;
+  };
+
+  return {
+    async signOrchestratorInfo() {
+      const s = signer();
+      // EIP-191 over the 32 bytes keccak256(utf8(checksummed address)) (LIVEPEER.md §2.1).
+      const signature = await s.signMessage(getBytes(keccak256(toUtf8Bytes(s.address))));
+      return { address: s.address, signature };
+    },
+
+    async generateLivePayment(principal, request) {
+      const s = signer();
+      const now = clock();
+      const nowSeconds = BigInt(Math.floor(now.getTime() / 1000));
+
+      // 1. Decode the orchestrator info.
+      if (request.orchestrator.length === 0) throw new BadSignerRequest('missing orchestrator');
+      let info: OrchestratorInfoMessage;
+      try {
+        info = wire.decodeOrchestratorInfo(request.orchestrator);
+      } catch {
+        throw new BadSignerRequest('invalid orchestrator info');
+      }
+      const price = info.priceInfo;
+      if (price === null || price.pricePerUnit <= 0n || price.pixelsPerUnit <= 0n) {
+        throw new BadSignerRequest('missing or zero priceInfo');
+      }
+      const params = info.ticketParams;
+      if (params === null) throw new BadSignerRequest('missing ticketParams');
+      if (params.recipient.length !== 20 || params.recipientRandHash.length !== 32) {
+        throw new BadSignerRequest('invalid ticketParams');
+      }
+      if (!(JOB_TYPES as readonly string[]).includes(request.type)) {
+        throw new BadSignerRequest('invalid job type');
+      }
+      const type = request.type as JobType;
+      if (request.capabilities !== null) {
+        try {
+          wire.checkCapabilities(request.capabilities);
+        } catch {
+          throw new BadSignerRequest('invalid capabilities');
+        }
+      }
+      const orchestratorAddress = hexlify(info.address).toLowerCase();
+      const recipientRandHash = hexlify(params.recipientRandHash);
+
+      // 2. Verify and parse the state, or start a new one.
+      let state: PaymentState;
+      let previous: { seq: bigint; stateDigest: string } | null = null;
+      const hasState = request.state.state !== null && request.state.state.length > 0;
+      if (hasState) {
+        const bytes = request.state.state!;
+        const sig = request.state.sig ?? new Uint8Array(0);
+        const parsed = decodeState(bytes);
+        const session = parsed === null ? null : await findSessionByStateId(db, parsed.StateID);
+        // The state we handed out last for this StateID is ours without recovering its
+        // signature; anything else gets the real check (and is then stale or forged).
+        const current = session !== null && session.lastStateDigest === stateDigest(bytes, sig);
+        if (!current) {
+          let recovered: string | null = null;
+          try {
+            if (sig.length === 65) recovered = verifyMessage(bytes, hexlify(sig));
+          } catch {
+            recovered = null;
+          }
+          if (recovered !== s.address) throw new BadSignerRequest('invalid sig');
+        }
+        if (parsed === null) throw new BadSignerRequest('invalid state');
+        if (request.manifestId === '') throw new BadSignerRequest('missing manifestID');
+        if (parsed.OrchestratorAddress !== orchestratorAddress) {
+          throw new BadSignerRequest('orchestratorAddress mismatch');
+        }
+        if (request.app !== parsed.App) throw new BadSignerRequest('app mismatch');
+        if (request.type !== parsed.Type) throw new BadSignerRequest('job type mismatch');
+        previous = { seq: parsed.SequenceNumber, stateDigest: session?.lastStateDigest ?? '' };
+        state = { ...parsed, SequenceNumber: parsed.SequenceNumber + 1n };
+        // Replay and ownership, read early for a clear refusal; enforced atomically below.
+        if (session === null) throw new StaleState('unknown StateID');
+        if (session.accountId !== principal.accountId) {
+          throw new StaleState('this state belongs to another account', 403);
+        }
+        if (session.lastSeq >= state.SequenceNumber) {
+          throw new StaleState(
+            `state replayed: SequenceNumber ${parsed.SequenceNumber} was already used; send the state of the last response`,
+          );
+        }
+      } else {
+        state = {
+          StateID: randomUUID(),
+          PMSessionID: recipientRandHash,
+          LastUpdate: now,
+          OrchestratorAddress: orchestratorAddress,
+          App: request.app,
+          AuthExpiry: 0n,
+          SenderNonce: 0n,
+          Balance: Q.ZERO,
+          InitialPricePerUnit: price.pricePerUnit,
+          InitialPixelsPerUnit: price.pixelsPerUnit,
+          Type: type,
+          SequenceNumber: 0n,
+          AuthID: principal.keyId ?? principal.clientId ?? principal.accountId,
+        };
+      }
+      const manifestId =
+        request.manifestId !== '' ? request.manifestId : randomBytes(8).toString('hex');
+
+      // 3. Existing credit and the nonce (a new recipientRandHash starts over).
+      const credit = state.Balance;
+      let nonce = state.PMSessionID === recipientRandHash ? state.SenderNonce : 0n;
+
+      // 4. Refresh: an expiring auth token or ticket params → 480.
+      const snapshot = deps.snapshot();
+      if (snapshot === null) throw new SignerNotReady('The signer has not read the chain yet');
+      const auth = info.authToken;
+      if (auth === null) throw new BadSignerRequest('missing auth token');
+      if (nowSeconds > auth.expiration - AUTH_TOKEN_REFRESH_SECONDS) {
+        throw new RefreshSession('auth token expired or about to expire', info.transcoder);
+      }
+      const expirationBlock = toBigInt(params.expirationBlock);
+      if (expirationBlock - snapshot.l1BlockNumber <= 1n) {
+        throw new RefreshSession('ticket params expired', info.transcoder);
+      }
+
+      // 5. Billable units.
+      const firstCall = !hasState;
+      // go-livepeer measures elapsed time in nanoseconds, so it is never zero there; at our
+      // millisecond resolution two calls can share a timestamp: count at least 1 ms.
+      const elapsedMs = Math.max(1, now.getTime() - state.LastUpdate.getTime());
+      let units: bigint;
+      if (type === 'lv2v') {
+        const ms = firstCall ? FIRST_CALL_LV2V_SECONDS * 1000 : elapsedMs;
+        units = (LV2V_PIXELS_PER_SECOND * BigInt(ms)) / 1000n;
+      } else if (type === 'live') {
+        units = firstCall ? FIRST_CALL_LIVE_SECONDS : BigInt(Math.ceil(elapsedMs / 1000));
+      } else if (type === 'fixed') {
+        units = 1n;
+      } else {
+        units = request.inPixels;
+      }
+      if (units <= 0n) throw new BadSignerRequest('no billable units: inPixels must be positive');
+
+      // 6. Price ceilings → 481.
+      const orchestratorPrice = Q.rat(price.pricePerUnit, price.pixelsPerUnit);
+      const initialPrice = Q.rat(state.InitialPricePerUnit, state.InitialPixelsPerUnit);
+      const ceilings: Array<[string, Rational]> = [];
+      if (config.maxPricePerUnitWei > 0n) {
+        ceilings.push([
+          'the configured maximum price',
+          Q.rat(config.maxPricePerUnitWei, config.maxPricePixelsPerUnit),
+        ]);
+      }
+      if (request.maxPrice !== null) {
+        const expected = MAX_PRICE_UNIT[type];
+        if (expected !== null && request.maxPrice.unit !== expected) {
+          throw new BadSignerRequest(`maxPrice unit must be ${expected} for job type ${type}`);
+        }
+        ceilings.push(['the request maxPrice', request.maxPrice.price]);
+      }
+      if (hasState) ceilings.push(['the initial session price', initialPrice]);
+      for (const [name, ceiling] of ceilings) {
+        if (Q.cmp(orchestratorPrice, ceiling) > 0) {
+          throw new PriceExceeded(`orchestrator price exceeds ${name}`);
+        }
+      }
+
+      // 7. Fee, expected value, credit → 482 or the number of tickets.
+      const fee = Q.mul(Q.rat(units), initialPrice);
+      const faceValue = toBigInt(params.faceValue);
+      const winProb = toBigInt(params.winProb);
+      const ev = expectedValue(faceValue, winProb);
+      if (ev.num === 0n) throw new BadSignerRequest('ticket expected value is zero');
+      const minCredit = Q.max(fee, ev);
+      if (Q.cmp(credit, minCredit) >= 0) throw new NoTicketsNeeded();
+      const numTickets = Q.ceil(Q.div(Q.sub(minCredit, credit), ev));
+      if (numTickets > MAX_TICKETS_PER_CALL) {
+        throw new BadSignerRequest(
+          `too many tickets: ${numTickets} needed, at most ${MAX_TICKETS_PER_CALL} per payment`,
+        );
+      }
+
+      // 8. A price that more than doubled since the session began → 481; then the sender checks.
+      if (Q.cmp(orchestratorPrice, Q.mul(initialPrice, Q.rat(2n))) > 0) {
+        throw new PriceExceeded('orchestrator price more than doubled since the session began');
+      }
+      senderChecks(snapshot, config, { expirationBlock, faceValue, ev, numTickets });
+
+      let claimed = false;
+      try {
+        // Tickets: the orchestrator's round if its params name one, else the last initialized.
+        const given = params.expirationParams;
+        const usesGiven =
+          given !== null &&
+          given.creationRound !== 0n &&
+          given.creationRoundBlockHash.some((b) => b !== 0);
+        const expiration = usesGiven
+          ? given
+          : {
+              creationRound: snapshot.lastInitializedRound,
+              creationRoundBlockHash: getBytes(snapshot.lastInitializedRoundBlockHash),
+            };
+        const aux = auxData(expiration.creationRound, expiration.creationRoundBlockHash);
+        const sender = getBytes(s.address);
+        const senderParams: Array<{ senderNonce: number; sig: Uint8Array }> = [];
+        for (let i = 0n; i < numTickets; i++) {
+          nonce += 1n;
+          const hash = ticketHash({
+            recipient: params.recipient,
+            sender,
+            faceValue,
+            winProb,
+            senderNonce: nonce,
+            recipientRandHash: params.recipientRandHash,
+            auxData: aux,
+          });
+          const sig = getBytes(await s.signMessage(getBytes(hash)));
+          senderParams.push({ senderNonce: Number(nonce), sig });
+        }
+        const payment = wire.encodePayment({
+          ticketParams: params,
+          sender,
+          expirationParams: expiration,
+          ticketSenderParams: senderParams,
+          expectedPrice: price,
+        });
+
+        // 9. segCreds for the empty segment (§3.3).
+        const manifestBytes = toUtf8Bytes(manifestId);
+        const segMessage = new Uint8Array(manifestBytes.length + 64);
+        segMessage.set(manifestBytes, 0);
+        segMessage.set(word(0n), manifestBytes.length);
+        segMessage.set(EMPTY_HASH, manifestBytes.length + 32);
+        const segCreds = wire.encodeSegData({
+          manifestId: manifestBytes,
+          seq: 0n,
+          hash: EMPTY_HASH,
+          sig: await segSignature(s, manifestId, segMessage),
+          authToken: auth,
+          capabilities: request.capabilities,
+        });
+
+        const balance = Q.sub(Q.add(credit, Q.mul(Q.rat(numTickets), ev)), fee);
+        const next: PaymentState = {
+          ...state,
+          Balance: balance,
+          LastUpdate: now,
+          PMSessionID: recipientRandHash,
+          SenderNonce: nonce,
+        };
+        const stateBytes = encodeState(next);
+        const stateSig = getBytes(await s.signMessage(stateBytes));
+
+        // Claim the sequence number with the new state's digest (atomic; a concurrent request
+        // with the same state loses, and what it signed is never handed out).
+        const digest = stateDigest(stateBytes, stateSig);
+        if (hasState) {
+          const won = await advanceSession(
+            db,
+            state.StateID,
+            principal.accountId,
+            state.SequenceNumber,
+            digest,
+          );
+          if (!won) throw new StaleState('state replayed: another payment used it first');
+        } else {
+          const inserted = await insertSession(db, {
+            stateId: state.StateID,
+            accountId: principal.accountId,
+            manifestId,
+            orchestratorAddress,
+            stateDigest: digest,
+          });
+          if (!inserted) throw new Error(`StateID ${state.StateID} already exists`);
+        }
+        claimed = true;
+
+        // 11. Meter, durably, before answering. The fee is the exact rational
+        // units × InitialPricePerUnit / InitialPixelsPerUnit rounded up once (feeWei).
+        const totalEv = Q.mul(Q.rat(numTickets), ev);
+        await deps.recorder.recordNow([
+          {
+            source: 'tollhouse/signer',
+            eventId: `${state.StateID}:${state.SequenceNumber}`,
+            occurredAt: now,
+            accountId: principal.accountId,
+            appId: principal.appId,
+            keyId: principal.keyId,
+            clientId: principal.clientId,
+            endUserId: principal.endUserId,
+            pipeline: PIPELINE[type],
+            modelId: null,
+            unit: UNIT[type],
+            quantity: units,
+            feeWei: feeWei(units, state.InitialPricePerUnit, state.InitialPixelsPerUnit),
+            status: 200,
+            latencyMs: null,
+            attributes: {
+              tickets: Number(numTickets),
+              ev: Q.ratString(totalEv),
+              evWei: Q.ceil(totalEv).toString(),
+              manifestId,
+              orchestratorAddress,
+              orchestratorUrl: info.transcoder,
+              stateId: state.StateID,
+              sequenceNumber: state.SequenceNumber.toString(),
+              authId: state.AuthID,
+              app: state.App,
+              type,
+            },
+          },
+        ]);
+        return { payment, segCreds, state: { state: stateBytes, sig: stateSig } };
+      } catch (error) {
+        // Nothing was handed out: give the sequence number back so the gateway can retry.
+        if (!claimed) throw error;
+        await revertSession(db, state.StateID, state.SequenceNumber, previous).catch((e: unknown) =>
+          deps.log.error({ err: e }, 'signer: could not release a session after a failure'),
+        );
+        throw error;
+      }
+    },
+  };
+}
+
+/** go-livepeer pm/sender.go validateTicketParams and the batch checks (LIVEPEER.md §3.4). */
+function senderChecks(
+  snapshot: ChainSnapshot,
+  config: Config['signer']['remote'],
+  batch: { expirationBlock: bigint; faceValue: bigint; ev: Rational; numTickets: bigint },
+) {
+  if (batch.expirationBlock - snapshot.l1BlockNumber <= 1n) {
+    throw new SenderCheckFailed('TicketParams expired');
+  }
+  if (Q.cmp(batch.ev, Q.rat(batch.faceValue)) >= 0) {
+    throw new SenderCheckFailed('ticket faceValue too low');
+  }
+  if (Q.cmp(batch.ev, Q.rat(config.maxTicketEvWei)) > 0) {
+    throw new SenderCheckFailed(
+      `ticket EV higher than max ticket EV: ${Q.ratString(batch.ev)} > ${config.maxTicketEvWei}`,
+    );
+  }
+  const sender = snapshot.sender;
+  if (sender.withdrawRound > 0n && sender.withdrawRound <= snapshot.lastInitializedRound + 1n) {
+    throw new SenderCheckFailed('deposit and reserve is set to unlock soon');
+  }
+  if (sender.reserveWei === 0n) throw new SenderCheckFailed('no sender reserve');
+  if (sender.depositWei === 0n) throw new SenderCheckFailed('no sender deposit');
+  const total = Q.mul(batch.ev, Q.rat(batch.numTickets));
+  if (Q.cmp(total, Q.rat(config.maxTotalEvWei)) > 0) {
+    throw new SenderCheckFailed(
+      `total ticket EV higher than max total EV: ${Q.ratString(total)} > ${config.maxTotalEvWei}`,
+    );
+  }
+  const maxFaceValue = sender.depositWei / config.depositMultiplier;
+  if (batch.faceValue > maxFaceValue) {
+    throw new SenderCheckFailed(
+      `ticket faceValue ${batch.faceValue} > max faceValue ${maxFaceValue}`,
+    );
+  }
+}
+
+/** sha256(State ‖ Sig), hex: the fingerprint of a state handed out (signer_sessions). */
+function stateDigest(state: Uint8Array, sig: Uint8Array): string {
+  return createHash('sha256').update(state).update(sig).digest('hex');
+}

@@ -1,0 +1,74 @@
+// Tickets as go-livepeer's pm package builds them (LIVEPEER.md §3.1): the packed hash the
+// TicketBroker recomputes on-chain, the 64-byte auxData, and the expected value.
+import { getBytes, keccak256 } from 'ethers';
+import { rat } from './rational.ts';
+import type { Rational } from './rational.ts';
+
+export interface Ticket {
+  /** 20 bytes each. */
+  recipient: Uint8Array;
+  sender: Uint8Array;
+  faceValue: bigint;
+  winProb: bigint;
+  senderNonce: bigint;
+  /** 32 bytes. */
+  recipientRandHash: Uint8Array;
+  auxData: Uint8Array;
+}
+
+const UINT256_MAX = (1n << 256n) - 1n;
+
+/** uint256 as 32 big-endian bytes (abi.encodePacked of a uint256). */
+export function word(value: bigint): Uint8Array {
+  if (value < 0n || value > UINT256_MAX) throw new RangeError('not a uint256');
+  const out = new Uint8Array(32);
+  for (let i = 31; i >= 0 && value > 0n; i--) {
+    out[i] = Number(value & 0xffn);
+    value >>= 8n;
+  }
+  return out;
+}
+
+/** Minimal big-endian bytes → bigint (protobuf big integers, LIVEPEER.md §3.2). */
+export function toBigInt(bytes: Uint8Array): bigint {
+  let value = 0n;
+  for (const b of bytes) value = (value << 8n) | BigInt(b);
+  return value;
+}
+
+/** bigint → minimal big-endian bytes (0 → empty), as Go's big.Int.Bytes(). */
+export function toMinimalBytes(value: bigint): Uint8Array {
+  if (value === 0n) return new Uint8Array(0);
+  const hex = value.toString(16);
+  return getBytes(`0x${hex.length % 2 === 1 ? '0' : ''}${hex}`);
+}
+
+/** leftPad32(creationRound) ‖ blockHash; empty only when both are zero (go-livepeer pm.Ticket.AuxData). */
+export function auxData(creationRound: bigint, creationRoundBlockHash: Uint8Array): Uint8Array {
+  const hashIsZero = creationRoundBlockHash.every((b) => b === 0);
+  if (creationRound === 0n && hashIsZero) return new Uint8Array(0);
+  const out = new Uint8Array(64);
+  out.set(word(creationRound), 0);
+  out.set(creationRoundBlockHash.slice(0, 32), 64 - Math.min(32, creationRoundBlockHash.length));
+  return out;
+}
+
+/** keccak256(abi.encodePacked(recipient, sender, faceValue, winProb, senderNonce, recipientRandHash, auxData)). */
+export function ticketHash(t: Ticket): string {
+  const packed = new Uint8Array(20 + 20 + 32 * 4 + t.auxData.length);
+  packed.set(t.recipient, 0);
+  packed.set(t.sender, 20);
+  packed.set(word(t.faceValue), 40);
+  packed.set(word(t.winProb), 72);
+  packed.set(word(t.senderNonce), 104);
+  packed.set(t.recipientRandHash, 136);
+  packed.set(t.auxData, 168);
+  return keccak256(packed);
+}
+
+/** faceValue × winProb / (2^256 − 1), exact (go-livepeer pm.TicketParams.EV). */
+export function expectedValue(faceValue: bigint, winProb: bigint): Rational {
+  return rat(faceValue * winProb, UINT256_MAX);
+}
+
+export const MAX_WIN_PROB = UINT256_MAX;

@@ -1,0 +1,198 @@
+// Protobuf encoding of go-livepeer's messages (livepeer.proto beside this file, LIVEPEER.md
+// §3.2) with protobufjs, loaded at start-up from the .proto (reflection, no generated code).
+// Decoding skips unknown fields, so newer orchestrators' info still decodes; the orchestrator
+// info is only read, never re-encoded.
+import { readFileSync } from 'node:fs';
+import protobuf from 'protobufjs';
+
+export interface TicketParamsMessage {
+  recipient: Uint8Array;
+  faceValue: Uint8Array;
+  winProb: Uint8Array;
+  recipientRandHash: Uint8Array;
+  seed: Uint8Array;
+  expirationBlock: Uint8Array;
+  expirationParams: ExpirationParamsMessage | null;
+}
+
+export interface ExpirationParamsMessage {
+  creationRound: bigint;
+  creationRoundBlockHash: Uint8Array;
+}
+
+export interface PriceInfoMessage {
+  pricePerUnit: bigint;
+  pixelsPerUnit: bigint;
+  capability: number;
+  constraint: string;
+}
+
+export interface AuthTokenMessage {
+  token: Uint8Array;
+  sessionId: string;
+  expiration: bigint;
+}
+
+export interface OrchestratorInfoMessage {
+  transcoder: string;
+  ticketParams: TicketParamsMessage | null;
+  priceInfo: PriceInfoMessage | null;
+  address: Uint8Array;
+  authToken: AuthTokenMessage | null;
+}
+
+export interface PaymentMessage {
+  ticketParams: TicketParamsMessage;
+  sender: Uint8Array;
+  expirationParams: ExpirationParamsMessage;
+  ticketSenderParams: Array<{ senderNonce: number; sig: Uint8Array }>;
+  expectedPrice: PriceInfoMessage;
+}
+
+export interface SegDataMessage {
+  manifestId: Uint8Array;
+  seq: bigint;
+  hash: Uint8Array;
+  sig: Uint8Array;
+  authToken: AuthTokenMessage | null;
+  /** Already-encoded `Capabilities` (the request's bytes, copied as they came). */
+  capabilities: Uint8Array | null;
+}
+
+export interface Wire {
+  decodeOrchestratorInfo(bytes: Uint8Array): OrchestratorInfoMessage;
+  /** Checks that `bytes` is a `Capabilities` message; throws otherwise. */
+  checkCapabilities(bytes: Uint8Array): void;
+  encodePayment(payment: PaymentMessage): Uint8Array;
+  encodeSegData(seg: SegDataMessage): Uint8Array;
+  /** For tests and orchestrators: the generic decoders. */
+  decode(
+    type: 'Payment' | 'SegData' | 'OrchestratorInfo',
+    bytes: Uint8Array,
+  ): Record<string, unknown>;
+  encode(type: 'OrchestratorInfo' | 'Capabilities', value: Record<string, unknown>): Uint8Array;
+}
+
+const EMPTY = new Uint8Array(0);
+// protobufjs hands int64 back as a Long (the `long` package) or a number.
+const int64 = (value: unknown): bigint =>
+  value === undefined || value === null ? 0n : BigInt(String(value));
+const bytes = (value: unknown): Uint8Array => (value instanceof Uint8Array ? value : EMPTY);
+
+export function createWire(): Wire {
+  const source = readFileSync(new URL('./livepeer.proto', import.meta.url), 'utf8');
+  const root = protobuf.parse(source).root;
+  const type = (name: string) => root.lookupType(`net.${name}`);
+  const OrchestratorInfo = type('OrchestratorInfo');
+  const Capabilities = type('Capabilities');
+  const Payment = type('Payment');
+  const SegData = type('SegData');
+
+  const expiration = (m: Record<string, unknown> | null | undefined) =>
+    m == null
+      ? null
+      : {
+          creationRound: int64(m.creationRound),
+          creationRoundBlockHash: bytes(m.creationRoundBlockHash),
+        };
+  const ticketParams = (
+    m: Record<string, unknown> | null | undefined,
+  ): TicketParamsMessage | null =>
+    m == null
+      ? null
+      : {
+          recipient: bytes(m.recipient),
+          faceValue: bytes(m.faceValue),
+          winProb: bytes(m.winProb),
+          recipientRandHash: bytes(m.recipientRandHash),
+          seed: bytes(m.seed),
+          expirationBlock: bytes(m.expirationBlock),
+          expirationParams: expiration(m.expirationParams as Record<string, unknown> | null),
+        };
+  const priceOut = (p: PriceInfoMessage) => ({
+    pricePerUnit: p.pricePerUnit.toString(),
+    pixelsPerUnit: p.pixelsPerUnit.toString(),
+    capability: p.capability,
+    constraint: p.constraint,
+  });
+  const expirationOut = (e: ExpirationParamsMessage) => ({
+    creationRound: e.creationRound.toString(),
+    creationRoundBlockHash: e.creationRoundBlockHash,
+  });
+
+  return {
+    decodeOrchestratorInfo(input) {
+      const m = OrchestratorInfo.decode(input) as unknown as Record<string, unknown>;
+      const price = m.priceInfo as Record<string, unknown> | null | undefined;
+      const auth = m.authToken as Record<string, unknown> | null | undefined;
+      return {
+        transcoder: typeof m.transcoder === 'string' ? m.transcoder : '',
+        ticketParams: ticketParams(m.ticketParams as Record<string, unknown> | null),
+        priceInfo:
+          price == null
+            ? null
+            : {
+                pricePerUnit: int64(price.pricePerUnit),
+                pixelsPerUnit: int64(price.pixelsPerUnit),
+                capability: Number(price.capability ?? 0),
+                constraint: typeof price.constraint === 'string' ? price.constraint : '',
+              },
+        address: bytes(m.address),
+        authToken:
+          auth == null
+            ? null
+            : {
+                token: bytes(auth.token),
+                sessionId: typeof auth.sessionId === 'string' ? auth.sessionId : '',
+                expiration: int64(auth.expiration),
+              },
+      };
+    },
+    checkCapabilities(input) {
+      Capabilities.decode(input);
+    },
+    encodePayment(p) {
+      const t = p.ticketParams;
+      return Payment.encode({
+        ticketParams: {
+          ...t,
+          expirationParams: t.expirationParams === null ? null : expirationOut(t.expirationParams),
+        },
+        sender: p.sender,
+        expirationParams: expirationOut(p.expirationParams),
+        ticketSenderParams: p.ticketSenderParams,
+        expectedPrice: priceOut(p.expectedPrice),
+      }).finish();
+    },
+    encodeSegData(s) {
+      const head = SegData.encode({
+        manifestId: s.manifestId,
+        seq: s.seq.toString(),
+        hash: s.hash,
+        sig: s.sig,
+        authToken:
+          s.authToken === null
+            ? null
+            : { ...s.authToken, expiration: s.authToken.expiration.toString() },
+      }).finish();
+      if (s.capabilities === null) return head;
+      // Field 7 (capabilities, length-delimited) appended from the caller's bytes, so what the
+      // orchestrator reads is exactly what the gateway sent (field order does not matter).
+      const tail = protobuf.Writer.create()
+        .uint32((7 << 3) | 2)
+        .bytes(s.capabilities)
+        .finish();
+      const out = new Uint8Array(head.length + tail.length);
+      out.set(head, 0);
+      out.set(tail, head.length);
+      return out;
+    },
+    decode(name, input) {
+      const t = type(name);
+      return t.toObject(t.decode(input), { longs: String, defaults: true });
+    },
+    encode(name, value) {
+      return type(name).encode(type(name).fromObject(value)).finish();
+    },
+  };
+}

@@ -1,0 +1,241 @@
+// End to end on anvil: a client pays a test orchestrator through /signer/generate-live-payment
+// the way go-livepeer's gateway does (state carried over, 480 refreshes, 482 when credit covers
+// the fee); the orchestrator decodes each Payment, checks every ticket's signature and redeems
+// a winning ticket on the test TicketBroker, which checks hash and signature on-chain.
+import type { Contract } from 'ethers';
+import { getBytes, hexlify, keccak256, toUtf8Bytes, verifyMessage } from 'ethers';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { bearer, call } from '../support/credentials.ts';
+import {
+  paymentBody,
+  receivePayment,
+  sessionRows,
+  signerUsageEvents,
+  startRemoteSignerWorld,
+  testOrchestrator,
+} from './remote-support.ts';
+import type { RemoteSignerWorld } from './remote-support.ts';
+
+let world: RemoteSignerWorld;
+vi.setConfig({ testTimeout: 60_000, hookTimeout: 120_000 });
+
+beforeAll(async () => {
+  world = await startRemoteSignerWorld();
+});
+afterAll(async () => {
+  await world?.close();
+});
+
+const pay = (body: unknown, headers = bearer(world.key.secret)) =>
+  call(world.t, 'POST', '/signer/generate-live-payment', { headers, body });
+
+describe('POST /signer/sign-orchestrator-info', () => {
+  it('signs keccak256 of the checksummed address with EIP-191', async () => {
+    const res = await call(world.t, 'POST', '/signer/sign-orchestrator-info', {
+      headers: bearer(world.key.secret),
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.address).toBe(world.account.wallet.address);
+    const message = getBytes(keccak256(toUtf8Bytes(world.account.wallet.address)));
+    expect(verifyMessage(message, res.body.signature)).toBe(world.account.wallet.address);
+    expect(getBytes(res.body.signature)).toHaveLength(65);
+    // Deterministic (RFC 6979) and low-S, as ethers' Wallet.signMessage.
+    expect(res.body.signature).toBe(await world.account.wallet.signMessage(message));
+  });
+});
+
+describe('POST /signer/generate-live-payment', () => {
+  it('pays an orchestrator over several calls, carrying the state, and the orchestrator redeems a winning ticket', async () => {
+    const orch = testOrchestrator(world);
+    const signer = world.account.wallet.address;
+    // 1 000 wei per pixel; tickets of ~1e12 wei, win probability max − 1 (EV must stay below
+    // the face value): 1.5e9 pixels → 1.5e12 wei → 2 tickets.
+    const info = await orch.info({ pricePerUnit: 1000n, faceValue: 1_000_000_000_000n });
+    const first = await pay(paymentBody(info, { ManifestID: 'stream-1', inPixels: 1_500_000_000 }));
+    expect(first.status).toBe(200);
+    const tickets1 = receivePayment(world.wire, first.body.payment, signer);
+    expect(tickets1.map((t) => t.senderNonce)).toEqual([1n, 2n]);
+    expect(tickets1[0]!.recipient).toBe(orch.wallet.address.toLowerCase());
+    expect(tickets1[0]!.recipientRandHash).toBe(orch.recipientRandHash);
+
+    // The state is signed JSON with Go's field names.
+    const stateJson = Buffer.from(first.body.state.State, 'base64');
+    expect(verifyMessage(stateJson, hexlify(Buffer.from(first.body.state.Sig, 'base64')))).toBe(
+      signer,
+    );
+    const state1 = JSON.parse(stateJson.toString()) as Record<string, unknown>;
+    expect(state1).toMatchObject({
+      PMSessionID: orch.recipientRandHash,
+      SenderNonce: 2,
+      SequenceNumber: 0,
+      InitialPricePerUnit: 1000,
+      InitialPixelsPerUnit: 1,
+      OrchestratorAddress: orch.wallet.address.toLowerCase(),
+    });
+
+    // segCreds: SegData for the empty segment, signed by the signer.
+    const seg = world.wire.decode('SegData', Buffer.from(first.body.segCreds, 'base64')) as {
+      manifestId: Uint8Array;
+      hash: Uint8Array;
+      sig: Uint8Array;
+      authToken: { sessionId: string };
+    };
+    expect(Buffer.from(seg.manifestId).toString()).toBe('stream-1');
+    expect(hexlify(seg.hash)).toBe(keccak256(new Uint8Array(0)));
+    expect(seg.authToken.sessionId).toBe('session-1');
+    const segMessage = new Uint8Array([
+      ...toUtf8Bytes('stream-1'),
+      ...new Uint8Array(32),
+      ...seg.hash,
+    ]);
+    expect(verifyMessage(segMessage, hexlify(seg.sig))).toBe(signer);
+
+    // Second call, small (1e11 wei): the credit (~0.5 EV) is below max(fee, EV) → 1 ticket,
+    // leaving ~1.4 EV of credit.
+    const second = await pay(
+      paymentBody(info, { ManifestID: 'stream-1', inPixels: 100_000_000 }, first.body.state),
+    );
+    expect(second.status).toBe(200);
+    expect(
+      receivePayment(world.wire, second.body.payment, signer).map((t) => t.senderNonce),
+    ).toEqual([3n]);
+
+    // Third call, small again: the credit covers max(fee, EV) → 482, no state.
+    const third = await pay(
+      paymentBody(info, { ManifestID: 'stream-1', inPixels: 100_000_000 }, second.body.state),
+    );
+    expect(third.status).toBe(482);
+    expect(third.body).toEqual({ error: { message: 'no tickets' } });
+
+    // Fourth call, with the state of the last 200 (as the gateway keeps it): 2e12 wei.
+    const fourth = await pay(
+      paymentBody(info, { ManifestID: 'stream-1', inPixels: 2_000_000_000 }, second.body.state),
+    );
+    expect(fourth.status).toBe(200);
+    const tickets4 = receivePayment(world.wire, fourth.body.payment, signer);
+    expect(tickets4.map((t) => t.senderNonce)).toEqual([4n]);
+    const state4 = JSON.parse(Buffer.from(fourth.body.state.State, 'base64').toString()) as Record<
+      string,
+      unknown
+    >;
+    expect(state4.SequenceNumber).toBe(2);
+    expect(state4.StateID).toBe(state1.StateID);
+
+    // Each signed payment is one usage event, committed before the response.
+    const events = await signerUsageEvents(world.handle);
+    expect(events.map((e) => e.event_id)).toEqual(
+      [0, 1, 2].map((seq) => `${String(state1.StateID)}:${seq}`),
+    );
+    expect(events[0]).toMatchObject({
+      account_id: world.key.accountId,
+      key_id: world.key.keyId,
+      pipeline: 'live-video-to-video',
+      unit: 'pixels',
+      quantity: '1500000000',
+      fee_wei: '1500000000000',
+    });
+    expect(events[0]!.attributes).toMatchObject({
+      tickets: 2,
+      manifestId: 'stream-1',
+      orchestratorAddress: orch.wallet.address.toLowerCase(),
+      orchestratorUrl: orch.url,
+      stateId: state1.StateID,
+      sequenceNumber: '0',
+    });
+    const rows = await sessionRows(world.handle);
+    expect(rows.find((r) => r.state_id === state1.StateID)?.last_seq).toBe(2n);
+
+    // The orchestrator redeems a winning ticket; the TicketBroker verifies hash and signature.
+    await world.anvil.setBalance(orch.wallet.address, 10n ** 18n);
+    const broker = world.livepeer.ticketBroker.connect(orch.wallet) as Contract;
+    const t = tickets4[0]!;
+    const before = await world.anvil.provider.getBalance(orch.wallet.address);
+    const tx = (await broker.getFunction('redeemWinningTicket')(
+      [
+        t.recipient,
+        t.sender,
+        t.faceValue,
+        t.winProb,
+        t.senderNonce,
+        t.recipientRandHash,
+        t.auxData,
+      ],
+      t.sig,
+      orch.recipientRand,
+    )) as { wait(): Promise<{ gasUsed: bigint; gasPrice: bigint; logs: unknown[] }> };
+    const receipt = await tx.wait();
+    const after = await world.anvil.provider.getBalance(orch.wallet.address);
+    expect(after - before + receipt.gasUsed * receipt.gasPrice).toBe(t.faceValue);
+    // The same ticket cannot be redeemed twice.
+    await expect(
+      broker.getFunction('redeemWinningTicket')(
+        [
+          t.recipient,
+          t.sender,
+          t.faceValue,
+          t.winProb,
+          t.senderNonce,
+          t.recipientRandHash,
+          t.auxData,
+        ],
+        t.sig,
+        orch.recipientRand,
+      ),
+    ).rejects.toThrow(/ticket is used/);
+  });
+
+  it('bills live seconds (10 s on the first call) and records the live pipeline', async () => {
+    const orch = testOrchestrator(world);
+    const info = await orch.info({ pricePerUnit: 50_000_000_000n, faceValue: 1_000_000_000_000n });
+    const res = await pay(paymentBody(info, { ManifestID: 'live-1', type: 'live' }));
+    expect(res.status).toBe(200);
+    const tickets = receivePayment(world.wire, res.body.payment, world.account.wallet.address);
+    expect(tickets).toHaveLength(1);
+    const state = JSON.parse(Buffer.from(res.body.state.State, 'base64').toString()) as {
+      StateID: string;
+    };
+    const event = (await signerUsageEvents(world.handle)).find(
+      (e) => e.event_id === `${state.StateID}:0`,
+    );
+    expect(event).toMatchObject({
+      pipeline: 'live',
+      unit: 'seconds',
+      quantity: '10',
+      fee_wei: '500000000000',
+    });
+  });
+
+  it('answers 480 with the orchestrator URL when the auth token or the ticket params are about to expire', async () => {
+    const orch = testOrchestrator(world);
+    const now = BigInt(Math.floor(Date.now() / 1000));
+    const expiring = await pay(
+      paymentBody(await orch.info({ authExpiresAt: now + 100n }), { inPixels: 1000 }),
+    );
+    expect(expiring.status).toBe(480);
+    expect(expiring.headers.get('livepeer-orchestrator-url')).toBe(orch.url);
+    expect(expiring.body.error.message).toMatch(/auth token/);
+
+    const block = BigInt(await world.anvil.provider.getBlockNumber());
+    const stale = await pay(
+      paymentBody(await orch.info({ expirationBlock: block + 1n }), { inPixels: 1000 }),
+    );
+    expect(stale.status).toBe(480);
+    expect(stale.body.error.message).toMatch(/ticket params expired/);
+
+    // Refreshed info (what the gateway fetches after a 480) is paid.
+    const fresh = await pay(paymentBody(await orch.info(), { inPixels: 1000 }));
+    expect(fresh.status).toBe(200);
+  });
+
+  it('answers 481 when the orchestrator price is above the request maxPrice', async () => {
+    const orch = testOrchestrator(world);
+    const res = await pay(
+      paymentBody(await orch.info({ pricePerUnit: 2000n }), {
+        inPixels: 1000,
+        maxPrice: { price: '1500', currency: 'wei', unit: '' },
+      }),
+    );
+    expect(res.status).toBe(481);
+    expect(res.body.error.message).toMatch(/maxPrice/);
+  });
+});
