@@ -10,7 +10,6 @@
 //      time and the process's peak RSS;
 //   3. the spend gate: in-process `assertMaySpend` checks per second, beside a bare Map.get
 //      loop over the same principals.
-import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
@@ -20,9 +19,8 @@ import { to as copyTo } from 'pg-copy-streams';
 import { createBilling, exportMonth } from '../src/billing/index.ts';
 import { createAuthenticator } from '../src/platform/auth.ts';
 import type { Principal } from '../src/platform/auth.ts';
-import { createDatabase } from '../src/platform/db.ts';
 import { Router } from '../src/platform/http.ts';
-import { createLogger } from '../src/platform/log.ts';
+import { createBenchDatabase } from './support.ts';
 import { migrateToLatest } from '../src/platform/migrations.ts';
 
 const { values } = parseArgs({
@@ -37,19 +35,9 @@ const ACCOUNTS = Number(values.accounts);
 const CHECKS = Number(values.checks);
 const MONTH = '2026-10';
 
-const server = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const name = `tollhouse_bench_${randomBytes(4).toString('hex')}`;
-const admin = new pg.Client({ connectionString: server });
-await admin.connect();
-await admin.query(`create database ${name}`);
-const url = new URL(server);
-url.pathname = `/${name}`;
-
-const log = createLogger({ level: 'warn', destination: process.stderr });
-const database = await createDatabase({
-  config: { url: url.toString(), poolMax: 10, dataDir: '/tmp' },
-  log,
-});
+const bench = await createBenchDatabase();
+const { database, log } = bench;
+const url = new URL(bench.url);
 const { db } = database;
 const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;
 const rssMb = () => `${(process.memoryUsage().rss / 1024 / 1024).toFixed(0)} MB`;
@@ -208,7 +196,5 @@ try {
   );
   await billing.close();
 } finally {
-  await database.close();
-  await admin.query(`drop database if exists ${name} with (force)`);
-  await admin.end();
+  await bench.drop();
 }

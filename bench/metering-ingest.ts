@@ -9,15 +9,13 @@
 //   3. replay of the same events through the recorder (every one a duplicate);
 //   4. usage totals for one account over one month (the query behind GET /v1/usage),
 //      p50/p95/p99, with `--stored` events in the table (bulk-generated in SQL).
-import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
 import pg from 'pg';
 import type { UsageEvent } from '../src/metering/index.ts';
 import { createRecorder } from '../src/metering/recorder.ts';
 import { createMeteringService } from '../src/metering/service.ts';
-import { createDatabase } from '../src/platform/db.ts';
-import { createLogger } from '../src/platform/log.ts';
+import { createBenchDatabase } from './support.ts';
 import { migrateToLatest } from '../src/platform/migrations.ts';
 
 const { values } = parseArgs({
@@ -35,19 +33,9 @@ const STORED = Number(values.stored);
 const QUERIES = Number(values.queries);
 const ACCOUNTS = Number(values.accounts);
 
-const server = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const name = `tollhouse_bench_${randomBytes(4).toString('hex')}`;
-const admin = new pg.Client({ connectionString: server });
-await admin.connect();
-await admin.query(`create database ${name}`);
-const url = new URL(server);
-url.pathname = `/${name}`;
-
-const log = createLogger({ level: 'warn', destination: process.stderr });
-const database = await createDatabase({
-  config: { url: url.toString(), poolMax: 10, dataDir: '/tmp' },
-  log,
-});
+const bench = await createBenchDatabase();
+const { database, log } = bench;
+const url = new URL(bench.url);
 const { db } = database;
 const results: Record<string, string> = {};
 // Each figure is printed as soon as it is measured (a long run still reports what it got).
@@ -224,7 +212,5 @@ try {
     `one account, one month, by day and pipeline: p50 ${pct(50)} ms, p95 ${pct(95)} ms, p99 ${pct(99)} ms over ${QUERIES} queries (${rollupRows.rows[0]!.n.toLocaleString('en')} rollup rows)`,
   );
 } finally {
-  await database.close();
-  await admin.query(`drop database if exists ${name} with (force)`);
-  await admin.end();
+  await bench.drop();
 }
