@@ -177,6 +177,13 @@ export async function createApp(options: AppOptions): Promise<App> {
       authenticator,
       recorder: metering.recorder,
       spend,
+      signerMaxPrice:
+        config.signer.remote.maxPricePerUnitWei > 0n
+          ? {
+              pricePerUnitWei: config.signer.remote.maxPricePerUnitWei,
+              pixelsPerUnit: config.signer.remote.maxPricePixelsPerUnit,
+            }
+          : null,
     });
     closeTasks.push(() => gateway.close());
     koa.use(gateway.frontDoor);

@@ -74,6 +74,27 @@ describe('docker/compose.yaml', () => {
     expect(flag('remoteSignerHeaders')).toMatch(/^Authorization:Bearer \S+$/);
   });
 
+  it("points the gateway's stream and live AI auth webhooks at tollhouse, with its secret", () => {
+    const port = tollhouse!.environment!.PORT;
+    const secret = interpolate(tollhouse!.environment!.LIVEPEER_WEBHOOK_SECRET!);
+    expect(secret.length).toBeGreaterThanOrEqual(16);
+    // -authWebhookUrl sends no headers: the secret rides in the URL.
+    const streamAuth = new URL(flag('authWebhookUrl'));
+    expect([streamAuth.hostname, streamAuth.port, streamAuth.pathname]).toEqual([
+      'tollhouse',
+      port,
+      '/webhooks/livepeer/stream-auth',
+    ]);
+    expect(streamAuth.searchParams.get('secret')).toBe(secret);
+    const liveAi = new URL(flag('liveAIAuthWebhookUrl'));
+    expect([liveAi.hostname, liveAi.port, liveAi.pathname]).toEqual([
+      'tollhouse',
+      port,
+      '/webhooks/livepeer/live-ai-auth',
+    ]);
+    expect(flag('liveAIAuthApiKey')).toBe(secret);
+  });
+
   it('points the front door at the port the gateway listens on', () => {
     const httpAddr = flag('httpAddr');
     const upstream = new URL(tollhouse!.environment!.GATEWAY_URL!);

@@ -32,6 +32,8 @@ export interface GatewayDeps {
   recorder: Pick<Recorder, 'enqueue'>;
   /** Billing's "may this principal spend?"; ALLOW_ALL_SPEND until billing provides one. */
   spend: SpendGate;
+  /** The signer's price ceiling, answered to go-livepeer's signer as the webhook's maxPrice. */
+  signerMaxPrice: { pricePerUnitWei: bigint; pixelsPerUnit: bigint } | null;
   clock?: () => Date;
 }
 
@@ -50,6 +52,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     authenticator: deps.authenticator,
     spend: deps.spend,
     webhookSecret: deps.config.webhookSecret,
+    signerMaxPrice: deps.signerMaxPrice,
     clock: deps.clock ?? (() => new Date()),
   });
   return {

@@ -28,12 +28,28 @@ export interface GatewayRoutesDeps {
   authenticator: Authenticator;
   spend: SpendGate;
   webhookSecret: string | null;
+  /**
+   * SIGNER_MAX_PRICE_PER_UNIT_WEI / SIGNER_MAX_PRICE_PIXELS_PER_UNIT: the highest orchestrator
+   * price (wei per unit) a go-livepeer signer authorized by the webhook may pay; null = none.
+   */
+  signerMaxPrice: { pricePerUnitWei: bigint; pixelsPerUnit: bigint } | null;
   clock: () => Date;
 }
 
 // go-livepeer's signer does not call the webhook again before `expiry`: one minute keeps a
 // refused or revoked caller from signing for long, at one webhook call per minute per caller.
 const SIGNER_AUTH_TTL_SECONDS = 60;
+// go-livepeer accepts a webhook `maxPrice` only in the unit of the payment's job type (the
+// state's `Type`) and answers 502 to its caller otherwise; for other types (per-pixel
+// payments) none is sent and only the signer's own -maxPricePerUnit applies.
+const MAX_PRICE_UNIT: Record<string, string> = {
+  lv2v: '720p-pixel-seconds',
+  live: 'seconds',
+  fixed: 'fixed',
+};
+// Digits after the point of the decimal `maxPrice.price` (go-livepeer reads a decimal, not a
+// fraction): the ceiling is rounded down to a multiple of 10^-18 wei.
+const MAX_PRICE_DECIMALS = 18;
 
 export function gatewayRoutes(router: Router, deps: GatewayRoutesDeps): void {
   const { streams, authenticator, spend, clock } = deps;
@@ -153,13 +169,48 @@ export function gatewayRoutes(router: Router, deps: GatewayRoutesDeps): void {
         }
         throw error;
       }
+      const maxPrice = webhookMaxPrice(deps.signerMaxPrice, body.state);
       return {
         status: 200,
         auth_id: caller.keyId ?? caller.clientId ?? caller.accountId,
         expiry: Math.floor(clock().getTime() / 1000) + SIGNER_AUTH_TTL_SECONDS,
+        ...(maxPrice !== null ? { maxPrice } : {}),
       };
     },
   );
+}
+
+/**
+ * The webhook's `maxPrice` (LIVEPEER.md §5): go-livepeer's signer refuses (481) an
+ * orchestrator whose price is above it, as with its own -maxPricePerUnit. Until billing's plans
+ * define per-account ceilings, it is the operator's SIGNER_MAX_PRICE_* setting.
+ */
+export function webhookMaxPrice(
+  ceiling: { pricePerUnitWei: bigint; pixelsPerUnit: bigint } | null,
+  state: unknown,
+): { price: string; currency: 'wei'; unit: string } | null {
+  if (ceiling === null || ceiling.pricePerUnitWei <= 0n || ceiling.pixelsPerUnit <= 0n) return null;
+  const type = (state as { Type?: unknown } | null | undefined)?.Type;
+  const unit =
+    typeof type === 'string' && Object.hasOwn(MAX_PRICE_UNIT, type)
+      ? MAX_PRICE_UNIT[type]
+      : undefined;
+  if (unit === undefined) return null;
+  return {
+    price: decimalDown(ceiling.pricePerUnitWei, ceiling.pixelsPerUnit),
+    currency: 'wei',
+    unit,
+  };
+}
+
+/** num/den as a decimal string rounded down to MAX_PRICE_DECIMALS digits (never below 10^-18). */
+function decimalDown(num: bigint, den: bigint): string {
+  const scale = 10n ** BigInt(MAX_PRICE_DECIMALS);
+  // go-livepeer requires a positive price: a ceiling below 10^-18 wei per unit becomes that.
+  const scaled = (num * scale) / den || 1n;
+  const whole = scaled / scale;
+  const fraction = (scaled % scale).toString().padStart(MAX_PRICE_DECIMALS, '0').replace(/0+$/, '');
+  return fraction === '' ? whole.toString() : `${whole}.${fraction}`;
 }
 
 function headerValue(headers: Record<string, string | string[]>, name: string): string | undefined {

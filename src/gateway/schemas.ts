@@ -37,4 +37,7 @@ export const signerAuthReply = z.object({
   auth_id: z.string().optional(),
   expiry: z.number().int().optional(),
   reason: z.string().optional(),
+  maxPrice: z
+    .object({ price: z.string(), currency: z.literal('wei'), unit: z.string() })
+    .optional(),
 });

@@ -1,5 +1,6 @@
 // /v1/streams and the go-livepeer webhooks (LIVEPEER.md §5) over real HTTP.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { webhookMaxPrice } from '../../src/gateway/routes.ts';
 import { PaymentRequired } from '../../src/platform/spend.ts';
 import type { SpendGate } from '../../src/platform/spend.ts';
 import { startTestApp } from '../support/app.ts';
@@ -24,7 +25,15 @@ const spend: SpendGate = {
 };
 
 beforeAll(async () => {
-  t = await startTestApp({ env: { LIVEPEER_WEBHOOK_SECRET: SECRET }, spend });
+  t = await startTestApp({
+    env: {
+      LIVEPEER_WEBHOOK_SECRET: SECRET,
+      // The signer's ceiling, answered as the remote-signer webhook's maxPrice: 1200/7 wei.
+      SIGNER_MAX_PRICE_PER_UNIT_WEI: '1200',
+      SIGNER_MAX_PRICE_PIXELS_PER_UNIT: '7',
+    },
+    spend,
+  });
   accountId = await newAccount(t);
   secret = (await issueKey(t, accountId, { scopes: ['gateway'] })).secret;
 });
@@ -208,6 +217,57 @@ describe('go-livepeer webhooks', () => {
     refused.add(poor);
     const unpaid = await hook({ Authorization: [`Bearer ${poorKey.secret}`] });
     expect(unpaid.body).toEqual({ status: 402, reason: 'No credit left' });
+  });
+
+  it('remote-signer auth: answers the signer price ceiling as maxPrice in the job type unit', async () => {
+    const signerKey = await issueKey(t, accountId, { scopes: ['signer'] });
+    const hook = (state: unknown) =>
+      call(t, 'POST', '/webhooks/livepeer/remote-signer-auth', {
+        headers: bearer(SECRET),
+        body: { headers: { Authorization: [`Bearer ${signerKey.secret}`] }, state },
+      });
+    // 1200/7 = 171.428571428571428571428…, rounded down to 18 decimals (go-livepeer reads a
+    // decimal); the unit is the one go-livepeer requires for the state's job type.
+    const price = '171.428571428571428571';
+    for (const [type, unit] of [
+      ['lv2v', '720p-pixel-seconds'],
+      ['live', 'seconds'],
+      ['fixed', 'fixed'],
+    ] as const) {
+      const response = await hook({ StateID: 'abc', Type: type });
+      expect(response.status).toBe(200);
+      expect(response.body).toMatchObject({
+        status: 200,
+        auth_id: signerKey.key.id,
+        maxPrice: { price, currency: 'wei', unit },
+      });
+    }
+    // Per-pixel payments (no type) and unknown types: go-livepeer would refuse any maxPrice.
+    for (const state of [{ StateID: 'abc', Type: '' }, { Type: 'usage' }, null, 'x', undefined]) {
+      const response = await hook(state);
+      expect(response.body.status).toBe(200);
+      expect(response.body).not.toHaveProperty('maxPrice');
+    }
+    // A refusal carries no price.
+    const refusedHook = await call(t, 'POST', '/webhooks/livepeer/remote-signer-auth', {
+      headers: bearer(SECRET),
+      body: { headers: {}, state: { Type: 'lv2v' } },
+    });
+    expect(refusedHook.body).toEqual({ status: 401, reason: 'Invalid API key' });
+  });
+
+  it('maxPrice: none without a ceiling; exact decimals; never rounded to zero', () => {
+    expect(webhookMaxPrice(null, { Type: 'lv2v' })).toBeNull();
+    expect(
+      webhookMaxPrice({ pricePerUnitWei: 0n, pixelsPerUnit: 1n }, { Type: 'lv2v' }),
+    ).toBeNull();
+    const priced = (n: bigint, d: bigint) =>
+      webhookMaxPrice({ pricePerUnitWei: n, pixelsPerUnit: d }, { Type: 'live' })?.price;
+    expect(priced(5n, 2n)).toBe('2.5');
+    expect(priced(1200n, 1n)).toBe('1200');
+    expect(priced(1n, 10n ** 18n)).toBe('0.000000000000000001');
+    expect(priced(1n, 10n ** 19n)).toBe('0.000000000000000001');
+    expect(priced(10n ** 30n, 3n)).toBe('333333333333333333333333333333.333333333333333333');
   });
 
   it('answer 503 while LIVEPEER_WEBHOOK_SECRET is unset', async () => {
