@@ -4,7 +4,7 @@
 // and are not metered: they cost nothing.
 //
 // Not a `defineRoute` route: bodies (50 MB uploads, SSE) must stream, not be parsed whole.
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Context, Middleware, Next } from 'koa';
@@ -26,7 +26,7 @@ import { feeFor } from './prices.ts';
 import { readRequestBody } from './request-body.ts';
 import type { ReadBody } from './request-body.ts';
 import { createResponseMeter } from './response-meter.ts';
-import type { ResponseFacts } from './response-meter.ts';
+import type { ResponseFacts, ResponseMeter, Sniff } from './response-meter.ts';
 
 export const USAGE_SOURCE = 'tollhouse/gateway';
 
@@ -141,11 +141,17 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     try {
       body = await readRequestBody(ctx.req, pipeline.body, config.jsonLimitBytes);
       modelId = typeof body.fields.model_id === 'string' ? body.fields.model_id : null;
-      const names = [pipeline.name];
-      if (modelId !== null) names.push(modelId);
       const stream = streamName(ctx.path, pipeline);
-      if (stream !== null) names.push(stream);
-      assertResourceAllowed(principal, names);
+      assertResourceAllowed(
+        principal,
+        modelId === null && stream === null
+          ? pipeline.name
+          : [
+              pipeline.name,
+              ...(modelId === null ? [] : [modelId]),
+              ...(stream === null ? [] : [stream]),
+            ],
+      );
       await spend.assertMaySpend(principal);
     } catch (error) {
       release();
@@ -154,24 +160,26 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
 
     // From here on the request is forwarded, and exactly one usage event is recorded when the
     // exchange is over — whichever way it ends.
-    const abort = new AbortController();
-    let upstreamStatus: number | null = null;
+    const res = ctx.res;
+    const sniff =
+      pipeline.name === 'llm' ? 'llm' : pipeline.name === 'audio-to-text' ? 'audio' : null;
+    const exchange = new Exchange(ctx, sniff);
     let failure: { status: number; reason: string } | null = null;
-    let meterFacts: (() => ResponseFacts) | null = null;
     let finished = false;
     const finish = () => {
       if (finished) return;
       finished = true;
       release();
-      const clientLeft = !ctx.res.writableFinished;
-      if (clientLeft) abort.abort();
-      const response = meterFacts?.() ?? null;
-      const status = failure?.status ?? upstreamStatus ?? CLIENT_CLOSED;
+      const clientLeft = !res.writableFinished;
+      if (clientLeft) exchange.abort();
+      failure ??= exchange.failure;
+      const response = exchange.facts();
+      const status = failure?.status ?? exchange.status ?? CLIENT_CLOSED;
       const facts = {
         fields: body.fields,
         image: body.image(),
-        reportedTokens: response?.totalTokens ?? null,
-        reportedAudioMs: response?.audioMs ?? null,
+        reportedTokens: response.totalTokens,
+        reportedAudioMs: response.audioMs,
       };
       const units = unitsFor(pipeline, facts);
       // Charged: a 2xx go-livepeer delivered, or began to deliver before the client left
@@ -179,6 +187,18 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       // by go-livepeer.
       const charged = status >= 200 && status < 300 && failure === null;
       const fee = charged ? feeFor(config.prices, pipeline.name, modelId, units ?? 0n) : 0n;
+      const attributes: Record<string, unknown> = {
+        request_id: (ctx.state as RequestState).requestId,
+        bytes_in: body.bytesIn(),
+        bytes_out: response.bytes,
+      };
+      if (units === null) attributes.units_unknown = true;
+      if (failure !== null) attributes.failure = failure.reason;
+      if (clientLeft) attributes.client_closed = true;
+      if (anonymous) {
+        attributes.anonymous = true;
+        attributes.client_ip = ctx.ip;
+      }
       const event: UsageEvent = {
         source: USAGE_SOURCE,
         // Not the request id: that may come from the client (X-Request-Id), and a replayed id
@@ -197,80 +217,29 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
         feeWei: fee,
         status,
         latencyMs: Math.round(performance.now() - started),
-        attributes: {
-          request_id: (ctx.state as RequestState).requestId,
-          bytes_in: body.bytesIn(),
-          bytes_out: response?.bytes ?? 0,
-          ...(units === null ? { units_unknown: true } : {}),
-          ...(failure !== null ? { failure: failure.reason } : {}),
-          ...(clientLeft ? { client_closed: true } : {}),
-          ...(anonymous ? { anonymous: true, client_ip: ctx.ip } : {}),
-        },
+        attributes,
       };
       recorder.enqueue(event).catch((error: unknown) => {
         (ctx.state as RequestState).log.error({ err: error }, 'usage event not recorded');
       });
     };
-    ctx.res.once('close', finish);
+    res.once('close', finish);
 
-    let response: Dispatcher.ResponseData;
     try {
-      response = await pool.request({
+      await exchange.start(pool, {
         path: ctx.url,
-        method: ctx.method as 'POST',
+        method: ctx.method as Dispatcher.HttpMethod,
         headers: forwardHeaders(ctx, deps.trustProxy),
         body:
           body.forward === null || Buffer.isBuffer(body.forward)
             ? body.forward
             : Readable.from(body.forward, { objectMode: false }),
-        signal: abort.signal,
       });
     } catch (error) {
       const mapped = upstreamError(error);
       failure = { status: mapped.status, reason: mapped.reason };
       throw mapped.error;
     }
-    upstreamStatus = response.statusCode;
-    ctx.status = response.statusCode;
-    for (const [name, value] of Object.entries(response.headers)) {
-      if (value === undefined || HOP_BY_HOP.has(name) || name === 'x-request-id') continue;
-      ctx.set(name, value);
-    }
-    if (ctx.method === 'HEAD' || ctx.status === 204 || ctx.status === 304) {
-      await response.body.dump();
-      ctx.body = null;
-      return;
-    }
-    const upstreamBody = response.body;
-    upstreamBody.on('error', (error) => {
-      // A response go-livepeer broke off (reset, body timeout) is a failure, not a sale; the
-      // client's own departure is not (finish() tells the two apart).
-      if (!abort.signal.aborted) failure = { status: 502, reason: upstreamError(error).reason };
-    });
-    const sniff =
-      pipeline.name === 'llm' ? 'llm' : pipeline.name === 'audio-to-text' ? 'audio' : null;
-    const declaredLength = Number(response.headers['content-length'] ?? Number.NaN);
-    if (sniff === null && Number.isSafeInteger(declaredLength)) {
-      // The hot path: nothing to read in the body and its length is declared, so it goes to
-      // Koa as it is (one stream less per request); Koa destroys it if the client leaves.
-      meterFacts = () => ({
-        bytes: ctx.res.writableFinished ? declaredLength : 0,
-        totalTokens: null,
-        audioMs: null,
-      });
-      ctx.body = upstreamBody;
-      return;
-    }
-    const meter = createResponseMeter(sniff, String(response.headers['content-type'] ?? ''));
-    meterFacts = meter.facts;
-    // pipe, not stream.pipeline: pipeline allocates an AbortController (and a DOMException on
-    // finish) per call, measurable on the hot path; errors and early closes are wired by hand.
-    upstreamBody.on('error', (error) => meter.stream.destroy(error));
-    meter.stream.on('close', () => {
-      if (!upstreamBody.readableEnded) upstreamBody.destroy();
-    });
-    upstreamBody.pipe(meter.stream);
-    ctx.body = meter.stream;
   }
 
   return {
@@ -279,6 +248,112 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       await pool?.close();
     },
   };
+}
+
+/**
+ * One exchange with go-livepeer, as an undici dispatch handler: the response goes straight
+ * from undici's socket to the client's — status and headers with one `writeHead`, each body
+ * chunk with one `write` — with no response stream, no Koa response pipeline and no
+ * AbortController in between (each of them measurable per request). Backpressure: undici
+ * pauses reading from go-livepeer while the client's socket is full.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  status: number | null = null;
+  failure: { status: number; reason: string } | null = null;
+  private readonly ctx: Context;
+  private readonly res: ServerResponse;
+  private readonly sniff: Sniff;
+  private meter: ResponseMeter | null = null;
+  private bytes = 0;
+  private controller: Dispatcher.DispatchController | null = null;
+  private aborted = false;
+  private settle: { resolve: () => void; reject: (error: Error) => void } | null = null;
+  private resume: (() => void) | null = null;
+
+  constructor(ctx: Context, sniff: Sniff) {
+    this.ctx = ctx;
+    this.res = ctx.res;
+    this.sniff = sniff;
+  }
+
+  /** Sends the request; resolves once the response has begun, rejects if it never does. */
+  start(pool: Pool, options: Dispatcher.DispatchOptions): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.settle = { resolve, reject };
+      pool.dispatch(options, this);
+    });
+  }
+
+  /** The client left: stop the upstream request (now, or as soon as it is dispatched). */
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.controller?.abort(new undiciErrors.RequestAbortedError('The client closed the request'));
+  }
+
+  facts(): ResponseFacts {
+    return this.meter?.facts() ?? { bytes: this.bytes, totalTokens: null, audioMs: null };
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.aborted) {
+      controller.abort(new undiciErrors.RequestAbortedError('The client closed the request'));
+    }
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    if (statusCode < 200) return; // 1xx: go-livepeer's final answer follows.
+    this.status = statusCode;
+    const out: Record<string, string | string[]> = {};
+    for (const name in headers) {
+      const value = headers[name];
+      if (value === undefined || HOP_BY_HOP.has(name) || name === 'x-request-id') continue;
+      out[name] = value;
+    }
+    if (this.sniff !== null) {
+      const type = headers['content-type'];
+      this.meter = createResponseMeter(this.sniff, typeof type === 'string' ? type : '');
+    }
+    // The answer is written here, outside Koa's response handling; the middlewares before
+    // this one still see the status (logs, metrics) through ctx.res.
+    this.ctx.respond = false;
+    if (!this.res.destroyed) this.res.writeHead(statusCode, out);
+    this.settle?.resolve();
+    this.settle = null;
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.meter !== null) this.meter.write(chunk);
+    else this.bytes += chunk.length;
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.resume ??= () => controller.resume();
+      this.res.once('drain', this.resume);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.meter?.end();
+    this.res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.settle !== null) {
+      // No answer yet: the caller maps the error to 502/504 and Koa renders it.
+      this.settle.reject(error);
+      this.settle = null;
+      return;
+    }
+    // A response go-livepeer broke off (reset, body timeout) is a failure, not a sale; the
+    // client's own departure is not.
+    if (!this.aborted) this.failure = { status: 502, reason: upstreamError(error).reason };
+    this.res.destroy();
+  }
 }
 
 function streamName(path: string, pipeline: Pipeline): string | null {

@@ -67,14 +67,8 @@ async function readJson(req: IncomingMessage, limit: number, noBody: boolean): P
   if (noBody) return { fields: {}, image: () => null, bytesIn: () => 0, forward: null };
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge(limit);
-    chunks.push(chunk);
-  }
-  const body = Buffer.concat(chunks, size);
+  const body = await readWhole(req, limit);
+  const size = body.length;
   let parsed: unknown;
   try {
     parsed = size === 0 ? {} : JSON.parse(body.toString('utf8'));
@@ -92,8 +86,59 @@ async function readJson(req: IncomingMessage, limit: number, noBody: boolean): P
   };
 }
 
+/**
+ * The whole body, read with plain stream events: an async iterator over the request costs a
+ * promise and an iterator result per chunk, measurable for small JSON bodies.
+ */
+function readWhole(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let first: Buffer | null = null;
+    let chunks: Buffer[] | null = null;
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        // Stop reading; what is left is discarded with the connection if the client persists.
+        req.pause();
+        reject(tooLarge(limit));
+        return;
+      }
+      if (first === null) first = chunk;
+      else (chunks ??= [first]).push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks !== null ? Buffer.concat(chunks, size) : (first ?? Buffer.alloc(0)));
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    const onClose = () => {
+      if (req.readableEnded) return;
+      cleanup();
+      reject(new BadRequest('The client closed the request before sending its body'));
+    };
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}
+
 function tooLarge(limit: number): PayloadTooLarge {
-  return new PayloadTooLarge(`Request body is larger than ${limit} bytes`);
+  // The rest of the body is not read: the connection closes after the 413 rather than
+  // reading (and discarding) what the client still sends.
+  return new PayloadTooLarge(`Request body is larger than ${limit} bytes`, {
+    headers: { Connection: 'close' },
+  });
 }
 
 async function readMultipart(req: IncomingMessage): Promise<ReadBody> {

@@ -4,8 +4,6 @@
 //   chunk that carries it (go-livepeer sends it with the last chunk, before `data: [DONE]`);
 // * /audio-to-text JSON: the end timestamp of the last chunk, as the audio's duration (the
 //   front door cannot know the duration without decoding the upload; README explains).
-import { Transform } from 'node:stream';
-
 // JSON responses of /llm and /audio-to-text are a few KB; beyond 1 MiB we stop looking.
 const JSON_CAPTURE_LIMIT_BYTES = 1024 * 1024;
 // One SSE line longer than this is not a usage chunk worth parsing.
@@ -19,13 +17,18 @@ export interface ResponseFacts {
 
 export type Sniff = 'llm' | 'audio' | null;
 
-export function createResponseMeter(
-  sniff: Sniff,
-  contentType: string,
-): {
-  stream: Transform;
+/**
+ * Watches the chunks of one response as the front door writes them to the client (a plain
+ * observer, not a stream: no extra stream and no extra hop per chunk).
+ */
+export interface ResponseMeter {
+  write(chunk: Buffer): void;
+  /** The response is complete (not called when it was cut off). */
+  end(): void;
   facts(): ResponseFacts;
-} {
+}
+
+export function createResponseMeter(sniff: Sniff, contentType: string): ResponseMeter {
   let bytes = 0;
   let totalTokens: bigint | null = null;
   let audioMs: bigint | null = null;
@@ -52,17 +55,16 @@ export function createResponseMeter(
   };
   const decoder = new TextDecoder();
 
-  const stream = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
+  return {
+    write(chunk) {
       bytes += chunk.length;
       if (sse) onSseText(decoder.decode(chunk, { stream: true }));
       else if (json && capturedBytes + chunk.length <= JSON_CAPTURE_LIMIT_BYTES) {
         captured.push(chunk);
         capturedBytes += chunk.length;
       }
-      callback(null, chunk);
     },
-    flush(callback) {
+    end() {
       if (sse) {
         onSseText(decoder.decode());
         inspectSseLine(line);
@@ -71,10 +73,9 @@ export function createResponseMeter(
         if (sniff === 'llm') totalTokens = usageTokens(body);
         else audioMs = lastChunkEndMs(body);
       }
-      callback();
     },
-  });
-  return { stream, facts: () => ({ bytes, totalTokens, audioMs }) };
+    facts: () => ({ bytes, totalTokens, audioMs }),
+  };
 }
 
 function parseOrNull(text: string): unknown {

@@ -105,7 +105,9 @@ function renderErrors(): Middleware {
   return async function renderErrors(ctx: Context, next: Next) {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body == null) {
+      // ctx.respond === false: the middleware answered on ctx.res itself (the front door
+      // passes go-livepeer's 404s through that way).
+      if (ctx.status === 404 && ctx.body == null && ctx.respond !== false) {
         throw new NotFound(`No route for ${ctx.method} ${ctx.path}`);
       }
     } catch (thrown) {
