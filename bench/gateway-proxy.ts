@@ -11,7 +11,7 @@
 // direct / front door so both see the same machine load.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -79,6 +79,39 @@ interface Result {
   p50: number;
   p99: number;
   errors: number;
+  /** CPU time per request in µs (user, system), per process (Linux /proc), in the phase. */
+  cpu: Record<string, { user: number; system: number }>;
+}
+
+// CPU seconds (user + system) of a process so far, from /proc/<pid>/stat (clock ticks of
+// 1/100 s on Linux): how much of the 2 shared cores each role costs per request.
+function cpuSeconds(pid: number): { user: number; system: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+  } catch {
+    return { user: 0, system: 0 }; // not Linux, or the process is gone
+  }
+}
+
+/** Roles whose CPU is accounted: the generator itself plus the pids `roles()` returns. */
+let roles: () => Promise<Record<string, number[]>> = async () => ({});
+async function cpuSnapshot(): Promise<Record<string, { user: number; system: number }>> {
+  const own = process.cpuUsage();
+  const out: Record<string, { user: number; system: number }> = {
+    generator: { user: own.user / 1e6, system: own.system / 1e6 },
+  };
+  for (const [role, pids] of Object.entries(await roles())) {
+    const total = { user: 0, system: 0 };
+    for (const pid of pids) {
+      const used = cpuSeconds(pid);
+      total.user += used.user;
+      total.system += used.system;
+    }
+    out[role] = total;
+  }
+  return out;
 }
 
 async function load(
@@ -115,13 +148,23 @@ async function load(
   await Promise.all(Array.from({ length: CONNECTIONS }, worker));
   next = 0;
   errors = 0;
+  const cpuBefore = await cpuSnapshot();
   const began = performance.now();
   await Promise.all(Array.from({ length: CONNECTIONS }, worker));
   const seconds = (performance.now() - began) / 1000;
+  const cpuAfter = await cpuSnapshot();
+  const cpu: Result['cpu'] = {};
+  for (const [role, after] of Object.entries(cpuAfter)) {
+    const before = cpuBefore[role] ?? { user: 0, system: 0 };
+    cpu[role] = {
+      user: ((after.user - before.user) * 1e6) / REQUESTS,
+      system: ((after.system - before.system) * 1e6) / REQUESTS,
+    };
+  }
   await pool.close();
   const sorted = Array.from(latencies).sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  return { rps: REQUESTS / seconds, p50: at(0.5), p99: at(0.99), errors };
+  return { rps: REQUESTS / seconds, p50: at(0.5), p99: at(0.99), errors, cpu };
 }
 
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-bench-'));
@@ -145,6 +188,39 @@ try {
   );
   children.push(fake.child);
   const gatewayUrl = fake.match[1]!;
+
+  // Diagnostic floor: the least a Node proxy can do — node:http in, one undici Pool out,
+  // body buffered and forwarded, response written back — with no auth, limits or metering.
+  // What tollhouse costs above it is the front door's own work.
+  const bare = await start(
+    [
+      '--input-type=module',
+      '-e',
+      `import http from 'node:http';
+       import { Pool } from 'undici';
+       const pool = new Pool(${JSON.stringify(gatewayUrl)}, { keepAliveTimeout: 30000 });
+       const server = http.createServer((req, res) => {
+         const chunks = [];
+         req.on('data', (c) => chunks.push(c));
+         req.on('end', () => {
+           const headers = { ...req.headers };
+           delete headers.host; delete headers.connection; delete headers.authorization;
+           pool.dispatch({ path: req.url, method: req.method, headers, body: Buffer.concat(chunks) }, {
+             onRequestStart() {},
+             onResponseStart(c, status, h) { delete h.connection; delete h['keep-alive']; res.writeHead(status, h); },
+             onResponseData(c, chunk) { res.write(chunk); },
+             onResponseEnd() { res.end(); },
+             onResponseError(c, e) { res.destroy(); },
+           });
+         });
+       });
+       server.listen(0, '127.0.0.1', () => console.log('BARE http://127.0.0.1:' + server.address().port));`,
+    ],
+    {},
+    /BARE (\S+)/,
+  );
+  children.push(bare.child);
+  const bareUrl = bare.match[1]!;
 
   const env = {
     TOLLHOUSE_DATA_DIR: dataDir,
@@ -179,13 +255,37 @@ try {
   children.push(serve);
   const frontUrl = `http://127.0.0.1:${env.PORT}`;
   await waitForReady(frontUrl);
+  // PostgreSQL's share: the backends connected to the benchmark's database (tollhouse's pool).
+  roles = async () => {
+    const backends = await admin.query<{ pid: number }>(
+      'select pid from pg_stat_activity where datname = $1',
+      [name],
+    );
+    return {
+      fake: [fake.child.pid!],
+      tollhouse: [serve.pid!],
+      'bare proxy': [bare.child.pid!],
+      postgres: backends.rows.map((r) => r.pid),
+    };
+  };
 
   const fmt = (r: Result) =>
     `${Math.round(r.rps).toLocaleString('en-US')} / s, p50 ${r.p50.toFixed(3)} ms, p99 ${r.p99.toFixed(3)} ms${r.errors ? `, ${r.errors} errors` : ''}`;
+  const cpuFmt = (r: Result) =>
+    Object.entries(r.cpu)
+      .filter(([, us]) => us.user + us.system >= 5)
+      .map(
+        ([role, us]) => `${role} ${Math.round(us.user + us.system)} (user ${Math.round(us.user)})`,
+      )
+      .join(', ');
   const rows: string[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     const direct = await load(gatewayUrl, {});
     const front = await load(frontUrl, { authorization: `Bearer ${secret}` });
+    const floor = await load(bareUrl, { authorization: `Bearer ${secret}` });
+    console.log(
+      `  bare Node proxy (no auth, limits, metering): ${fmt(floor)} | ${(floor.rps / direct.rps).toFixed(2)}× of direct; CPU µs per request: ${cpuFmt(floor)}`,
+    );
     // Diagnostic: the same HTTP stack without the front door (what any route costs).
     const healthz = await load(frontUrl, {}, 'GET', '/healthz');
     console.log(`  tollhouse GET /healthz: ${fmt(healthz)}`);
@@ -193,6 +293,9 @@ try {
       `round ${round}: direct ${fmt(direct)} | front door ${fmt(front)} | throughput ${(front.rps / direct.rps).toFixed(2)}× of direct, added p50 ${(front.p50 - direct.p50).toFixed(3)} ms`,
     );
     console.log(rows.at(-1));
+    console.log(
+      `  CPU µs per request — direct: ${cpuFmt(direct)} | front door: ${cpuFmt(front)} | /healthz: ${cpuFmt(healthz)}`,
+    );
   }
   console.log(
     `\n${REQUESTS} requests per phase, ${CONNECTIONS} connections, node ${process.version}, ${os.cpus().length} CPUs`,

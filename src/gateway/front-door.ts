@@ -81,6 +81,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
           keepAliveTimeout: KEEP_ALIVE_MS,
         });
   const limiter = createLimiter();
+  const subjectsByPrincipal = new WeakMap<Principal, readonly LimitSubject[]>();
   const authenticate = requireAuth(authenticator, ['gateway']);
   const keyRule = { rate: config.limits.keyRate, concurrency: config.limits.keyConcurrency };
   const accountRule = {
@@ -110,18 +111,28 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     return { principal: (ctx.state as AuthState).principal, anonymous: false };
   }
 
-  function limitSubjects(ctx: Context, principal: Principal, anonymous: boolean): LimitSubject[] {
+  function limitSubjects(
+    ctx: Context,
+    principal: Principal,
+    anonymous: boolean,
+  ): readonly LimitSubject[] {
     if (anonymous && config.anonymous !== null) {
       const rule = { rate: config.anonymous.rate, concurrency: config.anonymous.concurrency };
       return [{ scope: 'client', key: `ip:${ctx.ip}`, rule }];
     }
-    // An OIDC token has no key id: its client and end user stand in for one.
-    const caller =
-      principal.keyId ?? `token:${principal.clientId ?? ''}:${principal.endUserId ?? ''}`;
-    return [
-      { scope: 'key', key: `key:${principal.accountId}:${caller}`, rule: keyRule },
-      { scope: 'account', key: `acct:${principal.accountId}`, rule: accountRule },
-    ];
+    // API key principals are cached objects (keys' verifier): their subjects are built once.
+    let subjects = subjectsByPrincipal.get(principal);
+    if (subjects === undefined) {
+      // An OIDC token has no key id: its client and end user stand in for one.
+      const caller =
+        principal.keyId ?? `token:${principal.clientId ?? ''}:${principal.endUserId ?? ''}`;
+      subjects = [
+        { scope: 'key', key: `key:${principal.accountId}:${caller}`, rule: keyRule },
+        { scope: 'account', key: `acct:${principal.accountId}`, rule: accountRule },
+      ];
+      subjectsByPrincipal.set(principal, subjects);
+    }
+    return subjects;
   }
 
   async function frontDoor(ctx: Context, next: Next) {
@@ -365,18 +376,24 @@ function streamName(path: string, pipeline: Pipeline): string | null {
 
 function forwardHeaders(ctx: Context, trustProxy: boolean): IncomingHttpHeaders {
   const incoming = ctx.req.headers;
-  const named = new Set(
-    String(incoming.connection ?? '')
-      .split(',')
-      .map((n) => n.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  // Fields the client named in `Connection` are hop-by-hop too (RFC 9110 §7.6.1); the usual
+  // `keep-alive`/`close` alone needs no parsing.
+  const connection = incoming.connection;
+  const named =
+    connection === undefined || connection === 'keep-alive' || connection === 'close'
+      ? null
+      : new Set(
+          connection
+            .split(',')
+            .map((n) => n.trim().toLowerCase())
+            .filter(Boolean),
+        );
   const out: IncomingHttpHeaders = {};
-  for (const [name, value] of Object.entries(incoming)) {
+  for (const name in incoming) {
+    const value = incoming[name];
     if (value === undefined) continue;
-    if (HOP_BY_HOP.has(name) || CREDENTIALS.has(name) || FORWARDED.has(name) || named.has(name)) {
-      continue;
-    }
+    if (HOP_BY_HOP.has(name) || CREDENTIALS.has(name) || FORWARDED.has(name)) continue;
+    if (named !== null && named.has(name)) continue;
     out[name] = value;
   }
   // A JSON body is sent as the buffer that was read; undici sets its length.

@@ -65,11 +65,14 @@ export function createLimiter(now: () => number = () => performance.now()): Limi
   return {
     acquire(subjects) {
       const at = now();
-      const taken = subjects.map(({ scope, key, rule }) => ({
-        scope,
-        rule,
-        entry: entryFor(key, rule, at),
-      }));
+      const taken: { scope: string; rule: LimitRule; entry: Entry }[] = [];
+      for (const { scope, key, rule } of subjects) {
+        // A subject without limits has nothing to count (no entry, no work per request).
+        if (rule.rate > 0 || rule.concurrency > 0) {
+          taken.push({ scope, rule, entry: entryFor(key, rule, at) });
+        }
+      }
+      if (taken.length === 0) return NOTHING_TO_RELEASE;
       for (const { scope, rule, entry } of taken) {
         if (rule.rate > 0 && entry.tokens < 1) {
           const waitSeconds = Math.max(1, Math.ceil((1 - entry.tokens) / rule.rate));
@@ -103,6 +106,8 @@ export function createLimiter(now: () => number = () => performance.now()): Limi
     },
   };
 }
+
+const NOTHING_TO_RELEASE = () => {};
 
 function burst(rule: LimitRule): number {
   return rule.rate * 2;

@@ -64,9 +64,8 @@ function requestContext(log: Logger, lifecycle: Lifecycle, bodyLimitBytes: numbe
     const started = process.hrtime.bigint();
     const incoming = ctx.get('x-request-id');
     const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    ctx.state.requestId = requestId;
-    ctx.state.log = log.child({ requestId });
-    ctx.state.bodyLimitBytes = bodyLimitBytes;
+    const state = new RequestStateImpl(log, requestId, bodyLimitBytes);
+    ctx.state = Object.assign(state, ctx.state);
     ctx.set('X-Request-Id', requestId);
     try {
       await next();
@@ -74,17 +73,38 @@ function requestContext(log: Logger, lifecycle: Lifecycle, bodyLimitBytes: numbe
       // Checked when the response is ready, so a request that began before shutdown also
       // tells its client not to reuse the connection.
       if (lifecycle.shuttingDown && !ctx.headerSent) ctx.set('Connection', 'close');
-      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      // The query string is not logged: OAuth codes and tokens travel there.
-      const line = {
-        req: { method: ctx.method, path: ctx.path, ip: ctx.ip },
-        res: { status: ctx.status },
-        durationMs: Math.round(durationMs * 1000) / 1000,
-      };
-      if (ctx.status >= 500) ctx.state.log.error(line, 'request failed');
-      else ctx.state.log.info(line, 'request');
+      const level = ctx.status >= 500 ? 'error' : 'info';
+      // With the level off (benchmarks, LOG_LEVEL=warn) no line is built and no child logger
+      // is made: per-request work that nobody reads.
+      if (log.isLevelEnabled(level)) {
+        const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+        // The query string is not logged: OAuth codes and tokens travel there.
+        const line = {
+          req: { method: ctx.method, path: ctx.path, ip: ctx.ip },
+          res: { status: ctx.status },
+          durationMs: Math.round(durationMs * 1000) / 1000,
+        };
+        if (level === 'error') state.log.error(line, 'request failed');
+        else state.log.info(line, 'request');
+      }
     }
   };
+}
+
+/** ctx.state: the request logger (with the request id bound) is made on first use. */
+class RequestStateImpl implements RequestState {
+  readonly requestId: string;
+  readonly bodyLimitBytes: number;
+  #root: Logger;
+  #log: Logger | null = null;
+  constructor(root: Logger, requestId: string, bodyLimitBytes: number) {
+    this.#root = root;
+    this.requestId = requestId;
+    this.bodyLimitBytes = bodyLimitBytes;
+  }
+  get log(): Logger {
+    return (this.#log ??= this.#root.child({ requestId: this.requestId }));
+  }
 }
 
 function measure(metrics: Metrics): Middleware {
