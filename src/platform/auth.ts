@@ -167,9 +167,13 @@ export function requireAuth(
   scopes: readonly Scope[] = [],
 ): Middleware {
   return async function requireAuth(ctx, next) {
+    const state = ctx.state as RequestState;
     const principal = await authenticator.authenticate(ctx.get('authorization') || undefined, {
       origin: ctx.get('origin') || null,
-      log: (ctx.state as RequestState).log,
+      // A getter: the request logger is made only if a refusal is logged.
+      get log() {
+        return state.log;
+      },
     });
     // Browser keys are public by design (they ship in web pages): they reach only routes that
     // require the gateway scope, never management or reporting APIs.
