@@ -319,7 +319,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     headers: IncomingHttpHeaders,
   ): void {
     if (statusCode < 200) return; // 1xx: go-livepeer's final answer follows.
-    this.status = statusCode;
     const out: Record<string, string | string[]> = {};
     for (const name in headers) {
       const value = headers[name];
@@ -331,14 +330,18 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.meter = createResponseMeter(this.sniff, typeof type === 'string' ? type : '');
     }
     // The answer is written here, outside Koa's response handling; the middlewares before
-    // this one still see the status (logs, metrics) through ctx.res.
-    this.ctx.respond = false;
+    // this one still see the status (logs, metrics) through ctx.res. Should writeHead refuse
+    // a header, undici reports it through onResponseError and Koa still renders the 502.
     if (!this.res.destroyed) this.res.writeHead(statusCode, out);
+    this.status = statusCode;
+    this.ctx.respond = false;
     this.settle?.resolve();
     this.settle = null;
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    // The client is gone (the upstream request is being aborted): nothing to deliver.
+    if (this.res.destroyed) return;
     if (this.meter !== null) this.meter.write(chunk);
     else this.bytes += chunk.length;
     if (!this.res.write(chunk)) {

@@ -285,6 +285,40 @@ describe('forwarding', () => {
     }
   });
 
+  it("passes go-livepeer's 404 and a bodiless 204 through as they are, one event each", async () => {
+    // The front door answers outside Koa's response handling: a 404 from go-livepeer must
+    // not turn into tollhouse's own "No route" 404, and a 204 must stay without a body.
+    const notFound = { error: { message: 'model not found' } };
+    fake.set('/text-to-image', { kind: 'status', status: 404, body: notFound });
+    try {
+      const response = await post('/text-to-image', { prompt: 'x' });
+      expect(response.status).toBe(404);
+      expect(response.body).toEqual(notFound);
+      expect(response.headers.get('x-request-id')).toBe(response.id);
+      const events = await eventsOf(t, response.id);
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ status: 404, fee_wei: '0' });
+    } finally {
+      fake.reset();
+    }
+    fake.set('/text-to-image', { kind: 'status', status: 204, raw: '' });
+    try {
+      const id = requestId();
+      const response = await fetch(`${t.url}/text-to-image`, {
+        method: 'POST',
+        headers: { ...bearer(secret), 'x-request-id': id, 'content-type': 'application/json' },
+        body: '{"prompt":"x"}',
+      });
+      expect(response.status).toBe(204);
+      expect(await response.text()).toBe('');
+      const events = await eventsOf(t, id);
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ status: 204 });
+    } finally {
+      fake.reset();
+    }
+  });
+
   it('504 when go-livepeer does not answer in time, and the upstream request is closed', async () => {
     fake.set('/llm', { kind: 'stall' });
     try {
