@@ -1,14 +1,17 @@
 // Front door overhead: a small JSON request (POST /text-to-image) through tollhouse versus
 // straight to the same fake go-livepeer gateway, in the same run.
 //
-//   node bench/gateway-proxy.ts [--requests 20000] [--connections 16] [--rounds 2]
+//   node bench/gateway-proxy.ts [--requests 20000] [--connections 16] [--rounds 2] [--slices 5]
 //
 // Three processes: the fake gateway (test/support/fake-gateway.ts), `tollhouse serve` (logs
 // off, limits off, a real API key, metering on, on PostgreSQL — BENCH_DATABASE_URL, default
 // postgres://postgres@127.0.0.1:5432/test; the benchmark creates its own database there and
 // drops it at the end) and this one, the load generator (an
-// undici Pool with keep-alive, `connections` requests in flight). Rounds alternate
-// direct / front door so both see the same machine load.
+// undici Pool with keep-alive, `connections` requests in flight, the same for every target).
+// Within a round the targets take turns in short slices so all see the same machine load.
+// Printed per target: requests/s, p50/p99, and CPU time per request of each process (from
+// /proc: generator, fake, tollhouse, its PostgreSQL backends) — the fair comparison on
+// shared cores. A bare Node proxy (no auth, limits or metering) is measured as the floor.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -24,11 +27,13 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '20000' },
     connections: { type: 'string', default: '16' },
     rounds: { type: 'string', default: '2' },
+    slices: { type: 'string', default: '5' },
   },
 });
 const REQUESTS = Number(values.requests);
 const CONNECTIONS = Number(values.connections);
 const ROUNDS = Number(values.rounds);
+const SLICES = Number(values.slices);
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BODY = JSON.stringify({
   prompt: 'a lighthouse at dusk',
@@ -114,57 +119,104 @@ async function cpuSnapshot(): Promise<Record<string, { user: number; system: num
   return out;
 }
 
-async function load(
-  origin: string,
-  headers: Record<string, string>,
-  method: 'POST' | 'GET' = 'POST',
-  path = '/text-to-image',
-): Promise<Result> {
-  const pool = new Pool(origin, { connections: CONNECTIONS, pipelining: 1 });
-  const latencies = new Float64Array(REQUESTS);
-  let next = 0;
-  let errors = 0;
-  const worker = async () => {
-    while (next < REQUESTS) {
-      const i = next++;
-      const started = performance.now();
-      try {
-        const response = await pool.request({
-          path,
-          method,
-          headers: method === 'POST' ? { 'content-type': 'application/json', ...headers } : headers,
-          body: method === 'POST' ? BODY : null,
-        });
-        await response.body.arrayBuffer();
-        if (response.statusCode !== 200) errors++;
-      } catch {
-        errors++;
-      }
-      latencies[i] = performance.now() - started;
-    }
-  };
-  // Warm-up (connections, JIT, the key cache): the last 2,000 slots, overwritten below.
-  next = Math.max(0, REQUESTS - 2000);
-  await Promise.all(Array.from({ length: CONNECTIONS }, worker));
-  next = 0;
-  errors = 0;
-  const cpuBefore = await cpuSnapshot();
-  const began = performance.now();
-  await Promise.all(Array.from({ length: CONNECTIONS }, worker));
-  const seconds = (performance.now() - began) / 1000;
-  const cpuAfter = await cpuSnapshot();
-  const cpu: Result['cpu'] = {};
-  for (const [role, after] of Object.entries(cpuAfter)) {
-    const before = cpuBefore[role] ?? { user: 0, system: 0 };
-    cpu[role] = {
-      user: ((after.user - before.user) * 1e6) / REQUESTS,
-      system: ((after.system - before.system) * 1e6) / REQUESTS,
-    };
+/**
+ * One target under load: its own undici Pool (the same generator, body and connection count
+ * for every target), measured slice by slice so that all targets take turns within a round
+ * and see the same machine load (other work on these 2 cores comes and goes within seconds).
+ */
+class Target {
+  private readonly pool: Pool;
+  private readonly latencies: number[] = [];
+  private seconds = 0;
+  private errors = 0;
+  private readonly cpuUsed: Result['cpu'] = {};
+  private readonly headers: Record<string, string>;
+  private readonly method: 'POST' | 'GET';
+  private readonly path: string;
+  constructor(
+    origin: string,
+    headers: Record<string, string>,
+    method: 'POST' | 'GET' = 'POST',
+    path = '/text-to-image',
+  ) {
+    this.headers = headers;
+    this.method = method;
+    this.path = path;
+    this.pool = new Pool(origin, { connections: CONNECTIONS, pipelining: 1 });
   }
-  await pool.close();
-  const sorted = Array.from(latencies).sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  return { rps: REQUESTS / seconds, p50: at(0.5), p99: at(0.99), errors, cpu };
+
+  private async run(count: number, record: boolean): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < count) {
+        next++;
+        const started = performance.now();
+        try {
+          const response = await this.pool.request({
+            path: this.path,
+            method: this.method,
+            headers:
+              this.method === 'POST'
+                ? { 'content-type': 'application/json', ...this.headers }
+                : this.headers,
+            body: this.method === 'POST' ? BODY : null,
+          });
+          await response.body.arrayBuffer();
+          if (response.statusCode !== 200 && record) this.errors++;
+        } catch {
+          if (record) this.errors++;
+        }
+        if (record) this.latencies.push(performance.now() - started);
+      }
+    };
+    await Promise.all(Array.from({ length: CONNECTIONS }, worker));
+  }
+
+  /** Connections, JIT, the key cache. */
+  warm(): Promise<void> {
+    return this.run(2000, false);
+  }
+
+  async slice(count: number): Promise<void> {
+    const cpuBefore = await cpuSnapshot();
+    const began = performance.now();
+    await this.run(count, true);
+    this.seconds += (performance.now() - began) / 1000;
+    const cpuAfter = await cpuSnapshot();
+    for (const [role, after] of Object.entries(cpuAfter)) {
+      const before = cpuBefore[role] ?? { user: 0, system: 0 };
+      const used = (this.cpuUsed[role] ??= { user: 0, system: 0 });
+      used.user += after.user - before.user;
+      used.system += after.system - before.system;
+    }
+  }
+
+  /** Figures since the last call (one round), then starts over. */
+  result(): Result {
+    const count = this.latencies.length;
+    const sorted = this.latencies.sort((a, b) => a - b);
+    const at = (q: number) => sorted[Math.min(count - 1, Math.floor(q * count))]!;
+    const cpu: Result['cpu'] = {};
+    for (const [role, used] of Object.entries(this.cpuUsed)) {
+      cpu[role] = { user: (used.user * 1e6) / count, system: (used.system * 1e6) / count };
+      delete this.cpuUsed[role];
+    }
+    const result = {
+      rps: count / this.seconds,
+      p50: at(0.5),
+      p99: at(0.99),
+      errors: this.errors,
+      cpu,
+    };
+    this.latencies.length = 0;
+    this.seconds = 0;
+    this.errors = 0;
+    return result;
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
 }
 
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-bench-'));
@@ -279,15 +331,26 @@ try {
       )
       .join(', ');
   const rows: string[] = [];
+  const targets = {
+    direct: new Target(gatewayUrl, {}),
+    front: new Target(frontUrl, { authorization: `Bearer ${secret}` }),
+    bare: new Target(bareUrl, { authorization: `Bearer ${secret}` }),
+    // Diagnostic: the same HTTP stack without the front door (what any route costs).
+    healthz: new Target(frontUrl, {}, 'GET', '/healthz'),
+  };
+  for (const target of Object.values(targets)) await target.warm();
+  const perSlice = Math.ceil(REQUESTS / SLICES);
   for (let round = 1; round <= ROUNDS; round++) {
-    const direct = await load(gatewayUrl, {});
-    const front = await load(frontUrl, { authorization: `Bearer ${secret}` });
-    const floor = await load(bareUrl, { authorization: `Bearer ${secret}` });
+    for (let slice = 0; slice < SLICES; slice++) {
+      for (const target of Object.values(targets)) await target.slice(perSlice);
+    }
+    const direct = targets.direct.result();
+    const front = targets.front.result();
+    const floor = targets.bare.result();
+    const healthz = targets.healthz.result();
     console.log(
       `  bare Node proxy (no auth, limits, metering): ${fmt(floor)} | ${(floor.rps / direct.rps).toFixed(2)}× of direct; CPU µs per request: ${cpuFmt(floor)}`,
     );
-    // Diagnostic: the same HTTP stack without the front door (what any route costs).
-    const healthz = await load(frontUrl, {}, 'GET', '/healthz');
     console.log(`  tollhouse GET /healthz: ${fmt(healthz)}`);
     rows.push(
       `round ${round}: direct ${fmt(direct)} | front door ${fmt(front)} | throughput ${(front.rps / direct.rps).toFixed(2)}× of direct, added p50 ${(front.p50 - direct.p50).toFixed(3)} ms`,
@@ -297,8 +360,12 @@ try {
       `  CPU µs per request — direct: ${cpuFmt(direct)} | front door: ${cpuFmt(front)} | /healthz: ${cpuFmt(healthz)}`,
     );
   }
+  for (const target of Object.values(targets)) await target.close();
   console.log(
-    `\n${REQUESTS} requests per phase, ${CONNECTIONS} connections, node ${process.version}, ${os.cpus().length} CPUs`,
+    `\n${perSlice * SLICES} requests per target and round in ${SLICES} alternating slices, ${CONNECTIONS} connections, node ${process.version}, ${os.cpus().length} CPUs, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
   );
 } finally {
   for (const child of children) child.kill('SIGTERM');
