@@ -152,17 +152,11 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     try {
       body = await readRequestBody(ctx.req, pipeline.body, config.jsonLimitBytes);
       modelId = typeof body.fields.model_id === 'string' ? body.fields.model_id : null;
+      const names = [pipeline.name];
+      if (modelId !== null) names.push(modelId);
       const stream = streamName(ctx.path, pipeline);
-      assertResourceAllowed(
-        principal,
-        modelId === null && stream === null
-          ? pipeline.name
-          : [
-              pipeline.name,
-              ...(modelId === null ? [] : [modelId]),
-              ...(stream === null ? [] : [stream]),
-            ],
-      );
+      if (stream !== null) names.push(stream);
+      assertResourceAllowed(principal, names);
       await spend.assertMaySpend(principal);
     } catch (error) {
       release();
