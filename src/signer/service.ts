@@ -20,14 +20,15 @@ import { SignerUnavailable } from './errors.ts';
 import { createFunding } from './funding.ts';
 import type { Funding, ManualRequest, PolicyOutcome } from './funding.ts';
 import { openKeystore } from './keystore.ts';
+import { createMessageSigner } from './signing.ts';
 import type { FundingTransaction } from './queries.ts';
 
 /** What the remote-signer protocol (part 2) signs with. Never exposes the private key. */
 export interface PaymentSigner {
   /** EIP-55 checksummed address of the keystore account. */
   readonly address: string;
-  /** EIP-191 personal-sign of `message` (bytes are signed as bytes): 65 bytes R‖S‖V, V 27/28, low S. */
-  signMessage(message: Uint8Array | string): Promise<string>;
+  /** EIP-191 personal-sign of the bytes `message`: 65 bytes R‖S‖V, V 27/28, low S (./signing.ts). */
+  signMessage(message: Uint8Array): Uint8Array;
 }
 
 export interface SignerStatus {
@@ -122,7 +123,7 @@ export async function createSigner(deps: SignerDeps): Promise<Signer> {
       ? null
       : {
           address: wallet.address,
-          signMessage: (message) => wallet.signMessage(message),
+          signMessage: createMessageSigner(wallet.privateKey),
         };
 
   const warningsOf = (

@@ -112,7 +112,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
   const segSignature = async (s: PaymentSigner, manifestId: string, message: Uint8Array) => {
     const known = segSignatures.get(manifestId);
     if (known !== undefined) return known;
-    const sig = getBytes(await s.signMessage(message));
+    const sig = s.signMessage(message);
     // Bounded: at most SEG_SIGNATURE_CACHE streams are remembered, then the map starts over.
     if (segSignatures.size >= SEG_SIGNATURE_CACHE) segSignatures.clear();
     segSignatures.set(manifestId, sig);
@@ -129,7 +129,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
     async signOrchestratorInfo() {
       const s = signer();
       // EIP-191 over the 32 bytes keccak256(utf8(checksummed address)) (LIVEPEER.md §2.1).
-      const signature = await s.signMessage(getBytes(keccak256(toUtf8Bytes(s.address))));
+      const signature = hexlify(s.signMessage(getBytes(keccak256(toUtf8Bytes(s.address)))));
       return { address: s.address, signature };
     },
 
@@ -337,7 +337,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
             recipientRandHash: params.recipientRandHash,
             auxData: aux,
           });
-          const sig = getBytes(await s.signMessage(getBytes(hash)));
+          const sig = s.signMessage(getBytes(hash));
           senderParams.push({ senderNonce: Number(nonce), sig });
         }
         const payment = wire.encodePayment({
@@ -372,7 +372,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
           SenderNonce: nonce,
         };
         const stateBytes = encodeState(next);
-        const stateSig = getBytes(await s.signMessage(stateBytes));
+        const stateSig = s.signMessage(stateBytes);
 
         // Claim the sequence number with the new state's digest (atomic; a concurrent request
         // with the same state loses, and what it signed is never handed out).
