@@ -22,7 +22,9 @@ import {
   SignerNotReady,
   StaleState,
 } from './errors.ts';
-import { advanceSession, findSessionByStateId, insertSession, revertSession } from './queries.ts';
+import { createClaimWriter } from './claims.ts';
+import { findSessionByStateId } from './queries.ts';
+import type { SessionRow } from './queries.ts';
 import * as Q from './rational.ts';
 import type { Rational } from './rational.ts';
 import { decodeState, encodeState } from './state.ts';
@@ -100,11 +102,21 @@ const UNIT: Record<JobType, UsageEvent['unit']> = {
 };
 // Live streams a replica serves at once, with room to spare (~100 bytes each).
 const SEG_SIGNATURE_CACHE = 10_000;
+const SESSION_CACHE = 10_000;
 const EMPTY_HASH = getBytes(keccak256(new Uint8Array(0)));
 
 export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerService {
   const { db, config, wire } = deps;
   const clock = deps.clock ?? (() => new Date());
+  const claims = createClaimWriter({ db, recorder: deps.recorder, log: deps.log });
+
+  // The session row as this replica last wrote it, per StateID: the next payment of a stream
+  // (every few seconds, usually to the same replica) needs no read. Bounded like the map below.
+  const sessions = new Map<string, SessionRow>();
+  const remember = (stateId: string, row: SessionRow) => {
+    if (sessions.size >= SESSION_CACHE) sessions.clear();
+    sessions.set(stateId, row);
+  };
 
   // The segCreds signature covers only the ManifestID (seq 0, empty hash) and is deterministic
   // (RFC 6979), so it is computed once per stream: one signature fewer per payment.
@@ -177,10 +189,18 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
         const bytes = request.state.state!;
         const sig = request.state.sig ?? new Uint8Array(0);
         const parsed = decodeState(bytes);
-        const session = parsed === null ? null : await findSessionByStateId(db, parsed.StateID);
-        // The state we handed out last for this StateID is ours without recovering its
-        // signature; anything else gets the real check (and is then stale or forged).
-        const current = session !== null && session.lastStateDigest === stateDigest(bytes, sig);
+        const digest = stateDigest(bytes, sig);
+        // The state this replica handed out last for this StateID is ours and current without
+        // a database read or recovering its signature (the claim below still checks it
+        // atomically); anything else is read, and gets the real signature check.
+        const remembered = parsed === null ? undefined : sessions.get(parsed.StateID);
+        const session =
+          remembered !== undefined && remembered.lastStateDigest === digest
+            ? remembered
+            : parsed === null
+              ? null
+              : await findSessionByStateId(db, parsed.StateID);
+        const current = session !== null && session.lastStateDigest === digest;
         if (!current) {
           let recovered: string | null = null;
           try {
@@ -309,139 +329,122 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       }
       senderChecks(snapshot, config, { expirationBlock, faceValue, ev, numTickets });
 
-      let claimed = false;
-      try {
-        // Tickets: the orchestrator's round if its params name one, else the last initialized.
-        const given = params.expirationParams;
-        const usesGiven =
-          given !== null &&
-          given.creationRound !== 0n &&
-          given.creationRoundBlockHash.some((b) => b !== 0);
-        const expiration = usesGiven
-          ? given
-          : {
-              creationRound: snapshot.lastInitializedRound,
-              creationRoundBlockHash: getBytes(snapshot.lastInitializedRoundBlockHash),
-            };
-        const aux = auxData(expiration.creationRound, expiration.creationRoundBlockHash);
-        const sender = getBytes(s.address);
-        const senderParams: Array<{ senderNonce: number; sig: Uint8Array }> = [];
-        for (let i = 0n; i < numTickets; i++) {
-          nonce += 1n;
-          const hash = ticketHash({
-            recipient: params.recipient,
-            sender,
-            faceValue,
-            winProb,
-            senderNonce: nonce,
-            recipientRandHash: params.recipientRandHash,
-            auxData: aux,
-          });
-          const sig = s.signMessage(getBytes(hash));
-          senderParams.push({ senderNonce: Number(nonce), sig });
-        }
-        const payment = wire.encodePayment({
-          ticketParams: params,
+      // Tickets: the orchestrator's round if its params name one, else the last initialized.
+      const given = params.expirationParams;
+      const usesGiven =
+        given !== null &&
+        given.creationRound !== 0n &&
+        given.creationRoundBlockHash.some((b) => b !== 0);
+      const expiration = usesGiven
+        ? given
+        : {
+            creationRound: snapshot.lastInitializedRound,
+            creationRoundBlockHash: getBytes(snapshot.lastInitializedRoundBlockHash),
+          };
+      const aux = auxData(expiration.creationRound, expiration.creationRoundBlockHash);
+      const sender = getBytes(s.address);
+      const senderParams: Array<{ senderNonce: number; sig: Uint8Array }> = [];
+      for (let i = 0n; i < numTickets; i++) {
+        nonce += 1n;
+        const hash = ticketHash({
+          recipient: params.recipient,
           sender,
-          expirationParams: expiration,
-          ticketSenderParams: senderParams,
-          expectedPrice: price,
+          faceValue,
+          winProb,
+          senderNonce: nonce,
+          recipientRandHash: params.recipientRandHash,
+          auxData: aux,
         });
+        const sig = s.signMessage(getBytes(hash));
+        senderParams.push({ senderNonce: Number(nonce), sig });
+      }
+      const payment = wire.encodePayment({
+        ticketParams: params,
+        sender,
+        expirationParams: expiration,
+        ticketSenderParams: senderParams,
+        expectedPrice: price,
+      });
 
-        // 9. segCreds for the empty segment (§3.3).
-        const manifestBytes = toUtf8Bytes(manifestId);
-        const segMessage = new Uint8Array(manifestBytes.length + 64);
-        segMessage.set(manifestBytes, 0);
-        segMessage.set(word(0n), manifestBytes.length);
-        segMessage.set(EMPTY_HASH, manifestBytes.length + 32);
-        const segCreds = wire.encodeSegData({
-          manifestId: manifestBytes,
-          seq: 0n,
-          hash: EMPTY_HASH,
-          sig: await segSignature(s, manifestId, segMessage),
-          authToken: auth,
-          capabilities: request.capabilities,
-        });
+      // 9. segCreds for the empty segment (§3.3).
+      const manifestBytes = toUtf8Bytes(manifestId);
+      const segMessage = new Uint8Array(manifestBytes.length + 64);
+      segMessage.set(manifestBytes, 0);
+      segMessage.set(word(0n), manifestBytes.length);
+      segMessage.set(EMPTY_HASH, manifestBytes.length + 32);
+      const segCreds = wire.encodeSegData({
+        manifestId: manifestBytes,
+        seq: 0n,
+        hash: EMPTY_HASH,
+        sig: await segSignature(s, manifestId, segMessage),
+        authToken: auth,
+        capabilities: request.capabilities,
+      });
 
-        const balance = Q.sub(Q.add(credit, Q.mul(Q.rat(numTickets), ev)), fee);
-        const next: PaymentState = {
-          ...state,
-          Balance: balance,
-          LastUpdate: now,
-          PMSessionID: recipientRandHash,
-          SenderNonce: nonce,
-        };
-        const stateBytes = encodeState(next);
-        const stateSig = s.signMessage(stateBytes);
+      const balance = Q.sub(Q.add(credit, Q.mul(Q.rat(numTickets), ev)), fee);
+      const next: PaymentState = {
+        ...state,
+        Balance: balance,
+        LastUpdate: now,
+        PMSessionID: recipientRandHash,
+        SenderNonce: nonce,
+      };
+      const stateBytes = encodeState(next);
+      const stateSig = s.signMessage(stateBytes);
 
-        // Claim the sequence number with the new state's digest (atomic; a concurrent request
-        // with the same state loses, and what it signed is never handed out).
-        const digest = stateDigest(stateBytes, stateSig);
-        if (hasState) {
-          const won = await advanceSession(
-            db,
-            state.StateID,
-            principal.accountId,
-            state.SequenceNumber,
-            digest,
-          );
-          if (!won) throw new StaleState('state replayed: another payment used it first');
-        } else {
-          const inserted = await insertSession(db, {
-            stateId: state.StateID,
-            accountId: principal.accountId,
+      // 11. Claim the sequence number with the new state's digest and meter the payment,
+      // durably, before answering (one batched write with concurrent payments, ./claims.ts).
+      // A concurrent payment with the same state loses, and what it signed is never handed
+      // out. The fee is the exact rational units × InitialPricePerUnit / InitialPixelsPerUnit
+      // rounded up once (feeWei).
+      const totalEv = Q.mul(Q.rat(numTickets), ev);
+      const digest = stateDigest(stateBytes, stateSig);
+      const won = await claims.claim({
+        stateId: state.StateID,
+        accountId: principal.accountId,
+        seq: state.SequenceNumber,
+        stateDigest: digest,
+        manifestId,
+        orchestratorAddress,
+        previous,
+        event: {
+          source: 'tollhouse/signer',
+          eventId: `${state.StateID}:${state.SequenceNumber}`,
+          occurredAt: now,
+          accountId: principal.accountId,
+          appId: principal.appId,
+          keyId: principal.keyId,
+          clientId: principal.clientId,
+          endUserId: principal.endUserId,
+          pipeline: PIPELINE[type],
+          modelId: null,
+          unit: UNIT[type],
+          quantity: units,
+          feeWei: feeWei(units, state.InitialPricePerUnit, state.InitialPixelsPerUnit),
+          status: 200,
+          latencyMs: null,
+          attributes: {
+            tickets: Number(numTickets),
+            ev: Q.ratString(totalEv),
+            evWei: Q.ceil(totalEv).toString(),
             manifestId,
             orchestratorAddress,
-            stateDigest: digest,
-          });
-          if (!inserted) throw new Error(`StateID ${state.StateID} already exists`);
-        }
-        claimed = true;
-
-        // 11. Meter, durably, before answering. The fee is the exact rational
-        // units × InitialPricePerUnit / InitialPixelsPerUnit rounded up once (feeWei).
-        const totalEv = Q.mul(Q.rat(numTickets), ev);
-        await deps.recorder.recordNow([
-          {
-            source: 'tollhouse/signer',
-            eventId: `${state.StateID}:${state.SequenceNumber}`,
-            occurredAt: now,
-            accountId: principal.accountId,
-            appId: principal.appId,
-            keyId: principal.keyId,
-            clientId: principal.clientId,
-            endUserId: principal.endUserId,
-            pipeline: PIPELINE[type],
-            modelId: null,
-            unit: UNIT[type],
-            quantity: units,
-            feeWei: feeWei(units, state.InitialPricePerUnit, state.InitialPixelsPerUnit),
-            status: 200,
-            latencyMs: null,
-            attributes: {
-              tickets: Number(numTickets),
-              ev: Q.ratString(totalEv),
-              evWei: Q.ceil(totalEv).toString(),
-              manifestId,
-              orchestratorAddress,
-              orchestratorUrl: info.transcoder,
-              stateId: state.StateID,
-              sequenceNumber: state.SequenceNumber.toString(),
-              authId: state.AuthID,
-              app: state.App,
-              type,
-            },
+            orchestratorUrl: info.transcoder,
+            stateId: state.StateID,
+            sequenceNumber: state.SequenceNumber.toString(),
+            authId: state.AuthID,
+            app: state.App,
+            type,
           },
-        ]);
-        return { payment, segCreds, state: { state: stateBytes, sig: stateSig } };
-      } catch (error) {
-        // Nothing was handed out: give the sequence number back so the gateway can retry.
-        if (!claimed) throw error;
-        await revertSession(db, state.StateID, state.SequenceNumber, previous).catch((e: unknown) =>
-          deps.log.error({ err: e }, 'signer: could not release a session after a failure'),
-        );
-        throw error;
-      }
+        },
+      });
+      if (!won) throw new StaleState('state replayed: another payment used it first');
+      remember(state.StateID, {
+        accountId: principal.accountId,
+        lastSeq: state.SequenceNumber,
+        lastStateDigest: digest,
+      });
+      return { payment, segCreds, state: { state: stateBytes, sig: stateSig } };
     },
   };
 }
