@@ -477,6 +477,23 @@ export const SETTINGS: readonly Setting[] = [
       )
       .pipe(z.array(httpUrl).min(1, 'expected at least one http(s) URL')),
   },
+  {
+    name: 'SIGNER_SHARED_CREDENTIALS',
+    doc: 'API key ids (key_…) or OIDC client ids of shared gateway credentials: their payments are metered to, and spend-checked against, the owner of the stream the ManifestID names. Unset: none.',
+    schema: z
+      .string()
+      .transform((v) =>
+        v
+          .split(',')
+          .map((u) => u.trim())
+          .filter((u) => u !== ''),
+      )
+      .pipe(
+        z
+          .array(z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'expected key_… or client ids'))
+          .min(1, 'expected at least one credential id'),
+      ),
+  },
 ];
 
 export interface Config {
@@ -556,6 +573,8 @@ export interface Config {
       readonly maxPricePerUnitWei: bigint;
       readonly maxPricePixelsPerUnit: bigint;
       readonly orchestrators: readonly string[];
+      /** Credential ids (API key or OIDC client) whose payments belong to the stream owner. */
+      readonly sharedCredentials: readonly string[];
     };
   };
   readonly billing: {
@@ -742,6 +761,7 @@ export function parseConfig(
         maxPricePerUnitWei: get<bigint>('SIGNER_MAX_PRICE_PER_UNIT_WEI'),
         maxPricePixelsPerUnit: BigInt(get<number>('SIGNER_MAX_PRICE_PIXELS_PER_UNIT')),
         orchestrators: get<string[] | undefined>('SIGNER_ORCHESTRATORS') ?? [],
+        sharedCredentials: get<string[] | undefined>('SIGNER_SHARED_CREDENTIALS') ?? [],
       },
     },
     billing: {

@@ -18,6 +18,7 @@ export { FUNDING_LOCK_KEY } from './funding.ts';
 export { createRemoteSigner } from './remote/index.ts';
 export type { SignerSessionsTable } from './remote/table.ts';
 export type { RemoteSignerService, LivePaymentRequest } from './remote/service.ts';
+export type { StreamDirectory, StreamOwner } from './remote/payers.ts';
 export { createWire } from './remote/wire.ts';
 export type { Wire } from './remote/wire.ts';
 export { auxData, expectedValue, ticketHash, MAX_WIN_PROB } from './remote/ticket.ts';

@@ -47,6 +47,12 @@ export interface LivePaymentRequest {
   capabilities: Uint8Array | null;
 }
 
+export interface Attribution {
+  caller: Principal;
+  /** The front-door stream the payment was attributed through, if any. */
+  streamId: string | null;
+}
+
 export interface LivePaymentResponse {
   payment: Uint8Array;
   segCreds: Uint8Array;
@@ -55,9 +61,14 @@ export interface LivePaymentResponse {
 
 export interface RemoteSignerService {
   signOrchestratorInfo(): Promise<{ address: string; signature: string }>;
+  /**
+   * `principal` pays (metered, owns the session); `attribution` says who called when that is
+   * someone else (a shared gateway credential paying for a stream's owner).
+   */
   generateLivePayment(
     principal: Principal,
     request: LivePaymentRequest,
+    attribution?: Attribution,
   ): Promise<LivePaymentResponse>;
 }
 
@@ -145,7 +156,8 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       return { address: s.address, signature };
     },
 
-    async generateLivePayment(principal, request) {
+    async generateLivePayment(principal, request, attribution) {
+      const caller = attribution?.caller ?? principal;
       const s = signer();
       const now = clock();
       const nowSeconds = BigInt(Math.floor(now.getTime() / 1000));
@@ -243,7 +255,9 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
           InitialPixelsPerUnit: price.pixelsPerUnit,
           Type: type,
           SequenceNumber: 0n,
-          AuthID: principal.keyId ?? principal.clientId ?? principal.accountId,
+          // Who authorized the session: the credential that called (a shared gateway key
+          // when the payer is a stream owner), as go-livepeer's auth webhook's auth_id.
+          AuthID: caller.keyId ?? caller.clientId ?? caller.accountId,
         };
       }
       const manifestId =
@@ -435,6 +449,14 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
             authId: state.AuthID,
             app: state.App,
             type,
+            ...(attribution?.streamId == null
+              ? {}
+              : {
+                  streamId: attribution.streamId,
+                  callerKeyId: caller.keyId,
+                  callerClientId: caller.clientId,
+                  callerAccountId: caller.accountId,
+                }),
           },
         },
       });
