@@ -160,7 +160,6 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       const caller = attribution?.caller ?? principal;
       const s = signer();
       const now = clock();
-      const nowSeconds = BigInt(Math.floor(now.getTime() / 1000));
 
       // 1. Decode the orchestrator info.
       if (request.orchestrator.length === 0) throw new BadSignerRequest('missing orchestrator');
@@ -228,9 +227,12 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
           throw new BadSignerRequest('orchestratorAddress mismatch');
         }
         if (request.app !== parsed.App) throw new BadSignerRequest('app mismatch');
-        if (request.type !== parsed.Type) throw new BadSignerRequest('job type mismatch');
+        // A state without a type takes the request's (go-livepeer remote_signer.go).
+        if (parsed.Type !== '' && request.type !== parsed.Type) {
+          throw new BadSignerRequest('job type mismatch');
+        }
         previous = { seq: parsed.SequenceNumber, stateDigest: session?.lastStateDigest ?? '' };
-        state = { ...parsed, SequenceNumber: parsed.SequenceNumber + 1n };
+        state = { ...parsed, Type: request.type, SequenceNumber: parsed.SequenceNumber + 1n };
         // Replay and ownership, read early for a clear refusal; enforced atomically below.
         if (session === null) throw new StaleState('unknown StateID');
         if (session.accountId !== principal.accountId) {
@@ -267,30 +269,47 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       const credit = state.Balance;
       let nonce = state.PMSessionID === recipientRandHash ? state.SenderNonce : 0n;
 
-      // 4. Refresh: an expiring auth token or ticket params → 480.
+      // 4. Refresh: an expiring auth token or ticket params → 480 (go-livepeer
+      // server/broadcast.go shouldRefreshSession). The token is due once now is after
+      // expiration − 180 s, compared to the millisecond as Go's time.After does.
       const snapshot = deps.snapshot();
       if (snapshot === null) throw new SignerNotReady('The signer has not read the chain yet');
       const auth = info.authToken;
       if (auth === null) throw new BadSignerRequest('missing auth token');
-      if (nowSeconds > auth.expiration - AUTH_TOKEN_REFRESH_SECONDS) {
+      if (BigInt(now.getTime()) > (auth.expiration - AUTH_TOKEN_REFRESH_SECONDS) * 1000n) {
         throw new RefreshSession('auth token expired or about to expire', info.transcoder);
       }
       const expirationBlock = toBigInt(params.expirationBlock);
-      if (expirationBlock - snapshot.l1BlockNumber <= 1n) {
+      const faceValue = toBigInt(params.faceValue);
+      const winProb = toBigInt(params.winProb);
+      const ev = expectedValue(faceValue, winProb);
+      const checked = { expirationBlock, faceValue, ev };
+      if (paramsExpired(snapshot, checked)) {
         throw new RefreshSession('ticket params expired', info.transcoder);
       }
+      // The same refresh check validates the params for one ticket (pm/sender.go
+      // ValidateTicketParams); any other failure there is go-livepeer's 400.
+      const single = ticketParamsProblem(snapshot, config, { ...checked, numTickets: 1n });
+      if (single !== null) {
+        throw new BadSignerRequest(
+          `remote signer could not check whether to refresh session: ${single}`,
+        );
+      }
 
-      // 5. Billable units.
-      const firstCall = !hasState;
+      // 5. Billable units. go-livepeer preloads (60 s lv2v, 10 s live) whenever the time
+      // since LastUpdate is not positive: on the first call (zero LastUpdate) and when the
+      // clock went backwards (another replica's clock ahead of this one's).
+      const sinceMs = now.getTime() - state.LastUpdate.getTime();
+      const preload = !hasState || sinceMs < 0;
       // go-livepeer measures elapsed time in nanoseconds, so it is never zero there; at our
       // millisecond resolution two calls can share a timestamp: count at least 1 ms.
-      const elapsedMs = Math.max(1, now.getTime() - state.LastUpdate.getTime());
+      const elapsedMs = Math.max(1, sinceMs);
       let units: bigint;
       if (type === 'lv2v') {
-        const ms = firstCall ? FIRST_CALL_LV2V_SECONDS * 1000 : elapsedMs;
+        const ms = preload ? FIRST_CALL_LV2V_SECONDS * 1000 : elapsedMs;
         units = (LV2V_PIXELS_PER_SECOND * BigInt(ms)) / 1000n;
       } else if (type === 'live') {
-        units = firstCall ? FIRST_CALL_LIVE_SECONDS : BigInt(Math.ceil(elapsedMs / 1000));
+        units = preload ? FIRST_CALL_LIVE_SECONDS : BigInt(Math.ceil(elapsedMs / 1000));
       } else if (type === 'fixed') {
         units = 1n;
       } else {
@@ -324,9 +343,6 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
 
       // 7. Fee, expected value, credit → 482 or the number of tickets.
       const fee = Q.mul(Q.rat(units), initialPrice);
-      const faceValue = toBigInt(params.faceValue);
-      const winProb = toBigInt(params.winProb);
-      const ev = expectedValue(faceValue, winProb);
       if (ev.num === 0n) throw new BadSignerRequest('ticket expected value is zero');
       const minCredit = Q.max(fee, ev);
       if (Q.cmp(credit, minCredit) >= 0) throw new NoTicketsNeeded();
@@ -341,7 +357,10 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       if (Q.cmp(orchestratorPrice, Q.mul(initialPrice, Q.rat(2n))) > 0) {
         throw new PriceExceeded('orchestrator price more than doubled since the session began');
       }
-      senderChecks(snapshot, config, { expirationBlock, faceValue, ev, numTickets });
+      // The batch is checked again for its size (pm/sender.go CreateTicketBatch): a failure
+      // here is go-livepeer's 500 with the reason.
+      const batchProblem = ticketParamsProblem(snapshot, config, { ...checked, numTickets });
+      if (batchProblem !== null) throw new SenderCheckFailed(batchProblem);
 
       // Tickets: the orchestrator's round if its params name one, else the last initialized.
       const given = params.expirationParams;
@@ -471,41 +490,52 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
   };
 }
 
-/** go-livepeer pm/sender.go validateTicketParams and the batch checks (LIVEPEER.md §3.4). */
-function senderChecks(
+interface CheckedParams {
+  expirationBlock: bigint;
+  faceValue: bigint;
+  ev: Rational;
+}
+
+/**
+ * pm/sender.go validateTicketParams: params without an expiration block never expire; else
+ * they have expired within paramsExpiryBuffer (1) L1 block of it.
+ */
+function paramsExpired(snapshot: ChainSnapshot, p: CheckedParams): boolean {
+  return p.expirationBlock !== 0n && p.expirationBlock - snapshot.l1BlockNumber <= 1n;
+}
+
+/**
+ * pm/sender.go validateTicketParams for `numTickets` tickets (LIVEPEER.md §3.4), in its order
+ * and with its messages; null when acceptable. go-livepeer skips every check for params
+ * without an expiration block or with a zero EV; tollhouse still checks EV, deposit and
+ * reserve then (a zero EV is refused before this runs).
+ */
+function ticketParamsProblem(
   snapshot: ChainSnapshot,
   config: Config['signer']['remote'],
-  batch: { expirationBlock: bigint; faceValue: bigint; ev: Rational; numTickets: bigint },
-) {
-  if (batch.expirationBlock - snapshot.l1BlockNumber <= 1n) {
-    throw new SenderCheckFailed('TicketParams expired');
-  }
-  if (Q.cmp(batch.ev, Q.rat(batch.faceValue)) >= 0) {
-    throw new SenderCheckFailed('ticket faceValue too low');
-  }
-  if (Q.cmp(batch.ev, Q.rat(config.maxTicketEvWei)) > 0) {
-    throw new SenderCheckFailed(
-      `ticket EV higher than max ticket EV: ${Q.ratString(batch.ev)} > ${config.maxTicketEvWei}`,
-    );
+  p: CheckedParams & { numTickets: bigint },
+): string | null {
+  if (paramsExpired(snapshot, p)) return 'TicketParams expired';
+  if (p.ev.num <= 0n) return null;
+  if (Q.cmp(p.ev, Q.rat(p.faceValue)) >= 0)
+    return `ticket faceValue too low faceValue=${p.faceValue}`;
+  if (Q.cmp(p.ev, Q.rat(config.maxTicketEvWei)) > 0) {
+    return `ticket EV ${Q.floatString(p.ev, 5)} > max ticket EV ${Q.floatString(Q.rat(config.maxTicketEvWei), 5)}`;
   }
   const sender = snapshot.sender;
-  if (sender.withdrawRound > 0n && sender.withdrawRound <= snapshot.lastInitializedRound + 1n) {
-    throw new SenderCheckFailed('deposit and reserve is set to unlock soon');
+  if (sender.withdrawRound !== 0n && sender.withdrawRound <= snapshot.lastInitializedRound + 1n) {
+    return 'unable to validate sender: deposit and reserve is set to unlock soon';
   }
-  if (sender.reserveWei === 0n) throw new SenderCheckFailed('no sender reserve');
-  if (sender.depositWei === 0n) throw new SenderCheckFailed('no sender deposit');
-  const total = Q.mul(batch.ev, Q.rat(batch.numTickets));
+  if (sender.reserveWei === 0n) return 'no sender reserve';
+  if (sender.depositWei === 0n) return 'no sender deposit';
+  const total = Q.mul(p.ev, Q.rat(p.numTickets));
   if (Q.cmp(total, Q.rat(config.maxTotalEvWei)) > 0) {
-    throw new SenderCheckFailed(
-      `total ticket EV higher than max total EV: ${Q.ratString(total)} > ${config.maxTotalEvWei}`,
-    );
+    return `total ticket EV ${Q.floatString(total, 5)} for ${p.numTickets} tickets > max total ticket EV ${Q.floatString(Q.rat(config.maxTotalEvWei), 5)}`;
   }
   const maxFaceValue = sender.depositWei / config.depositMultiplier;
-  if (batch.faceValue > maxFaceValue) {
-    throw new SenderCheckFailed(
-      `ticket faceValue ${batch.faceValue} > max faceValue ${maxFaceValue}`,
-    );
-  }
+  if (p.faceValue > maxFaceValue)
+    return `ticket faceValue ${p.faceValue} > max faceValue ${maxFaceValue}`;
+  return null;
 }
 
 /** sha256(State ‖ Sig), hex: the fingerprint of a state handed out (signer_sessions). */
