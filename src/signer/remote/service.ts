@@ -121,12 +121,19 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
   const clock = deps.clock ?? (() => new Date());
   const claims = createClaimWriter({ db, recorder: deps.recorder, log: deps.log });
 
-  // The session row as this replica last wrote it, per StateID: the next payment of a stream
-  // (every few seconds, usually to the same replica) needs no read. Bounded like the map below.
-  const sessions = new Map<string, SessionRow>();
-  const remember = (stateId: string, row: SessionRow) => {
-    if (sessions.size >= SESSION_CACHE) sessions.clear();
-    sessions.set(stateId, row);
+  // The states this replica handed out last, by their digest sha256(State ‖ Sig), with the
+  // session row as written then: the next payment of a stream (every few seconds, usually to
+  // the same replica) presents exactly those bytes and needs no read, no parse and no
+  // signature recovery. Bounded like the map below.
+  const handedOut = new Map<string, { row: SessionRow; state: PaymentState }>();
+  const remember = (
+    replaced: string | null,
+    digest: string,
+    entry: { row: SessionRow; state: PaymentState },
+  ) => {
+    if (replaced !== null) handedOut.delete(replaced);
+    if (handedOut.size >= SESSION_CACHE) handedOut.clear();
+    handedOut.set(digest, entry);
   };
 
   // The segCreds signature covers only the ManifestID (seq 0, empty hash) and is deterministic
@@ -199,18 +206,15 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       if (hasState) {
         const bytes = request.state.state!;
         const sig = request.state.sig ?? new Uint8Array(0);
-        const parsed = decodeState(bytes);
         const digest = stateDigest(bytes, sig);
-        // The state this replica handed out last for this StateID is ours and current without
-        // a database read or recovering its signature (the claim below still checks it
-        // atomically); anything else is read, and gets the real signature check.
-        const remembered = parsed === null ? undefined : sessions.get(parsed.StateID);
+        // The state this replica handed out last for its StateID is ours and current (the
+        // claim below still checks that atomically, for other replicas); anything else is
+        // parsed, read, and gets the real signature check.
+        const remembered = handedOut.get(digest);
+        const parsed = remembered?.state ?? decodeState(bytes);
         const session =
-          remembered !== undefined && remembered.lastStateDigest === digest
-            ? remembered
-            : parsed === null
-              ? null
-              : await findSessionByStateId(db, parsed.StateID);
+          remembered?.row ??
+          (parsed === null ? null : await findSessionByStateId(db, parsed.StateID));
         const current = session !== null && session.lastStateDigest === digest;
         if (!current) {
           let recovered: string | null = null;
@@ -480,10 +484,13 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
         },
       });
       if (!won) throw new StaleState('state replayed: another payment used it first');
-      remember(state.StateID, {
-        accountId: principal.accountId,
-        lastSeq: state.SequenceNumber,
-        lastStateDigest: digest,
+      remember(previous?.stateDigest ?? null, digest, {
+        row: {
+          accountId: principal.accountId,
+          lastSeq: state.SequenceNumber,
+          lastStateDigest: digest,
+        },
+        state: next,
       });
       return { payment, segCreds, state: { state: stateBytes, sig: stateSig } };
     },
