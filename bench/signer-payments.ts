@@ -13,7 +13,8 @@
 //   node bench/signer-payments.ts                     (PGlite in memory)
 //   BENCH_DB=postgres node bench/signer-payments.ts   (a throwaway database in
 //                                                     BENCH_DATABASE_URL's server, default local)
-//   BENCH_PAYMENTS (default 6000), BENCH_STREAMS (default 32)
+//   BENCH_PAYMENTS (default 6000), BENCH_STREAMS (default 32),
+//   BENCH_SIGNING_THREADS (SIGNER_SIGNING_THREADS, default 0)
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -125,6 +126,7 @@ async function main() {
     LIVEPEER_CONTROLLER: livepeer.controller,
     SIGNER_KEYSTORE_FILE: `${dir}/key.json`,
     SIGNER_PASSWORD: 'bench',
+    SIGNER_SIGNING_THREADS: process.env.BENCH_SIGNING_THREADS ?? '0',
   });
   const database =
     postgres?.database ?? (await createDatabase({ config: config.database, log, inMemory: true }));
@@ -201,7 +203,7 @@ async function main() {
       `${new Date().toISOString()}  node ${process.version}  ${os.cpus().length} cpus  load ${os
         .loadavg()
         .map((l) => l.toFixed(1))
-        .join(' ')}  db ${database.kind}\n` +
+        .join(' ')}  db ${database.kind}  signing threads ${config.signer.signingThreads}\n` +
         line('libsecp256k1 (tiny-secp256k1) EIP-191 signatures (baseline)', libsecpPerSecond) +
         line('ethers Wallet.signMessage signatures', ethersPerSecond) +
         line(

@@ -11,7 +11,8 @@ export { fundingTransactionJson, signerStatusJson } from './schemas.ts';
 export type { SignerStatusJson } from './schemas.ts';
 export { SignerStartupError, WrongKeystorePassword } from './errors.ts';
 export { keystoreAddress, openKeystore, writeKeystore } from './keystore.ts';
-export { createMessageSigner, eip191Digest } from './signing.ts';
+export { createMessageSigner, createSigningPool, eip191Digest } from './signing.ts';
+export type { SigningPool } from './signing.ts';
 export { KEYSTORE_USAGE, SIGNER_USAGE, runKeystoreCommand, runSignerCommand } from './cli.ts';
 export { FUNDING_LOCK_KEY } from './funding.ts';
 // Part 2: the go-livepeer remote-signer protocol.

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   auxData,
   createMessageSigner,
+  createSigningPool,
   decodeState,
   encodeState,
   expectedValue,
@@ -93,6 +94,25 @@ describe('signatures (libsecp256k1 through tiny-secp256k1)', () => {
         expect(verifyMessage(message, hexlify(sig))).toBe(wallet.address);
         expect(Signature.from(hexlify(sig)).v).toBe(sig[64]);
       }
+    }
+  });
+});
+
+describe('signing threads', () => {
+  it('sign on worker threads exactly as on the calling thread, in order, and close', async () => {
+    const key = Wallet.createRandom().privateKey;
+    const sign = createMessageSigner(key);
+    const pool = createSigningPool(key, 2);
+    try {
+      const batches = Array.from({ length: 20 }, (_, i) =>
+        Array.from({ length: 1 + (i % 3) }, (_, j) => new TextEncoder().encode(`m${i}.${j}`)),
+      );
+      const signed = await Promise.all(batches.map((b) => pool.sign(b)));
+      signed.forEach((sigs, i) => {
+        expect(sigs.map((x) => hexlify(x))).toEqual(batches[i]!.map((m) => hexlify(sign(m))));
+      });
+    } finally {
+      await pool.close();
     }
   });
 });

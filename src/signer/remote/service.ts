@@ -380,9 +380,11 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
           };
       const aux = auxData(expiration.creationRound, expiration.creationRoundBlockHash);
       const sender = getBytes(s.address);
-      const senderParams: Array<{ senderNonce: number; sig: Uint8Array }> = [];
+      const nonces: bigint[] = [];
+      const ticketHashes: Uint8Array[] = [];
       for (let i = 0n; i < numTickets; i++) {
         nonce += 1n;
+        nonces.push(nonce);
         const hash = ticketHash({
           recipient: params.recipient,
           sender,
@@ -392,16 +394,8 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
           recipientRandHash: params.recipientRandHash,
           auxData: aux,
         });
-        const sig = s.signMessage(getBytes(hash));
-        senderParams.push({ senderNonce: Number(nonce), sig });
+        ticketHashes.push(getBytes(hash));
       }
-      const payment = wire.encodePayment({
-        ticketParams: params,
-        sender,
-        expirationParams: expiration,
-        ticketSenderParams: senderParams,
-        expectedPrice: price,
-      });
 
       // 9. segCreds for the empty segment (§3.3).
       const manifestBytes = toUtf8Bytes(manifestId);
@@ -427,7 +421,16 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
         SenderNonce: nonce,
       };
       const stateBytes = encodeState(next);
-      const stateSig = s.signMessage(stateBytes);
+      // The tickets and the state in one call: one round trip to a signing thread, if any.
+      const signatures = await s.signMessages([...ticketHashes, stateBytes]);
+      const stateSig = signatures.pop()!;
+      const payment = wire.encodePayment({
+        ticketParams: params,
+        sender,
+        expirationParams: expiration,
+        ticketSenderParams: nonces.map((n, i) => ({ senderNonce: Number(n), sig: signatures[i]! })),
+        expectedPrice: price,
+      });
 
       // 11. Claim the sequence number with the new state's digest and meter the payment,
       // durably, before answering (one batched write with concurrent payments, ./claims.ts).
