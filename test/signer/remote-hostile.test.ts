@@ -362,11 +362,8 @@ describe('state', () => {
     );
     // The owner still can.
     expect(
-      (
-        await pay(
-          paymentBody(info, { ManifestID: 'm1', app: 'app-a', type: 'fixed' }, state),
-        )
-      ).status,
+      (await pay(paymentBody(info, { ManifestID: 'm1', app: 'app-a', type: 'fixed' }, state)))
+        .status,
     ).toBe(200);
   });
 
