@@ -29,6 +29,8 @@ interface Load {
   streams: number;
   perStream: number;
   prefix: string;
+  /** 'floor': GET the orchestrator list instead (same authentication, nothing signed). */
+  mode: 'pay' | 'floor';
 }
 interface LoadResult {
   payments: number;
@@ -50,6 +52,18 @@ if (!isMainThread) {
   const stream = async (name: string) => {
     let state: { State: string | null; Sig: string | null } = { State: null, Sig: null };
     for (let i = 0; i < load.perStream; i++) {
+      if (load.mode === 'floor') {
+        const response = await fetch(
+          load.url.replace('generate-live-payment', 'discover-orchestrators'),
+          {
+            headers: { authorization: load.authorization },
+          },
+        );
+        await response.json();
+        if (response.status !== 200) throw new Error(`floor: ${response.status}`);
+        payments++;
+        continue;
+      }
       const response = await fetch(load.url, {
         method: 'POST',
         headers: { authorization: load.authorization, 'content-type': 'application/json' },
@@ -143,6 +157,7 @@ async function main() {
     SIGNER_KEYSTORE_FILE: `${dir}/key.json`,
     SIGNER_PASSWORD: 'bench',
     SIGNER_SIGNING_THREADS: process.env.BENCH_SIGNING_THREADS ?? '0',
+    SIGNER_ORCHESTRATORS: 'https://orchestrator.bench:8935',
   });
   const database =
     postgres?.database ?? (await createDatabase({ config: config.database, log, inMemory: true }));
@@ -194,7 +209,7 @@ async function main() {
     ).toString('base64');
     // A fee just above one ticket's EV (inPixels × 1,000 wei vs 1e12 × winProb): after the
     // first payment of a stream, one ticket each.
-    const run = (prefix: string, perStream: number) =>
+    const run = (prefix: string, perStream: number, mode: Load['mode'] = 'pay') =>
       new Promise<LoadResult>((resolve, reject) => {
         const worker = new Worker(new URL(import.meta.url), {
           workerData: {
@@ -204,6 +219,7 @@ async function main() {
             streams: STREAMS,
             perStream,
             prefix,
+            mode,
           } satisfies Load,
         });
         worker.once('message', resolve);
@@ -217,6 +233,10 @@ async function main() {
     const tollhouseCpuSeconds = (cpuMicros(process.cpuUsage(cpuBefore)) - result.cpuMicros) / 1e6;
     const paymentsPerSecond = result.payments / result.seconds;
     const paymentsPerCpuSecond = result.payments / tollhouseCpuSeconds;
+    // The request floor: the same HTTP, middleware and authentication, nothing signed or written.
+    const floorCpu = process.cpuUsage();
+    const floor = await run('floor', Math.ceil(PAYMENTS / STREAMS), 'floor');
+    const floorCpuSeconds = (cpuMicros(process.cpuUsage(floorCpu)) - floor.cpuMicros) / 1e6;
 
     const line = (name: string, value: number) =>
       `${name.padEnd(62)} ${value.toFixed(0).padStart(7)} /s  ${(value / libsecpPerSecond).toFixed(3).padStart(6)}× libsecp256k1 signatures/s\n`;
@@ -234,7 +254,9 @@ async function main() {
         `payments/s ÷ (libsecp256k1 signatures/s ÷ 2): ${(paymentsPerSecond / (libsecpPerSecond / 2)).toFixed(2)} of the signing ceiling\n` +
         `per CPU-second: libsecp256k1 ${libsecp.cpu.toFixed(0)} signatures, ethers ${ethers.cpu.toFixed(0)}, ` +
         `payments ${paymentsPerCpuSecond.toFixed(0)} (tollhouse's threads, not the load generator's nor PostgreSQL's; ` +
-        `${((1e6 * tollhouseCpuSeconds) / result.payments).toFixed(0)} µs each) = ${(paymentsPerCpuSecond / (libsecp.cpu / 2)).toFixed(2)} of the signing ceiling\n`,
+        `${((1e6 * tollhouseCpuSeconds) / result.payments).toFixed(0)} µs each) = ${(paymentsPerCpuSecond / (libsecp.cpu / 2)).toFixed(2)} of the signing ceiling\n` +
+        `request floor (GET /signer/discover-orchestrators, same auth): ${(floor.payments / floor.seconds).toFixed(0)} /s, ` +
+        `${((1e6 * floorCpuSeconds) / floor.payments).toFixed(0)} µs of tollhouse CPU each\n`,
     );
   } finally {
     await server.close();
