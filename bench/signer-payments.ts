@@ -1,126 +1,75 @@
 // Benchmark of POST /signer/generate-live-payment through the whole app over loopback (API key
-// auth, protobuf, one ticket per payment, replay-protected session update, usage event
+// auth, protobuf, one ticket per payment, replay-protected session claim, usage event
 // committed before the answer), next to the raw EIP-191 signatures/s of the signing library
-// measured in the same run (ethers' Wallet.signMessage, which the signer uses). A payment
-// costs two signatures (ticket, state; the segCreds signature is cached per stream), so
-// signatures/s ÷ 2 is the single-core ceiling of the signing alone.
+// measured in the same run: libsecp256k1 through tiny-secp256k1 (what the signer uses) and
+// ethers' Wallet.signMessage (what it used before). A payment costs two signatures (ticket,
+// state; the segCreds signature is cached per stream), so signatures/s ÷ 2 is the ceiling of
+// the signing alone on one core.
 //
-//   node bench/signer-payments.ts            (PGlite in memory)
-//   DATABASE_URL=postgres://… node bench/signer-payments.ts
+// The load generator (STREAMS gateways, each carrying its state from response to request, as
+// go-livepeer does) runs in a worker thread, so its HTTP client does not share the server's
+// event loop; it still shares the machine's two cores.
+//
+//   node bench/signer-payments.ts                     (PGlite in memory)
+//   BENCH_DB=postgres node bench/signer-payments.ts   (a throwaway database in
+//                                                     BENCH_DATABASE_URL's server, default local)
+//   BENCH_PAYMENTS (default 6000), BENCH_STREAMS (default 32),
+//   BENCH_SIGNING_THREADS (SIGNER_SIGNING_THREADS, default 0)
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type { Contract } from 'ethers';
 import { Wallet, getBytes, keccak256, parseEther } from 'ethers';
-import { createApp } from '../src/app.ts';
-import { parseConfig } from '../src/config.ts';
-import { CLI_CALLER } from '../src/keys/index.ts';
-import { insertAccount } from '../src/identity/index.ts';
-import { createDatabase } from '../src/platform/db.ts';
-import { newId } from '../src/platform/ids.ts';
-import { createLogger } from '../src/platform/log.ts';
-import { startServer } from '../src/platform/server.ts';
-import { MAX_WIN_PROB, createWire, writeKeystore } from '../src/signer/index.ts';
-import { deployLivepeer, startAnvil } from '../test/support/anvil.ts';
 
-const PAYMENTS = Number(process.env.BENCH_PAYMENTS ?? 3000);
-const STREAMS = Number(process.env.BENCH_STREAMS ?? 16);
-const log = createLogger({ level: 'silent' });
-
-function rate(n: number, started: bigint) {
-  return n / (Number(process.hrtime.bigint() - started) / 1e9);
+interface Load {
+  url: string;
+  authorization: string;
+  info: string;
+  streams: number;
+  perStream: number;
+  prefix: string;
+  /** 'floor': GET the orchestrator list instead (same authentication, nothing signed). */
+  mode: 'pay' | 'floor';
+}
+interface LoadResult {
+  payments: number;
+  tickets: number;
+  seconds: number;
+  /** CPU time of the load generator's thread, from its start (µs). */
+  cpuMicros: number;
 }
 
-// Raw signatures first (the baseline), on an idle process.
-const wallet = new Wallet(Wallet.createRandom().privateKey);
-const digest = getBytes(keccak256(randomBytes(32)));
-for (let i = 0; i < 300; i++) {
-  await wallet.signMessage(digest);
-}
-let t = process.hrtime.bigint();
-for (let i = 0; i < 2000; i++) await wallet.signMessage(digest);
-const ethersPerSecond = rate(2000, t);
+const cpuMicros = (u: NodeJS.CpuUsage) => u.user + u.system;
 
-const anvil = await startAnvil();
-const livepeer = await deployLivepeer(anvil);
-await anvil.setBalance(wallet.address, parseEther('10'));
-const broker = livepeer.ticketBroker.connect(wallet.connect(anvil.provider)) as Contract;
-await (
-  (await broker.getFunction('fundDepositAndReserve')(parseEther('1'), parseEther('1'), {
-    value: parseEther('2'),
-  })) as { wait(): Promise<unknown> }
-).wait();
-const dir = (await import('node:fs')).mkdtempSync(`${os.tmpdir()}/tollhouse-bench-`);
-await writeKeystore(`${dir}/key.json`, wallet.privateKey, 'bench', { scryptN: 1024 });
-const config = parseConfig({
-  TOLLHOUSE_SECRET: randomBytes(32).toString('hex'),
-  LOG_LEVEL: 'silent',
-  DATABASE_URL: process.env.DATABASE_URL ?? '',
-  ETH_RPC_URL: anvil.url,
-  LIVEPEER_CONTROLLER: livepeer.controller,
-  SIGNER_KEYSTORE_FILE: `${dir}/key.json`,
-  SIGNER_PASSWORD: 'bench',
-});
-const database = await createDatabase({ config: config.database, log, inMemory: true });
-const app = await createApp({ config, log, database });
-const server = await startServer(app.handler, {
-  host: '127.0.0.1',
-  port: 0,
-  shutdownTimeoutMs: 2000,
-  log,
-});
-try {
-  while (app.signer.snapshot()?.sender.depositWei !== parseEther('1')) {
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const account = await insertAccount(database.db, {
-    id: newId('acct'),
-    email: `${newId('u')}@bench.test`,
-  });
-  const key = await app.keys.service.create(CLI_CALLER, {
-    accountId: account.id,
-    kind: 'backend',
-    name: 'bench',
-    scopes: ['signer'],
-  });
+if (!isMainThread) {
+  // The load generator.
+  const load = workerData as Load;
+  const { createWire } = await import('../src/signer/index.ts');
   const wire = createWire();
-  const recipient = Wallet.createRandom();
-  const block = BigInt(await anvil.provider.getBlockNumber());
-  const minimal = (v: bigint) =>
-    getBytes(`0x${v.toString(16).padStart(2 * Math.ceil(v.toString(16).length / 2), '0')}`);
-  const info = Buffer.from(
-    wire.encode('OrchestratorInfo', {
-      transcoder: 'https://orchestrator.bench:8935',
-      ticketParams: {
-        recipient: getBytes(recipient.address),
-        faceValue: minimal(1_000_000_000_000n),
-        winProb: minimal(MAX_WIN_PROB - 1n),
-        recipientRandHash: getBytes(keccak256(randomBytes(32))),
-        seed: randomBytes(16),
-        expirationBlock: minimal(block + 1_000_000n),
-      },
-      priceInfo: { pricePerUnit: '1000', pixelsPerUnit: '1' },
-      address: getBytes(recipient.address),
-      authToken: {
-        token: randomBytes(16),
-        sessionId: 's',
-        expiration: String(Math.floor(Date.now() / 1000) + 3600),
-      },
-    }),
-  ).toString('base64');
-  const url = `http://127.0.0.1:${server.port}/signer/generate-live-payment`;
-  const headers = { authorization: `Bearer ${key.secret}`, 'content-type': 'application/json' };
-  // A fee just above one ticket's EV: after the first payment of a stream, one ticket each.
-  let done = 0;
+  let payments = 0;
   let tickets = 0;
-  const stream = async (name: string, count: number) => {
+  const stream = async (name: string) => {
     let state: { State: string | null; Sig: string | null } = { State: null, Sig: null };
-    for (let i = 0; i < count; i++) {
-      const response = await fetch(url, {
+    for (let i = 0; i < load.perStream; i++) {
+      if (load.mode === 'floor') {
+        const response = await fetch(
+          load.url.replace('generate-live-payment', 'discover-orchestrators'),
+          {
+            headers: { authorization: load.authorization },
+          },
+        );
+        await response.json();
+        if (response.status !== 200) throw new Error(`floor: ${response.status}`);
+        payments++;
+        continue;
+      }
+      const response = await fetch(load.url, {
         method: 'POST',
-        headers,
+        headers: { authorization: load.authorization, 'content-type': 'application/json' },
         body: JSON.stringify({
           state,
-          orchestrator: info,
+          orchestrator: load.info,
           ManifestID: name,
           inPixels: 1_000_100_000,
         }),
@@ -128,41 +77,192 @@ try {
       const body = (await response.json()) as { state: typeof state; payment: string };
       if (response.status !== 200) throw new Error(`${response.status} ${JSON.stringify(body)}`);
       state = body.state;
-      tickets += (
-        wire.decode('Payment', Buffer.from(body.payment, 'base64')) as {
-          ticketSenderParams: unknown[];
-        }
-      ).ticketSenderParams.length;
-      done++;
+      const payment = wire.decode('Payment', Buffer.from(body.payment, 'base64')) as {
+        ticketSenderParams: unknown[];
+      };
+      tickets += payment.ticketSenderParams.length;
+      payments++;
     }
   };
-  await Promise.all(Array.from({ length: STREAMS }, (_, i) => stream(`warm-${i}`, 10)));
-  done = 0;
-  tickets = 0;
-  t = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: STREAMS }, (_, i) => stream(`bench-${i}`, Math.ceil(PAYMENTS / STREAMS))),
-  );
-  const paymentsPerSecond = rate(done, t);
+  const started = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: load.streams }, (_, i) => stream(`${load.prefix}-${i}`)));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  parentPort!.postMessage({
+    payments,
+    tickets,
+    seconds,
+    cpuMicros: cpuMicros(process.threadCpuUsage()),
+  } satisfies LoadResult);
+} else {
+  await main();
+}
 
-  const line = (name: string, value: number, baseline: number) =>
-    `${name.padEnd(58)} ${value.toFixed(0).padStart(8)} /s  ${(value / baseline).toFixed(3).padStart(7)}× ethers signMessage\n`;
-  process.stdout.write(
-    `${new Date().toISOString()}  node ${process.version}  ${os.cpus().length} cpus  load ${os
-      .loadavg()
-      .map((l) => l.toFixed(1))
-      .join(' ')}  db ${database.kind}\n` +
-      line('ethers Wallet.signMessage (baseline)', ethersPerSecond, ethersPerSecond) +
-      line(
-        `generate-live-payment (${STREAMS} streams, ${(tickets / done).toFixed(2)} tickets each)`,
-        paymentsPerSecond,
-        ethersPerSecond,
-      ) +
-      `payments/s ÷ (signatures/s ÷ 2): ${(paymentsPerSecond / (ethersPerSecond / 2)).toFixed(2)} of the signing ceiling\n`,
-  );
-} finally {
-  await server.close();
-  await app.close();
-  await database.close();
-  await anvil.stop();
+async function main() {
+  const { createApp } = await import('../src/app.ts');
+  const { parseConfig } = await import('../src/config.ts');
+  const { CLI_CALLER } = await import('../src/keys/index.ts');
+  const { insertAccount } = await import('../src/identity/index.ts');
+  const { createDatabase } = await import('../src/platform/db.ts');
+  const { newId } = await import('../src/platform/ids.ts');
+  const { createLogger } = await import('../src/platform/log.ts');
+  const { startServer } = await import('../src/platform/server.ts');
+  const { MAX_WIN_PROB, createMessageSigner, createWire, writeKeystore } =
+    await import('../src/signer/index.ts');
+  const { deployLivepeer, startAnvil } = await import('../test/support/anvil.ts');
+  const { createBenchDatabase } = await import('./support.ts');
+
+  const PAYMENTS = Number(process.env.BENCH_PAYMENTS ?? 6000);
+  const STREAMS = Number(process.env.BENCH_STREAMS ?? 32);
+  const log = createLogger({ level: 'silent' });
+
+  // Raw signatures first (the baselines), on an idle process: the same EIP-191 message shape
+  // as a ticket (32 bytes), 300 warm-up signatures, then 3,000 timed.
+  const wallet = new Wallet(Wallet.createRandom().privateKey);
+  const message = getBytes(keccak256(randomBytes(32)));
+  // Per wall-clock second and per CPU-second of this thread: the machine is shared, and CPU
+  // time is what other processes cannot take away.
+  const rate = async (sign: () => unknown) => {
+    for (let i = 0; i < 300; i++) await sign();
+    const started = process.hrtime.bigint();
+    const cpu = process.threadCpuUsage();
+    for (let i = 0; i < 3000; i++) await sign();
+    return {
+      wall: 3000 / (Number(process.hrtime.bigint() - started) / 1e9),
+      cpu: 3000 / (cpuMicros(process.threadCpuUsage(cpu)) / 1e6),
+    };
+  };
+  const fast = createMessageSigner(wallet.privateKey);
+  const libsecp = await rate(() => fast(message));
+  const ethers = await rate(() => wallet.signMessage(message));
+  const libsecpPerSecond = libsecp.wall;
+
+  const anvil = await startAnvil();
+  const livepeer = await deployLivepeer(anvil);
+  await anvil.setBalance(wallet.address, parseEther('10'));
+  const broker = livepeer.ticketBroker.connect(wallet.connect(anvil.provider)) as Contract;
+  await (
+    (await broker.getFunction('fundDepositAndReserve')(parseEther('1'), parseEther('1'), {
+      value: parseEther('2'),
+    })) as { wait(): Promise<unknown> }
+  ).wait();
+  const dir = mkdtempSync(`${os.tmpdir()}/tollhouse-bench-`);
+  await writeKeystore(`${dir}/key.json`, wallet.privateKey, 'bench', { scryptN: 1024 });
+  const postgres = process.env.BENCH_DB === 'postgres' ? await createBenchDatabase() : null;
+  const config = parseConfig({
+    TOLLHOUSE_SECRET: randomBytes(32).toString('hex'),
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: postgres?.url ?? '',
+    ETH_RPC_URL: anvil.url,
+    LIVEPEER_CONTROLLER: livepeer.controller,
+    SIGNER_KEYSTORE_FILE: `${dir}/key.json`,
+    SIGNER_PASSWORD: 'bench',
+    SIGNER_SIGNING_THREADS: process.env.BENCH_SIGNING_THREADS ?? '0',
+    SIGNER_ORCHESTRATORS: 'https://orchestrator.bench:8935',
+  });
+  const database =
+    postgres?.database ?? (await createDatabase({ config: config.database, log, inMemory: true }));
+  const app = await createApp({ config, log, database });
+  const server = await startServer(app.handler, {
+    host: '127.0.0.1',
+    port: 0,
+    shutdownTimeoutMs: 2000,
+    log,
+  });
+  try {
+    while (app.signer.snapshot()?.sender.depositWei !== parseEther('1')) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const account = await insertAccount(database.db, {
+      id: newId('acct'),
+      email: `${newId('u')}@bench.test`,
+    });
+    const key = await app.keys.service.create(CLI_CALLER, {
+      accountId: account.id,
+      kind: 'backend',
+      name: 'bench',
+      scopes: ['signer'],
+    });
+    const wire = createWire();
+    const recipient = Wallet.createRandom();
+    const block = BigInt(await anvil.provider.getBlockNumber());
+    const minimal = (v: bigint) =>
+      getBytes(`0x${v.toString(16).padStart(2 * Math.ceil(v.toString(16).length / 2), '0')}`);
+    const info = Buffer.from(
+      wire.encode('OrchestratorInfo', {
+        transcoder: 'https://orchestrator.bench:8935',
+        ticketParams: {
+          recipient: getBytes(recipient.address),
+          faceValue: minimal(1_000_000_000_000n),
+          winProb: minimal(MAX_WIN_PROB - 1n),
+          recipientRandHash: getBytes(keccak256(randomBytes(32))),
+          seed: randomBytes(16),
+          expirationBlock: minimal(block + 1_000_000n),
+        },
+        priceInfo: { pricePerUnit: '1000', pixelsPerUnit: '1' },
+        address: getBytes(recipient.address),
+        authToken: {
+          token: randomBytes(16),
+          sessionId: 's',
+          expiration: String(Math.floor(Date.now() / 1000) + 3600),
+        },
+      }),
+    ).toString('base64');
+    // A fee just above one ticket's EV (inPixels × 1,000 wei vs 1e12 × winProb): after the
+    // first payment of a stream, one ticket each.
+    const run = (prefix: string, perStream: number, mode: Load['mode'] = 'pay') =>
+      new Promise<LoadResult>((resolve, reject) => {
+        const worker = new Worker(new URL(import.meta.url), {
+          workerData: {
+            url: `http://127.0.0.1:${server.port}/signer/generate-live-payment`,
+            authorization: `Bearer ${key.secret}`,
+            info,
+            streams: STREAMS,
+            perStream,
+            prefix,
+            mode,
+          } satisfies Load,
+        });
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+    await run('warm', 10);
+    // The whole process's CPU (request thread, signing threads, PGlite when in process) minus
+    // the load generator's thread: tollhouse's CPU per payment. PostgreSQL's is not counted.
+    const cpuBefore = process.cpuUsage();
+    const result = await run('bench', Math.ceil(PAYMENTS / STREAMS));
+    const tollhouseCpuSeconds = (cpuMicros(process.cpuUsage(cpuBefore)) - result.cpuMicros) / 1e6;
+    const paymentsPerSecond = result.payments / result.seconds;
+    const paymentsPerCpuSecond = result.payments / tollhouseCpuSeconds;
+    // The request floor: the same HTTP, middleware and authentication, nothing signed or written.
+    const floorCpu = process.cpuUsage();
+    const floor = await run('floor', Math.ceil(PAYMENTS / STREAMS), 'floor');
+    const floorCpuSeconds = (cpuMicros(process.cpuUsage(floorCpu)) - floor.cpuMicros) / 1e6;
+
+    const line = (name: string, value: number) =>
+      `${name.padEnd(62)} ${value.toFixed(0).padStart(7)} /s  ${(value / libsecpPerSecond).toFixed(3).padStart(6)}× libsecp256k1 signatures/s\n`;
+    process.stdout.write(
+      `${new Date().toISOString()}  node ${process.version}  ${os.cpus().length} cpus  load ${os
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}  db ${database.kind}  signing threads ${config.signer.signingThreads}\n` +
+        line('libsecp256k1 (tiny-secp256k1) EIP-191 signatures (baseline)', libsecpPerSecond) +
+        line('ethers Wallet.signMessage signatures', ethers.wall) +
+        line(
+          `generate-live-payment (${STREAMS} streams, ${result.payments} payments, ${(result.tickets / result.payments).toFixed(2)} tickets each)`,
+          paymentsPerSecond,
+        ) +
+        `payments/s ÷ (libsecp256k1 signatures/s ÷ 2): ${(paymentsPerSecond / (libsecpPerSecond / 2)).toFixed(2)} of the signing ceiling\n` +
+        `per CPU-second: libsecp256k1 ${libsecp.cpu.toFixed(0)} signatures, ethers ${ethers.cpu.toFixed(0)}, ` +
+        `payments ${paymentsPerCpuSecond.toFixed(0)} (tollhouse's threads, not the load generator's nor PostgreSQL's; ` +
+        `${((1e6 * tollhouseCpuSeconds) / result.payments).toFixed(0)} µs each) = ${(paymentsPerCpuSecond / (libsecp.cpu / 2)).toFixed(2)} of the signing ceiling\n` +
+        `request floor (GET /signer/discover-orchestrators, same auth): ${(floor.payments / floor.seconds).toFixed(0)} /s, ` +
+        `${((1e6 * floorCpuSeconds) / floor.payments).toFixed(0)} µs of tollhouse CPU each\n`,
+    );
+  } finally {
+    await server.close();
+    await app.close();
+    if (postgres !== null) await postgres.drop();
+    else await database.close();
+    await anvil.stop();
+  }
 }

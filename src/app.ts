@@ -155,16 +155,6 @@ export async function createApp(options: AppOptions): Promise<App> {
 
     const signer = await createSigner({ config: config.signer, db: database.db, log, metrics });
     signerRoutes(router, { signer, authenticator });
-    createRemoteSigner({
-      db: database.db,
-      log,
-      config: config.signer.remote,
-      signer,
-      recorder: metering.recorder,
-      authenticator,
-      spend,
-      router,
-    });
     signer.start();
     closeTasks.push(() => signer.stop());
 
@@ -187,6 +177,20 @@ export async function createApp(options: AppOptions): Promise<App> {
     });
     closeTasks.push(() => gateway.close());
     koa.use(gateway.frontDoor);
+
+    // After the gateway: a shared gateway credential's payments belong to the owner of the
+    // stream the front door issued (its streams are the signer's directory).
+    createRemoteSigner({
+      db: database.db,
+      log,
+      config: config.signer.remote,
+      signer,
+      recorder: metering.recorder,
+      authenticator,
+      spend,
+      router,
+      streams: gateway.streams,
+    });
 
     koa.use(router.routes());
     koa.use(allowedMethods(router));

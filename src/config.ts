@@ -477,6 +477,29 @@ export const SETTINGS: readonly Setting[] = [
       )
       .pipe(z.array(httpUrl).min(1, 'expected at least one http(s) URL')),
   },
+  {
+    name: 'SIGNER_SIGNING_THREADS',
+    default: '0',
+    doc: 'Threads that sign remote-signer payments (libsecp256k1); 0 signs on the request thread. See BENCHMARKS.md (signer) for the choice.',
+    schema: integer(0, 16),
+  },
+  {
+    name: 'SIGNER_SHARED_CREDENTIALS',
+    doc: 'API key ids (key_…) or OIDC client ids of shared gateway credentials: their payments are metered to, and spend-checked against, the owner of the stream the ManifestID names. Unset: none.',
+    schema: z
+      .string()
+      .transform((v) =>
+        v
+          .split(',')
+          .map((u) => u.trim())
+          .filter((u) => u !== ''),
+      )
+      .pipe(
+        z
+          .array(z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'expected key_… or client ids'))
+          .min(1, 'expected at least one credential id'),
+      ),
+  },
 ];
 
 export interface Config {
@@ -547,6 +570,8 @@ export interface Config {
       readonly fundFor: string | null;
     } | null;
     readonly gasReserveWei: bigint;
+    /** Worker threads for payment signatures; 0 → the request thread. */
+    readonly signingThreads: number;
     /** The remote-signer protocol's limits (LIVEPEER.md §2.2, §3.4). */
     readonly remote: {
       readonly maxTicketEvWei: bigint;
@@ -556,6 +581,8 @@ export interface Config {
       readonly maxPricePerUnitWei: bigint;
       readonly maxPricePixelsPerUnit: bigint;
       readonly orchestrators: readonly string[];
+      /** Credential ids (API key or OIDC client) whose payments belong to the stream owner. */
+      readonly sharedCredentials: readonly string[];
     };
   };
   readonly billing: {
@@ -735,6 +762,7 @@ export function parseConfig(
               fundFor: get<string | undefined>('SIGNER_FUND_FOR') ?? null,
             },
       gasReserveWei: get<bigint>('SIGNER_GAS_RESERVE_WEI'),
+      signingThreads: get<number>('SIGNER_SIGNING_THREADS'),
       remote: {
         maxTicketEvWei: get<bigint>('SIGNER_MAX_TICKET_EV_WEI'),
         maxTotalEvWei: get<bigint>('SIGNER_MAX_TOTAL_EV_WEI'),
@@ -742,6 +770,7 @@ export function parseConfig(
         maxPricePerUnitWei: get<bigint>('SIGNER_MAX_PRICE_PER_UNIT_WEI'),
         maxPricePixelsPerUnit: BigInt(get<number>('SIGNER_MAX_PRICE_PIXELS_PER_UNIT')),
         orchestrators: get<string[] | undefined>('SIGNER_ORCHESTRATORS') ?? [],
+        sharedCredentials: get<string[] | undefined>('SIGNER_SHARED_CREDENTIALS') ?? [],
       },
     },
     billing: {

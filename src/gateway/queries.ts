@@ -47,6 +47,16 @@ export async function findActiveStreamByKeyHash(db: Db, hash: string): Promise<S
   return row === undefined ? null : toStream(row);
 }
 
+export async function findActiveStreamById(db: Db, id: string): Promise<Stream | null> {
+  const row = await db
+    .selectFrom('streams')
+    .selectAll()
+    .where('id', '=', id)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return row === undefined ? null : toStream(row);
+}
+
 export async function listStreamsByAccount(db: Db, accountId: string): Promise<Stream[]> {
   const rows = await db
     .selectFrom('streams')

@@ -5,9 +5,10 @@ import type { Kysely } from 'kysely';
 import type { Principal } from '../platform/auth.ts';
 import type { Database } from '../platform/db.ts';
 import { NotFound } from '../platform/errors.ts';
-import { newId, randomBase62 } from '../platform/ids.ts';
+import { isId, newId, randomBase62 } from '../platform/ids.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import {
+  findActiveStreamById,
   findActiveStreamByKeyHash,
   insertStream,
   listStreamsByAccount,
@@ -25,6 +26,8 @@ export interface StreamService {
   revoke(principal: Principal, id: string): Promise<Stream>;
   /** The active stream a key belongs to, or null (unknown, revoked or malformed). */
   byKey(streamKey: string): Promise<Stream | null>;
+  /** The active stream with this id (`str_…`, the manifest id the webhooks hand out), or null. */
+  byId(id: string): Promise<Stream | null>;
 }
 
 export function createStreamService(deps: {
@@ -57,6 +60,10 @@ export function createStreamService(deps: {
     async byKey(streamKey) {
       if (!STREAM_KEY.test(streamKey)) return null;
       return findActiveStreamByKeyHash(db, hash(streamKey));
+    },
+    async byId(id) {
+      if (!isId('str', id)) return null;
+      return findActiveStreamById(db, id);
     },
   };
 }

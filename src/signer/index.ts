@@ -11,12 +11,15 @@ export { fundingTransactionJson, signerStatusJson } from './schemas.ts';
 export type { SignerStatusJson } from './schemas.ts';
 export { SignerStartupError, WrongKeystorePassword } from './errors.ts';
 export { keystoreAddress, openKeystore, writeKeystore } from './keystore.ts';
+export { createMessageSigner, createSigningPool, eip191Digest } from './signing.ts';
+export type { SigningPool } from './signing.ts';
 export { KEYSTORE_USAGE, SIGNER_USAGE, runKeystoreCommand, runSignerCommand } from './cli.ts';
 export { FUNDING_LOCK_KEY } from './funding.ts';
 // Part 2: the go-livepeer remote-signer protocol.
 export { createRemoteSigner } from './remote/index.ts';
 export type { SignerSessionsTable } from './remote/table.ts';
 export type { RemoteSignerService, LivePaymentRequest } from './remote/service.ts';
+export type { StreamDirectory, StreamOwner } from './remote/payers.ts';
 export { createWire } from './remote/wire.ts';
 export type { Wire } from './remote/wire.ts';
 export { auxData, expectedValue, ticketHash, MAX_WIN_PROB } from './remote/ticket.ts';

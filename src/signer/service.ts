@@ -20,14 +20,17 @@ import { SignerUnavailable } from './errors.ts';
 import { createFunding } from './funding.ts';
 import type { Funding, ManualRequest, PolicyOutcome } from './funding.ts';
 import { openKeystore } from './keystore.ts';
+import { createMessageSigner, createSigningPool } from './signing.ts';
 import type { FundingTransaction } from './queries.ts';
 
 /** What the remote-signer protocol (part 2) signs with. Never exposes the private key. */
 export interface PaymentSigner {
   /** EIP-55 checksummed address of the keystore account. */
   readonly address: string;
-  /** EIP-191 personal-sign of `message` (bytes are signed as bytes): 65 bytes R‖S‖V, V 27/28, low S. */
-  signMessage(message: Uint8Array | string): Promise<string>;
+  /** EIP-191 personal-sign of the bytes `message`: 65 bytes R‖S‖V, V 27/28, low S (./signing.ts). */
+  signMessage(message: Uint8Array): Uint8Array;
+  /** The same for several messages, on the signing threads when SIGNER_SIGNING_THREADS > 0. */
+  signMessages(messages: Uint8Array[]): Promise<Uint8Array[]>;
 }
 
 export interface SignerStatus {
@@ -117,12 +120,14 @@ export async function createSigner(deps: SignerDeps): Promise<Signer> {
         });
   if (reason !== null) log.info(reason);
 
+  const pool = wallet === null ? null : createSigningPool(wallet.privateKey, config.signingThreads);
   const paymentSigner: PaymentSigner | null =
-    wallet === null
+    wallet === null || pool === null
       ? null
       : {
           address: wallet.address,
-          signMessage: (message) => wallet.signMessage(message),
+          signMessage: createMessageSigner(wallet.privateKey),
+          signMessages: (messages) => pool.sign(messages),
         };
 
   const warningsOf = (
@@ -250,6 +255,7 @@ export async function createSigner(deps: SignerDeps): Promise<Signer> {
     },
     async stop() {
       await view?.stop();
+      await pool?.close();
     },
   };
 }

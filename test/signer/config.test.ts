@@ -34,6 +34,7 @@ describe('signer settings', () => {
       refreshIntervalMs: 30000,
       funding: null,
       gasReserveWei: 10n ** 16n,
+      signingThreads: 0,
       // go-livepeer's defaults: -maxTicketEV 3e12, -maxTotalEV 2e13, -depositMultiplier 1,
       // -maxPricePerUnit 0 (no ceiling) per -pixelsPerUnit 1.
       remote: {
@@ -43,8 +44,20 @@ describe('signer settings', () => {
         maxPricePerUnitWei: 0n,
         maxPricePixelsPerUnit: 1n,
         orchestrators: [],
+        sharedCredentials: [],
       },
     });
+  });
+
+  it('read shared gateway credentials as a list of ids and refuse anything else by name', () => {
+    expect(
+      parseConfig({ SIGNER_SHARED_CREDENTIALS: ' key_abc , client-1,' }).signer.remote
+        .sharedCredentials,
+    ).toEqual(['key_abc', 'client-1']);
+    expect(() => parseConfig({ SIGNER_SHARED_CREDENTIALS: 'key abc' })).toThrow(
+      /SIGNER_SHARED_CREDENTIALS/,
+    );
+    expect(() => parseConfig({ SIGNER_SIGNING_THREADS: '99' })).toThrow(/SIGNER_SIGNING_THREADS/);
   });
 
   it('parse wei amounts exactly as bigint', () => {

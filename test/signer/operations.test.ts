@@ -6,6 +6,7 @@ import {
   AbiCoder,
   Wallet,
   getBytes,
+  hexlify,
   keccak256,
   parseEther,
   solidityPacked,
@@ -425,7 +426,7 @@ describe('payment signer interface', () => {
           ],
         ),
       );
-      const sig = await payment.signMessage(getBytes(hash));
+      const sig = hexlify(payment.signMessage(getBytes(hash)));
       expect(getBytes(sig)).toHaveLength(65);
       const broker = livepeer.ticketBroker.connect(recipient) as typeof livepeer.ticketBroker;
       expect(await broker.getFunction('getTicketHash')(ticket)).toBe(hash);

@@ -231,12 +231,22 @@ describe('malformed requests', () => {
     await refused(() => payRaw(raw), 413, /larger than/);
   });
 
-  it('refuses tickets above the maximum ticket EV (sender check, as go-livepeer: 500 with the reason)', async () => {
+  it("refuses tickets above the maximum ticket EV at the refresh check (go-livepeer's 400 with the reason)", async () => {
     await refused(
       async () =>
         pay(paymentBody(await orch.info({ faceValue: 5_000_000_000_000n }), { inPixels: 1000 })),
+      400,
+      /^remote signer could not check whether to refresh session: ticket EV 5000000000000\.00000 > max ticket EV 3000000000000\.00000$/,
+    );
+  });
+
+  it("refuses a batch above the maximum total EV when creating it (go-livepeer's 500 with the reason)", async () => {
+    // ~1e12 wei tickets (EV just below the face value), 3e13 wei fee: 31 tickets, > 2e13 wei.
+    await refused(
+      async () =>
+        pay(paymentBody(await orch.info({ pricePerUnit: 1000n }), { inPixels: 30_000_000_000 })),
       500,
-      /max ticket EV/,
+      /^total ticket EV 31000000000000\.00000 for 31 tickets > max total ticket EV 20000000000000\.00000$/,
     );
   });
 });
@@ -309,10 +319,10 @@ describe('state', () => {
   });
 
   it('refuses a state from another app, another account, another orchestrator, or without ManifestID', async () => {
-    const state = await session({ app: 'app-a' });
+    const state = await session({ app: 'app-a', type: 'fixed' });
     const info = await orch.info();
     await refused(
-      () => pay(paymentBody(info, { ManifestID: 'm1', app: 'app-b', inPixels: 1000 }, state)),
+      () => pay(paymentBody(info, { ManifestID: 'm1', app: 'app-b', type: 'fixed' }, state)),
       400,
       /app mismatch/,
     );
@@ -322,7 +332,7 @@ describe('state', () => {
       /job type mismatch/,
     );
     await refused(
-      () => pay(paymentBody(info, { app: 'app-a', inPixels: 1000 }, state)),
+      () => pay(paymentBody(info, { app: 'app-a', type: 'fixed' }, state)),
       400,
       /missing manifestID/,
     );
@@ -344,7 +354,7 @@ describe('state', () => {
     await refused(
       () =>
         pay(
-          paymentBody(info, { ManifestID: 'm1', app: 'app-a', inPixels: 1000 }, state),
+          paymentBody(info, { ManifestID: 'm1', app: 'app-a', type: 'fixed' }, state),
           bearer(stranger.secret),
         ),
       403,
@@ -352,11 +362,8 @@ describe('state', () => {
     );
     // The owner still can.
     expect(
-      (
-        await pay(
-          paymentBody(info, { ManifestID: 'm1', app: 'app-a', inPixels: 5_000_000_000 }, state),
-        )
-      ).status,
+      (await pay(paymentBody(info, { ManifestID: 'm1', app: 'app-a', type: 'fixed' }, state)))
+        .status,
     ).toBe(200);
   });
 

@@ -227,6 +227,45 @@ describe('POST /signer/generate-live-payment', () => {
     expect(fresh.status).toBe(200);
   });
 
+  it('refreshes at expiration − 180 s to the millisecond, and never for params without an expiration block (go-livepeer)', async () => {
+    const orch = testOrchestrator(world);
+    // Due once now is after (expiration − 180 s): any instant after that whole second is.
+    const second = BigInt(Math.floor(Date.now() / 1000));
+    const due = await pay(
+      paymentBody(await orch.info({ authExpiresAt: second + 180n }), { inPixels: 1000 }),
+    );
+    expect(due.status).toBe(480);
+    const notDue = await pay(
+      paymentBody(await orch.info({ authExpiresAt: second + 240n }), { inPixels: 1000 }),
+    );
+    expect(notDue.status).toBe(200);
+    // pm/sender.go: ExpirationBlock 0 skips the expiry check.
+    const noExpiry = await pay(
+      paymentBody(await orch.info({ expirationBlock: 0n }), { inPixels: 1000 }),
+    );
+    expect(noExpiry.status).toBe(200);
+  });
+
+  it('lets a state without a job type continue with one (go-livepeer), and keeps it from then on', async () => {
+    const orch = testOrchestrator(world);
+    const info = await orch.info();
+    const first = await pay(paymentBody(info, { ManifestID: 'typed', inPixels: 1_500_000_000 }));
+    expect(first.status).toBe(200);
+    const live = await pay(
+      paymentBody(info, { ManifestID: 'typed', type: 'live' }, first.body.state),
+    );
+    expect(live.status).toBe(200);
+    const state = JSON.parse(Buffer.from(live.body.state.State, 'base64').toString()) as {
+      Type: string;
+    };
+    expect(state.Type).toBe('live');
+    const fixed = await pay(
+      paymentBody(info, { ManifestID: 'typed', type: 'fixed' }, live.body.state),
+    );
+    expect(fixed.status).toBe(400);
+    expect(fixed.body.error.message).toBe('job type mismatch');
+  });
+
   it('answers 481 when the orchestrator price is above the request maxPrice', async () => {
     const orch = testOrchestrator(world);
     const res = await pay(

@@ -97,6 +97,43 @@ export async function startRemoteSignerWorld(
   };
 }
 
+/**
+ * Another app (a replica) on the world's database and chain, with its own settings — for
+ * settings that name things created through the first one (SIGNER_SHARED_CREDENTIALS).
+ */
+export async function startReplica(
+  world: RemoteSignerWorld,
+  options: { env?: Record<string, string>; spend?: SpendGate } = {},
+): Promise<TestApp> {
+  const log = createLogger({ level: 'silent' });
+  const config = testConfig({
+    PORT: '1',
+    ...signerEnv(world.anvil.url, world.livepeer, world.account),
+    ...options.env,
+  });
+  const app = await createApp({ config, log, database: world.handle, spend: options.spend });
+  const server = await startServer(app.handler, {
+    host: '127.0.0.1',
+    port: 0,
+    shutdownTimeoutMs: config.http.shutdownTimeoutMs,
+    log,
+  });
+  await eventually('a chain view with the deposit', () => {
+    const s = app.signer.snapshot();
+    return s !== null && s.sender.depositWei > 0n && s.sender.reserveWei > 0n;
+  });
+  return {
+    app,
+    server,
+    url: `http://127.0.0.1:${server.port}`,
+    database: world.database,
+    async close() {
+      await server.close();
+      await app.close();
+    },
+  };
+}
+
 /** 32-byte big-endian word. */
 export function word32(value: bigint): Uint8Array {
   return getBytes(`0x${value.toString(16).padStart(64, '0')}`);

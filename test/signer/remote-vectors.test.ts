@@ -1,10 +1,12 @@
 // Ticket hashes and auxData against go-livepeer's pm test vectors, rationals, and the state
 // encoding (Go's field names and formats).
 import { existsSync, readFileSync } from 'node:fs';
-import { ZeroAddress, getBytes } from 'ethers';
+import { Signature, Wallet, ZeroAddress, getBytes, hexlify, verifyMessage } from 'ethers';
 import { describe, expect, it } from 'vitest';
 import {
   auxData,
+  createMessageSigner,
+  createSigningPool,
   decodeState,
   encodeState,
   expectedValue,
@@ -61,6 +63,58 @@ describe('ticket hash', () => {
       );
     },
   );
+});
+
+describe('signatures (libsecp256k1 through tiny-secp256k1)', () => {
+  // Fixed keys (so a failure reproduces) and random ones; messages are the vectors' ticket
+  // hashes (what the signer signs for tickets), an empty message and a state-sized JSON.
+  const keys = [
+    '0x' + '01'.padStart(64, '0'),
+    '0x' + 'fe'.repeat(31) + 'ff',
+    '0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318',
+    ...Array.from({ length: 5 }, () => Wallet.createRandom().privateKey),
+  ];
+  const messages = [
+    ...vectors.ticketHash.map((v) => getBytes(v.hash)),
+    new Uint8Array(0),
+    new TextEncoder().encode(JSON.stringify({ StateID: 'x'.repeat(300) })),
+  ];
+  const HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
+
+  it('are byte-identical to ethers Wallet.signMessage (RFC 6979), low-S with V 27/28', async () => {
+    for (const key of keys) {
+      const wallet = new Wallet(key);
+      const sign = createMessageSigner(key);
+      for (const message of messages) {
+        const sig = sign(message);
+        expect(sig).toHaveLength(65);
+        expect(hexlify(sig)).toBe(await wallet.signMessage(message));
+        expect([27, 28]).toContain(sig[64]);
+        expect(BigInt(hexlify(sig.slice(32, 64)))).toBeLessThanOrEqual(HALF_N);
+        expect(verifyMessage(message, hexlify(sig))).toBe(wallet.address);
+        expect(Signature.from(hexlify(sig)).v).toBe(sig[64]);
+      }
+    }
+  });
+});
+
+describe('signing threads', () => {
+  it('sign on worker threads exactly as on the calling thread, in order, and close', async () => {
+    const key = Wallet.createRandom().privateKey;
+    const sign = createMessageSigner(key);
+    const pool = createSigningPool(key, 2);
+    try {
+      const batches = Array.from({ length: 20 }, (_, i) =>
+        Array.from({ length: 1 + (i % 3) }, (_, j) => new TextEncoder().encode(`m${i}.${j}`)),
+      );
+      const signed = await Promise.all(batches.map((b) => pool.sign(b)));
+      signed.forEach((sigs, i) => {
+        expect(sigs.map((x) => hexlify(x))).toEqual(batches[i]!.map((m) => hexlify(sign(m))));
+      });
+    } finally {
+      await pool.close();
+    }
+  });
 });
 
 describe('expected value', () => {

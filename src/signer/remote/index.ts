@@ -9,6 +9,8 @@ import type { Router } from '../../platform/http.ts';
 import type { Logger } from '../../platform/log.ts';
 import type { SpendGate } from '../../platform/spend.ts';
 import type { Signer } from '../service.ts';
+import { createPayers } from './payers.ts';
+import type { StreamDirectory } from './payers.ts';
 import { remoteSignerRoutes } from './routes.ts';
 import { createRemoteSignerService } from './service.ts';
 import type { RemoteSignerService } from './service.ts';
@@ -23,6 +25,8 @@ export interface RemoteSignerDeps {
   authenticator: Authenticator;
   spend: SpendGate;
   router: Router;
+  /** The front door's streams (gateway), for shared gateway credentials; null without one. */
+  streams: StreamDirectory | null;
   clock?: () => Date;
 }
 
@@ -41,6 +45,10 @@ export function createRemoteSigner(deps: RemoteSignerDeps): RemoteSignerService 
     service,
     authenticator: deps.authenticator,
     spend: deps.spend,
+    payers: createPayers({
+      streams: deps.streams,
+      sharedCredentials: deps.config.sharedCredentials,
+    }),
     orchestrators: deps.config.orchestrators,
   });
   return service;

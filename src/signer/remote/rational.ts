@@ -46,6 +46,16 @@ export function ratString(r: Rational): string {
   return r.den === 1n ? r.num.toString() : `${r.num}/${r.den}`;
 }
 
+/** Go's big.Rat.FloatString(prec): `prec` decimals, the last rounded half away from zero. */
+export function floatString(r: Rational, prec: number): string {
+  const scale = 10n ** BigInt(prec);
+  const n = r.num < 0n ? -r.num : r.num;
+  const q = (2n * n * scale + r.den) / (2n * r.den);
+  const whole = (q / scale).toString();
+  const frac = prec > 0 ? `.${(q % scale).toString().padStart(prec, '0')}` : '';
+  return `${r.num < 0n ? '-' : ''}${whole}${frac}`;
+}
+
 /** Parses "a", "-a" or "a/b" (as RatString writes); null for anything else. */
 export function parseRat(text: string): Rational | null {
   const m = /^(-?\d{1,100})(?:\/(\d{1,100}))?$/.exec(text);

@@ -13,6 +13,7 @@ import type { SpendGate } from '../../platform/spend.ts';
 import { BadSignerRequest, RemoteSignerError, SignerNotReady } from './errors.ts';
 import { parseDecimal } from './rational.ts';
 import type { Rational } from './rational.ts';
+import type { Payers } from './payers.ts';
 import type { LivePaymentRequest, RemoteSignerService } from './service.ts';
 
 // A request carries one OrchestratorInfo (a few KB) and capabilities: 1 MiB is generous and
@@ -23,6 +24,7 @@ export interface RemoteSignerRouteDeps {
   service: RemoteSignerService;
   authenticator: Authenticator;
   spend: SpendGate;
+  payers: Payers;
   orchestrators: readonly string[];
 }
 
@@ -37,8 +39,15 @@ export function remoteSignerRoutes(router: Router, deps: RemoteSignerRouteDeps):
 
   router.post('/signer/generate-live-payment', ...guard, async function generateLivePayment(ctx) {
     const request = parseLivePaymentRequest(await readJson(ctx));
-    const principal = (ctx.state as SignerState).principal;
-    const result = await deps.service.generateLivePayment(principal, request);
+    const caller = (ctx.state as SignerState).principal;
+    // A shared gateway credential pays with the stream owner's account: found from the
+    // ManifestID and spend-checked here, still before anything is signed.
+    const payer = await deps.payers.payerOf(caller, request.manifestId);
+    if (payer.streamId !== null) await deps.spend.assertMaySpend(payer.principal);
+    const result = await deps.service.generateLivePayment(payer.principal, request, {
+      caller,
+      streamId: payer.streamId,
+    });
     const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
     ctx.set('Cache-Control', 'no-store');
     ctx.body = {
@@ -112,7 +121,9 @@ function authorize(deps: RemoteSignerRouteDeps): Middleware {
     }
     if (!hasScope(principal, 'signer'))
       throw new Forbidden('This credential lacks the signer scope');
-    await deps.spend.assertMaySpend(principal);
+    // A shared gateway credential's own account pays for nothing: each payment is checked
+    // against its stream owner's spend instead (generate-live-payment above).
+    if (!deps.payers.isShared(principal)) await deps.spend.assertMaySpend(principal);
     state.principal = principal;
     await next();
   };

@@ -22,7 +22,9 @@ import {
   SignerNotReady,
   StaleState,
 } from './errors.ts';
-import { advanceSession, findSessionByStateId, insertSession, revertSession } from './queries.ts';
+import { createClaimWriter } from './claims.ts';
+import { findSessionByStateId } from './queries.ts';
+import type { SessionRow } from './queries.ts';
 import * as Q from './rational.ts';
 import type { Rational } from './rational.ts';
 import { decodeState, encodeState } from './state.ts';
@@ -45,6 +47,12 @@ export interface LivePaymentRequest {
   capabilities: Uint8Array | null;
 }
 
+export interface Attribution {
+  caller: Principal;
+  /** The front-door stream the payment was attributed through, if any. */
+  streamId: string | null;
+}
+
 export interface LivePaymentResponse {
   payment: Uint8Array;
   segCreds: Uint8Array;
@@ -53,9 +61,14 @@ export interface LivePaymentResponse {
 
 export interface RemoteSignerService {
   signOrchestratorInfo(): Promise<{ address: string; signature: string }>;
+  /**
+   * `principal` pays (metered, owns the session); `attribution` says who called when that is
+   * someone else (a shared gateway credential paying for a stream's owner).
+   */
   generateLivePayment(
     principal: Principal,
     request: LivePaymentRequest,
+    attribution?: Attribution,
   ): Promise<LivePaymentResponse>;
 }
 
@@ -100,11 +113,28 @@ const UNIT: Record<JobType, UsageEvent['unit']> = {
 };
 // Live streams a replica serves at once, with room to spare (~100 bytes each).
 const SEG_SIGNATURE_CACHE = 10_000;
+const SESSION_CACHE = 10_000;
 const EMPTY_HASH = getBytes(keccak256(new Uint8Array(0)));
 
 export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerService {
   const { db, config, wire } = deps;
   const clock = deps.clock ?? (() => new Date());
+  const claims = createClaimWriter({ db, recorder: deps.recorder, log: deps.log });
+
+  // The states this replica handed out last, by their digest sha256(State ‖ Sig), with the
+  // session row as written then: the next payment of a stream (every few seconds, usually to
+  // the same replica) presents exactly those bytes and needs no read, no parse and no
+  // signature recovery. Bounded like the map below.
+  const handedOut = new Map<string, { row: SessionRow; state: PaymentState }>();
+  const remember = (
+    replaced: string | null,
+    digest: string,
+    entry: { row: SessionRow; state: PaymentState },
+  ) => {
+    if (replaced !== null) handedOut.delete(replaced);
+    if (handedOut.size >= SESSION_CACHE) handedOut.clear();
+    handedOut.set(digest, entry);
+  };
 
   // The segCreds signature covers only the ManifestID (seq 0, empty hash) and is deterministic
   // (RFC 6979), so it is computed once per stream: one signature fewer per payment.
@@ -112,7 +142,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
   const segSignature = async (s: PaymentSigner, manifestId: string, message: Uint8Array) => {
     const known = segSignatures.get(manifestId);
     if (known !== undefined) return known;
-    const sig = getBytes(await s.signMessage(message));
+    const sig = s.signMessage(message);
     // Bounded: at most SEG_SIGNATURE_CACHE streams are remembered, then the map starts over.
     if (segSignatures.size >= SEG_SIGNATURE_CACHE) segSignatures.clear();
     segSignatures.set(manifestId, sig);
@@ -129,14 +159,14 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
     async signOrchestratorInfo() {
       const s = signer();
       // EIP-191 over the 32 bytes keccak256(utf8(checksummed address)) (LIVEPEER.md §2.1).
-      const signature = await s.signMessage(getBytes(keccak256(toUtf8Bytes(s.address))));
+      const signature = hexlify(s.signMessage(getBytes(keccak256(toUtf8Bytes(s.address)))));
       return { address: s.address, signature };
     },
 
-    async generateLivePayment(principal, request) {
+    async generateLivePayment(principal, request, attribution) {
+      const caller = attribution?.caller ?? principal;
       const s = signer();
       const now = clock();
-      const nowSeconds = BigInt(Math.floor(now.getTime() / 1000));
 
       // 1. Decode the orchestrator info.
       if (request.orchestrator.length === 0) throw new BadSignerRequest('missing orchestrator');
@@ -176,11 +206,16 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       if (hasState) {
         const bytes = request.state.state!;
         const sig = request.state.sig ?? new Uint8Array(0);
-        const parsed = decodeState(bytes);
-        const session = parsed === null ? null : await findSessionByStateId(db, parsed.StateID);
-        // The state we handed out last for this StateID is ours without recovering its
-        // signature; anything else gets the real check (and is then stale or forged).
-        const current = session !== null && session.lastStateDigest === stateDigest(bytes, sig);
+        const digest = stateDigest(bytes, sig);
+        // The state this replica handed out last for its StateID is ours and current (the
+        // claim below still checks that atomically, for other replicas); anything else is
+        // parsed, read, and gets the real signature check.
+        const remembered = handedOut.get(digest);
+        const parsed = remembered?.state ?? decodeState(bytes);
+        const session =
+          remembered?.row ??
+          (parsed === null ? null : await findSessionByStateId(db, parsed.StateID));
+        const current = session !== null && session.lastStateDigest === digest;
         if (!current) {
           let recovered: string | null = null;
           try {
@@ -196,9 +231,12 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
           throw new BadSignerRequest('orchestratorAddress mismatch');
         }
         if (request.app !== parsed.App) throw new BadSignerRequest('app mismatch');
-        if (request.type !== parsed.Type) throw new BadSignerRequest('job type mismatch');
+        // A state without a type takes the request's (go-livepeer remote_signer.go).
+        if (parsed.Type !== '' && request.type !== parsed.Type) {
+          throw new BadSignerRequest('job type mismatch');
+        }
         previous = { seq: parsed.SequenceNumber, stateDigest: session?.lastStateDigest ?? '' };
-        state = { ...parsed, SequenceNumber: parsed.SequenceNumber + 1n };
+        state = { ...parsed, Type: request.type, SequenceNumber: parsed.SequenceNumber + 1n };
         // Replay and ownership, read early for a clear refusal; enforced atomically below.
         if (session === null) throw new StaleState('unknown StateID');
         if (session.accountId !== principal.accountId) {
@@ -223,7 +261,9 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
           InitialPixelsPerUnit: price.pixelsPerUnit,
           Type: type,
           SequenceNumber: 0n,
-          AuthID: principal.keyId ?? principal.clientId ?? principal.accountId,
+          // Who authorized the session: the credential that called (a shared gateway key
+          // when the payer is a stream owner), as go-livepeer's auth webhook's auth_id.
+          AuthID: caller.keyId ?? caller.clientId ?? caller.accountId,
         };
       }
       const manifestId =
@@ -233,30 +273,47 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       const credit = state.Balance;
       let nonce = state.PMSessionID === recipientRandHash ? state.SenderNonce : 0n;
 
-      // 4. Refresh: an expiring auth token or ticket params → 480.
+      // 4. Refresh: an expiring auth token or ticket params → 480 (go-livepeer
+      // server/broadcast.go shouldRefreshSession). The token is due once now is after
+      // expiration − 180 s, compared to the millisecond as Go's time.After does.
       const snapshot = deps.snapshot();
       if (snapshot === null) throw new SignerNotReady('The signer has not read the chain yet');
       const auth = info.authToken;
       if (auth === null) throw new BadSignerRequest('missing auth token');
-      if (nowSeconds > auth.expiration - AUTH_TOKEN_REFRESH_SECONDS) {
+      if (BigInt(now.getTime()) > (auth.expiration - AUTH_TOKEN_REFRESH_SECONDS) * 1000n) {
         throw new RefreshSession('auth token expired or about to expire', info.transcoder);
       }
       const expirationBlock = toBigInt(params.expirationBlock);
-      if (expirationBlock - snapshot.l1BlockNumber <= 1n) {
+      const faceValue = toBigInt(params.faceValue);
+      const winProb = toBigInt(params.winProb);
+      const ev = expectedValue(faceValue, winProb);
+      const checked = { expirationBlock, faceValue, ev };
+      if (paramsExpired(snapshot, checked)) {
         throw new RefreshSession('ticket params expired', info.transcoder);
       }
+      // The same refresh check validates the params for one ticket (pm/sender.go
+      // ValidateTicketParams); any other failure there is go-livepeer's 400.
+      const single = ticketParamsProblem(snapshot, config, { ...checked, numTickets: 1n });
+      if (single !== null) {
+        throw new BadSignerRequest(
+          `remote signer could not check whether to refresh session: ${single}`,
+        );
+      }
 
-      // 5. Billable units.
-      const firstCall = !hasState;
+      // 5. Billable units. go-livepeer preloads (60 s lv2v, 10 s live) whenever the time
+      // since LastUpdate is not positive: on the first call (zero LastUpdate) and when the
+      // clock went backwards (another replica's clock ahead of this one's).
+      const sinceMs = now.getTime() - state.LastUpdate.getTime();
+      const preload = !hasState || sinceMs < 0;
       // go-livepeer measures elapsed time in nanoseconds, so it is never zero there; at our
       // millisecond resolution two calls can share a timestamp: count at least 1 ms.
-      const elapsedMs = Math.max(1, now.getTime() - state.LastUpdate.getTime());
+      const elapsedMs = Math.max(1, sinceMs);
       let units: bigint;
       if (type === 'lv2v') {
-        const ms = firstCall ? FIRST_CALL_LV2V_SECONDS * 1000 : elapsedMs;
+        const ms = preload ? FIRST_CALL_LV2V_SECONDS * 1000 : elapsedMs;
         units = (LV2V_PIXELS_PER_SECOND * BigInt(ms)) / 1000n;
       } else if (type === 'live') {
-        units = firstCall ? FIRST_CALL_LIVE_SECONDS : BigInt(Math.ceil(elapsedMs / 1000));
+        units = preload ? FIRST_CALL_LIVE_SECONDS : BigInt(Math.ceil(elapsedMs / 1000));
       } else if (type === 'fixed') {
         units = 1n;
       } else {
@@ -290,9 +347,6 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
 
       // 7. Fee, expected value, credit → 482 or the number of tickets.
       const fee = Q.mul(Q.rat(units), initialPrice);
-      const faceValue = toBigInt(params.faceValue);
-      const winProb = toBigInt(params.winProb);
-      const ev = expectedValue(faceValue, winProb);
       if (ev.num === 0n) throw new BadSignerRequest('ticket expected value is zero');
       const minCredit = Q.max(fee, ev);
       if (Q.cmp(credit, minCredit) >= 0) throw new NoTicketsNeeded();
@@ -307,180 +361,191 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       if (Q.cmp(orchestratorPrice, Q.mul(initialPrice, Q.rat(2n))) > 0) {
         throw new PriceExceeded('orchestrator price more than doubled since the session began');
       }
-      senderChecks(snapshot, config, { expirationBlock, faceValue, ev, numTickets });
+      // The batch is checked again for its size (pm/sender.go CreateTicketBatch): a failure
+      // here is go-livepeer's 500 with the reason.
+      const batchProblem = ticketParamsProblem(snapshot, config, { ...checked, numTickets });
+      if (batchProblem !== null) throw new SenderCheckFailed(batchProblem);
 
-      let claimed = false;
-      try {
-        // Tickets: the orchestrator's round if its params name one, else the last initialized.
-        const given = params.expirationParams;
-        const usesGiven =
-          given !== null &&
-          given.creationRound !== 0n &&
-          given.creationRoundBlockHash.some((b) => b !== 0);
-        const expiration = usesGiven
-          ? given
-          : {
-              creationRound: snapshot.lastInitializedRound,
-              creationRoundBlockHash: getBytes(snapshot.lastInitializedRoundBlockHash),
-            };
-        const aux = auxData(expiration.creationRound, expiration.creationRoundBlockHash);
-        const sender = getBytes(s.address);
-        const senderParams: Array<{ senderNonce: number; sig: Uint8Array }> = [];
-        for (let i = 0n; i < numTickets; i++) {
-          nonce += 1n;
-          const hash = ticketHash({
-            recipient: params.recipient,
-            sender,
-            faceValue,
-            winProb,
-            senderNonce: nonce,
-            recipientRandHash: params.recipientRandHash,
-            auxData: aux,
-          });
-          const sig = getBytes(await s.signMessage(getBytes(hash)));
-          senderParams.push({ senderNonce: Number(nonce), sig });
-        }
-        const payment = wire.encodePayment({
-          ticketParams: params,
+      // Tickets: the orchestrator's round if its params name one, else the last initialized.
+      const given = params.expirationParams;
+      const usesGiven =
+        given !== null &&
+        given.creationRound !== 0n &&
+        given.creationRoundBlockHash.some((b) => b !== 0);
+      const expiration = usesGiven
+        ? given
+        : {
+            creationRound: snapshot.lastInitializedRound,
+            creationRoundBlockHash: getBytes(snapshot.lastInitializedRoundBlockHash),
+          };
+      const aux = auxData(expiration.creationRound, expiration.creationRoundBlockHash);
+      const sender = getBytes(s.address);
+      const nonces: bigint[] = [];
+      const ticketHashes: Uint8Array[] = [];
+      for (let i = 0n; i < numTickets; i++) {
+        nonce += 1n;
+        nonces.push(nonce);
+        const hash = ticketHash({
+          recipient: params.recipient,
           sender,
-          expirationParams: expiration,
-          ticketSenderParams: senderParams,
-          expectedPrice: price,
+          faceValue,
+          winProb,
+          senderNonce: nonce,
+          recipientRandHash: params.recipientRandHash,
+          auxData: aux,
         });
+        ticketHashes.push(getBytes(hash));
+      }
 
-        // 9. segCreds for the empty segment (§3.3).
-        const manifestBytes = toUtf8Bytes(manifestId);
-        const segMessage = new Uint8Array(manifestBytes.length + 64);
-        segMessage.set(manifestBytes, 0);
-        segMessage.set(word(0n), manifestBytes.length);
-        segMessage.set(EMPTY_HASH, manifestBytes.length + 32);
-        const segCreds = wire.encodeSegData({
-          manifestId: manifestBytes,
-          seq: 0n,
-          hash: EMPTY_HASH,
-          sig: await segSignature(s, manifestId, segMessage),
-          authToken: auth,
-          capabilities: request.capabilities,
-        });
+      // 9. segCreds for the empty segment (§3.3).
+      const manifestBytes = toUtf8Bytes(manifestId);
+      const segMessage = new Uint8Array(manifestBytes.length + 64);
+      segMessage.set(manifestBytes, 0);
+      segMessage.set(word(0n), manifestBytes.length);
+      segMessage.set(EMPTY_HASH, manifestBytes.length + 32);
+      const segCreds = wire.encodeSegData({
+        manifestId: manifestBytes,
+        seq: 0n,
+        hash: EMPTY_HASH,
+        sig: await segSignature(s, manifestId, segMessage),
+        authToken: auth,
+        capabilities: request.capabilities,
+      });
 
-        const balance = Q.sub(Q.add(credit, Q.mul(Q.rat(numTickets), ev)), fee);
-        const next: PaymentState = {
-          ...state,
-          Balance: balance,
-          LastUpdate: now,
-          PMSessionID: recipientRandHash,
-          SenderNonce: nonce,
-        };
-        const stateBytes = encodeState(next);
-        const stateSig = getBytes(await s.signMessage(stateBytes));
+      const balance = Q.sub(Q.add(credit, Q.mul(Q.rat(numTickets), ev)), fee);
+      const next: PaymentState = {
+        ...state,
+        Balance: balance,
+        LastUpdate: now,
+        PMSessionID: recipientRandHash,
+        SenderNonce: nonce,
+      };
+      const stateBytes = encodeState(next);
+      // The tickets and the state in one call: one round trip to a signing thread, if any.
+      const signatures = await s.signMessages([...ticketHashes, stateBytes]);
+      const stateSig = signatures.pop()!;
+      const payment = wire.encodePayment({
+        ticketParams: params,
+        sender,
+        expirationParams: expiration,
+        ticketSenderParams: nonces.map((n, i) => ({ senderNonce: Number(n), sig: signatures[i]! })),
+        expectedPrice: price,
+      });
 
-        // Claim the sequence number with the new state's digest (atomic; a concurrent request
-        // with the same state loses, and what it signed is never handed out).
-        const digest = stateDigest(stateBytes, stateSig);
-        if (hasState) {
-          const won = await advanceSession(
-            db,
-            state.StateID,
-            principal.accountId,
-            state.SequenceNumber,
-            digest,
-          );
-          if (!won) throw new StaleState('state replayed: another payment used it first');
-        } else {
-          const inserted = await insertSession(db, {
-            stateId: state.StateID,
-            accountId: principal.accountId,
+      // 11. Claim the sequence number with the new state's digest and meter the payment,
+      // durably, before answering (one batched write with concurrent payments, ./claims.ts).
+      // A concurrent payment with the same state loses, and what it signed is never handed
+      // out. The fee is the exact rational units × InitialPricePerUnit / InitialPixelsPerUnit
+      // rounded up once (feeWei).
+      const totalEv = Q.mul(Q.rat(numTickets), ev);
+      const digest = stateDigest(stateBytes, stateSig);
+      const won = await claims.claim({
+        stateId: state.StateID,
+        accountId: principal.accountId,
+        seq: state.SequenceNumber,
+        stateDigest: digest,
+        manifestId,
+        orchestratorAddress,
+        previous,
+        event: {
+          source: 'tollhouse/signer',
+          eventId: `${state.StateID}:${state.SequenceNumber}`,
+          occurredAt: now,
+          accountId: principal.accountId,
+          appId: principal.appId,
+          keyId: principal.keyId,
+          clientId: principal.clientId,
+          endUserId: principal.endUserId,
+          pipeline: PIPELINE[type],
+          modelId: null,
+          unit: UNIT[type],
+          quantity: units,
+          feeWei: feeWei(units, state.InitialPricePerUnit, state.InitialPixelsPerUnit),
+          status: 200,
+          latencyMs: null,
+          attributes: {
+            tickets: Number(numTickets),
+            ev: Q.ratString(totalEv),
+            evWei: Q.ceil(totalEv).toString(),
             manifestId,
             orchestratorAddress,
-            stateDigest: digest,
-          });
-          if (!inserted) throw new Error(`StateID ${state.StateID} already exists`);
-        }
-        claimed = true;
-
-        // 11. Meter, durably, before answering. The fee is the exact rational
-        // units × InitialPricePerUnit / InitialPixelsPerUnit rounded up once (feeWei).
-        const totalEv = Q.mul(Q.rat(numTickets), ev);
-        await deps.recorder.recordNow([
-          {
-            source: 'tollhouse/signer',
-            eventId: `${state.StateID}:${state.SequenceNumber}`,
-            occurredAt: now,
-            accountId: principal.accountId,
-            appId: principal.appId,
-            keyId: principal.keyId,
-            clientId: principal.clientId,
-            endUserId: principal.endUserId,
-            pipeline: PIPELINE[type],
-            modelId: null,
-            unit: UNIT[type],
-            quantity: units,
-            feeWei: feeWei(units, state.InitialPricePerUnit, state.InitialPixelsPerUnit),
-            status: 200,
-            latencyMs: null,
-            attributes: {
-              tickets: Number(numTickets),
-              ev: Q.ratString(totalEv),
-              evWei: Q.ceil(totalEv).toString(),
-              manifestId,
-              orchestratorAddress,
-              orchestratorUrl: info.transcoder,
-              stateId: state.StateID,
-              sequenceNumber: state.SequenceNumber.toString(),
-              authId: state.AuthID,
-              app: state.App,
-              type,
-            },
+            orchestratorUrl: info.transcoder,
+            stateId: state.StateID,
+            sequenceNumber: state.SequenceNumber.toString(),
+            authId: state.AuthID,
+            app: state.App,
+            type,
+            ...(attribution?.streamId == null
+              ? {}
+              : {
+                  streamId: attribution.streamId,
+                  callerKeyId: caller.keyId,
+                  callerClientId: caller.clientId,
+                  callerAccountId: caller.accountId,
+                }),
           },
-        ]);
-        return { payment, segCreds, state: { state: stateBytes, sig: stateSig } };
-      } catch (error) {
-        // Nothing was handed out: give the sequence number back so the gateway can retry.
-        if (!claimed) throw error;
-        await revertSession(db, state.StateID, state.SequenceNumber, previous).catch((e: unknown) =>
-          deps.log.error({ err: e }, 'signer: could not release a session after a failure'),
-        );
-        throw error;
-      }
+        },
+      });
+      if (!won) throw new StaleState('state replayed: another payment used it first');
+      remember(previous?.stateDigest ?? null, digest, {
+        row: {
+          accountId: principal.accountId,
+          lastSeq: state.SequenceNumber,
+          lastStateDigest: digest,
+        },
+        state: next,
+      });
+      return { payment, segCreds, state: { state: stateBytes, sig: stateSig } };
     },
   };
 }
 
-/** go-livepeer pm/sender.go validateTicketParams and the batch checks (LIVEPEER.md §3.4). */
-function senderChecks(
+interface CheckedParams {
+  expirationBlock: bigint;
+  faceValue: bigint;
+  ev: Rational;
+}
+
+/**
+ * pm/sender.go validateTicketParams: params without an expiration block never expire; else
+ * they have expired within paramsExpiryBuffer (1) L1 block of it.
+ */
+function paramsExpired(snapshot: ChainSnapshot, p: CheckedParams): boolean {
+  return p.expirationBlock !== 0n && p.expirationBlock - snapshot.l1BlockNumber <= 1n;
+}
+
+/**
+ * pm/sender.go validateTicketParams for `numTickets` tickets (LIVEPEER.md §3.4), in its order
+ * and with its messages; null when acceptable. go-livepeer skips every check for params
+ * without an expiration block or with a zero EV; tollhouse still checks EV, deposit and
+ * reserve then (a zero EV is refused before this runs).
+ */
+function ticketParamsProblem(
   snapshot: ChainSnapshot,
   config: Config['signer']['remote'],
-  batch: { expirationBlock: bigint; faceValue: bigint; ev: Rational; numTickets: bigint },
-) {
-  if (batch.expirationBlock - snapshot.l1BlockNumber <= 1n) {
-    throw new SenderCheckFailed('TicketParams expired');
-  }
-  if (Q.cmp(batch.ev, Q.rat(batch.faceValue)) >= 0) {
-    throw new SenderCheckFailed('ticket faceValue too low');
-  }
-  if (Q.cmp(batch.ev, Q.rat(config.maxTicketEvWei)) > 0) {
-    throw new SenderCheckFailed(
-      `ticket EV higher than max ticket EV: ${Q.ratString(batch.ev)} > ${config.maxTicketEvWei}`,
-    );
+  p: CheckedParams & { numTickets: bigint },
+): string | null {
+  if (paramsExpired(snapshot, p)) return 'TicketParams expired';
+  if (p.ev.num <= 0n) return null;
+  if (Q.cmp(p.ev, Q.rat(p.faceValue)) >= 0)
+    return `ticket faceValue too low faceValue=${p.faceValue}`;
+  if (Q.cmp(p.ev, Q.rat(config.maxTicketEvWei)) > 0) {
+    return `ticket EV ${Q.floatString(p.ev, 5)} > max ticket EV ${Q.floatString(Q.rat(config.maxTicketEvWei), 5)}`;
   }
   const sender = snapshot.sender;
-  if (sender.withdrawRound > 0n && sender.withdrawRound <= snapshot.lastInitializedRound + 1n) {
-    throw new SenderCheckFailed('deposit and reserve is set to unlock soon');
+  if (sender.withdrawRound !== 0n && sender.withdrawRound <= snapshot.lastInitializedRound + 1n) {
+    return 'unable to validate sender: deposit and reserve is set to unlock soon';
   }
-  if (sender.reserveWei === 0n) throw new SenderCheckFailed('no sender reserve');
-  if (sender.depositWei === 0n) throw new SenderCheckFailed('no sender deposit');
-  const total = Q.mul(batch.ev, Q.rat(batch.numTickets));
+  if (sender.reserveWei === 0n) return 'no sender reserve';
+  if (sender.depositWei === 0n) return 'no sender deposit';
+  const total = Q.mul(p.ev, Q.rat(p.numTickets));
   if (Q.cmp(total, Q.rat(config.maxTotalEvWei)) > 0) {
-    throw new SenderCheckFailed(
-      `total ticket EV higher than max total EV: ${Q.ratString(total)} > ${config.maxTotalEvWei}`,
-    );
+    return `total ticket EV ${Q.floatString(total, 5)} for ${p.numTickets} tickets > max total ticket EV ${Q.floatString(Q.rat(config.maxTotalEvWei), 5)}`;
   }
   const maxFaceValue = sender.depositWei / config.depositMultiplier;
-  if (batch.faceValue > maxFaceValue) {
-    throw new SenderCheckFailed(
-      `ticket faceValue ${batch.faceValue} > max faceValue ${maxFaceValue}`,
-    );
-  }
+  if (p.faceValue > maxFaceValue)
+    return `ticket faceValue ${p.faceValue} > max faceValue ${maxFaceValue}`;
+  return null;
 }
 
 /** sha256(State ‖ Sig), hex: the fingerprint of a state handed out (signer_sessions). */
