@@ -20,7 +20,7 @@ import {
 import { findAccountById } from './queries.ts';
 import { SIGNING_ALG } from './signing-keys.ts';
 import type { SigningKeySet } from './signing-keys.ts';
-import { API_SCOPES, OIDC_SCOPES, clientApiScopes, clientMetadata } from './clients.ts';
+import { API_SCOPES, OIDC_SCOPES, clientApiScopes, clientMeta, clientMetadata } from './clients.ts';
 import type { AppsService } from './service.ts';
 import { registerTokenExchange } from './token-exchange.ts';
 import type { Exchanged } from './token-exchange.ts';
@@ -113,7 +113,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       ],
     },
     clientBasedCORS(_ctx, origin, client) {
-      const allowed = client.metadata()['tollhouse_allowed_origins'];
+      const allowed = clientMeta(client)['tollhouse_allowed_origins'];
       return Array.isArray(allowed) && allowed.includes(origin);
     },
     async findAccount(_ctx, sub) {
@@ -137,7 +137,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       if (minted !== undefined) return minted.claims;
       const client =
         ctx.oidc.client ?? (await ctx.oidc.provider.Client.find(token.clientId as string));
-      const meta: Record<string, unknown> = client?.metadata() ?? {};
+      const meta: Record<string, unknown> = client === undefined ? {} : clientMeta(client);
       const accountId =
         token.kind === 'ClientCredentials'
           ? meta['tollhouse_owner_account_id']
@@ -239,7 +239,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     this: InstanceType<Provider['Client']>,
     actual: string,
   ) {
-    const hashes = this.metadata()['tollhouse_secret_hashes'];
+    const hashes = clientMeta(this)['tollhouse_secret_hashes'];
     if (!Array.isArray(hashes) || typeof actual !== 'string') return Promise.resolve(false);
     const presented = secrets.hmac('app-client-secrets', actual);
     return Promise.resolve(hashes.some((h) => constantEquals(h, presented)));
