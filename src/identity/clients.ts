@@ -23,8 +23,21 @@ export function isConfidential(kind: AppKind): boolean {
   return kind !== 'public';
 }
 
-/** oidc-provider client metadata for an active app. */
+// The adapter hands oidc-provider an app's metadata on every token request; an App object is
+// immutable (a change loads a new one), so its metadata is built once.
+const builtMetadata = new WeakMap<App, Record<string, unknown>>();
+
+/** oidc-provider client metadata for an active app (the same object for the same App). */
 export function clientMetadata(app: App): Record<string, unknown> {
+  let metadata = builtMetadata.get(app);
+  if (metadata === undefined) {
+    metadata = buildClientMetadata(app);
+    builtMetadata.set(app, metadata);
+  }
+  return metadata;
+}
+
+function buildClientMetadata(app: App): Record<string, unknown> {
   const interactive = app.grantTypes.includes('authorization_code');
   return {
     client_id: app.clientId,

@@ -244,7 +244,9 @@ export function oidcMiddleware(
     if (ctx.method === 'POST' && (path === '/oidc/token' || path === '/oidc/device/auth')) {
       // Per client only for client_secret_basic, read from the header: public clients put
       // client_id in the body, which oidc-provider parses itself.
-      const clientId = basicClientId(ctx.get('authorization'));
+      const clientId = limits.tokenPerClient.enabled
+        ? basicClientId(ctx.get('authorization'))
+        : null;
       const wait = Math.max(
         limits.tokenPerIp.hit(ctx.ip),
         clientId === null ? 0 : limits.tokenPerClient.hit(clientId),

@@ -108,7 +108,9 @@ function checkEmail(raw: string): string {
 function checkName(raw: string | null): string | null {
   if (raw === null) return null;
   const name = raw.trim();
-  if (name.length === 0 || name.length > MAX_NAME || /[\u0000-\u001f\u007f]/.test(name)) {
+  // No control characters (C0 and DEL): a name is shown in pages, logs and the console.
+  const control = [...name].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+  if (name.length === 0 || name.length > MAX_NAME || control) {
     throw new InvalidRequest(`name: expected 1 to ${MAX_NAME} printable characters, or null`);
   }
   return name;
