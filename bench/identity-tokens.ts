@@ -6,16 +6,18 @@
 //
 //   node bench/identity-tokens.ts [--database postgres://postgres@127.0.0.1:5432/test]
 //                                 [--seconds 10] [--rounds 4] [--concurrency 32]
-//                                 [--flow-concurrency 8]
+//                                 [--flow-concurrency 8] [--before DIR]
 //
 // The two servers run side by side and take turns (`--rounds`, ABBA order), so other work on
 // the machine weighs on both alike. Besides requests/s, each server's own CPU time per request
-// (from /proc, Linux) is reported: it does not depend on how busy the machine is.
+// (from /proc, Linux) is reported: it depends far less on how busy the machine is. `--before DIR`
+// adds tollhouse from another checkout (DIR) as a third server, for before/after figures.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import Provider from 'oidc-provider';
@@ -32,6 +34,7 @@ const { values } = parseArgs({
     database: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
     seconds: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '4' },
+    before: { type: 'string' },
     concurrency: { type: 'string', default: '32' },
     'flow-concurrency': { type: 'string', default: '8' },
   },
@@ -345,15 +348,12 @@ interface Tally {
 function startChild(
   role: string,
   database: string,
+  script = new URL(import.meta.url).pathname,
 ): Promise<{ info: ServerInfo; pid: number; stop(): void }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [new URL(import.meta.url).pathname, '--role', role, '--database', database],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
+    const child = spawn(process.execPath, [script, '--role', role, '--database', database], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
@@ -390,50 +390,63 @@ async function main() {
   await admin.connect();
   const dbUrl = new URL(values.database!);
 
-  const roles = ['tollhouse', 'memory'] as const;
-  const results: Record<string, Record<(typeof roles)[number], Tally>> = {};
+  // The servers measured side by side: tollhouse, the in-memory baseline and, with --before,
+  // tollhouse from another checkout of this repository (e.g. `git worktree add /tmp/before main`)
+  // to show a change's effect in the same run.
+  const contenders = [
+    { key: 'tollhouse', role: 'tollhouse', script: undefined as string | undefined },
+    { key: 'memory', role: 'memory', script: undefined as string | undefined },
+    ...(values.before === undefined
+      ? []
+      : [
+          {
+            key: 'before',
+            role: 'tollhouse',
+            script: path.resolve(values.before, 'bench/identity-tokens.ts'),
+          },
+        ]),
+  ];
+  const results: Record<string, Record<string, Tally>> = {};
   const databases: string[] = [];
   try {
     for (const [label, run, c] of [
       ['client-credentials tokens/s', clientCredentials, concurrency],
       ['auth code + PKCE flows/s', authCodeFlow, flowConcurrency],
     ] as const) {
-      // Both servers run side by side and take turns (ABBA order), so load from other work on
-      // the machine that comes and goes during the run falls on both alike.
-      const db = new URL(dbUrl);
-      db.pathname = `/${name}_${databases.length}`;
-      await admin.query(`create database ${db.pathname.slice(1)}`);
-      databases.push(db.pathname.slice(1));
-      const servers = {
-        tollhouse: await startChild('tollhouse', db.href),
-        memory: await startChild('memory', db.href),
-      };
-      const row = {
-        tollhouse: { done: 0, ms: 0, cpuMs: 0 } as Tally,
-        memory: { done: 0, ms: 0, cpuMs: 0 } as Tally,
-      };
+      // The servers run side by side and take turns (order reversed every round), so load from
+      // other work on the machine that comes and goes during the run falls on all alike.
+      const servers: Record<string, Awaited<ReturnType<typeof startChild>>> = {};
+      const row: Record<string, Tally> = {};
       try {
+        for (const contender of contenders) {
+          // Each tollhouse gets an empty database of its own.
+          const db = new URL(dbUrl);
+          db.pathname = `/${name}_${databases.length}`;
+          await admin.query(`create database ${db.pathname.slice(1)}`);
+          databases.push(db.pathname.slice(1));
+          servers[contender.key] = await startChild(contender.role, db.href, contender.script);
+          row[contender.key] = { done: 0, ms: 0, cpuMs: 0 };
+        }
+        const keys = contenders.map((x) => x.key);
         // Warm-up: JIT, connection pools, caches.
-        for (const role of roles) await load(() => run(servers[role].info), 2, c);
+        for (const key of keys) await load(() => run(servers[key]!.info), 2, c);
         for (let round = 0; round < rounds; round++) {
-          const order =
-            round % 2 === 0 ? roles : ([...roles].reverse() as (typeof roles)[number][]);
-          for (const role of order) {
-            const server = servers[role];
+          for (const key of round % 2 === 0 ? keys : [...keys].reverse()) {
+            const server = servers[key]!;
+            const tally = row[key]!;
             const cpuBefore = cpuMs(server.pid);
             const started = process.hrtime.bigint();
-            row[role].done += await load(() => run(server.info), seconds / rounds, c);
-            row[role].ms += Number(process.hrtime.bigint() - started) / 1e6;
+            tally.done += await load(() => run(server.info), seconds / rounds, c);
+            tally.ms += Number(process.hrtime.bigint() - started) / 1e6;
             const cpuAfter = cpuMs(server.pid);
-            row[role].cpuMs =
-              cpuBefore === null || cpuAfter === null || row[role].cpuMs === null
+            tally.cpuMs =
+              cpuBefore === null || cpuAfter === null || tally.cpuMs === null
                 ? null
-                : row[role].cpuMs + cpuAfter - cpuBefore;
+                : tally.cpuMs + cpuAfter - cpuBefore;
           }
         }
       } finally {
-        servers.tollhouse.stop();
-        servers.memory.stop();
+        for (const server of Object.values(servers)) server.stop();
       }
       results[label] = row;
     }
@@ -451,16 +464,24 @@ async function main() {
     `${seconds} s per server per measurement in ${rounds} alternating rounds, after 2 s warm-up; concurrency ${concurrency} (tokens), ${flowConcurrency} (flows); load average ${loadBefore.map((l) => l.toFixed(1)).join(' ')} before, ${loadAfter.map((l) => l.toFixed(1)).join(' ')} after`,
   );
   console.log(
-    '| measurement | tollhouse (PostgreSQL) | oidc-provider (in-memory) | ratio | server CPU µs per request, tollhouse / in-memory | CPU ratio (in-memory / tollhouse) |',
+    '| measurement | server | requests/s | ratio to in-memory | server CPU µs per request | CPU ratio (in-memory / server) |',
   );
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+  console.log('| --- | --- | ---: | ---: | ---: | ---: |');
+  const names: Record<string, string> = {
+    tollhouse: 'tollhouse (PostgreSQL)',
+    memory: 'oidc-provider (in-memory)',
+    before: `tollhouse (PostgreSQL), ${values.before ?? ''}`,
+  };
   for (const [label, row] of Object.entries(results)) {
     const rate = (t: Tally) => (t.done * 1000) / t.ms;
     const cpu = (t: Tally) => (t.cpuMs === null ? null : (t.cpuMs * 1000) / t.done);
-    const [ct, cm] = [cpu(row.tollhouse), cpu(row.memory)];
-    console.log(
-      `| ${label} | ${rate(row.tollhouse).toFixed(0)} | ${rate(row.memory).toFixed(0)} | ${(rate(row.tollhouse) / rate(row.memory)).toFixed(2)} | ${ct === null || cm === null ? 'n/a' : `${ct.toFixed(0)} / ${cm.toFixed(0)}`} | ${ct === null || cm === null ? 'n/a' : (cm / ct).toFixed(2)} |`,
-    );
+    const memory = row.memory!;
+    for (const [key, tally] of Object.entries(row)) {
+      const [ct, cm] = [cpu(tally), cpu(memory)];
+      console.log(
+        `| ${label} | ${names[key]} | ${rate(tally).toFixed(0)} | ${(rate(tally) / rate(memory)).toFixed(2)} | ${ct === null ? 'n/a' : ct.toFixed(0)} | ${ct === null || cm === null ? 'n/a' : (cm / ct).toFixed(2)} |`,
+      );
+    }
   }
 }
 
