@@ -104,12 +104,14 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
       if (accountId === null) apps.invalidate(null);
       else apps.invalidateOwner(accountId);
       deps.onAccountChanged?.(accountId);
-      return disabled.changed(accountId);
+      // A failed read is logged and retried by `disabled` itself; a change that committed is not
+      // reported to its caller as failed.
+      return disabled.changed(accountId).catch(() => undefined);
     };
     // LISTEN before the first read, so a change committed in between is not missed.
     cleanups.push(
       await listen(ACCOUNTS_CHANNEL, (payload) => {
-        accountChanged(payload === '' ? null : payload).catch(() => undefined);
+        void accountChanged(payload === '' ? null : payload);
       }),
     );
     await disabled.changed(null);
