@@ -5,11 +5,19 @@
 // the same run. Servers run in child processes; this process only generates load.
 //
 //   node bench/identity-tokens.ts [--database postgres://postgres@127.0.0.1:5432/test]
-//                                 [--seconds 10] [--concurrency 32] [--flow-concurrency 8]
+//                                 [--seconds 10] [--rounds 4] [--concurrency 32]
+//                                 [--flow-concurrency 8] [--before DIR]
+//
+// The two servers run side by side and take turns (`--rounds`, ABBA order), so other work on
+// the machine weighs on both alike. Besides requests/s, each server's own CPU time per request
+// (from /proc, Linux) is reported: it depends far less on how busy the machine is. `--before DIR`
+// adds tollhouse from another checkout (DIR) as a third server, for before/after figures.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import Provider from 'oidc-provider';
@@ -25,6 +33,8 @@ const { values } = parseArgs({
     role: { type: 'string' },
     database: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
     seconds: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '4' },
+    before: { type: 'string' },
     concurrency: { type: 'string', default: '32' },
     'flow-concurrency': { type: 'string', default: '8' },
   },
@@ -300,20 +310,9 @@ async function authCodeFlow(info: ServerInfo): Promise<void> {
     throw new Error(`code exchange: ${token.status} ${JSON.stringify(body)}`);
 }
 
-async function measure(
-  run: () => Promise<void>,
-  seconds: number,
-  concurrency: number,
-): Promise<number> {
-  // Warm-up: JIT, connection pools, caches.
-  const warmUntil = Date.now() + 2000;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (Date.now() < warmUntil) await run();
-    }),
-  );
+/** Runs `run` with `concurrency` workers for `seconds`; returns how many completed. */
+async function load(run: () => Promise<void>, seconds: number, concurrency: number) {
   let done = 0;
-  const started = process.hrtime.bigint();
   const until = Date.now() + seconds * 1000;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -323,27 +322,48 @@ async function measure(
       }
     }),
   );
-  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
-  return done / elapsed;
+  return done;
+}
+
+/** CPU time (user + system) a child process has used, in ms; null off Linux. */
+function cpuMs(pid: number): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+// USER_HZ: 100 on every Linux architecture Node supports.
+const CLOCK_TICKS = 100;
+
+interface Tally {
+  done: number;
+  ms: number;
+  cpuMs: number | null;
 }
 
 // ---- orchestration -------------------------------------------------------------------------
 
-function startChild(role: string, database: string): Promise<{ info: ServerInfo; stop(): void }> {
+function startChild(
+  role: string,
+  database: string,
+  script = new URL(import.meta.url).pathname,
+): Promise<{ info: ServerInfo; pid: number; stop(): void }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [new URL(import.meta.url).pathname, '--role', role, '--database', database],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
+    const child = spawn(process.execPath, [script, '--role', role, '--database', database], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       const line = out.split('\n')[0];
       if (out.includes('\n') && line)
-        resolve({ info: JSON.parse(line) as ServerInfo, stop: () => child.kill('SIGKILL') });
+        resolve({
+          info: JSON.parse(line) as ServerInfo,
+          pid: child.pid!,
+          stop: () => child.kill('SIGKILL'),
+        });
     });
     child.on('exit', (code) => reject(new Error(`${role} server exited (${code})`)));
   });
@@ -359,8 +379,10 @@ async function main() {
     return;
   }
   const seconds = Number(values.seconds);
+  const rounds = Number(values.rounds);
   const concurrency = Number(values.concurrency);
   const flowConcurrency = Number(values['flow-concurrency']);
+  const loadBefore = os.loadavg();
 
   // Fresh databases for this run, dropped at the end.
   const name = `tollhouse_bench_${process.pid}`;
@@ -368,28 +390,63 @@ async function main() {
   await admin.connect();
   const dbUrl = new URL(values.database!);
 
-  const results: Record<string, { tollhouse: number; memory: number }> = {};
+  // The servers measured side by side: tollhouse, the in-memory baseline and, with --before,
+  // tollhouse from another checkout of this repository (e.g. `git worktree add /tmp/before main`)
+  // to show a change's effect in the same run.
+  const contenders = [
+    { key: 'tollhouse', role: 'tollhouse', script: undefined as string | undefined },
+    { key: 'memory', role: 'memory', script: undefined as string | undefined },
+    ...(values.before === undefined
+      ? []
+      : [
+          {
+            key: 'before',
+            role: 'tollhouse',
+            script: path.resolve(values.before, 'bench/identity-tokens.ts'),
+          },
+        ]),
+  ];
+  const results: Record<string, Record<string, Tally>> = {};
   const databases: string[] = [];
   try {
     for (const [label, run, c] of [
       ['client-credentials tokens/s', clientCredentials, concurrency],
       ['auth code + PKCE flows/s', authCodeFlow, flowConcurrency],
     ] as const) {
-      const row = { tollhouse: 0, memory: 0 };
-      for (const role of ['memory', 'tollhouse'] as const) {
-        // Each tollhouse start gets an empty database of its own.
-        const db = new URL(dbUrl);
-        db.pathname = `/${name}_${databases.length}`;
-        if (role === 'tollhouse') {
+      // The servers run side by side and take turns (order reversed every round), so load from
+      // other work on the machine that comes and goes during the run falls on all alike.
+      const servers: Record<string, Awaited<ReturnType<typeof startChild>>> = {};
+      const row: Record<string, Tally> = {};
+      try {
+        for (const contender of contenders) {
+          // Each tollhouse gets an empty database of its own.
+          const db = new URL(dbUrl);
+          db.pathname = `/${name}_${databases.length}`;
           await admin.query(`create database ${db.pathname.slice(1)}`);
           databases.push(db.pathname.slice(1));
+          servers[contender.key] = await startChild(contender.role, db.href, contender.script);
+          row[contender.key] = { done: 0, ms: 0, cpuMs: 0 };
         }
-        const server = await startChild(role, db.href);
-        try {
-          row[role] = await measure(() => run(server.info), seconds, c);
-        } finally {
-          server.stop();
+        const keys = contenders.map((x) => x.key);
+        // Warm-up: JIT, connection pools, caches.
+        for (const key of keys) await load(() => run(servers[key]!.info), 2, c);
+        for (let round = 0; round < rounds; round++) {
+          for (const key of round % 2 === 0 ? keys : [...keys].reverse()) {
+            const server = servers[key]!;
+            const tally = row[key]!;
+            const cpuBefore = cpuMs(server.pid);
+            const started = process.hrtime.bigint();
+            tally.done += await load(() => run(server.info), seconds / rounds, c);
+            tally.ms += Number(process.hrtime.bigint() - started) / 1e6;
+            const cpuAfter = cpuMs(server.pid);
+            tally.cpuMs =
+              cpuBefore === null || cpuAfter === null || tally.cpuMs === null
+                ? null
+                : tally.cpuMs + cpuAfter - cpuBefore;
+          }
         }
+      } finally {
+        for (const server of Object.values(servers)) server.stop();
       }
       results[label] = row;
     }
@@ -399,18 +456,32 @@ async function main() {
     await admin.end();
   }
 
+  const loadAfter = os.loadavg();
   console.log(
     `identity benchmark — ${new Date().toISOString()} — ${os.cpus().length} cpus (${os.cpus()[0]?.model}), node ${process.version}`,
   );
   console.log(
-    `${seconds} s per measurement after 2 s warm-up; concurrency ${concurrency} (tokens), ${flowConcurrency} (flows)`,
+    `${seconds} s per server per measurement in ${rounds} alternating rounds, after 2 s warm-up; concurrency ${concurrency} (tokens), ${flowConcurrency} (flows); load average ${loadBefore.map((l) => l.toFixed(1)).join(' ')} before, ${loadAfter.map((l) => l.toFixed(1)).join(' ')} after`,
   );
-  console.log('| measurement | tollhouse (PostgreSQL) | oidc-provider (in-memory) | ratio |');
-  console.log('| --- | ---: | ---: | ---: |');
+  console.log(
+    '| measurement | server | requests/s | ratio to in-memory | server CPU µs per request | CPU ratio (in-memory / server) |',
+  );
+  console.log('| --- | --- | ---: | ---: | ---: | ---: |');
+  const names: Record<string, string> = {
+    tollhouse: 'tollhouse (PostgreSQL)',
+    memory: 'oidc-provider (in-memory)',
+    before: `tollhouse (PostgreSQL), ${values.before ?? ''}`,
+  };
   for (const [label, row] of Object.entries(results)) {
-    console.log(
-      `| ${label} | ${row.tollhouse.toFixed(0)} | ${row.memory.toFixed(0)} | ${(row.tollhouse / row.memory).toFixed(2)} |`,
-    );
+    const rate = (t: Tally) => (t.done * 1000) / t.ms;
+    const cpu = (t: Tally) => (t.cpuMs === null ? null : (t.cpuMs * 1000) / t.done);
+    const memory = row.memory!;
+    for (const [key, tally] of Object.entries(row)) {
+      const [ct, cm] = [cpu(tally), cpu(memory)];
+      console.log(
+        `| ${label} | ${names[key]} | ${rate(tally).toFixed(0)} | ${(rate(tally) / rate(memory)).toFixed(2)} | ${ct === null ? 'n/a' : ct.toFixed(0)} | ${ct === null || cm === null ? 'n/a' : (cm / ct).toFixed(2)} |`,
+      );
+    }
   }
 }
 

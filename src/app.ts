@@ -107,6 +107,8 @@ export async function createApp(options: AppOptions): Promise<App> {
         trustProxy: config.http.trustProxy,
         ...config.identity,
       },
+      // A disabled account's API keys are refused at once, not when the cache entry ages out.
+      onAccountChanged: (accountId) => keys.verifier.forgetAccount(accountId),
     });
     closeTasks.push(() => identity.close());
     verifiers.push(identity.verifier);

@@ -89,7 +89,7 @@ const COMMANDS: Record<string, Command> = {
     run: (args) => withApp((app) => appsCommand(app.identity, app.database.db, args, stdio)),
   },
   accounts: {
-    summary: 'Create an account that can sign in (the first operator: --admin)',
+    summary: 'Accounts: create (the first operator: --admin), list, show, update, disable, enable',
     usage: ACCOUNTS_USAGE,
     run: (args) => withApp((app) => accountsCommand(app.identity, args, stdio)),
   },

@@ -1,4 +1,4 @@
-// `tollhouse apps …`, `tollhouse accounts create`, `tollhouse identity rotate-keys`: the same
+// `tollhouse apps …`, `tollhouse accounts …`, `tollhouse identity rotate-keys`: the same
 // services as the REST API, for the operator at the command line. Results are JSON on stdout.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -7,8 +7,9 @@ import type { Identity } from './index.ts';
 import { findAccountByEmail } from './queries.ts';
 import type { Kysely } from 'kysely';
 import type { Database } from '../platform/db.ts';
-import { toAppJson } from './schemas.ts';
-import type { AppPatch } from './service.ts';
+import { decodeAccountCursor, encodeAccountCursor, toAppJson } from './schemas.ts';
+import type { Account } from './queries.ts';
+import type { AccountPatch, AppPatch } from './service.ts';
 
 export interface CliIo {
   out(text: string): void;
@@ -139,8 +140,40 @@ export async function appsCommand(
   }
 }
 
-export const ACCOUNTS_USAGE =
-  'tollhouse accounts create --email E --password-file F [--name N] [--admin]';
+export const ACCOUNTS_USAGE = `tollhouse accounts create --email E --password-file F [--name N] [--admin]
+       tollhouse accounts list [--query Q] [--status active|disabled] [--limit N] [--cursor C]
+       tollhouse accounts show ACCOUNT_ID|EMAIL
+       tollhouse accounts update ACCOUNT_ID|EMAIL [--name N | --clear-name] [--email E]
+         [--status active|disabled]
+       tollhouse accounts disable ACCOUNT_ID|EMAIL
+       tollhouse accounts enable ACCOUNT_ID|EMAIL`;
+
+const ACCOUNT_OPTIONS = {
+  email: { type: 'string' },
+  'password-file': { type: 'string' },
+  name: { type: 'string' },
+  'clear-name': { type: 'boolean' },
+  admin: { type: 'boolean' },
+  query: { type: 'string' },
+  status: { type: 'string' },
+  limit: { type: 'string' },
+  cursor: { type: 'string' },
+} as const;
+
+function accountJson(account: Account) {
+  return {
+    id: account.id,
+    email: account.email,
+    name: account.name,
+    is_admin: account.isAdmin,
+    status: account.status,
+  };
+}
+
+function parseStatus(raw: string | undefined): 'active' | 'disabled' | undefined {
+  if (raw === undefined || raw === 'active' || raw === 'disabled') return raw;
+  throw new InvalidRequest('--status: expected active or disabled');
+}
 
 export async function accountsCommand(
   identity: Identity,
@@ -148,20 +181,67 @@ export async function accountsCommand(
   io: CliIo,
 ): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub !== 'create') {
+  const known = ['create', 'list', 'show', 'update', 'disable', 'enable'];
+  if (sub === undefined || !known.includes(sub)) {
     io.err(`Usage: ${ACCOUNTS_USAGE}\n`);
     return 2;
   }
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: rest,
-    options: {
-      email: { type: 'string' },
-      'password-file': { type: 'string' },
-      name: { type: 'string' },
-      admin: { type: 'boolean' },
-    },
+    options: ACCOUNT_OPTIONS,
+    allowPositionals: sub !== 'create' && sub !== 'list',
     strict: true,
   });
+  const target = async () => {
+    const key = positionals[0];
+    if (key === undefined || positionals.length > 1) {
+      throw new InvalidRequest('expected one account id (acct_…) or email');
+    }
+    return identity.accounts.find(key);
+  };
+  const update = async (patch: AccountPatch) => {
+    const account = await target();
+    return accountJson(await identity.accounts.update(account.id, patch, CLI_ACTOR));
+  };
+  switch (sub) {
+    case 'list':
+      return guarded(io, async () => {
+        const raw = values.limit ?? '50';
+        if (!/^\d{1,3}$/.test(raw)) throw new InvalidRequest('--limit: expected a number');
+        // The same opaque cursor as GET /v1/accounts.
+        const after = values.cursor === undefined ? null : decodeAccountCursor(values.cursor);
+        if (after === null && values.cursor !== undefined) {
+          throw new InvalidRequest('--cursor: not a cursor printed by accounts list');
+        }
+        const page = await identity.accounts.list({
+          search: values.query ?? null,
+          status: parseStatus(values.status) ?? null,
+          limit: Number(raw),
+          after,
+        });
+        return {
+          accounts: page.accounts.map(accountJson),
+          next_cursor: page.next === null ? null : encodeAccountCursor(page.next),
+        };
+      });
+    case 'show':
+      return guarded(io, async () => accountJson(await target()));
+    case 'update':
+      return guarded(io, async () => {
+        if (values.name !== undefined && values['clear-name']) {
+          throw new InvalidRequest('--name and --clear-name: give one of them');
+        }
+        return update({
+          name: values['clear-name'] ? null : values.name,
+          email: values.email,
+          status: parseStatus(values.status),
+        });
+      });
+    case 'disable':
+      return guarded(io, () => update({ status: 'disabled' }));
+    case 'enable':
+      return guarded(io, () => update({ status: 'active' }));
+  }
   return guarded(io, async () => {
     if (!values.email) throw new InvalidRequest('--email: required');
     const file = values['password-file'];
@@ -182,13 +262,7 @@ export async function accountsCommand(
       name: values.name ?? null,
       isAdmin: values.admin ?? false,
     });
-    return {
-      id: account.id,
-      email: account.email,
-      name: account.name,
-      is_admin: account.isAdmin,
-      status: account.status,
-    };
+    return accountJson(account);
   });
 }
 
@@ -210,7 +284,7 @@ export async function identityCommand(
       next_kid: result.nextKid,
       retired_kid: result.retiredKid,
       retired_key_published_until: result.retireAfter.toISOString(),
-      note: 'Restart every replica (rolling) so they sign with the new key.',
+      note: 'Running replicas switch to the new key now (no restart needed).',
     };
   });
 }

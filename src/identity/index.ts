@@ -9,11 +9,18 @@ import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { startSweeper } from './adapter.ts';
+import { createDisabledAccounts } from './disabled-accounts.ts';
 import { interactionRoutes, oidcMiddleware } from './interactions.ts';
+import { startLiveKeys } from './live-keys.ts';
 import { TTL, createProvider } from './provider.ts';
 import { createRateLimiter } from './rate-limit.ts';
-import { appRoutes } from './routes.ts';
-import { APPS_CHANNEL, createAccountsService, createAppsService } from './service.ts';
+import { accountRoutes, appRoutes } from './routes.ts';
+import {
+  ACCOUNTS_CHANNEL,
+  APPS_CHANNEL,
+  createAccountsService,
+  createAppsService,
+} from './service.ts';
 import type { AccountsService, AppsService } from './service.ts';
 import { loadSigningKeys, rotateSigningKeys } from './signing-keys.ts';
 import type { RotationResult } from './signing-keys.ts';
@@ -28,7 +35,8 @@ export type {
 } from './table.ts';
 export type { Account, App as OidcApp, AppKind } from './queries.ts';
 export { findAccountByEmail, findAccountById, insertAccount, toAccount } from './queries.ts';
-export type { AccountsService, AppsService } from './service.ts';
+export type { AccountPatch, AccountsService, AppsService } from './service.ts';
+export { ACCOUNTS_CHANNEL } from './service.ts';
 export { sweepExpiredPayloads } from './adapter.ts';
 export { API_KEY_TOKEN_TYPE, APP_USER_TOKEN_TYPE } from './token-exchange.ts';
 
@@ -51,18 +59,23 @@ export interface IdentityDeps {
   /** The service's authenticator (token exchange turns API keys into access tokens with it). */
   authenticator: Authenticator;
   config: IdentityConfig;
+  /** Told when an account changes (in this process or, by NOTIFY, another), or null when
+   * changes may have been missed: the API-key verifier drops that account's cached keys. */
+  onAccountChanged?: (accountId: string | null) => void;
 }
 
 export interface Identity {
   accounts: AccountsService;
   apps: AppsService;
-  provider: Provider;
+  /** The provider serving now (a new instance after every signing-key change). */
+  readonly provider: Provider;
   /** Bearer JWT access tokens → principal (register in the authenticator's verifiers). */
   verifier: CredentialVerifier;
   /** Mount before the router: runs oidc-provider under /oidc. */
   middleware: Middleware;
   routes(router: Router): void;
-  /** Publishes a new next key and makes the previous next key sign (takes effect on restart). */
+  /** Publishes a new next key and makes the previous next key sign, in every running replica
+   * (NOTIFY), this one before it returns. */
   rotateKeys(): Promise<RotationResult>;
   close(): Promise<void>;
 }
@@ -74,58 +87,99 @@ const SWEEP_INTERVAL_MS = 60_000;
 export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
   const { db, listen, log, secrets, authenticator, config } = deps;
   const keyBox = secrets.box('oidc-signing-keys');
-  const keys = await loadSigningKeys(db, keyBox);
-  const accounts = createAccountsService({ db });
-  const apps = createAppsService({ db, secrets });
-  // null: notifications may have been missed (reconnect), so forget every cached app.
-  const unlisten = await listen(APPS_CHANNEL, (clientId) => apps.invalidate(clientId));
-  const provider = createProvider({
-    db,
-    log,
-    secrets,
-    keys,
-    apps,
-    authenticator,
-    settings: {
-      publicUrl: config.publicUrl,
-      trustProxy: config.trustProxy,
-      accessTokenTtlSeconds: config.accessTokenTtlSeconds,
-    },
-  });
-  const verifier = createAccessTokenVerifier({
-    issuer: `${config.publicUrl}/oidc`,
-    audience: config.publicUrl,
-    publicJwks: keys.publicJwks,
-  });
-  const sweeper = startSweeper(db, log, SWEEP_INTERVAL_MS);
-  const loginPerAccount = createRateLimiter(config.loginAttemptsPerMinute);
-  const loginPerIp = createRateLimiter(config.loginAttemptsPerIpPerMinute);
-  const tokenPerIp = createRateLimiter(config.tokenRequestsPerIpPerMinute);
-  const tokenPerClient = createRateLimiter(config.tokenRequestsPerClientPerMinute);
-  return {
-    accounts,
-    apps,
-    provider,
-    verifier,
-    middleware: oidcMiddleware(provider, { tokenPerIp, tokenPerClient }),
-    routes(router) {
-      interactionRoutes(router, {
-        provider,
-        accounts,
-        loginPerAccount,
-        loginPerIp,
-        secureCookies: config.publicUrl.startsWith('https:'),
-      });
-      appRoutes(router, { apps, authenticator });
-    },
-    rotateKeys() {
-      // A retired key stays published until every token it signed has expired.
-      const longest = Math.max(config.accessTokenTtlSeconds, TTL.IdToken);
-      return rotateSigningKeys(db, keyBox, longest);
-    },
-    async close() {
-      sweeper.stop();
-      await unlisten();
-    },
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const closeAll = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
   };
+  try {
+    const apps = createAppsService({ db, secrets });
+    // null: notifications may have been missed (reconnect), so forget every cached app.
+    cleanups.push(await listen(APPS_CHANNEL, (clientId) => apps.invalidate(clientId)));
+
+    // An account's status decides whether its apps get tokens, its API keys verify and its
+    // access tokens are accepted: every replica forgets what it cached about it on a change.
+    const disabled = createDisabledAccounts({ db, log });
+    cleanups.push(() => disabled.close());
+    const accountChanged = (accountId: string | null): Promise<void> => {
+      if (accountId === null) apps.invalidate(null);
+      else apps.invalidateOwner(accountId);
+      deps.onAccountChanged?.(accountId);
+      // A failed read is logged and retried by `disabled` itself; a change that committed is not
+      // reported to its caller as failed.
+      return disabled.changed(accountId).catch(() => undefined);
+    };
+    // LISTEN before the first read, so a change committed in between is not missed.
+    cleanups.push(
+      await listen(ACCOUNTS_CHANNEL, (payload) => {
+        void accountChanged(payload === '' ? null : payload);
+      }),
+    );
+    await disabled.changed(null);
+    const accounts = createAccountsService({ db, onChanged: accountChanged });
+
+    const verifier = createAccessTokenVerifier({
+      issuer: `${config.publicUrl}/oidc`,
+      audience: config.publicUrl,
+      publicJwks: [],
+      isAccountDisabled: (accountId) => disabled.has(accountId),
+    });
+    const live = await startLiveKeys({
+      load: () => loadSigningKeys(db, keyBox),
+      listen,
+      log,
+      build: (keys) =>
+        createProvider({
+          db,
+          log,
+          secrets,
+          keys,
+          apps,
+          authenticator,
+          settings: {
+            publicUrl: config.publicUrl,
+            trustProxy: config.trustProxy,
+            accessTokenTtlSeconds: config.accessTokenTtlSeconds,
+          },
+        }),
+      onKeys: (keys) => verifier.setKeys(keys.publicJwks),
+    });
+    cleanups.push(() => live.close());
+    const sweeper = startSweeper(db, log, SWEEP_INTERVAL_MS);
+    cleanups.push(() => sweeper.stop());
+    const loginPerAccount = createRateLimiter(config.loginAttemptsPerMinute);
+    const loginPerIp = createRateLimiter(config.loginAttemptsPerIpPerMinute);
+    const tokenPerIp = createRateLimiter(config.tokenRequestsPerIpPerMinute);
+    const tokenPerClient = createRateLimiter(config.tokenRequestsPerClientPerMinute);
+    return {
+      accounts,
+      apps,
+      get provider() {
+        return live.current();
+      },
+      verifier,
+      middleware: oidcMiddleware(live.current, { tokenPerIp, tokenPerClient }),
+      routes(router) {
+        interactionRoutes(router, {
+          provider: live.current,
+          accounts,
+          loginPerAccount,
+          loginPerIp,
+          secureCookies: config.publicUrl.startsWith('https:'),
+        });
+        appRoutes(router, { apps, authenticator });
+        accountRoutes(router, { accounts, authenticator });
+      },
+      async rotateKeys() {
+        // A retired key stays published until every token it signed has expired.
+        const longest = Math.max(config.accessTokenTtlSeconds, TTL.IdToken);
+        const result = await rotateSigningKeys(db, keyBox, longest);
+        await live.reload();
+        return result;
+      },
+      close: closeAll,
+    };
+  } catch (error) {
+    await closeAll().catch(() => undefined);
+    throw error;
+  }
 }

@@ -18,7 +18,8 @@ const GENERIC_LOGIN_ERROR = 'The email or password is not right, or the account 
 const TOO_MANY = 'Too many sign-in attempts. Wait a minute, then try again.';
 
 export interface InteractionDeps {
-  provider: Provider;
+  /** The provider serving now (it is replaced when the signing keys change). */
+  provider: () => Provider;
   accounts: AccountsService;
   loginPerAccount: RateLimiter;
   loginPerIp: RateLimiter;
@@ -26,7 +27,9 @@ export interface InteractionDeps {
 }
 
 export function interactionRoutes(router: Router, deps: InteractionDeps): void {
-  const { provider, accounts } = deps;
+  const { accounts } = deps;
+  // Each handler takes the current provider once, so one request never spans two instances.
+  const current = deps.provider;
 
   function csrfToken(ctx: Context): string {
     const existing = ctx.cookies.get(CSRF_COOKIE);
@@ -50,7 +53,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
     return a.length === b.length && timingSafeEqual(a, b);
   }
 
-  async function details(ctx: Context) {
+  async function details(ctx: Context, provider: Provider) {
     try {
       return await provider.interactionDetails(ctx.req, ctx.res);
     } catch {
@@ -58,7 +61,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
     }
   }
 
-  async function appName(clientId: unknown): Promise<string> {
+  async function appName(provider: Provider, clientId: unknown): Promise<string> {
     const client = typeof clientId === 'string' ? await provider.Client.find(clientId) : undefined;
     return client?.clientName ?? 'the app';
   }
@@ -83,7 +86,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
     return (await coBody.form(ctx.req, { limit: FORM_LIMIT })) as Record<string, unknown>;
   }
 
-  async function finish(ctx: Context, result: Record<string, unknown>) {
+  async function finish(ctx: Context, provider: Provider, result: Record<string, unknown>) {
     const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, {
       mergeWithLastSubmission: result.login === undefined,
     });
@@ -93,9 +96,10 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
 
   router.get('/interaction/:uid', async function showInteraction(ctx) {
     noStore(ctx);
-    const interaction = await details(ctx);
+    const provider = current();
+    const interaction = await details(ctx, provider);
     if (interaction === null || interaction.uid !== ctx.params.uid) return expired(ctx);
-    const name = await appName(interaction.params.client_id);
+    const name = await appName(provider, interaction.params.client_id);
     const csrf = csrfToken(ctx);
     ctx.type = 'html';
     if (interaction.prompt.name === 'login') {
@@ -127,7 +131,8 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
 
   router.post('/interaction/:uid/login', async function submitLogin(ctx) {
     noStore(ctx);
-    const interaction = await details(ctx);
+    const provider = current();
+    const interaction = await details(ctx, provider);
     if (interaction === null || interaction.uid !== ctx.params.uid) return expired(ctx);
     if (interaction.prompt.name !== 'login') return expired(ctx);
     const form = await readForm(ctx);
@@ -140,7 +145,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
       ctx.body = loginPage({
         action: `/interaction/${interaction.uid}/login`,
         csrf: csrfToken(ctx),
-        appName: await appName(interaction.params.client_id),
+        appName: await appName(provider, interaction.params.client_id),
         email,
         error,
       });
@@ -158,12 +163,13 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
       (ctx.state as RequestState).log.info('login refused');
       return render(401, GENERIC_LOGIN_ERROR);
     }
-    await finish(ctx, { login: { accountId: account.id } });
+    await finish(ctx, provider, { login: { accountId: account.id } });
   });
 
   router.post('/interaction/:uid/confirm', async function submitConsent(ctx) {
     noStore(ctx);
-    const interaction = await details(ctx);
+    const provider = current();
+    const interaction = await details(ctx, provider);
     if (interaction === null || interaction.uid !== ctx.params.uid) return expired(ctx);
     if (interaction.prompt.name !== 'consent') return expired(ctx);
     const form = await readForm(ctx);
@@ -192,16 +198,17 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
       if (allowed.length > 0) grant.addResourceScope(indicator, allowed.join(' '));
     }
     const grantId = await grant.save();
-    await finish(ctx, { consent: { grantId } });
+    await finish(ctx, provider, { consent: { grantId } });
   });
 
   router.post('/interaction/:uid/abort', async function abortInteraction(ctx) {
     noStore(ctx);
-    const interaction = await details(ctx);
+    const provider = current();
+    const interaction = await details(ctx, provider);
     if (interaction === null || interaction.uid !== ctx.params.uid) return expired(ctx);
     const form = await readForm(ctx);
     if (!csrfValid(ctx, form.csrf)) return refuseCsrf(ctx);
-    await finish(ctx, {
+    await finish(ctx, provider, {
       error: 'access_denied',
       error_description: 'The user denied access',
     });
@@ -224,10 +231,10 @@ function noStore(ctx: Context) {
  * format included) are its own. The token endpoint is rate limited per IP and per client first.
  */
 export function oidcMiddleware(
-  provider: Provider,
+  current: () => Provider,
   limits: { tokenPerIp: RateLimiter; tokenPerClient: RateLimiter },
 ): Middleware {
-  const handle = provider.callback();
+  const handlers = new WeakMap<Provider, ReturnType<Provider['callback']>>();
   return async function oidc(ctx: Context, next: Next) {
     let path = ctx.path;
     if (path === '/.well-known/openid-configuration')
@@ -237,7 +244,9 @@ export function oidcMiddleware(
     if (ctx.method === 'POST' && (path === '/oidc/token' || path === '/oidc/device/auth')) {
       // Per client only for client_secret_basic, read from the header: public clients put
       // client_id in the body, which oidc-provider parses itself.
-      const clientId = basicClientId(ctx.get('authorization'));
+      const clientId = limits.tokenPerClient.enabled
+        ? basicClientId(ctx.get('authorization'))
+        : null;
       const wait = Math.max(
         limits.tokenPerIp.hit(ctx.ip),
         clientId === null ? 0 : limits.tokenPerClient.hit(clientId),
@@ -254,6 +263,12 @@ export function oidcMiddleware(
     const search = ctx.querystring ? `?${ctx.querystring}` : '';
     req.originalUrl = `${path}${search}`;
     req.url = `${path.slice('/oidc'.length) || '/'}${search}`;
+    const provider = current();
+    let handle = handlers.get(provider);
+    if (handle === undefined) {
+      handle = provider.callback();
+      handlers.set(provider, handle);
+    }
     ctx.respond = false;
     await handle(ctx.req, ctx.res);
   };

@@ -1,6 +1,7 @@
 // The OpenID provider: oidc-provider configured for tollhouse. Everything protocol-shaped is
 // oidc-provider's; this file decides policy (which flows, which algorithms, lifetimes, what a
 // token says about its caller) and wires storage, accounts and pages into it.
+import { hash } from 'node:crypto';
 import Provider, { errors } from 'oidc-provider';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { Kysely } from 'kysely';
@@ -20,7 +21,7 @@ import {
 import { findAccountById } from './queries.ts';
 import { SIGNING_ALG } from './signing-keys.ts';
 import type { SigningKeySet } from './signing-keys.ts';
-import { API_SCOPES, OIDC_SCOPES, clientApiScopes, clientMetadata } from './clients.ts';
+import { API_SCOPES, OIDC_SCOPES, clientApiScopes, clientMeta, clientMetadata } from './clients.ts';
 import type { AppsService } from './service.ts';
 import { registerTokenExchange } from './token-exchange.ts';
 import type { Exchanged } from './token-exchange.ts';
@@ -113,7 +114,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       ],
     },
     clientBasedCORS(_ctx, origin, client) {
-      const allowed = client.metadata()['tollhouse_allowed_origins'];
+      const allowed = clientMeta(client)['tollhouse_allowed_origins'];
       return Array.isArray(allowed) && allowed.includes(origin);
     },
     async findAccount(_ctx, sub) {
@@ -137,7 +138,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       if (minted !== undefined) return minted.claims;
       const client =
         ctx.oidc.client ?? (await ctx.oidc.provider.Client.find(token.clientId as string));
-      const meta: Record<string, unknown> = client?.metadata() ?? {};
+      const meta: Record<string, unknown> = client === undefined ? {} : clientMeta(client);
       const accountId =
         token.kind === 'ClientCredentials'
           ? meta['tollhouse_owner_account_id']
@@ -234,15 +235,28 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.proxy = settings.trustProxy;
 
   // Client secrets are stored as keyed hashes (tollhouse_secret_hashes, the current and, during
-  // a rotation's grace period, the previous one), so compare hashes instead of plaintext.
+  // a rotation's grace period, the previous one), so compare hashes instead of plaintext. A
+  // machine client presents the same secret on every token request: once a secret has matched,
+  // its SHA-256 (one-shot, several times cheaper than the HMAC; the secret has 256 random bits,
+  // so the digest reveals nothing) is remembered on this Client instance. oidc-provider builds a
+  // new instance whenever the app's metadata changes (rotation, grace period over), so nothing
+  // is remembered past the hashes it was checked against.
+  const matchedDigests = new WeakMap<object, Set<string>>();
   provider.Client.prototype.compareClientSecret = function compareClientSecret(
     this: InstanceType<Provider['Client']>,
     actual: string,
   ) {
-    const hashes = this.metadata()['tollhouse_secret_hashes'];
-    if (!Array.isArray(hashes) || typeof actual !== 'string') return Promise.resolve(false);
+    if (typeof actual !== 'string') return Promise.resolve(false);
+    const digest = hash('sha256', actual, 'base64url');
+    const matched = matchedDigests.get(this);
+    if (matched?.has(digest)) return Promise.resolve(true);
+    const hashes = clientMeta(this)['tollhouse_secret_hashes'];
+    if (!Array.isArray(hashes)) return Promise.resolve(false);
     const presented = secrets.hmac('app-client-secrets', actual);
-    return Promise.resolve(hashes.some((h) => constantEquals(h, presented)));
+    const ok = hashes.some((h) => constantEquals(h, presented));
+    // At most one entry per valid secret (two during a rotation's grace period).
+    if (ok) matchedDigests.set(this, new Set(matched).add(digest));
+    return Promise.resolve(ok);
   } as never;
 
   registerTokenExchange(provider, {

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../platform/db.ts';
 import type {
@@ -71,6 +72,71 @@ export async function updateAccountById(
     .where('id', '=', id)
     .returningAll()
     .executeTakeFirst();
+}
+
+/** Escapes LIKE wildcards so a search for `a_b%` matches those characters literally. */
+function likePattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/**
+ * Accounts in email order (case-insensitive, the unique index's order), after `afterEmail`
+ * (a lower-cased email: the keyset cursor), optionally only those whose email or name contains
+ * `search` (case-insensitive) or with `status`. `sort_key` is the row's cursor, computed by
+ * PostgreSQL so that it compares exactly as the ordering does.
+ */
+export async function listAccounts(
+  db: Db,
+  filter: {
+    search: string | null;
+    status: 'active' | 'disabled' | null;
+    afterEmail: string | null;
+    limit: number;
+  },
+): Promise<Array<AccountRow & { sort_key: string }>> {
+  let query = db
+    .selectFrom('accounts')
+    .selectAll()
+    .select(sql<string>`lower(email)`.as('sort_key'))
+    .orderBy(sql`lower(email)`)
+    .limit(filter.limit);
+  if (filter.afterEmail !== null) {
+    query = query.where(sql<boolean>`lower(email) > ${filter.afterEmail}`);
+  }
+  if (filter.status !== null) query = query.where('status', '=', filter.status);
+  if (filter.search !== null) {
+    const pattern = likePattern(filter.search);
+    query = query.where((eb) =>
+      eb.or([eb('email', 'ilike', pattern), eb('name', 'ilike', pattern)]),
+    );
+  }
+  return query.execute();
+}
+
+/** Ids of every disabled account (the access-token verifier's refusal list). */
+export async function listDisabledAccountIds(db: Db): Promise<string[]> {
+  const rows = await db
+    .selectFrom('accounts')
+    .select('id')
+    .where('status', '=', 'disabled')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+export async function findAccountStatuses(
+  db: Db,
+  ids: string[],
+): Promise<Array<{ id: string; status: 'active' | 'disabled' }>> {
+  if (ids.length === 0) return [];
+  return db.selectFrom('accounts').select(['id', 'status']).where('id', 'in', ids).execute();
+}
+
+/** Locks the account row for the rest of the transaction (concurrent edits serialize). */
+export async function findAccountByIdForUpdate(
+  trx: Transaction<Database>,
+  id: string,
+): Promise<AccountRow | undefined> {
+  return trx.selectFrom('accounts').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
 }
 
 export type AppKind = 'public' | 'web' | 'machine';

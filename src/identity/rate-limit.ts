@@ -5,6 +5,8 @@
 export interface RateLimiter {
   /** Counts one hit for `key`; returns seconds to wait if over the limit, else 0. */
   hit(key: string): number;
+  /** False when the limit is 0 (off): callers may skip working out the key. */
+  readonly enabled: boolean;
 }
 
 // Bound memory under a flood of distinct keys (spoofed IPs, random emails).
@@ -13,6 +15,7 @@ const MAX_KEYS = 100_000;
 export function createRateLimiter(limitPerWindow: number, windowMs = 60_000): RateLimiter {
   const windows = new Map<string, { count: number; resetAt: number }>();
   return {
+    enabled: limitPerWindow !== 0,
     hit(key) {
       if (limitPerWindow === 0) return 0; // 0 disables the limit
       const now = Date.now();

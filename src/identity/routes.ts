@@ -1,12 +1,20 @@
-// /v1/apps: the operator's REST API for OIDC apps (admin scope).
+// /v1/apps and /v1/accounts: the operator's REST API for OIDC apps and accounts (admin scope).
 import { hasScope, requireAuth } from '../platform/auth.ts';
-import { Forbidden } from '../platform/errors.ts';
+import { Forbidden, InvalidRequest, NotFound } from '../platform/errors.ts';
 import type { Middleware } from 'koa';
 import type { AuthState, Authenticator } from '../platform/auth.ts';
 import { defineRoute } from '../platform/http.ts';
 import type { Router } from '../platform/http.ts';
-import type { AppsService } from './service.ts';
+import type { AccountsService, AppsService } from './service.ts';
 import {
+  accountId,
+  accountList,
+  accountSchema,
+  decodeAccountCursor,
+  encodeAccountCursor,
+  listAccountsQuery,
+  toAccountJson,
+  updateAccountBody,
   appId,
   appList,
   appWithSecret,
@@ -176,6 +184,83 @@ export function appRoutes(
         actorOf(ctx),
       );
       return { ...toAppJson(app), client_secret: clientSecret };
+    },
+  );
+}
+
+/** /v1/accounts: the operator's view of the people who sign in (admin scope). */
+export function accountRoutes(
+  router: Router,
+  { accounts, authenticator }: { accounts: AccountsService; authenticator: Authenticator },
+): void {
+  const admin = [requireAuth(authenticator, ['admin'])];
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/accounts',
+      query: listAccountsQuery,
+      response: accountList,
+      before: admin,
+    },
+    async ({ query }) => {
+      const after = query.cursor === undefined ? null : decodeAccountCursor(query.cursor);
+      if (after === null && query.cursor !== undefined) {
+        throw new InvalidRequest('query.cursor: not a cursor returned by this API');
+      }
+      const page = await accounts.list({
+        search: query.q ?? null,
+        status: query.status ?? null,
+        limit: query.limit,
+        after,
+      });
+      return {
+        accounts: page.accounts.map(toAccountJson),
+        next_cursor: page.next === null ? null : encodeAccountCursor(page.next),
+      };
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/accounts/:id',
+      params: accountId,
+      response: accountSchema,
+      before: admin,
+    },
+    async ({ params }) => {
+      const account = await accounts.get(params.id);
+      if (account === null) throw new NotFound(`No account ${params.id}`);
+      return toAccountJson(account);
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'patch',
+      path: '/v1/accounts/:id',
+      params: accountId,
+      body: updateAccountBody,
+      response: accountSchema,
+      before: admin,
+    },
+    async ({ params, body, ctx }) => {
+      const { principal, requestId } = ctx.state as AuthState;
+      return toAccountJson(
+        await accounts.update(
+          params.id,
+          { name: body.name, email: body.email, status: body.status },
+          {
+            id: principal.keyId ?? principal.accountId,
+            requestId,
+            accountId: principal.accountId,
+          },
+        ),
+      );
     },
   );
 }

@@ -1,8 +1,9 @@
-// zod shapes of the /v1/apps REST API (snake_case on the wire, like OAuth client metadata).
+// zod shapes of the /v1/apps and /v1/accounts REST API (snake_case on the wire, like OAuth
+// client metadata).
 import { z } from 'zod';
 import { SCOPES } from '../platform/auth.ts';
-import { MAX_GRACE_SECONDS } from './service.ts';
-import type { App } from './queries.ts';
+import { MAX_ACCOUNTS_PAGE, MAX_GRACE_SECONDS } from './service.ts';
+import type { Account, App } from './queries.ts';
 
 const uriList = z.array(z.string().min(1).max(2000)).max(20);
 const scopeList = z.array(z.enum(SCOPES)).max(SCOPES.length);
@@ -108,4 +109,64 @@ export function toAppUserJson(user: {
   status: 'active' | 'disabled';
 }) {
   return { id: user.id, external_id: user.externalId, status: user.status };
+}
+
+// ---- /v1/accounts ---------------------------------------------------------------------------
+
+export const accountId = z.object({
+  id: z.string().regex(/^acct_[0-9A-Za-z]{1,64}$/, 'expected an account id (acct_…)'),
+});
+
+export const listAccountsQuery = z.strictObject({
+  /** Part of the email or name, case-insensitive. */
+  q: z.string().max(320).optional(),
+  status: z.enum(['active', 'disabled']).optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_ACCOUNTS_PAGE).default(50),
+  cursor: z.string().min(1).max(700).optional(),
+});
+
+export const updateAccountBody = z.strictObject({
+  name: z.string().trim().min(1).max(100).nullable().optional(),
+  email: z.string().trim().min(3).max(320).optional(),
+  status: z.enum(['active', 'disabled']).optional(),
+});
+
+export const accountSchema = z.strictObject({
+  id: z.string(),
+  email: z.string(),
+  name: z.string().nullable(),
+  email_verified: z.boolean(),
+  status: z.enum(['active', 'disabled']),
+  is_admin: z.boolean(),
+  created_at: z.string(),
+});
+
+export const accountList = z.strictObject({
+  accounts: z.array(accountSchema),
+  next_cursor: z.string().nullable(),
+});
+
+export function toAccountJson(account: Account): z.input<typeof accountSchema> {
+  return {
+    id: account.id,
+    email: account.email,
+    name: account.name,
+    email_verified: account.emailVerified,
+    status: account.status,
+    is_admin: account.isAdmin,
+    created_at: account.createdAt.toISOString(),
+  };
+}
+
+/** The list cursor is the last row's sort key (its lower-cased email), opaque to clients. */
+export function encodeAccountCursor(sortKey: string): string {
+  return Buffer.from(sortKey, 'utf8').toString('base64url');
+}
+
+export function decodeAccountCursor(cursor: string): string | null {
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor)) return null;
+  const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
+  // Round-trips only if it was valid UTF-8 we encoded; an email key always contains `@`.
+  if (encodeAccountCursor(decoded) !== cursor || !decoded.includes('@')) return null;
+  return decoded;
 }

@@ -12,6 +12,9 @@ import { DUMMY_PASSWORD_HASH, hashPassword, verifyPassword } from './passwords.t
 import {
   findAccountByEmail,
   findAccountById,
+  findAccountByIdForUpdate,
+  listAccounts,
+  updateAccountById,
   findAppByClientId,
   findAppById,
   insertAccount,
@@ -35,11 +38,33 @@ export interface Actor {
   /** `acct_…`, or `cli` for the operator at the command line. */
   id: string;
   requestId?: string | null;
+  /** The account the caller acts as (REST), so it cannot disable itself; absent for the CLI. */
+  accountId?: string | null;
 }
 
 // NIST SP 800-63B §5.1.1.2: at least 8 characters; 1024 caps scrypt's input work.
 const MIN_PASSWORD = 8;
 const MAX_PASSWORD = 1024;
+// RFC 5321 §4.5.3.1: a path is at most 256 octets; 320 is the usual local@domain bound.
+const MAX_EMAIL = 320;
+const MAX_NAME = 100;
+// A page of the accounts list: enough for an operator's screen, small enough to stay cheap.
+export const MAX_ACCOUNTS_PAGE = 200;
+
+/** NOTIFY channel: payload is the id of an account that changed (status, email, name). */
+export const ACCOUNTS_CHANNEL = 'identity_accounts';
+
+export interface AccountPatch {
+  name?: string | null;
+  email?: string;
+  status?: 'active' | 'disabled';
+}
+
+export interface AccountPage {
+  accounts: Account[];
+  /** Pass back as `after` for the next page; null on the last page. */
+  next: string | null;
+}
 
 export interface AccountsService {
   create(input: {
@@ -52,15 +77,55 @@ export interface AccountsService {
    * same time, for an unknown email, a wrong password and a disabled account. */
   authenticate(email: string, password: string): Promise<Account | null>;
   get(id: string): Promise<Account | null>;
+  /** By id (`acct_…`) or email; NotFound otherwise. */
+  find(idOrEmail: string): Promise<Account>;
+  list(filter: {
+    search?: string | null;
+    status?: 'active' | 'disabled' | null;
+    limit: number;
+    after?: string | null;
+  }): Promise<AccountPage>;
+  /** Edits name, email or status. A status change applies to every replica at once: the
+   * account's API keys, access tokens and refresh tokens are refused while it is disabled. */
+  update(id: string, patch: AccountPatch, actor: Actor): Promise<Account>;
 }
 
-export function createAccountsService({ db }: { db: Kysely<Database> }): AccountsService {
+export interface AccountsDeps {
+  db: Kysely<Database>;
+  /** Runs after a change commits, before the caller gets its answer: this process's caches
+   * follow at once; the others follow the NOTIFY sent with the change. */
+  onChanged?: (accountId: string) => Promise<void> | void;
+}
+
+function checkEmail(raw: string): string {
+  const email = raw.trim();
+  if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > MAX_EMAIL) {
+    throw new InvalidRequest('email: expected an email address');
+  }
+  return email;
+}
+
+function checkName(raw: string | null): string | null {
+  if (raw === null) return null;
+  const name = raw.trim();
+  // No control characters (C0 and DEL): a name is shown in pages, logs and the console.
+  const control = [...name].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+  if (name.length === 0 || name.length > MAX_NAME || control) {
+    throw new InvalidRequest(`name: expected 1 to ${MAX_NAME} printable characters, or null`);
+  }
+  return name;
+}
+
+const UNIQUE_VIOLATION = '23505';
+
+export function createAccountsService({ db, onChanged }: AccountsDeps): AccountsService {
+  async function get(id: string) {
+    const row = await findAccountById(db, id);
+    return row === undefined ? null : toAccount(row);
+  }
   return {
     async create(input) {
-      const email = input.email.trim();
-      if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > 320) {
-        throw new InvalidRequest('email: expected an email address');
-      }
+      const email = checkEmail(input.email);
       if (input.password !== null) checkPassword(input.password);
       if ((await findAccountByEmail(db, email)) !== undefined) {
         throw new Conflict('An account with this email already exists');
@@ -77,7 +142,7 @@ export function createAccountsService({ db }: { db: Kysely<Database> }): Account
       return toAccount(row);
     },
     async authenticate(email, password) {
-      if (password.length > MAX_PASSWORD || email.length > 320) return null;
+      if (password.length > MAX_PASSWORD || email.length > MAX_EMAIL) return null;
       const row = await findAccountByEmail(db, email.trim());
       const ok = await verifyPassword(password, row?.password_hash ?? DUMMY_PASSWORD_HASH);
       if (!ok || row === undefined || row.password_hash === null || row.status !== 'active') {
@@ -85,9 +150,80 @@ export function createAccountsService({ db }: { db: Kysely<Database> }): Account
       }
       return toAccount(row);
     },
-    async get(id) {
-      const row = await findAccountById(db, id);
-      return row === undefined ? null : toAccount(row);
+    get,
+    async find(idOrEmail) {
+      const row = idOrEmail.includes('@')
+        ? await findAccountByEmail(db, idOrEmail.trim())
+        : await findAccountById(db, idOrEmail);
+      if (row === undefined) throw new NotFound(`No account ${idOrEmail.slice(0, 100)}`);
+      return toAccount(row);
+    },
+    async list(filter) {
+      if (!Number.isInteger(filter.limit) || filter.limit < 1 || filter.limit > MAX_ACCOUNTS_PAGE) {
+        throw new InvalidRequest(`limit: expected 1 to ${MAX_ACCOUNTS_PAGE}`);
+      }
+      const search = filter.search?.trim() || null;
+      // One more than asked tells whether there is a next page without a count query.
+      const rows = await listAccounts(db, {
+        search,
+        status: filter.status ?? null,
+        afterEmail: filter.after ?? null,
+        limit: filter.limit + 1,
+      });
+      const page = rows.slice(0, filter.limit);
+      const last = page.at(-1);
+      return {
+        accounts: page.map((row) => toAccount(row)),
+        next: rows.length > filter.limit && last !== undefined ? last.sort_key : null,
+      };
+    },
+    async update(id, patch, actor) {
+      const name = patch.name === undefined ? undefined : checkName(patch.name);
+      const email = patch.email === undefined ? undefined : checkEmail(patch.email);
+      if (name === undefined && email === undefined && patch.status === undefined) {
+        throw new InvalidRequest('expected at least one of name, email, status');
+      }
+      if (patch.status === 'disabled' && actor.accountId === id) {
+        throw new Conflict('You cannot disable the account you are acting as');
+      }
+      let row;
+      try {
+        row = await db.transaction().execute(async (trx) => {
+          const current = await findAccountByIdForUpdate(trx, id);
+          if (current === undefined) throw new NotFound(`No account ${id}`);
+          const updated = await updateAccountById(trx, id, {
+            ...(name === undefined ? {} : { name }),
+            // The operator typed it in, as at creation: verified.
+            ...(email === undefined ? {} : { email, email_verified: true }),
+            ...(patch.status === undefined ? {} : { status: patch.status }),
+          });
+          const statusChanged = patch.status !== undefined && patch.status !== current.status;
+          await sql`select pg_notify(${ACCOUNTS_CHANNEL}, ${id})`.execute(trx);
+          await recordAudit(trx, {
+            actor: actor.id,
+            action: statusChanged
+              ? patch.status === 'disabled'
+                ? 'account.disable'
+                : 'account.enable'
+              : 'account.update',
+            subject: id,
+            requestId: actor.requestId ?? null,
+            details: {
+              fields: Object.keys(patch).filter(
+                (k) => patch[k as keyof AccountPatch] !== undefined,
+              ),
+            },
+          });
+          return updated!;
+        });
+      } catch (error) {
+        if ((error as { code?: string }).code === UNIQUE_VIOLATION) {
+          throw new Conflict('An account with this email already exists');
+        }
+        throw error;
+      }
+      await onChanged?.(id);
+      return toAccount(row);
     },
   };
 }
@@ -141,6 +277,9 @@ export interface AppsService {
   findActiveByClientId(clientId: string): Promise<App | null>;
   /** Drops the cached app for `clientId`, or every cached app for null. */
   invalidate(clientId: string | null): void;
+  /** Drops the cached apps of an account whose status changed (they get no tokens while it is
+   * disabled). */
+  invalidateOwner(accountId: string): void;
   ensureAppUser(appId: string, externalId: string): Promise<AppUser>;
   listAppUsers(appId: string): Promise<AppUser[]>;
   setAppUserStatus(
@@ -340,7 +479,8 @@ export function createAppsService({
       const hit = cache.get(clientId);
       if (hit !== undefined && hit.expiresAt > now) return hit.app;
       const row = await findAppByClientId(db, clientId);
-      // An app whose owner account is disabled gets no tokens either (within the cache TTL).
+      // An app whose owner account is disabled gets no tokens either (invalidateOwner drops the
+      // cached app when the owner's status changes).
       const owner = row === undefined ? undefined : await findAccountById(db, row.owner_account_id);
       // Unknown and disabled apps are not cached: random client ids must not fill memory.
       if (row === undefined || row.status !== 'active' || owner?.status !== 'active') {
@@ -355,6 +495,11 @@ export function createAppsService({
     invalidate(clientId) {
       if (clientId === null) cache.clear();
       else cache.delete(clientId);
+    },
+    invalidateOwner(accountId) {
+      for (const [clientId, { app }] of cache) {
+        if (app.ownerAccountId === accountId) cache.delete(clientId);
+      }
     },
     async ensureAppUser(appId, externalId) {
       const row = await upsertAppUser(db, {

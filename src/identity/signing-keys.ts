@@ -2,8 +2,9 @@
 // TOLLHOUSE_SECRET subkey, kid as authenticated context), rotated by `tollhouse identity
 // rotate-keys`. Every live key is published in the JWKS: the `next` key is published one
 // rotation before it signs, and a replaced key stays published until every token it signed
-// has expired.
+// has expired. A rotation NOTIFYs SIGNING_KEYS_CHANNEL; running replicas reload (live-keys.ts).
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { exportJWK, generateKeyPair } from 'jose';
 import type { JWK } from 'jose';
 import type { Kysely } from 'kysely';
@@ -15,12 +16,17 @@ import { insertSigningKey, listLiveSigningKeys } from './queries.ts';
 // token endpoint spends its time on. Every current JOSE library verifies it.
 export const SIGNING_ALG = 'ES256';
 
+/** NOTIFY channel: the set of signing keys changed (no payload). */
+export const SIGNING_KEYS_CHANNEL = 'identity_signing_keys';
+
 export interface SigningKeySet {
   /** Private JWKs for oidc-provider, the signing key first (it signs with the first match). */
   privateJwks: JWK[];
   /** Public JWKs of every live key, for local verification. */
   publicJwks: JWK[];
   activeKid: string;
+  /** When the next retired key stops being published (a reload is due then), or null. */
+  nextRetirementAt: Date | null;
 }
 
 async function newKey(box: SecretBox) {
@@ -70,10 +76,14 @@ export async function loadSigningKeys(
       { cause: error },
     );
   }
+  const retirements = rows
+    .filter((r) => r.status === 'retired' && r.retire_after !== null)
+    .map((r) => (r.retire_after as Date).getTime());
   return {
     privateJwks,
     publicJwks: rows.map((r) => r.public_jwk as JWK),
     activeKid: active.kid,
+    nextRetirementAt: retirements.length === 0 ? null : new Date(Math.min(...retirements)),
   };
 }
 
@@ -86,8 +96,8 @@ export interface RotationResult {
 
 /**
  * The published next key starts signing, the current key is retired once `retireAfterSeconds`
- * (the longest token lifetime) has passed, and a new next key is published. Running replicas
- * load keys at start: restart them (rolling) after a rotation.
+ * (the longest token lifetime) has passed, and a new next key is published. The NOTIFY is sent
+ * on commit: running replicas reload their keys at once (no restart).
  */
 export async function rotateSigningKeys(
   db: Kysely<Database>,
@@ -124,6 +134,7 @@ export async function rotateSigningKeys(
     }
     const next = await newKey(box);
     await insertSigningKey(trx, { ...next, status: 'next' });
+    await sql`select pg_notify(${SIGNING_KEYS_CHANNEL}, '')`.execute(trx);
     return { retiredKid: retired?.kid ?? null, activeKid, nextKid: next.kid, retireAfter };
   });
 }

@@ -9,7 +9,7 @@ import { errors } from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type Provider from 'oidc-provider';
 import type { Authenticator } from '../platform/auth.ts';
-import { API_SCOPES, TOKEN_EXCHANGE, clientApiScopes } from './clients.ts';
+import { API_SCOPES, TOKEN_EXCHANGE, clientApiScopes, clientMeta } from './clients.ts';
 import type { AppsService } from './service.ts';
 import { SIGNING_ALG } from './signing-keys.ts';
 
@@ -66,7 +66,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
       if (params.resource && params.resource !== deps.resource) throw new errors.InvalidTarget();
       if (params.audience && params.audience !== deps.resource) throw new errors.InvalidTarget();
       const requested = params.scope ? params.scope.split(' ').filter(Boolean) : null;
-      const meta = client.metadata();
+      const meta = clientMeta(client);
 
       let exchanged: Exchanged;
       let sub: string;

@@ -1,6 +1,8 @@
 // Bearer JWT access tokens (RFC 9068) → principal, verified locally against the provider's
 // own public keys: no database round trip on the hot path. Anything that is not a JWT (an API
-// key, `th_…`) is left to the next verifier.
+// key, `th_…`) is left to the next verifier. The keys are replaced when they rotate, and the
+// tokens of a disabled account are refused at once (both pushed by NOTIFY, see index.ts): a
+// JWT cannot be revoked, but the one place that accepts it can stop doing so.
 import { createLocalJWKSet, errors as joseErrors, jwtVerify } from 'jose';
 import type { JWK } from 'jose';
 import { SCOPES, invalidCredential } from '../platform/auth.ts';
@@ -12,15 +14,25 @@ const COMPACT_JWS = /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 // Clock skew tolerated between replicas (and the machines that mint and check tokens).
 const CLOCK_TOLERANCE_SECONDS = 5;
 
+export interface AccessTokenVerifier extends CredentialVerifier {
+  /** Verifies with these public keys from now on (the live JWKS after a rotation). */
+  setKeys(publicJwks: JWK[]): void;
+}
+
 export function createAccessTokenVerifier(input: {
   issuer: string;
   audience: string;
   publicJwks: JWK[];
-}): CredentialVerifier {
-  const keys = createLocalJWKSet({ keys: input.publicJwks });
+  /** True while the account is disabled: its tokens are refused even though they verify. */
+  isAccountDisabled(accountId: string): boolean;
+}): AccessTokenVerifier {
+  let keys = createLocalJWKSet({ keys: input.publicJwks });
   const known = new Set<string>(SCOPES);
   return {
-    async verify(credential) {
+    setKeys(publicJwks) {
+      keys = createLocalJWKSet({ keys: publicJwks });
+    },
+    async verify(credential, context) {
       if (credential.startsWith('th_') || !COMPACT_JWS.test(credential)) return null;
       let payload;
       try {
@@ -40,6 +52,10 @@ export function createAccessTokenVerifier(input: {
       }
       const accountId = payload['account_id'];
       if (typeof accountId !== 'string') throw invalidCredential();
+      if (input.isAccountDisabled(accountId)) {
+        context.log?.info({ accountId }, 'access token refused: account disabled');
+        throw invalidCredential();
+      }
       const scope = typeof payload['scope'] === 'string' ? payload['scope'] : '';
       const principal: Principal = {
         via: 'access_token',

@@ -2,8 +2,10 @@
 // then the HMAC of the key is looked up in an in-process cache, and only on a miss in
 // PostgreSQL. Every change to a key NOTIFYs its id on KEYS_CHANNEL; each replica drops that
 // entry as the notification arrives, so a revocation or rotation is enforced everywhere within
-// the NOTIFY latency (milliseconds), well inside the promised 1 s. A dropped LISTEN connection
-// clears the whole cache, and entries also age out after CACHE_TTL_MS as a last resort.
+// the NOTIFY latency (milliseconds), well inside the promised 1 s. A change to an account
+// (identity NOTIFYs it; app.ts calls forgetAccount) drops every key of that account the same
+// way, so disabling an account refuses its keys at once. A dropped LISTEN connection clears the
+// whole cache, and entries also age out after CACHE_TTL_MS as a last resort.
 //
 // The in-memory cache is indexed by an unkeyed SHA-256 of the key (one-shot `crypto.hash`,
 // ~10× cheaper than the HMAC): keys carry 192 random bits, so the digest reveals nothing, and
@@ -73,6 +75,8 @@ export interface KeyVerifier extends CredentialVerifier {
   cacheSize(): { positive: number; negative: number };
   /** Drops what this process cached about key `id` (a change it just committed). */
   forget(id: string): void;
+  /** Drops every cached key of account `accountId` (its status changed), or everything (null). */
+  forgetAccount(accountId: string | null): void;
 }
 
 export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
@@ -89,6 +93,7 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
   let resetAt = 0;
   let createdAt = 0;
   const changedAt = new Map<string, number>();
+  const accountChangedAt = new Map<string, number>();
   let unlisten: (() => Promise<void>) | null = null;
   let timer: NodeJS.Timeout | null = null;
 
@@ -97,6 +102,7 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
     if (payload === null || changedAt.size >= CHANGES_MAX) {
       resetAt = generation;
       changedAt.clear();
+      accountChangedAt.clear();
     }
     if (payload === null) {
       byDigest.clear();
@@ -117,6 +123,25 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
       digestById.delete(keyId);
     }
     deps.onChange?.(keyId);
+  }
+
+  function onAccountChange(accountId: string | null) {
+    if (accountId === null) {
+      onNotification(null);
+      return;
+    }
+    generation++;
+    if (accountChangedAt.size >= CHANGES_MAX) {
+      resetAt = generation;
+      changedAt.clear();
+      accountChangedAt.clear();
+    }
+    accountChangedAt.set(accountId, generation);
+    // A full scan, but account changes are rare (an operator's action) and the cache is
+    // bounded by cacheMax: a few milliseconds at worst.
+    for (const [digest, entry] of byDigest) {
+      if (entry.principal.accountId === accountId) forgetEntry(digest, entry);
+    }
   }
 
   function remember(digest: string, entry: CachedKey) {
@@ -174,7 +199,13 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
           row.allowed_resources === null ? null : Object.freeze([...row.allowed_resources]),
       }),
     };
-    if (resetAt <= started && (changedAt.get(row.id) ?? 0) <= started) remember(digest, entry);
+    if (
+      resetAt <= started &&
+      (changedAt.get(row.id) ?? 0) <= started &&
+      (accountChangedAt.get(row.account_id) ?? 0) <= started
+    ) {
+      remember(digest, entry);
+    }
     return entry;
   }
 
@@ -258,6 +289,7 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
     },
     cacheSize: () => ({ positive: byDigest.size, negative: negative.size }),
     forget: (id) => onNotification(`changed:${id}`),
+    forgetAccount: onAccountChange,
   };
 }
 

@@ -1,4 +1,4 @@
-// The operator's commands, run as child processes: accounts create, apps …, identity rotate-keys.
+// The operator's commands, run as child processes: accounts …, apps …, identity rotate-keys.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -94,6 +94,24 @@ describe('tollhouse accounts / apps / identity', () => {
     const disabled = await cli(['apps', 'disable', id]);
     expect(disabled.json.status).toBe('disabled');
 
+    const renamed = await cli([
+      'accounts',
+      'update',
+      'OPS@example.com',
+      '--name',
+      'Operations',
+      '--email',
+      'ops@corp.example',
+    ]);
+    expect(renamed.json).toMatchObject({ id: account.json.id, name: 'Operations' });
+    const found = await cli(['accounts', 'list', '--query', 'corp']);
+    expect(found.json).toEqual({ accounts: [renamed.json], next_cursor: null });
+    const off = await cli(['accounts', 'disable', account.json.id]);
+    expect(off.json.status).toBe('disabled');
+    const on = await cli(['accounts', 'enable', 'ops@corp.example']);
+    expect(on.json.status).toBe('active');
+    expect((await cli(['accounts', 'show', account.json.id])).json).toEqual(on.json);
+
     const keys = await cli(['identity', 'rotate-keys']);
     expect(keys.json).toMatchObject({
       active_kid: expect.any(String),
@@ -129,5 +147,18 @@ describe('tollhouse accounts / apps / identity', () => {
     expect(unknown.stderr).toContain('No app');
     const usage = await runCli(['apps', 'explode'], env);
     expect(usage.code).toBe(2);
+    for (const [args, message] of [
+      [['accounts', 'show', 'nobody@example.com'], 'No account'],
+      [['accounts', 'update', 'ops@corp.example', '--status', 'gone'], '--status'],
+      [['accounts', 'update', 'ops@corp.example'], 'at least one'],
+      [['accounts', 'update', 'ops@corp.example', '--email', 'not-an-email'], 'email'],
+      [['accounts', 'list', '--cursor', '!!'], '--cursor'],
+      [['accounts', 'disable'], 'expected one account'],
+    ] as const) {
+      const refused = await cli([...args]);
+      expect({ args, code: refused.code }).toEqual({ args, code: 1 });
+      expect(refused.stderr).toContain(message);
+    }
+    expect((await runCli(['accounts', 'explode'], env)).code).toBe(2);
   }, 120_000);
 });

@@ -47,7 +47,7 @@ describe('signing keys', () => {
     expect(jwks.keys.every((k) => k.d === undefined)).toBe(true);
   });
 
-  it('rotate: the published next key signs after a restart, and tokens from either key verify', async () => {
+  it('rotate: the published next key signs at once (and after a restart), and tokens from either key verify', async () => {
     const owner = await createAccount(t, 'keys@example.com');
     const { app, clientSecret } = await t.app.identity.apps.create(
       { name: 'M', kind: 'machine', ownerAccountId: owner.id, scopes: ['gateway'] },
@@ -64,6 +64,16 @@ describe('signing keys', () => {
     expect(result).toMatchObject({ activeKid: next.kid, retiredKid: active.kid });
     // The retired key stays published for the longest token lifetime (id tokens: 1 h).
     expect(result.retireAfter.getTime()).toBeGreaterThanOrEqual(rotatedAt + 3_600_000);
+
+    // This process switched before rotateKeys returned: it signs with the promoted key and
+    // publishes the new next one, without a restart.
+    expect(kidOf(await clientCredentials(t.url, app.clientId, clientSecret!))).toBe(next.kid);
+    const live = (await (await fetch(`${t.issuer}/jwks`)).json()) as {
+      keys: Array<{ kid: string }>;
+    };
+    expect(live.keys.map((k) => k.kid)).toEqual(
+      expect.arrayContaining([active.kid, next.kid, result.nextKid]),
+    );
 
     // A "restarted replica": a second app over the same database.
     const restarted = await createApp({
