@@ -9,6 +9,7 @@ import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { startSweeper } from './adapter.ts';
+import type { FirstPartyClient } from './clients.ts';
 import { interactionRoutes, oidcMiddleware } from './interactions.ts';
 import { TTL, createProvider } from './provider.ts';
 import { createRateLimiter } from './rate-limit.ts';
@@ -29,6 +30,7 @@ export type {
 export type { Account, App as OidcApp, AppKind } from './queries.ts';
 export { findAccountByEmail, findAccountById, insertAccount, toAccount } from './queries.ts';
 export type { AccountsService, AppsService } from './service.ts';
+export type { FirstPartyClient } from './clients.ts';
 export { sweepExpiredPayloads } from './adapter.ts';
 export { API_KEY_TOKEN_TYPE, APP_USER_TOKEN_TYPE } from './token-exchange.ts';
 
@@ -51,6 +53,8 @@ export interface IdentityDeps {
   /** The service's authenticator (token exchange turns API keys into access tokens with it). */
   authenticator: Authenticator;
   config: IdentityConfig;
+  /** Clients tollhouse runs itself (the console), registered as static OIDC clients. */
+  firstPartyClients?: readonly FirstPartyClient[];
 }
 
 export interface Identity {
@@ -86,6 +90,7 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
     keys,
     apps,
     authenticator,
+    firstPartyClients: deps.firstPartyClients ?? [],
     settings: {
       publicUrl: config.publicUrl,
       trustProxy: config.trustProxy,

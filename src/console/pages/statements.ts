@@ -1,0 +1,6 @@
+import type { ApiClient } from '../api.ts';
+import type { createFramework } from '../framework.ts';
+export function statementPages(
+  _framework: ReturnType<typeof createFramework>,
+  _api: ApiClient,
+): void {}

@@ -1,0 +1,94 @@
+// Console test helpers: an app whose PUBLIC_URL is its loopback address, accounts with
+// passwords, headless Chromium (Debian's) driven by playwright-core, axe-core run inside the
+// page, and screenshots for the README.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { expect } from 'vitest';
+import { startTestApp } from '../support/app.ts';
+import type { TestApp } from '../support/app.ts';
+import { ROOT, freePort } from '../support/process.ts';
+
+export const CHROMIUM = '/usr/bin/chromium';
+export const HAVE_CHROMIUM = existsSync(CHROMIUM);
+export const PASSWORD = 'correct horse battery staple';
+
+export async function startConsoleApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const port = await freePort();
+  return startTestApp({ port, env: { PUBLIC_URL: `http://127.0.0.1:${port}`, ...env } });
+}
+
+export async function createAccount(t: TestApp, email: string, admin = false) {
+  return t.app.identity.accounts.create({ email, password: PASSWORD, isAdmin: admin });
+}
+
+export async function launch(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+}
+
+/** Opens the console in a fresh context and signs in through tollhouse's own login page. */
+export async function signIn(browser: Browser, t: TestApp, email: string): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  // Confirm dialogs (revoke) are accepted, as a user clicking OK would.
+  page.on('dialog', (dialog) => void dialog.accept());
+  await page.goto(`${t.url}/console`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${t.url}/console`);
+  return page;
+}
+
+const axeSource = readFileSync(
+  createRequire(import.meta.url).resolve('axe-core/axe.min.js'),
+  'utf8',
+);
+
+/** Runs axe-core in the page; fails on any serious or critical violation. */
+export async function expectAccessible(page: Page): Promise<void> {
+  // Evaluated through the DevTools protocol: the console's CSP (rightly) refuses inline scripts.
+  await page.evaluate(axeSource);
+  const violations = await page.evaluate(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const axe = (globalThis as any).axe;
+    const result = await axe.run((globalThis as any).document, {
+      runOnly: {
+        type: 'tag',
+        values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'],
+      },
+    });
+    return (
+      result.violations as Array<{
+        id: string;
+        impact: string;
+        help: string;
+        nodes: Array<{ target: string[] }>;
+      }>
+    ).map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      targets: v.nodes.map((n) => n.target.join(' ')).slice(0, 5),
+    }));
+  });
+  const serious = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  expect(serious, `${page.url()}: ${JSON.stringify(serious, null, 2)}`).toEqual([]);
+}
+
+/** Saves docs/screenshots/<name>.png (committed; the README shows them). */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: `${ROOT}docs/screenshots/${name}.png`, fullPage: true });
+}
