@@ -13,7 +13,8 @@ import {
   startConsoleApp,
 } from './support.ts';
 
-describe.skipIf(!HAVE_CHROMIUM)('console: API keys in a browser', () => {
+// A browser makes these slower than API tests, and the machine may be busy.
+describe.skipIf(!HAVE_CHROMIUM)('console: API keys in a browser', { timeout: 120_000 }, () => {
   let t: TestApp;
   let browser: Browser;
 
