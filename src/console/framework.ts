@@ -114,6 +114,21 @@ export function createFramework(router: Router, deps: FrameworkDeps) {
         });
         return;
       }
+      // co-body's errors for a body that is too large or malformed carry a 4xx status.
+      const status = (error as { status?: unknown }).status;
+      if (typeof status === 'number' && status >= 400 && status < 500) {
+        (ctx.state as RequestState).log.info({ status }, 'console form refused');
+        render(ctx, viewer(), {
+          title: 'Form not accepted',
+          active: '',
+          status,
+          body: notice(
+            'error',
+            status === 413 ? 'The form is too large.' : 'The form could not be read.',
+          ),
+        });
+        return;
+      }
       (ctx.state as RequestState).log.error({ err: error }, 'console page failed');
       render(ctx, viewer(), {
         title: 'Something went wrong',

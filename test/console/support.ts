@@ -9,6 +9,7 @@ import { expect } from 'vitest';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
 import { ROOT, freePort } from '../support/process.ts';
+import { Browser as IdentityBrowser } from '../identity/support.ts';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const HAVE_CHROMIUM = existsSync(CHROMIUM);
@@ -91,4 +92,62 @@ export async function expectAccessible(page: Page): Promise<void> {
 /** Saves docs/screenshots/<name>.png (committed; the README shows them). */
 export async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: `${ROOT}docs/screenshots/${name}.png`, fullPage: true });
+}
+
+/** Signs in over plain HTTP (no browser): the cookie jar then carries a console session. */
+export async function signInHttp(t: TestApp, email: string): Promise<HttpSession> {
+  const jar = new IdentityBrowser();
+  const start = await jar.follow(`${t.url}/console/login`, `${t.url}/console/callback`);
+  const html = await start.response.text();
+  const done = await jar.submit(
+    start.url,
+    html,
+    '/login',
+    { email, password: PASSWORD },
+    `${t.url}/console/callback`,
+  );
+  const callback = await jar.request(done.url);
+  expect(callback.status).toBe(303);
+  expect(callback.headers.get('location')).toBe('/console');
+  const page = await (await jar.request(`${t.url}/console/keys`)).text();
+  const csrf = /name="csrf" value="([^"]+)"/.exec(page)?.[1];
+  if (csrf === undefined) throw new Error('no CSRF token on the keys page');
+  return { jar, csrf, cookie: jar.cookies.get('tollhouse_console')! };
+}
+
+export interface HttpSession {
+  jar: IdentityBrowser;
+  csrf: string;
+  cookie: string;
+}
+
+/** POSTs a console form as a browser on `origin` would. */
+export async function post(
+  t: TestApp,
+  session: HttpSession | null,
+  path: string,
+  fields: Record<string, string | string[]>,
+  options: { origin?: string | null; contentType?: string; body?: string } = {},
+) {
+  const body = new URLSearchParams();
+  for (const [k, v] of Object.entries(fields)) {
+    for (const value of Array.isArray(v) ? v : [v]) body.append(k, value);
+  }
+  const headers: Record<string, string> = {
+    'content-type': options.contentType ?? 'application/x-www-form-urlencoded',
+  };
+  const origin = options.origin === undefined ? t.url : options.origin;
+  if (origin !== null) headers.origin = origin;
+  if (session !== null) headers.cookie = `tollhouse_console=${session.cookie}`;
+  const response = await fetch(`${t.url}${path}`, {
+    method: 'POST',
+    headers,
+    body: options.body ?? body,
+    redirect: 'manual',
+  });
+  return {
+    status: response.status,
+    location: response.headers.get('location'),
+    text: await response.text(),
+  };
 }

@@ -89,7 +89,9 @@ export function keyPages(framework: ReturnType<typeof createFramework>): void {
   });
 
   framework.action('/console/keys/:id/rotate', async (ac) => {
-    const grace = Number(field(ac.form, 'grace_seconds'));
+    const text = field(ac.form, 'grace_seconds');
+    // Number('') is 0 ("stop now"): an empty field must not silently mean the harshest choice.
+    const grace = /^\d{1,7}$/.test(text) ? Number(text) : NaN;
     if (!GRACE_CHOICES.some(([seconds]) => seconds === grace)) {
       return render(ac, { error: 'Choose how long the old secret keeps working.', status: 400 });
     }
