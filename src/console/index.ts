@@ -44,8 +44,6 @@ export interface ConsoleDeps {
 }
 
 export interface Console {
-  /** Register with identity as a first-party client (no consent page). */
-  client: FirstPartyClient;
   routes(router: Router): void;
   close(): Promise<void>;
 }
@@ -53,6 +51,7 @@ export interface Console {
 // Expired sessions are refused on read; sweeping only bounds the table.
 const SWEEP_INTERVAL_MS = 3_600_000;
 
+/** The console as identity's first-party client (static, no consent page). */
 export function consoleClient(publicUrl: string): FirstPartyClient {
   return {
     clientId: CONSOLE_CLIENT_ID,
@@ -73,7 +72,6 @@ export function createConsole(deps: ConsoleDeps): Console {
   }, SWEEP_INTERVAL_MS);
   sweeper.unref();
   return {
-    client: consoleClient(deps.publicUrl),
     routes(router) {
       const framework = createFramework(router, {
         sessions,

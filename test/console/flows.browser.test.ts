@@ -63,6 +63,11 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
       },
     });
     expect(plan.status).toBe(201);
+    const cap = await call(t, 'PUT', `/v1/accounts/${customerId}/spend-caps`, {
+      headers: bearer(admin.secret),
+      body: { monthly_cap_wei: '10000000000000000' },
+    });
+    expect(cap.status).toBe(200);
   });
 
   afterAll(async () => {
@@ -108,6 +113,10 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
       .reduce((s, e) => s + BigInt(e.data.fee_wei), 0n);
     const spent = (await page.locator('#month-spend').textContent())!;
     expect(spent).toBe(`${Number(spentWei) / 1e18} ETH`);
+    const percent = ((Number(spentWei) / 1e16) * 100).toFixed(1);
+    await expect(page.locator('#month-spend + p').textContent()).resolves.toBe(
+      `of a 0.01 ETH cap (${percent}%)`,
+    );
     await expectAccessible(page);
     await screenshot(page, 'overview');
 
@@ -203,7 +212,7 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
     await operator.waitForURL(/done=plan$/);
     // A plan change starts with the next month (billing's rule); the page lists it as upcoming.
     await expect(operator.locator('#plan-changes').textContent()).resolves.toMatch(
-      /^pro from \d{4}-\d{2}/,
+      /^\s*pro from \d{4}-\d{2}\s*$/,
     );
 
     await customer.goto(`${t.url}/console`);

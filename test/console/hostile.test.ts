@@ -255,6 +255,77 @@ describe('console forms refuse hostile requests', () => {
   });
 });
 
+describe('console operator forms', () => {
+  it('shows the API’s refusal of an unknown plan and of bad app values, writing nothing', async () => {
+    const plan = await post(t, operator, `/console/admin/accounts/${customerId}/plan`, {
+      plan_id: 'no-such-plan',
+      csrf: operator.csrf,
+    });
+    expect(plan.status).toBe(400);
+    expect(plan.text).toContain('role="alert"');
+    const subscriptions = await t.app.database.db
+      .selectFrom('subscriptions')
+      .select('plan_id')
+      .where('account_id', '=', customerId)
+      .execute();
+    expect(subscriptions).toEqual([]);
+
+    const apps = async () => (await t.app.identity.apps.list(null)).length;
+    const before = await apps();
+    const cases: Array<Record<string, string>> = [
+      { name: 'a', kind: 'public' },
+      { name: 'a', kind: 'web', redirect_uris: 'not a uri' },
+      { name: '', kind: 'machine' },
+      { name: 'a', kind: 'root' },
+    ];
+    for (const fields of cases) {
+      const response = await post(t, operator, '/console/apps', { ...fields, csrf: operator.csrf });
+      expect(response.status, JSON.stringify(fields)).toBe(400);
+      expect(response.text).toContain('role="alert"');
+    }
+    expect(await apps()).toBe(before);
+  });
+
+  it('says plainly when the API has no route for an action (account disable) and changes nothing', async () => {
+    const response = await post(t, operator, `/console/admin/accounts/${customerId}/status`, {
+      status: 'disabled',
+      csrf: operator.csrf,
+    });
+    // Until PATCH /v1/accounts/{id} exists: 501 with a message naming the missing route.
+    if (response.status === 501) expect(response.text).toContain('PATCH /v1/accounts/{id}');
+    else expect(response.status).toBe(303);
+    const bogus = await post(t, operator, `/console/admin/accounts/${customerId}/status`, {
+      status: 'deleted',
+      csrf: operator.csrf,
+    });
+    expect(bogus.status).toBe(400);
+  });
+
+  it('gives customers’ console tokens every API scope but admin, and operators’ admin too', async () => {
+    const rows = await t.app.database.db
+      .selectFrom('console_sessions')
+      .select(['email', 'scopes'])
+      .where('email', 'in', ['hostile@example.com', 'op@example.com'])
+      .execute();
+    const scopes = new Map(rows.map((r) => [r.email, r.scopes.split(' ').sort()]));
+    expect(scopes.get('hostile@example.com')).toEqual([
+      'billing:read',
+      'gateway',
+      'signer',
+      'usage:read',
+      'usage:write',
+    ]);
+    expect(scopes.get('op@example.com')).toEqual([
+      'admin',
+      'billing:read',
+      'gateway',
+      'signer',
+      'usage:read',
+      'usage:write',
+    ]);
+  });
+});
+
 describe('console sign-in and headers', () => {
   it('sets a strict CSP and an HttpOnly, SameSite=Lax session cookie scoped to /console', async () => {
     const page = await fetch(`${t.url}/console`, {
