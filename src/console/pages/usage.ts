@@ -8,6 +8,12 @@ import { html } from '../html.ts';
 import { eth, notice, table } from '../views.ts';
 
 const GROUPS = ['pipeline', 'model', 'app', 'end_user'] as const;
+const GROUP_LABELS: Record<(typeof GROUPS)[number], string> = {
+  pipeline: 'Pipeline',
+  model: 'Model',
+  app: 'App',
+  end_user: 'End user',
+};
 // The API allows 400 days; the chart stays readable up to about three months of daily bars.
 const CHART_MAX_DAYS = 93;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
@@ -158,7 +164,7 @@ export async function usageView(
       'Usage',
       [
         ...(options.byAccount ? ['Account'] : []),
-        f.group.replace('_', ' '),
+        GROUP_LABELS[f.group],
         'Unit',
         'Requests',
         'Failed',
