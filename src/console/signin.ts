@@ -153,10 +153,15 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
       return failed(ctx, 400, 'The sign-in response does not match the sign-in that was started.');
     }
     // The access token is checked like every /v1 request checks it; its scopes decide the pages.
-    const principal = await deps.authenticator.authenticate(`Bearer ${tokens.access_token}`, {
-      origin: null,
-      log,
-    });
+    let principal;
+    try {
+      principal = await deps.authenticator.authenticate(`Bearer ${tokens.access_token}`, {
+        origin: null,
+        log,
+      });
+    } catch {
+      return failed(ctx, 400, 'The sign-in could not be completed. Start again.');
+    }
     const expiresIn = typeof tokens.expires_in === 'number' ? tokens.expires_in : 0;
     await sessions.start(ctx, {
       accountId: principal.accountId,

@@ -224,7 +224,7 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
       customerId,
     );
     await visit(operator, `${t.url}/console/admin/billing`, 'month-close');
-    await visit(operator, `${t.url}/console/admin/signer`, 'signer');
+    await visit(operator, `${t.url}/console/admin/signer`, 'signer-disabled');
     await visit(operator, `${t.url}/console/admin/health`, 'health');
     await visit(operator, `${t.url}/console/apps`, 'apps');
     await operator.getByLabel('Name').fill('Storefront');

@@ -124,28 +124,8 @@ export function operatorPages(framework: ReturnType<typeof createFramework>, api
   framework.page(
     '/console/admin/signer',
     async (pc) => {
-      const status = ok(await pc.api('GET', '/v1/signer')).body as Record<string, unknown> & {
-        enabled: boolean;
-        reason: string | null;
-        warnings?: string[];
-      };
-      const warnings = Array.isArray(status.warnings) ? status.warnings : [];
-      const body = html`${status.enabled ? notice('success', 'The signer is enabled.') : notice('warning', `The signer is disabled${status.reason === null ? '' : `: ${status.reason}`}.`)}
-        ${
-          warnings.length === 0
-            ? ''
-            : html`<section class="card" aria-labelledby="warn">
-                <h2 id="warn">Warnings</h2>
-                <ul>
-                  ${warnings.map((w) => html`<li>${typeof w === 'string' ? w : JSON.stringify(w)}</li>`)}
-                </ul>
-              </section>`
-        }
-        <section class="card" aria-labelledby="signer-facts">
-          <h2 id="signer-facts">Status</h2>
-          ${facts(status)}
-        </section>`;
-      return { title: 'Signer', active: 'signer', body };
+      const status = ok(await pc.api('GET', '/v1/signer')).body as SignerStatus;
+      return { title: 'Signer', active: 'signer', body: signerBody(status) };
     },
     admin,
   );
@@ -209,4 +189,160 @@ function facts(doc: Record<string, unknown>): Html {
           <dd>${v}</dd>`,
     )}
   </dl>`;
+}
+
+interface SenderJson {
+  address: string;
+  depositWei: string;
+  reserveWei: string;
+  withdrawRound: string;
+  unlockInProgress: boolean;
+}
+
+interface FundingTx {
+  kind: string;
+  status: string;
+  valueWei: string;
+  txHash: string | null;
+  createdAt: string;
+  error: string | null;
+}
+
+interface SignerStatus {
+  enabled: boolean;
+  reason: string | null;
+  address: string | null;
+  beneficiary: string | null;
+  chainId: string | null;
+  rpc: { state: string; lastError: string | null; lastSuccessAt: string | null } | null;
+  chain: {
+    blockNumber: string;
+    ethWei: string;
+    currentRound: string;
+    sender: SenderJson;
+  } | null;
+  funding: {
+    policy: {
+      targetDepositWei: string;
+      targetReserveWei: string;
+      refillThresholdPercent: number;
+      maxPerDayWei: string;
+    } | null;
+    gasReserveWei: string;
+    spentLastDayWei: string;
+    lastRun: { state: string; message: string; at: string };
+    lastTransaction: FundingTx | null;
+  } | null;
+  warnings: string[];
+}
+
+/** "0.8 ETH (target 1 ETH, refilled below 0.5 ETH)" */
+function againstTarget(
+  valueWei: string,
+  targetWei: string | undefined,
+  percent: number | undefined,
+) {
+  if (targetWei === undefined || percent === undefined) return eth(valueWei);
+  const floor = (BigInt(targetWei) * BigInt(percent)) / 100n;
+  const low = BigInt(valueWei) < floor;
+  return html`${eth(valueWei)}
+    <span class="muted">(target ${eth(targetWei)}, refilled below ${eth(floor)})</span>${
+      low ? html` <span class="badge warn">below its floor</span>` : ''
+    }`;
+}
+
+function signerBody(s: SignerStatus): Html {
+  const policy = s.funding?.policy ?? undefined;
+  const sender = s.chain?.sender;
+  const tx = s.funding?.lastTransaction ?? null;
+  return html`${
+      s.enabled
+        ? notice('success', 'The signer is enabled.')
+        : notice('warning', `The signer is disabled${s.reason === null ? '' : `: ${s.reason}`}.`)
+    }
+    ${
+      s.warnings.length === 0
+        ? ''
+        : html`<section class="card" aria-labelledby="warn">
+            <h2 id="warn">Needs attention</h2>
+            <ul>
+              ${s.warnings.map((w) => html`<li>${w}</li>`)}
+            </ul>
+          </section>`
+    }
+    <div class="cards">
+      <section class="card" aria-labelledby="sg-account">
+        <h2 id="sg-account">Account</h2>
+        <dl class="facts">
+          <dt>Address</dt>
+          <dd id="signer-address">${s.address ?? '—'}</dd>
+          <dt>ETH</dt>
+          <dd id="signer-eth">${s.chain === null ? '—' : eth(s.chain.ethWei)}</dd>
+          <dt>Gas reserve</dt>
+          <dd>${s.funding === null ? '—' : eth(s.funding.gasReserveWei)}</dd>
+          <dt>Chain</dt>
+          <dd>
+            ${s.chainId ?? '—'}${s.chain === null ? '' : `, block ${s.chain.blockNumber}, round ${s.chain.currentRound}`}
+          </dd>
+          <dt>RPC</dt>
+          <dd>
+            ${s.rpc === null ? '—' : s.rpc.state}${s.rpc?.lastError ? ` (${s.rpc.lastError})` : ''}
+          </dd>
+        </dl>
+      </section>
+      <section class="card" aria-labelledby="sg-broker">
+        <h2 id="sg-broker">TicketBroker</h2>
+        <dl class="facts">
+          <dt>Deposit</dt>
+          <dd id="signer-deposit">
+            ${sender === undefined ? '—' : againstTarget(sender.depositWei, policy?.targetDepositWei, policy?.refillThresholdPercent)}
+          </dd>
+          <dt>Reserve</dt>
+          <dd id="signer-reserve">
+            ${sender === undefined ? '—' : againstTarget(sender.reserveWei, policy?.targetReserveWei, policy?.refillThresholdPercent)}
+          </dd>
+          <dt>Unlock</dt>
+          <dd>
+            ${sender === undefined ? '—' : sender.unlockInProgress ? `in progress, withdrawable in round ${sender.withdrawRound}` : 'locked (not unlocking)'}
+          </dd>
+        </dl>
+      </section>
+      <section class="card" aria-labelledby="sg-funding">
+        <h2 id="sg-funding">Funding</h2>
+        <dl class="facts">
+          <dt>Policy</dt>
+          <dd>
+            ${policy === undefined ? 'no automatic funding' : `refill below ${policy.refillThresholdPercent}% of target`}
+          </dd>
+          <dt>Last run</dt>
+          <dd>
+            ${s.funding === null ? '—' : html`${s.funding.lastRun.state}: ${s.funding.lastRun.message} (${when(s.funding.lastRun.at)})`}
+          </dd>
+          <dt>Spent, last 24 h</dt>
+          <dd>
+            ${s.funding === null ? '—' : html`${eth(s.funding.spentLastDayWei)}${policy === undefined ? '' : html` of ${eth(policy.maxPerDayWei)}`}`}
+          </dd>
+        </dl>
+      </section>
+    </div>
+    ${table(
+      'Funding history (latest transaction)',
+      ['When', 'Kind', 'Status', 'Value', 'Transaction'],
+      tx === null
+        ? []
+        : [
+            [
+              when(tx.createdAt),
+              tx.kind,
+              tx.status,
+              eth(tx.valueWei),
+              tx.txHash ?? tx.error ?? '—',
+            ],
+          ],
+      'No funding transactions yet.',
+    )}
+    <p class="hint">
+      The API reports the latest funding transaction only; the whole journal is in the
+      <code>funding_transactions</code> table.
+    </p>`;
 }
