@@ -119,6 +119,16 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
     );
     await expectAccessible(page);
     await screenshot(page, 'overview');
+    // The same page on a phone: the navigation moves above the content and nothing overflows.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await expectAccessible(page);
+    const overflow = await page.evaluate(
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the DOM lives in the page
+      () => (globalThis as any).document.documentElement.scrollWidth > 390,
+    );
+    expect(overflow).toBe(false);
+    await screenshot(page, 'overview-phone');
+    await page.setViewportSize({ width: 1280, height: 900 });
 
     await visit(page, `${t.url}/console/usage`, 'usage');
     await expect(page.locator('#usage-totals').textContent()).resolves.toContain('3 requests');

@@ -30,7 +30,7 @@ describe.skipIf(!HAVE_CHROMIUM)('console: API keys in a browser', { timeout: 120
 
   it('signs in, creates a browser key, lists it and revokes it', async () => {
     const account = await createAccount(t, 'keys@example.com');
-    const page = await signIn(browser, t, 'keys@example.com');
+    const page = await signIn(browser, t, 'keys@example.com', { checkLoginPage: true });
     await expect(
       page.getByRole('heading', { level: 1, name: 'Overview' }).isVisible(),
     ).resolves.toBe(true);

@@ -40,12 +40,22 @@ export async function launch(): Promise<Browser> {
 }
 
 /** Opens the console in a fresh context and signs in through tollhouse's own login page. */
-export async function signIn(browser: Browser, t: TestApp, email: string): Promise<Page> {
+export async function signIn(
+  browser: Browser,
+  t: TestApp,
+  email: string,
+  options: { checkLoginPage?: boolean } = {},
+): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   // Confirm dialogs (revoke) are accepted, as a user clicking OK would.
   page.on('dialog', (dialog) => void dialog.accept());
   await page.goto(`${t.url}/console`);
+  if (options.checkLoginPage === true) {
+    // identity's sign-in page is the first page of the console anyone sees.
+    await expectAccessible(page);
+    await screenshot(page, 'sign-in');
+  }
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
