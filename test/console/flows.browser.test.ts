@@ -205,6 +205,10 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
 
     const operator = await signIn(browser, t, 'operator@example.com');
     await expect(operator.getByRole('navigation').textContent()).resolves.toContain('Operator');
+    // An operator's own pages show the operator's own account, not everyone's.
+    await expect(operator.locator('#total-events').textContent()).resolves.toBe('0');
+    await operator.goto(`${t.url}/console/statements`);
+    await expect(operator.getByRole('main').textContent()).resolves.toContain('No statements yet');
     await visit(operator, `${t.url}/console/admin/accounts`, 'accounts');
     await operator.getByLabel('Email or account id').fill(customerId);
     await operator.getByRole('button', { name: 'Search' }).click();

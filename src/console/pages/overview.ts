@@ -24,8 +24,9 @@ export function overviewPage(framework: ReturnType<typeof createFramework>): voi
     const to = new Date(Date.parse(`${days[DAYS - 1]}T00:00:00Z`) + 86_400_000).toISOString();
     const account = encodeURIComponent(pc.session.accountId);
     const [recent, month, caps, balance] = await Promise.all([
-      pc.api('GET', `/v1/usage?from=${from}&to=${to}&group_by=day,pipeline`),
-      pc.api('GET', '/v1/usage'),
+      // account_id: an operator's token sees every account; this page is about one's own.
+      pc.api('GET', `/v1/usage?from=${from}&to=${to}&group_by=day,pipeline&account_id=${account}`),
+      pc.api('GET', `/v1/usage?account_id=${account}`),
       pc.api('GET', `/v1/accounts/${account}/spend-caps`),
       pc.api('GET', `/v1/accounts/${account}/balance`),
     ]);

@@ -27,11 +27,12 @@ const STATEMENT_ID = /^stmt_[0-9A-Za-z]{1,64}$/;
 
 export function statementPages(framework: ReturnType<typeof createFramework>, api: ApiClient) {
   framework.page('/console/statements', async (pc) => {
-    const list = ok(await pc.api('GET', '/v1/statements?limit=100')).body as {
+    // An operator's token lists every account's statements; this page is about one's own.
+    const account = encodeURIComponent(pc.session.accountId);
+    const list = ok(await pc.api('GET', `/v1/statements?limit=100&account_id=${account}`)).body as {
       statements: Statement[];
     };
-    // An operator's token lists every account's statements; this page is about one's own.
-    const own = list.statements.filter((s) => s.account_id === pc.session.accountId);
+    const own = list.statements;
     const body = table(
       'Monthly statements',
       ['Month', 'Plan', 'Usage', 'Total', 'Closed', 'Download'],

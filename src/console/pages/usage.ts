@@ -82,9 +82,11 @@ export async function usageView(
 ) {
   const f = filtersOf(pc.ctx.query, new Date());
   const groupBy = options.byAccount ? ['account', f.group] : [f.group];
+  // The customer view is one's own account (an operator's token would otherwise see all).
+  const own: Record<string, string> = options.byAccount ? {} : { account_id: pc.session.accountId };
   const [daily, totals] = await Promise.all([
-    pc.api('GET', apiQuery(f, ['day', f.group])),
-    pc.api('GET', apiQuery(f, groupBy)),
+    pc.api('GET', apiQuery(f, ['day', f.group], own)),
+    pc.api('GET', apiQuery(f, groupBy, own)),
   ]);
   const error =
     daily.status !== 200 ? apiMessage(daily) : totals.status !== 200 ? apiMessage(totals) : null;
@@ -188,7 +190,8 @@ export async function usageView(
 export async function usageCsv(pc: PageContext, byAccount: boolean, filename: string) {
   const f = filtersOf(pc.ctx.query, new Date());
   const groupBy = byAccount ? ['day', 'account', f.group] : ['day', f.group];
-  const response = await pc.api('GET', apiQuery(f, groupBy));
+  const own: Record<string, string> = byAccount ? {} : { account_id: pc.session.accountId };
+  const response = await pc.api('GET', apiQuery(f, groupBy, own));
   if (response.status !== 200) {
     return {
       title: 'Usage',
