@@ -2,6 +2,7 @@
 // Called by src/main.ts (serve, migrate, CLI commands) and by tests; nothing else creates
 // services, and nothing is global.
 import { createBilling } from './billing/index.ts';
+import { consoleClient, createConsole } from './console/index.ts';
 import type { Billing } from './billing/index.ts';
 import type { Config } from './config.ts';
 import { createGateway } from './gateway/index.ts';
@@ -96,12 +97,16 @@ export async function createApp(options: AppOptions): Promise<App> {
     verifiers.push(keys.verifier);
     koa.use(keys.cors);
     keys.routes(router, authenticator);
+    // The console signs in through identity as a first-party client, so identity learns of it
+    // first; its pages are registered with the other routes below.
+    const consoleOidcClient = consoleClient(config.http.publicUrl);
     const identity = await createIdentity({
       db: database.db,
       listen: (channel, handler) => database.listen(channel, handler),
       log,
       secrets,
       authenticator,
+      firstPartyClients: [consoleOidcClient],
       config: {
         publicUrl: config.http.publicUrl,
         trustProxy: config.http.trustProxy,
@@ -194,8 +199,21 @@ export async function createApp(options: AppOptions): Promise<App> {
       streams: gateway.streams,
     });
 
+    // The console calls /v1 through this app's own handler (defined just below).
+    const consolePages = createConsole({
+      db: database.db,
+      secrets,
+      log,
+      authenticator,
+      publicUrl: config.http.publicUrl,
+      handler: () => handler,
+    });
+    consolePages.routes(router);
+    closeTasks.push(() => consolePages.close());
+
     koa.use(router.routes());
     koa.use(allowedMethods(router));
+    const handler = koa.callback();
 
     let closed: Promise<void> | null = null;
     return {
@@ -213,7 +231,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       lifecycle,
       metering,
       billing,
-      handler: koa.callback(),
+      handler,
       onClose(task) {
         closeTasks.push(task);
       },

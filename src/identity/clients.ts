@@ -85,3 +85,28 @@ export function clientApiScopes(client: { metadata(): Record<string, unknown> })
   const scopes = clientMeta(client)['tollhouse_scopes'];
   return Array.isArray(scopes) ? scopes.filter((s): s is string => typeof s === 'string') : [];
 }
+
+/** A client tollhouse itself runs (the console): static, public, never shown a consent page. */
+export interface FirstPartyClient {
+  clientId: string;
+  name: string;
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+}
+
+/** Static client metadata: a public PKCE client that may ask for every API scope (the
+ * provider's grant for it still withholds `admin` from accounts that are not operators). */
+export function firstPartyMetadata(client: FirstPartyClient): Record<string, unknown> {
+  return {
+    client_id: client.clientId,
+    client_name: client.name,
+    token_endpoint_auth_method: 'none',
+    application_type: 'web',
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    redirect_uris: client.redirectUris,
+    post_logout_redirect_uris: client.postLogoutRedirectUris,
+    scope: OIDC_SCOPES.join(' '),
+    tollhouse_scopes: [...API_SCOPES],
+  };
+}

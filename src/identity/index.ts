@@ -10,6 +10,7 @@ import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { startSweeper } from './adapter.ts';
 import { createDisabledAccounts } from './disabled-accounts.ts';
+import type { FirstPartyClient } from './clients.ts';
 import { interactionRoutes, oidcMiddleware } from './interactions.ts';
 import { startLiveKeys } from './live-keys.ts';
 import { TTL, createProvider } from './provider.ts';
@@ -37,6 +38,7 @@ export type { Account, App as OidcApp, AppKind } from './queries.ts';
 export { findAccountByEmail, findAccountById, insertAccount, toAccount } from './queries.ts';
 export type { AccountPatch, AccountsService, AppsService } from './service.ts';
 export { ACCOUNTS_CHANNEL } from './service.ts';
+export type { FirstPartyClient } from './clients.ts';
 export { sweepExpiredPayloads } from './adapter.ts';
 export { API_KEY_TOKEN_TYPE, APP_USER_TOKEN_TYPE } from './token-exchange.ts';
 
@@ -62,6 +64,8 @@ export interface IdentityDeps {
   /** Told when an account changes (in this process or, by NOTIFY, another), or null when
    * changes may have been missed: the API-key verifier drops that account's cached keys. */
   onAccountChanged?: (accountId: string | null) => void;
+  /** Clients tollhouse runs itself (the console), registered as static OIDC clients. */
+  firstPartyClients?: readonly FirstPartyClient[];
 }
 
 export interface Identity {
@@ -135,6 +139,7 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
           keys,
           apps,
           authenticator,
+          firstPartyClients: deps.firstPartyClients ?? [],
           settings: {
             publicUrl: config.publicUrl,
             trustProxy: config.trustProxy,

@@ -21,7 +21,15 @@ import {
 import { findAccountById } from './queries.ts';
 import { SIGNING_ALG } from './signing-keys.ts';
 import type { SigningKeySet } from './signing-keys.ts';
-import { API_SCOPES, OIDC_SCOPES, clientApiScopes, clientMeta, clientMetadata } from './clients.ts';
+import {
+  API_SCOPES,
+  OIDC_SCOPES,
+  clientApiScopes,
+  clientMeta,
+  clientMetadata,
+  firstPartyMetadata,
+} from './clients.ts';
+import type { FirstPartyClient } from './clients.ts';
 import type { AppsService } from './service.ts';
 import { registerTokenExchange } from './token-exchange.ts';
 import type { Exchanged } from './token-exchange.ts';
@@ -54,6 +62,8 @@ export interface ProviderDeps {
   apps: AppsService;
   authenticator: Authenticator;
   settings: ProviderSettings;
+  /** Clients tollhouse runs itself (the console): static, and consent is implied. */
+  firstPartyClients?: readonly FirstPartyClient[];
 }
 
 export function createProvider(deps: ProviderDeps): Provider {
@@ -62,6 +72,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const idBox = secrets.box('oidc-payload-ids');
   const resource = settings.publicUrl;
   const exchanged = new WeakMap<object, Exchanged>();
+  const firstParty = new Set((deps.firstPartyClients ?? []).map((c) => c.clientId));
 
   const configuration: Configuration = {
     adapter: createAdapterFactory({
@@ -85,6 +96,31 @@ export function createProvider(deps: ProviderDeps): Provider {
       profile: ['name'],
     },
     scopes: [...OIDC_SCOPES],
+    clients: (deps.firstPartyClients ?? []).map(firstPartyMetadata) as never,
+    // tollhouse's own console gets a fresh grant on every sign-in instead of a consent page
+    // (the operator runs it; asking "allow tollhouse to use tollhouse?" teaches people to click
+    // Allow). The grant holds what the account may have now: `admin` only for operators, and
+    // recorded as refused for everyone else so no consent prompt asks for it.
+    async loadExistingGrant(ctx) {
+      const clientId = ctx.oidc.client!.clientId;
+      const accountId = ctx.oidc.session!.accountId;
+      if (firstParty.has(clientId) && accountId !== undefined) {
+        const row = await findAccountById(db, accountId);
+        const grant = new ctx.oidc.provider.Grant({ accountId, clientId });
+        grant.addOIDCScope(OIDC_SCOPES.join(' '));
+        grant.addOIDCClaims(['sub', 'email', 'email_verified', 'name']);
+        const admin = row?.is_admin === true && row.status === 'active';
+        grant.addResourceScope(
+          resource,
+          API_SCOPES.filter((s) => admin || s !== 'admin').join(' '),
+        );
+        if (!admin) grant.rejectResourceScope(resource, 'admin');
+        await grant.save();
+        return grant;
+      }
+      const grantId = ctx.oidc.result?.consent?.grantId ?? ctx.oidc.session!.grantIdFor(clientId);
+      return grantId === undefined ? undefined : ctx.oidc.provider.Grant.find(grantId);
+    },
     responseTypes: ['code'],
     // Only schemes whose secret we can check against a stored hash: no client_secret_jwt (needs
     // the plaintext secret as an HMAC key) and no HS* id tokens for the same reason.

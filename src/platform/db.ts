@@ -23,6 +23,7 @@ import type {
 } from '../identity/index.ts';
 import type { FundingTransactionsTable, SignerSessionsTable } from '../signer/index.ts';
 import type { AuditLogTable } from './audit.ts';
+import type { ConsoleSessionsTable } from '../console/index.ts';
 import type { Logger } from './log.ts';
 
 /** Every table, assembled from the capabilities' `table.ts` files. */
@@ -39,6 +40,7 @@ export interface Database extends BillingTables {
   usage_rollups: UsageRollupsTable;
   funding_transactions: FundingTransactionsTable;
   signer_sessions: SignerSessionsTable;
+  console_sessions: ConsoleSessionsTable;
 }
 
 export type DatabaseKind = 'postgres' | 'pglite';

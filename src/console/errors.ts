@@ -1,0 +1,23 @@
+// What can go wrong in a console request; rendered as HTML pages by routes.ts (one place).
+import { AppError } from '../platform/errors.ts';
+
+/** No session, or the API no longer accepts the session's token: sign in again. */
+export class SignInRequired extends AppError {
+  constructor() {
+    super(401, 'SignInRequired', 'Sign in to continue');
+  }
+}
+
+/** The form did not come from a console page of this session (CSRF token or Origin). */
+export class FormRejected extends AppError {
+  constructor(message: string) {
+    super(403, 'FormRejected', message);
+  }
+}
+
+/** The /v1 API refused a request the page needed (not a problem with a form's values). */
+export class ApiRefused extends AppError {
+  constructor(status: number, message: string) {
+    super(status, 'ApiRefused', message);
+  }
+}

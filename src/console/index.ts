@@ -1,0 +1,104 @@
+// The console: web pages at /console for customers (keys, apps, usage, statements) and
+// operators (accounts, plans, month close, signer, health). Server-rendered HTML, signed in
+// through tollhouse's own OpenID provider, and every action is a call to the public /v1 API
+// with the signed-in user's access token.
+import type http from 'node:http';
+import type { Kysely } from 'kysely';
+import type { FirstPartyClient } from '../identity/index.ts';
+import type { Authenticator } from '../platform/auth.ts';
+import type { Database } from '../platform/db.ts';
+import type { Router } from '../platform/http.ts';
+import type { Logger } from '../platform/log.ts';
+import type { Secrets } from '../platform/secrets.ts';
+import { createApiClient } from './api.ts';
+import { createFramework } from './framework.ts';
+import { accountPages } from './pages/accounts.ts';
+import { appPages } from './pages/apps.ts';
+import { keyPages } from './pages/keys.ts';
+import { operatorPages } from './pages/operator.ts';
+import { overviewPage } from './pages/overview.ts';
+import { statementPages } from './pages/statements.ts';
+import { usagePages } from './pages/usage.ts';
+import { createSessionStore } from './session.ts';
+import { CONSOLE_CLIENT_ID, signInRoutes } from './signin.ts';
+import { staticRoutes } from './static.ts';
+
+export type { ConsoleSessionsTable } from './table.ts';
+export { CONSOLE_CLIENT_ID } from './signin.ts';
+export { CONTENT_SECURITY_POLICY } from './framework.ts';
+// Pure pieces, exported for their tests.
+export { html, raw } from './html.ts';
+export { usd, eth } from './views.ts';
+export { safeReturnTo } from './signin.ts';
+export { dollarsToMicros } from './pages/accounts.ts';
+export { stackedBarChart } from './chart.ts';
+
+export interface ConsoleDeps {
+  db: Kysely<Database>;
+  secrets: Secrets;
+  log: Logger;
+  authenticator: Authenticator;
+  publicUrl: string;
+  /** The app's request listener (the console calls /v1 through it on a loopback port). */
+  handler: () => http.RequestListener;
+}
+
+export interface Console {
+  routes(router: Router): void;
+  close(): Promise<void>;
+}
+
+// Expired sessions are refused on read; sweeping only bounds the table.
+const SWEEP_INTERVAL_MS = 3_600_000;
+
+/** The console as identity's first-party client (static, no consent page). */
+export function consoleClient(publicUrl: string): FirstPartyClient {
+  return {
+    clientId: CONSOLE_CLIENT_ID,
+    name: 'tollhouse console',
+    redirectUris: [`${publicUrl}/console/callback`],
+    postLogoutRedirectUris: [`${publicUrl}/console/signed-out`],
+  };
+}
+
+export function createConsole(deps: ConsoleDeps): Console {
+  const secureCookies = deps.publicUrl.startsWith('https:');
+  const sessions = createSessionStore({ db: deps.db, secrets: deps.secrets, secureCookies });
+  const api = createApiClient(deps.handler);
+  const sweeper = setInterval(() => {
+    sessions
+      .sweep()
+      .catch((err: unknown) => deps.log.warn({ err }, 'console session sweep failed'));
+  }, SWEEP_INTERVAL_MS);
+  sweeper.unref();
+  return {
+    routes(router) {
+      const framework = createFramework(router, {
+        sessions,
+        api,
+        origin: new URL(deps.publicUrl).origin,
+      });
+      staticRoutes(router);
+      signInRoutes(router, {
+        publicUrl: deps.publicUrl,
+        secrets: deps.secrets,
+        sessions,
+        api,
+        authenticator: deps.authenticator,
+        secureCookies,
+        framework,
+      });
+      overviewPage(framework);
+      keyPages(framework);
+      appPages(framework);
+      usagePages(framework);
+      statementPages(framework, api);
+      accountPages(framework);
+      operatorPages(framework, api);
+    },
+    async close() {
+      clearInterval(sweeper);
+      await api.close();
+    },
+  };
+}

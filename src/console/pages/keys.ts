@@ -1,0 +1,272 @@
+// API keys: list (with age and rotation warnings), create a backend or browser key (the secret
+// is shown once, with a copy button), rotate with a grace period, revoke. All through /v1/keys.
+import { SCOPES } from '../../platform/auth.ts';
+import { apiMessage, field, fields, lines, ok } from '../framework.ts';
+import type { ActionContext, PageContext, PageResult, createFramework } from '../framework.ts';
+import { html } from '../html.ts';
+import type { Html } from '../html.ts';
+import { csrfField, notice, table, when } from '../views.ts';
+import type { Viewer } from '../views.ts';
+
+interface KeyView {
+  id: string;
+  kind: 'backend' | 'browser';
+  name: string;
+  scopes: string[];
+  allowedOrigins: string[] | null;
+  allowedResources: string[] | null;
+  displayPrefix: string;
+  status: 'active' | 'expired' | 'revoked';
+  rotationDue: boolean;
+  createdAt: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+}
+
+// Grace periods offered when rotating: the old secret keeps working this long.
+const GRACE_CHOICES = [
+  [0, 'Stop the old secret now'],
+  [3600, '1 hour'],
+  [86_400, '1 day'],
+  [7 * 86_400, '7 days'],
+] as const;
+
+const DONE: Record<string, string> = {
+  revoked: 'The key is revoked: requests with it are refused from now on.',
+};
+
+interface FormState {
+  name: string;
+  kind: string;
+  origins: string;
+  resources: string;
+  scopes: string[];
+}
+
+const EMPTY: FormState = {
+  name: '',
+  kind: 'backend',
+  origins: '',
+  resources: '',
+  scopes: ['gateway'],
+};
+
+export function keyPages(framework: ReturnType<typeof createFramework>): void {
+  framework.page('/console/keys', async (pc) => {
+    const done = typeof pc.ctx.query.done === 'string' ? (DONE[pc.ctx.query.done] ?? null) : null;
+    return render(pc, { success: done });
+  });
+
+  framework.action('/console/keys', async (ac) => {
+    const state: FormState = {
+      name: field(ac.form, 'name'),
+      kind: field(ac.form, 'kind'),
+      origins: field(ac.form, 'allowed_origins'),
+      resources: field(ac.form, 'allowed_resources'),
+      scopes: fields(ac.form, 'scopes'),
+    };
+    const origins = lines(ac.form, 'allowed_origins');
+    const resources = lines(ac.form, 'allowed_resources');
+    const body: Record<string, unknown> = { name: state.name, kind: state.kind };
+    if (state.kind === 'backend' && state.scopes.length > 0) body.scopes = state.scopes;
+    if (origins.length > 0) body.allowedOrigins = origins;
+    if (resources.length > 0) body.allowedResources = resources;
+    const response = await ac.api('POST', '/v1/keys', body);
+    if (response.status !== 201) {
+      return render(ac, { error: apiMessage(response), status: 400, state });
+    }
+    const issued = response.body as { key: KeyView; secret: string };
+    return render(ac, { secret: { key: issued.key, secret: issued.secret, verb: 'created' } });
+  });
+
+  framework.action('/console/keys/:id/revoke', async (ac) => {
+    const response = await ac.api(
+      'POST',
+      `/v1/keys/${encodeURIComponent(ac.ctx.params.id!)}/revoke`,
+    );
+    if (response.status !== 200) return render(ac, { error: apiMessage(response), status: 400 });
+    return { redirect: '/console/keys?done=revoked' };
+  });
+
+  framework.action('/console/keys/:id/rotate', async (ac) => {
+    const text = field(ac.form, 'grace_seconds');
+    // Number('') is 0 ("stop now"): an empty field must not silently mean the harshest choice.
+    const grace = /^\d{1,7}$/.test(text) ? Number(text) : NaN;
+    if (!GRACE_CHOICES.some(([seconds]) => seconds === grace)) {
+      return render(ac, { error: 'Choose how long the old secret keeps working.', status: 400 });
+    }
+    const response = await ac.api(
+      'POST',
+      `/v1/keys/${encodeURIComponent(ac.ctx.params.id!)}/rotate`,
+      { graceSeconds: grace },
+    );
+    if (response.status !== 201) return render(ac, { error: apiMessage(response), status: 400 });
+    const issued = response.body as { key: KeyView; secret: string };
+    return render(ac, { secret: { key: issued.key, secret: issued.secret, verb: 'rotated' } });
+  });
+}
+
+async function render(
+  pc: PageContext | ActionContext,
+  options: {
+    error?: string;
+    success?: string | null;
+    status?: number;
+    state?: FormState;
+    secret?: { key: KeyView; secret: string; verb: 'created' | 'rotated' };
+  },
+): Promise<PageResult> {
+  const list = ok(await pc.api('GET', '/v1/keys')).body as { keys: KeyView[] };
+  const keys = list.keys.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  const active = keys.filter((k) => k.status === 'active');
+  const inactive = keys.filter((k) => k.status !== 'active');
+  const body = html` ${notice('error', options.error ?? null)}
+    ${notice('success', options.success ?? null)}
+    ${options.secret === undefined ? '' : revealed(options.secret)}
+    <section class="card" aria-labelledby="keys-active">
+      <h2 id="keys-active">Active keys</h2>
+      ${table(
+        'Active API keys',
+        ['Name', 'Kind', 'Key', 'Scopes', 'Limited to', 'Created', 'Last used', 'Actions'],
+        active.map((k) => [
+          html`${k.name}${k.rotationDue ? html` <span class="badge warn">Older than 90 days: rotate it</span>` : ''}`,
+          k.kind,
+          html`<code>${k.displayPrefix}…</code>`,
+          k.scopes.join(', '),
+          limits(k),
+          when(k.createdAt),
+          when(k.lastUsedAt),
+          actions(pc.viewer, k),
+        ]),
+        'No active keys. Create one below.',
+      )}
+    </section>
+    ${createForm(pc.viewer, options.state ?? EMPTY)}
+    ${
+      inactive.length === 0
+        ? ''
+        : html`<section class="card" aria-labelledby="keys-inactive">
+            <h2 id="keys-inactive">Revoked and expired keys</h2>
+            ${table(
+              'Revoked and expired API keys',
+              ['Name', 'Kind', 'Key', 'Status', 'Created'],
+              inactive.map((k) => [
+                k.name,
+                k.kind,
+                html`<code>${k.displayPrefix}…</code>`,
+                html`<span class="badge bad">${k.status}</span>`,
+                when(k.createdAt),
+              ]),
+            )}
+          </section>`
+    }`;
+  return { title: 'API keys', active: 'keys', body, status: options.status };
+}
+
+function revealed(input: { key: KeyView; secret: string; verb: string }): Html {
+  return html`<section class="card" aria-labelledby="secret-head">
+    <h2 id="secret-head">Key “${input.key.name}” ${input.verb}</h2>
+    <p role="status">
+      Copy the secret now: it is shown only once and tollhouse keeps only a hash of it.
+    </p>
+    <div class="secret">
+      <code id="new-secret">${input.secret}</code>
+      <button type="button" class="secondary small" data-copy="new-secret" hidden>Copy</button>
+      <span id="new-secret-status" role="status"></span>
+    </div>
+  </section>`;
+}
+
+function limits(k: KeyView): Html {
+  const parts: Html[] = [];
+  if (k.allowedOrigins !== null)
+    parts.push(html`<div>Origins: ${k.allowedOrigins.join(', ')}</div>`);
+  if (k.allowedResources !== null) {
+    parts.push(html`<div>Resources: ${k.allowedResources.join(', ')}</div>`);
+  }
+  if (k.expiresAt !== null) parts.push(html`<div>Expires ${when(k.expiresAt)}</div>`);
+  return parts.length === 0 ? html`<span class="muted">unrestricted</span>` : html`${parts}`;
+}
+
+function actions(viewer: Viewer, k: KeyView): Html {
+  const id = `grace-${k.id}`;
+  return html`<form method="post" action="/console/keys/${k.id}/rotate">
+      ${csrfField(viewer)}
+      <label for="${id}" class="hint">Old secret keeps working</label>
+      <select id="${id}" name="grace_seconds">
+        ${GRACE_CHOICES.map(([seconds, label]) => html`<option value="${seconds}" ${seconds === 86_400 ? html` selected` : ''}>${label}</option>`)}
+      </select>
+      <button type="submit" class="secondary small">
+        Rotate<span class="sr"> ${k.name}</span>
+      </button>
+    </form>
+    <form
+      method="post"
+      action="/console/keys/${k.id}/revoke"
+      data-confirm="Revoke the key “${k.name}”? Requests with it will be refused at once."
+    >
+      ${csrfField(viewer)}
+      <button type="submit" class="danger small">Revoke<span class="sr"> ${k.name}</span></button>
+    </form>`;
+}
+
+function createForm(viewer: Viewer, state: FormState): Html {
+  return html`<section class="card" aria-labelledby="create-key">
+    <h2 id="create-key">Create a key</h2>
+    <form method="post" action="/console/keys">
+      ${csrfField(viewer)}
+      <label for="key-name">Name</label>
+      <input id="key-name" name="name" type="text" required maxlength="100" value="${state.name}" />
+      <fieldset>
+        <legend>Kind</legend>
+        <label
+          ><input
+            type="radio"
+            name="kind"
+            value="backend"
+            ${state.kind !== 'browser' ? html` checked` : ''}
+          />
+          Backend (kept secret on your servers)</label
+        >
+        <label
+          ><input
+            type="radio"
+            name="kind"
+            value="browser"
+            ${state.kind === 'browser' ? html` checked` : ''}
+          />
+          Browser (public, limited to your web origins)</label
+        >
+      </fieldset>
+      <fieldset>
+        <legend>Scopes (backend keys)</legend>
+        ${SCOPES.filter((s) => s !== 'admin').map(
+          (s) =>
+            html`<label
+              ><input
+                type="checkbox"
+                name="scopes"
+                value="${s}"
+                ${state.scopes.includes(s) ? html` checked` : ''}
+              />
+              ${s}</label
+            >`,
+        )}
+        <p class="hint">Browser keys always have only the gateway scope.</p>
+      </fieldset>
+      <label for="key-origins">Allowed origins</label>
+      <p class="hint" id="key-origins-hint">
+        One per line, such as https://app.example.com. Required for browser keys.
+      </p>
+      <textarea id="key-origins" name="allowed_origins" aria-describedby="key-origins-hint">
+${state.origins}</textarea>
+      <label for="key-resources">Allowed resources</label>
+      <p class="hint" id="key-resources-hint">
+        Pipelines or model ids, one per line. Empty: every resource.
+      </p>
+      <textarea id="key-resources" name="allowed_resources" aria-describedby="key-resources-hint">
+${state.resources}</textarea>
+      <div><button type="submit">Create key</button></div>
+    </form>
+  </section>`;
+}

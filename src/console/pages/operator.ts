@@ -1,0 +1,348 @@
+// Operator pages: plans and prices, every account's usage, month close, the payment signer and
+// health. Read-only views of /v1 (and /readyz), shown only to sessions with the admin scope.
+import type { ApiClient } from '../api.ts';
+import { ok } from '../framework.ts';
+import type { createFramework } from '../framework.ts';
+import { html } from '../html.ts';
+import type { Html } from '../html.ts';
+import { eth, gap, notice, table, usd, when } from '../views.ts';
+import { usageCsv, usageView } from './usage.ts';
+
+interface Plan {
+  id: string;
+  name: string;
+  monthly_fee_usd_micros: string;
+  included_usd_micros: string;
+  prepaid: boolean;
+  default: boolean;
+  prices: Array<{
+    pipeline: string;
+    model_id: string;
+    unit: string;
+    currency: 'wei' | 'usd_micros';
+    amount: string;
+    per_units: string;
+  }>;
+}
+
+export function operatorPages(framework: ReturnType<typeof createFramework>, api: ApiClient) {
+  const admin = { admin: true };
+
+  framework.page(
+    '/console/admin/plans',
+    async (pc) => {
+      const plans = (ok(await pc.api('GET', '/v1/plans')).body as { plans: Plan[] }).plans;
+      const body =
+        plans.length === 0
+          ? html`<p class="muted">
+              No plans. Create them with POST /v1/plans or <code>tollhouse billing</code>.
+            </p>`
+          : html`${plans.map(
+              (p) =>
+                html`<section class="card" aria-labelledby="plan-${p.id}">
+                  <h2 id="plan-${p.id}">
+                    ${p.name}
+                    <span class="muted">(${p.id})</span
+                    >${p.default ? html` <span class="badge good">default</span>` : ''}${p.prepaid ? html` <span class="badge">prepaid</span>` : ''}
+                  </h2>
+                  <p>
+                    Monthly fee ${usd(p.monthly_fee_usd_micros)}, includes
+                    ${usd(p.included_usd_micros)} of usage.
+                  </p>
+                  ${table(
+                    `Prices of ${p.name}`,
+                    ['Pipeline', 'Model', 'Unit', 'Price'],
+                    p.prices.map((r) => [
+                      r.pipeline,
+                      r.model_id,
+                      r.unit,
+                      `${r.currency === 'wei' ? eth(r.amount) : usd(r.amount)} per ${r.per_units}`,
+                    ]),
+                    'No prices: usage is charged at network fees only.',
+                  )}
+                </section>`,
+            )}`;
+      return { title: 'Plans and prices', active: 'plans', body };
+    },
+    admin,
+  );
+
+  framework.page(
+    '/console/admin/usage',
+    (pc) =>
+      usageView(pc, {
+        action: '/console/admin/usage',
+        title: 'All usage',
+        active: 'all-usage',
+        csv: '/console/admin/usage.csv',
+        byAccount: true,
+      }),
+    admin,
+  );
+  framework.page('/console/admin/usage.csv', (pc) => usageCsv(pc, true, 'all-usage'), admin);
+
+  framework.page(
+    '/console/admin/billing',
+    async (pc) => {
+      const now = new Date();
+      const months = [1, 2, 3].map((back) =>
+        new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - back, 1))
+          .toISOString()
+          .slice(0, 7),
+      );
+      const pages = await Promise.all(
+        months.map((m) => pc.api('GET', `/v1/statements?month=${m}&limit=500`)),
+      );
+      const rows = months.map((month, i) => {
+        const list = ok(pages[i]!).body as {
+          statements: Array<{ closed_at: string; total_usd_micros: string }>;
+          next_cursor: string | null;
+        };
+        const total = list.statements.reduce((s, st) => s + BigInt(st.total_usd_micros), 0n);
+        const last =
+          list.statements
+            .map((s) => s.closed_at)
+            .sort()
+            .pop() ?? null;
+        return [
+          month,
+          `${list.statements.length}${list.next_cursor === null ? '' : '+'}`,
+          usd(total),
+          last === null ? html`<span class="badge warn">not closed</span>` : when(last),
+        ];
+      });
+      const body = html`${table('Month close: statements per month', ['Month', 'Statements', 'Billed', 'Last closed'], rows)}
+        <section class="card" aria-labelledby="stripe">
+          <h2 id="stripe">Stripe sync</h2>
+          ${gap('the /v1 API does not report Stripe sync state yet; see the billing logs and `tollhouse billing` on the server.')}
+        </section>`;
+      return { title: 'Month close', active: 'billing', body };
+    },
+    admin,
+  );
+
+  framework.page(
+    '/console/admin/signer',
+    async (pc) => {
+      const status = ok(await pc.api('GET', '/v1/signer')).body as SignerStatus;
+      return { title: 'Signer', active: 'signer', body: signerBody(status) };
+    },
+    admin,
+  );
+
+  framework.page(
+    '/console/admin/health',
+    async (pc) => {
+      const [ready, live] = await Promise.all([
+        api.call(null, 'GET', '/readyz'),
+        api.call(null, 'GET', '/healthz'),
+      ]);
+      const body = html`<div class="cards">
+          <section class="card" aria-labelledby="h-live">
+            <h2 id="h-live">Live</h2>
+            <p class="figure">${live.status === 200 ? 'yes' : `no (HTTP ${live.status})`}</p>
+          </section>
+          <section class="card" aria-labelledby="h-ready">
+            <h2 id="h-ready">Ready</h2>
+            <p class="figure">${ready.status === 200 ? 'yes' : `no (HTTP ${ready.status})`}</p>
+          </section>
+        </div>
+        <section class="card" aria-labelledby="h-checks">
+          <h2 id="h-checks">Readiness checks</h2>
+          ${typeof ready.body === 'object' && ready.body !== null ? facts(ready.body as Record<string, unknown>) : html`<p>${String(ready.body ?? '')}</p>`}
+        </section>`;
+      void pc;
+      return { title: 'Health', active: 'health', body };
+    },
+    admin,
+  );
+}
+
+/** A nested status document as a definition list; `…Wei` fields read as ETH. */
+function facts(doc: Record<string, unknown>): Html {
+  const rows: Array<[string, Html | string]> = [];
+  const walk = (value: unknown, path: string) => {
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+      for (const [k, v] of Object.entries(value)) walk(v, path === '' ? k : `${path}.${k}`);
+      return;
+    }
+    if (Array.isArray(value)) {
+      rows.push([
+        path,
+        value.length === 0
+          ? '—'
+          : value.map((v) => (typeof v === 'object' ? JSON.stringify(v) : String(v))).join(', '),
+      ]);
+      return;
+    }
+    if (/Wei$/.test(path) && typeof value === 'string' && /^\d+$/.test(value)) {
+      rows.push([path, eth(value)]);
+      return;
+    }
+    rows.push([path, value === null ? '—' : String(value)]);
+  };
+  walk(doc, '');
+  return html`<dl class="facts">
+    ${rows.map(
+      ([k, v]) =>
+        html`<dt>${k}</dt>
+          <dd>${v}</dd>`,
+    )}
+  </dl>`;
+}
+
+interface SenderJson {
+  address: string;
+  depositWei: string;
+  reserveWei: string;
+  withdrawRound: string;
+  unlockInProgress: boolean;
+}
+
+interface FundingTx {
+  kind: string;
+  status: string;
+  valueWei: string;
+  txHash: string | null;
+  createdAt: string;
+  error: string | null;
+}
+
+interface SignerStatus {
+  enabled: boolean;
+  reason: string | null;
+  address: string | null;
+  beneficiary: string | null;
+  chainId: string | null;
+  rpc: { state: string; lastError: string | null; lastSuccessAt: string | null } | null;
+  chain: {
+    blockNumber: string;
+    ethWei: string;
+    currentRound: string;
+    sender: SenderJson;
+  } | null;
+  funding: {
+    policy: {
+      targetDepositWei: string;
+      targetReserveWei: string;
+      refillThresholdPercent: number;
+      maxPerDayWei: string;
+    } | null;
+    gasReserveWei: string;
+    spentLastDayWei: string;
+    lastRun: { state: string; message: string; at: string };
+    lastTransaction: FundingTx | null;
+  } | null;
+  warnings: string[];
+}
+
+/** "0.8 ETH (target 1 ETH, refilled below 0.5 ETH)" */
+function againstTarget(
+  valueWei: string,
+  targetWei: string | undefined,
+  percent: number | undefined,
+) {
+  if (targetWei === undefined || percent === undefined) return eth(valueWei);
+  const floor = (BigInt(targetWei) * BigInt(percent)) / 100n;
+  const low = BigInt(valueWei) < floor;
+  return html`${eth(valueWei)}
+    <span class="muted">(target ${eth(targetWei)}, refilled below ${eth(floor)})</span>${
+      low ? html` <span class="badge warn">below its floor</span>` : ''
+    }`;
+}
+
+function signerBody(s: SignerStatus): Html {
+  const policy = s.funding?.policy ?? undefined;
+  const sender = s.chain?.sender;
+  const tx = s.funding?.lastTransaction ?? null;
+  return html`${
+      s.enabled
+        ? notice('success', 'The signer is enabled.')
+        : notice('warning', `The signer is disabled${s.reason === null ? '' : `: ${s.reason}`}.`)
+    }
+    ${
+      s.warnings.length === 0
+        ? ''
+        : html`<section class="card" aria-labelledby="warn">
+            <h2 id="warn">Needs attention</h2>
+            <ul>
+              ${s.warnings.map((w) => html`<li>${w}</li>`)}
+            </ul>
+          </section>`
+    }
+    <div class="cards">
+      <section class="card" aria-labelledby="sg-account">
+        <h2 id="sg-account">Account</h2>
+        <dl class="facts">
+          <dt>Address</dt>
+          <dd id="signer-address">${s.address ?? '—'}</dd>
+          <dt>ETH</dt>
+          <dd id="signer-eth">${s.chain === null ? '—' : eth(s.chain.ethWei)}</dd>
+          <dt>Gas reserve</dt>
+          <dd>${s.funding === null ? '—' : eth(s.funding.gasReserveWei)}</dd>
+          <dt>Chain</dt>
+          <dd>
+            ${s.chainId ?? '—'}${s.chain === null ? '' : `, block ${s.chain.blockNumber}, round ${s.chain.currentRound}`}
+          </dd>
+          <dt>RPC</dt>
+          <dd>
+            ${s.rpc === null ? '—' : s.rpc.state}${s.rpc?.lastError ? ` (${s.rpc.lastError})` : ''}
+          </dd>
+        </dl>
+      </section>
+      <section class="card" aria-labelledby="sg-broker">
+        <h2 id="sg-broker">TicketBroker</h2>
+        <dl class="facts">
+          <dt>Deposit</dt>
+          <dd id="signer-deposit">
+            ${sender === undefined ? '—' : againstTarget(sender.depositWei, policy?.targetDepositWei, policy?.refillThresholdPercent)}
+          </dd>
+          <dt>Reserve</dt>
+          <dd id="signer-reserve">
+            ${sender === undefined ? '—' : againstTarget(sender.reserveWei, policy?.targetReserveWei, policy?.refillThresholdPercent)}
+          </dd>
+          <dt>Unlock</dt>
+          <dd>
+            ${sender === undefined ? '—' : sender.unlockInProgress ? `in progress, withdrawable in round ${sender.withdrawRound}` : 'locked (not unlocking)'}
+          </dd>
+        </dl>
+      </section>
+      <section class="card" aria-labelledby="sg-funding">
+        <h2 id="sg-funding">Funding</h2>
+        <dl class="facts">
+          <dt>Policy</dt>
+          <dd>
+            ${policy === undefined ? 'no automatic funding' : `refill below ${policy.refillThresholdPercent}% of target`}
+          </dd>
+          <dt>Last run</dt>
+          <dd>
+            ${s.funding === null ? '—' : html`${s.funding.lastRun.state}: ${s.funding.lastRun.message} (${when(s.funding.lastRun.at)})`}
+          </dd>
+          <dt>Spent, last 24 h</dt>
+          <dd>
+            ${s.funding === null ? '—' : html`${eth(s.funding.spentLastDayWei)}${policy === undefined ? '' : html` of ${eth(policy.maxPerDayWei)}`}`}
+          </dd>
+        </dl>
+      </section>
+    </div>
+    ${table(
+      'Funding history (latest transaction)',
+      ['When', 'Kind', 'Status', 'Value', 'Transaction'],
+      tx === null
+        ? []
+        : [
+            [
+              when(tx.createdAt),
+              tx.kind,
+              tx.status,
+              eth(tx.valueWei),
+              tx.txHash ?? tx.error ?? '—',
+            ],
+          ],
+      'No funding transactions yet.',
+    )}
+    <p class="hint">
+      The API reports the latest funding transaction only; the whole journal is in the
+      <code>funding_transactions</code> table.
+    </p>`;
+}

@@ -1,0 +1,164 @@
+// Shared pieces of every console page: the layout (landmarks, skip link, navigation), money
+// and time formatting, notices. Pure: values in, `Html` out.
+import { formatEther } from 'ethers';
+import { html } from './html.ts';
+import type { Html } from './html.ts';
+
+export interface Viewer {
+  email: string;
+  isAdmin: boolean;
+  csrfToken: string;
+}
+
+const CUSTOMER_NAV = [
+  ['overview', '/console', 'Overview'],
+  ['keys', '/console/keys', 'API keys'],
+  ['apps', '/console/apps', 'Apps'],
+  ['usage', '/console/usage', 'Usage'],
+  ['statements', '/console/statements', 'Statements'],
+] as const;
+
+const OPERATOR_NAV = [
+  ['accounts', '/console/admin/accounts', 'Accounts'],
+  ['plans', '/console/admin/plans', 'Plans'],
+  ['all-usage', '/console/admin/usage', 'All usage'],
+  ['billing', '/console/admin/billing', 'Month close'],
+  ['signer', '/console/admin/signer', 'Signer'],
+  ['health', '/console/admin/health', 'Health'],
+] as const;
+
+function navList(items: readonly (readonly [string, string, string])[], active: string): Html {
+  return html`<ul>
+    ${items.map(
+      ([id, href, label]) =>
+        html`<li>
+          <a href="${href}" ${id === active ? html` aria-current="page"` : ''}>${label}</a>
+        </li>`,
+    )}
+  </ul>`;
+}
+
+export function layout(input: {
+  title: string;
+  active: string;
+  viewer: Viewer | null;
+  body: Html;
+}): Html {
+  const { viewer } = input;
+  return html`<!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <meta name="referrer" content="same-origin" />
+        <title>${input.title} · tollhouse console</title>
+        <link rel="stylesheet" href="/console/static/console.css" />
+        <script src="/console/static/console.js" defer></script>
+      </head>
+      <body>
+        <a class="skip" href="#main">Skip to content</a>
+        <header class="top">
+          <p class="brand"><a href="/console">tollhouse</a></p>
+          ${
+            viewer === null
+              ? ''
+              : html`<form method="post" action="/console/logout" class="signout">
+                  <span>${viewer.email}</span>
+                  ${csrfField(viewer)}
+                  <button type="submit" class="secondary">Sign out</button>
+                </form>`
+          }
+        </header>
+        ${
+          viewer === null
+            ? ''
+            : html`<nav aria-label="Console">
+                <h2 class="navhead">Your account</h2>
+                ${navList(CUSTOMER_NAV, input.active)}
+                ${
+                  viewer.isAdmin
+                    ? html`<h2 class="navhead">Operator</h2>
+                        ${navList(OPERATOR_NAV, input.active)}`
+                    : ''
+                }
+              </nav>`
+        }
+        <main id="main" tabindex="-1">
+          <h1>${input.title}</h1>
+          ${input.body}
+        </main>
+      </body>
+    </html> `;
+}
+
+export function csrfField(viewer: Viewer): Html {
+  return html`<input type="hidden" name="csrf" value="${viewer.csrfToken}" />`;
+}
+
+export function notice(kind: 'error' | 'success' | 'warning', message: string | null): Html {
+  if (message === null) return html``;
+  const role = kind === 'error' ? 'alert' : 'status';
+  return html`<p class="notice ${kind}" role="${role}">${message}</p>`;
+}
+
+/** Gaps in the API this console depends on, named so an operator knows what is missing. */
+export function gap(message: string): Html {
+  return html`<p class="notice warning" role="note">
+    <strong>Not available yet:</strong> ${message}
+  </p>`;
+}
+
+/** Micro-dollars (decimal string or bigint) as dollars: `$12.50`, `-$0.000125`. */
+export function usd(micros: string | bigint): string {
+  const value = typeof micros === 'bigint' ? micros : BigInt(micros);
+  const sign = value < 0n ? '-' : '';
+  const abs = value < 0n ? -value : value;
+  const dollars = abs / 1_000_000n;
+  const fraction = (abs % 1_000_000n).toString().padStart(6, '0');
+  // Cents always; further digits only when they are not zero (usage is priced finely).
+  const trimmed = fraction.replace(/0+$/, '').padEnd(2, '0');
+  return `${sign}$${dollars.toLocaleString('en-US')}.${trimmed}`;
+}
+
+/** Wei (decimal string or bigint) as ETH. */
+export function eth(wei: string | bigint): string {
+  return `${formatEther(typeof wei === 'bigint' ? wei : BigInt(wei))} ETH`;
+}
+
+export function when(iso: string | null): Html {
+  if (iso === null) return html`<span class="muted">never</span>`;
+  const date = new Date(iso);
+  return html`<time datetime="${date.toISOString()}"
+    >${date.toISOString().slice(0, 16).replace('T', ' ')} UTC</time
+  >`;
+}
+
+/** A `<table>` with a caption and header row; cells are already `Html` or text. */
+export function table(
+  caption: string,
+  headers: string[],
+  rows: Array<Array<Html | string | number>>,
+  empty = 'Nothing yet.',
+): Html {
+  if (rows.length === 0) return html`<p class="muted">${empty}</p>`;
+  return html`<div class="scroll" role="region" aria-label="${caption}" tabindex="0">
+    <table>
+      <caption>
+        ${caption}
+      </caption>
+      <thead>
+        <tr>
+          ${headers.map((h) => html`<th scope="col">${h}</th>`)}
+        </tr>
+      </thead>
+      <tbody>
+        ${rows.map(
+          (r) =>
+            html`<tr>
+              ${r.map((c) => html`<td>${c}</td>`)}
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+  </div>`;
+}

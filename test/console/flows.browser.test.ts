@@ -1,0 +1,251 @@
+// In headless Chromium, the console's everyday flows end to end against the real app: usage
+// ingested through /v1 shows up in the chart and totals, a statement downloads as CSV, and an
+// operator's credit grant reaches the customer's balance. Every page passes axe-core, and each
+// is saved to docs/screenshots for the README.
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import type { TestApp } from '../support/app.ts';
+import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
+import {
+  HAVE_CHROMIUM,
+  createAccount,
+  expectAccessible,
+  launch,
+  screenshot,
+  signIn,
+  startConsoleApp,
+} from './support.ts';
+
+function usageEvent(accountId: string, id: string, time: Date, pipeline: string, feeWei: string) {
+  return {
+    specversion: '1.0',
+    id,
+    source: 'console-test',
+    type: 'tollhouse.usage.v1',
+    subject: accountId,
+    time: time.toISOString(),
+    data: { pipeline, model_id: 'sdxl', unit: 'requests', quantity: '1', fee_wei: feeWei },
+  };
+}
+
+async function visit(page: Page, url: string, name: string) {
+  const response = await page.goto(url);
+  expect(response?.status(), url).toBe(200);
+  await expectAccessible(page);
+  await screenshot(page, name);
+}
+
+// A browser makes these slower than API tests, and the machine may be busy.
+describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000 }, () => {
+  let t: TestApp;
+  let browser: Browser;
+  let customerId: string;
+  let usageKey: string;
+
+  beforeAll(async () => {
+    t = await startConsoleApp({ BILLING_ETH_USD_RATE: '3000', BILLING_AUTO_CLOSE: 'false' });
+    browser = await launch();
+    customerId = (await createAccount(t, 'customer@example.com')).id;
+    await createAccount(t, 'operator@example.com', true);
+    usageKey = (await issueKey(t, customerId, { scopes: ['usage:write'] })).secret;
+    const admin = await adminKey(t);
+    const plan = await call(t, 'POST', '/v1/plans', {
+      headers: bearer(admin.secret),
+      body: {
+        id: 'pro',
+        name: 'Pro',
+        monthly_fee_usd_micros: '10000000',
+        included_usd_micros: '2000000',
+        prices: [
+          { pipeline: 'text-to-image', unit: 'requests', currency: 'usd_micros', amount: '2500' },
+        ],
+      },
+    });
+    expect(plan.status).toBe(201);
+    const cap = await call(t, 'PUT', `/v1/accounts/${customerId}/spend-caps`, {
+      headers: bearer(admin.secret),
+      body: { monthly_cap_wei: '10000000000000000' },
+    });
+    expect(cap.status).toBe(200);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  it('shows usage ingested through /v1 in the overview chart and totals, and the explorer', async () => {
+    const page = await signIn(browser, t, 'customer@example.com');
+    await expect(page.locator('#total-events').textContent()).resolves.toBe('0');
+    await expect(page.locator('#usage-chart').count()).resolves.toBe(0);
+
+    const now = Date.now();
+    const events = [
+      usageEvent(
+        customerId,
+        'e1',
+        new Date(now - 3 * 86_400_000),
+        'text-to-image',
+        '1000000000000000',
+      ),
+      usageEvent(customerId, 'e2', new Date(now - 60_000), 'text-to-image', '2000000000000000'),
+      usageEvent(customerId, 'e3', new Date(now - 60_000), 'llm', '500000000000000'),
+    ];
+    const ingested = await call(t, 'POST', '/v1/usage/events', {
+      headers: bearer(usageKey),
+      body: events,
+    });
+    expect(ingested.body.accepted).toBe(3);
+
+    await page.reload();
+    await expect(page.locator('#total-events').textContent()).resolves.toBe('3');
+    const chart = page.getByRole('img', { name: /Requests per day by pipeline/ });
+    await expect(chart.isVisible()).resolves.toBe(true);
+    await expect(page.locator('#usage-chart rect').count()).resolves.toBeGreaterThanOrEqual(2);
+    await expect(page.locator('#usage-chart .legend').textContent()).resolves.toMatch(
+      /text-to-image: 2[\s\S]*llm: 1/,
+    );
+    // Fees of the events in this month (e1 may fall in the previous month on the 1st–3rd).
+    const monthStart = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), 1);
+    const spentWei = events
+      .filter((e) => Date.parse(e.time) >= monthStart)
+      .reduce((s, e) => s + BigInt(e.data.fee_wei), 0n);
+    const spent = (await page.locator('#month-spend').textContent())!;
+    expect(spent).toBe(`${Number(spentWei) / 1e18} ETH`);
+    const percent = ((Number(spentWei) / 1e16) * 100).toFixed(1);
+    await expect(page.locator('#month-spend + p').textContent()).resolves.toBe(
+      `of a 0.01 ETH cap (${percent}%)`,
+    );
+    await expectAccessible(page);
+    await screenshot(page, 'overview');
+    // The same page on a phone: the navigation moves above the content and nothing overflows.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await expectAccessible(page);
+    const overflow = await page.evaluate(
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the DOM lives in the page
+      () => (globalThis as any).document.documentElement.scrollWidth > 390,
+    );
+    expect(overflow).toBe(false);
+    await screenshot(page, 'overview-phone');
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    await visit(page, `${t.url}/console/usage`, 'usage');
+    await expect(page.locator('#usage-totals').textContent()).resolves.toContain('3 requests');
+    await page.getByRole('textbox', { name: 'Pipeline' }).fill('llm');
+    await page.getByRole('button', { name: 'Show usage' }).click();
+    await expect(page.locator('#usage-totals').textContent()).resolves.toContain('1 requests');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'Download CSV' }).click(),
+    ]);
+    const csv = await readFile((await download.path())!, 'utf8');
+    expect(csv.split('\n')[0]).toBe('day,pipeline,unit,events,failed_events,quantity,fee_wei');
+    expect(csv).toContain(',llm,requests,1,0,1,500000000000000');
+    expect(csv).not.toContain('text-to-image');
+
+    await visit(page, `${t.url}/console/apps`, 'apps-customer');
+    await expect(page.getByRole('note').textContent()).resolves.toContain('admin scope');
+    await page.context().close();
+  });
+
+  it('downloads a closed month’s statement as CSV', async () => {
+    const now = new Date();
+    const lastMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
+    const month = lastMonth.toISOString().slice(0, 7);
+    const ingested = await call(t, 'POST', '/v1/usage/events', {
+      headers: bearer(usageKey),
+      body: [
+        usageEvent(
+          customerId,
+          's1',
+          new Date(lastMonth.getTime() + 86_400_000),
+          'text-to-image',
+          '0',
+        ),
+        usageEvent(
+          customerId,
+          's2',
+          new Date(lastMonth.getTime() + 2 * 86_400_000),
+          'text-to-image',
+          '0',
+        ),
+      ],
+    });
+    expect(ingested.body.accepted).toBe(2);
+    await t.app.billing.service.closeMonth(month);
+
+    const page = await signIn(browser, t, 'customer@example.com');
+    await visit(page, `${t.url}/console/statements`, 'statements');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: `CSV for ${month}` }).click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/^stmt_[0-9A-Za-z]+\.csv$/);
+    const csv = await readFile((await download.path())!, 'utf8');
+    expect(csv.split('\n')[0]).toMatch(/pipeline/);
+    expect(csv).toContain('text-to-image');
+
+    await page.getByRole('link', { name: month, exact: true }).click();
+    await expect(page.getByRole('heading', { level: 1 }).textContent()).resolves.toBe(
+      `Statement for ${month}`,
+    );
+    await expectAccessible(page);
+    await screenshot(page, 'statement');
+    await page.context().close();
+  });
+
+  it('lets an operator grant credit, and the customer sees the new balance', async () => {
+    const customer = await signIn(browser, t, 'customer@example.com');
+    await expect(customer.locator('#balance').textContent()).resolves.toBe('$0.00');
+    // Operator pages are not for customers, even by URL.
+    const refused = await customer.goto(`${t.url}/console/admin/accounts`);
+    expect(refused?.status()).toBe(403);
+    await expect(customer.getByRole('navigation').textContent()).resolves.not.toContain('Operator');
+
+    const operator = await signIn(browser, t, 'operator@example.com');
+    await expect(operator.getByRole('navigation').textContent()).resolves.toContain('Operator');
+    // An operator's own pages show the operator's own account, not everyone's.
+    await expect(operator.locator('#total-events').textContent()).resolves.toBe('0');
+    await operator.goto(`${t.url}/console/statements`);
+    await expect(operator.getByRole('main').textContent()).resolves.toContain('No statements yet');
+    await visit(operator, `${t.url}/console/admin/accounts`, 'accounts');
+    await operator.getByLabel('Email or account id').fill(customerId);
+    await operator.getByRole('button', { name: 'Search' }).click();
+    await operator.waitForURL(`${t.url}/console/admin/accounts/${customerId}`);
+    await operator.getByLabel('Amount in US dollars').fill('25');
+    await operator.getByLabel('Memo (optional)').fill('welcome credit');
+    await operator.getByRole('button', { name: 'Grant credit' }).click();
+    await operator.waitForURL(`${t.url}/console/admin/accounts/${customerId}?done=credit`);
+    await expect(operator.locator('#account-balance').textContent()).resolves.toBe('$25.00');
+    await expectAccessible(operator);
+    await screenshot(operator, 'account');
+
+    await operator.getByRole('combobox', { name: 'Plan' }).selectOption('pro');
+    await operator.getByRole('button', { name: 'Change plan' }).click();
+    await operator.waitForURL(/done=plan$/);
+    // A plan change starts with the next month (billing's rule); the page lists it as upcoming.
+    await expect(operator.locator('#plan-changes').textContent()).resolves.toMatch(
+      /^\s*pro from \d{4}-\d{2}\s*$/,
+    );
+
+    await customer.goto(`${t.url}/console`);
+    await expect(customer.locator('#balance').textContent()).resolves.toBe('$25.00');
+
+    await visit(operator, `${t.url}/console/admin/plans`, 'plans');
+    await visit(operator, `${t.url}/console/admin/usage`, 'all-usage');
+    await expect(operator.getByRole('table', { name: 'Usage' }).textContent()).resolves.toContain(
+      customerId,
+    );
+    await visit(operator, `${t.url}/console/admin/billing`, 'month-close');
+    await visit(operator, `${t.url}/console/admin/signer`, 'signer-disabled');
+    await visit(operator, `${t.url}/console/admin/health`, 'health');
+    await visit(operator, `${t.url}/console/apps`, 'apps');
+    await operator.getByLabel('Name').fill('Storefront');
+    await operator.getByLabel(/Web: server-side/).check();
+    await operator.getByLabel('Redirect URIs').fill('https://shop.example.com/callback');
+    await operator.getByRole('button', { name: 'Register app' }).click();
+    await expect(operator.locator('#new-secret').textContent()).resolves.toMatch(/^thcs_/);
+    await expectAccessible(operator);
+  });
+});

@@ -1,0 +1,80 @@
+// In headless Chromium: sign in through tollhouse's own provider, create a browser key, see it
+// listed, revoke it. Every page visited passes axe-core.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser } from 'playwright-core';
+import type { TestApp } from '../support/app.ts';
+import {
+  HAVE_CHROMIUM,
+  createAccount,
+  expectAccessible,
+  launch,
+  screenshot,
+  signIn,
+  startConsoleApp,
+} from './support.ts';
+
+// A browser makes these slower than API tests, and the machine may be busy.
+describe.skipIf(!HAVE_CHROMIUM)('console: API keys in a browser', { timeout: 120_000 }, () => {
+  let t: TestApp;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    t = await startConsoleApp();
+    browser = await launch();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  it('signs in, creates a browser key, lists it and revokes it', async () => {
+    const account = await createAccount(t, 'keys@example.com');
+    const page = await signIn(browser, t, 'keys@example.com', { checkLoginPage: true });
+    await expect(
+      page.getByRole('heading', { level: 1, name: 'Overview' }).isVisible(),
+    ).resolves.toBe(true);
+    await expectAccessible(page);
+
+    await page.getByRole('link', { name: 'API keys' }).click();
+    await page.waitForURL(`${t.url}/console/keys`);
+    await expectAccessible(page);
+    await page.getByLabel('Name').fill('storefront');
+    await page.getByLabel(/Browser/).check();
+    await page.getByLabel('Allowed origins').fill('https://shop.example.com');
+    await page.getByLabel('Allowed resources').fill('text-to-image');
+    await page.getByRole('button', { name: 'Create key' }).click();
+
+    const secret = (await page.locator('#new-secret').textContent())!.trim();
+    expect(secret).toMatch(/^th_/);
+    await expect(page.getByRole('button', { name: 'Copy' }).isVisible()).resolves.toBe(true);
+    const row = page.getByRole('row', { name: /storefront/ });
+    await expect(row.textContent()).resolves.toContain('https://shop.example.com');
+    await expectAccessible(page);
+    await screenshot(page, 'keys');
+
+    // The key works as the API says it does (the console made it through /v1/keys).
+    const keys = await t.app.keys.service.list(
+      {
+        actor: 'test',
+        accountId: account.id,
+        admin: false,
+        scopes: [],
+        browser: false,
+        requestId: null,
+      },
+      undefined,
+    );
+    expect(keys.map((k) => [k.name, k.kind, k.allowedOrigins])).toEqual([
+      ['storefront', 'browser', ['https://shop.example.com']],
+    ]);
+
+    await row.getByRole('button', { name: /Revoke/ }).click();
+    await page.waitForURL(`${t.url}/console/keys?done=revoked`);
+    await expect(page.getByRole('status').first().textContent()).resolves.toContain('revoked');
+    await expect(
+      page.getByRole('table', { name: 'Revoked and expired API keys' }).textContent(),
+    ).resolves.toContain('storefront');
+    await expectAccessible(page);
+  });
+});

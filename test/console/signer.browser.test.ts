@@ -1,0 +1,79 @@
+// In headless Chromium: an operator's signer page against a real chain (anvil with the
+// Livepeer contracts): the signer's address, ETH, and TicketBroker deposit and reserve against
+// their targets and floors, once the funding policy has run.
+import { parseEther } from 'ethers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser } from 'playwright-core';
+import { deployLivepeer, startAnvil } from '../support/anvil.ts';
+import type { Anvil } from '../support/anvil.ts';
+import type { TestApp } from '../support/app.ts';
+import { eventually, fundedAccount, signerEnv } from '../signer/helpers.ts';
+import type { SignerAccount } from '../signer/helpers.ts';
+import {
+  HAVE_CHROMIUM,
+  createAccount,
+  expectAccessible,
+  launch,
+  screenshot,
+  signIn,
+  startConsoleApp,
+} from './support.ts';
+
+describe.skipIf(!HAVE_CHROMIUM)(
+  'console: signer page on a real chain',
+  { timeout: 120_000 },
+  () => {
+    let anvil: Anvil;
+    let account: SignerAccount;
+    let t: TestApp;
+    let browser: Browser;
+
+    beforeAll(async () => {
+      anvil = await startAnvil();
+      const livepeer = await deployLivepeer(anvil);
+      account = await fundedAccount(anvil, '10');
+      t = await startConsoleApp(
+        signerEnv(anvil.url, livepeer, account, {
+          SIGNER_TARGET_DEPOSIT_WEI: parseEther('1').toString(),
+          SIGNER_TARGET_RESERVE_WEI: parseEther('0.5').toString(),
+          SIGNER_MAX_PER_TX_WEI: parseEther('2').toString(),
+          SIGNER_MAX_PER_DAY_WEI: parseEther('5').toString(),
+        }),
+      );
+      browser = await launch();
+    }, 120_000);
+
+    afterAll(async () => {
+      await browser?.close();
+      await t?.close();
+      await anvil?.stop();
+    });
+
+    it('shows address, ETH, deposit and reserve against their targets', async () => {
+      await createAccount(t, 'signer-op@example.com', true);
+      // The funding policy tops the deposit and reserve up to their targets on its own.
+      await eventually('funded', async () => {
+        const s = await t.app.signer.status();
+        return (
+          s.view !== null &&
+          s.view.sender.depositWei >= parseEther('1') &&
+          s.view.sender.reserveWei >= parseEther('0.5')
+        );
+      });
+      const page = await signIn(browser, t, 'signer-op@example.com');
+      await page.goto(`${t.url}/console/admin/signer`);
+      await expect(page.locator('#signer-address').textContent()).resolves.toBe(
+        account.wallet.address,
+      );
+      await expect(page.locator('#signer-eth').textContent()).resolves.toMatch(/^\d+\.\d+ ETH$/);
+      await expect(page.locator('#signer-deposit').textContent()).resolves.toMatch(
+        /1\.0 ETH\s+\(target 1\.0 ETH, refilled below 0\.\d+ ETH\)/,
+      );
+      await expect(page.locator('#signer-reserve').textContent()).resolves.toMatch(
+        /target 0\.5 ETH/,
+      );
+      await expectAccessible(page);
+      await screenshot(page, 'signer');
+    });
+  },
+);
