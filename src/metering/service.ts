@@ -10,11 +10,13 @@ import {
   createPartition,
   dropPartition,
   findExistingAccountIds,
+  findStoredEventKeys,
   insertUsageEvents,
   isMissingPartition,
   listPartitionMonths,
   listUsageEvents,
   monthOf,
+  storedKeyOf,
   sumUsage,
 } from './queries.ts';
 import type { EventCursor, GroupBy, UsageFilter, UsageRow } from './queries.ts';
@@ -43,6 +45,11 @@ export function createMeteringService({ database, log }: MeteringServiceDeps) {
   const db: Kysely<Database> = database.db;
   const knownPartitions = new Set<string>();
   let stopListening: (() => Promise<void>) | null = null;
+  // Duplicates come in runs: a collector re-sending its backlog, a client retrying a batch,
+  // the recorder retrying after an unknown outcome. After a batch that held any, the next
+  // batch first asks which keys are stored (a key-only query, much cheaper than attempting
+  // the insert) and inserts only the rest; a run of fresh batches skips that question.
+  let expectDuplicates = false;
 
   async function ensurePartitions(events: readonly UsageEvent[]) {
     const months = new Set(events.map((e) => monthOf(e.occurredAt)));
@@ -60,20 +67,30 @@ export function createMeteringService({ database, log }: MeteringServiceDeps) {
   async function record(events: readonly UsageEvent[]): Promise<RecordOutcome[]> {
     if (events.length === 0) return [];
     await ensurePartitions(events);
-    let inserted;
-    try {
-      inserted = await insertUsageEvents(db, events);
-    } catch (error) {
-      if (!isMissingPartition(error)) throw error;
-      // Another replica pruned a month we thought existed: forget, recreate, retry once.
-      knownPartitions.clear();
-      await ensurePartitions(events);
-      inserted = await insertUsageEvents(db, events);
+    const keys = events.map((e) => storedKeyOf(e.source, e.eventId, monthOf(e.occurredAt)));
+    let toInsert = events;
+    if (expectDuplicates) {
+      const stored = await findStoredEventKeys(db, events);
+      if (stored.size > 0) toInsert = events.filter((_, i) => !stored.has(keys[i]!));
     }
-    const fresh = new Set(inserted.map((k) => `${k.source}\u0000${k.eventId}`));
+    let inserted: Array<{ source: string; eventId: string; month: string }> = [];
+    if (toInsert.length > 0) {
+      try {
+        inserted = await insertUsageEvents(db, toInsert);
+      } catch (error) {
+        if (!isMissingPartition(error)) throw error;
+        // Another replica pruned a month we thought existed: forget, recreate, retry once.
+        knownPartitions.clear();
+        await ensurePartitions(toInsert);
+        inserted = await insertUsageEvents(db, toInsert);
+      }
+    }
+    // The insert still skips conflicts, so a key stored between the check and the insert
+    // (another writer) is a duplicate too: `inserted` is the only source of 'accepted'.
+    expectDuplicates = inserted.length < events.length;
+    const fresh = new Set(inserted.map((k) => storedKeyOf(k.source, k.eventId, k.month)));
     // Within one batch the first copy of a key is the accepted one.
-    return events.map((e) => {
-      const key = `${e.source}\u0000${e.eventId}`;
+    return keys.map((key) => {
       if (!fresh.has(key)) return 'duplicate';
       fresh.delete(key);
       return 'accepted';
