@@ -1,6 +1,7 @@
 // Metering benchmark on real PostgreSQL.
 //
 //   node bench/metering-ingest.ts [--events 200000] [--stored 10000000] [--queries 200]
+//     [--baseline 10000] [--writers N] [--batch N]   (recorder defaults when not given)
 //
 // BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) names a server; the
 // benchmark creates its own database there and drops it at the end. It measures, in one run:
@@ -9,6 +10,11 @@
 //   3. replay of the same events through the recorder (every one a duplicate);
 //   4. usage totals for one account over one month (the query behind GET /v1/usage),
 //      p50/p95/p99, with `--stored` events in the table (bulk-generated in SQL).
+// For 2 and 3 it also reports the CPU time spent per event, in this Node process and in the
+// PostgreSQL backends serving the benchmark database (read from /proc, so only when the
+// server runs on this host). On a shared machine events/s move with everyone else's load;
+// CPU per event barely does, and bounds what two idle cores could reach.
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
 import pg from 'pg';
@@ -25,6 +31,8 @@ const { values } = parseArgs({
     stored: { type: 'string', default: '10000000' },
     queries: { type: 'string', default: '200' },
     accounts: { type: 'string', default: '1000' },
+    writers: { type: 'string' },
+    batch: { type: 'string' },
   },
 });
 const EVENTS = Number(values.events);
@@ -32,6 +40,10 @@ const BASELINE = Number(values.baseline);
 const STORED = Number(values.stored);
 const QUERIES = Number(values.queries);
 const ACCOUNTS = Number(values.accounts);
+const recorderOptions = {
+  ...(values.writers !== undefined ? { writers: Number(values.writers) } : {}),
+  ...(values.batch !== undefined ? { batchSize: Number(values.batch) } : {}),
+};
 
 const bench = await createBenchDatabase();
 const { database, log } = bench;
@@ -42,6 +54,34 @@ const results: Record<string, string> = {};
 const report = (label: string, line: string) => {
   results[label] = line;
   console.log(`${label.padEnd(9)} ${line}`);
+};
+
+// CPU ticks used so far by each server process serving the benchmark database, or null when
+// /proc does not show them (a remote server).
+const pgCpuTicks = async (): Promise<Map<number, number> | null> => {
+  const backends = await sql<{ pid: number }>`
+    select pid from pg_stat_activity where datname = current_database()`.execute(db);
+  const ticks = new Map<number, number>();
+  for (const { pid } of backends.rows) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks.set(pid, Number(fields[11]) + Number(fields[12])); // utime + stime
+    } catch {
+      return null;
+    }
+  }
+  return ticks;
+};
+// Seconds of server CPU between two readings (100 clock ticks per second on Linux). A
+// backend that exited in between is left out: only idle pool connections time out.
+const pgCpuSecondsBetween = (
+  before: Map<number, number> | null,
+  after: Map<number, number> | null,
+): number | null => {
+  if (before === null || after === null) return null;
+  let ticks = 0;
+  for (const [pid, t] of after) ticks += t - (before.get(pid) ?? 0);
+  return ticks / 100;
 };
 
 try {
@@ -128,26 +168,40 @@ try {
   const service = createMeteringService({ database, log });
   const events = Array.from({ length: EVENTS }, (_, i) => makeEvent(i, 'bench'));
   const run = async () => {
-    const recorder = createRecorder({ write: (batch) => service.record(batch), log });
+    const recorder = createRecorder({
+      write: (batch) => service.record(batch),
+      log,
+      ...recorderOptions,
+    });
+    const pg0 = await pgCpuTicks();
+    const node0 = process.cpuUsage();
     const t0 = performance.now();
     for (const e of events) await recorder.enqueue(e);
     await recorder.close();
-    return EVENTS / ((performance.now() - t0) / 1000);
+    const seconds = (performance.now() - t0) / 1000;
+    const node = process.cpuUsage(node0);
+    const pgSeconds = pgCpuSecondsBetween(pg0, await pgCpuTicks());
+    const nodeUs = (node.user + node.system) / EVENTS;
+    const pgUs = pgSeconds === null ? null : (pgSeconds * 1e6) / EVENTS;
+    const cpu =
+      `CPU/event: Node ${nodeUs.toFixed(1)} µs` +
+      (pgUs === null ? '' : `, PostgreSQL ${pgUs.toFixed(1)} µs`);
+    return { rate: EVENTS / seconds, cpu };
   };
-  const ingestRate = await run();
+  const ingest = await run();
   report(
     'ingest',
-    `${Math.round(ingestRate).toLocaleString('en')} events/s through the recorder (${EVENTS.toLocaleString('en')} events, ${(ingestRate / baselineRate).toFixed(1)}× baseline)`,
+    `${Math.round(ingest.rate).toLocaleString('en')} events/s through the recorder (${EVENTS.toLocaleString('en')} events, ${(ingest.rate / baselineRate).toFixed(1)}× baseline; ${ingest.cpu})`,
   );
 
   // 3. Replay: the same events again, all duplicates.
-  const replayRate = await run();
+  const replay = await run();
   const stored = await sql<{ n: bigint }>`select count(*) as n from usage_events`.execute(db);
   if (stored.rows[0]!.n !== BigInt(EVENTS))
     throw new Error(`expected ${EVENTS} stored, found ${stored.rows[0]!.n}`);
   report(
     'replay',
-    `${Math.round(replayRate).toLocaleString('en')} events/s replaying stored events (${(replayRate / baselineRate).toFixed(1)}× baseline)`,
+    `${Math.round(replay.rate).toLocaleString('en')} events/s replaying stored events (${(replay.rate / baselineRate).toFixed(1)}× baseline; ${replay.cpu})`,
   );
 
   // 4. Usage totals with STORED events: bulk-generate the rest in SQL (same distribution),

@@ -1,13 +1,16 @@
 import { sql } from 'kysely';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely, RawBuilder, Transaction } from 'kysely';
 import type { Database } from '../platform/db.ts';
 import type { StoredUsageEvent, Unit, UsageEvent } from './model.ts';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
-/** `2026-11` → the first day of that UTC month, `2026-11-01`. */
+/** The UTC month of `date` as `YYYY-MM` (events are between 2000 and now: four-digit years). */
 export function monthOf(date: Date): string {
-  return date.toISOString().slice(0, 7);
+  // Called several times per recorded event: arithmetic, not toISOString (a profile of the
+  // recorder showed toISOString().slice as its most expensive line).
+  const month = date.getUTCMonth() + 1;
+  return `${date.getUTCFullYear()}-${month < 10 ? '0' : ''}${month}`;
 }
 
 function partitionName(month: string): string {
@@ -60,17 +63,52 @@ export function isMissingPartition(error: unknown): boolean {
 /**
  * Inserts a batch and updates the hourly rollups in ONE statement, so an event and its share
  * of the rollups commit together or not at all. Duplicates (same source, event id and month)
- * are skipped, in the batch or against stored rows. Returns the keys actually inserted.
- * Every value travels as text[] so both drivers (pg, PGlite) bind arrays the same way.
+ * are skipped, in the batch or against stored rows. Returns the keys actually inserted (with
+ * their month, which is part of the key).
  */
 export async function insertUsageEvents(
   db: Db,
   events: readonly UsageEvent[],
-): Promise<Array<{ source: string; eventId: string }>> {
+): Promise<Array<{ source: string; eventId: string; month: string }>> {
   if (events.length === 0) return [];
+  const result = await insertBatch<{ source: string; event_id: string; month: string }>(
+    db,
+    events,
+    sql`on conflict (source, event_id, occurred_month) do nothing`,
+    sql`select source, event_id, to_char(occurred_at at time zone 'UTC', 'YYYY-MM') as month
+      from inserted`,
+  );
+  return result.map((r) => ({ source: r.source, eventId: r.event_id, month: r.month }));
+}
+
+/**
+ * The same insert for a batch believed new: no conflict handling, so PostgreSQL skips the
+ * speculative-insertion pre-check on every row, and only a count comes back (together about
+ * a fifth of the server's CPU per fresh event; BENCHMARKS.md, metering). A stored key or a
+ * key twice in the batch fails the whole statement (`isDuplicateKey`) and nothing is
+ * written; the caller then uses `insertUsageEvents`.
+ */
+export async function insertNewUsageEvents(db: Db, events: readonly UsageEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  await insertBatch(db, events, sql``, sql`select count(*) from inserted`);
+}
+
+/** unique_violation: only the events' idempotency key can raise it in `insertNewUsageEvents`
+ * (the rollup upsert resolves its own conflicts). */
+export function isDuplicateKey(error: unknown): boolean {
+  return (error as { code?: string }).code === '23505';
+}
+
+/** Every value travels as text[] so both drivers (pg, PGlite) bind arrays the same way. */
+async function insertBatch<Row>(
+  db: Db,
+  events: readonly UsageEvent[],
+  onConflict: RawBuilder<unknown>,
+  output: RawBuilder<unknown>,
+): Promise<Row[]> {
   const col = <T>(pick: (e: UsageEvent) => T) => events.map(pick);
   const text = (v: string | number | null) => (v === null ? null : String(v));
-  const result = await sql<{ source: string; event_id: string }>`
+  const result = await sql<Row>`
     with input as (
       select * from unnest(
         ${col((e) => e.source)}::text[],
@@ -102,7 +140,7 @@ export async function insertUsageEvents(
         quantity::numeric, fee_wei::numeric, status::integer, latency_ms::integer,
         attributes::jsonb
       from input
-      on conflict (source, event_id, occurred_month) do nothing
+      ${onConflict}
       returning source, event_id, occurred_at, account_id, app_id, end_user_id, pipeline,
         model_id, unit, quantity, fee_wei, status
     ),
@@ -124,9 +162,42 @@ export async function insertUsageEvents(
         quantity = usage_rollups.quantity + excluded.quantity,
         fee_wei = usage_rollups.fee_wei + excluded.fee_wei
     )
-    select source, event_id from inserted
+    ${output}
   `.execute(db);
-  return result.rows.map((r) => ({ source: r.source, eventId: r.event_id }));
+  return result.rows;
+}
+
+/** The idempotency key of an event as `findStoredEventKeys` reports it. */
+export function storedKeyOf(source: string, eventId: string, month: string): string {
+  return `${source}\u0000${eventId}\u0000${month}`;
+}
+
+/**
+ * Which of `events` (whose months, `monthOf`, are `eventMonths`) are already stored, as
+ * `storedKeyOf` strings. Sends only the keys (three arrays instead of sixteen) and probes the
+ * unique index once per key (a nested loop of index-only scans, checked on 2 M stored
+ * events); the month list lets PostgreSQL skip every other partition.
+ */
+export async function findStoredEventKeys(
+  db: Db,
+  events: readonly UsageEvent[],
+  eventMonths: readonly string[],
+): Promise<Set<string>> {
+  if (events.length === 0) return new Set();
+  const months = eventMonths.map((m) => `${m}-01`);
+  const result = await sql<{ source: string; event_id: string; month: string }>`
+    select source, event_id, to_char(occurred_month, 'YYYY-MM') as month
+    from usage_events
+    where occurred_month = any(${[...new Set(months)]}::text[]::date[])
+      and (source, event_id, occurred_month) in (
+        select s, e, m::date from unnest(
+          ${events.map((e) => e.source)}::text[],
+          ${events.map((e) => e.eventId)}::text[],
+          ${months}::text[]
+        ) as k(s, e, m)
+      )
+  `.execute(db);
+  return new Set(result.rows.map((r) => storedKeyOf(r.source, r.event_id, r.month)));
 }
 
 /** Account ids among `ids` that exist. */

@@ -36,10 +36,12 @@ export interface Recorder {
 }
 
 // Defaults sized from bench/metering-ingest.ts: batches of 1,000 reach the throughput
-// plateau on PostgreSQL and two writers keep both of its cores busy; 100 ms keeps usage
-// queries seconds-fresh; 100,000 buffered events are ~50 MB at worst and ride out a
-// multi-second database hiccup at full load.
-const DEFAULTS = { batchSize: 1_000, flushIntervalMs: 100, maxBuffered: 100_000, writers: 2 };
+// plateau on PostgreSQL (2,000 and 5,000 cost the same CPU per event); four writers keep the
+// server busy while batches wait on commit flushes and round trips, and measured faster than
+// two or three on a 2-core host (BENCHMARKS.md, metering); they take 4 of the default 10
+// pooled connections only while writing. 100 ms keeps usage queries seconds-fresh; 100,000
+// buffered events are ~50 MB at worst and ride out a multi-second database hiccup at full load.
+const DEFAULTS = { batchSize: 1_000, flushIntervalMs: 100, maxBuffered: 100_000, writers: 4 };
 const MAX_BACKOFF_MS = 5_000;
 
 export function createRecorder(options: RecorderOptions): Recorder {

@@ -10,11 +10,15 @@ import {
   createPartition,
   dropPartition,
   findExistingAccountIds,
+  findStoredEventKeys,
+  insertNewUsageEvents,
   insertUsageEvents,
+  isDuplicateKey,
   isMissingPartition,
   listPartitionMonths,
   listUsageEvents,
   monthOf,
+  storedKeyOf,
   sumUsage,
 } from './queries.ts';
 import type { EventCursor, GroupBy, UsageFilter, UsageRow } from './queries.ts';
@@ -43,13 +47,30 @@ export function createMeteringService({ database, log }: MeteringServiceDeps) {
   const db: Kysely<Database> = database.db;
   const knownPartitions = new Set<string>();
   let stopListening: (() => Promise<void>) | null = null;
+  // Duplicates come in runs: a collector re-sending its backlog, a client retrying a batch,
+  // the recorder retrying after an unknown outcome. After a batch that held any, the next
+  // batch first asks which keys are stored (a key-only query, much cheaper than attempting
+  // the insert) and inserts only the rest; a run of fresh batches skips that question.
+  let expectDuplicates = false;
 
-  async function ensurePartitions(events: readonly UsageEvent[]) {
-    const months = new Set(events.map((e) => monthOf(e.occurredAt)));
-    for (const month of months) {
+  async function ensurePartitions(months: Iterable<string>) {
+    for (const month of new Set(months)) {
       if (knownPartitions.has(month)) continue;
       await db.transaction().execute((trx) => createPartition(trx, month));
       knownPartitions.add(month);
+    }
+  }
+
+  /** Runs an insert; if another replica pruned a month we thought existed, forgets the
+   * partition cache, recreates the months and runs it once more. */
+  async function withPartitions<T>(months: readonly string[], insert: () => Promise<T>) {
+    try {
+      return await insert();
+    } catch (error) {
+      if (!isMissingPartition(error)) throw error;
+      knownPartitions.clear();
+      await ensurePartitions(months);
+      return insert();
     }
   }
 
@@ -59,23 +80,39 @@ export function createMeteringService({ database, log }: MeteringServiceDeps) {
    */
   async function record(events: readonly UsageEvent[]): Promise<RecordOutcome[]> {
     if (events.length === 0) return [];
-    await ensurePartitions(events);
-    let inserted;
-    try {
-      inserted = await insertUsageEvents(db, events);
-    } catch (error) {
-      if (!isMissingPartition(error)) throw error;
-      // Another replica pruned a month we thought existed: forget, recreate, retry once.
-      knownPartitions.clear();
-      await ensurePartitions(events);
-      inserted = await insertUsageEvents(db, events);
+    const months = events.map((e) => monthOf(e.occurredAt));
+    await ensurePartitions(months);
+    const keys = events.map((e, i) => storedKeyOf(e.source, e.eventId, months[i]!));
+    const stored = expectDuplicates
+      ? await findStoredEventKeys(db, events, months)
+      : new Set<string>();
+    // The events believed new: the first copy of each key not known to be stored.
+    const seen = new Set(stored);
+    const candidates: number[] = [];
+    keys.forEach((key, i) => {
+      if (seen.has(key)) return;
+      seen.add(key);
+      candidates.push(i);
+    });
+    const batch = candidates.length === events.length ? events : candidates.map((i) => events[i]!);
+    let accepted = new Set<string>();
+    if (batch.length > 0) {
+      try {
+        await withPartitions(months, () => insertNewUsageEvents(db, batch));
+        accepted = new Set(candidates.map((i) => keys[i]!));
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+        // Some key was stored after all (unchecked batch, or another writer since the
+        // check): nothing was written; insert again skipping the stored keys.
+        const inserted = await withPartitions(months, () => insertUsageEvents(db, batch));
+        accepted = new Set(inserted.map((k) => storedKeyOf(k.source, k.eventId, k.month)));
+      }
     }
-    const fresh = new Set(inserted.map((k) => `${k.source}\u0000${k.eventId}`));
+    expectDuplicates = accepted.size < events.length;
     // Within one batch the first copy of a key is the accepted one.
-    return events.map((e) => {
-      const key = `${e.source}\u0000${e.eventId}`;
-      if (!fresh.has(key)) return 'duplicate';
-      fresh.delete(key);
+    return keys.map((key) => {
+      if (!accepted.has(key)) return 'duplicate';
+      accepted.delete(key);
       return 'accepted';
     });
   }

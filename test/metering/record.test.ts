@@ -73,6 +73,44 @@ describe('recording usage events', () => {
     expect(stored.rows[0]!.n).toBe(2n);
   });
 
+  it('gives the same outcomes whether a batch is inserted directly, after a failed attempt, or after a key check', async () => {
+    // A fresh service inserts a batch as new and falls back when a key is stored; after a
+    // batch with duplicates it checks keys first. Every path must agree on the outcomes.
+    const stored = event();
+    const seed = createMeteringService({ database: handle, log });
+    expect(await seed.record([stored])).toEqual(['accepted']);
+    // The same id in another month is another key (the month is part of it).
+    const otherMonth = { ...stored, occurredAt: new Date('2026-10-20T10:15:00Z') };
+    const batchOf = () => {
+      const fresh = event();
+      return {
+        fresh,
+        batch: [fresh, { ...stored }, { ...fresh }, otherMonth],
+      };
+    };
+    for (const round of ['direct-then-fallback', 'checked'] as const) {
+      const service = createMeteringService({ database: handle, log });
+      if (round === 'checked') {
+        // Leaves the service expecting duplicates: its next batch is checked first.
+        expect(await service.record([{ ...stored }])).toEqual(['duplicate']);
+      }
+      const { batch } = batchOf();
+      const outcomes = await service.record(batch);
+      expect(outcomes.slice(0, 3)).toEqual(['accepted', 'duplicate', 'duplicate']);
+      // otherMonth is accepted the first time and a duplicate afterwards.
+      expect(outcomes[3]).toBe(round === 'direct-then-fallback' ? 'accepted' : 'duplicate');
+      expect(await service.record(batch)).toEqual([
+        'duplicate',
+        'duplicate',
+        'duplicate',
+        'duplicate',
+      ]);
+    }
+    const rows = await sql<{ n: bigint }>`
+      select count(*) as n from usage_events where event_id = ${stored.eventId}`.execute(handle.db);
+    expect(rows.rows[0]!.n).toBe(2n);
+  });
+
   it('keeps wei exact beyond 2^53 and beyond 2^64', async () => {
     const service = createMeteringService({ database: handle, log });
     const fee = 2n ** 200n + 12345678901234567890123456789n;
