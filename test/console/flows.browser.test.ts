@@ -210,9 +210,17 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
     await operator.goto(`${t.url}/console/statements`);
     await expect(operator.getByRole('main').textContent()).resolves.toContain('No statements yet');
     await visit(operator, `${t.url}/console/admin/accounts`, 'accounts');
-    await operator.getByLabel('Email or account id').fill(customerId);
+    // Search by part of the email; the result links to the account.
+    await operator.getByLabel('Email or account id').fill('customer@');
     await operator.getByRole('button', { name: 'Search' }).click();
+    await operator.waitForURL(/\/console\/admin\/accounts\?q=customer%40$/);
+    await expectAccessible(operator);
+    await screenshot(operator, 'accounts-search');
+    await operator.getByRole('link', { name: customerId }).click();
     await operator.waitForURL(`${t.url}/console/admin/accounts/${customerId}`);
+    await expect(operator.locator('#account-email').textContent()).resolves.toBe(
+      'customer@example.com',
+    );
     await operator.getByLabel('Amount in US dollars').fill('25');
     await operator.getByLabel('Memo (optional)').fill('welcome credit');
     await operator.getByRole('button', { name: 'Grant credit' }).click();

@@ -286,19 +286,42 @@ describe('console operator forms', () => {
     expect(await apps()).toBe(before);
   });
 
-  it('says plainly when the API has no route for an action (account disable) and changes nothing', async () => {
-    const response = await post(t, operator, `/console/admin/accounts/${customerId}/status`, {
-      status: 'disabled',
-      csrf: operator.csrf,
-    });
-    // Until PATCH /v1/accounts/{id} exists: 501 with a message naming the missing route.
-    if (response.status === 501) expect(response.text).toContain('PATCH /v1/accounts/{id}');
-    else expect(response.status).toBe(303);
+  it('disables and enables an account through PATCH /v1/accounts/{id}, and refuses a bogus status', async () => {
+    const status = async () =>
+      (
+        await t.app.database.db
+          .selectFrom('accounts')
+          .select('status')
+          .where('id', '=', customerId)
+          .executeTakeFirstOrThrow()
+      ).status;
     const bogus = await post(t, operator, `/console/admin/accounts/${customerId}/status`, {
       status: 'deleted',
       csrf: operator.csrf,
     });
     expect(bogus.status).toBe(400);
+    expect(await status()).toBe('active');
+
+    const disabled = await post(t, operator, `/console/admin/accounts/${customerId}/status`, {
+      status: 'disabled',
+      csrf: operator.csrf,
+    });
+    expect(disabled.status).toBe(303);
+    expect(await status()).toBe('disabled');
+    const page = await fetch(`${t.url}/console/admin/accounts/${customerId}`, {
+      headers: { cookie: `tollhouse_console=${operator.cookie}` },
+    });
+    const text = await page.text();
+    expect(page.status).toBe(200);
+    expect(text).toMatch(/id="account-status">disabled</);
+    expect(text).toContain('Enable account');
+
+    const enabled = await post(t, operator, `/console/admin/accounts/${customerId}/status`, {
+      status: 'active',
+      csrf: operator.csrf,
+    });
+    expect(enabled.status).toBe(303);
+    expect(await status()).toBe('active');
   });
 
   it('gives customers’ console tokens every API scope but admin, and operators’ admin too', async () => {

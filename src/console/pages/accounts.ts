@@ -1,17 +1,24 @@
-// Operator: accounts — find one, see its balance, plan and caps; grant credit, change its plan,
-// disable or enable it. Search and disable use GET /v1/accounts and PATCH /v1/accounts/{id},
-// which are not in this version's API yet (identity is adding them): the page says so when the
-// API answers 404/405, and everything else works by account id.
+// Operator: accounts — search by email or name, see one's balance, plan and caps; grant credit,
+// change its plan, disable or enable it. Everything goes through /v1 with the operator's token.
 import { randomBytes } from 'node:crypto';
 import { apiMessage, field, ok } from '../framework.ts';
 import type { ActionContext, PageContext, PageResult, createFramework } from '../framework.ts';
 import { html } from '../html.ts';
 import type { Html } from '../html.ts';
-import type { ApiResponse } from '../api.ts';
-import { csrfField, gap, notice, table, usd, when, eth } from '../views.ts';
+import { csrfField, notice, table, usd, when, eth } from '../views.ts';
 import type { Viewer } from '../views.ts';
 
 const ACCOUNT_ID = /^acct_[0-9A-Za-z]{1,64}$/;
+
+/** An account as GET /v1/accounts answers it. */
+interface AccountJson {
+  id: string;
+  email: string;
+  name: string | null;
+  status: 'active' | 'disabled';
+  is_admin: boolean;
+  created_at: string;
+}
 // Dollars with up to six decimals (micro-dollars), at most a trillion: a typo guard.
 const DOLLARS = /^(\d{1,12})(?:\.(\d{1,6}))?$/;
 
@@ -30,14 +37,6 @@ export function dollarsToMicros(text: string): bigint | null {
   return BigInt(match[1]!) * 1_000_000n + BigInt((match[2] ?? '').padEnd(6, '0'));
 }
 
-function missingRoute(response: ApiResponse): boolean {
-  // 404 with "No route" or 405: the route itself does not exist in this build.
-  return (
-    response.status === 405 ||
-    (response.status === 404 && /No route/.test(String(response.body?.message ?? '')))
-  );
-}
-
 export function accountPages(framework: ReturnType<typeof createFramework>): void {
   const admin = { admin: true };
 
@@ -52,25 +51,19 @@ export function accountPages(framework: ReturnType<typeof createFramework>): voi
       }
       const params = new URLSearchParams({ limit: '50', ...(q === '' ? {} : { q }) });
       const response = await pc.api('GET', `/v1/accounts?${params}`);
-      let results: Html;
-      if (missingRoute(response)) {
-        results = gap(
-          'searching accounts needs GET /v1/accounts, which this version of the API does not have yet. Open an account by its id (acct_…) instead.',
-        );
-      } else {
-        const accounts = (ok(response).body.accounts ?? []) as Array<Record<string, unknown>>;
-        results = table(
-          'Accounts',
-          ['Account', 'Email', 'Status', 'Created'],
-          accounts.map((a) => [
-            html`<a href="/console/admin/accounts/${String(a.id)}">${String(a.id)}</a>`,
-            String(a.email ?? ''),
-            String(a.status ?? ''),
-            typeof a.created_at === 'string' ? when(a.created_at) : '',
-          ]),
-          q === '' ? 'No accounts.' : 'No account matches.',
-        );
-      }
+      const accounts = ok(response).body.accounts as AccountJson[];
+      const results = table(
+        'Accounts',
+        ['Account', 'Email', 'Name', 'Status', 'Created'],
+        accounts.map((a) => [
+          html`<a href="/console/admin/accounts/${a.id}">${a.id}</a>`,
+          a.email,
+          a.name ?? '',
+          a.status,
+          when(a.created_at),
+        ]),
+        q === '' ? 'No accounts.' : 'No account matches.',
+      );
       const body = html`<form
           method="get"
           action="/console/admin/accounts"
@@ -161,13 +154,6 @@ export function accountPages(framework: ReturnType<typeof createFramework>): voi
         return detail(ac, { error: 'Choose to enable or disable the account.', status: 400 });
       }
       const response = await ac.api('PATCH', `/v1/accounts/${encodeURIComponent(id)}`, { status });
-      if (missingRoute(response)) {
-        return detail(ac, {
-          error:
-            'Disabling accounts needs PATCH /v1/accounts/{id}, which this version of the API does not have yet.',
-          status: 501,
-        });
-      }
       if (response.status !== 200) return detail(ac, { error: apiMessage(response), status: 400 });
       return { redirect: `/console/admin/accounts/${id}?done=${status}` };
     },
@@ -189,13 +175,14 @@ async function detail(
     };
   }
   const path = `/v1/accounts/${encodeURIComponent(id)}`;
-  const [balance, subscription, caps, plans] = await Promise.all([
+  const [account, balance, subscription, caps, plans] = await Promise.all([
+    pc.api('GET', path),
     pc.api('GET', `${path}/balance`),
     pc.api('GET', `${path}/subscription`),
     pc.api('GET', `${path}/spend-caps`),
     pc.api('GET', '/v1/plans'),
   ]);
-  if (balance.status === 404) {
+  if (account.status === 404 || balance.status === 404) {
     return {
       title: 'Account not found',
       active: 'accounts',
@@ -203,6 +190,7 @@ async function detail(
       body: notice('error', `No account ${id}.`),
     };
   }
+  const a = ok(account).body as AccountJson;
   const b = ok(balance).body as {
     balance_usd_micros: string;
     entries: Array<{
@@ -226,6 +214,12 @@ async function detail(
   const body = html`${notice('error', options.error ?? null)}
     ${notice('success', options.success ?? null)}
     <div class="cards">
+      <section class="card" aria-labelledby="acct-who">
+        <h2 id="acct-who">Account</h2>
+        <p class="figure" id="account-email">${a.email}</p>
+        <p class="muted">${a.name ?? 'no name'}${a.is_admin ? ' · operator' : ''}</p>
+        <p>Status: <strong id="account-status">${a.status}</strong></p>
+      </section>
       <section class="card" aria-labelledby="acct-balance">
         <h2 id="acct-balance">Balance</h2>
         <p class="figure" id="account-balance">${usd(b.balance_usd_micros)}</p>
@@ -267,19 +261,22 @@ async function detail(
     </section>
     <section class="card" aria-labelledby="acct-status">
       <h2 id="acct-status">Access</h2>
-      <form
-        method="post"
-        action="/console/admin/accounts/${id}/status"
-        class="inline"
-        data-confirm="Disable this account? Its keys and sign-ins stop working."
-      >
-        ${csrfField(pc.viewer)}<input type="hidden" name="status" value="disabled" />
-        <button type="submit" class="danger">Disable account</button>
-      </form>
-      <form method="post" action="/console/admin/accounts/${id}/status" class="inline">
-        ${csrfField(pc.viewer)}<input type="hidden" name="status" value="active" />
-        <button type="submit" class="secondary">Enable account</button>
-      </form>
+      ${
+        a.status === 'active'
+          ? html`<form
+              method="post"
+              action="/console/admin/accounts/${id}/status"
+              class="inline"
+              data-confirm="Disable this account? Its keys and sign-ins stop working."
+            >
+              ${csrfField(pc.viewer)}<input type="hidden" name="status" value="disabled" />
+              <button type="submit" class="danger">Disable account</button>
+            </form>`
+          : html`<form method="post" action="/console/admin/accounts/${id}/status" class="inline">
+              ${csrfField(pc.viewer)}<input type="hidden" name="status" value="active" />
+              <button type="submit" class="secondary">Enable account</button>
+            </form>`
+      }
     </section>
     ${table(
       'Ledger entries',
