@@ -36,7 +36,7 @@ export type {
 } from './table.ts';
 export type { Account, App as OidcApp, AppKind } from './queries.ts';
 export { findAccountByEmail, findAccountById, insertAccount, toAccount } from './queries.ts';
-export type { AccountPatch, AccountsService, AppsService } from './service.ts';
+export type { AccountPatch, AccountsService, AppCaller, AppsService } from './service.ts';
 export { ACCOUNTS_CHANNEL } from './service.ts';
 export type { FirstPartyClient } from './clients.ts';
 export { sweepExpiredPayloads } from './adapter.ts';

@@ -1,11 +1,12 @@
-// /v1/apps and /v1/accounts: the operator's REST API for OIDC apps and accounts (admin scope).
+// /v1/apps and /v1/accounts: OIDC apps (self-service for an account's own apps; `admin` manages
+// any account's) and the operator's view of accounts (admin scope).
 import { hasScope, requireAuth } from '../platform/auth.ts';
 import { Forbidden, InvalidRequest, NotFound } from '../platform/errors.ts';
 import type { Middleware } from 'koa';
 import type { AuthState, Authenticator } from '../platform/auth.ts';
 import { defineRoute } from '../platform/http.ts';
 import type { Router } from '../platform/http.ts';
-import type { AccountsService, AppsService } from './service.ts';
+import type { AccountsService, AppCaller, AppsService } from './service.ts';
 import {
   accountId,
   accountList,
@@ -38,10 +39,28 @@ export function appRoutes(
   router: Router,
   { apps, authenticator }: { apps: AppsService; authenticator: Authenticator },
 ): void {
-  const admin = [requireAuth(authenticator, ['admin'])];
+  // Like /v1/keys: any credential of the account (requireAuth already refuses browser keys),
+  // limited by the service to the account's own apps and the credential's scopes.
+  const own: Middleware[] = [
+    requireAuth(authenticator),
+    async function notForEndUsers(ctx, next) {
+      // A token acting for an app's end user speaks for that user, not for the account that
+      // pays: it must not register apps or read their settings.
+      if ((ctx.state as AuthState).principal.endUserId !== null) {
+        throw new Forbidden("Tokens acting for an app's end user cannot manage apps");
+      }
+      await next();
+    },
+  ];
   const actorOf = (ctx: { state: unknown }) => {
     const state = ctx.state as AuthState;
     return { id: state.principal.keyId ?? state.principal.accountId, requestId: state.requestId };
+  };
+  const callerOf = (ctx: { state: unknown }): AppCaller => {
+    const { principal } = ctx.state as AuthState;
+    return hasScope(principal, 'admin')
+      ? null
+      : { accountId: principal.accountId, scopes: principal.scopes };
   };
 
   defineRoute(
@@ -52,9 +71,10 @@ export function appRoutes(
       body: createAppBody,
       response: appWithSecret,
       status: 201,
-      before: admin,
+      before: own,
     },
     async ({ body, ctx }) => {
+      ctx.set('Cache-Control', 'no-store');
       const { app, clientSecret } = await apps.create(
         {
           name: body.name,
@@ -67,6 +87,7 @@ export function appRoutes(
           grantTypes: body.grant_types,
         },
         actorOf(ctx),
+        callerOf(ctx),
       );
       return { ...toAppJson(app), client_secret: clientSecret };
     },
@@ -74,14 +95,16 @@ export function appRoutes(
 
   defineRoute(
     router,
-    { method: 'get', path: '/v1/apps', response: appList, before: admin },
-    async () => ({ apps: (await apps.list(null)).map(toAppJson) }),
+    { method: 'get', path: '/v1/apps', response: appList, before: own },
+    async ({ ctx }) => ({
+      apps: (await apps.list(callerOf(ctx)?.accountId ?? null)).map(toAppJson),
+    }),
   );
 
   defineRoute(
     router,
-    { method: 'get', path: '/v1/apps/:id', params: appId, response: appSchema, before: admin },
-    async ({ params }) => toAppJson(await apps.get(params.id)),
+    { method: 'get', path: '/v1/apps/:id', params: appId, response: appSchema, before: own },
+    async ({ params, ctx }) => toAppJson(await apps.get(params.id, callerOf(ctx))),
   );
 
   defineRoute(
@@ -92,7 +115,7 @@ export function appRoutes(
       params: appId,
       body: updateAppBody,
       response: appSchema,
-      before: admin,
+      before: own,
     },
     async ({ params, body, ctx }) =>
       toAppJson(
@@ -108,6 +131,7 @@ export function appRoutes(
             status: body.status,
           },
           actorOf(ctx),
+          callerOf(ctx),
         ),
       ),
   );
@@ -175,13 +199,15 @@ export function appRoutes(
       params: appId,
       body: rotateSecretBody,
       response: appWithSecret,
-      before: admin,
+      before: own,
     },
     async ({ params, body, ctx }) => {
+      ctx.set('Cache-Control', 'no-store');
       const { app, clientSecret } = await apps.rotateSecret(
         params.id,
         body?.grace_seconds ?? DEFAULT_GRACE_SECONDS,
         actorOf(ctx),
+        callerOf(ctx),
       );
       return { ...toAppJson(app), client_secret: clientSecret };
     },

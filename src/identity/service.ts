@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import { recordAudit } from '../platform/audit.ts';
 import type { Database } from '../platform/db.ts';
-import { Conflict, InvalidRequest, NotFound } from '../platform/errors.ts';
+import { Conflict, Forbidden, InvalidRequest, NotFound } from '../platform/errors.ts';
 import { newId, randomBase62 } from '../platform/ids.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { API_SCOPES, KIND_GRANT_TYPES, isConfidential } from './clients.ts';
@@ -255,6 +255,13 @@ export interface AppPatch {
   status?: 'active' | 'disabled';
 }
 
+/**
+ * Who acts on apps through the REST API: null for an admin or the CLI (any app, any owner);
+ * otherwise a customer, limited to its own account's apps and to scopes its credential holds
+ * (the rule /v1/keys applies to keys), so self-service cannot widen a credential.
+ */
+export type AppCaller = { accountId: string; scopes: readonly string[] } | null;
+
 export interface AppUser {
   id: string;
   appId: string;
@@ -263,15 +270,22 @@ export interface AppUser {
 }
 
 export interface AppsService {
-  create(input: AppInput, actor: Actor): Promise<{ app: App; clientSecret: string | null }>;
+  create(
+    input: AppInput,
+    actor: Actor,
+    caller?: AppCaller,
+  ): Promise<{ app: App; clientSecret: string | null }>;
   list(ownerAccountId: string | null): Promise<App[]>;
-  get(id: string): Promise<App>;
-  update(id: string, patch: AppPatch, actor: Actor): Promise<App>;
+  /** NotFound also for another account's app when `caller` is a customer (existence is not
+   * confirmed). */
+  get(id: string, caller?: AppCaller): Promise<App>;
+  update(id: string, patch: AppPatch, actor: Actor, caller?: AppCaller): Promise<App>;
   /** New secret; the old one keeps working until `graceSeconds` from now (0: stops now). */
   rotateSecret(
     id: string,
     graceSeconds: number,
     actor: Actor,
+    caller?: AppCaller,
   ): Promise<{ app: App; clientSecret: string }>;
   /** Served from memory; changes reach every replica through NOTIFY (`APPS_CHANNEL`). */
   findActiveByClientId(clientId: string): Promise<App | null>;
@@ -318,10 +332,21 @@ export function createAppsService({
   const cache = new Map<string, { app: App; expiresAt: number }>();
   const mintSecret = () => `thcs_${randomBase62(SECRET_BYTES)}`;
 
-  async function load(id: string): Promise<App> {
+  async function load(id: string, caller: AppCaller = null): Promise<App> {
     const row = await findAppById(db, id);
-    if (row === undefined) throw new NotFound(`No app ${id}`);
+    // Another account's app answers like a missing one: ids are not confirmed to customers.
+    if (row === undefined || (caller !== null && row.owner_account_id !== caller.accountId)) {
+      throw new NotFound(`No app ${id}`);
+    }
     return toApp(row);
+  }
+
+  function checkCallerScopes(scopes: readonly string[], caller: AppCaller): void {
+    if (caller === null) return;
+    const excess = scopes.filter((s) => !caller.scopes.includes(s));
+    if (excess.length > 0) {
+      throw new Forbidden(`You cannot grant scopes this credential lacks: ${excess.join(', ')}`);
+    }
   }
 
   async function checkScopes(scopes: string[], ownerAccountId: string): Promise<void> {
@@ -362,7 +387,10 @@ export function createAppsService({
   }
 
   return {
-    async create(input, actor) {
+    async create(input, actor, caller = null) {
+      if (caller !== null && input.ownerAccountId !== caller.accountId) {
+        throw new Forbidden('Registering an app for another account needs the admin scope');
+      }
       const owner = await findAccountById(db, input.ownerAccountId);
       if (owner === undefined) throw new NotFound(`No account ${input.ownerAccountId}`);
       const grantTypes = input.grantTypes ?? [...KIND_GRANT_TYPES[input.kind]];
@@ -371,6 +399,7 @@ export function createAppsService({
       const postLogout = input.postLogoutRedirectUris ?? [];
       const origins = input.allowedOrigins ?? [];
       checkShape(input.kind, grantTypes, redirectUris, postLogout, origins);
+      checkCallerScopes(scopes, caller);
       await checkScopes(scopes, input.ownerAccountId);
       const clientSecret = isConfidential(input.kind) ? mintSecret() : null;
       const id = newId('app');
@@ -405,8 +434,8 @@ export function createAppsService({
       return (await listApps(db, ownerAccountId)).map((row) => toApp(row));
     },
     get: load,
-    async update(id, patch, actor) {
-      const app = await load(id);
+    async update(id, patch, actor, caller = null) {
+      const app = await load(id, caller);
       const next = {
         grantTypes: patch.grantTypes ?? app.grantTypes,
         redirectUris: patch.redirectUris ?? app.redirectUris,
@@ -414,7 +443,10 @@ export function createAppsService({
         origins: patch.allowedOrigins ?? app.allowedOrigins,
       };
       checkShape(app.kind, next.grantTypes, next.redirectUris, next.postLogout, next.origins);
-      if (patch.scopes !== undefined) await checkScopes(patch.scopes, app.ownerAccountId);
+      if (patch.scopes !== undefined) {
+        checkCallerScopes(patch.scopes, caller);
+        await checkScopes(patch.scopes, app.ownerAccountId);
+      }
       const row = await db.transaction().execute(async (trx) => {
         const updated = await updateAppById(trx, id, {
           ...(patch.name === undefined ? {} : { name: patch.name }),
@@ -441,13 +473,13 @@ export function createAppsService({
       cache.delete(row.client_id); // this replica at once; the others on NOTIFY
       return toApp(row);
     },
-    async rotateSecret(id, graceSeconds, actor) {
+    async rotateSecret(id, graceSeconds, actor, caller = null) {
       if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > MAX_GRACE_SECONDS) {
         throw new InvalidRequest(
           `grace_seconds: expected an integer from 0 to ${MAX_GRACE_SECONDS}`,
         );
       }
-      const app = await load(id);
+      const app = await load(id, caller);
       if (!isConfidential(app.kind)) {
         throw new InvalidRequest('A public app has no secret to rotate');
       }

@@ -1,4 +1,5 @@
-// /v1/apps over HTTP: admin-only, validated, documented, secrets shown once.
+// /v1/apps over HTTP as an admin: validated, documented, secrets shown once (customers' own
+// apps: apps-self-service.test.ts).
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { json } from '../support/http.ts';
@@ -111,8 +112,10 @@ describe('/v1/apps', () => {
     ]);
   });
 
-  it('requires the admin scope and a credential', async () => {
-    expect((await call('GET', '/v1/apps', undefined, userToken)).status).toBe(403);
+  it("requires a credential, and shows a customer only its own account's apps", async () => {
+    const own = await call('GET', '/v1/apps', undefined, userToken);
+    expect(own.status).toBe(200);
+    expect(own.body.apps.map((a: { name: string }) => a.name)).toEqual(['ops']);
     expect((await call('GET', '/v1/apps', undefined, 'garbage')).status).toBe(401);
     const response = await fetch(`${t.url}/v1/apps`);
     expect(response.status).toBe(401);
