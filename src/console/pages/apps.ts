@@ -1,11 +1,11 @@
-// Apps (OIDC clients): list, create (redirect URIs, origins), rotate a confidential app's
-// secret with a grace period, disable and enable. Through /v1/apps, which today requires the
-// admin scope: customers see a note saying so instead of the forms.
+// Apps (OIDC clients): list, create (redirect URIs, origins; the secret is shown once, with a
+// copy button), rotate a confidential app's secret with a grace period, disable and enable.
+// Through /v1/apps: a customer sees and manages its own account's apps, an operator every app.
 import { apiMessage, field, lines, ok } from '../framework.ts';
 import type { ActionContext, PageContext, PageResult, createFramework } from '../framework.ts';
 import { html } from '../html.ts';
 import type { Html } from '../html.ts';
-import { csrfField, gap, notice, table, when } from '../views.ts';
+import { csrfField, notice, table, when } from '../views.ts';
 import type { Viewer } from '../views.ts';
 
 interface AppView {
@@ -26,6 +26,15 @@ const KINDS = [
   ['public', 'Public: single-page, mobile or CLI app (no secret, PKCE)'],
   ['web', 'Web: server-side app with a client secret'],
   ['machine', 'Machine: backend with client credentials'],
+] as const;
+
+// Grace periods offered when rotating (as on the keys page): the old secret keeps working this
+// long, so the app's backend can be redeployed with the new one.
+const GRACE_CHOICES = [
+  [0, 'Stop the old secret now'],
+  [3600, '1 hour'],
+  [86_400, '1 day'],
+  [7 * 86_400, '7 days'],
 ] as const;
 
 const DONE: Record<string, string> = {
@@ -64,17 +73,24 @@ export function appPages(framework: ReturnType<typeof createFramework>): void {
     if (response.status !== 201)
       return render(ac, { error: apiMessage(response), status: 400, state });
     const app = response.body as AppView & { client_secret: string | null };
-    return render(ac, { created: app });
+    return render(ac, { created: { app, verb: 'registered' } });
   });
 
   framework.action('/console/apps/:id/rotate-secret', async (ac) => {
     const id = ac.ctx.params.id!;
     if (!APP_ID.test(id)) return render(ac, { error: 'No such app.', status: 400 });
+    const text = field(ac.form, 'grace_seconds');
+    // Number('') is 0 ("stop now"): an empty field must not silently mean the harshest choice.
+    const grace = /^\d{1,7}$/.test(text) ? Number(text) : NaN;
+    if (!GRACE_CHOICES.some(([seconds]) => seconds === grace)) {
+      return render(ac, { error: 'Choose how long the old secret keeps working.', status: 400 });
+    }
     const response = await ac.api('POST', `/v1/apps/${id}/rotate-secret`, {
-      grace_seconds: 86_400,
+      grace_seconds: grace,
     });
     if (response.status !== 200) return render(ac, { error: apiMessage(response), status: 400 });
-    return render(ac, { created: response.body as AppView & { client_secret: string } });
+    const app = response.body as AppView & { client_secret: string };
+    return render(ac, { created: { app, verb: 'rotated' } });
   });
 
   framework.action('/console/apps/:id/status', async (ac) => {
@@ -96,20 +112,12 @@ async function render(
     success?: string | null;
     status?: number;
     state?: FormState;
-    created?: AppView & { client_secret: string | null };
+    created?: { app: AppView & { client_secret: string | null }; verb: 'registered' | 'rotated' };
   },
 ): Promise<PageResult> {
-  const response = await pc.api('GET', '/v1/apps');
-  if (response.status === 403) {
-    return {
-      title: 'Apps',
-      active: 'apps',
-      body: gap(
-        'managing apps through /v1/apps needs the admin scope in this version of tollhouse. Ask your operator to register an app for you.',
-      ),
-    };
-  }
-  const apps = (ok(response).body as { apps: AppView[] }).apps;
+  const apps = (ok(await pc.api('GET', '/v1/apps')).body as { apps: AppView[] }).apps;
+  // An operator sees every account's apps, so the owner tells them apart.
+  const owner = pc.viewer.isAdmin;
   const body = html`${notice('error', options.error ?? null)}
     ${notice('success', options.success ?? null)}
     ${options.created === undefined ? '' : revealed(options.created)}
@@ -117,9 +125,20 @@ async function render(
       <h2 id="apps-list">Apps</h2>
       ${table(
         'Registered apps',
-        ['Name', 'Kind', 'Client id', 'Redirect URIs', 'Origins', 'Status', 'Created', 'Actions'],
+        [
+          'Name',
+          ...(owner ? ['Owner'] : []),
+          'Kind',
+          'Client id',
+          'Redirect URIs',
+          'Origins',
+          'Status',
+          'Created',
+          'Actions',
+        ],
         apps.map((a) => [
           a.name,
+          ...(owner ? [html`<code>${a.owner_account_id}</code>`] : []),
           a.kind,
           html`<code>${a.client_id}</code>`,
           a.redirect_uris.join(', ') || '—',
@@ -134,21 +153,30 @@ async function render(
           when(a.created_at),
           actions(pc.viewer, a),
         ]),
-        'No apps yet.',
+        'No apps yet. Register one below.',
       )}
     </section>
     ${createForm(pc.viewer, options.state ?? { name: '', kind: 'public', redirects: '', origins: '' })}`;
   return { title: 'Apps', active: 'apps', body, status: options.status };
 }
 
-function revealed(app: AppView & { client_secret: string | null }): Html {
+function revealed({
+  app,
+  verb,
+}: {
+  app: AppView & { client_secret: string | null };
+  verb: string;
+}): Html {
   return html`<section class="card" aria-labelledby="app-secret">
-    <h2 id="app-secret">App “${app.name}”</h2>
+    <h2 id="app-secret">App “${app.name}” ${verb}</h2>
     <p>Client id: <code>${app.client_id}</code></p>
     ${
       app.client_secret === null
         ? html`<p>This is a public app: it has no secret and signs in with PKCE.</p>`
-        : html`<p role="status">Copy the client secret now: it is shown only once.</p>
+        : html`<p role="status">
+              Copy the client secret now: it is shown only once and tollhouse keeps only a hash of
+              it.
+            </p>
             <div class="secret">
               <code id="new-secret">${app.client_secret}</code>
               <button type="button" class="secondary small" data-copy="new-secret" hidden>
@@ -162,15 +190,21 @@ function revealed(app: AppView & { client_secret: string | null }): Html {
 
 function actions(viewer: Viewer, a: AppView): Html {
   const next = a.status === 'active' ? 'disabled' : 'active';
+  const grace = `grace-${a.id}`;
   return html`${
       a.kind === 'public'
         ? ''
         : html`<form
             method="post"
             action="/console/apps/${a.id}/rotate-secret"
-            data-confirm="Issue a new secret for “${a.name}”? The old one keeps working for a day."
+            data-confirm="Issue a new secret for “${a.name}”?"
           >
-            ${csrfField(viewer)}<button type="submit" class="secondary small">
+            ${csrfField(viewer)}
+            <label for="${grace}" class="hint">Old secret keeps working</label>
+            <select id="${grace}" name="grace_seconds">
+              ${GRACE_CHOICES.map(([seconds, label]) => html`<option value="${seconds}" ${seconds === 86_400 ? html` selected` : ''}>${label}</option>`)}
+            </select>
+            <button type="submit" class="secondary small">
               Rotate secret<span class="sr"> of ${a.name}</span>
             </button>
           </form>`
