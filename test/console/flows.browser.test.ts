@@ -144,8 +144,34 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
     expect(csv).toContain(',llm,requests,1,0,1,500000000000000');
     expect(csv).not.toContain('text-to-image');
 
-    await visit(page, `${t.url}/console/apps`, 'apps-customer');
-    await expect(page.getByRole('note').textContent()).resolves.toContain('admin scope');
+    // A customer registers its own app: the secret is shown once, the app is listed.
+    await page.getByRole('link', { name: 'Apps' }).click();
+    await page.waitForURL(`${t.url}/console/apps`);
+    await expectAccessible(page);
+    await page.getByLabel('Name').fill('Customer portal');
+    await page.getByLabel(/Web: server-side/).check();
+    await page.getByLabel('Redirect URIs').fill('https://portal.example.com/callback');
+    await page.getByLabel('Allowed origins (CORS)').fill('https://portal.example.com');
+    await page.getByRole('button', { name: 'Register app' }).click();
+    const secret = (await page.locator('#new-secret').textContent())!.trim();
+    expect(secret).toMatch(/^thcs_/);
+    await expect(page.getByRole('button', { name: 'Copy' }).isVisible()).resolves.toBe(true);
+    const appRow = page.getByRole('row', { name: /Customer portal/ });
+    await expect(appRow.textContent()).resolves.toContain('https://portal.example.com/callback');
+    await expectAccessible(page);
+    await screenshot(page, 'apps-customer');
+    // The wide apps table scrolls inside its region; the page itself does not overflow.
+    const pageWidth = await page.evaluate(
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the DOM lives in the page
+      () => (globalThis as any).document.documentElement.scrollWidth as number,
+    );
+    expect(pageWidth).toBe(page.viewportSize()!.width);
+    const [owned] = await t.app.identity.apps.list(customerId);
+    expect(owned).toMatchObject({ name: 'Customer portal', ownerAccountId: customerId });
+    // Shown once: the page loaded again lists the app without its secret.
+    await page.goto(`${t.url}/console/apps`);
+    await expect(page.getByRole('row', { name: /Customer portal/ }).count()).resolves.toBe(1);
+    await expect(page.content()).resolves.not.toContain(secret);
     await page.context().close();
   });
 

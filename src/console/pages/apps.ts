@@ -140,9 +140,9 @@ async function render(
           a.name,
           ...(owner ? [html`<code>${a.owner_account_id}</code>`] : []),
           a.kind,
-          html`<code>${a.client_id}</code>`,
-          a.redirect_uris.join(', ') || '—',
-          a.allowed_origins.join(', ') || '—',
+          html`<code class="id">${a.client_id}</code>`,
+          uris(a.redirect_uris),
+          uris(a.allowed_origins),
           html`<span class="badge ${a.status === 'active' ? 'good' : 'bad'}">${a.status}</span>${
               a.previous_secret_expires_at === null
                 ? ''
@@ -158,6 +158,12 @@ async function render(
     </section>
     ${createForm(pc.viewer, options.state ?? { name: '', kind: 'public', redirects: '', origins: '' })}`;
   return { title: 'Apps', active: 'apps', body, status: options.status };
+}
+
+/** One URI per line, breakable anywhere: long callback URLs must not push the actions off. */
+function uris(list: string[]): Html | string {
+  if (list.length === 0) return '—';
+  return html`${list.map((u) => html`<div class="wrap">${u}</div>`)}`;
 }
 
 function revealed({
@@ -191,7 +197,8 @@ function revealed({
 function actions(viewer: Viewer, a: AppView): Html {
   const next = a.status === 'active' ? 'disabled' : 'active';
   const grace = `grace-${a.id}`;
-  return html`${
+  return html`<div class="actions">
+    ${
       a.kind === 'public'
         ? ''
         : html`<form
@@ -218,7 +225,8 @@ function actions(viewer: Viewer, a: AppView): Html {
       <button type="submit" class="${next === 'disabled' ? 'danger' : 'secondary'} small">
         ${next === 'disabled' ? 'Disable' : 'Enable'}<span class="sr"> ${a.name}</span>
       </button>
-    </form>`;
+    </form>
+  </div>`;
 }
 
 function createForm(viewer: Viewer, state: FormState): Html {
