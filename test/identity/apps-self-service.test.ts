@@ -3,6 +3,7 @@
 // scopes than its credential holds. Admin behaviour is pinned in apps-routes.test.ts.
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { APP_USER_TOKEN_TYPE } from '../../src/identity/index.ts';
 import { issueKey } from '../support/credentials.ts';
 import { json } from '../support/http.ts';
 import { createResponseValidator } from '../support/openapi.ts';
@@ -17,6 +18,7 @@ let aliceToken: string; // OIDC access token (client credentials) of alice's acc
 let bob: string;
 let admin: string;
 let bobApp: string;
+let aliceConfig: oidc.Configuration;
 const validate = createResponseValidator();
 
 beforeAll(async () => {
@@ -32,6 +34,7 @@ beforeAll(async () => {
     { id: 'test' },
   );
   const config = await discover(t, app.clientId, clientSecret);
+  aliceConfig = config;
   aliceToken = (await oidc.clientCredentialsGrant(config, { scope: 'gateway' })).access_token;
   const created = await call('POST', '/v1/apps', bob, {
     name: 'Bob web',
@@ -237,6 +240,25 @@ describe('/v1/apps for a customer', () => {
       (await call('POST', `/v1/apps/${bobApp}/rotate-secret`, alice, { grace_seconds: 1e12 }))
         .status,
     ).toBe(400);
+    expect(await t.app.database.db.selectFrom('apps').selectAll().execute()).toEqual(before);
+  });
+});
+
+describe('/v1/apps for a token acting for an app user', () => {
+  it("is refused (403): it speaks for the app's end user, not for the account", async () => {
+    const endUser = (
+      await oidc.genericGrantRequest(
+        aliceConfig,
+        'urn:ietf:params:oauth:grant-type:token-exchange',
+        { subject_token: 'customer-1', subject_token_type: APP_USER_TOKEN_TYPE },
+      )
+    ).access_token;
+    const before = await t.app.database.db.selectFrom('apps').selectAll().execute();
+    const list = await call('GET', '/v1/apps', endUser);
+    expect(list.status).toBe(403);
+    expect(list.body.message).toContain('end user');
+    const create = await call('POST', '/v1/apps', endUser, { name: 'x', kind: 'machine' });
+    expect(create.status).toBe(403);
     expect(await t.app.database.db.selectFrom('apps').selectAll().execute()).toEqual(before);
   });
 });
