@@ -355,7 +355,8 @@ describe('GET /v1/signer/funding', () => {
         '?limit=1.5',
         '?cursor=nope',
         "?cursor=ftx_'%20or%201=1--",
-        '?cursor=ftx_0000000000000000000000',
+        // Well-formed, but no such transaction.
+        '?cursor=ftx_UnknownUnknownUnknown0',
         '?order=asc',
       ]) {
         const refused = await get(query);
