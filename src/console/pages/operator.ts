@@ -481,15 +481,19 @@ function signerBody(s: SignerStatus, funding: FundingPage, older: boolean): Html
         ]),
         older ? 'No older funding transactions.' : 'No funding transactions yet.',
       )}
-      <p>
-        ${older ? html`<a href="/console/admin/signer">Newest transactions</a>` : ''}
-        ${
-          funding.next_cursor === null
-            ? ''
-            : html`<a href="/console/admin/signer?funding_cursor=${funding.next_cursor}"
-                >Older transactions</a
-              >`
-        }
-      </p>
+      ${
+        older || funding.next_cursor !== null
+          ? html`<p>
+              ${older ? html`<a href="/console/admin/signer">Newest transactions</a>` : ''}
+              ${
+                funding.next_cursor === null
+                  ? ''
+                  : html`<a href="/console/admin/signer?funding_cursor=${funding.next_cursor}"
+                      >Older transactions</a
+                    >`
+              }
+            </p>`
+          : ''
+      }
     </section>`;
 }
