@@ -705,3 +705,155 @@ export async function updateSyncByInvoice(db: Db, invoiceId: string, state: Sync
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
 }
+
+// ---- Stripe sync status (GET /v1/billing/stripe-sync) -------------------------------------
+
+/**
+ * What an operator reads a sync row as: `failed` is a pending row whose last attempt failed
+ * (it is retried with backoff); `synced` is any state Stripe has the invoice in.
+ */
+export type SyncStatus = 'pending' | 'failed' | 'synced' | 'skipped';
+
+export const SYNCED_STATES: readonly SyncState[] = [
+  'invoiced',
+  'finalized',
+  'paid',
+  'payment_failed',
+];
+
+export interface SyncStatusRow {
+  statementId: string;
+  accountId: string;
+  month: string;
+  totalUsdMicros: bigint;
+  state: SyncState;
+  status: SyncStatus;
+  invoiceId: string | null;
+  customerId: string | null;
+  itemsPushed: number;
+  attempts: number;
+  nextAttemptAt: Date;
+  lastError: string | null;
+  updatedAt: Date;
+}
+
+export function syncStatusOf(state: SyncState, lastError: string | null): SyncStatus {
+  if (state === 'skipped') return 'skipped';
+  if (state === 'pending') return lastError === null ? 'pending' : 'failed';
+  return 'synced';
+}
+
+export async function findRecentCloses(db: Db, limit: number): Promise<CloseRecord[]> {
+  const rows = await db
+    .selectFrom('billing_closes')
+    .selectAll()
+    .orderBy('month', 'desc')
+    .limit(limit)
+    .execute();
+  return rows.map(toClose);
+}
+
+/** Sync rows per month and state, split by whether the last attempt failed. */
+export async function countSyncsByMonth(db: Db, months: readonly string[]) {
+  if (months.length === 0) return [];
+  const rows = await db
+    .selectFrom('stripe_sync as ss')
+    .innerJoin('statements as s', 's.id', 'ss.statement_id')
+    .select(['s.month', 'ss.state'])
+    .select(sql<boolean>`ss.last_error is not null`.as('has_error'))
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where(
+      's.month',
+      'in',
+      months.map((m) => `${m}-01` as unknown as Date),
+    )
+    .groupBy(['s.month', 'ss.state', sql`ss.last_error is not null`])
+    .execute();
+  return rows.map((r) => ({
+    month: month(r.month),
+    state: r.state,
+    status: syncStatusOf(r.state, r.has_error ? 'error' : null),
+    count: Number(r.n),
+  }));
+}
+
+/**
+ * A page of sync rows of `months`, newest month first and by statement id within a month.
+ * The cursor is the last statement id of the previous page; null when it names no sync row.
+ */
+export async function pageSyncStatus(
+  db: Db,
+  filter: { months: readonly string[]; status?: SyncStatus },
+  after: string | null,
+  limit: number,
+): Promise<SyncStatusRow[] | null> {
+  let cursorMonth: string | null = null;
+  if (after !== null) {
+    const row = await db
+      .selectFrom('stripe_sync as ss')
+      .innerJoin('statements as s', 's.id', 'ss.statement_id')
+      .select('s.month')
+      .where('ss.statement_id', '=', after)
+      .executeTakeFirst();
+    if (row === undefined) return null;
+    // As a literal, like every month filter here: a Date would be sent in the session's zone.
+    cursorMonth = `${month(row.month)}-01`;
+  }
+  if (filter.months.length === 0) return [];
+  let query = db
+    .selectFrom('stripe_sync as ss')
+    .innerJoin('statements as s', 's.id', 'ss.statement_id')
+    .leftJoin('stripe_customers as c', 'c.account_id', 's.account_id')
+    .selectAll('ss')
+    .select(['s.account_id', 's.month', 's.total_usd_micros', 'c.customer_id'])
+    .where(
+      's.month',
+      'in',
+      filter.months.map((m) => `${m}-01` as unknown as Date),
+    );
+  switch (filter.status) {
+    case 'skipped':
+      query = query.where('ss.state', '=', 'skipped');
+      break;
+    case 'synced':
+      query = query.where('ss.state', 'in', [...SYNCED_STATES]);
+      break;
+    case 'pending':
+      query = query.where('ss.state', '=', 'pending').where('ss.last_error', 'is', null);
+      break;
+    case 'failed':
+      query = query.where('ss.state', '=', 'pending').where('ss.last_error', 'is not', null);
+      break;
+    case undefined:
+      break;
+  }
+  if (after !== null && cursorMonth !== null) {
+    const m = cursorMonth as unknown as Date;
+    query = query.where((eb) =>
+      eb.or([
+        eb('s.month', '<', m),
+        eb.and([eb('s.month', '=', m), eb('ss.statement_id', '>', after)]),
+      ]),
+    );
+  }
+  const rows = await query
+    .orderBy('s.month', 'desc')
+    .orderBy('ss.statement_id')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({
+    statementId: r.statement_id,
+    accountId: r.account_id,
+    month: month(r.month),
+    totalUsdMicros: BigInt(r.total_usd_micros),
+    state: r.state,
+    status: syncStatusOf(r.state, r.last_error),
+    invoiceId: r.invoice_id,
+    customerId: r.customer_id,
+    itemsPushed: r.items_pushed,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    lastError: r.last_error,
+    updatedAt: r.updated_at,
+  }));
+}

@@ -1,5 +1,5 @@
 // HTTP: /v1/plans, /v1/accounts/{id}/subscription|balance|credits|spend-caps, /v1/spend/check,
-// /v1/statements (+ export), and POST /webhooks/stripe.
+// /v1/statements (+ export), GET /v1/billing/stripe-sync, and POST /webhooks/stripe.
 import type { Context } from 'koa';
 import type { Authenticator, AuthState, Principal } from '../platform/auth.ts';
 import { hasScope, requireAuth } from '../platform/auth.ts';
@@ -26,6 +26,8 @@ import {
   statementParams,
   statementView,
   statementsQuery,
+  stripeSyncQuery,
+  stripeSyncView,
   subscribeBody,
   subscriptionView,
 } from './schemas.ts';
@@ -409,6 +411,60 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
       format === 'csv' ? 'text/csv; charset=utf-8; header=present' : 'application/x-ndjson';
     ctx.body = exportStatement(deps.db, statement, format);
   });
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/billing/stripe-sync',
+      before: admin,
+      query: stripeSyncQuery,
+      response: stripeSyncView,
+    },
+    async function stripeSyncStatus({ query, ctx }) {
+      const found = await deps.stripe.status({
+        months: query.months,
+        ...(query.month !== undefined ? { month: query.month } : {}),
+        ...(query.status !== undefined ? { status: query.status } : {}),
+        after: query.cursor ?? null,
+        limit: query.limit,
+      });
+      if (found.statements === null) {
+        throw new InvalidRequest('query.cursor: not a cursor returned by this API');
+      }
+      ctx.set('Cache-Control', 'no-store');
+      const page = found.statements;
+      return {
+        configured: found.configured,
+        webhooks_configured: found.webhooksConfigured,
+        finalize_invoices: found.finalizeInvoices,
+        months: found.months.map((m) => ({
+          month: m.month,
+          closed_at: m.closedAt.toISOString(),
+          statements: m.statements,
+          ...m.byStatus,
+          states: m.byState,
+        })),
+        statements: page.map((r) => ({
+          statement_id: r.statementId,
+          account_id: r.accountId,
+          month: r.month,
+          total_usd_micros: r.totalUsdMicros.toString(),
+          status: r.status,
+          state: r.state,
+          attempts: r.attempts,
+          items_pushed: r.itemsPushed,
+          last_error: r.lastError,
+          // Only a pending row is retried; for the others the column is a leftover.
+          next_attempt_at: r.state === 'pending' ? r.nextAttemptAt.toISOString() : null,
+          updated_at: r.updatedAt.toISOString(),
+          stripe_invoice_id: r.invoiceId,
+          stripe_customer_id: r.customerId,
+        })),
+        next_cursor: page.length === query.limit ? page[page.length - 1]!.statementId : null,
+      };
+    },
+  );
 
   router.post('/webhooks/stripe', async function stripeWebhook(ctx) {
     const raw = await readRaw(ctx, WEBHOOK_BODY_LIMIT_BYTES);

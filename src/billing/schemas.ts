@@ -176,3 +176,57 @@ export const statementView = statementSummary.extend({
 });
 
 export const exportQuery = z.object({ format: z.enum(['csv', 'json']).default('csv') });
+
+// GET /v1/billing/stripe-sync. 24 months is two years of closes, more than a status page needs.
+export const stripeSyncQuery = z.strictObject({
+  months: z.coerce.number().int().min(1).max(24).default(3),
+  month: month.optional(),
+  status: z.enum(['pending', 'failed', 'synced', 'skipped']).optional(),
+  cursor: statementParams.shape.id.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+
+const count = z.number().int().min(0);
+
+export const stripeSyncView = z.object({
+  configured: z.boolean(),
+  webhooks_configured: z.boolean(),
+  finalize_invoices: z.boolean(),
+  months: z.array(
+    z.object({
+      month: z.string(),
+      closed_at: z.string(),
+      statements: count,
+      pending: count,
+      failed: count,
+      synced: count,
+      skipped: count,
+      states: z.object({
+        pending: count,
+        invoiced: count,
+        finalized: count,
+        paid: count,
+        payment_failed: count,
+        skipped: count,
+      }),
+    }),
+  ),
+  statements: z.array(
+    z.object({
+      statement_id: z.string(),
+      account_id: z.string(),
+      month: z.string(),
+      total_usd_micros: z.string(),
+      status: z.enum(['pending', 'failed', 'synced', 'skipped']),
+      state: z.enum(['pending', 'invoiced', 'finalized', 'paid', 'payment_failed', 'skipped']),
+      attempts: count,
+      items_pushed: count,
+      last_error: z.string().nullable(),
+      next_attempt_at: z.string().nullable(),
+      updated_at: z.string(),
+      stripe_invoice_id: z.string().nullable(),
+      stripe_customer_id: z.string().nullable(),
+    }),
+  ),
+  next_cursor: z.string().nullable(),
+});

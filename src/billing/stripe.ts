@@ -11,7 +11,10 @@ import type { Database } from '../platform/db.ts';
 import type { Logger } from '../platform/log.ts';
 import { InvalidSignature, StripeNotConfigured } from './errors.ts';
 import {
+  countSyncsByMonth,
+  findClose,
   findCustomerId,
+  findRecentCloses,
   findDueSyncs,
   findStatementById,
   findStatementLines,
@@ -20,10 +23,36 @@ import {
   insertLedgerEntry,
   insertStripeEvent,
   notifyBillingChanged,
+  pageSyncStatus,
   updateSync,
   updateSyncByInvoice,
 } from './queries.ts';
-import type { Statement, StatementLine } from './queries.ts';
+import type { Statement, StatementLine, SyncStatus, SyncStatusRow } from './queries.ts';
+import type { SyncState } from './table.ts';
+
+export interface StripeSyncStatusQuery {
+  /** How many of the most recently closed months to report (ignored with `month`). */
+  months: number;
+  month?: string;
+  status?: SyncStatus;
+  after: string | null;
+  limit: number;
+}
+
+export interface StripeSyncStatus {
+  configured: boolean;
+  webhooksConfigured: boolean;
+  finalizeInvoices: boolean;
+  months: Array<{
+    month: string;
+    closedAt: Date;
+    statements: number;
+    byStatus: Record<SyncStatus, number>;
+    byState: Record<SyncState, number>;
+  }>;
+  /** null when the cursor names no sync row. */
+  statements: SyncStatusRow[] | null;
+}
 
 export interface StripeConfig {
   secretKey: string | null;
@@ -291,5 +320,56 @@ export function createStripeSync({ db, stripe, config, log, clock }: StripeSyncD
     });
   }
 
-  return { run, syncStatement, handleWebhook, configured: stripe !== null };
+  /**
+   * What an operator needs to see of the sync, read from what the sync itself records
+   * (stripe_sync, stripe_customers) for the most recent closes: counts per month, and the rows.
+   */
+  async function status(query: StripeSyncStatusQuery): Promise<StripeSyncStatus> {
+    const one = query.month === undefined ? null : await findClose(db, query.month);
+    const chosen =
+      query.month === undefined
+        ? await findRecentCloses(db, query.months)
+        : one === null
+          ? []
+          : [one];
+    const counts = await countSyncsByMonth(
+      db,
+      chosen.map((c) => c.month),
+    );
+    const months = chosen.map((c) => {
+      const byStatus: Record<SyncStatus, number> = { pending: 0, failed: 0, synced: 0, skipped: 0 };
+      const byState: Record<SyncState, number> = {
+        pending: 0,
+        invoiced: 0,
+        finalized: 0,
+        paid: 0,
+        payment_failed: 0,
+        skipped: 0,
+      };
+      for (const row of counts) {
+        if (row.month !== c.month) continue;
+        byStatus[row.status] += row.count;
+        byState[row.state] += row.count;
+      }
+      return { month: c.month, closedAt: c.closedAt, statements: c.statements, byStatus, byState };
+    });
+    const statements = await pageSyncStatus(
+      db,
+      {
+        months: chosen.map((c) => c.month),
+        ...(query.status !== undefined ? { status: query.status } : {}),
+      },
+      query.after,
+      query.limit,
+    );
+    return {
+      configured: stripe !== null,
+      webhooksConfigured: stripe !== null && config.webhookSecret !== null,
+      finalizeInvoices: config.finalize,
+      months,
+      statements,
+    };
+  }
+
+  return { run, syncStatement, handleWebhook, status, configured: stripe !== null };
 }

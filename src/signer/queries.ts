@@ -196,6 +196,32 @@ export async function findLatestFunding(
 }
 
 /**
+ * A page of the whole journal, newest first. The cursor is the id of the last row of the
+ * previous page; its (created_at, id) is read in SQL, so the keyset keeps PostgreSQL's
+ * microsecond timestamps (a JS Date would round them to milliseconds and skip or repeat rows).
+ * Returns null when the cursor names no row.
+ */
+export async function pageFunding(
+  db: Kysely<Database>,
+  before: string | null,
+  limit: number,
+): Promise<FundingTransaction[] | null> {
+  if (before !== null && (await findFundingById(db, before)) === null) return null;
+  let query = db.selectFrom('funding_transactions').selectAll();
+  if (before !== null) {
+    query = query.where(
+      sql<boolean>`(created_at, id) < (select created_at, id from funding_transactions where id = ${before})`,
+    );
+  }
+  const rows = await query
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
+  return rows.map(toFundingTransaction);
+}
+
+/**
  * Wei committed to funding by `fromAddress` in the last 24 hours (database clock, shared by
  * every replica): rows that may still move money count (intent, sent), as do confirmed ones.
  */

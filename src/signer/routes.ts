@@ -1,10 +1,17 @@
 // GET /v1/signer: the signer status for operators (admin scope), the same document
-// `tollhouse signer status` prints.
+// `tollhouse signer status` prints; GET /v1/signer/funding: the funding journal, paged.
 import type { Authenticator } from '../platform/auth.ts';
 import { requireAuth } from '../platform/auth.ts';
+import { InvalidRequest } from '../platform/errors.ts';
 import type { Router } from '../platform/http.ts';
 import { defineRoute } from '../platform/http.ts';
-import { signerStatusJson, signerStatusSchema } from './schemas.ts';
+import {
+  fundingHistoryQuery,
+  fundingHistorySchema,
+  fundingTransactionJson,
+  signerStatusJson,
+  signerStatusSchema,
+} from './schemas.ts';
 import type { Signer } from './service.ts';
 
 export function signerRoutes(
@@ -22,6 +29,27 @@ export function signerRoutes(
     async function signerStatus({ ctx }) {
       ctx.set('Cache-Control', 'no-store');
       return signerStatusJson(await deps.signer.status());
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/signer/funding',
+      query: fundingHistoryQuery,
+      response: fundingHistorySchema,
+      before: [requireAuth(deps.authenticator, ['admin'])],
+    },
+    async function signerFundingHistory({ query, ctx }) {
+      const page = await deps.signer.fundingHistory(query.cursor ?? null, query.limit);
+      if (page === null)
+        throw new InvalidRequest('query.cursor: not a cursor returned by this API');
+      ctx.set('Cache-Control', 'no-store');
+      return {
+        transactions: page.map(fundingTransactionJson),
+        next_cursor: page.length === query.limit ? page[page.length - 1]!.id : null,
+      };
     },
   );
 }

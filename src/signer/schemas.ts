@@ -35,6 +35,21 @@ export const fundingTransactionSchema = z.object({
   settledAt: time.nullable(),
 });
 
+// GET /v1/signer/funding: a page of the journal, newest first. 100 rows default a screenful;
+// 500 bounds one response (a row is ~400 bytes of JSON).
+export const fundingHistoryQuery = z.strictObject({
+  cursor: z
+    .string()
+    .regex(/^ftx_[0-9A-Za-z]{22}$/, 'expected a cursor returned by this API (ftx_…)')
+    .optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+
+export const fundingHistorySchema = z.object({
+  transactions: z.array(fundingTransactionSchema),
+  next_cursor: z.string().nullable(),
+});
+
 export const signerStatusSchema = z.object({
   enabled: z.boolean(),
   reason: z.string().nullable(),

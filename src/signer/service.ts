@@ -21,6 +21,7 @@ import { createFunding } from './funding.ts';
 import type { Funding, ManualRequest, PolicyOutcome } from './funding.ts';
 import { openKeystore } from './keystore.ts';
 import { createMessageSigner, createSigningPool } from './signing.ts';
+import { pageFunding } from './queries.ts';
 import type { FundingTransaction } from './queries.ts';
 
 /** What the remote-signer protocol (part 2) signs with. Never exposes the private key. */
@@ -61,6 +62,8 @@ export interface Signer {
   /** The cached chain view, or null before the first read (or without a chain). */
   snapshot(): ChainSnapshot | null;
   status(): Promise<SignerStatus>;
+  /** The funding journal, newest first; null when `before` names no transaction. */
+  fundingHistory(before: string | null, limit: number): Promise<FundingTransaction[] | null>;
   /** Reads the chain now (CLI commands); throws SignerUnavailable when disabled or unreachable. */
   refresh(): Promise<ChainSnapshot>;
   /** One operator transaction, journaled and audited; waits until it is mined. */
@@ -242,6 +245,8 @@ export async function createSigner(deps: SignerDeps): Promise<Signer> {
         warnings: warningsOf(snapshot, rpc, run),
       };
     },
+    // Every row of the journal, whichever key wrote it: history survives a key rotation.
+    fundingHistory: (before, limit) => pageFunding(db, before, limit),
     refresh,
     async operate(request) {
       const v = requireView();

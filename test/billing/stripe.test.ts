@@ -6,14 +6,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UsageEvent } from '../../src/metering/index.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { newAccount } from '../support/credentials.ts';
+import { adminKey, bearer, issueKey, newAccount } from '../support/credentials.ts';
 import { startFakeStripe } from '../support/fake-stripe.ts';
 import type { FakeStripe } from '../support/fake-stripe.ts';
+import { json } from '../support/http.ts';
+import { createResponseValidator } from '../support/openapi.ts';
 
 const WEBHOOK_SECRET = 'whsec_test_secret_for_tollhouse';
 let t: TestApp;
 let fake: FakeStripe;
 const accounts: string[] = [];
+const validate = createResponseValidator();
 
 function usage(accountId: string, i: number, pipeline: string): UsageEvent {
   return {
@@ -235,5 +238,158 @@ describe('POST /webhooks/stripe', () => {
     });
     const statementId = (invoice.metadata as Record<string, string>).tollhouse_statement_id!;
     expect((await syncState(statementId)).state).toBe('paid');
+  });
+});
+
+describe('GET /v1/billing/stripe-sync', () => {
+  it('reports per month and per statement what is synced, skipped and failing, and why', async () => {
+    // October: one account covered by credit (skipped), one synced, one whose sync fails.
+    const [covered, synced, failing] = [
+      await newAccount(t),
+      await newAccount(t),
+      await newAccount(t),
+    ];
+    const october = (accountId: string): UsageEvent => ({
+      ...usage(accountId, 1, 'llm'),
+      eventId: `${accountId}-oct`,
+      occurredAt: new Date('2026-10-05T10:00:00Z'),
+    });
+    await t.app.metering.service.record([october(covered!), october(synced!), october(failing!)]);
+    await t.app.billing.service.addLedgerEntry(
+      { actor: 'test', requestId: null },
+      { accountId: covered!, kind: 'grant', amountUsdMicros: 1_000_000_000n, reference: 'oct' },
+    );
+    await t.app.billing.service.closeMonth('2026-10');
+    const october_ = await t.app.billing.service.statements({ month: '2026-10' }, 10);
+    const idOf = (accountId: string) => october_.find((s) => s.accountId === accountId)!.id;
+    expect((await t.app.billing.stripe.run({ statementId: idOf(synced!) }))[0]!.state).toBe(
+      'finalized',
+    );
+    fake.failNext(/^\/v1\/customers$/, 1);
+    expect((await t.app.billing.stripe.run({ statementId: idOf(failing!) }))[0]!.error).toBe(
+      'Injected failure',
+    );
+
+    const admin = bearer((await adminKey(t)).secret);
+    const get = async (query: string, headers: Record<string, string> = admin) => {
+      const response = await fetch(`${t.url}/v1/billing/stripe-sync${query}`, { headers });
+      const body = await json(response);
+      expect(validate('GET', '/v1/billing/stripe-sync', response.status, body)).toBeNull();
+      return { status: response.status, body };
+    };
+
+    const all = await get('');
+    expect(all.status).toBe(200);
+    expect(all.body).toMatchObject({
+      configured: true,
+      webhooks_configured: true,
+      finalize_invoices: true,
+      next_cursor: null,
+    });
+    // Newest month first; September was synced (and one invoice paid) by the tests above.
+    expect(all.body.months).toMatchObject([
+      {
+        month: '2026-10',
+        statements: 3,
+        pending: 0,
+        failed: 1,
+        synced: 1,
+        skipped: 1,
+        states: { pending: 1, finalized: 1, skipped: 1, invoiced: 0, paid: 0, payment_failed: 0 },
+      },
+      { month: '2026-09', statements: 3, pending: 0, failed: 0, synced: 2, skipped: 1 },
+    ]);
+    expect(all.body.months[1].states).toMatchObject({ paid: 1, finalized: 1, skipped: 1 });
+    expect(all.body.statements.map((r: { month: string }) => r.month)).toEqual([
+      '2026-10',
+      '2026-10',
+      '2026-10',
+      '2026-09',
+      '2026-09',
+      '2026-09',
+    ]);
+    const row = (id: string) =>
+      all.body.statements.find((r: { statement_id: string }) => r.statement_id === id);
+    const invoice = [...fake.invoices.values()].find(
+      (i) => (i.metadata as Record<string, string>).tollhouse_statement_id === idOf(synced!),
+    )!;
+    expect(row(idOf(synced!))).toMatchObject({
+      account_id: synced,
+      status: 'synced',
+      state: 'finalized',
+      attempts: 0,
+      last_error: null,
+      next_attempt_at: null,
+      stripe_invoice_id: invoice.id,
+      stripe_customer_id: invoice.customer,
+      total_usd_micros: october_.find((s) => s.accountId === synced)!.totalUsdMicros.toString(),
+    });
+    expect(row(idOf(failing!))).toMatchObject({
+      status: 'failed',
+      state: 'pending',
+      attempts: 1,
+      last_error: 'Injected failure',
+      next_attempt_at: expect.any(String),
+      stripe_invoice_id: null,
+      stripe_customer_id: null,
+    });
+    expect(row(idOf(covered!))).toMatchObject({ status: 'skipped', total_usd_micros: '0' });
+
+    // Filters, and pages of one that walk the same rows in the same order.
+    const failed = await get('?status=failed');
+    expect(failed.body.statements.map((r: { statement_id: string }) => r.statement_id)).toEqual([
+      idOf(failing!),
+    ]);
+    const one = await get('?months=1');
+    expect(one.body.months.map((m: { month: string }) => m.month)).toEqual(['2026-10']);
+    expect(one.body.statements).toHaveLength(3);
+    const sept = await get('?month=2026-09&status=synced');
+    expect(sept.body.months).toHaveLength(1);
+    expect(sept.body.statements).toHaveLength(2);
+    const walked: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await get(`?limit=1${cursor === null ? '' : `&cursor=${cursor}`}`);
+      expect(page.status).toBe(200);
+      walked.push(...page.body.statements.map((r: { statement_id: string }) => r.statement_id));
+      cursor = page.body.next_cursor;
+    } while (cursor !== null);
+    expect(walked).toEqual(
+      all.body.statements.map((r: { statement_id: string }) => r.statement_id),
+    );
+    expect((await get('?month=2026-08')).body).toMatchObject({ months: [], statements: [] });
+  });
+
+  it('refuses bad query parameters with 400, and non-admin credentials', async () => {
+    for (const query of [
+      '?months=0',
+      '?months=25',
+      '?months=two',
+      '?month=2026-13',
+      '?month=2026-1',
+      '?status=broken',
+      '?status=',
+      '?limit=0',
+      '?limit=501',
+      '?cursor=nope',
+      "?cursor=stmt_'--",
+      '?cursor=stmt_doesnotexist',
+      '?sort=asc',
+    ]) {
+      const response = await fetch(`${t.url}/v1/billing/stripe-sync${query}`, {
+        headers: bearer((await adminKey(t)).secret),
+      });
+      const body = await json(response);
+      expect(response.status, query).toBe(400);
+      expect(body.error, query).toBe('InvalidRequest');
+      expect(validate('GET', '/v1/billing/stripe-sync', 400, body)).toBeNull();
+    }
+    const reader = await issueKey(t, accounts[1]!, { scopes: ['billing:read'] });
+    const refused = await fetch(`${t.url}/v1/billing/stripe-sync`, {
+      headers: bearer(reader.secret),
+    });
+    expect(refused.status).toBe(403);
+    expect(validate('GET', '/v1/billing/stripe-sync', 403, await json(refused))).toBeNull();
+    expect((await fetch(`${t.url}/v1/billing/stripe-sync`)).status).toBe(401);
   });
 });

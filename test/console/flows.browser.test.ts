@@ -5,8 +5,11 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
+import type { UsageEvent } from '../../src/metering/index.ts';
 import type { TestApp } from '../support/app.ts';
-import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
+import { adminKey, bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { startFakeStripe } from '../support/fake-stripe.ts';
+import type { FakeStripe } from '../support/fake-stripe.ts';
 import {
   HAVE_CHROMIUM,
   createAccount,
@@ -42,9 +45,19 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
   let browser: Browser;
   let customerId: string;
   let usageKey: string;
+  let fake: FakeStripe;
+  // Two more customers with network fees last month: their statements are what the operator's
+  // Stripe sync view shows (one synced, one failing).
+  const billed: string[] = [];
 
   beforeAll(async () => {
-    t = await startConsoleApp({ BILLING_ETH_USD_RATE: '3000', BILLING_AUTO_CLOSE: 'false' });
+    fake = await startFakeStripe();
+    t = await startConsoleApp({
+      BILLING_ETH_USD_RATE: '3000',
+      BILLING_AUTO_CLOSE: 'false',
+      STRIPE_SECRET_KEY: fake.secretKey,
+      STRIPE_API_BASE: fake.url,
+    });
     browser = await launch();
     customerId = (await createAccount(t, 'customer@example.com')).id;
     await createAccount(t, 'operator@example.com', true);
@@ -68,11 +81,37 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
       body: { monthly_cap_wei: '10000000000000000' },
     });
     expect(cap.status).toBe(200);
+    const now = new Date();
+    const lastMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 2));
+    for (const name of ['a', 'b']) {
+      const accountId = await newAccount(t);
+      billed.push(accountId);
+      const event: UsageEvent = {
+        source: 'console-test',
+        eventId: `billed-${name}`,
+        occurredAt: lastMonth,
+        accountId,
+        appId: null,
+        keyId: null,
+        clientId: null,
+        endUserId: null,
+        pipeline: 'llm',
+        modelId: 'm',
+        unit: 'requests',
+        quantity: 1n,
+        feeWei: 10_000_000_000_000_000n,
+        status: 200,
+        latencyMs: 1,
+        attributes: {},
+      };
+      await t.app.metering.service.record([event]);
+    }
   });
 
   afterAll(async () => {
     await browser?.close();
     await t?.close();
+    await fake?.close();
   });
 
   it('shows usage ingested through /v1 in the overview chart and totals, and the explorer', async () => {
@@ -271,7 +310,35 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
     await expect(operator.getByRole('table', { name: 'Usage' }).textContent()).resolves.toContain(
       customerId,
     );
+    // Stripe: the first billed statement syncs, the second fails (Stripe answers 500).
+    const month = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() - 1, 1))
+      .toISOString()
+      .slice(0, 7);
+    const statements = await t.app.billing.service.statements({ month }, 10);
+    const statementOf = (accountId: string) =>
+      statements.find((s) => s.accountId === accountId)!.id;
+    const [synced, failing] = [statementOf(billed[0]!), statementOf(billed[1]!)];
+    expect((await t.app.billing.stripe.run({ statementId: synced }))[0]!.state).toBe('invoiced');
+    fake.failNext(/^\/v1\/customers$/, 1);
+    expect((await t.app.billing.stripe.run({ statementId: failing }))[0]!.error).toBe(
+      'Injected failure',
+    );
     await visit(operator, `${t.url}/console/admin/billing`, 'month-close');
+    await expect(operator.locator('#stripe-configured').textContent()).resolves.toBe('yes');
+    const failingRows = operator.getByRole('table', { name: /^Failing Stripe syncs/ });
+    await expect(failingRows.getByRole('row').nth(1).innerText()).resolves.toMatch(
+      new RegExp(`${failing}\\s+${billed[1]}\\s+${month}\\s+1\\s+Injected failure`),
+    );
+    const invoice = [...fake.invoices.values()][0]!;
+    const byStatement = operator.getByRole('table', { name: /^Stripe sync by statement/ });
+    await expect(
+      byStatement.getByRole('row').filter({ hasText: synced }).innerText(),
+    ).resolves.toMatch(
+      new RegExp(`synced\\s+\\(invoiced\\)\\s+${invoice.id}\\s+${String(invoice.customer)}`),
+    );
+    await expect(
+      operator.getByRole('table', { name: 'Stripe sync per closed month' }).innerText(),
+    ).resolves.toMatch(new RegExp(`${month}\\s+3\\s+0\\s+1\\s+1\\s+0\\s+0\\s+1`));
     await visit(operator, `${t.url}/console/admin/signer`, 'signer-disabled');
     await visit(operator, `${t.url}/console/admin/health`, 'health');
     await visit(operator, `${t.url}/console/apps`, 'apps');

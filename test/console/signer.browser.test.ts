@@ -1,6 +1,7 @@
 // In headless Chromium: an operator's signer page against a real chain (anvil with the
 // Livepeer contracts): the signer's address, ETH, and TicketBroker deposit and reserve against
-// their targets and floors, once the funding policy has run.
+// their targets and floors, once the funding policy has run, and the funding history (from
+// GET /v1/signer/funding) with the transaction that did it.
 import { parseEther } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
@@ -71,6 +72,12 @@ describe.skipIf(!HAVE_CHROMIUM)(
       );
       await expect(page.locator('#signer-reserve').textContent()).resolves.toMatch(
         /target 0\.5 ETH/,
+      );
+      // One policy transaction (the per-transaction cap is 2 ETH) brought both to target.
+      const history = page.getByRole('table', { name: /^Funding transactions, newest first/ });
+      expect(await history.getByRole('row').count()).toBe(2);
+      await expect(history.getByRole('row').nth(1).innerText()).resolves.toMatch(
+        /fund\s+policy\s+confirmed\s+1\.0 ETH\s+0\.5 ETH\s+1\.5 ETH\s+0x[0-9a-f]{64}\s+\(block \d+\)/,
       );
       await expectAccessible(page);
       await screenshot(page, 'signer');

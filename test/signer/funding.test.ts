@@ -4,8 +4,11 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { migrateToLatest } from '../../src/platform/migrations.ts';
 import { deployLivepeer, startAnvil } from '../support/anvil.ts';
 import type { Anvil, Livepeer } from '../support/anvil.ts';
+import { adminKey, bearer, issueKey, newAccount } from '../support/credentials.ts';
 import { createTestDatabase } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
+import { json } from '../support/http.ts';
+import { createResponseValidator } from '../support/openapi.ts';
 import {
   depositEvents,
   eventually,
@@ -18,6 +21,7 @@ import {
 let anvil: Anvil;
 let livepeer: Livepeer;
 let database: TestDatabase;
+const validate = createResponseValidator();
 
 beforeAll(async () => {
   anvil = await startAnvil();
@@ -279,6 +283,89 @@ describe('funding policy', () => {
       });
       expect(status.funding?.lastTransaction).toMatchObject({ kind: 'unlock', txHash: sent.hash });
       expect(status.funding?.lastRun.state).toBe('disabled');
+    } finally {
+      await running.close();
+    }
+  });
+});
+
+describe('GET /v1/signer/funding', () => {
+  it('pages the whole journal newest first, wei as decimal strings, to admins only', async () => {
+    const handle = await database.open();
+    const account = await fundedAccount(anvil);
+    const running = await startSignerApp(
+      handle,
+      signerEnv(anvil.url, livepeer, account, {
+        SIGNER_TARGET_DEPOSIT_WEI: parseEther('1').toString(),
+        SIGNER_TARGET_RESERVE_WEI: parseEther('0.5').toString(),
+        SIGNER_MAX_PER_TX_WEI: parseEther('0.4').toString(),
+        SIGNER_MAX_PER_DAY_WEI: parseEther('5').toString(),
+      }),
+    );
+    try {
+      await eventually('funding to settle at target', async () => {
+        const status = await running.app.signer.status();
+        return status.funding?.lastRun.state === 'idle' && status;
+      });
+      const t = { app: running.app };
+      const admin = bearer((await adminKey(t)).secret);
+      const get = async (query: string, headers: Record<string, string> = admin) => {
+        const response = await fetch(`${running.url}/v1/signer/funding${query}`, { headers });
+        const body = await json(response);
+        expect(validate('GET', '/v1/signer/funding', response.status, body)).toBeNull();
+        return { status: response.status, body };
+      };
+
+      // Walk every page, 3 rows at a time (earlier tests in this file left rows too).
+      const seen: Array<Record<string, unknown>> = [];
+      let cursor: string | null = null;
+      do {
+        const page = await get(`?limit=3${cursor === null ? '' : `&cursor=${cursor}`}`);
+        expect(page.status).toBe(200);
+        expect(page.body.transactions.length).toBeLessThanOrEqual(3);
+        seen.push(...page.body.transactions);
+        cursor = page.body.next_cursor;
+      } while (cursor !== null);
+      const all = await handle.db
+        .selectFrom('funding_transactions')
+        .select(['id'])
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc')
+        .execute();
+      expect(seen.map((r) => r.id)).toEqual(all.map((r) => r.id));
+
+      // This signer's four transactions, newest first: 0.3 then 0.4 × 3, exact to the wei.
+      const mine = seen.filter((r) => r.beneficiary === account.wallet.address);
+      expect(mine.map((r) => r.valueWei)).toEqual([
+        parseEther('0.3').toString(),
+        parseEther('0.4').toString(),
+        parseEther('0.4').toString(),
+        parseEther('0.4').toString(),
+      ]);
+      expect(mine.every((r) => r.status === 'confirmed' && r.kind === 'fund')).toBe(true);
+      expect(
+        mine.every((r) => typeof r.txHash === 'string' && typeof r.blockNumber === 'string'),
+      ).toBe(true);
+
+      // Hostile input: each refused with 400 InvalidRequest, nothing else.
+      for (const query of [
+        '?limit=0',
+        '?limit=501',
+        '?limit=ten',
+        '?limit=1.5',
+        '?cursor=nope',
+        "?cursor=ftx_'%20or%201=1--",
+        // Well-formed, but no such transaction.
+        '?cursor=ftx_UnknownUnknownUnknown0',
+        '?order=asc',
+      ]) {
+        const refused = await get(query);
+        expect(refused.status, query).toBe(400);
+        expect(refused.body.error, query).toBe('InvalidRequest');
+      }
+      const customer = await issueKey(t, await newAccount(t), { scopes: ['usage:read'] });
+      expect((await get('', bearer(customer.secret))).status).toBe(403);
+      expect((await get('', {})).status).toBe(401);
     } finally {
       await running.close();
     }

@@ -5,7 +5,7 @@ import { ok } from '../framework.ts';
 import type { createFramework } from '../framework.ts';
 import { html } from '../html.ts';
 import type { Html } from '../html.ts';
-import { eth, gap, notice, table, usd, when } from '../views.ts';
+import { eth, notice, table, usd, when } from '../views.ts';
 import { usageCsv, usageView } from './usage.ts';
 
 interface Plan {
@@ -90,9 +90,11 @@ export function operatorPages(framework: ReturnType<typeof createFramework>, api
           .toISOString()
           .slice(0, 7),
       );
-      const pages = await Promise.all(
-        months.map((m) => pc.api('GET', `/v1/statements?month=${m}&limit=500`)),
-      );
+      const [pages, sync, failing] = await Promise.all([
+        Promise.all(months.map((m) => pc.api('GET', `/v1/statements?month=${m}&limit=500`))),
+        pc.api('GET', '/v1/billing/stripe-sync?months=3&limit=50'),
+        pc.api('GET', '/v1/billing/stripe-sync?months=3&status=failed&limit=100'),
+      ]);
       const rows = months.map((month, i) => {
         const list = ok(pages[i]!).body as {
           statements: Array<{ closed_at: string; total_usd_micros: string }>;
@@ -112,10 +114,7 @@ export function operatorPages(framework: ReturnType<typeof createFramework>, api
         ];
       });
       const body = html`${table('Month close: statements per month', ['Month', 'Statements', 'Billed', 'Last closed'], rows)}
-        <section class="card" aria-labelledby="stripe">
-          <h2 id="stripe">Stripe sync</h2>
-          ${gap('the /v1 API does not report Stripe sync state yet; see the billing logs and `tollhouse billing` on the server.')}
-        </section>`;
+      ${stripeSyncBody(ok(sync).body as StripeSync, ok(failing).body as StripeSync)}`;
       return { title: 'Month close', active: 'billing', body };
     },
     admin,
@@ -124,8 +123,25 @@ export function operatorPages(framework: ReturnType<typeof createFramework>, api
   framework.page(
     '/console/admin/signer',
     async (pc) => {
-      const status = ok(await pc.api('GET', '/v1/signer')).body as SignerStatus;
-      return { title: 'Signer', active: 'signer', body: signerBody(status) };
+      // Older pages of the journal through ?funding_cursor=; anything but an id is ignored.
+      const raw = pc.ctx.query.funding_cursor;
+      const cursor = typeof raw === 'string' && /^ftx_[0-9A-Za-z]{22}$/.test(raw) ? raw : null;
+      const [status, funding] = await Promise.all([
+        pc.api('GET', '/v1/signer'),
+        pc.api(
+          'GET',
+          `/v1/signer/funding?limit=${FUNDING_PAGE}${cursor === null ? '' : `&cursor=${cursor}`}`,
+        ),
+      ]);
+      return {
+        title: 'Signer',
+        active: 'signer',
+        body: signerBody(
+          ok(status).body as SignerStatus,
+          ok(funding).body as FundingPage,
+          cursor !== null,
+        ),
+      };
     },
     admin,
   );
@@ -156,6 +172,111 @@ export function operatorPages(framework: ReturnType<typeof createFramework>, api
     },
     admin,
   );
+}
+
+interface StripeSyncRow {
+  statement_id: string;
+  account_id: string;
+  month: string;
+  total_usd_micros: string;
+  status: 'pending' | 'failed' | 'synced' | 'skipped';
+  state: string;
+  attempts: number;
+  last_error: string | null;
+  next_attempt_at: string | null;
+  updated_at: string;
+  stripe_invoice_id: string | null;
+  stripe_customer_id: string | null;
+}
+
+interface StripeSync {
+  configured: boolean;
+  webhooks_configured: boolean;
+  finalize_invoices: boolean;
+  months: Array<{
+    month: string;
+    statements: number;
+    pending: number;
+    failed: number;
+    synced: number;
+    skipped: number;
+    states: { paid: number; payment_failed: number };
+  }>;
+  statements: StripeSyncRow[];
+  next_cursor: string | null;
+}
+
+const SYNC_BADGE: Record<StripeSyncRow['status'], string> = {
+  pending: 'badge',
+  failed: 'badge warn',
+  synced: 'badge good',
+  skipped: 'badge',
+};
+
+/** GET /v1/billing/stripe-sync: `all` is the first page of every status, `failing` of failed. */
+function stripeSyncBody(all: StripeSync, failing: StripeSync): Html {
+  const yes = (v: boolean) => (v ? 'yes' : 'no');
+  return html`<section class="card" aria-labelledby="stripe">
+    <h2 id="stripe">Stripe sync</h2>
+    ${
+      all.configured
+        ? ''
+        : notice(
+            'warning',
+            'Stripe is not configured (STRIPE_SECRET_KEY): closed statements wait as pending.',
+          )
+    }
+    <dl class="facts">
+      <dt>Configured</dt>
+      <dd id="stripe-configured">${yes(all.configured)}</dd>
+      <dt>Webhooks</dt>
+      <dd>${yes(all.webhooks_configured)}</dd>
+      <dt>Invoices finalized</dt>
+      <dd>${yes(all.finalize_invoices)}</dd>
+    </dl>
+    ${table(
+      'Stripe sync per closed month',
+      ['Month', 'Statements', 'Pending', 'Failing', 'Synced', 'Paid', 'Payment failed', 'Skipped'],
+      all.months.map((m) => [
+        m.month,
+        m.statements,
+        m.pending,
+        m.failed === 0 ? '0' : html`<span class="badge warn">${m.failed}</span>`,
+        m.synced,
+        m.states.paid,
+        m.states.payment_failed,
+        m.skipped,
+      ]),
+      'No month has been closed yet.',
+    )}
+    ${table(
+      'Failing Stripe syncs (retried with backoff)',
+      ['Statement', 'Account', 'Month', 'Attempts', 'Last error', 'Next attempt'],
+      failing.statements.map((r) => [
+        r.statement_id,
+        r.account_id,
+        r.month,
+        r.attempts,
+        r.last_error ?? '—',
+        when(r.next_attempt_at),
+      ]),
+      'No failing syncs.',
+    )}
+    ${table(
+      `Stripe sync by statement${all.next_cursor === null ? '' : ' (first 50)'}`,
+      ['Statement', 'Month', 'Total', 'Status', 'Stripe invoice', 'Stripe customer'],
+      all.statements.map((r) => [
+        r.statement_id,
+        r.month,
+        usd(r.total_usd_micros),
+        html`<span class="${SYNC_BADGE[r.status]}">${r.status}</span>
+          <span class="muted">(${r.state})</span>`,
+        r.stripe_invoice_id ?? '—',
+        r.stripe_customer_id ?? '—',
+      ]),
+      'No statements in the last closed months.',
+    )}
+  </section>`;
 }
 
 /** A nested status document as a definition list; `…Wei` fields read as ETH. */
@@ -200,13 +321,26 @@ interface SenderJson {
 }
 
 interface FundingTx {
+  id: string;
   kind: string;
+  origin: string;
   status: string;
+  depositWei: string;
+  reserveWei: string;
   valueWei: string;
   txHash: string | null;
+  blockNumber: string | null;
   createdAt: string;
   error: string | null;
 }
+
+interface FundingPage {
+  transactions: FundingTx[];
+  next_cursor: string | null;
+}
+
+// Rows of the funding journal per page: a screenful; older ones are a link away.
+const FUNDING_PAGE = 25;
 
 interface SignerStatus {
   enabled: boolean;
@@ -251,10 +385,9 @@ function againstTarget(
     }`;
 }
 
-function signerBody(s: SignerStatus): Html {
+function signerBody(s: SignerStatus, funding: FundingPage, older: boolean): Html {
   const policy = s.funding?.policy ?? undefined;
   const sender = s.chain?.sender;
-  const tx = s.funding?.lastTransaction ?? null;
   return html`${
       s.enabled
         ? notice('success', 'The signer is enabled.')
@@ -325,24 +458,42 @@ function signerBody(s: SignerStatus): Html {
         </dl>
       </section>
     </div>
-    ${table(
-      'Funding history (latest transaction)',
-      ['When', 'Kind', 'Status', 'Value', 'Transaction'],
-      tx === null
-        ? []
-        : [
-            [
-              when(tx.createdAt),
-              tx.kind,
-              tx.status,
-              eth(tx.valueWei),
-              tx.txHash ?? tx.error ?? '—',
-            ],
-          ],
-      'No funding transactions yet.',
-    )}
-    <p class="hint">
-      The API reports the latest funding transaction only; the whole journal is in the
-      <code>funding_transactions</code> table.
-    </p>`;
+    <section class="card" aria-labelledby="sg-history">
+      <h2 id="sg-history">Funding history</h2>
+      ${table(
+        `Funding transactions, newest first${older ? ' (older page)' : ''}`,
+        ['When', 'Kind', 'Origin', 'Status', 'Deposit', 'Reserve', 'Value', 'Transaction'],
+        funding.transactions.map((t) => [
+          when(t.createdAt),
+          t.kind,
+          t.origin,
+          t.status === 'failed'
+            ? html`<span class="badge warn">failed</span
+                >${t.error === null ? '' : html` <span class="muted">${t.error}</span>`}`
+            : t.status,
+          eth(t.depositWei),
+          eth(t.reserveWei),
+          eth(t.valueWei),
+          t.txHash === null
+            ? '—'
+            : html`<code>${t.txHash}</code
+                >${t.blockNumber === null ? '' : html` <span class="muted">(block ${t.blockNumber})</span>`}`,
+        ]),
+        older ? 'No older funding transactions.' : 'No funding transactions yet.',
+      )}
+      ${
+        older || funding.next_cursor !== null
+          ? html`<p>
+              ${older ? html`<a href="/console/admin/signer">Newest transactions</a>` : ''}
+              ${
+                funding.next_cursor === null
+                  ? ''
+                  : html`<a href="/console/admin/signer?funding_cursor=${funding.next_cursor}"
+                      >Older transactions</a
+                    >`
+              }
+            </p>`
+          : ''
+      }
+    </section>`;
 }
