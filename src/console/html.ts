@@ -1,5 +1,6 @@
 // The console's only way to make HTML: a tagged template that escapes every interpolated value
 // unless it is already `Html` (built by this template or `raw`). Pure, no I/O.
+import { escapeHtml } from '../platform/html.ts';
 
 /** Markup known to be safe: made by `html`, or trusted text passed through `raw`. */
 export class Html {
@@ -10,15 +11,6 @@ export class Html {
   toString(): string {
     return this.value;
   }
-}
-
-export function escapeHtml(value: string): string {
-  return value
-    .replaceAll('&', '&amp;')
-    .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replaceAll('"', '&quot;')
-    .replaceAll("'", '&#39;');
 }
 
 type Value = Html | string | number | bigint | boolean | null | undefined | readonly Value[];

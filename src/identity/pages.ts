@@ -2,15 +2,7 @@
 // (labels, landmarks, lang, focus order), inline CSS, no scripts or external assets. Pure:
 // every value is escaped here, and the forms oidc-provider renders (with its own CSRF field)
 // are passed in as trusted HTML.
-
-export function escapeHtml(value: string): string {
-  return value
-    .replaceAll('&', '&amp;')
-    .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replaceAll('"', '&quot;')
-    .replaceAll("'", '&#39;');
-}
+import { escapeHtml } from '../platform/html.ts';
 
 const STYLE = `
 body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f4f4f5;color:#18181b}
