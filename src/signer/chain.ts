@@ -277,9 +277,13 @@ export function createChainView(options: ChainViewOptions): ChainView {
   let readApplied = 0;
   const once = async (full: boolean): Promise<ChainSnapshot> => {
     const read = ++readsStarted;
+    const appliedAtStart = readApplied;
     chain ??= await connect();
     const next = full ? await readAll(chain) : await poll(chain);
-    if (read > readApplied) {
+    // A poll that found no events returns the snapshot it started from with a newer block: if
+    // another read (an operator's refresh after a transaction) was applied meanwhile, that one
+    // is newer and the poll's copy must not overwrite it.
+    if (read > readApplied && (full || readApplied === appliedAtStart)) {
       readApplied = read;
       snapshot = next;
     }
