@@ -84,17 +84,3 @@ export async function revokeStreamById(
     .executeTakeFirst();
   return row === undefined ? null : toStream(row);
 }
-
-export async function findStreamById(
-  db: Db,
-  accountId: string,
-  id: string,
-): Promise<Stream | null> {
-  const row = await db
-    .selectFrom('streams')
-    .selectAll()
-    .where('id', '=', id)
-    .where('account_id', '=', accountId)
-    .executeTakeFirst();
-  return row === undefined ? null : toStream(row);
-}
