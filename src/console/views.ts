@@ -101,13 +101,6 @@ export function notice(kind: 'error' | 'success' | 'warning', message: string | 
   return html`<p class="notice ${kind}" role="${role}">${message}</p>`;
 }
 
-/** Gaps in the API this console depends on, named so an operator knows what is missing. */
-export function gap(message: string): Html {
-  return html`<p class="notice warning" role="note">
-    <strong>Not available yet:</strong> ${message}
-  </p>`;
-}
-
 /** Micro-dollars (decimal string or bigint) as dollars: `$12.50`, `-$0.000125`. */
 export function usd(micros: string | bigint): string {
   const value = typeof micros === 'bigint' ? micros : BigInt(micros);
@@ -161,4 +154,48 @@ export function table(
       </tbody>
     </table>
   </div>`;
+}
+
+// Grace periods offered when rotating a key's or an app's secret: the old secret keeps working
+// this long, so whatever uses it can be redeployed with the new one.
+const GRACE_CHOICES = [
+  [0, 'Stop the old secret now'],
+  [3600, '1 hour'],
+  [86_400, '1 day'],
+  [7 * 86_400, '7 days'],
+] as const;
+
+/** The grace period a rotate form chose, or null when it is not one of the offered choices. */
+export function graceSeconds(text: string): number | null {
+  // Number('') is 0 ("stop now"): an empty field must not silently mean the harshest choice.
+  const grace = /^\d{1,7}$/.test(text) ? Number(text) : NaN;
+  return GRACE_CHOICES.some(([seconds]) => seconds === grace) ? grace : null;
+}
+
+/** The labelled grace-period select of a rotate form (one day preselected). */
+export function graceSelect(id: string): Html {
+  return html`<label for="${id}" class="hint">Old secret keeps working</label>
+    <select id="${id}" name="grace_seconds">
+      ${GRACE_CHOICES.map(([seconds, label]) => html`<option value="${seconds}" ${seconds === 86_400 ? html` selected` : ''}>${label}</option>`)}
+    </select>`;
+}
+
+/** A secret shown once, with the copy button the console script enables. */
+export function secretReveal(secret: string, what: string): Html {
+  return html`<p role="status">
+      Copy the ${what} now: it is shown only once and tollhouse keeps only a hash of it.
+    </p>
+    <div class="secret">
+      <code id="new-secret">${secret}</code>
+      <button type="button" class="secondary small" data-copy="new-secret" hidden>Copy</button>
+      <span id="new-secret-status" role="status"></span>
+    </div>`;
+}
+
+/** The confirmation named by a redirect's `?done=` parameter, if it names one of `messages`. */
+export function doneMessage(
+  query: { done?: unknown },
+  messages: Record<string, string>,
+): string | null {
+  return typeof query.done === 'string' ? (messages[query.done] ?? null) : null;
 }

@@ -5,7 +5,7 @@ import { apiMessage, field, ok } from '../framework.ts';
 import type { ActionContext, PageContext, PageResult, createFramework } from '../framework.ts';
 import { html } from '../html.ts';
 import type { Html } from '../html.ts';
-import { csrfField, notice, table, usd, when, eth } from '../views.ts';
+import { csrfField, doneMessage, notice, table, usd, when, eth } from '../views.ts';
 import type { Viewer } from '../views.ts';
 
 const ACCOUNT_ID = /^acct_[0-9A-Za-z]{1,64}$/;
@@ -83,7 +83,7 @@ export function accountPages(framework: ReturnType<typeof createFramework>): voi
   framework.page(
     '/console/admin/accounts/:id',
     async (pc) => {
-      const done = typeof pc.ctx.query.done === 'string' ? (DONE[pc.ctx.query.done] ?? null) : null;
+      const done = doneMessage(pc.ctx.query, DONE);
       return detail(pc, { success: done });
     },
     admin,

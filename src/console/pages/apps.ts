@@ -5,7 +5,16 @@ import { apiMessage, field, lines, ok } from '../framework.ts';
 import type { ActionContext, PageContext, PageResult, createFramework } from '../framework.ts';
 import { html } from '../html.ts';
 import type { Html } from '../html.ts';
-import { csrfField, notice, table, when } from '../views.ts';
+import {
+  csrfField,
+  doneMessage,
+  graceSeconds,
+  graceSelect,
+  notice,
+  secretReveal,
+  table,
+  when,
+} from '../views.ts';
 import type { Viewer } from '../views.ts';
 
 interface AppView {
@@ -28,15 +37,6 @@ const KINDS = [
   ['machine', 'Machine: backend with client credentials'],
 ] as const;
 
-// Grace periods offered when rotating (as on the keys page): the old secret keeps working this
-// long, so the app's backend can be redeployed with the new one.
-const GRACE_CHOICES = [
-  [0, 'Stop the old secret now'],
-  [3600, '1 hour'],
-  [86_400, '1 day'],
-  [7 * 86_400, '7 days'],
-] as const;
-
 const DONE: Record<string, string> = {
   disabled: 'The app is disabled: its tokens and sign-ins are refused.',
   active: 'The app is enabled again.',
@@ -53,7 +53,7 @@ const APP_ID = /^app_[0-9A-Za-z]{22}$/;
 
 export function appPages(framework: ReturnType<typeof createFramework>): void {
   framework.page('/console/apps', async (pc) => {
-    const done = typeof pc.ctx.query.done === 'string' ? (DONE[pc.ctx.query.done] ?? null) : null;
+    const done = doneMessage(pc.ctx.query, DONE);
     return render(pc, { success: done });
   });
 
@@ -79,10 +79,8 @@ export function appPages(framework: ReturnType<typeof createFramework>): void {
   framework.action('/console/apps/:id/rotate-secret', async (ac) => {
     const id = ac.ctx.params.id!;
     if (!APP_ID.test(id)) return render(ac, { error: 'No such app.', status: 400 });
-    const text = field(ac.form, 'grace_seconds');
-    // Number('') is 0 ("stop now"): an empty field must not silently mean the harshest choice.
-    const grace = /^\d{1,7}$/.test(text) ? Number(text) : NaN;
-    if (!GRACE_CHOICES.some(([seconds]) => seconds === grace)) {
+    const grace = graceSeconds(field(ac.form, 'grace_seconds'));
+    if (grace === null) {
       return render(ac, { error: 'Choose how long the old secret keeps working.', status: 400 });
     }
     const response = await ac.api('POST', `/v1/apps/${id}/rotate-secret`, {
@@ -179,17 +177,7 @@ function revealed({
     ${
       app.client_secret === null
         ? html`<p>This is a public app: it has no secret and signs in with PKCE.</p>`
-        : html`<p role="status">
-              Copy the client secret now: it is shown only once and tollhouse keeps only a hash of
-              it.
-            </p>
-            <div class="secret">
-              <code id="new-secret">${app.client_secret}</code>
-              <button type="button" class="secondary small" data-copy="new-secret" hidden>
-                Copy
-              </button>
-              <span id="new-secret-status" role="status"></span>
-            </div>`
+        : secretReveal(app.client_secret, 'client secret')
     }
   </section>`;
 }
@@ -206,11 +194,7 @@ function actions(viewer: Viewer, a: AppView): Html {
             action="/console/apps/${a.id}/rotate-secret"
             data-confirm="Issue a new secret for “${a.name}”?"
           >
-            ${csrfField(viewer)}
-            <label for="${grace}" class="hint">Old secret keeps working</label>
-            <select id="${grace}" name="grace_seconds">
-              ${GRACE_CHOICES.map(([seconds, label]) => html`<option value="${seconds}" ${seconds === 86_400 ? html` selected` : ''}>${label}</option>`)}
-            </select>
+            ${csrfField(viewer)} ${graceSelect(grace)}
             <button type="submit" class="secondary small">
               Rotate secret<span class="sr"> of ${a.name}</span>
             </button>

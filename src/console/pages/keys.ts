@@ -5,7 +5,16 @@ import { apiMessage, field, fields, lines, ok } from '../framework.ts';
 import type { ActionContext, PageContext, PageResult, createFramework } from '../framework.ts';
 import { html } from '../html.ts';
 import type { Html } from '../html.ts';
-import { csrfField, notice, table, when } from '../views.ts';
+import {
+  csrfField,
+  doneMessage,
+  graceSeconds,
+  graceSelect,
+  notice,
+  secretReveal,
+  table,
+  when,
+} from '../views.ts';
 import type { Viewer } from '../views.ts';
 
 interface KeyView {
@@ -22,14 +31,6 @@ interface KeyView {
   expiresAt: string | null;
   lastUsedAt: string | null;
 }
-
-// Grace periods offered when rotating: the old secret keeps working this long.
-const GRACE_CHOICES = [
-  [0, 'Stop the old secret now'],
-  [3600, '1 hour'],
-  [86_400, '1 day'],
-  [7 * 86_400, '7 days'],
-] as const;
 
 const DONE: Record<string, string> = {
   revoked: 'The key is revoked: requests with it are refused from now on.',
@@ -53,7 +54,7 @@ const EMPTY: FormState = {
 
 export function keyPages(framework: ReturnType<typeof createFramework>): void {
   framework.page('/console/keys', async (pc) => {
-    const done = typeof pc.ctx.query.done === 'string' ? (DONE[pc.ctx.query.done] ?? null) : null;
+    const done = doneMessage(pc.ctx.query, DONE);
     return render(pc, { success: done });
   });
 
@@ -89,10 +90,8 @@ export function keyPages(framework: ReturnType<typeof createFramework>): void {
   });
 
   framework.action('/console/keys/:id/rotate', async (ac) => {
-    const text = field(ac.form, 'grace_seconds');
-    // Number('') is 0 ("stop now"): an empty field must not silently mean the harshest choice.
-    const grace = /^\d{1,7}$/.test(text) ? Number(text) : NaN;
-    if (!GRACE_CHOICES.some(([seconds]) => seconds === grace)) {
+    const grace = graceSeconds(field(ac.form, 'grace_seconds'));
+    if (grace === null) {
       return render(ac, { error: 'Choose how long the old secret keeps working.', status: 400 });
     }
     const response = await ac.api(
@@ -166,14 +165,7 @@ async function render(
 function revealed(input: { key: KeyView; secret: string; verb: string }): Html {
   return html`<section class="card" aria-labelledby="secret-head">
     <h2 id="secret-head">Key “${input.key.name}” ${input.verb}</h2>
-    <p role="status">
-      Copy the secret now: it is shown only once and tollhouse keeps only a hash of it.
-    </p>
-    <div class="secret">
-      <code id="new-secret">${input.secret}</code>
-      <button type="button" class="secondary small" data-copy="new-secret" hidden>Copy</button>
-      <span id="new-secret-status" role="status"></span>
-    </div>
+    ${secretReveal(input.secret, 'secret')}
   </section>`;
 }
 
@@ -191,11 +183,7 @@ function limits(k: KeyView): Html {
 function actions(viewer: Viewer, k: KeyView): Html {
   const id = `grace-${k.id}`;
   return html`<form method="post" action="/console/keys/${k.id}/rotate">
-      ${csrfField(viewer)}
-      <label for="${id}" class="hint">Old secret keeps working</label>
-      <select id="${id}" name="grace_seconds">
-        ${GRACE_CHOICES.map(([seconds, label]) => html`<option value="${seconds}" ${seconds === 86_400 ? html` selected` : ''}>${label}</option>`)}
-      </select>
+      ${csrfField(viewer)} ${graceSelect(id)}
       <button type="submit" class="secondary small">
         Rotate<span class="sr"> ${k.name}</span>
       </button>
