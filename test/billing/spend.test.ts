@@ -5,6 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UsageEvent } from '../../src/metering/index.ts';
 import type { Principal } from '../../src/platform/auth.ts';
 import { sql } from 'kysely';
+import { createSpendView } from '../../src/billing/spend.ts';
+import { createRateSource } from '../../src/billing/rates.ts';
+import { createLogger } from '../../src/platform/log.ts';
 import { PaymentRequired } from '../../src/platform/spend.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
@@ -199,23 +202,44 @@ describe('spend view upkeep', () => {
     'reloads everything after the LISTEN connection drops (changes made meanwhile are not missed)',
     async () => {
       const account = await newAccount(t);
-      const gate = t.app.billing.spendGate;
-      expect(() => gate.assertMaySpend(principal(account))).not.toThrow();
-      // A cap written without NOTIFY stands for one whose notification was lost.
-      await t.app.database.db
-        .insertInto('spend_caps')
-        .values({ account_id: account, app_id: '', end_user_id: '', monthly_cap_wei: '0' })
-        .execute();
-      await new Promise((r) => setTimeout(r, 200));
-      expect(() => gate.assertMaySpend(principal(account))).not.toThrow();
-      await sql`select pg_terminate_backend(pid) from pg_stat_activity
-        where application_name = 'tollhouse-listen' and datname = current_database()`.execute(
-        t.app.database.db,
-      );
-      await eventually(
-        () => expect(() => gate.assertMaySpend(principal(account))).toThrow(/cap/),
-        10_000,
-      );
+      // A view of its own, started now: the app's view may still have a notification from an
+      // earlier test in flight, which would pick up the cap below and prove nothing. Periodic
+      // refreshes are far off, so only the reload after the drop can show the cap.
+      const gate = createSpendView({
+        db: t.app.database.db,
+        listen: t.app.database.listen,
+        rates: createRateSource({
+          fixed: '2000',
+          feedAddress: null,
+          rpcUrl: null,
+          maxAgeSeconds: 3600,
+        }),
+        log: createLogger({ level: 'silent' }),
+        clock: () => new Date(),
+        refreshMs: 3_600_000,
+        fullReloadMs: 3_600_000,
+      });
+      await gate.start();
+      try {
+        expect(() => gate.assertMaySpend(principal(account))).not.toThrow();
+        // A cap written without NOTIFY stands for one whose notification was lost.
+        await t.app.database.db
+          .insertInto('spend_caps')
+          .values({ account_id: account, app_id: '', end_user_id: '', monthly_cap_wei: '0' })
+          .execute();
+        await new Promise((r) => setTimeout(r, 200));
+        expect(() => gate.assertMaySpend(principal(account))).not.toThrow();
+        await sql`select pg_terminate_backend(pid) from pg_stat_activity
+          where application_name = 'tollhouse-listen' and datname = current_database()`.execute(
+          t.app.database.db,
+        );
+        await eventually(
+          () => expect(() => gate.assertMaySpend(principal(account))).toThrow(/cap/),
+          10_000,
+        );
+      } finally {
+        await gate.close();
+      }
     },
   );
 
