@@ -14,13 +14,14 @@
 // shared cores. A bare Node proxy (no auth, limits or metering) is measured as the floor.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Pool } from 'undici';
+import { cpuSeconds } from './support.ts';
 
 const { values } = parseArgs({
   options: {
@@ -86,18 +87,6 @@ interface Result {
   errors: number;
   /** CPU time per request in µs (user, system), per process (Linux /proc), in the phase. */
   cpu: Record<string, { user: number; system: number }>;
-}
-
-// CPU seconds (user + system) of a process so far, from /proc/<pid>/stat (clock ticks of
-// 1/100 s on Linux): how much of the 2 shared cores each role costs per request.
-function cpuSeconds(pid: number): { user: number; system: number } {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
-  } catch {
-    return { user: 0, system: 0 }; // not Linux, or the process is gone
-  }
 }
 
 /** Roles whose CPU is accounted: the generator itself plus the pids `roles()` returns. */

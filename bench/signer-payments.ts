@@ -2,9 +2,9 @@
 // auth, protobuf, one ticket per payment, replay-protected session claim, usage event
 // committed before the answer), next to the raw EIP-191 signatures/s of the signing library
 // measured in the same run: libsecp256k1 through tiny-secp256k1 (what the signer uses) and
-// ethers' Wallet.signMessage (what it used before). A payment costs two signatures (ticket,
-// state; the segCreds signature is cached per stream), so signatures/s ÷ 2 is the ceiling of
-// the signing alone on one core.
+// ethers' Wallet.signMessage (what it used before). A payment costs one signature per ticket
+// (the state is sealed with an HMAC, the segCreds signature is cached per stream), so
+// signatures/s ÷ tickets per payment is the ceiling of the signing alone on one core.
 //
 // The load generator (STREAMS gateways, each carrying its state from response to request, as
 // go-livepeer does) runs in a worker thread, so its HTTP client does not share the server's
@@ -13,8 +13,10 @@
 //   node bench/signer-payments.ts                     (PGlite in memory)
 //   BENCH_DB=postgres node bench/signer-payments.ts   (a throwaway database in
 //                                                     BENCH_DATABASE_URL's server, default local)
-//   BENCH_PAYMENTS (default 6000), BENCH_STREAMS (default 32),
-//   BENCH_SIGNING_THREADS (SIGNER_SIGNING_THREADS, default 0)
+//   BENCH_PAYMENTS (default 6000), BENCH_STREAMS (default 128: concurrent payments in flight; 1,500
+//   payments/s is ~7,500 live streams paying every 5 s),
+//   BENCH_SIGNING_THREADS (SIGNER_SIGNING_THREADS, default 0),
+//   BENCH_CPU_PROFILE=file.cpuprofile (the request thread during the measured run)
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -49,23 +51,29 @@ if (!isMainThread) {
   const wire = createWire();
   let payments = 0;
   let tickets = 0;
+  // undici's request API on one keep-alive connection per stream, like go-livepeer's Go HTTP
+  // client: fetch() would cost the shared cores several times more per call.
+  const { Pool } = await import('undici');
+  const target = new URL(load.url);
+  const pool = new Pool(target.origin, { connections: load.streams });
+  const floorPath = target.pathname.replace('generate-live-payment', 'discover-orchestrators');
   const stream = async (name: string) => {
     let state: { State: string | null; Sig: string | null } = { State: null, Sig: null };
     for (let i = 0; i < load.perStream; i++) {
       if (load.mode === 'floor') {
-        const response = await fetch(
-          load.url.replace('generate-live-payment', 'discover-orchestrators'),
-          {
-            headers: { authorization: load.authorization },
-          },
-        );
-        await response.json();
-        if (response.status !== 200) throw new Error(`floor: ${response.status}`);
+        const response = await pool.request({
+          method: 'GET',
+          path: floorPath,
+          headers: { authorization: load.authorization },
+        });
+        await response.body.json();
+        if (response.statusCode !== 200) throw new Error(`floor: ${response.statusCode}`);
         payments++;
         continue;
       }
-      const response = await fetch(load.url, {
+      const response = await pool.request({
         method: 'POST',
+        path: target.pathname,
         headers: { authorization: load.authorization, 'content-type': 'application/json' },
         body: JSON.stringify({
           state,
@@ -74,8 +82,10 @@ if (!isMainThread) {
           inPixels: 1_000_100_000,
         }),
       });
-      const body = (await response.json()) as { state: typeof state; payment: string };
-      if (response.status !== 200) throw new Error(`${response.status} ${JSON.stringify(body)}`);
+      const body = (await response.body.json()) as { state: typeof state; payment: string };
+      if (response.statusCode !== 200) {
+        throw new Error(`${response.statusCode} ${JSON.stringify(body)}`);
+      }
       state = body.state;
       const payment = wire.decode('Payment', Buffer.from(body.payment, 'base64')) as {
         ticketSenderParams: unknown[];
@@ -87,6 +97,7 @@ if (!isMainThread) {
   const started = process.hrtime.bigint();
   await Promise.all(Array.from({ length: load.streams }, (_, i) => stream(`${load.prefix}-${i}`)));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  await pool.close();
   parentPort!.postMessage({
     payments,
     tickets,
@@ -109,10 +120,10 @@ async function main() {
   const { MAX_WIN_PROB, createMessageSigner, createWire, writeKeystore } =
     await import('../src/signer/index.ts');
   const { deployLivepeer, startAnvil } = await import('../test/support/anvil.ts');
-  const { createBenchDatabase } = await import('./support.ts');
+  const { createBenchDatabase, postgresCpu, profileWindow } = await import('./support.ts');
 
   const PAYMENTS = Number(process.env.BENCH_PAYMENTS ?? 6000);
-  const STREAMS = Number(process.env.BENCH_STREAMS ?? 32);
+  const STREAMS = Number(process.env.BENCH_STREAMS ?? 128);
   const log = createLogger({ level: 'silent' });
 
   // Raw signatures first (the baselines), on an idle process: the same EIP-191 message shape
@@ -229,10 +240,15 @@ async function main() {
     // The whole process's CPU (request thread, signing threads, PGlite when in process) minus
     // the load generator's thread: tollhouse's CPU per payment. PostgreSQL's is not counted.
     const cpuBefore = process.cpuUsage();
+    const postgresUsed = postgres === null ? null : await postgresCpu(postgres.name);
+    const stopProfile = await profileWindow();
     const result = await run('bench', Math.ceil(PAYMENTS / STREAMS));
+    await stopProfile();
+    const postgresSeconds = postgresUsed === null ? null : await postgresUsed();
     const tollhouseCpuSeconds = (cpuMicros(process.cpuUsage(cpuBefore)) - result.cpuMicros) / 1e6;
     const paymentsPerSecond = result.payments / result.seconds;
     const paymentsPerCpuSecond = result.payments / tollhouseCpuSeconds;
+    const ticketsEach = result.tickets / result.payments;
     // The request floor: the same HTTP, middleware and authentication, nothing signed or written.
     const floorCpu = process.cpuUsage();
     const floor = await run('floor', Math.ceil(PAYMENTS / STREAMS), 'floor');
@@ -251,10 +267,14 @@ async function main() {
           `generate-live-payment (${STREAMS} streams, ${result.payments} payments, ${(result.tickets / result.payments).toFixed(2)} tickets each)`,
           paymentsPerSecond,
         ) +
-        `payments/s ÷ (libsecp256k1 signatures/s ÷ 2): ${(paymentsPerSecond / (libsecpPerSecond / 2)).toFixed(2)} of the signing ceiling\n` +
+        `payments/s ÷ (libsecp256k1 signatures/s ÷ tickets per payment): ${(paymentsPerSecond / (libsecpPerSecond / ticketsEach)).toFixed(2)} of the signing ceiling\n` +
         `per CPU-second: libsecp256k1 ${libsecp.cpu.toFixed(0)} signatures, ethers ${ethers.cpu.toFixed(0)}, ` +
         `payments ${paymentsPerCpuSecond.toFixed(0)} (tollhouse's threads, not the load generator's nor PostgreSQL's; ` +
-        `${((1e6 * tollhouseCpuSeconds) / result.payments).toFixed(0)} µs each) = ${(paymentsPerCpuSecond / (libsecp.cpu / 2)).toFixed(2)} of the signing ceiling\n` +
+        `${((1e6 * tollhouseCpuSeconds) / result.payments).toFixed(0)} µs each) = ${(paymentsPerCpuSecond / (libsecp.cpu / ticketsEach)).toFixed(2)} of the signing ceiling\n` +
+        `load generator: ${(result.cpuMicros / result.payments).toFixed(0)} µs of CPU per payment` +
+        (postgresSeconds === null
+          ? '\n'
+          : `; PostgreSQL backends: ${((1e6 * postgresSeconds) / result.payments).toFixed(0)} µs\n`) +
         `request floor (GET /signer/discover-orchestrators, same auth): ${(floor.payments / floor.seconds).toFixed(0)} /s, ` +
         `${((1e6 * floorCpuSeconds) / floor.payments).toFixed(0)} µs of tollhouse CPU each\n`,
     );

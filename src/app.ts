@@ -190,6 +190,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     createRemoteSigner({
       db: database.db,
       log,
+      secrets,
       config: config.signer.remote,
       signer,
       recorder: metering.recorder,

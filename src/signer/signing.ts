@@ -1,23 +1,20 @@
 // EIP-191 personal-sign for the payment signer's hot path, on bitcoin-core's libsecp256k1
 // (tiny-secp256k1 v2: the C library compiled to WebAssembly, no install scripts). It signs
 // ~3× faster than ethers' pure-JS secp256k1 here (bench/signer-payments.ts), and a payment
-// costs two signatures. ECDSA with RFC 6979 deterministic nonces and low-S normalisation is
+// costs one signature per ticket. ECDSA with RFC 6979 deterministic nonces and low-S normalisation is
 // one function of (key, digest), so the bytes are exactly ethers' Wallet.signMessage — a test
 // (test/signer/remote-vectors.test.ts) asserts it. ethers still opens the keystore.
 import { Worker } from 'node:worker_threads';
-import { getBytes, keccak256 } from 'ethers';
+import { getBytes } from 'ethers';
 import { signRecoverable } from 'tiny-secp256k1';
+import { keccak256Bytes } from './keccak.ts';
 
-const PREFIX = new TextEncoder().encode('\x19Ethereum Signed Message:\n');
+const ENCODER = new TextEncoder();
+const PREFIX = ENCODER.encode('\x19Ethereum Signed Message:\n');
 
 /** keccak256("\x19Ethereum Signed Message:\n" ‖ decimal length ‖ message), as 32 bytes. */
 export function eip191Digest(message: Uint8Array): Uint8Array {
-  const length = new TextEncoder().encode(String(message.length));
-  const packed = new Uint8Array(PREFIX.length + length.length + message.length);
-  packed.set(PREFIX, 0);
-  packed.set(length, PREFIX.length);
-  packed.set(message, PREFIX.length + length.length);
-  return getBytes(keccak256(packed));
+  return keccak256Bytes(PREFIX, ENCODER.encode(String(message.length)), message);
 }
 
 /**

@@ -252,6 +252,57 @@ describe('malformed requests', () => {
 });
 
 describe('state', () => {
+  it('refuses a state signed like go-livepeer would (EIP-191), even by the signer key', async () => {
+    const state = await session();
+    const info = await orch.info();
+    const json = JSON.parse(Buffer.from(state.State, 'base64').toString()) as Record<
+      string,
+      unknown
+    >;
+    json.Balance = '1000000000000000000';
+    const tampered = Buffer.from(JSON.stringify(json));
+    const sig = Buffer.from((await world.account.wallet.signMessage(tampered)).slice(2), 'hex');
+    await refused(
+      () =>
+        pay(
+          paymentBody(
+            info,
+            { ManifestID: 'm1', inPixels: 1000 },
+            { State: tampered.toString('base64'), Sig: sig.toString('base64') },
+          ),
+        ),
+      400,
+      /invalid sig/,
+    );
+  });
+
+  it('accepts the state it handed out last whatever seals it (states from before an upgrade)', async () => {
+    const state = await session();
+    const info = await orch.info();
+    // What an older tollhouse handed out: the same JSON with an EIP-191 signature, recorded
+    // as the session's last state digest.
+    const json = Buffer.from(state.State, 'base64');
+    const sig = Buffer.from((await world.account.wallet.signMessage(json)).slice(2), 'hex');
+    const stateId = (JSON.parse(json.toString()) as { StateID: string }).StateID;
+    await sql`update signer_sessions
+      set last_state_digest = encode(sha256(${Buffer.concat([json, sig])}), 'hex')
+      where state_id = ${stateId}`.execute(world.handle.db);
+    const res = await pay(
+      paymentBody(
+        info,
+        { ManifestID: 'm1', inPixels: 1_000_000 },
+        { State: state.State, Sig: sig.toString('base64') },
+      ),
+    );
+    expect(res.status).toBe(200);
+    // …and only the one handed out last: the HMAC-sealed copy is no longer current.
+    await refused(
+      () => pay(paymentBody(info, { ManifestID: 'm1', inPixels: 1_000_000 }, state)),
+      400,
+      /replayed/,
+    );
+  });
+
   it('refuses a forged state (signed by another key) and a tampered one', async () => {
     const state = await session();
     const info = await orch.info();

@@ -249,7 +249,7 @@ export function receivePayment(
       auxData: aux,
     };
     const sig = hexlify(sp.sig);
-    const recovered = verifyMessage(getBytes(ticketHash(ticket)), sig);
+    const recovered = verifyMessage(ticketHash(ticket), sig);
     if (recovered !== signerAddress) throw new Error(`ticket signed by ${recovered}`);
     return {
       recipient: hexlify(ticket.recipient),

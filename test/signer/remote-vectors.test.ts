@@ -49,7 +49,7 @@ describe('ticket hash', () => {
         recipientRandHash: new Uint8Array(32),
         auxData: new Uint8Array(0),
       });
-      expect(hash).toBe(v.hash);
+      expect(hexlify(hash)).toBe(v.hash);
     },
   );
 

@@ -7,6 +7,7 @@ import type { Authenticator } from '../../platform/auth.ts';
 import type { Database } from '../../platform/db.ts';
 import type { Router } from '../../platform/http.ts';
 import type { Logger } from '../../platform/log.ts';
+import type { Secrets } from '../../platform/secrets.ts';
 import type { SpendGate } from '../../platform/spend.ts';
 import type { Signer } from '../service.ts';
 import { createPayers } from './payers.ts';
@@ -25,6 +26,8 @@ export interface RemoteSignerDeps {
   authenticator: Authenticator;
   spend: SpendGate;
   router: Router;
+  /** Seals the payment state handed to gateways (HMAC under TOLLHOUSE_SECRET). */
+  secrets: Pick<Secrets, 'hmacBytes'>;
   /** The front door's streams (gateway), for shared gateway credentials; null without one. */
   streams: StreamDirectory | null;
   clock?: () => Date;
@@ -39,6 +42,7 @@ export function createRemoteSigner(deps: RemoteSignerDeps): RemoteSignerService 
     snapshot: () => deps.signer.snapshot(),
     recorder: deps.recorder,
     wire: createWire(),
+    secrets: deps.secrets,
     clock: deps.clock,
   });
   remoteSignerRoutes(deps.router, {

@@ -1,6 +1,7 @@
 // Tickets as go-livepeer's pm package builds them (LIVEPEER.md §3.1): the packed hash the
 // TicketBroker recomputes on-chain, the 64-byte auxData, and the expected value.
-import { getBytes, keccak256 } from 'ethers';
+import { getBytes } from 'ethers';
+import { keccak256Bytes } from '../keccak.ts';
 import { rat } from './rational.ts';
 import type { Rational } from './rational.ts';
 
@@ -54,7 +55,7 @@ export function auxData(creationRound: bigint, creationRoundBlockHash: Uint8Arra
 }
 
 /** keccak256(abi.encodePacked(recipient, sender, faceValue, winProb, senderNonce, recipientRandHash, auxData)). */
-export function ticketHash(t: Ticket): string {
+export function ticketHash(t: Ticket): Uint8Array {
   const packed = new Uint8Array(20 + 20 + 32 * 4 + t.auxData.length);
   packed.set(t.recipient, 0);
   packed.set(t.sender, 20);
@@ -63,7 +64,7 @@ export function ticketHash(t: Ticket): string {
   packed.set(word(t.senderNonce), 104);
   packed.set(t.recipientRandHash, 136);
   packed.set(t.auxData, 168);
-  return keccak256(packed);
+  return keccak256Bytes(packed);
 }
 
 /** faceValue × winProb / (2^256 − 1), exact (go-livepeer pm.TicketParams.EV). */
