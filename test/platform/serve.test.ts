@@ -17,20 +17,24 @@ const SHUTDOWN_LIMIT_MS = 10_000;
 describe('graceful shutdown (in process)', () => {
   it('finishes in-flight requests, refuses new connections and fails readiness first', async () => {
     let release = () => {};
+    let entered = () => {};
+    const inside = new Promise<void>((resolve) => (entered = resolve));
     const t = await startTestApp({
       beforeStart(app) {
         defineRoute(
           app.router,
           { method: 'get', path: '/test/slow', response: z.object({ done: z.boolean() }) },
           async () => {
-            await new Promise<void>((resolve) => (release = resolve));
+            const released = new Promise<void>((resolve) => (release = resolve));
+            entered();
+            await released;
             return { done: true };
           },
         );
       },
     });
     const inFlight = fetch(`${t.url}/test/slow`);
-    await new Promise((r) => setTimeout(r, 100)); // the request is now inside the handler
+    await inside; // the request is now inside the handler (a fixed sleep raced a busy machine)
 
     t.app.lifecycle.shuttingDown = true;
     const ready = await fetch(`${t.url}/readyz`);
