@@ -264,10 +264,13 @@ export function fields(form: Form, name: string): string[] {
   return (Array.isArray(value) ? value : [value]).map((v) => v.trim()).filter(Boolean);
 }
 
-/** A textarea with one entry per line (or comma-separated). */
-export function lines(form: Form, name: string): string[] {
+/**
+ * A textarea with one entry per line, or comma-separated unless `commas` is false: a comma is
+ * legal inside a URI (RFC 3986 sub-delims), so lists of redirect URIs split on newlines only.
+ */
+export function lines(form: Form, name: string, { commas = true } = {}): string[] {
   return field(form, name)
-    .split(/[\n,]/)
+    .split(commas ? /[\n,]/ : /\n/)
     .map((v) => v.trim())
     .filter(Boolean);
 }

@@ -156,6 +156,31 @@ export function table(
   </div>`;
 }
 
+/** The `scopes` checkboxes of a form: one per offered scope, the selected ones ticked. */
+export function scopeChoices(
+  legend: string,
+  offered: readonly string[],
+  selected: readonly string[],
+  hint: string,
+): Html {
+  return html`<fieldset>
+    <legend>${legend}</legend>
+    ${offered.map(
+      (s) =>
+        html`<label
+          ><input
+            type="checkbox"
+            name="scopes"
+            value="${s}"
+            ${selected.includes(s) ? html` checked` : ''}
+          />
+          ${s}</label
+        >`,
+    )}
+    <p class="hint">${hint}</p>
+  </fieldset>`;
+}
+
 // Grace periods offered when rotating a key's or an app's secret: the old secret keeps working
 // this long, so whatever uses it can be redeployed with the new one.
 const GRACE_CHOICES = [

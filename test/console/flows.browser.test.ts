@@ -12,6 +12,7 @@ import { startFakeStripe } from '../support/fake-stripe.ts';
 import type { FakeStripe } from '../support/fake-stripe.ts';
 import {
   HAVE_CHROMIUM,
+  authorize,
   createAccount,
   expectAccessible,
   launch,
@@ -189,7 +190,9 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
     await expectAccessible(page);
     await page.getByLabel('Name').fill('Customer portal');
     await page.getByLabel(/Web: server-side/).check();
-    await page.getByLabel('Redirect URIs').fill('https://portal.example.com/callback');
+    await page
+      .getByLabel('Redirect URIs', { exact: true })
+      .fill('https://portal.example.com/callback');
     await page.getByLabel('Allowed origins (CORS)').fill('https://portal.example.com');
     await page.getByRole('button', { name: 'Register app' }).click();
     const secret = (await page.locator('#new-secret').textContent())!.trim();
@@ -211,6 +214,51 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
     await page.goto(`${t.url}/console/apps`);
     await expect(page.getByRole('row', { name: /Customer portal/ }).count()).resolves.toBe(1);
     await expect(page.content()).resolves.not.toContain(secret);
+
+    // It edits the app's redirect URIs on the app's page; the form shows what was saved and
+    // the authorization endpoint accepts the new URI (and no longer the replaced one).
+    await page
+      .getByRole('row', { name: /Customer portal/ })
+      .getByRole('link', { name: /Edit/ })
+      .click();
+    await page.waitForURL(`${t.url}/console/apps/${owned!.id}`);
+    await expectAccessible(page);
+    const redirects = page.getByLabel('Redirect URIs', { exact: true });
+    await expect(redirects.inputValue()).resolves.toBe('https://portal.example.com/callback');
+    await redirects.fill(
+      'https://portal.example.com/auth/callback\nhttp://localhost:8080/callback',
+    );
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.waitForURL(`${t.url}/console/apps/${owned!.id}?done=saved`);
+    await expect(page.getByRole('status').first().textContent()).resolves.toContain(
+      'The changes are saved.',
+    );
+    await expect(page.getByLabel('Redirect URIs', { exact: true }).inputValue()).resolves.toBe(
+      'https://portal.example.com/auth/callback\nhttp://localhost:8080/callback',
+    );
+    await expectAccessible(page);
+    await screenshot(page, 'app-edit');
+    expect((await t.app.identity.apps.get(owned!.id)).redirectUris).toEqual([
+      'https://portal.example.com/auth/callback',
+      'http://localhost:8080/callback',
+    ]);
+    const accepted = await authorize(t, owned!.clientId, 'http://localhost:8080/callback');
+    expect(accepted.status).toBe(303);
+    expect(accepted.location).not.toContain('error=');
+    const replaced = await authorize(t, owned!.clientId, 'https://portal.example.com/callback');
+    expect(replaced.status).toBe(400);
+    // A refused edit shows the API's reason and keeps what was typed.
+    await page
+      .getByLabel('Redirect URIs', { exact: true })
+      .fill('http://portal.example.com/callback');
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await expect(page.getByRole('alert').textContent()).resolves.toContain(
+      'http is only allowed for loopback addresses',
+    );
+    await expect(page.getByLabel('Redirect URIs', { exact: true }).inputValue()).resolves.toBe(
+      'http://portal.example.com/callback',
+    );
+    await expectAccessible(page);
     await page.context().close();
   });
 
@@ -344,7 +392,9 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
     await visit(operator, `${t.url}/console/apps`, 'apps');
     await operator.getByLabel('Name').fill('Storefront');
     await operator.getByLabel(/Web: server-side/).check();
-    await operator.getByLabel('Redirect URIs').fill('https://shop.example.com/callback');
+    await operator
+      .getByLabel('Redirect URIs', { exact: true })
+      .fill('https://shop.example.com/callback');
     await operator.getByRole('button', { name: 'Register app' }).click();
     await expect(operator.locator('#new-secret').textContent()).resolves.toMatch(/^thcs_/);
     await expectAccessible(operator);

@@ -161,3 +161,27 @@ export async function post(
     text: await response.text(),
   };
 }
+
+/**
+ * The authorization endpoint's first answer for `clientId` and `redirectUri` (code flow, PKCE
+ * S256): a redirect into sign-in when it accepts the redirect URI, a 400 page when it does not.
+ */
+export async function authorize(t: TestApp, clientId: string, redirectUri: string) {
+  const url = new URL(`${t.url}/oidc/auth`);
+  url.search = new URLSearchParams({
+    client_id: clientId,
+    redirect_uri: redirectUri,
+    response_type: 'code',
+    scope: 'openid',
+    state: 'console-test',
+    // Any well-formed S256 challenge: the flow is not finished here.
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+    code_challenge_method: 'S256',
+  }).toString();
+  const response = await fetch(url, { redirect: 'manual' });
+  return {
+    status: response.status,
+    location: response.headers.get('location'),
+    text: await response.text(),
+  };
+}

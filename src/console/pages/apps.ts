@@ -1,8 +1,16 @@
 // Apps (OIDC clients): list, create (redirect URIs, origins; the secret is shown once, with a
-// copy button), rotate a confidential app's secret with a grace period, disable and enable.
+// copy button), edit an app's name, redirect URIs, origins and scopes on its own page, rotate a
+// confidential app's secret with a grace period, disable and enable.
 // Through /v1/apps: a customer sees and manages its own account's apps, an operator every app.
-import { apiMessage, field, lines, ok } from '../framework.ts';
-import type { ActionContext, PageContext, PageResult, createFramework } from '../framework.ts';
+import { SCOPES } from '../../platform/auth.ts';
+import { apiMessage, field, fields, lines, ok } from '../framework.ts';
+import type {
+  ActionContext,
+  Form,
+  PageContext,
+  PageResult,
+  createFramework,
+} from '../framework.ts';
 import { html } from '../html.ts';
 import type { Html } from '../html.ts';
 import {
@@ -11,6 +19,7 @@ import {
   graceSeconds,
   graceSelect,
   notice,
+  scopeChoices,
   secretReveal,
   table,
   when,
@@ -24,11 +33,13 @@ interface AppView {
   name: string;
   kind: 'public' | 'web' | 'machine';
   redirect_uris: string[];
+  post_logout_redirect_uris: string[];
   allowed_origins: string[];
   scopes: string[];
   status: 'active' | 'disabled';
   previous_secret_expires_at: string | null;
   created_at: string;
+  updated_at: string;
 }
 
 const KINDS = [
@@ -49,6 +60,28 @@ interface FormState {
   origins: string;
 }
 
+/** What the edit form shows: the saved values, or what was typed when the API refused it. */
+interface EditState {
+  name: string;
+  redirects: string;
+  postLogout: string;
+  origins: string;
+  scopes: string[];
+}
+
+const EDIT_DONE: Record<string, string> = {
+  saved: 'The changes are saved.',
+};
+
+// PATCH /v1/apps/{id} fields the edit form sends, by form field name. A field the form did not
+// send is left out of the PATCH (unchanged). Redirect URIs split on newlines only (a comma is
+// legal in them); an origin cannot contain one.
+const URI_FIELDS = [
+  ['redirect_uris', false],
+  ['post_logout_redirect_uris', false],
+  ['allowed_origins', true],
+] as const;
+
 const APP_ID = /^app_[0-9A-Za-z]{22}$/;
 
 export function appPages(framework: ReturnType<typeof createFramework>): void {
@@ -65,7 +98,7 @@ export function appPages(framework: ReturnType<typeof createFramework>): void {
       origins: field(ac.form, 'allowed_origins'),
     };
     const body: Record<string, unknown> = { name: state.name, kind: state.kind };
-    const redirects = lines(ac.form, 'redirect_uris');
+    const redirects = lines(ac.form, 'redirect_uris', { commas: false });
     const origins = lines(ac.form, 'allowed_origins');
     if (redirects.length > 0) body.redirect_uris = redirects;
     if (origins.length > 0) body.allowed_origins = origins;
@@ -101,6 +134,170 @@ export function appPages(framework: ReturnType<typeof createFramework>): void {
     if (response.status !== 200) return render(ac, { error: apiMessage(response), status: 400 });
     return { redirect: `/console/apps?done=${status}` };
   });
+
+  // The app's page: what cannot change (kind, client id) and the edit form, filled in.
+  framework.page('/console/apps/:id', async (pc) => {
+    const app = await findApp(pc, pc.ctx.params.id!);
+    if (app === null) return notFound();
+    return renderApp(pc, app, { state: saved(app), success: doneMessage(pc.ctx.query, EDIT_DONE) });
+  });
+
+  framework.action('/console/apps/:id', async (ac) => {
+    const id = ac.ctx.params.id!;
+    if (!APP_ID.test(id)) return notFound();
+    const response = await ac.api('PATCH', `/v1/apps/${id}`, patchOf(ac.form));
+    if (response.status === 200) return { redirect: `/console/apps/${id}?done=saved` };
+    // Another account's app answers 404 like a missing one; nothing of it is shown.
+    const app = response.status === 404 ? null : await findApp(ac, id);
+    if (app === null) return notFound();
+    return renderApp(ac, app, {
+      error: apiMessage(response),
+      status: 400,
+      state: typed(ac.form, saved(app)),
+    });
+  });
+}
+
+async function findApp(pc: PageContext, id: string): Promise<AppView | null> {
+  if (!APP_ID.test(id)) return null;
+  const response = await pc.api('GET', `/v1/apps/${id}`);
+  if (response.status === 404) return null;
+  return ok(response).body as AppView;
+}
+
+function notFound(): PageResult {
+  return {
+    title: 'App not found',
+    active: 'apps',
+    status: 404,
+    body: html`<p>There is no such app on your account.</p>
+      <p><a href="/console/apps">All apps</a></p>`,
+  };
+}
+
+/** The PATCH body of an edit form: only the fields it sent. */
+function patchOf(form: Form): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  if (form.name !== undefined) body.name = field(form, 'name');
+  for (const [name, commas] of URI_FIELDS) {
+    if (form[name] !== undefined) body[name] = lines(form, name, { commas });
+  }
+  // The form always carries an empty `scopes` beside its checkboxes, so "none ticked" still
+  // arrives (unticked checkboxes send nothing).
+  if (form.scopes !== undefined) body.scopes = fields(form, 'scopes');
+  return body;
+}
+
+function saved(app: AppView): EditState {
+  return {
+    name: app.name,
+    redirects: app.redirect_uris.join('\n'),
+    postLogout: app.post_logout_redirect_uris.join('\n'),
+    origins: app.allowed_origins.join('\n'),
+    scopes: app.scopes,
+  };
+}
+
+/** What was typed, for fields the form sent; the saved value for the others. */
+function typed(form: Form, fallback: EditState): EditState {
+  const text = (name: string, otherwise: string) =>
+    form[name] === undefined ? otherwise : field(form, name);
+  return {
+    name: text('name', fallback.name),
+    redirects: text('redirect_uris', fallback.redirects),
+    postLogout: text('post_logout_redirect_uris', fallback.postLogout),
+    origins: text('allowed_origins', fallback.origins),
+    scopes: form.scopes === undefined ? fallback.scopes : fields(form, 'scopes'),
+  };
+}
+
+function renderApp(
+  pc: PageContext,
+  app: AppView,
+  options: { state: EditState; error?: string; success?: string | null; status?: number },
+): PageResult {
+  // The console does not grant an app the admin scope (that stays a deliberate API call); an app
+  // that has it keeps it ticked, so saving other changes does not drop it.
+  const offered = SCOPES.filter((s) => s !== 'admin' || app.scopes.includes('admin'));
+  const { state } = options;
+  const body = html`${notice('error', options.error ?? null)}
+    ${notice('success', options.success ?? null)}
+    <section class="card" aria-labelledby="app-facts">
+      <h2 id="app-facts">Registration</h2>
+      <dl class="facts">
+        <dt>Client id</dt>
+        <dd><code>${app.client_id}</code></dd>
+        <dt>Kind</dt>
+        <dd>${app.kind}</dd>
+        ${
+          pc.viewer.isAdmin
+            ? html`<dt>Owner</dt>
+                <dd><code>${app.owner_account_id}</code></dd>`
+            : ''
+        }
+        <dt>Status</dt>
+        <dd>
+          <span class="badge ${app.status === 'active' ? 'good' : 'bad'}">${app.status}</span>
+        </dd>
+        <dt>Created</dt>
+        <dd>${when(app.created_at)}</dd>
+        <dt>Last changed</dt>
+        <dd>${when(app.updated_at)}</dd>
+      </dl>
+    </section>
+    <section class="card" aria-labelledby="edit-app">
+      <h2 id="edit-app">Edit</h2>
+      <form method="post" action="/console/apps/${app.id}">
+        ${csrfField(pc.viewer)}
+        <label for="edit-name">Name</label>
+        <input
+          id="edit-name"
+          name="name"
+          type="text"
+          required
+          maxlength="100"
+          value="${state.name}"
+        />
+        ${uriField(
+          'edit-redirects',
+          'redirect_uris',
+          'Redirect URIs',
+          'One per line, matched exactly. https, or http for localhost only. Needed for public and web apps.',
+          state.redirects,
+        )}
+        ${uriField(
+          'edit-post-logout',
+          'post_logout_redirect_uris',
+          'Post-logout redirect URIs',
+          'One per line: where the app may send users after signing out.',
+          state.postLogout,
+        )}
+        ${uriField(
+          'edit-origins',
+          'allowed_origins',
+          'Allowed origins (CORS)',
+          'One per line, such as https://app.example.com.',
+          state.origins,
+        )}
+        <input type="hidden" name="scopes" value="" />
+        ${scopeChoices(
+          'Scopes',
+          offered,
+          state.scopes,
+          "What the app's tokens may do: a token never gets more than these.",
+        )}
+        <div><button type="submit">Save changes</button></div>
+      </form>
+    </section>
+    <p><a href="/console/apps">All apps</a></p>`;
+  return { title: `App “${app.name}”`, active: 'apps', body, status: options.status };
+}
+
+/** A labelled textarea of URIs, one per line, with its hint read along. */
+function uriField(id: string, name: string, label: string, hint: string, value: string): Html {
+  return html`<label for="${id}">${label}</label>
+    <p class="hint" id="${id}-hint">${hint}</p>
+    <textarea id="${id}" name="${name}" aria-describedby="${id}-hint">${value}</textarea>`;
 }
 
 async function render(
@@ -186,6 +383,9 @@ function actions(viewer: Viewer, a: AppView): Html {
   const next = a.status === 'active' ? 'disabled' : 'active';
   const grace = `grace-${a.id}`;
   return html`<div class="actions">
+    <a class="button secondary small" href="/console/apps/${a.id}"
+      >Edit<span class="sr"> ${a.name}</span></a
+    >
     ${
       a.kind === 'public'
         ? ''
@@ -224,12 +424,20 @@ function createForm(viewer: Viewer, state: FormState): Html {
         <legend>Kind</legend>
         ${KINDS.map(([kind, text]) => html`<label><input type="radio" name="kind" value="${kind}" ${state.kind === kind ? html` checked` : ''} /> ${text}</label>`)}
       </fieldset>
-      <label for="app-redirects">Redirect URIs</label>
-      <p class="hint" id="app-redirects-hint">One per line. Needed for public and web apps.</p>
-      <textarea id="app-redirects" name="redirect_uris" aria-describedby="app-redirects-hint">
-${state.redirects}</textarea>
-      <label for="app-origins">Allowed origins (CORS)</label>
-      <textarea id="app-origins" name="allowed_origins">${state.origins}</textarea>
+      ${uriField(
+        'app-redirects',
+        'redirect_uris',
+        'Redirect URIs',
+        'One per line. Needed for public and web apps.',
+        state.redirects,
+      )}
+      ${uriField(
+        'app-origins',
+        'allowed_origins',
+        'Allowed origins (CORS)',
+        'One per line, such as https://app.example.com.',
+        state.origins,
+      )}
       <div><button type="submit">Register app</button></div>
     </form>
   </section>`;

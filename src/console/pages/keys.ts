@@ -11,6 +11,7 @@ import {
   graceSeconds,
   graceSelect,
   notice,
+  scopeChoices,
   secretReveal,
   table,
   when,
@@ -226,22 +227,12 @@ function createForm(viewer: Viewer, state: FormState): Html {
           Browser (public, limited to your web origins)</label
         >
       </fieldset>
-      <fieldset>
-        <legend>Scopes (backend keys)</legend>
-        ${SCOPES.filter((s) => s !== 'admin').map(
-          (s) =>
-            html`<label
-              ><input
-                type="checkbox"
-                name="scopes"
-                value="${s}"
-                ${state.scopes.includes(s) ? html` checked` : ''}
-              />
-              ${s}</label
-            >`,
-        )}
-        <p class="hint">Browser keys always have only the gateway scope.</p>
-      </fieldset>
+      ${scopeChoices(
+        'Scopes (backend keys)',
+        SCOPES.filter((s) => s !== 'admin'),
+        state.scopes,
+        'Browser keys always have only the gateway scope.',
+      )}
       <label for="key-origins">Allowed origins</label>
       <p class="hint" id="key-origins-hint">
         One per line, such as https://app.example.com. Required for browser keys.
