@@ -485,7 +485,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     name: 'SIGNER_SHARED_CREDENTIALS',
-    doc: 'API key ids (key_…) or OIDC client ids of shared gateway credentials: their payments are metered to, and spend-checked against, the owner of the stream the ManifestID names. Unset: none.',
+    doc: 'API key ids (key_…) or OIDC client ids of shared gateway credentials: their payments are metered to, and spend-checked against, the owner of the stream the Tollhouse-Stream header names. Unset: none.',
     schema: z
       .string()
       .transform((v) =>

@@ -1,8 +1,10 @@
-// A go-livepeer gateway shared by many customers sends its own key on every payment
-// (-remoteSignerHeaders). With that key in SIGNER_SHARED_CREDENTIALS, each payment belongs to
-// the owner of the stream its ManifestID names (a stream issued by /v1/streams): metered to
-// that account, spend-checked against it, its session owned by it — end to end over HTTP, on
-// anvil, with real keys and streams.
+// A gateway shared by many customers sends its own key on every payment. With that key in
+// SIGNER_SHARED_CREDENTIALS, each payment belongs to the owner of the stream its
+// Tollhouse-Stream header names (a stream issued by /v1/streams): metered to that account,
+// spend-checked against it, its session owned by it — end to end over HTTP, on anvil, with real
+// keys and streams. The ManifestID stays what go-livepeer puts there (none on a session's first
+// payment, then the orchestrator's own random job id) and names no stream.
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PaymentRequired } from '../../src/platform/spend.ts';
 import type { TestApp } from '../support/app.ts';
@@ -72,24 +74,32 @@ afterAll(async () => {
   await world?.close();
 });
 
-const pay = (body: unknown, secret = gateway.secret) =>
-  call(shared, 'POST', '/signer/generate-live-payment', { headers: bearer(secret), body });
+const pay = (body: unknown, stream?: string, secret = gateway.secret) =>
+  call(shared, 'POST', '/signer/generate-live-payment', {
+    headers: { ...bearer(secret), ...(stream === undefined ? {} : { 'Tollhouse-Stream': stream }) },
+    body,
+  });
+// The orchestrator's job id (server/ai_http.go: a RandomManifestID), as go-livepeer sends it.
+const orchestratorMid = () => randomBytes(4).toString('hex');
 const eventsOf = async (accountId: string) =>
   (await signerUsageEvents(world.handle)).filter((e) => e.account_id === accountId);
 
 describe('a shared gateway credential', () => {
-  it("meters each payment to the stream owner named by the ManifestID, across the stream's session", async () => {
+  it("meters each payment to the stream owner the Tollhouse-Stream header names, across the stream's session", async () => {
     const [alice] = customers;
     const info = await orch.info({ pricePerUnit: 1000n });
-    const first = await pay(
-      paymentBody(info, { ManifestID: alice!.streamId, inPixels: 1_500_000_000 }),
-    );
+    // go-livepeer's sequence: no ManifestID with the job request, then the orchestrator's id.
+    const first = await pay(paymentBody(info, { inPixels: 1_500_000_000 }), alice!.streamId);
     expect(first.status).toBe(200);
     receivePayment(world.wire, first.body.payment, world.account.wallet.address);
+    const mid = orchestratorMid();
     const second = await pay(
-      paymentBody(info, { ManifestID: alice!.streamId, inPixels: 1_500_000_000 }, first.body.state),
+      paymentBody(info, { ManifestID: mid, inPixels: 1_500_000_000 }, first.body.state),
+      alice!.streamId,
     );
     expect(second.status).toBe(200);
+    const segCreds = world.wire.decode('SegData', Buffer.from(second.body.segCreds, 'base64'));
+    expect(Buffer.from(segCreds.manifestId as Uint8Array).toString()).toBe(mid);
 
     const state = JSON.parse(Buffer.from(second.body.state.State, 'base64').toString()) as {
       StateID: string;
@@ -103,12 +113,12 @@ describe('a shared gateway credential', () => {
       expect(e).toMatchObject({ account_id: alice!.accountId, key_id: alice!.keyId });
       expect(e.attributes).toMatchObject({
         streamId: alice!.streamId,
-        manifestId: alice!.streamId,
         callerKeyId: gateway.keyId,
         callerAccountId: gateway.accountId,
         authId: gateway.keyId,
       });
     }
+    expect(events[1]!.attributes).toMatchObject({ manifestId: mid });
     expect(await eventsOf(gateway.accountId)).toEqual([]);
     const session = (await sessionRows(world.handle)).find((r) => r.state_id === state.StateID);
     expect(session?.account_id).toBe(alice!.accountId);
@@ -117,7 +127,8 @@ describe('a shared gateway credential', () => {
   it('also finds the stream by its stream key', async () => {
     const [, bob] = customers;
     const res = await pay(
-      paymentBody(await orch.info(), { ManifestID: bob!.streamKey, inPixels: 1_500_000_000 }),
+      paymentBody(await orch.info(), { inPixels: 1_500_000_000 }),
+      ` ${bob!.streamKey} `,
     );
     expect(res.status).toBe(200);
     const events = await eventsOf(bob!.accountId);
@@ -132,7 +143,8 @@ describe('a shared gateway credential', () => {
     refused.add(alice!.accountId);
     try {
       const res = await pay(
-        paymentBody(await orch.info(), { ManifestID: alice!.streamId, inPixels: 1_500_000_000 }),
+        paymentBody(await orch.info(), { inPixels: 1_500_000_000 }),
+        alice!.streamId,
       );
       expect(res.status).toBe(402);
       expect(res.body).toEqual({ error: { message: 'Spend limit reached for this month' } });
@@ -146,7 +158,8 @@ describe('a shared gateway credential', () => {
     refused.add(gateway.accountId);
     try {
       const res = await pay(
-        paymentBody(await orch.info(), { ManifestID: bob!.streamId, inPixels: 1_500_000_000 }),
+        paymentBody(await orch.info(), { inPixels: 1_500_000_000 }),
+        bob!.streamId,
       );
       expect(res.status).toBe(200);
       const info = await call(shared, 'POST', '/signer/sign-orchestrator-info', {
@@ -158,14 +171,22 @@ describe('a shared gateway credential', () => {
     }
   });
 
-  it('refuses (403) a ManifestID that is no active stream, and an empty one, signing nothing', async () => {
+  it('refuses (403) a Tollhouse-Stream that is no active stream, and none at all, signing nothing', async () => {
     const before = (await signerUsageEvents(world.handle)).length;
     const sessionsBefore = (await sessionRows(world.handle)).length;
     const info = await orch.info();
-    for (const ManifestID of ['str_notastream', 'stk_nope', 'my-own-stream', '']) {
-      const res = await pay(paymentBody(info, { ManifestID, inPixels: 1_500_000_000 }));
-      expect(res.status, ManifestID).toBe(403);
-      expect(res.body.error.message).toMatch(/stream/);
+    for (const stream of ['str_notastream', 'stk_nope', 'my-own-stream', '']) {
+      const res = await pay(paymentBody(info, { inPixels: 1_500_000_000 }), stream);
+      expect(res.status, stream).toBe(403);
+      expect(res.body.error.message).toMatch(/Tollhouse-Stream/);
+    }
+    // What a go-livepeer gateway sends: no header, the ManifestID absent, then the
+    // orchestrator's id — even one equal to a stream id names no payer.
+    const [alice] = customers;
+    for (const extra of [{}, { ManifestID: orchestratorMid() }, { ManifestID: alice!.streamId }]) {
+      const res = await pay(paymentBody(info, { ...extra, inPixels: 1_500_000_000 }));
+      expect(res.status).toBe(403);
+      expect(res.body.error.message).toMatch(/go-livepeer gateways send none/);
     }
     // A revoked stream is no stream (looked up for the first time here).
     const owner = await newAccount(world.t);
@@ -178,9 +199,7 @@ describe('a shared gateway credential', () => {
       headers: bearer(key.secret),
     });
     expect(revoked.status).toBe(200);
-    const res = await pay(
-      paymentBody(info, { ManifestID: created.body.id, inPixels: 1_500_000_000 }),
-    );
+    const res = await pay(paymentBody(info, { inPixels: 1_500_000_000 }), created.body.id);
     expect(res.status).toBe(403);
     expect((await signerUsageEvents(world.handle)).length).toBe(before);
     expect((await sessionRows(world.handle)).length).toBe(sessionsBefore);
@@ -189,12 +208,15 @@ describe('a shared gateway credential', () => {
   it("refuses (403) to carry one owner's session over to another owner's stream", async () => {
     const [alice, bob] = customers;
     const info = await orch.info();
-    const first = await pay(
-      paymentBody(info, { ManifestID: alice!.streamId, inPixels: 1_500_000_000 }),
-    );
+    const first = await pay(paymentBody(info, { inPixels: 1_500_000_000 }), alice!.streamId);
     expect(first.status).toBe(200);
     const moved = await pay(
-      paymentBody(info, { ManifestID: bob!.streamId, inPixels: 1_500_000_000 }, first.body.state),
+      paymentBody(
+        info,
+        { ManifestID: orchestratorMid(), inPixels: 1_500_000_000 },
+        first.body.state,
+      ),
+      bob!.streamId,
     );
     expect(moved.status).toBe(403);
     expect(moved.body.error.message).toMatch(/another account/);
@@ -202,11 +224,12 @@ describe('a shared gateway credential', () => {
 });
 
 describe('a credential that is not shared', () => {
-  it("pays for itself whatever stream the ManifestID names (no one else's account is charged)", async () => {
+  it("pays for itself whatever stream it names (no one else's account is charged)", async () => {
     const [alice, bob] = customers;
     const before = (await eventsOf(bob!.accountId)).length;
     const res = await pay(
       paymentBody(await orch.info(), { ManifestID: bob!.streamId, inPixels: 1_500_000_000 }),
+      bob!.streamId,
       alice!.secret,
     );
     expect(res.status).toBe(200);

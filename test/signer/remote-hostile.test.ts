@@ -204,11 +204,11 @@ describe('malformed requests', () => {
         pay(
           paymentBody(await orch.info(), {
             type: 'live',
-            maxPrice: { price: '1', unit: 'pixels' },
+            maxPrice: { price: '1', currency: 'wei', unit: 'pixels' },
           }),
         ),
       400,
-      /maxPrice unit must be seconds/,
+      /^maxPrice\.unit must be seconds for payment type live$/,
     );
   });
 

@@ -271,8 +271,8 @@ describe('POST /signer/generate-live-payment', () => {
     const orch = testOrchestrator(world);
     const res = await pay(
       paymentBody(await orch.info({ pricePerUnit: 2000n }), {
-        inPixels: 1000,
-        maxPrice: { price: '1500', currency: 'wei', unit: '' },
+        type: 'fixed',
+        maxPrice: { price: '1500', currency: 'wei', unit: 'fixed' },
       }),
     );
     expect(res.status).toBe(481);

@@ -1,11 +1,18 @@
 // Who pays for a payment. Usually the caller: the credential go-livepeer (or an SDK) sends to
-// the signer. But a go-livepeer gateway shared by many customers sends its own key
-// (-remoteSignerHeaders) on every payment; for the credentials listed in
-// SIGNER_SHARED_CREDENTIALS the payer is the account that owns the stream named by the
-// request's ManifestID — a stream the front door issued through /v1/streams, named by its id
-// (`str_…`, the manifestID/stream_id tollhouse's stream-auth and live-AI-auth webhooks hand
-// go-livepeer) or by its stream key. Anything else from a shared credential is refused: the
-// operator's own account never pays silently for a stream nobody owns.
+// the signer. But a gateway shared by many customers sends its own key on every payment; for
+// the credentials listed in SIGNER_SHARED_CREDENTIALS the payer is the account that owns the
+// stream the request names in the Tollhouse-Stream header — a stream the front door issued
+// through /v1/streams, by its id (`str_…`) or its stream key. Anything else from a shared
+// credential is refused: the operator's own account never pays silently for a stream nobody
+// owns.
+//
+// Not the ManifestID: on go-livepeer's live-AI path it is the orchestrator's own random id for
+// the job (server/ai_http.go StartLiveVideoToVideo: `mid = requestID`, a RandomManifestID,
+// returned as `manifest_id` and used by the gateway for every later payment; the first payment
+// has none), and the orchestrator credits each payment to the balance that id names, so a
+// caller cannot put a stream there without breaking the orchestrator's accounting. go-livepeer
+// itself sends the signer nothing that names a stream (its -remoteSignerHeaders are static):
+// a go-livepeer gateway cannot share a credential across customers (README).
 import type { Principal } from '../../platform/auth.ts';
 import { Forbidden } from '../../platform/errors.ts';
 
@@ -18,6 +25,9 @@ export interface StreamOwner {
   clientId: string | null;
   endUserId: string | null;
 }
+
+/** The request header a shared credential names the paying stream in. */
+export const STREAM_HEADER = 'tollhouse-stream';
 
 /** Provided by the gateway capability (composed in src/app.ts). */
 export interface StreamDirectory {
@@ -34,13 +44,16 @@ export interface Payer {
 export interface Payers {
   /** Whether `caller` is a shared gateway credential (its payments belong to stream owners). */
   isShared(caller: Principal): boolean;
-  /** The principal a payment by `caller` for `manifestId` is metered to and spend-checked for. */
-  payerOf(caller: Principal, manifestId: string): Promise<Payer>;
+  /**
+   * The principal a payment by `caller` is metered to and spend-checked for; `stream` is the
+   * Tollhouse-Stream header (a stream id or key), '' when absent.
+   */
+  payerOf(caller: Principal, stream: string): Promise<Payer>;
 }
 
 // A gateway pays every stream every few seconds (-livePaymentInterval, 5 s): one lookup per
 // stream per 10 s instead of one per payment. A revoked stream keeps being paid for at most
-// this long. Unknown ids are remembered as long, so a bogus ManifestID costs no query per try.
+// this long. Unknown ids are remembered as long, so a bogus stream costs no query per try.
 const OWNER_TTL_MS = 10_000;
 // Streams live at once on a replica, with room to spare; then the map starts over.
 const OWNER_CACHE = 50_000;
@@ -54,20 +67,20 @@ export function createPayers(deps: {
   const now = deps.now ?? Date.now;
   const owners = new Map<string, { owner: Promise<StreamOwner | null>; until: number }>();
 
-  const lookup = (manifestId: string): Promise<StreamOwner | null> => {
-    const cached = owners.get(manifestId);
+  const lookup = (stream: string): Promise<StreamOwner | null> => {
+    const cached = owners.get(stream);
     if (cached !== undefined && cached.until > now()) return cached.owner;
     const streams = deps.streams;
     const owner =
       streams === null
         ? Promise.resolve(null)
-        : manifestId.startsWith('stk_')
-          ? streams.byKey(manifestId)
-          : streams.byId(manifestId);
+        : stream.startsWith('stk_')
+          ? streams.byKey(stream)
+          : streams.byId(stream);
     if (owners.size >= OWNER_CACHE) owners.clear();
-    owners.set(manifestId, { owner, until: now() + OWNER_TTL_MS });
+    owners.set(stream, { owner, until: now() + OWNER_TTL_MS });
     // A failed lookup is not remembered: the next payment asks again.
-    owner.catch(() => owners.delete(manifestId));
+    owner.catch(() => owners.delete(stream));
     return owner;
   };
 
@@ -77,16 +90,16 @@ export function createPayers(deps: {
 
   return {
     isShared,
-    async payerOf(caller, manifestId) {
+    async payerOf(caller, stream) {
       if (!isShared(caller)) return { principal: caller, streamId: null };
-      if (manifestId === '') {
+      if (stream === '') {
         throw new Forbidden(
-          'A shared gateway credential pays only for streams: send the ManifestID of a stream issued by /v1/streams',
+          'A shared gateway credential pays only for streams: name a stream issued by /v1/streams in the Tollhouse-Stream header (go-livepeer gateways send none: give each its own credential)',
         );
       }
-      const owner = await lookup(manifestId);
+      const owner = await lookup(stream);
       if (owner === null) {
-        throw new Forbidden('ManifestID is not an active stream issued by /v1/streams');
+        throw new Forbidden('Tollhouse-Stream is not an active stream issued by /v1/streams');
       }
       return {
         principal: {

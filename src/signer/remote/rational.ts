@@ -64,10 +64,23 @@ export function parseRat(text: string): Rational | null {
   return den === 0n ? null : rat(BigInt(m[1]!), den);
 }
 
-/** A non-negative decimal ("12", "0.5", "1e-3" is not accepted) → exact rational; null if not one. */
-export function parseDecimal(text: string): Rational | null {
-  const m = /^(\d{1,78})(?:\.(\d{1,78}))?$/.exec(text);
-  if (m === null) return null;
-  const frac = m[2] ?? '';
-  return rat(BigInt(m[1]! + frac), 10n ** BigInt(frac.length));
+/**
+ * What Go's big.Rat.SetString accepts for a price: "a/b", or a decimal with an optional
+ * exponent ("12", "0.5", ".5", "5e-1"), each with an optional sign. Digits and exponent are
+ * bounded (a price needs neither 100 digits nor 10^100) so a hostile string cannot make a huge
+ * bigint; null for anything else. The caller decides about the sign.
+ */
+export function parseGoRat(text: string): Rational | null {
+  const fraction = /^([+-]?\d{1,100})\/(\d{1,100})$/.exec(text);
+  if (fraction !== null) {
+    const den = BigInt(fraction[2]!);
+    return den === 0n ? null : rat(BigInt(fraction[1]!), den);
+  }
+  const m = /^([+-]?)(\d{0,100})(?:\.(\d{0,100}))?(?:[eE]([+-]?\d{1,3}))?$/.exec(text);
+  if (m === null || (m[2] === '' && (m[3] ?? '') === '')) return null;
+  const frac = m[3] ?? '';
+  const exp = Number(m[4] ?? '0') - frac.length;
+  if (Math.abs(exp) > 100) return null;
+  const digits = BigInt(`${m[1]}${m[2] || '0'}${frac}`);
+  return exp >= 0 ? rat(digits * 10n ** BigInt(exp)) : rat(digits, 10n ** BigInt(-exp));
 }

@@ -11,8 +11,9 @@ import { AppError, Forbidden } from '../../platform/errors.ts';
 import type { RequestState, Router } from '../../platform/http.ts';
 import type { SpendGate } from '../../platform/spend.ts';
 import { BadSignerRequest, RemoteSignerError, SignerNotReady } from './errors.ts';
-import { parseDecimal } from './rational.ts';
+import { parseGoRat } from './rational.ts';
 import type { Rational } from './rational.ts';
+import { STREAM_HEADER } from './payers.ts';
 import type { Payers } from './payers.ts';
 import type { LivePaymentRequest, RemoteSignerService } from './service.ts';
 
@@ -41,8 +42,8 @@ export function remoteSignerRoutes(router: Router, deps: RemoteSignerRouteDeps):
     const request = parseLivePaymentRequest(await readJson(ctx));
     const caller = (ctx.state as SignerState).principal;
     // A shared gateway credential pays with the stream owner's account: found from the
-    // ManifestID and spend-checked here, still before anything is signed.
-    const payer = await deps.payers.payerOf(caller, request.manifestId);
+    // Tollhouse-Stream header and spend-checked here, still before anything is signed.
+    const payer = await deps.payers.payerOf(caller, ctx.get(STREAM_HEADER).trim());
     if (payer.streamId !== null) await deps.spend.assertMaySpend(payer.principal);
     const result = await deps.service.generateLivePayment(payer.principal, request, {
       caller,
@@ -195,6 +196,9 @@ export function parseLivePaymentRequest(body: unknown): LivePaymentRequest {
   if (typeof inPixels !== 'bigint' || inPixels < -INT64_MAX - 1n || inPixels > INT64_MAX) {
     throw new BadSignerRequest('inPixels must be a 64-bit integer');
   }
+  // go-livepeer (server/remote_signer.go parseRemotePaymentMaxPrice): a positive big.Rat, the
+  // currency "wei" and the unit compared trimmed and lowercased; the unit is checked against
+  // the job type by the service.
   let maxPrice: LivePaymentRequest['maxPrice'] = null;
   const mp = objectField(o, 'maxPrice');
   if (mp !== null) {
@@ -207,13 +211,14 @@ export function parseLivePaymentRequest(body: unknown): LivePaymentRequest {
           : typeof raw === 'number'
             ? String(raw)
             : null;
-    const price: Rational | null = text === null ? null : parseDecimal(text);
-    if (price === null) throw new BadSignerRequest('maxPrice.price must be a non-negative decimal');
-    const currency = stringField(mp, 'currency');
-    if (currency !== '' && currency.toLowerCase() !== 'wei') {
+    const price: Rational | null = text === null ? null : parseGoRat(text);
+    if (price === null || price.num <= 0n) {
+      throw new BadSignerRequest('maxPrice.price must be a positive decimal');
+    }
+    if (stringField(mp, 'currency').trim().toLowerCase() !== 'wei') {
       throw new BadSignerRequest('maxPrice.currency must be wei');
     }
-    maxPrice = { price, unit: stringField(mp, 'unit') };
+    maxPrice = { price, unit: stringField(mp, 'unit').trim().toLowerCase() };
   }
   return {
     state: { state: base64Field(state, 'State'), sig: base64Field(state, 'Sig') },

@@ -344,8 +344,11 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       }
       if (request.maxPrice !== null) {
         const expected = MAX_PRICE_UNIT[type];
-        if (expected !== null && request.maxPrice.unit !== expected) {
-          throw new BadSignerRequest(`maxPrice unit must be ${expected} for job type ${type}`);
+        if (expected === null) {
+          throw new BadSignerRequest('maxPrice requires payment type live, lv2v or fixed');
+        }
+        if (request.maxPrice.unit !== expected) {
+          throw new BadSignerRequest(`maxPrice.unit must be ${expected} for payment type ${type}`);
         }
         ceilings.push(['the request maxPrice', request.maxPrice.price]);
       }

@@ -60,6 +60,10 @@ export interface SegDataMessage {
 }
 
 export interface Wire {
+  /**
+   * The request's `orchestrator` bytes: a bare `OrchestratorInfo` or one wrapped in a
+   * `PaymentResult` (field 16), the two encodings go-livepeer versions send (README).
+   */
   decodeOrchestratorInfo(bytes: Uint8Array): OrchestratorInfoMessage;
   /** Checks that `bytes` is a `Capabilities` message; throws otherwise. */
   checkCapabilities(bytes: Uint8Array): void;
@@ -70,7 +74,10 @@ export interface Wire {
     type: 'Payment' | 'SegData' | 'OrchestratorInfo',
     bytes: Uint8Array,
   ): Record<string, unknown>;
-  encode(type: 'OrchestratorInfo' | 'Capabilities', value: Record<string, unknown>): Uint8Array;
+  encode(
+    type: 'OrchestratorInfo' | 'PaymentResult' | 'Capabilities',
+    value: Record<string, unknown>,
+  ): Uint8Array;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -79,11 +86,29 @@ const int64 = (value: unknown): bigint =>
   value === undefined || value === null ? 0n : BigInt(String(value));
 const bytes = (value: unknown): Uint8Array => (value instanceof Uint8Array ? value : EMPTY);
 
+// PaymentResult.info's field number. OrchestratorInfo's fields are 1–7 and 32–34 in every
+// go-livepeer version, so a length-delimited top-level field 16 marks the wrapper; a bare
+// OrchestratorInfo never carries one.
+const PAYMENT_RESULT_INFO_FIELD = 16;
+const LENGTH_DELIMITED = 2;
+
+/** Whether `input` has a top-level length-delimited field 16; throws on malformed protobuf. */
+function isPaymentResult(input: Uint8Array): boolean {
+  const reader = protobuf.Reader.create(input);
+  while (reader.pos < reader.len) {
+    const tag = reader.uint32();
+    if (tag >>> 3 === PAYMENT_RESULT_INFO_FIELD && (tag & 7) === LENGTH_DELIMITED) return true;
+    reader.skipType(tag & 7);
+  }
+  return false;
+}
+
 export function createWire(): Wire {
   const source = readFileSync(new URL('./livepeer.proto', import.meta.url), 'utf8');
   const root = protobuf.parse(source).root;
   const type = (name: string) => root.lookupType(`net.${name}`);
   const OrchestratorInfo = type('OrchestratorInfo');
+  const PaymentResult = type('PaymentResult');
   const Capabilities = type('Capabilities');
   const Payment = type('Payment');
   const SegData = type('SegData');
@@ -122,7 +147,13 @@ export function createWire(): Wire {
 
   return {
     decodeOrchestratorInfo(input) {
-      const m = OrchestratorInfo.decode(input) as unknown as Record<string, unknown>;
+      // Older go-livepeer signers decoded a PaymentResult, newer ones a bare OrchestratorInfo,
+      // and gateways of both generations are deployed: accept either.
+      const m = (
+        isPaymentResult(input)
+          ? ((PaymentResult.decode(input) as unknown as Record<string, unknown>).info ?? {})
+          : OrchestratorInfo.decode(input)
+      ) as Record<string, unknown>;
       const price = m.priceInfo as Record<string, unknown> | null | undefined;
       const auth = m.authToken as Record<string, unknown> | null | undefined;
       return {
