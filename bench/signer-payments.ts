@@ -198,23 +198,26 @@ async function main() {
     const block = BigInt(await anvil.provider.getBlockNumber());
     const minimal = (v: bigint) =>
       getBytes(`0x${v.toString(16).padStart(2 * Math.ceil(v.toString(16).length / 2), '0')}`);
+    // Wrapped in a PaymentResult, as go-livepeer's gateway sends it (README, remote signer).
     const info = Buffer.from(
-      wire.encode('OrchestratorInfo', {
-        transcoder: 'https://orchestrator.bench:8935',
-        ticketParams: {
-          recipient: getBytes(recipient.address),
-          faceValue: minimal(1_000_000_000_000n),
-          winProb: minimal(MAX_WIN_PROB - 1n),
-          recipientRandHash: getBytes(keccak256(randomBytes(32))),
-          seed: randomBytes(16),
-          expirationBlock: minimal(block + 1_000_000n),
-        },
-        priceInfo: { pricePerUnit: '1000', pixelsPerUnit: '1' },
-        address: getBytes(recipient.address),
-        authToken: {
-          token: randomBytes(16),
-          sessionId: 's',
-          expiration: String(Math.floor(Date.now() / 1000) + 3600),
+      wire.encode('PaymentResult', {
+        info: {
+          transcoder: 'https://orchestrator.bench:8935',
+          ticketParams: {
+            recipient: getBytes(recipient.address),
+            faceValue: minimal(1_000_000_000_000n),
+            winProb: minimal(MAX_WIN_PROB - 1n),
+            recipientRandHash: getBytes(keccak256(randomBytes(32))),
+            seed: randomBytes(16),
+            expirationBlock: minimal(block + 1_000_000n),
+          },
+          priceInfo: { pricePerUnit: '1000', pixelsPerUnit: '1' },
+          address: getBytes(recipient.address),
+          authToken: {
+            token: randomBytes(16),
+            sessionId: 's',
+            expiration: String(Math.floor(Date.now() / 1000) + 3600),
+          },
         },
       }),
     ).toString('base64');
