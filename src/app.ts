@@ -18,7 +18,7 @@ import { createDatabase } from './platform/db.ts';
 import type { DatabaseHandle } from './platform/db.ts';
 import { healthRoutes } from './platform/health.ts';
 import { Router, allowedMethods, createHttp } from './platform/http.ts';
-import type { Lifecycle } from './platform/http.ts';
+import type { Lifecycle, RequestListener } from './platform/http.ts';
 import type { Logger } from './platform/log.ts';
 import { createMetrics } from './platform/metrics.ts';
 import type { Metrics } from './platform/metrics.ts';
@@ -61,7 +61,7 @@ export interface App {
   /** Plans, balances, spend gate (`billing.spendGate`), statements, Stripe. */
   billing: Billing;
   /** Node request listener for http.createServer. */
-  handler: ReturnType<Koa['callback']>;
+  handler: RequestListener;
   /** Registers work to run on close (flush buffers, stop timers), in reverse order. */
   onClose(task: () => Promise<void> | void): void;
   /** Runs the close tasks, then closes the database (unless it was passed in). */
@@ -80,13 +80,14 @@ export async function createApp(options: AppOptions): Promise<App> {
     const metrics = createMetrics();
     const lifecycle: Lifecycle = { shuttingDown: false };
     const secrets = createSecrets(config.secret);
-    const koa = createHttp({
+    const http = createHttp({
       log,
       metrics,
       lifecycle,
       trustProxy: config.http.trustProxy,
       bodyLimitBytes: config.http.bodyLimitBytes,
     });
+    const koa = http.koa;
     const router = new Router();
     // Each capability that issues credentials adds its verifier here.
     const verifiers: CredentialVerifier[] = [];
@@ -183,7 +184,6 @@ export async function createApp(options: AppOptions): Promise<App> {
           : null,
     });
     closeTasks.push(() => gateway.close());
-    koa.use(gateway.frontDoor);
 
     // After the gateway: a shared gateway credential's payments belong to the owner of the
     // stream the front door issued (its streams are the signer's directory).
@@ -214,7 +214,10 @@ export async function createApp(options: AppOptions): Promise<App> {
 
     koa.use(router.routes());
     koa.use(allowedMethods(router));
-    const handler = koa.callback();
+    // The front door's paths skip Koa's dispatch (the hot path, issue #6). CORS for browser
+    // keys still runs first, as when the front door was a middleware after it (the OIDC mount
+    // in between never matched its paths).
+    const handler = http.listener({ ...gateway.frontDoor, before: [keys.cors] });
 
     let closed: Promise<void> | null = null;
     return {

@@ -40,7 +40,10 @@ export interface FrontDoorDeps {
 }
 
 export interface FrontDoor {
-  middleware: Middleware;
+  /** Whether a method and path are the front door's (a go-livepeer AI path). */
+  claims(method: string, path: string): boolean;
+  /** Answers a request `claims` accepted; the app runs it outside Koa's chain (http.ts). */
+  answer: Middleware;
   close(): Promise<void>;
 }
 
@@ -248,7 +251,8 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
   }
 
   return {
-    middleware: frontDoor,
+    claims: (method, path) => pipelineForPath(method, path) !== null,
+    answer: frontDoor,
     async close() {
       await pool?.close();
     },
@@ -323,9 +327,9 @@ class Exchange implements Dispatcher.DispatchHandler {
       const type = headers['content-type'];
       this.meter = createResponseMeter(this.sniff, typeof type === 'string' ? type : '');
     }
-    // The answer is written here, outside Koa's response handling; the middlewares before
-    // this one still see the status (logs, metrics) through ctx.res. Should writeHead refuse
-    // a header, undici reports it through onResponseError and Koa still renders the 502.
+    // The answer is written here, outside Koa's response handling; the request's metrics and
+    // log line still see the status through ctx.res. Should writeHead refuse a header, undici
+    // reports it through onResponseError and the 502 is rendered like any error.
     if (!this.res.destroyed) this.res.writeHead(statusCode, out);
     this.status = statusCode;
     this.ctx.respond = false;

@@ -1,11 +1,10 @@
 // Front door: the go-livepeer AI paths behind authentication, limits, the spend gate and
 // metering; and the go-livepeer webhooks. Other capabilities reach it only through here.
-import type { Middleware } from 'koa';
 import type { Config } from '../config.ts';
 import type { Recorder } from '../metering/index.ts';
 import type { Authenticator } from '../platform/auth.ts';
 import type { DatabaseHandle } from '../platform/db.ts';
-import type { Router } from '../platform/http.ts';
+import type { DirectRoute, Router } from '../platform/http.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import type { SpendGate } from '../platform/spend.ts';
 import { createFrontDoor } from './front-door.ts';
@@ -38,8 +37,8 @@ export interface GatewayDeps {
 }
 
 export interface Gateway {
-  /** Install before the router: it answers the go-livepeer paths and passes the rest on. */
-  frontDoor: Middleware;
+  /** The go-livepeer paths, answered outside Koa's middleware chain (`Http.listener`). */
+  frontDoor: Pick<DirectRoute, 'claims' | 'answer'>;
   streams: StreamService;
   close(): Promise<void>;
 }
@@ -56,7 +55,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     clock: deps.clock ?? (() => new Date()),
   });
   return {
-    frontDoor: frontDoor.middleware,
+    frontDoor: { claims: frontDoor.claims, answer: frontDoor.answer },
     streams,
     close: () => frontDoor.close(),
   };

@@ -2,10 +2,12 @@
 // one place where errors become responses; plus `defineRoute`, the guard every REST route goes
 // through so handlers only see validated input and responses cannot leak undeclared fields.
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import Router from '@koa/router';
 import coBody from 'co-body';
 import Koa from 'koa';
 import type { Context, Middleware, Next } from 'koa';
+import compose from 'koa-compose';
 import type { z } from 'zod';
 import {
   AppError,
@@ -48,7 +50,35 @@ export interface HttpOptions {
 // and length (uuids, ULIDs, AWS/GCP trace ids all fit).
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function createHttp(options: HttpOptions): Koa {
+export interface Http {
+  /** The Koa application: every route and middleware except the direct route's answer. */
+  koa: Koa;
+  /**
+   * The Node request listener (call once every middleware is in place): requests the direct
+   * route claims are answered outside Koa's middleware chain, all others go through Koa.
+   */
+  listener(direct: DirectRoute): RequestListener;
+}
+
+/**
+ * A route answered outside Koa's middleware chain (the front door: issue #6, where Koa's
+ * dispatch and the generic middlewares were ~10 % of the CPU per proxied request). It gets
+ * exactly what the chain would give it — a Koa context, the request id and logger in
+ * ctx.state, metrics, error rendering, the shutdown `Connection: close`, the request log line
+ * — through the same functions the middlewares below call. Only Koa's dispatch is skipped.
+ */
+export interface DirectRoute {
+  /** Whether the route answers this method and path (as Koa parses them). */
+  claims(method: string, path: string): boolean;
+  /** The middlewares that precede the route in the chain and apply to it (CORS), in order. */
+  before: Middleware[];
+  /** The route itself; it must answer (or throw), never leave the request to `next`. */
+  answer: Middleware;
+}
+
+export type RequestListener = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+export function createHttp(options: HttpOptions): Http {
   const { log, metrics, lifecycle, trustProxy, bodyLimitBytes } = options;
   const koa = new Koa({ proxy: trustProxy });
   // Koa would print errors to stderr itself; the error middleware below logs them instead.
@@ -56,39 +86,90 @@ export function createHttp(options: HttpOptions): Koa {
   koa.use(requestContext(log, lifecycle, bodyLimitBytes));
   koa.use(measure(metrics));
   koa.use(renderErrors());
-  return koa;
+  return {
+    koa,
+    listener(direct) {
+      const viaKoa = koa.callback();
+      const chain = compose([...direct.before, direct.answer]);
+      // The same three steps as requestContext → measure → renderErrors → Koa's respond, in
+      // the same order, as plain calls.
+      async function answerDirect(ctx: Context) {
+        const started = process.hrtime.bigint();
+        const end = metrics.httpRequestDuration.startTimer();
+        const state = beginRequest(ctx, log, bodyLimitBytes);
+        try {
+          await chain(ctx);
+          assertAnswered(ctx);
+        } catch (thrown) {
+          renderError(ctx, thrown);
+        }
+        end(metricLabels(ctx));
+        endRequest(ctx, state, started, log, lifecycle);
+        respondDirect(ctx);
+      }
+      return async function listener(req, res) {
+        // A context costs a few objects; Koa makes its own for the requests it answers.
+        const ctx = koa.createContext(req, res);
+        if (!direct.claims(ctx.method, ctx.path)) return viaKoa(req, res);
+        try {
+          await answerDirect(ctx);
+        } catch (error) {
+          // Unreachable unless rendering itself failed: nothing sensible can be sent.
+          log.error({ err: error }, 'request failed');
+          res.destroy();
+        }
+      };
+    },
+  };
 }
 
 function requestContext(log: Logger, lifecycle: Lifecycle, bodyLimitBytes: number): Middleware {
   return async function requestContext(ctx: Context, next: Next) {
     const started = process.hrtime.bigint();
-    const incoming = ctx.get('x-request-id');
-    const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    const state = new RequestStateImpl(log, requestId, bodyLimitBytes);
-    ctx.state = Object.assign(state, ctx.state);
-    ctx.set('X-Request-Id', requestId);
+    const state = beginRequest(ctx, log, bodyLimitBytes);
     try {
       await next();
     } finally {
-      // Checked when the response is ready, so a request that began before shutdown also
-      // tells its client not to reuse the connection.
-      if (lifecycle.shuttingDown && !ctx.headerSent) ctx.set('Connection', 'close');
-      const level = ctx.status >= 500 ? 'error' : 'info';
-      // With the level off (benchmarks, LOG_LEVEL=warn) no line is built and no child logger
-      // is made: per-request work that nobody reads.
-      if (log.isLevelEnabled(level)) {
-        const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-        // The query string is not logged: OAuth codes and tokens travel there.
-        const line = {
-          req: { method: ctx.method, path: ctx.path, ip: ctx.ip },
-          res: { status: ctx.status },
-          durationMs: Math.round(durationMs * 1000) / 1000,
-        };
-        if (level === 'error') state.log.error(line, 'request failed');
-        else state.log.info(line, 'request');
-      }
+      endRequest(ctx, state, started, log, lifecycle);
     }
   };
+}
+
+/** The request id (the caller's, if acceptable) and ctx.state; echoes the id. */
+function beginRequest(ctx: Context, log: Logger, bodyLimitBytes: number): RequestState {
+  const incoming = ctx.get('x-request-id');
+  const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  const state = new RequestStateImpl(log, requestId, bodyLimitBytes);
+  ctx.state = Object.assign(state, ctx.state);
+  ctx.set('X-Request-Id', requestId);
+  return state;
+}
+
+/** Once the answer is decided: the shutdown `Connection: close` and the request log line. */
+function endRequest(
+  ctx: Context,
+  state: RequestState,
+  started: bigint,
+  log: Logger,
+  lifecycle: Lifecycle,
+): void {
+  // Checked when the response is ready, so a request that began before shutdown also
+  // tells its client not to reuse the connection.
+  if (lifecycle.shuttingDown && !ctx.headerSent) ctx.set('Connection', 'close');
+  const level = ctx.status >= 500 ? 'error' : 'info';
+  // With the level off (benchmarks, LOG_LEVEL=warn) no line is built and no child logger
+  // is made: per-request work that nobody reads.
+  if (log.isLevelEnabled(level)) {
+    const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+    // The query string is not logged: OAuth codes and tokens travel there.
+    const line = {
+      req: { method: ctx.method, path: ctx.path, ip: ctx.ip },
+      res: { status: ctx.status },
+      durationMs: Math.round(durationMs * 1000) / 1000,
+    };
+    if (level === 'error') state.log.error(line, 'request failed');
+    else state.log.info(line, 'request');
+  }
 }
 
 /** ctx.state: the request logger (with the request id bound) is made on first use. */
@@ -113,11 +194,15 @@ function measure(metrics: Metrics): Middleware {
     try {
       await next();
     } finally {
-      // The route template, not the path: ids in paths would make unbounded label sets.
-      const route = typeof ctx._matchedRoute === 'string' ? ctx._matchedRoute : 'unmatched';
-      end({ method: ctx.method, route, status: String(ctx.status) });
+      end(metricLabels(ctx));
     }
   };
+}
+
+function metricLabels(ctx: Context): { method: string; route: string; status: string } {
+  // The route template, not the path: ids in paths would make unbounded label sets.
+  const route = typeof ctx._matchedRoute === 'string' ? ctx._matchedRoute : 'unmatched';
+  return { method: ctx.method, route, status: String(ctx.status) };
 }
 
 /** The one place errors are turned into `{"error": code, "message": …}` responses. */
@@ -125,27 +210,54 @@ function renderErrors(): Middleware {
   return async function renderErrors(ctx: Context, next: Next) {
     try {
       await next();
-      // ctx.respond === false: the middleware answered on ctx.res itself (the front door
-      // passes go-livepeer's 404s through that way).
-      if (ctx.status === 404 && ctx.body == null && ctx.respond !== false) {
-        throw new NotFound(`No route for ${ctx.method} ${ctx.path}`);
-      }
+      assertAnswered(ctx);
     } catch (thrown) {
-      const error = toAppError(thrown);
-      const log = (ctx.state as RequestState).log;
-      if (error.status >= 500) log.error({ err: thrown }, error.message);
-      else log.info({ error: error.code, message: error.message }, 'request refused');
-      ctx.status = error.status;
-      for (const [name, value] of Object.entries(error.headers)) ctx.set(name, value);
-      ctx.body = {
-        error: error.code,
-        message: error.expose
-          ? error.message
-          : `Something went wrong on our side. Quote request id ${(ctx.state as RequestState).requestId} when reporting it.`,
-        ...(error.expose ? error.details : undefined),
-      };
+      renderError(ctx, thrown);
     }
   };
+}
+
+/** A request nothing answered is a 404 in the same JSON shape as every other error. */
+function assertAnswered(ctx: Context): void {
+  // ctx.respond === false: the middleware answered on ctx.res itself (the front door
+  // passes go-livepeer's 404s through that way).
+  if (ctx.status === 404 && ctx.body == null && ctx.respond !== false) {
+    throw new NotFound(`No route for ${ctx.method} ${ctx.path}`);
+  }
+}
+
+function renderError(ctx: Context, thrown: unknown): void {
+  const error = toAppError(thrown);
+  const log = (ctx.state as RequestState).log;
+  if (error.status >= 500) log.error({ err: thrown }, error.message);
+  else log.info({ error: error.code, message: error.message }, 'request refused');
+  ctx.status = error.status;
+  for (const [name, value] of Object.entries(error.headers)) ctx.set(name, value);
+  ctx.body = {
+    error: error.code,
+    message: error.expose
+      ? error.message
+      : `Something went wrong on our side. Quote request id ${(ctx.state as RequestState).requestId} when reporting it.`,
+    ...(error.expose ? error.details : undefined),
+  };
+}
+
+/**
+ * Koa's respond step (koa/lib/application.js) for what a direct route can leave: an answer
+ * already written to ctx.res (ctx.respond === false), a bodiless status (a CORS preflight's
+ * 204), or the JSON body `renderError` set.
+ */
+function respondDirect(ctx: Context): void {
+  if (ctx.respond === false) return;
+  const res = ctx.res;
+  if (!ctx.writable || ctx.body == null) {
+    res.end();
+    return;
+  }
+  const json = JSON.stringify(ctx.body);
+  if (!res.headersSent) ctx.length = Buffer.byteLength(json);
+  if (ctx.method === 'HEAD') res.end();
+  else res.end(json);
 }
 
 /** Maps errors thrown by libraries (http-errors from Koa, co-body, the router) to AppErrors. */
