@@ -2,6 +2,7 @@
 // straight to the same fake go-livepeer gateway, in the same run.
 //
 //   node bench/gateway-proxy.ts [--requests 20000] [--connections 16] [--rounds 2] [--slices 5]
+//                               [--pin] [--baseline DIR]
 //
 // Three processes: the fake gateway (test/support/fake-gateway.ts), `tollhouse serve` (logs
 // off, limits off, a real API key, metering on, on PostgreSQL — BENCH_DATABASE_URL, default
@@ -12,7 +13,16 @@
 // Printed per target: requests/s, p50/p99, and CPU time per request of each process (from
 // /proc: generator, fake, tollhouse, its PostgreSQL backends) — the fair comparison on
 // shared cores. A bare Node proxy (no auth, limits or metering) is measured as the floor.
-import { spawn } from 'node:child_process';
+//
+// --pin (Linux, util-linux `taskset`, 2+ CPUs): the proxy gets a core of its own. The generator
+// and the fake gateway run on CPU 0; tollhouse, the PostgreSQL backends serving the benchmark's
+// database and the bare proxy on CPU 1. Direct then costs CPU 0 only, a proxied request both
+// cores: what the proxy costs without it fighting the load generator for a core.
+//
+// --baseline DIR: also serves the tollhouse of another checkout (e.g. `git worktree add
+// /tmp/base main`, with node_modules) on the same database and key, measured in the same
+// slices: a change's before and after under the same machine load.
+import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -29,12 +39,19 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '16' },
     rounds: { type: 'string', default: '2' },
     slices: { type: 'string', default: '5' },
+    pin: { type: 'boolean', default: false },
+    baseline: { type: 'string' },
   },
 });
 const REQUESTS = Number(values.requests);
 const CONNECTIONS = Number(values.connections);
 const ROUNDS = Number(values.rounds);
 const SLICES = Number(values.slices);
+const PIN = values.pin;
+const BASELINE = values.baseline === undefined ? undefined : path.resolve(values.baseline);
+// --pin: the generator's core, and the proxy's.
+const LOAD_CPU = 0;
+const PROXY_CPU = 1;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BODY = JSON.stringify({
   prompt: 'a lighthouse at dusk',
@@ -53,9 +70,17 @@ function run(args: string[], env: Record<string, string>): Promise<string> {
   });
 }
 
+/** `node args…`, with --pin on one CPU (taskset execs node: the child's pid is node's). */
+function nodeOn(cpu: number, args: string[]): [string, string[]] {
+  return PIN
+    ? ['taskset', ['-c', String(cpu), process.execPath, ...args]]
+    : [process.execPath, args];
+}
+
 /** Starts a child and resolves with the first stdout line matching `ready`. */
-function start(args: string[], env: Record<string, string>, ready: RegExp) {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env } });
+function start(args: string[], env: Record<string, string>, ready: RegExp, cpu: number) {
+  const [command, argv] = nodeOn(cpu, args);
+  const child = spawn(command, argv, { cwd: ROOT, env: { ...process.env, ...env } });
   return new Promise<{ child: ChildProcess; match: RegExpMatchArray }>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (c: Buffer) => {
@@ -208,6 +233,13 @@ class Target {
   }
 }
 
+if (PIN) {
+  if (os.cpus().length < 2) throw new Error('--pin needs 2 CPUs');
+  // -a: every thread of this process (the generator), not just the main one.
+  execFileSync('taskset', ['-a', '-p', '-c', String(LOAD_CPU), String(process.pid)], {
+    stdio: 'ignore',
+  });
+}
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-bench-'));
 const children: ChildProcess[] = [];
 const server = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -226,6 +258,7 @@ try {
     ],
     {},
     /FAKE (\S+)/,
+    LOAD_CPU,
   );
   children.push(fake.child);
   const gatewayUrl = fake.match[1]!;
@@ -259,6 +292,7 @@ try {
     ],
     {},
     /BARE (\S+)/,
+    PROXY_CPU,
   );
   children.push(bare.child);
   const bareUrl = bare.match[1]!;
@@ -284,29 +318,53 @@ try {
     env,
   );
   const secret = /"secret":\s*"([^"]+)"/.exec(created)![1]!;
-  const serve = spawn(
-    process.execPath,
-    [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), 'src/main.ts', 'serve'],
-    {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const serveAt = (cwd: string, port: string) => {
+    const [command, argv] = nodeOn(PROXY_CPU, [...nodeArgs, 'src/main.ts', 'serve']);
+    const child = spawn(command, argv, {
+      cwd,
+      env: { ...process.env, ...env, PORT: port },
       stdio: 'ignore',
-    },
-  );
-  children.push(serve);
+    });
+    children.push(child);
+    return child;
+  };
+  const serve = serveAt(ROOT, env.PORT);
   const frontUrl = `http://127.0.0.1:${env.PORT}`;
   await waitForReady(frontUrl);
+  // --baseline: the other checkout's tollhouse, on the same database and key.
+  const baselinePort = String(Number(env.PORT) + 1);
+  const baseline = BASELINE === undefined ? null : serveAt(BASELINE, baselinePort);
+  const baselineUrl = `http://127.0.0.1:${baselinePort}`;
+  if (baseline !== null) await waitForReady(baselineUrl);
   // PostgreSQL's share: the backends connected to the benchmark's database (tollhouse's pool).
+  // With --pin they join tollhouse's CPU as they appear (the pool connects on demand).
+  const pinned: number[] = [];
   roles = async () => {
     const backends = await admin.query<{ pid: number }>(
       'select pid from pg_stat_activity where datname = $1',
       [name],
     );
+    const pids = backends.rows.map((r) => r.pid);
+    if (PIN) {
+      for (const pid of pids) {
+        if (pinned.includes(pid)) continue;
+        try {
+          execFileSync('taskset', ['-p', '-c', String(PROXY_CPU), String(pid)], {
+            stdio: 'ignore',
+          });
+          pinned.push(pid);
+        } catch {
+          // gone, or not ours to pin (another user's server): counted, not pinned
+        }
+      }
+    }
     return {
       fake: [fake.child.pid!],
       tollhouse: [serve.pid!],
+      ...(baseline === null ? {} : { 'tollhouse (baseline)': [baseline.pid!] }),
       'bare proxy': [bare.child.pid!],
-      postgres: backends.rows.map((r) => r.pid),
+      postgres: pids,
     };
   };
 
@@ -326,6 +384,9 @@ try {
     bare: new Target(bareUrl, { authorization: `Bearer ${secret}` }),
     // Diagnostic: the same HTTP stack without the front door (what any route costs).
     healthz: new Target(frontUrl, {}, 'GET', '/healthz'),
+    ...(baseline === null
+      ? {}
+      : { baseline: new Target(baselineUrl, { authorization: `Bearer ${secret}` }) }),
   };
   for (const target of Object.values(targets)) await target.warm();
   const perSlice = Math.ceil(REQUESTS / SLICES);
@@ -337,6 +398,12 @@ try {
     const front = targets.front.result();
     const floor = targets.bare.result();
     const healthz = targets.healthz.result();
+    if (targets.baseline !== undefined) {
+      const before = targets.baseline.result();
+      console.log(
+        `  baseline checkout: ${fmt(before)} | ${(before.rps / direct.rps).toFixed(2)}× of direct; CPU µs per request: ${cpuFmt(before)}`,
+      );
+    }
     console.log(
       `  bare Node proxy (no auth, limits, metering): ${fmt(floor)} | ${(floor.rps / direct.rps).toFixed(2)}× of direct; CPU µs per request: ${cpuFmt(floor)}`,
     );
@@ -354,7 +421,9 @@ try {
     `\n${perSlice * SLICES} requests per target and round in ${SLICES} alternating slices, ${CONNECTIONS} connections, node ${process.version}, ${os.cpus().length} CPUs, load average ${os
       .loadavg()
       .map((l) => l.toFixed(1))
-      .join(' ')}`,
+      .join(
+        ' ',
+      )}${PIN ? `; pinned: generator and fake gateway on CPU ${LOAD_CPU}, tollhouse, bare proxy and PostgreSQL backends ${pinned.join(', ') || '(none)'} on CPU ${PROXY_CPU}` : ''}`,
   );
 } finally {
   for (const child of children) child.kill('SIGTERM');

@@ -1,7 +1,7 @@
 // A throwaway database for a benchmark: created in BENCH_DATABASE_URL's server (default the
 // local PostgreSQL), opened with the app's own driver, dropped by `drop()`.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import pg from 'pg';
 import { createDatabase } from '../src/platform/db.ts';
 import type { DatabaseHandle } from '../src/platform/db.ts';
@@ -68,14 +68,27 @@ export async function profileWindow(): Promise<() => Promise<void>> {
 }
 
 /**
- * CPU seconds (user + system) of a process so far, from /proc/<pid>/stat (clock ticks of
- * 1/100 s on Linux): how much of the shared cores a role costs per request.
+ * CPU seconds (user + system) of a process so far: how much of the shared cores a role costs
+ * per request. The total is the run time of all its threads from /proc/<pid>/task/<tid>/schedstat
+ * (ns); the user share comes from /proc/<pid>/stat, counted in clock ticks of 1/100 s — too
+ * coarse for a total per slice of a few hundred ms. `system` is the rest.
  */
 export function cpuSeconds(pid: number): { user: number; system: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+    const user = Number(fields[11]) / 100;
+    let total = (Number(fields[11]) + Number(fields[12])) / 100;
+    try {
+      let ns = 0;
+      for (const task of readdirSync(`/proc/${pid}/task`)) {
+        ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]);
+      }
+      total = ns / 1e9;
+    } catch {
+      // no schedstat (kernel without CONFIG_SCHED_INFO): ticks only
+    }
+    return { user, system: total - user };
   } catch {
     return { user: 0, system: 0 }; // not Linux, or the process is gone
   }
