@@ -94,6 +94,8 @@ export function createHttp(options: HttpOptions): Http {
       // The same three steps as requestContext → measure → renderErrors → Koa's respond, in
       // the same order, as plain calls.
       async function answerDirect(ctx: Context) {
+        // Koa starts every request as a 404 (handleRequest): an unanswered request stays one.
+        ctx.res.statusCode = 404;
         const started = process.hrtime.bigint();
         const end = metrics.httpRequestDuration.startTimer();
         const state = beginRequest(ctx, log, bodyLimitBytes);
