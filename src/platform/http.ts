@@ -97,8 +97,8 @@ export function createHttp(options: HttpOptions): Http {
         // Koa starts every request as a 404 (handleRequest): an unanswered request stays one.
         ctx.res.statusCode = 404;
         const started = process.hrtime.bigint();
-        const end = metrics.httpRequestDuration.startTimer();
         const state = beginRequest(ctx, log, bodyLimitBytes);
+        const end = metrics.httpRequestDuration.startTimer();
         try {
           await chain(ctx);
           assertAnswered(ctx);
