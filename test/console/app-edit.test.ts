@@ -7,7 +7,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestApp } from '../support/app.ts';
 import { browserLogin, discover, pkce } from '../identity/support.ts';
 import { Browser } from '../identity/support.ts';
-import { authorize, createAccount, post, signInHttp, startConsoleApp } from './support.ts';
+import {
+  appRows,
+  authorize,
+  createAccount,
+  otherAccountApp,
+  post,
+  signInHttp,
+  startConsoleApp,
+} from './support.ts';
 import type { HttpSession } from './support.ts';
 
 let t: TestApp;
@@ -34,27 +42,12 @@ beforeAll(async () => {
   );
   appId = created.app.id;
   clientSecret = created.clientSecret!;
-  otherApp = (
-    await t.app.identity.apps.create(
-      {
-        name: 'Other web',
-        kind: 'web',
-        ownerAccountId: other.id,
-        redirectUris: ['https://other.example/cb'],
-      },
-      { id: 'test' },
-    )
-  ).app.id;
+  otherApp = await otherAccountApp(t, other.id);
 });
 
 afterAll(async () => {
   await t?.close();
 });
-
-/** Every app row: what must not change when an edit is refused. */
-async function snapshot() {
-  return t.app.database.db.selectFrom('apps').selectAll().orderBy('id').execute();
-}
 
 async function get(path: string) {
   const response = await fetch(`${t.url}${path}`, {
@@ -201,7 +194,7 @@ describe('console: editing an app', () => {
   });
 
   it('refuses cross-site, forged and session-less edits', async () => {
-    const before = await snapshot();
+    const before = await appRows(t);
     const path = `/console/apps/${appId}`;
     const hostile = editForm({ redirect_uris: 'https://evil.example/steal' });
     for (const origin of [null, 'https://evil.example', 'null', `${t.url}.evil.example`]) {
@@ -228,11 +221,11 @@ describe('console: editing an app', () => {
       body: JSON.stringify(hostile),
     });
     expect(json.status).toBe(403);
-    expect(await snapshot()).toEqual(before);
+    expect(await appRows(t)).toEqual(before);
   });
 
   it('shows the API’s reason for bad values, keeps what was typed (escaped), and writes nothing', async () => {
-    const before = await snapshot();
+    const before = await appRows(t);
     const cases: Array<[Record<string, string | string[]>, RegExp]> = [
       [{ redirect_uris: 'javascript:alert(1)' }, /javascript: scheme is not allowed/],
       [{ redirect_uris: 'data:text/html,<script>alert(1)</script>' }, /data: scheme/],
@@ -292,11 +285,11 @@ describe('console: editing an app', () => {
     );
     expect(huge.status).toBe(413);
     expect(huge.text).toContain('The form is too large.');
-    expect(await snapshot()).toEqual(before);
+    expect(await appRows(t)).toEqual(before);
   });
 
   it("cannot see or edit another account's app, or an app id that is not one", async () => {
-    const before = await snapshot();
+    const before = await appRows(t);
     const page = await get(`/console/apps/${otherApp}`);
     expect(page.status).toBe(404);
     expect(page.text).toContain('There is no such app on your account.');
@@ -316,7 +309,7 @@ describe('console: editing an app', () => {
       const response = await post(t, customer, `/console/apps/${id}`, editForm());
       expect(response.status, id).toBe(404);
     }
-    expect(await snapshot()).toEqual(before);
+    expect(await appRows(t)).toEqual(before);
     expect((await t.app.identity.apps.get(otherApp)).redirectUris).toEqual([
       'https://other.example/cb',
     ]);

@@ -3,7 +3,14 @@
 // requests are refused with a page that says why, and nothing is written.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestApp } from '../support/app.ts';
-import { createAccount, post, signInHttp, startConsoleApp } from './support.ts';
+import {
+  appRows,
+  createAccount,
+  otherAccountApp,
+  post,
+  signInHttp,
+  startConsoleApp,
+} from './support.ts';
 import type { HttpSession } from './support.ts';
 
 let t: TestApp;
@@ -16,27 +23,12 @@ beforeAll(async () => {
   customerId = (await createAccount(t, 'apps@example.com')).id;
   const other = await createAccount(t, 'other@example.com');
   customer = await signInHttp(t, 'apps@example.com');
-  otherApp = (
-    await t.app.identity.apps.create(
-      {
-        name: 'Other web',
-        kind: 'web',
-        ownerAccountId: other.id,
-        redirectUris: ['https://other.example/cb'],
-      },
-      { id: 'test' },
-    )
-  ).app.id;
+  otherApp = await otherAccountApp(t, other.id);
 });
 
 afterAll(async () => {
   await t?.close();
 });
-
-/** Every app row, secrets' hashes included: what must not change when a request is refused. */
-async function snapshot() {
-  return t.app.database.db.selectFrom('apps').selectAll().orderBy('id').execute();
-}
 
 const goodApp = {
   name: 'Shop',
@@ -89,7 +81,7 @@ describe('console apps page for a customer', () => {
   });
 
   it('refuses cross-site, forged and session-less posts to every apps form', async () => {
-    const before = await snapshot();
+    const before = await appRows(t);
     const [own] = await t.app.identity.apps.list(customerId);
     const forms: Array<[string, Record<string, string>]> = [
       ['/console/apps', goodApp],
@@ -121,11 +113,11 @@ describe('console apps page for a customer', () => {
       expect(anonymous.status).toBe(303);
       expect(anonymous.location).toMatch(/^\/console\/login\?/);
     }
-    expect(await snapshot()).toEqual(before);
+    expect(await appRows(t)).toEqual(before);
   });
 
   it("cannot rotate or disable another account's app: the API's 404 becomes a page with the reason", async () => {
-    const before = await snapshot();
+    const before = await appRows(t);
     const rotate = await post(t, customer, `/console/apps/${otherApp}/rotate-secret`, {
       grace_seconds: '0',
       csrf: customer.csrf,
@@ -140,11 +132,11 @@ describe('console apps page for a customer', () => {
     });
     expect(disable.status).toBe(400);
     expect(disable.text).toContain(`No app ${otherApp}`);
-    expect(await snapshot()).toEqual(before);
+    expect(await appRows(t)).toEqual(before);
   });
 
   it('shows the reason for bad values, keeps what was typed, and writes nothing', async () => {
-    const before = await snapshot();
+    const before = await appRows(t);
     const [own] = await t.app.identity.apps.list(customerId);
     const create: Array<[Record<string, string | string[]>, RegExp]> = [
       [{ name: '', kind: 'machine' }, /name/i],
@@ -199,7 +191,7 @@ describe('console apps page for a customer', () => {
       csrf: customer.csrf,
     });
     expect(bogus.status).toBe(400);
-    expect(await snapshot()).toEqual(before);
+    expect(await appRows(t)).toEqual(before);
   });
 
   it('refuses to rotate a public app (it has no secret)', async () => {
@@ -212,13 +204,13 @@ describe('console apps page for a customer', () => {
     expect(created.status).toBe(200);
     expect(created.text).toContain('This is a public app');
     const spa = (await t.app.identity.apps.list(customerId)).find((a) => a.name === 'SPA')!;
-    const before = await snapshot();
+    const before = await appRows(t);
     const rotate = await post(t, customer, `/console/apps/${spa.id}/rotate-secret`, {
       grace_seconds: '0',
       csrf: customer.csrf,
     });
     expect(rotate.status).toBe(400);
     expect(rotate.text).toContain('public app has no secret');
-    expect(await snapshot()).toEqual(before);
+    expect(await appRows(t)).toEqual(before);
   });
 });

@@ -185,3 +185,22 @@ export async function authorize(t: TestApp, clientId: string, redirectUri: strin
     text: await response.text(),
   };
 }
+
+/** Every app row, secrets' hashes included: what must not change when a request is refused. */
+export async function appRows(t: TestApp) {
+  return t.app.database.db.selectFrom('apps').selectAll().orderBy('id').execute();
+}
+
+/** A web app of another account, which a customer must neither see nor change. */
+export async function otherAccountApp(t: TestApp, ownerAccountId: string): Promise<string> {
+  const created = await t.app.identity.apps.create(
+    {
+      name: 'Other web',
+      kind: 'web',
+      ownerAccountId,
+      redirectUris: ['https://other.example/cb'],
+    },
+    { id: 'test' },
+  );
+  return created.app.id;
+}
