@@ -8,12 +8,18 @@ export interface AppErrorOptions {
   /** Response headers, e.g. WWW-Authenticate or Retry-After. */
   headers?: Record<string, string>;
   cause?: unknown;
+  /** Show the message to the client; default: only below 500 (see `AppError.expose`). */
+  expose?: boolean;
 }
 
 export class AppError extends Error {
   readonly status: number;
   readonly code: string;
-  /** False for 5xx: the message is logged but the client gets a generic one. */
+  /**
+   * False for 5xx unless the thrower says otherwise: the message is logged but the client
+   * gets a generic one. Deliberate answers about the service's state (503 not configured,
+   * 502/504 from the gateway) are written for clients and shown.
+   */
   readonly expose: boolean;
   readonly details: Record<string, unknown> | undefined;
   readonly headers: Record<string, string>;
@@ -23,7 +29,7 @@ export class AppError extends Error {
     this.name = new.target.name;
     this.status = status;
     this.code = code;
-    this.expose = status < 500;
+    this.expose = options.expose ?? status < 500;
     this.details = options.details;
     this.headers = options.headers ?? {};
   }
@@ -92,6 +98,6 @@ export class TooManyRequests extends AppError {
 
 export class ServiceUnavailable extends AppError {
   constructor(message: string, options?: AppErrorOptions) {
-    super(503, 'ServiceUnavailable', message, options);
+    super(503, 'ServiceUnavailable', message, { expose: true, ...options });
   }
 }

@@ -671,7 +671,11 @@ describe('unconfigured or unreachable gateway', () => {
         body: {},
       });
       expect(response.status).toBe(503);
-      expect(response.body.error).toBe('ServiceUnavailable');
+      // The reason is the operator's to fix and safe to show (not a hidden 5xx).
+      expect(response.body).toEqual({
+        error: 'ServiceUnavailable',
+        message: 'The gateway is not configured (GATEWAY_URL is unset)',
+      });
     } finally {
       await off.close();
     }
@@ -691,7 +695,10 @@ describe('unconfigured or unreachable gateway', () => {
         body: { model: 'm', max_tokens: 9 },
       });
       expect(response.status).toBe(502);
-      expect(response.body).toMatchObject({ error: 'BadGateway' });
+      expect(response.body).toEqual({
+        error: 'BadGateway',
+        message: 'The gateway could not be reached',
+      });
       const [event] = await eventsOf(down, id);
       expect(event).toMatchObject({ status: 502, fee_wei: '0', quantity: '9' });
     } finally {

@@ -201,7 +201,7 @@ describe('a front-door path is answered like a Koa route', () => {
       expect(response.status).toBe(502);
       expect(response.body).toEqual({
         error: 'BadGateway',
-        message: `Something went wrong on our side. Quote request id ${id} when reporting it.`,
+        message: 'The gateway could not be reached',
       });
       expect(logged(id).map((l) => [l.msg, l.level])).toEqual([
         ['The gateway could not be reached', 'error'],
