@@ -3,6 +3,7 @@
 // a millisecond or a whole timestamp, and hostile limits and cursors answered with 400.
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keysCommand } from '../../src/keys/cli.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
 import { createResponseValidator } from '../support/openapi.ts';
@@ -81,6 +82,28 @@ describe('GET /v1/keys paging', () => {
     const rest = await list(`?accountId=${many}&cursor=${first.body.next_cursor}`, admin);
     expect(rest.body.keys).toHaveLength(1);
     expect(rest.body.next_cursor).toBeNull();
+  });
+
+  it('prints every key from `tollhouse keys list`, following cursors past a page of 200', async () => {
+    const many = await newAccount(t);
+    await sql`insert into api_keys (id, account_id, kind, name, scopes, key_hash, display_prefix, created_by)
+      select 'key_' || lpad(g::text, 22, '0'), ${many}, 'backend', 'k', '["gateway"]',
+             md5(${many} || g), 'th_x', 'test'
+      from generate_series(1, 450) g`.execute(t.app.database.db);
+    let stdout = '';
+    const code = await keysCommand(['list', '--account', many], {
+      open: async () => ({
+        keyService: t.app.keys.service,
+        database: t.app.database,
+        close: async () => {},
+      }),
+      out: (text) => (stdout += text),
+      err: () => {},
+    });
+    expect(code).toBe(0);
+    const printed = JSON.parse(stdout) as { keys: Array<{ id: string }>; next_cursor: null };
+    expect(new Set(printed.keys.map((k) => k.id)).size).toBe(450);
+    expect(printed.next_cursor).toBeNull();
   });
 
   it('walks every page once, each key exactly once, newest first, through shared timestamps', async () => {
