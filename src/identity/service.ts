@@ -5,13 +5,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { recordAudit } from '../platform/audit.ts';
 import type { Database } from '../platform/db.ts';
 import type { Page } from '../platform/cursor.ts';
-import {
-  DEFAULT_PAGE,
-  MAX_PAGE,
-  decodePosition,
-  encodePosition,
-  toPage,
-} from '../platform/cursor.ts';
+import { pageLimit, decodePosition, encodePosition, toPage } from '../platform/cursor.ts';
 import { Conflict, Forbidden, InvalidRequest, NotFound } from '../platform/errors.ts';
 import { newId, randomBase62 } from '../platform/ids.ts';
 import type { Secrets } from '../platform/secrets.ts';
@@ -164,22 +158,20 @@ export function createAccountsService({ db, onChanged }: AccountsDeps): Accounts
       return toAccount(row);
     },
     async list(filter) {
-      if (!Number.isInteger(filter.limit) || filter.limit < 1 || filter.limit > MAX_PAGE) {
-        throw new InvalidRequest(`limit: expected 1 to ${MAX_PAGE}`);
-      }
+      const limit = pageLimit(filter.limit);
       const search = filter.search?.trim() || null;
       // One more than asked tells whether there is a next page without a count query.
       const rows = await listAccounts(db, {
         search,
         status: filter.status ?? null,
         afterEmail: filter.after ?? null,
-        limit: filter.limit + 1,
+        limit: limit + 1,
       });
-      const page = rows.slice(0, filter.limit);
+      const page = rows.slice(0, limit);
       const last = page.at(-1);
       return {
         accounts: page.map((row) => toAccount(row)),
-        next: rows.length > filter.limit && last !== undefined ? last.sort_key : null,
+        next: rows.length > limit && last !== undefined ? last.sort_key : null,
       };
     },
     async update(id, patch, actor) {
@@ -443,10 +435,7 @@ export function createAppsService({
       return { app: toApp(row), clientSecret };
     },
     async list(ownerAccountId, query = {}) {
-      const limit = query.limit ?? DEFAULT_PAGE;
-      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
-        throw new InvalidRequest(`limit: expected 1 to ${MAX_PAGE}`);
-      }
+      const limit = pageLimit(query.limit);
       // The scope in the cursor: an operator's all-accounts list is a different list.
       const scope = ownerAccountId ?? '*';
       const after =

@@ -8,13 +8,7 @@ import type { Principal, Scope } from '../platform/auth.ts';
 import { ruleFailed } from '../platform/auth.ts';
 import type { Database } from '../platform/db.ts';
 import type { Page } from '../platform/cursor.ts';
-import {
-  DEFAULT_PAGE,
-  MAX_PAGE,
-  decodePosition,
-  encodePosition,
-  toPage,
-} from '../platform/cursor.ts';
+import { pageLimit, decodePosition, encodePosition, toPage } from '../platform/cursor.ts';
 import { Conflict, Forbidden, InvalidRequest, NotFound } from '../platform/errors.ts';
 import { newId } from '../platform/ids.ts';
 import type { Secrets } from '../platform/secrets.ts';
@@ -279,10 +273,7 @@ export function createKeyService(deps: KeyServiceDeps) {
       const target = query.accountId ?? caller.accountId;
       if (target === null) throw new InvalidRequest('accountId is required');
       assertOwnAccount(caller, target);
-      const limit = query.limit ?? DEFAULT_PAGE;
-      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
-        throw new InvalidRequest(`limit: expected 1 to ${MAX_PAGE}`);
-      }
+      const limit = pageLimit(query.limit);
       const after =
         query.cursor === undefined ? null : decodePosition(query.cursor, 'keys', target, 'key');
       const rows = await findKeysByAccount(db, target, { after, limit: limit + 1 });

@@ -27,7 +27,7 @@ export function encodePosition(list: string, scope: string, position: Position):
 
 /**
  * The position in `cursor`, which must have come from `list` for `scope` and name a row id
- * matching `idPattern`; otherwise the same 400 as every other list's bad cursor.
+ * with `idPrefix` (`key`, `app`); otherwise the same 400 as every other list's bad cursor.
  */
 export function decodePosition(
   cursor: string,
@@ -69,6 +69,15 @@ export const pageQuery = {
     .pipe(z.int().min(1).max(MAX_PAGE)),
   cursor: z.string().min(1).max(700).optional(),
 };
+
+/** `limit` (DEFAULT_PAGE when absent) once checked: services are called by the CLI too. */
+export function pageLimit(limit: number | undefined): number {
+  const value = limit ?? DEFAULT_PAGE;
+  if (!Number.isInteger(value) || value < 1 || value > MAX_PAGE) {
+    throw new InvalidRequest(`limit: expected 1 to ${MAX_PAGE}`);
+  }
+  return value;
+}
 
 /** One page of `T`, and the cursor of the next (null on the last page). */
 export interface Page<T> {
