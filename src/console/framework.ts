@@ -3,6 +3,7 @@
 // console errors become HTML pages.
 import coBody from 'co-body';
 import type { Context } from 'koa';
+import { collectPages } from '../platform/cursor.ts';
 import type { Router } from '../platform/http.ts';
 import type { RequestState } from '../platform/http.ts';
 import type { ApiClient, ApiResponse } from './api.ts';
@@ -290,4 +291,31 @@ export function ok(response: ApiResponse): ApiResponse {
     throw new Error(`API answered ${response.status}: ${apiMessage(response)}`);
   }
   throw new ApiRefused(response.status, apiMessage(response));
+}
+
+// A console list shows at most this many rows at once; past it, the page links on.
+export const CONSOLE_LIST_CAP = 500;
+
+/**
+ * Every row of a paged /v1 list (`path` answers `{ [field]: T[], next_cursor }`), following
+ * cursors from the page's own `?cursor=` up to CONSOLE_LIST_CAP rows. `next` is where to go on
+ * when the cap cut the list short (the page must link to it: no row is dropped silently).
+ */
+export async function listAll<T>(
+  pc: PageContext,
+  path: string,
+  field: string,
+): Promise<{ items: T[]; next: string | null }> {
+  const start = typeof pc.ctx.query.cursor === 'string' ? pc.ctx.query.cursor : undefined;
+  const all = await collectPages<T>(
+    async (cursor, limit) => {
+      const params = new URLSearchParams({ limit: String(limit) });
+      if (cursor !== undefined) params.set('cursor', cursor);
+      const body = ok(await pc.api('GET', `${path}?${params}`)).body as Record<string, unknown>;
+      return { items: body[field] as T[], nextCursor: body.next_cursor as string | null };
+    },
+    CONSOLE_LIST_CAP,
+    start,
+  );
+  return { items: all.items, next: all.nextCursor };
 }

@@ -224,3 +224,9 @@ export function doneMessage(
 ): string | null {
   return typeof query.done === 'string' ? (messages[query.done] ?? null) : null;
 }
+
+/** The link on from a list the console cut short (see listAll), or nothing. */
+export function nextPageLink(path: string, next: string | null, what: string): Html | string {
+  if (next === null) return '';
+  return html`<p><a href="${path}?cursor=${encodeURIComponent(next)}">More ${what} →</a></p>`;
+}

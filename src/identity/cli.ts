@@ -2,6 +2,7 @@
 // services as the REST API, for the operator at the command line. Results are JSON on stdout.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { LIST_ALL_CAP, collectPages } from '../platform/cursor.ts';
 import { AppError, InvalidRequest } from '../platform/errors.ts';
 import type { Identity } from './index.ts';
 import { findAccountByEmail } from './queries.ts';
@@ -106,7 +107,14 @@ export async function appsCommand(
         return { ...toAppJson(app), client_secret: clientSecret };
       });
     case 'list':
-      return guarded(io, async () => ({ apps: (await identity.apps.list(null)).map(toAppJson) }));
+      return guarded(io, async () => {
+        // The whole list, as before paging; `next_cursor` is non-null only past the cap.
+        const all = await collectPages(
+          (cursor, limit) => identity.apps.list(null, { limit, cursor }),
+          LIST_ALL_CAP,
+        );
+        return { apps: all.items.map(toAppJson), next_cursor: all.nextCursor };
+      });
     case 'show':
       return guarded(io, async () => toAppJson(await identity.apps.get(needId())));
     case 'update':

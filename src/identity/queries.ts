@@ -1,5 +1,7 @@
 import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
+import type { Position } from '../platform/cursor.ts';
+import { POSITION_TIME } from '../platform/cursor.ts';
 import type { Database } from '../platform/db.ts';
 import type {
   AccountRow,
@@ -200,9 +202,30 @@ export async function findAppByClientId(db: Db, clientId: string): Promise<AppRo
   return db.selectFrom('apps').selectAll().where('client_id', '=', clientId).executeTakeFirst();
 }
 
-export async function listApps(db: Db, ownerAccountId: string | null): Promise<AppRow[]> {
-  let query = db.selectFrom('apps').selectAll().orderBy('created_at').orderBy('id');
+/**
+ * A page of apps, oldest first (`id` breaks ties within a microsecond), every account's when
+ * `ownerAccountId` is null, after `after` (the keyset cursor). `sort_at` is the row's
+ * `created_at` rendered by PostgreSQL with microseconds, so a cursor compares exactly as the
+ * ordering does. Served by apps_owner_page_idx and apps_page_idx.
+ */
+export async function listApps(
+  db: Db,
+  ownerAccountId: string | null,
+  page: { after: Position | null; limit: number },
+): Promise<Array<AppRow & { sort_at: string }>> {
+  let query = db
+    .selectFrom('apps')
+    .selectAll()
+    .select(sql<string>`to_char(created_at at time zone 'UTC', ${POSITION_TIME})`.as('sort_at'))
+    .orderBy('created_at')
+    .orderBy('id')
+    .limit(page.limit);
   if (ownerAccountId !== null) query = query.where('owner_account_id', '=', ownerAccountId);
+  if (page.after !== null) {
+    query = query.where(
+      sql<boolean>`(created_at, id) > (${page.after.at}::timestamptz, ${page.after.id})`,
+    );
+  }
   return query.execute();
 }
 

@@ -18,6 +18,7 @@ import {
   updateAccountBody,
   appId,
   appList,
+  listAppsQuery,
   appWithSecret,
   createAppBody,
   rotateSecretBody,
@@ -95,10 +96,11 @@ export function appRoutes(
 
   defineRoute(
     router,
-    { method: 'get', path: '/v1/apps', response: appList, before: own },
-    async ({ ctx }) => ({
-      apps: (await apps.list(callerOf(ctx)?.accountId ?? null)).map(toAppJson),
-    }),
+    { method: 'get', path: '/v1/apps', query: listAppsQuery, response: appList, before: own },
+    async ({ query, ctx }) => {
+      const page = await apps.list(callerOf(ctx)?.accountId ?? null, query);
+      return { apps: page.items.map(toAppJson), next_cursor: page.nextCursor };
+    },
   );
 
   defineRoute(

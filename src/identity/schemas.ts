@@ -1,8 +1,9 @@
 // zod shapes of the /v1/apps and /v1/accounts REST API (snake_case on the wire, like OAuth
 // client metadata).
 import { z } from 'zod';
+import { pageQuery } from '../platform/cursor.ts';
 import { SCOPES } from '../platform/auth.ts';
-import { MAX_ACCOUNTS_PAGE, MAX_GRACE_SECONDS } from './service.ts';
+import { MAX_GRACE_SECONDS } from './service.ts';
 import type { Account, App } from './queries.ts';
 
 const uriList = z.array(z.string().min(1).max(2000)).max(20);
@@ -62,7 +63,13 @@ export const appSchema = z.strictObject({
 });
 
 export const appWithSecret = appSchema.extend({ client_secret: z.string().nullable() });
-export const appList = z.strictObject({ apps: z.array(appSchema) });
+// Not strict: before paging, unknown query parameters were ignored, and callers may send some.
+export const listAppsQuery = z.object(pageQuery);
+
+export const appList = z.strictObject({
+  apps: z.array(appSchema),
+  next_cursor: z.string().nullable(),
+});
 
 export function toAppJson(app: App): z.input<typeof appSchema> {
   return {
@@ -121,8 +128,7 @@ export const listAccountsQuery = z.strictObject({
   /** Part of the email or name, case-insensitive. */
   q: z.string().max(320).optional(),
   status: z.enum(['active', 'disabled']).optional(),
-  limit: z.coerce.number().int().min(1).max(MAX_ACCOUNTS_PAGE).default(50),
-  cursor: z.string().min(1).max(700).optional(),
+  ...pageQuery,
 });
 
 export const updateAccountBody = z.strictObject({

@@ -4,6 +4,8 @@ import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import { recordAudit } from '../platform/audit.ts';
 import type { Database } from '../platform/db.ts';
+import type { Page } from '../platform/cursor.ts';
+import { pageLimit, decodePosition, encodePosition, toPage } from '../platform/cursor.ts';
 import { Conflict, Forbidden, InvalidRequest, NotFound } from '../platform/errors.ts';
 import { newId, randomBase62 } from '../platform/ids.ts';
 import type { Secrets } from '../platform/secrets.ts';
@@ -48,9 +50,6 @@ const MAX_PASSWORD = 1024;
 // RFC 5321 §4.5.3.1: a path is at most 256 octets; 320 is the usual local@domain bound.
 const MAX_EMAIL = 320;
 const MAX_NAME = 100;
-// A page of the accounts list: enough for an operator's screen, small enough to stay cheap.
-export const MAX_ACCOUNTS_PAGE = 200;
-
 /** NOTIFY channel: payload is the id of an account that changed (status, email, name). */
 export const ACCOUNTS_CHANNEL = 'identity_accounts';
 
@@ -159,22 +158,20 @@ export function createAccountsService({ db, onChanged }: AccountsDeps): Accounts
       return toAccount(row);
     },
     async list(filter) {
-      if (!Number.isInteger(filter.limit) || filter.limit < 1 || filter.limit > MAX_ACCOUNTS_PAGE) {
-        throw new InvalidRequest(`limit: expected 1 to ${MAX_ACCOUNTS_PAGE}`);
-      }
+      const limit = pageLimit(filter.limit);
       const search = filter.search?.trim() || null;
       // One more than asked tells whether there is a next page without a count query.
       const rows = await listAccounts(db, {
         search,
         status: filter.status ?? null,
         afterEmail: filter.after ?? null,
-        limit: filter.limit + 1,
+        limit: limit + 1,
       });
-      const page = rows.slice(0, filter.limit);
+      const page = rows.slice(0, limit);
       const last = page.at(-1);
       return {
         accounts: page.map((row) => toAccount(row)),
-        next: rows.length > filter.limit && last !== undefined ? last.sort_key : null,
+        next: rows.length > limit && last !== undefined ? last.sort_key : null,
       };
     },
     async update(id, patch, actor) {
@@ -275,7 +272,14 @@ export interface AppsService {
     actor: Actor,
     caller?: AppCaller,
   ): Promise<{ app: App; clientSecret: string | null }>;
-  list(ownerAccountId: string | null): Promise<App[]>;
+  /**
+   * A page of apps, oldest first: one account's, or every account's for null. `cursor` is a
+   * `nextCursor` this returned for the same owner (any other is refused with 400).
+   */
+  list(
+    ownerAccountId: string | null,
+    query?: { limit?: number; cursor?: string },
+  ): Promise<Page<App>>;
   /** NotFound also for another account's app when `caller` is a customer (existence is not
    * confirmed). */
   get(id: string, caller?: AppCaller): Promise<App>;
@@ -430,8 +434,19 @@ export function createAppsService({
       });
       return { app: toApp(row), clientSecret };
     },
-    async list(ownerAccountId) {
-      return (await listApps(db, ownerAccountId)).map((row) => toApp(row));
+    async list(ownerAccountId, query = {}) {
+      const limit = pageLimit(query.limit);
+      // The scope in the cursor: an operator's all-accounts list is a different list.
+      const scope = ownerAccountId ?? '*';
+      const after =
+        query.cursor === undefined ? null : decodePosition(query.cursor, 'apps', scope, 'app');
+      const rows = await listApps(db, ownerAccountId, { after, limit: limit + 1 });
+      return toPage(
+        rows,
+        limit,
+        (position) => encodePosition('apps', scope, position),
+        (row) => toApp(row),
+      );
     },
     get: load,
     async update(id, patch, actor, caller = null) {

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { findAccountByEmail, insertAccount } from '../identity/index.ts';
 import type { DatabaseHandle } from '../platform/db.ts';
+import { LIST_ALL_CAP, collectPages } from '../platform/cursor.ts';
 import { AppError } from '../platform/errors.ts';
 import { newId } from '../platform/ids.ts';
 import { createKeyBody, keyId, rotateKeyBody, updateKeyBody } from './schemas.ts';
@@ -132,9 +133,16 @@ export async function keysCommand(args: string[], deps: KeysCliDeps): Promise<nu
         print(await keyService.create(CLI_CALLER, body));
         return 0;
       }
-      case 'list':
-        print({ keys: await keyService.list(CLI_CALLER, await accountOf(false)) });
+      case 'list': {
+        // The whole list, as before paging; `next_cursor` is non-null only past the cap.
+        const accountId = await accountOf(false);
+        const all = await collectPages(
+          (cursor, limit) => keyService.list(CLI_CALLER, { accountId, limit, cursor }),
+          LIST_ALL_CAP,
+        );
+        print({ keys: all.items, next_cursor: all.nextCursor });
         return 0;
+      }
       case 'show':
         print(await keyService.show(CLI_CALLER, id));
         return 0;

@@ -2,6 +2,8 @@
 import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import type { Scope } from '../platform/auth.ts';
+import type { Position } from '../platform/cursor.ts';
+import { POSITION_TIME } from '../platform/cursor.ts';
 import type { Database } from '../platform/db.ts';
 import type { KeyKind } from './format.ts';
 import type { ApiKeyRow, ApiKeyRowUpdate, NewApiKeyRow } from './table.ts';
@@ -87,14 +89,31 @@ export async function findKeyByHash(
     .executeTakeFirst();
 }
 
-export async function findKeysByAccount(db: Db, accountId: string): Promise<ApiKeyRow[]> {
-  return db
+/**
+ * A page of an account's keys, newest first (`id` breaks ties between keys created in the same
+ * microsecond), after `after` (the keyset cursor). `sort_at` is the row's `created_at` rendered
+ * by PostgreSQL with microseconds, so a cursor compares exactly as the ordering does. Served by
+ * api_keys_account_page_idx.
+ */
+export async function findKeysByAccount(
+  db: Db,
+  accountId: string,
+  page: { after: Position | null; limit: number },
+): Promise<Array<ApiKeyRow & { sort_at: string }>> {
+  let query = db
     .selectFrom('api_keys')
     .selectAll()
+    .select(sql<string>`to_char(created_at at time zone 'UTC', ${POSITION_TIME})`.as('sort_at'))
     .where('account_id', '=', accountId)
     .orderBy('created_at', 'desc')
-    .orderBy('id')
-    .execute();
+    .orderBy('id', 'desc')
+    .limit(page.limit);
+  if (page.after !== null) {
+    query = query.where(
+      sql<boolean>`(created_at, id) < (${page.after.at}::timestamptz, ${page.after.id})`,
+    );
+  }
+  return query.execute();
 }
 
 export async function updateKeyById(

@@ -55,7 +55,9 @@ export function keyRoutes(router: Router, { keyService, authenticator }: KeyRout
     router,
     { method: 'get', path: '/v1/keys', query: listQuery, response: keyList, before },
     async function listKeys({ query, ctx }) {
-      return { keys: await keyService.list(caller(ctx), query.accountId) };
+      // `next_cursor`, snake_case as on every other paged list (/v1/accounts, /v1/usage).
+      const page = await keyService.list(caller(ctx), query);
+      return { keys: page.items, next_cursor: page.nextCursor };
     },
   );
 

@@ -1,6 +1,7 @@
 // Request and response shapes of /v1/keys and /v1/auth/verify (mirrored in openapi.yaml).
 import { z } from 'zod';
 import { SCOPES } from '../platform/auth.ts';
+import { pageQuery } from '../platform/cursor.ts';
 import { KEY_KINDS, normalizeOrigin } from './format.ts';
 
 // Limits keep one key row and one verification small; they are far above real use (hosted
@@ -74,7 +75,8 @@ export const rotateKeyBody = z.strictObject({
 });
 
 export const keyParams = z.object({ id: keyId });
-export const listQuery = z.object({ accountId: accountId.optional() });
+// Not strict: before paging, unknown query parameters were ignored, and callers may send some.
+export const listQuery = z.object({ accountId: accountId.optional(), ...pageQuery });
 
 const iso = z.date().transform((d) => d.toISOString());
 
@@ -101,7 +103,7 @@ export const apiKeyView = z.object({
 
 export const issuedKey = z.object({ key: apiKeyView, secret: z.string() });
 export const rotatedKey = issuedKey.extend({ previous: apiKeyView });
-export const keyList = z.object({ keys: z.array(apiKeyView) });
+export const keyList = z.object({ keys: z.array(apiKeyView), next_cursor: z.string().nullable() });
 
 const oneOrMany = <T extends z.ZodType>(item: T) =>
   z

@@ -7,6 +7,8 @@ import { recordAudit } from '../platform/audit.ts';
 import type { Principal, Scope } from '../platform/auth.ts';
 import { ruleFailed } from '../platform/auth.ts';
 import type { Database } from '../platform/db.ts';
+import type { Page } from '../platform/cursor.ts';
+import { pageLimit, decodePosition, encodePosition, toPage } from '../platform/cursor.ts';
 import { Conflict, Forbidden, InvalidRequest, NotFound } from '../platform/errors.ts';
 import { newId } from '../platform/ids.ts';
 import type { Secrets } from '../platform/secrets.ts';
@@ -259,12 +261,28 @@ export function createKeyService(deps: KeyServiceDeps) {
       });
     },
 
-    async list(caller: Caller, accountId?: string): Promise<ApiKeyView[]> {
+    /**
+     * A page of an account's keys, newest first. `cursor` is a `nextCursor` this returned for
+     * the same account (any other is refused with 400).
+     */
+    async list(
+      caller: Caller,
+      query: { accountId?: string; limit?: number; cursor?: string },
+    ): Promise<Page<ApiKeyView>> {
       assertMayManage(caller);
-      const target = accountId ?? caller.accountId;
+      const target = query.accountId ?? caller.accountId;
       if (target === null) throw new InvalidRequest('accountId is required');
       assertOwnAccount(caller, target);
-      return (await findKeysByAccount(db, target)).map((row) => view(toApiKey(row)));
+      const limit = pageLimit(query.limit);
+      const after =
+        query.cursor === undefined ? null : decodePosition(query.cursor, 'keys', target, 'key');
+      const rows = await findKeysByAccount(db, target, { after, limit: limit + 1 });
+      return toPage(
+        rows,
+        limit,
+        (position) => encodePosition('keys', target, position),
+        (row) => view(toApiKey(row)),
+      );
     },
 
     async show(caller: Caller, id: string): Promise<ApiKeyView> {

@@ -43,7 +43,7 @@ describe('console apps page for a customer', () => {
     expect(created.status).toBe(200);
     const secret = /id="new-secret">([^<]+)</.exec(created.text)?.[1];
     expect(secret).toMatch(/^thcs_/);
-    const [app] = await t.app.identity.apps.list(customerId);
+    const [app] = (await t.app.identity.apps.list(customerId)).items;
     expect(app).toMatchObject({
       name: 'Shop',
       kind: 'web',
@@ -82,7 +82,7 @@ describe('console apps page for a customer', () => {
 
   it('refuses cross-site, forged and session-less posts to every apps form', async () => {
     const before = await appRows(t);
-    const [own] = await t.app.identity.apps.list(customerId);
+    const [own] = (await t.app.identity.apps.list(customerId)).items;
     const forms: Array<[string, Record<string, string>]> = [
       ['/console/apps', goodApp],
       [`/console/apps/${own!.id}/rotate-secret`, { grace_seconds: '0' }],
@@ -137,7 +137,7 @@ describe('console apps page for a customer', () => {
 
   it('shows the reason for bad values, keeps what was typed, and writes nothing', async () => {
     const before = await appRows(t);
-    const [own] = await t.app.identity.apps.list(customerId);
+    const [own] = (await t.app.identity.apps.list(customerId)).items;
     const create: Array<[Record<string, string | string[]>, RegExp]> = [
       [{ name: '', kind: 'machine' }, /name/i],
       [{ name: 'a', kind: 'root' }, /kind/i],
@@ -203,7 +203,7 @@ describe('console apps page for a customer', () => {
     });
     expect(created.status).toBe(200);
     expect(created.text).toContain('This is a public app');
-    const spa = (await t.app.identity.apps.list(customerId)).find((a) => a.name === 'SPA')!;
+    const spa = (await t.app.identity.apps.list(customerId)).items.find((a) => a.name === 'SPA')!;
     const before = await appRows(t);
     const rotate = await post(t, customer, `/console/apps/${spa.id}/rotate-secret`, {
       grace_seconds: '0',

@@ -208,7 +208,7 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
       () => (globalThis as any).document.documentElement.scrollWidth as number,
     );
     expect(pageWidth).toBe(page.viewportSize()!.width);
-    const [owned] = await t.app.identity.apps.list(customerId);
+    const [owned] = (await t.app.identity.apps.list(customerId)).items;
     expect(owned).toMatchObject({ name: 'Customer portal', ownerAccountId: customerId });
     // Shown once: the page loaded again lists the app without its secret.
     await page.goto(`${t.url}/console/apps`);

@@ -270,7 +270,7 @@ describe('console operator forms', () => {
       .execute();
     expect(subscriptions).toEqual([]);
 
-    const apps = async () => (await t.app.identity.apps.list(null)).length;
+    const apps = async () => (await t.app.identity.apps.list(null)).items.length;
     const before = await apps();
     const cases: Array<Record<string, string>> = [
       { name: 'a', kind: 'public' },

@@ -63,9 +63,9 @@ describe.skipIf(!HAVE_CHROMIUM)('console: API keys in a browser', { timeout: 120
         browser: false,
         requestId: null,
       },
-      undefined,
+      {},
     );
-    expect(keys.map((k) => [k.name, k.kind, k.allowedOrigins])).toEqual([
+    expect(keys.items.map((k) => [k.name, k.kind, k.allowedOrigins])).toEqual([
       ['storefront', 'browser', ['https://shop.example.com']],
     ]);
 

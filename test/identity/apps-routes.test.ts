@@ -1,5 +1,6 @@
 // /v1/apps over HTTP as an admin: validated, documented, secrets shown once (customers' own
 // apps: apps-self-service.test.ts).
+import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { json } from '../support/http.ts';
@@ -47,6 +48,7 @@ async function call(
   });
   const payload = await json(response);
   const template = path
+    .replace(/\?.*$/, '')
     .replace(/^\/v1\/apps\/[^/]+/, '/v1/apps/{id}')
     .replace(/\/users\/[^/]+$/, '/users/{external_id}');
   expect(validate(method, template, response.status, payload)).toBeNull();
@@ -245,5 +247,105 @@ describe('/v1/apps/{id}/users', () => {
     expect(
       (await call('PUT', `/v1/apps/${app.id}/users/${'x'.repeat(256)}`, undefined, own)).status,
     ).toBe(400);
+  });
+});
+
+describe('GET /v1/apps paging', () => {
+  const ids = (body: { apps: Array<{ id: string }> }) => body.apps.map((a) => a.id);
+
+  async function walk(limit: number, token: string) {
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const query: string = cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`;
+      const page = await call('GET', `/v1/apps?limit=${limit}${query}`, undefined, token);
+      expect(page.status).toBe(200);
+      seen.push(...ids(page.body));
+      cursor = page.body.next_cursor;
+      pages++;
+    } while (cursor !== null && pages < 200);
+    return { seen, pages };
+  }
+
+  it('walks every app exactly once, oldest first, through shared timestamps, for a customer and an admin', async () => {
+    const owner = await createAccount(t, 'pager@example.com');
+    const token = await tokenFor(owner.id, ['gateway']);
+    for (let i = 0; i < 11; i++) {
+      await t.app.identity.apps.create(
+        { name: `p${i}`, kind: 'machine', ownerAccountId: owner.id, scopes: ['gateway'] },
+        { id: 'test' },
+      );
+    }
+    const db = t.app.database.db;
+    const own = (
+      await db.selectFrom('apps').select('id').where('owner_account_id', '=', owner.id).execute()
+    ).map((r) => r.id);
+    // Four apps in one millisecond (different microseconds), five at the same microsecond.
+    for (const [i, id] of own.slice(0, 4).entries()) {
+      await sql`update apps set created_at = ${`2026-01-01T00:00:00.123${i}00Z`}::timestamptz where id = ${id}`.execute(
+        db,
+      );
+    }
+    await sql`update apps set created_at = '2026-01-01T00:00:00.500000Z' where id in (${sql.join(own.slice(4, 9))})`.execute(
+      db,
+    );
+    const order = async (owned: boolean) =>
+      (
+        await sql<{ id: string }>`select id from apps ${
+          owned ? sql`where owner_account_id = ${owner.id}` : sql``
+        } order by created_at, id`.execute(db)
+      ).rows.map((r) => r.id);
+
+    const first = await call('GET', '/v1/apps', undefined, token);
+    expect(ids(first.body)).toEqual(await order(true));
+    expect(first.body.next_cursor).toBeNull();
+    for (const limit of [1, 4]) {
+      const { seen, pages } = await walk(limit, token);
+      expect(seen).toEqual(await order(true));
+      expect(pages).toBe(Math.ceil(12 / limit));
+    }
+    const all = await walk(5, adminToken);
+    expect(all.seen).toEqual(await order(false));
+    expect(new Set(all.seen).size).toBe(all.seen.length);
+  });
+
+  it('answers hostile limits and cursors from another list with 400', async () => {
+    for (const limit of ['0', '-1', '201', 'abc', '1.5', '', '0x10']) {
+      const response = await call('GET', `/v1/apps?limit=${encodeURIComponent(limit)}`);
+      expect(response.status, `limit=${limit}`).toBe(400);
+    }
+    const adminCursor = (await call('GET', '/v1/apps?limit=1')).body.next_cursor as string;
+    const other = await createAccount(t, 'pager2@example.com');
+    const otherToken = await tokenFor(other.id, ['gateway']);
+    await t.app.identity.apps.create(
+      { name: 'second', kind: 'machine', ownerAccountId: other.id, scopes: ['gateway'] },
+      { id: 'test' },
+    );
+    const otherCursor = (await call('GET', '/v1/apps?limit=1', undefined, otherToken)).body
+      .next_cursor as string;
+    const [, , at, id] = Buffer.from(otherCursor, 'base64url').toString().split('|');
+    const forge = (text: string) => Buffer.from(text).toString('base64url');
+    const refused = [
+      [adminCursor, userToken], // the operator's all-accounts list, in a customer's
+      [otherCursor, userToken], // another account's list
+      [otherCursor, adminToken], // one account's list, in the operator's
+      [forge(`keys|${other.id}|${at}|${id}`), otherToken], // another endpoint's
+      [forge('pager@example.com'), adminToken], // the shape of a /v1/accounts cursor
+      [forge(`apps|${other.id}|${at}|key_0000000000000000000000`), otherToken],
+      ['not a cursor', otherToken],
+    ] as const;
+    for (const [cursor, token] of refused) {
+      const response = await call(
+        'GET',
+        `/v1/apps?cursor=${encodeURIComponent(cursor)}`,
+        undefined,
+        token,
+      );
+      expect(response.status, cursor).toBe(400);
+      expect(response.body).toMatchObject({
+        message: 'query.cursor: not a cursor returned by this API',
+      });
+    }
   });
 });

@@ -45,6 +45,25 @@ describe('migrations', () => {
     expect(states.every((s) => s.executedAt instanceof Date)).toBe(true);
   });
 
+  it('apply a migration numbered in an earlier block to a database that ran later ones', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const handle = await fresh.open();
+      await migrateToLatest(handle.db);
+      // As a database upgraded from before 0022 was written: 0070 ran, 0022 did not.
+      const name = '0022_index_api_keys_for_paging';
+      const migration = (await import(`../../db/migrations/${name}.ts`)) as {
+        down(db: unknown): Promise<void>;
+      };
+      await migration.down(handle.db);
+      await sql`delete from kysely_migration where name = ${name}`.execute(handle.db);
+      expect(await migrateToLatest(handle.db)).toEqual([name]);
+      expect(await migrateToLatest(handle.db)).toEqual([]);
+    } finally {
+      await fresh.destroy();
+    }
+  });
+
   it.runIf(onRealPostgres())(
     'run once when several processes migrate the same database at the same moment',
     async () => {

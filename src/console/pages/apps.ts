@@ -3,7 +3,7 @@
 // confidential app's secret with a grace period, disable and enable.
 // Through /v1/apps: a customer sees and manages its own account's apps, an operator every app.
 import { SCOPES } from '../../platform/auth.ts';
-import { apiMessage, field, fields, lines, ok } from '../framework.ts';
+import { apiMessage, field, fields, lines, listAll, ok } from '../framework.ts';
 import type {
   ActionContext,
   Form,
@@ -18,6 +18,7 @@ import {
   doneMessage,
   graceSeconds,
   graceSelect,
+  nextPageLink,
   notice,
   scopeChoices,
   secretReveal,
@@ -310,7 +311,7 @@ async function render(
     created?: { app: AppView & { client_secret: string | null }; verb: 'registered' | 'rotated' };
   },
 ): Promise<PageResult> {
-  const apps = (ok(await pc.api('GET', '/v1/apps')).body as { apps: AppView[] }).apps;
+  const { items: apps, next } = await listAll<AppView>(pc, '/v1/apps', 'apps');
   // An operator sees every account's apps, so the owner tells them apart.
   const owner = pc.viewer.isAdmin;
   const body = html`${notice('error', options.error ?? null)}
@@ -350,6 +351,7 @@ async function render(
         ]),
         'No apps yet. Register one below.',
       )}
+      ${nextPageLink('/console/apps', next, 'apps (newer)')}
     </section>
     ${createForm(pc.viewer, options.state ?? { name: '', kind: 'public', redirects: '', origins: '' })}`;
   return { title: 'Apps', active: 'apps', body, status: options.status };

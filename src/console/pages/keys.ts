@@ -1,7 +1,7 @@
 // API keys: list (with age and rotation warnings), create a backend or browser key (the secret
 // is shown once, with a copy button), rotate with a grace period, revoke. All through /v1/keys.
 import { SCOPES } from '../../platform/auth.ts';
-import { apiMessage, field, fields, lines, ok } from '../framework.ts';
+import { apiMessage, field, fields, lines, listAll } from '../framework.ts';
 import type { ActionContext, PageContext, PageResult, createFramework } from '../framework.ts';
 import { html } from '../html.ts';
 import type { Html } from '../html.ts';
@@ -10,6 +10,7 @@ import {
   doneMessage,
   graceSeconds,
   graceSelect,
+  nextPageLink,
   notice,
   scopeChoices,
   secretReveal,
@@ -116,8 +117,8 @@ async function render(
     secret?: { key: KeyView; secret: string; verb: 'created' | 'rotated' };
   },
 ): Promise<PageResult> {
-  const list = ok(await pc.api('GET', '/v1/keys')).body as { keys: KeyView[] };
-  const keys = list.keys.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  // Newest first, as the API pages them.
+  const { items: keys, next } = await listAll<KeyView>(pc, '/v1/keys', 'keys');
   const active = keys.filter((k) => k.status === 'active');
   const inactive = keys.filter((k) => k.status !== 'active');
   const body = html` ${notice('error', options.error ?? null)}
@@ -140,6 +141,7 @@ async function render(
         ]),
         'No active keys. Create one below.',
       )}
+      ${nextPageLink('/console/keys', next, 'keys (older)')}
     </section>
     ${createForm(pc.viewer, options.state ?? EMPTY)}
     ${
