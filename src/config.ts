@@ -60,6 +60,13 @@ const ethAddress = z
   .regex(/^0x[0-9a-fA-F]{40}$/, 'expected an Ethereum address (0x and 40 hex digits)');
 
 // Arbitrum One's Livepeer Controller (LIVEPEER.md §4).
+/** A comma-separated list: items trimmed, empty ones dropped (`a, b,` → ['a', 'b']). */
+const commaList = z.string().transform((v) =>
+  v
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== ''),
+);
 const ARBITRUM_CONTROLLER = '0xD8E8328501E9645d16Cf49539efC04f734606ee4';
 // GATEWAY_PRICES: wei as decimal strings (never JS numbers), per pipeline with optional
 // per-model overrides; go-livepeer prices are price_per_unit wei per pixels_per_unit units.
@@ -467,15 +474,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     name: 'SIGNER_ORCHESTRATORS',
     doc: 'Comma-separated orchestrator URLs that GET /signer/discover-orchestrators returns (go-livepeer -orchAddr). Unset: it answers 503.',
-    schema: z
-      .string()
-      .transform((v) =>
-        v
-          .split(',')
-          .map((u) => u.trim())
-          .filter((u) => u !== ''),
-      )
-      .pipe(z.array(httpUrl).min(1, 'expected at least one http(s) URL')),
+    schema: commaList.pipe(z.array(httpUrl).min(1, 'expected at least one http(s) URL')),
   },
   {
     name: 'SIGNER_SIGNING_THREADS',
@@ -486,19 +485,11 @@ export const SETTINGS: readonly Setting[] = [
   {
     name: 'SIGNER_SHARED_CREDENTIALS',
     doc: 'API key ids (key_…) or OIDC client ids of shared gateway credentials: their payments are metered to, and spend-checked against, the owner of the stream the Tollhouse-Stream header names. Unset: none.',
-    schema: z
-      .string()
-      .transform((v) =>
-        v
-          .split(',')
-          .map((u) => u.trim())
-          .filter((u) => u !== ''),
-      )
-      .pipe(
-        z
-          .array(z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'expected key_… or client ids'))
-          .min(1, 'expected at least one credential id'),
-      ),
+    schema: commaList.pipe(
+      z
+        .array(z.string().regex(/^[A-Za-z0-9_.:-]{1,200}$/, 'expected key_… or client ids'))
+        .min(1, 'expected at least one credential id'),
+    ),
   },
 ];
 
