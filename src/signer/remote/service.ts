@@ -167,10 +167,11 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
     if (s === null) throw new SignerNotReady('The payment signer has no keystore');
     return s;
   };
-  const sealState = (s: PaymentSigner, state: Uint8Array): Uint8Array =>
-    deps.secrets.hmacBytes(STATE_MAC_PURPOSE, [getBytes(s.address), state]);
-  const sealed = (s: PaymentSigner, state: Uint8Array, sig: Uint8Array): boolean =>
-    sig.length === 32 && timingSafeEqual(sealState(s, state), sig);
+  /** `sender`: the signer address as 20 bytes. */
+  const sealState = (sender: Uint8Array, state: Uint8Array): Uint8Array =>
+    deps.secrets.hmacBytes(STATE_MAC_PURPOSE, [sender, state]);
+  const sealed = (sender: Uint8Array, state: Uint8Array, sig: Uint8Array): boolean =>
+    sig.length === 32 && timingSafeEqual(sealState(sender, state), sig);
 
   return {
     async signOrchestratorInfo() {
@@ -183,6 +184,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
     async generateLivePayment(principal, request, attribution) {
       const caller = attribution?.caller ?? principal;
       const s = signer();
+      const sender = getBytes(s.address);
       const now = clock();
 
       // 1. Decode the orchestrator info.
@@ -235,7 +237,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
           remembered?.row ??
           (parsed === null ? null : await findSessionByStateId(db, parsed.StateID));
         const current = session !== null && session.lastStateDigest === digest;
-        if (!current && !sealed(s, bytes, sig)) throw new BadSignerRequest('invalid sig');
+        if (!current && !sealed(sender, bytes, sig)) throw new BadSignerRequest('invalid sig');
         if (parsed === null) throw new BadSignerRequest('invalid state');
         if (request.manifestId === '') throw new BadSignerRequest('missing manifestID');
         if (parsed.OrchestratorAddress !== orchestratorAddress) {
@@ -393,7 +395,6 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
             creationRoundBlockHash: getBytes(snapshot.lastInitializedRoundBlockHash),
           };
       const aux = auxData(expiration.creationRound, expiration.creationRoundBlockHash);
-      const sender = getBytes(s.address);
       const nonces: bigint[] = [];
       const ticketHashes: Uint8Array[] = [];
       for (let i = 0n; i < numTickets; i++) {
@@ -436,7 +437,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       };
       const stateBytes = encodeState(next);
       const signatures = await s.signMessages(ticketHashes);
-      const stateSig = sealState(s, stateBytes);
+      const stateSig = sealState(sender, stateBytes);
       const payment = wire.encodePayment({
         ticketParams: params,
         sender,
