@@ -30,6 +30,8 @@ import { createRemoteSigner, createSigner, signerRoutes } from './signer/index.t
 import type { SpendGate } from './platform/spend.ts';
 import type { Signer } from './signer/index.ts';
 import type Koa from 'koa';
+import type { Clock } from './platform/clock.ts';
+import { systemClock } from './platform/clock.ts';
 
 export interface AppOptions {
   config: Config;
@@ -40,11 +42,14 @@ export interface AppOptions {
   migrate?: boolean;
   /** "May this principal spend?" — replaces billing's gate (tests of the front door and signer). */
   spend?: SpendGate;
+  /** The time every capability reads (default: the wall clock; tests set the date). */
+  clock?: Clock;
 }
 
 export interface App {
   config: Config;
   log: Logger;
+  clock: Clock;
   database: DatabaseHandle;
   koa: Koa;
   router: Router;
@@ -70,6 +75,7 @@ export interface App {
 
 export async function createApp(options: AppOptions): Promise<App> {
   const { config, log } = options;
+  const clock = options.clock ?? systemClock;
   const database = options.database ?? (await createDatabase({ config: config.database, log }));
   const closeTasks: Array<() => Promise<void> | void> = [];
   try {
@@ -93,7 +99,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     const verifiers: CredentialVerifier[] = [];
     const authenticator = createAuthenticator(verifiers);
     // API keys first: their verifier answers null for anything not starting with `th_`.
-    const keys = await createKeys({ database, secrets, log, metrics, config: config.keys });
+    const keys = await createKeys({ database, secrets, log, metrics, clock, config: config.keys });
     closeTasks.push(() => keys.close());
     verifiers.push(keys.verifier);
     koa.use(keys.cors);
@@ -108,6 +114,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       secrets,
       authenticator,
       firstPartyClients: [consoleOidcClient],
+      clock,
       config: {
         publicUrl: config.http.publicUrl,
         trustProxy: config.http.trustProxy,
@@ -130,12 +137,13 @@ export async function createApp(options: AppOptions): Promise<App> {
     openapiRoutes(router, { document: await loadOpenApi() });
     identity.routes(router);
 
-    const metering = createMetering({ database, log, authenticator, router });
+    const metering = createMetering({ database, log, authenticator, router, clock });
     await metering.start();
     closeTasks.push(() => metering.close());
     const billing = createBilling({
       database,
       log,
+      clock,
       authenticator,
       router,
       config: {
@@ -168,6 +176,7 @@ export async function createApp(options: AppOptions): Promise<App> {
 
     const gateway = createGateway({
       database,
+      clock,
       secrets,
       router,
       config: config.gateway,
@@ -189,6 +198,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     // stream the front door issued (its streams are the signer's directory).
     createRemoteSigner({
       db: database.db,
+      clock,
       log,
       secrets,
       config: config.signer.remote,
@@ -207,6 +217,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       log,
       authenticator,
       publicUrl: config.http.publicUrl,
+      clock,
       handler: () => handler,
     });
     consolePages.routes(router);
@@ -223,6 +234,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     return {
       config,
       log,
+      clock,
       database,
       koa,
       router,

@@ -28,6 +28,8 @@ import type {
   StripeSyncTable,
   SubscriptionsTable,
 } from './table.ts';
+import type { Clock } from '../platform/clock.ts';
+import { systemClock } from '../platform/clock.ts';
 
 export type { BillingService, RateConfig, RateSource, SpendView, StripeConfig, StripeSync };
 export type { EthUsdRate, Price } from './pricing.ts';
@@ -77,7 +79,7 @@ export interface BillingDeps {
   authenticator: Authenticator;
   router: Router;
   config: BillingConfig;
-  clock?: () => Date;
+  clock?: Clock;
 }
 
 export interface Billing {
@@ -94,7 +96,7 @@ export interface Billing {
 
 export function createBilling(deps: BillingDeps): Billing {
   const { database, log, config } = deps;
-  const clock = deps.clock ?? (() => new Date());
+  const clock = deps.clock ?? systemClock;
   const rates = createRateSource(config.rates, clock);
   const service = createBillingService({ db: database.db, rates, log, clock });
   const spendGate = createSpendView({

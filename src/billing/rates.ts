@@ -5,6 +5,8 @@ import { Contract, JsonRpcProvider, Network } from 'ethers';
 import { RateUnavailable } from './errors.ts';
 import { parseDecimalRate } from './pricing.ts';
 import type { EthUsdRate } from './pricing.ts';
+import type { Clock } from '../platform/clock.ts';
+import { systemClock } from '../platform/clock.ts';
 
 // Chainlink AggregatorV3Interface (docs.chain.link/data-feeds/api-reference).
 const AGGREGATOR_ABI = [
@@ -28,7 +30,7 @@ export interface RateConfig {
 
 export function createRateSource(
   config: RateConfig,
-  clock: () => Date = () => new Date(),
+  clock: Clock = systemClock,
 ): RateSource {
   if (config.fixed !== null) {
     const { answer, decimals } = parseDecimalRate(config.fixed);
@@ -56,7 +58,7 @@ function createChainlinkRate(
   rpcUrl: string,
   feedAddress: string,
   maxAgeSeconds: number,
-  clock: () => Date,
+  clock: Clock,
 ): RateSource {
   // A static network: only eth_call is sent (no chain-id detection, whose failure ethers
   // would retry and log forever); the feed address already names the chain's contract.

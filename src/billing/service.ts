@@ -39,6 +39,7 @@ import {
 } from './queries.ts';
 import type { Plan, SpendCap, Statement, StatementLine, UsageAggregate } from './queries.ts';
 import type { RateSource } from './rates.ts';
+import type { Clock } from '../platform/clock.ts';
 
 /** Who acts, for the audit log: `key_…`, `acct_…` or `cli`. */
 export interface Actor {
@@ -68,7 +69,7 @@ export interface BillingServiceDeps {
   db: Kysely<Database>;
   rates: RateSource;
   log: Logger;
-  clock: () => Date;
+  clock: Clock;
 }
 
 export type BillingService = ReturnType<typeof createBillingService>;

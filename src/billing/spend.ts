@@ -29,6 +29,7 @@ import {
 } from './queries.ts';
 import type { SpendCap } from './queries.ts';
 import type { RateSource } from './rates.ts';
+import type { Clock } from '../platform/clock.ts';
 
 const HOUR_MS = 3_600_000;
 // Notifications arriving together (a batch of cap changes) cause one reload.
@@ -39,7 +40,7 @@ export interface SpendViewDeps {
   listen: (channel: string, handler: NotificationHandler) => Promise<() => Promise<void>>;
   rates: RateSource;
   log: Logger;
-  clock: () => Date;
+  clock: Clock;
   refreshMs: number;
   fullReloadMs: number;
 }

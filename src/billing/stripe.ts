@@ -29,6 +29,7 @@ import {
 } from './queries.ts';
 import type { Statement, StatementLine, SyncStatus, SyncStatusRow } from './queries.ts';
 import type { SyncState } from './table.ts';
+import type { Clock } from '../platform/clock.ts';
 
 export interface StripeSyncStatusQuery {
   /** How many of the most recently closed months to report (ignored with `month`). */
@@ -137,7 +138,7 @@ export interface StripeSyncDeps {
   stripe: Stripe | null;
   config: StripeConfig;
   log: Logger;
-  clock: () => Date;
+  clock: Clock;
 }
 
 export type StripeSync = ReturnType<typeof createStripeSync>;

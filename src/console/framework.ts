@@ -14,6 +14,7 @@ import { csrfMatches } from './session.ts';
 import type { ConsoleSession, SessionStore } from './session.ts';
 import { layout, notice } from './views.ts';
 import type { Viewer } from './views.ts';
+import type { Clock } from '../platform/clock.ts';
 
 // No inline script or style anywhere, nothing from another origin, and the console cannot be
 // framed (clickjacking a "Revoke" button).
@@ -46,6 +47,8 @@ export interface PageContext {
   viewer: Viewer;
   /** Calls /v1 as the signed-in user. A 401 means the session is over (sign in again). */
   api(method: string, path: string, body?: unknown): Promise<ApiResponse>;
+  /** The app's clock: "this month" and "the last 30 days" are read from it. */
+  clock: Clock;
 }
 
 export interface ActionContext extends PageContext {
@@ -57,6 +60,7 @@ export interface FrameworkDeps {
   api: ApiClient;
   /** The origin browsers use (from PUBLIC_URL): POSTs must come from it. */
   origin: string;
+  clock: Clock;
 }
 
 export function securityHeaders(ctx: Context): void {
@@ -73,6 +77,7 @@ export function createFramework(router: Router, deps: FrameworkDeps) {
     return {
       ctx,
       session,
+      clock: deps.clock,
       viewer: { email: session.email, isAdmin: session.isAdmin, csrfToken: session.csrfToken },
       async api(method, path, body) {
         const response = await api.call(session.accessToken, method, path, body, {

@@ -22,6 +22,8 @@ import { usagePages } from './pages/usage.ts';
 import { createSessionStore } from './session.ts';
 import { CONSOLE_CLIENT_ID, signInRoutes } from './signin.ts';
 import { staticRoutes } from './static.ts';
+import type { Clock } from '../platform/clock.ts';
+import { systemClock } from '../platform/clock.ts';
 
 export type { ConsoleSessionsTable } from './table.ts';
 export { CONSOLE_CLIENT_ID } from './signin.ts';
@@ -41,6 +43,7 @@ export interface ConsoleDeps {
   publicUrl: string;
   /** The app's request listener (the console calls /v1 through it on a loopback port). */
   handler: () => http.RequestListener;
+  clock?: Clock;
 }
 
 export interface Console {
@@ -62,7 +65,10 @@ export function consoleClient(publicUrl: string): FirstPartyClient {
 }
 
 export function createConsole(deps: ConsoleDeps): Console {
+  const clock = deps.clock ?? systemClock;
   const secureCookies = deps.publicUrl.startsWith('https:');
+  // A console session lives as long as its OIDC access token, which oidc-provider stamps with
+  // the wall clock (platform/clock.ts): the session store keeps the wall clock too.
   const sessions = createSessionStore({ db: deps.db, secrets: deps.secrets, secureCookies });
   const api = createApiClient(deps.handler);
   const sweeper = setInterval(() => {
@@ -77,6 +83,7 @@ export function createConsole(deps: ConsoleDeps): Console {
         sessions,
         api,
         origin: new URL(deps.publicUrl).origin,
+        clock,
       });
       staticRoutes(router);
       signInRoutes(router, {

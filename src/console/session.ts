@@ -11,6 +11,8 @@ import {
   findConsoleSessionByIdHash,
   insertConsoleSession,
 } from './queries.ts';
+import type { Clock } from '../platform/clock.ts';
+import { systemClock } from '../platform/clock.ts';
 
 export const SESSION_COOKIE = 'tollhouse_console';
 // 256 bits: as strong as the HMAC that stores it.
@@ -51,10 +53,10 @@ export function createSessionStore(deps: {
   db: Kysely<Database>;
   secrets: Secrets;
   secureCookies: boolean;
-  clock?: () => Date;
+  clock?: Clock;
 }): SessionStore {
   const { db, secrets, secureCookies } = deps;
-  const clock = deps.clock ?? (() => new Date());
+  const clock = deps.clock ?? systemClock;
   const box = secrets.box('console-sessions');
   const hashId = (id: string) => secrets.hmac('console-sessions', id);
 

@@ -27,6 +27,8 @@ import { readRequestBody } from './request-body.ts';
 import type { ReadBody } from './request-body.ts';
 import { createResponseMeter } from './response-meter.ts';
 import type { ResponseFacts, ResponseMeter, Sniff } from './response-meter.ts';
+import type { Clock } from '../platform/clock.ts';
+import { systemClock } from '../platform/clock.ts';
 
 export const USAGE_SOURCE = 'tollhouse/gateway';
 
@@ -36,7 +38,7 @@ export interface FrontDoorDeps {
   authenticator: Authenticator;
   recorder: Pick<Recorder, 'enqueue'>;
   spend: SpendGate;
-  clock?: () => Date;
+  clock?: Clock;
 }
 
 export interface FrontDoor {
@@ -73,7 +75,7 @@ const KEEP_ALIVE_MS = 30_000;
 
 export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
   const { config, authenticator, recorder, spend } = deps;
-  const clock = deps.clock ?? (() => new Date());
+  const clock = deps.clock ?? systemClock;
   const pool =
     config.url === null
       ? null

@@ -11,6 +11,8 @@ import { createFrontDoor } from './front-door.ts';
 import { gatewayRoutes } from './routes.ts';
 import { createStreamService } from './streams.ts';
 import type { StreamService } from './streams.ts';
+import type { Clock } from '../platform/clock.ts';
+import { systemClock } from '../platform/clock.ts';
 
 export type { StreamsTable } from './table.ts';
 export type { Stream } from './queries.ts';
@@ -33,7 +35,7 @@ export interface GatewayDeps {
   spend: SpendGate;
   /** The signer's price ceiling, answered to go-livepeer's signer as the webhook's maxPrice. */
   signerMaxPrice: { pricePerUnitWei: bigint; pixelsPerUnit: bigint } | null;
-  clock?: () => Date;
+  clock?: Clock;
 }
 
 export interface Gateway {
@@ -52,7 +54,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     spend: deps.spend,
     webhookSecret: deps.config.webhookSecret,
     signerMaxPrice: deps.signerMaxPrice,
-    clock: deps.clock ?? (() => new Date()),
+    clock: deps.clock ?? systemClock,
   });
   return {
     frontDoor: { claims: frontDoor.claims, answer: frontDoor.answer },

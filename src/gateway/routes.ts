@@ -22,6 +22,7 @@ import {
   streamView,
 } from './schemas.ts';
 import type { StreamService } from './streams.ts';
+import type { Clock } from '../platform/clock.ts';
 
 export interface GatewayRoutesDeps {
   streams: StreamService;
@@ -33,7 +34,7 @@ export interface GatewayRoutesDeps {
    * price (wei per unit) a go-livepeer signer authorized by the webhook may pay; null = none.
    */
   signerMaxPrice: { pricePerUnitWei: bigint; pixelsPerUnit: bigint } | null;
-  clock: () => Date;
+  clock: Clock;
 }
 
 // go-livepeer's signer does not call the webhook again before `expiry`: one minute keeps a

@@ -26,6 +26,8 @@ import type { AccountsService, AppsService } from './service.ts';
 import { loadSigningKeys, rotateSigningKeys } from './signing-keys.ts';
 import type { RotationResult } from './signing-keys.ts';
 import { createAccessTokenVerifier } from './verifier.ts';
+import type { Clock } from '../platform/clock.ts';
+import { systemClock } from '../platform/clock.ts';
 
 export type {
   AccountsTable,
@@ -66,6 +68,7 @@ export interface IdentityDeps {
   onAccountChanged?: (accountId: string | null) => void;
   /** Clients tollhouse runs itself (the console), registered as static OIDC clients. */
   firstPartyClients?: readonly FirstPartyClient[];
+  clock?: Clock;
 }
 
 export interface Identity {
@@ -96,7 +99,7 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
     for (const cleanup of cleanups.reverse()) await cleanup();
   };
   try {
-    const apps = createAppsService({ db, secrets });
+    const apps = createAppsService({ db, secrets, clock: deps.clock ?? systemClock });
     // null: notifications may have been missed (reconnect), so forget every cached app.
     cleanups.push(await listen(APPS_CHANNEL, (clientId) => apps.invalidate(clientId)));
 

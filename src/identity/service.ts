@@ -35,6 +35,8 @@ function toAppUser(row: AppUserRow): AppUser {
   return { id: row.id, appId: row.app_id, externalId: row.external_id, status: row.status };
 }
 import type { Account, App, AppKind } from './queries.ts';
+import type { Clock } from '../platform/clock.ts';
+import { systemClock } from '../platform/clock.ts';
 
 export interface Actor {
   /** `acct_…`, or `cli` for the operator at the command line. */
@@ -328,9 +330,11 @@ export const MAX_GRACE_SECONDS = 30 * 24 * 3600;
 export function createAppsService({
   db,
   secrets,
+  clock = systemClock,
 }: {
   db: Kysely<Database>;
   secrets: Secrets;
+  clock?: Clock;
 }): AppsService {
   const hashSecret = (secret: string) => secrets.hmac('app-client-secrets', secret);
   const cache = new Map<string, { app: App; expiresAt: number }>();
@@ -342,7 +346,7 @@ export function createAppsService({
     if (row === undefined || (caller !== null && row.owner_account_id !== caller.accountId)) {
       throw new NotFound(`No app ${id}`);
     }
-    return toApp(row);
+    return toApp(row, clock());
   }
 
   function checkCallerScopes(scopes: readonly string[], caller: AppCaller): void {
@@ -432,7 +436,7 @@ export function createAppsService({
         });
         return inserted;
       });
-      return { app: toApp(row), clientSecret };
+      return { app: toApp(row, clock()), clientSecret };
     },
     async list(ownerAccountId, query = {}) {
       const limit = pageLimit(query.limit);
@@ -445,7 +449,7 @@ export function createAppsService({
         rows,
         limit,
         (position) => encodePosition('apps', scope, position),
-        (row) => toApp(row),
+        (row) => toApp(row, clock()),
       );
     },
     get: load,
@@ -486,7 +490,7 @@ export function createAppsService({
         return updated;
       });
       cache.delete(row.client_id); // this replica at once; the others on NOTIFY
-      return toApp(row);
+      return toApp(row, clock());
     },
     async rotateSecret(id, graceSeconds, actor, caller = null) {
       if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > MAX_GRACE_SECONDS) {
@@ -506,7 +510,7 @@ export function createAppsService({
           secret_hash: hashSecret(clientSecret),
           previous_secret_hash: graceSeconds > 0 ? current.secret_hash : null,
           previous_secret_expires_at:
-            graceSeconds > 0 ? new Date(Date.now() + graceSeconds * 1000) : null,
+            graceSeconds > 0 ? new Date(clock().getTime() + graceSeconds * 1000) : null,
         });
         await notifyAppChanged(trx, current.client_id);
         await recordAudit(trx, {
@@ -519,7 +523,7 @@ export function createAppsService({
         return updated!;
       });
       cache.delete(row.client_id);
-      return { app: toApp(row), clientSecret };
+      return { app: toApp(row, clock()), clientSecret };
     },
     async findActiveByClientId(clientId) {
       const now = Date.now();
@@ -534,7 +538,7 @@ export function createAppsService({
         cache.delete(clientId);
         return null;
       }
-      const app = toApp(row);
+      const app = toApp(row, clock());
       if (cache.size >= CLIENT_CACHE_MAX) cache.clear();
       cache.set(clientId, { app, expiresAt: now + CLIENT_CACHE_TTL_MS });
       return app;

@@ -10,6 +10,7 @@ import type { Database } from '../platform/db.ts';
 import type { Logger } from '../platform/log.ts';
 import { normalizeOrigin } from './format.ts';
 import { findActiveBrowserOrigins } from './queries.ts';
+import type { Clock } from '../platform/clock.ts';
 
 // Browsers cache a preflight for at most 2 h (Chromium) / 24 h (Firefox); 10 min keeps a
 // revoked origin from lingering long in browsers.
@@ -30,12 +31,16 @@ export interface BrowserOrigins {
   close(): void;
 }
 
-export function createBrowserOrigins(db: Kysely<Database>, log: Logger): BrowserOrigins {
+export function createBrowserOrigins(
+  db: Kysely<Database>,
+  log: Logger,
+  clock: Clock,
+): BrowserOrigins {
   let origins = new Set<string>();
   let timer: NodeJS.Timeout | null = null;
   let closed = false;
   const reload = async () => {
-    origins = new Set(await findActiveBrowserOrigins(db));
+    origins = new Set(await findActiveBrowserOrigins(db, clock()));
   };
   return {
     has: (origin) => origins.has(origin),

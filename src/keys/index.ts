@@ -16,6 +16,8 @@ import { createKeyService } from './service.ts';
 import type { KeyService } from './service.ts';
 import { createKeyVerifier } from './verify.ts';
 import type { KeyVerifier } from './verify.ts';
+import type { Clock } from '../platform/clock.ts';
+import { systemClock } from '../platform/clock.ts';
 
 export type { ApiKeysTable } from './table.ts';
 export type { ApiKey } from './queries.ts';
@@ -36,6 +38,7 @@ export interface KeysDeps {
   log: Logger;
   metrics: Metrics;
   config: { cacheMax: number; lastUsedFlushMs: number };
+  clock?: Clock;
 }
 
 export interface Keys {
@@ -50,7 +53,8 @@ export interface Keys {
 
 export async function createKeys(deps: KeysDeps): Promise<Keys> {
   const { database, secrets, log, metrics } = deps;
-  const origins = createBrowserOrigins(database.db, log);
+  const clock = deps.clock ?? systemClock;
+  const origins = createBrowserOrigins(database.db, log, clock);
   const verifier = createKeyVerifier({
     db: database.db,
     listen: database.listen,
@@ -59,12 +63,14 @@ export async function createKeys(deps: KeysDeps): Promise<Keys> {
     cacheMax: deps.config.cacheMax,
     lastUsedFlushMs: deps.config.lastUsedFlushMs,
     onChange: () => origins.changed(),
+    clock,
   });
   await verifier.start();
   await origins.reload();
   const service = createKeyService({
     db: database.db,
     secrets,
+    clock,
     onChanged: (id) => verifier.forget(id),
   });
   new Gauge({
@@ -73,7 +79,11 @@ export async function createKeys(deps: KeysDeps): Promise<Keys> {
     registers: [metrics.registry],
     async collect() {
       try {
-        this.set(await countKeysCreatedBefore(database.db, new Date(Date.now() - ROTATION_DUE_MS)));
+        this.set(await countKeysCreatedBefore(
+          database.db,
+          new Date(clock().getTime() - ROTATION_DUE_MS),
+          clock(),
+        ));
       } catch (error) {
         log.warn({ err: error }, 'could not count API keys due for rotation');
       }

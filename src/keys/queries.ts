@@ -157,25 +157,29 @@ export async function updateLastUsed(
 export async function countKeysCreatedBefore(
   db: Kysely<Database>,
   createdBefore: Date,
+  now: Date,
 ): Promise<number> {
   const row = await db
     .selectFrom('api_keys')
     .select((eb) => eb.fn.countAll<bigint>().as('count'))
     .where('created_at', '<', createdBefore)
     .where('revoked_at', 'is', null)
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
     .executeTakeFirstOrThrow();
   return Number(row.count);
 }
 
 /** Every origin some active browser key allows (answers CORS preflights). */
-export async function findActiveBrowserOrigins(db: Kysely<Database>): Promise<string[]> {
+export async function findActiveBrowserOrigins(
+  db: Kysely<Database>,
+  now: Date,
+): Promise<string[]> {
   const rows = await db
     .selectFrom('api_keys')
     .select('allowed_origins')
     .where('kind', '=', 'browser')
     .where('revoked_at', 'is', null)
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', sql<Date>`now()`)]))
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
     .execute();
   return rows.flatMap((row) => row.allowed_origins ?? []);
 }

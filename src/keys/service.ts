@@ -27,6 +27,8 @@ import {
 } from './queries.ts';
 import type { ApiKeyRow } from './table.ts';
 import { KEY_HASH_PURPOSE } from './verify.ts';
+import type { Clock } from '../platform/clock.ts';
+import { systemClock } from '../platform/clock.ts';
 
 /** Who is asking: a request's principal, or the operator at the command line. */
 export interface Caller {
@@ -103,7 +105,7 @@ export interface IssuedKey {
 export interface KeyServiceDeps {
   db: Kysely<Database>;
   secrets: Secrets;
-  now?: () => number;
+  clock?: Clock;
   /**
    * Called after a change to key `id` commits. This process applies it to its own cache at
    * once, so the answer to the request that revoked or rotated a key is already enforced
@@ -116,7 +118,8 @@ export type KeyService = ReturnType<typeof createKeyService>;
 
 export function createKeyService(deps: KeyServiceDeps) {
   const { db, secrets } = deps;
-  const now = deps.now ?? Date.now;
+  const clock = deps.clock ?? systemClock;
+  const now = () => clock().getTime();
   const changed = <T>(id: string, result: T): T => {
     deps.onChanged?.(id);
     return result;

@@ -21,6 +21,8 @@ import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { KEY_NAMESPACE, normalizeOrigin, parseKey } from './format.ts';
 import { KEYS_CHANNEL, findKeyByHash, updateLastUsed } from './queries.ts';
+import type { Clock } from '../platform/clock.ts';
+import { systemClock } from '../platform/clock.ts';
 
 /** The HMAC purpose: API keys get their own subkey of TOLLHOUSE_SECRET. */
 export const KEY_HASH_PURPOSE = 'api-keys';
@@ -58,7 +60,7 @@ export interface KeyVerifierDeps {
   cacheMax: number;
   /** How often last-use times are written (API_KEYS_FLUSH_SECONDS). */
   lastUsedFlushMs: number;
-  now?: () => number;
+  clock?: Clock;
   /** Called for each notification after the cache has handled it (CORS origin list). */
   onChange?: (keyId: string | null) => void;
 }
@@ -81,7 +83,8 @@ export interface KeyVerifier extends CredentialVerifier {
 
 export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
   const { db, secrets, log, cacheMax } = deps;
-  const now = deps.now ?? Date.now;
+  const clock = deps.clock ?? systemClock;
+  const now = () => clock().getTime();
   const byDigest = new Map<string, CachedKey>();
   const digestById = new Map<string, string>();
   const negative = new Map<string, number>();

@@ -8,6 +8,8 @@ import type { Recorder } from './recorder.ts';
 import { meteringRoutes } from './routes.ts';
 import { createMeteringService } from './service.ts';
 import type { MeteringService } from './service.ts';
+import type { Clock } from '../platform/clock.ts';
+import { systemClock } from '../platform/clock.ts';
 
 export type { UsageEventsTable, UsageRollupsTable } from './table.ts';
 export type { RecordOutcome, Unit, UsageEvent } from './model.ts';
@@ -22,7 +24,7 @@ export interface MeteringDeps {
   log: Logger;
   authenticator: Authenticator;
   router: Router;
-  clock?: () => Date;
+  clock?: Clock;
   recorder?: {
     batchSize?: number;
     flushIntervalMs?: number;
@@ -49,7 +51,7 @@ export function createMetering(deps: MeteringDeps): Metering {
   meteringRoutes(deps.router, {
     service,
     authenticator: deps.authenticator,
-    clock: deps.clock ?? (() => new Date()),
+    clock: deps.clock ?? systemClock,
   });
   return {
     service,

@@ -19,11 +19,12 @@ import {
   summaryResponse,
 } from './schemas.ts';
 import type { MeteringService, UsageQuery } from './service.ts';
+import type { Clock } from '../platform/clock.ts';
 
 export interface MeteringRouteDeps {
   service: MeteringService;
   authenticator: Authenticator;
-  clock: () => Date;
+  clock: Clock;
 }
 
 // Usage totals come from hourly rollups; ranges longer than this are refused so one query

@@ -84,7 +84,7 @@ export function operatorPages(framework: ReturnType<typeof createFramework>, api
   framework.page(
     '/console/admin/billing',
     async (pc) => {
-      const now = new Date();
+      const now = pc.clock();
       const months = [1, 2, 3].map((back) =>
         new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - back, 1))
           .toISOString()

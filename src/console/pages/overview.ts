@@ -18,7 +18,7 @@ interface UsageRow {
 
 export function overviewPage(framework: ReturnType<typeof createFramework>): void {
   framework.page('/console', async (pc) => {
-    const now = new Date();
+    const now = pc.clock();
     const days = dayRange(new Date(now.getTime() - (DAYS - 1) * 86_400_000), DAYS);
     const from = `${days[0]}T00:00:00Z`;
     const to = new Date(Date.parse(`${days[DAYS - 1]}T00:00:00Z`) + 86_400_000).toISOString();

@@ -80,7 +80,7 @@ export async function usageView(
   pc: PageContext,
   options: { action: string; title: string; active: string; csv: string; byAccount: boolean },
 ) {
-  const f = filtersOf(pc.ctx.query, new Date());
+  const f = filtersOf(pc.ctx.query, pc.clock());
   const groupBy = options.byAccount ? ['account', f.group] : [f.group];
   // The customer view is one's own account (an operator's token would otherwise see all).
   const own: Record<string, string> = options.byAccount ? {} : { account_id: pc.session.accountId };
@@ -188,7 +188,7 @@ export async function usageView(
 }
 
 export async function usageCsv(pc: PageContext, byAccount: boolean, filename: string) {
-  const f = filtersOf(pc.ctx.query, new Date());
+  const f = filtersOf(pc.ctx.query, pc.clock());
   const groupBy = byAccount ? ['day', 'account', f.group] : ['day', f.group];
   const own: Record<string, string> = byAccount ? {} : { account_id: pc.session.accountId };
   const response = await pc.api('GET', apiQuery(f, groupBy, own));
