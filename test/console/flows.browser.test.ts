@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import type { UsageEvent } from '../../src/metering/index.ts';
 import type { TestApp } from '../support/app.ts';
+import { fixedClock, monthOfUtc, monthStartUtc } from '../support/clock.ts';
 import { adminKey, bearer, call, issueKey, newAccount } from '../support/credentials.ts';
 import { startFakeStripe } from '../support/fake-stripe.ts';
 import type { FakeStripe } from '../support/fake-stripe.ts';
@@ -53,12 +54,17 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
 
   beforeAll(async () => {
     fake = await startFakeStripe();
-    t = await startConsoleApp({
-      BILLING_ETH_USD_RATE: '3000',
-      BILLING_AUTO_CLOSE: 'false',
-      STRIPE_SECRET_KEY: fake.secretKey,
-      STRIPE_API_BASE: fake.url,
-    });
+    t = await startConsoleApp(
+      {
+        BILLING_ETH_USD_RATE: '3000',
+        BILLING_AUTO_CLOSE: 'false',
+        STRIPE_SECRET_KEY: fake.secretKey,
+        STRIPE_API_BASE: fake.url,
+      },
+      // "This month" and "last month" are read from this clock by the test and the app alike;
+      // `.ci/run` runs this file again at the edges of months and years (TOLLHOUSE_TEST_NOW).
+      fixedClock(),
+    );
     browser = await launch();
     customerId = (await createAccount(t, 'customer@example.com')).id;
     await createAccount(t, 'operator@example.com', true);
@@ -82,8 +88,7 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
       body: { monthly_cap_wei: '10000000000000000' },
     });
     expect(cap.status).toBe(200);
-    const now = new Date();
-    const lastMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 2));
+    const lastMonth = new Date(monthStartUtc(t.clock(), 1).getTime() + 86_400_000);
     for (const name of ['a', 'b']) {
       const accountId = await newAccount(t);
       billed.push(accountId);
@@ -120,17 +125,20 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
     await expect(page.locator('#total-events').textContent()).resolves.toBe('0');
     await expect(page.locator('#usage-chart').count()).resolves.toBe(0);
 
-    const now = Date.now();
+    // Every event in this month, whatever the date: the customer's last-month statement is
+    // then always "skipped" (no fees), which the Stripe sync counts below rely on.
+    const now = t.clock().getTime();
+    const thisMonth = (ms: number) => new Date(Math.max(ms, monthStartUtc(t.clock()).getTime()));
     const events = [
       usageEvent(
         customerId,
         'e1',
-        new Date(now - 3 * 86_400_000),
+        thisMonth(now - 3 * 86_400_000),
         'text-to-image',
         '1000000000000000',
       ),
-      usageEvent(customerId, 'e2', new Date(now - 60_000), 'text-to-image', '2000000000000000'),
-      usageEvent(customerId, 'e3', new Date(now - 60_000), 'llm', '500000000000000'),
+      usageEvent(customerId, 'e2', thisMonth(now - 60_000), 'text-to-image', '2000000000000000'),
+      usageEvent(customerId, 'e3', thisMonth(now - 60_000), 'llm', '500000000000000'),
     ];
     const ingested = await call(t, 'POST', '/v1/usage/events', {
       headers: bearer(usageKey),
@@ -146,11 +154,7 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
     await expect(page.locator('#usage-chart .legend').textContent()).resolves.toMatch(
       /text-to-image: 2[\s\S]*llm: 1/,
     );
-    // Fees of the events in this month (e1 may fall in the previous month on the 1st–3rd).
-    const monthStart = Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), 1);
-    const spentWei = events
-      .filter((e) => Date.parse(e.time) >= monthStart)
-      .reduce((s, e) => s + BigInt(e.data.fee_wei), 0n);
+    const spentWei = events.reduce((s, e) => s + BigInt(e.data.fee_wei), 0n);
     const spent = (await page.locator('#month-spend').textContent())!;
     expect(spent).toBe(`${Number(spentWei) / 1e18} ETH`);
     const percent = ((Number(spentWei) / 1e16) * 100).toFixed(1);
@@ -263,8 +267,7 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
   });
 
   it('downloads a closed month’s statement as CSV', async () => {
-    const now = new Date();
-    const lastMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1));
+    const lastMonth = monthStartUtc(t.clock(), 1);
     const month = lastMonth.toISOString().slice(0, 7);
     const ingested = await call(t, 'POST', '/v1/usage/events', {
       headers: bearer(usageKey),
@@ -359,9 +362,7 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000
       customerId,
     );
     // Stripe: the first billed statement syncs, the second fails (Stripe answers 500).
-    const month = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() - 1, 1))
-      .toISOString()
-      .slice(0, 7);
+    const month = monthOfUtc(t.clock(), 1);
     const statements = await t.app.billing.service.statements({ month }, 10);
     const statementOf = (accountId: string) =>
       statements.find((s) => s.accountId === accountId)!.id;

@@ -7,6 +7,7 @@ import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { expect } from 'vitest';
 import { startTestApp } from '../support/app.ts';
+import type { TestClock } from '../support/clock.ts';
 import type { TestApp } from '../support/app.ts';
 import { ROOT, freePort } from '../support/process.ts';
 import { Browser as IdentityBrowser } from '../identity/support.ts';
@@ -15,9 +16,12 @@ export const CHROMIUM = '/usr/bin/chromium';
 export const HAVE_CHROMIUM = existsSync(CHROMIUM);
 export const PASSWORD = 'correct horse battery staple';
 
-export async function startConsoleApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function startConsoleApp(
+  env: Record<string, string> = {},
+  clock?: TestClock,
+): Promise<TestApp> {
   const port = await freePort();
-  return startTestApp({ port, env: { PUBLIC_URL: `http://127.0.0.1:${port}`, ...env } });
+  return startTestApp({ port, clock, env: { PUBLIC_URL: `http://127.0.0.1:${port}`, ...env } });
 }
 
 export async function createAccount(t: TestApp, email: string, admin = false) {
@@ -100,8 +104,17 @@ export async function expectAccessible(page: Page): Promise<void> {
 }
 
 /** Saves docs/screenshots/<name>.png (committed; the README shows them). */
+/**
+ * Renders the page as a PNG (so a broken layout fails here too) and, with UPDATE_SCREENSHOTS=1,
+ * writes it to docs/screenshots for the README: a plain test run leaves the checkout clean.
+ */
 export async function screenshot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: `${ROOT}docs/screenshots/${name}.png`, fullPage: true });
+  const update = process.env.UPDATE_SCREENSHOTS === '1';
+  const png = await page.screenshot({
+    fullPage: true,
+    ...(update ? { path: `${ROOT}docs/screenshots/${name}.png` } : {}),
+  });
+  if (png.length === 0) throw new Error(`screenshot ${name} is empty`);
 }
 
 /** Signs in over plain HTTP (no browser): the cookie jar then carries a console session. */

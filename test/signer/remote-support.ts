@@ -15,6 +15,7 @@ import { startServer } from '../../src/platform/server.ts';
 import { deployLivepeer, startAnvil } from '../support/anvil.ts';
 import type { Anvil, Livepeer } from '../support/anvil.ts';
 import { testConfig } from '../support/app.ts';
+import { movingClock } from '../support/clock.ts';
 import type { TestApp } from '../support/app.ts';
 import { issueKey, newAccount } from '../support/credentials.ts';
 import { createTestDatabase } from '../support/db.ts';
@@ -57,7 +58,8 @@ export async function startRemoteSignerWorld(
     ...signerEnv(anvil.url, livepeer, account),
     ...options.env,
   });
-  const app = await createApp({ config, log, database: handle, spend: options.spend });
+  const clock = movingClock();
+  const app = await createApp({ config, log, clock, database: handle, spend: options.spend });
   const server = await startServer(app.handler, {
     host: '127.0.0.1',
     port: 0,
@@ -69,6 +71,7 @@ export async function startRemoteSignerWorld(
     server,
     url: `http://127.0.0.1:${server.port}`,
     database,
+    clock,
     async close() {
       await server.close();
       await app.close();
@@ -111,7 +114,8 @@ export async function startReplica(
     ...signerEnv(world.anvil.url, world.livepeer, world.account),
     ...options.env,
   });
-  const app = await createApp({ config, log, database: world.handle, spend: options.spend });
+  const clock = movingClock();
+  const app = await createApp({ config, log, clock, database: world.handle, spend: options.spend });
   const server = await startServer(app.handler, {
     host: '127.0.0.1',
     port: 0,
@@ -127,6 +131,7 @@ export async function startReplica(
     server,
     url: `http://127.0.0.1:${server.port}`,
     database: world.database,
+    clock,
     async close() {
       await server.close();
       await app.close();

@@ -9,6 +9,8 @@ import type { Logger } from '../../src/platform/log.ts';
 import type { SpendGate } from '../../src/platform/spend.ts';
 import { startServer } from '../../src/platform/server.ts';
 import type { RunningServer } from '../../src/platform/server.ts';
+import { movingClock } from './clock.ts';
+import type { TestClock } from './clock.ts';
 import { createTestDatabase } from './db.ts';
 import type { TestDatabase } from './db.ts';
 
@@ -18,6 +20,8 @@ export interface TestApp {
   /** http://127.0.0.1:<port> */
   url: string;
   database: TestDatabase;
+  /** The app's clock: move it instead of sleeping. */
+  clock: TestClock;
   close(): Promise<void>;
 }
 
@@ -31,6 +35,8 @@ export interface TestAppOptions {
   port?: number;
   /** A spend gate standing in for billing's (front door tests). */
   spend?: SpendGate;
+  /** The app's clock (default: the wall clock, movable). Date-dependent tests fix it. */
+  clock?: TestClock;
 }
 
 // One secret per test file (each file runs in its own worker): an app restarted on the same
@@ -51,7 +57,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const database = await createTestDatabase();
   const handle = await database.open();
   const config = testConfig({ PORT: '1', ...options.env });
+  const clock = options.clock ?? movingClock();
   const app = await createApp({
+    clock,
     config,
     log: options.log ?? createLogger({ level: 'silent' }),
     database: handle,
@@ -69,6 +77,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     server,
     url: `http://127.0.0.1:${server.port}`,
     database,
+    clock,
     async close() {
       await server.close();
       await app.close();
