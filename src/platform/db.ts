@@ -54,6 +54,8 @@ export interface DatabaseHandle {
   kind: DatabaseKind;
   /** LISTEN on `channel`; resolves once listening. The returned function stops listening. */
   listen(channel: string, handler: NotificationHandler): Promise<() => Promise<void>>;
+  /** PGlite only: the whole cluster as a tarball, for `initialData` (tests' migrated start). */
+  snapshot?(): Promise<Blob>;
   close(): Promise<void>;
 }
 
@@ -62,6 +64,11 @@ export interface DatabaseOptions {
   log: Logger;
   /** PGlite only: keep the data in memory (tests). */
   inMemory?: boolean;
+  /**
+   * PGlite in memory only: start from this cluster (a `dumpDataDir()` tarball) instead of
+   * running initdb — tests start every file from one migrated snapshot.
+   */
+  initialData?: Blob;
 }
 
 const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -208,13 +215,18 @@ function createPgListener(url: string, types: pg.CustomTypesConfig, log: Logger)
   };
 }
 
-async function openPGlite({ config, log, inMemory }: DatabaseOptions): Promise<DatabaseHandle> {
+async function openPGlite({
+  config,
+  log,
+  inMemory,
+  initialData,
+}: DatabaseOptions): Promise<DatabaseHandle> {
   let releaseLock = () => {};
   let pglite: PGlite;
   // int8 always as bigint (PGlite otherwise returns a number when the value is small).
   const parsers = { [PG_INT8_OID]: (value: string) => BigInt(value) };
   if (inMemory) {
-    pglite = new PGlite({ parsers });
+    pglite = new PGlite({ parsers, loadDataDir: initialData });
   } else {
     const dir = path.join(config.dataDir, 'pglite');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -238,6 +250,7 @@ async function openPGlite({ config, log, inMemory }: DatabaseOptions): Promise<D
       const unsubscribe = await pglite.listen(channel, (payload) => handler(payload));
       return unsubscribe;
     },
+    snapshot: () => pglite.dumpDataDir('none'),
     async close() {
       await db.destroy();
       if (!pglite.closed) await pglite.close();

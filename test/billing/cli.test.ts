@@ -4,31 +4,35 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATEMENT_COLUMNS } from '../../src/billing/index.ts';
 import { createMetering } from '../../src/metering/index.ts';
 import { createAuthenticator } from '../../src/platform/auth.ts';
 import { Router } from '../../src/platform/http.ts';
-import { createDatabase } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/log.ts';
-import { migrateToLatest } from '../../src/platform/migrations.ts';
 import { createAccount } from '../support/fixtures.ts';
 import { runCli } from '../support/process.ts';
+import { createTestDatabase } from '../support/db.ts';
+import type { TestDatabase } from '../support/db.ts';
 
 const log = createLogger({ level: 'silent' });
-const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-billing-cli-'));
-const env = {
-  TOLLHOUSE_DATA_DIR: dataDir,
-  LOG_LEVEL: 'error',
-  BILLING_ETH_USD_RATE: '2500',
-  BILLING_AUTO_CLOSE: 'false',
-};
+let env: Record<string, string>;
 let account: string;
+let storage: TestDatabase;
+afterAll(async () => storage?.destroy());
 
 beforeAll(async () => {
-  const database = await createDatabase({ config: { url: null, poolMax: 1, dataDir }, log });
+  storage = await createTestDatabase();
+  const children = await storage.forChildren();
+  env = {
+    ...children.env,
+    TOLLHOUSE_SECRET: 'b'.repeat(64),
+    LOG_LEVEL: 'error',
+    BILLING_ETH_USD_RATE: '2500',
+    BILLING_AUTO_CLOSE: 'false',
+  };
+  const database = await children.open();
   try {
-    await migrateToLatest(database.db);
     account = await createAccount(database.db);
     const { service } = createMetering({
       database,
@@ -104,7 +108,7 @@ describe('tollhouse plans / billing', () => {
     expect(early.stderr).toMatch(/not over yet/);
     expect((await runCli(['billing', 'close'], env)).stderr).toMatch(/--month YYYY-MM is required/);
 
-    const out = path.join(dataDir, 'aug.csv');
+    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'tollhouse-billing-cli-')), 'aug.csv');
     const exported = await runCli(
       ['billing', 'export', '--month', '2026-08', '--format', 'csv', '--out', out],
       env,

@@ -17,9 +17,7 @@ beforeAll(async () => {
   env = {
     TOLLHOUSE_SECRET: randomBytes(32).toString('hex'),
     LOG_LEVEL: 'error',
-    ...(database.url === null
-      ? { TOLLHOUSE_DATA_DIR: path.join(dir, 'data') }
-      : { DATABASE_URL: database.url }),
+    ...(await database.forChildren()).env,
   };
 });
 afterAll(async () => database.destroy());

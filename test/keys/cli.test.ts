@@ -1,8 +1,5 @@
 // `tollhouse keys …` as an operator runs it: a child process, JSON on stdout.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
@@ -13,11 +10,11 @@ let settings: Record<string, string>;
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  settings =
-    database.url === null
-      ? { TOLLHOUSE_DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'tollhouse-keys-cli-')) }
-      : { DATABASE_URL: database.url, TOLLHOUSE_SECRET: randomBytes(32).toString('hex') };
-  settings.LOG_LEVEL = 'warn';
+  settings = {
+    ...(await database.forChildren()).env,
+    TOLLHOUSE_SECRET: randomBytes(32).toString('hex'),
+    LOG_LEVEL: 'warn',
+  };
 });
 afterAll(async () => {
   await database.destroy();

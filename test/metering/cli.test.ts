@@ -1,24 +1,25 @@
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMeteringService } from '../../src/metering/service.ts';
-import { createDatabase } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/log.ts';
-import { migrateToLatest } from '../../src/platform/migrations.ts';
 import { createAccount } from '../support/fixtures.ts';
 import { runCli } from '../support/process.ts';
+import { createTestDatabase } from '../support/db.ts';
+import type { TestDatabase } from '../support/db.ts';
 
 const log = createLogger({ level: 'silent' });
-const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-usage-cli-'));
-const env = { TOLLHOUSE_DATA_DIR: dataDir, LOG_LEVEL: 'error' };
+let env: Record<string, string>;
 let account: string;
+let storage: TestDatabase;
+afterAll(async () => storage?.destroy());
 
 beforeAll(async () => {
-  // The CLI opens the same embedded database an operator's `serve` would.
-  const database = await createDatabase({ config: { url: null, poolMax: 1, dataDir }, log });
+  // The CLI opens the database an operator's `serve` would: this file's PostgreSQL database,
+  // or on PGlite an embedded data folder.
+  storage = await createTestDatabase();
+  const children = await storage.forChildren();
+  env = { ...children.env, LOG_LEVEL: 'error', TOLLHOUSE_SECRET: 'a'.repeat(64) };
+  const database = await children.open();
   try {
-    await migrateToLatest(database.db);
     account = await createAccount(database.db);
     const service = createMeteringService({ database, log });
     const base = {

@@ -13,7 +13,7 @@ import type { TestDatabase } from '../support/db.ts';
 
 let database: TestDatabase;
 beforeAll(async () => {
-  database = await createTestDatabase();
+  database = await createTestDatabase({ empty: true });
 });
 afterAll(async () => {
   await database.destroy();
@@ -46,7 +46,7 @@ describe('migrations', () => {
   });
 
   it('apply a migration numbered in an earlier block to a database that ran later ones', async () => {
-    const fresh = await createTestDatabase();
+    const fresh = await createTestDatabase({ empty: true });
     try {
       const handle = await fresh.open();
       await migrateToLatest(handle.db);
@@ -67,7 +67,7 @@ describe('migrations', () => {
   it.runIf(onRealPostgres())(
     'run once when several processes migrate the same database at the same moment',
     async () => {
-      const fresh = await createTestDatabase();
+      const fresh = await createTestDatabase({ empty: true });
       try {
         // Separate pools stand for separate replicas: each has its own connections.
         const handles = await Promise.all([1, 2, 3, 4].map(() => fresh.open()));

@@ -86,7 +86,7 @@ describe('tollhouse serve (child process)', () => {
   it.runIf(onRealPostgres())(
     'two replicas started at the same moment both come up, and the schema is migrated once',
     async () => {
-      const database = await createTestDatabase();
+      const database = await createTestDatabase({ empty: true });
       const settings = {
         DATABASE_URL: database.url as string,
         TOLLHOUSE_SECRET: randomBytes(32).toString('hex'),

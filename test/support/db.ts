@@ -1,15 +1,24 @@
 // A fresh database per test file, on whatever global-setup chose.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { createDatabase } from '../../src/platform/db.ts';
 import type { DatabaseHandle } from '../../src/platform/db.ts';
 import { createLogger } from '../../src/platform/log.ts';
 
-export type TestDatabaseTarget = { kind: 'postgres'; url: string } | { kind: 'pglite'; url: null };
+/**
+ * Where test databases come from (global-setup.ts decides once per run). Both kinds carry an
+ * already migrated starting point, so a test file does not pay for initdb and every migration:
+ * a template database on PostgreSQL, a `dumpDataDir()` tarball on PGlite.
+ */
+export type TestDatabaseTarget =
+  | { kind: 'postgres'; url: string; template: string }
+  | { kind: 'pglite'; url: null; snapshot: string };
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -26,23 +35,45 @@ export const onRealPostgres = () => databaseTarget().kind === 'postgres';
 export interface TestDatabase {
   /** postgres:// URL of this file's own database, or null on PGlite. */
   url: string | null;
+  /**
+   * Storage for child processes (the CLI, `serve`): this database's URL on PostgreSQL; on
+   * PGlite a new data folder (TOLLHOUSE_DATA_DIR) holding the same starting point as `open()`.
+   */
+  forChildren(): Promise<ChildStorage>;
   /** Opens a handle (a pool, or the in-memory PGlite instance). */
   open(): Promise<DatabaseHandle>;
   /** Closes handles opened here and drops the database. */
   destroy(): Promise<void>;
 }
 
+export interface ChildStorage {
+  /** DATABASE_URL, or TOLLHOUSE_DATA_DIR for PGlite. */
+  env: Record<string, string>;
+  /**
+   * Opens the same storage in this process (to set up data). On PGlite, close it before a
+   * child opens the folder: one process at a time.
+   */
+  open(): Promise<DatabaseHandle>;
+}
+
+export interface TestDatabaseOptions {
+  /** Start with no tables at all (tests of the migrations themselves). Default: migrated. */
+  empty?: boolean;
+}
+
 /**
- * A new, empty database. On PostgreSQL: a `CREATE DATABASE` in the target server, dropped at
- * the end, so test files running in parallel never see each other's rows. On PGlite: one
- * in-memory instance per `open()` — PGlite is one process, one connection.
+ * A new database with every migration applied (or none, with `empty`). On PostgreSQL: a
+ * `CREATE DATABASE … TEMPLATE` in the target server, dropped at the end, so test files running
+ * in parallel never see each other's rows. On PGlite: one in-memory instance per `open()` —
+ * PGlite is one process, one connection.
  */
-export async function createTestDatabase(): Promise<TestDatabase> {
+export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
   const target = databaseTarget();
   const log = createLogger({ level: 'silent' });
   const handles: DatabaseHandle[] = [];
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-test-'));
   if (target.kind === 'pglite') {
+    const initialData = options.empty ? undefined : await loadSnapshot(target.snapshot);
     return {
       url: null,
       async open() {
@@ -50,9 +81,18 @@ export async function createTestDatabase(): Promise<TestDatabase> {
           config: { url: null, poolMax: 1, dataDir },
           log,
           inMemory: true,
+          initialData,
         });
         handles.push(handle);
         return handle;
+      },
+      async forChildren() {
+        const folder = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-data-'));
+        if (initialData !== undefined) await seedDataDir(path.join(folder, 'pglite'), initialData);
+        return {
+          env: { TOLLHOUSE_DATA_DIR: folder },
+          open: () => createDatabase({ config: { url: null, poolMax: 1, dataDir: folder }, log }),
+        };
       },
       async destroy() {
         await Promise.all(handles.map((h) => h.close()));
@@ -60,14 +100,23 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     };
   }
   const name = `tollhouse_test_${randomBytes(6).toString('hex')}`;
-  await adminQuery(target.url, `create database ${name}`);
+  await adminQuery(
+    target.url,
+    options.empty
+      ? `create database ${name}`
+      : `create database ${name} template ${target.template}`,
+  );
   const url = withDatabase(target.url, name);
+  const open = async () => {
+    const handle = await createDatabase({ config: { url, poolMax: 5, dataDir }, log });
+    handles.push(handle);
+    return handle;
+  };
   return {
     url,
-    async open() {
-      const handle = await createDatabase({ config: { url, poolMax: 5, dataDir }, log });
-      handles.push(handle);
-      return handle;
+    open,
+    async forChildren() {
+      return { env: { DATABASE_URL: url }, open };
     },
     async destroy() {
       await Promise.all(handles.map((h) => h.close()));
@@ -76,13 +125,27 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
-function withDatabase(url: string, database: string): string {
+let snapshot: Promise<Blob> | null = null;
+function loadSnapshot(file: string): Promise<Blob> {
+  snapshot ??= readFile(file).then((bytes) => new Blob([bytes]));
+  return snapshot;
+}
+
+/** Writes the snapshot into a PGlite data folder, as `tollhouse serve` would find it. */
+async function seedDataDir(folder: string, initialData: Blob): Promise<void> {
+  mkdirSync(folder, { recursive: true, mode: 0o700 });
+  const pglite = new PGlite(folder, { loadDataDir: initialData });
+  await pglite.waitReady;
+  await pglite.close();
+}
+
+export function withDatabase(url: string, database: string): string {
   const parsed = new URL(url);
   parsed.pathname = `/${database}`;
   return parsed.toString();
 }
 
-async function adminQuery(url: string, statement: string) {
+export async function adminQuery(url: string, statement: string) {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {

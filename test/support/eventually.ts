@@ -25,7 +25,7 @@ export async function eventually<T>(
 ): Promise<Exclude<T, false | undefined>> {
   const intervalMs = options.intervalMs ?? 10;
   const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
-  let last: unknown = undefined;
+  let last: unknown;
   for (;;) {
     try {
       const value = await probe();
@@ -35,7 +35,8 @@ export async function eventually<T>(
       last = error;
     }
     if (Date.now() > deadline) {
-      const reason = last === undefined ? '' : `: ${last instanceof Error ? last.message : String(last)}`;
+      const reason =
+        last === undefined ? '' : `: ${last instanceof Error ? last.message : String(last)}`;
       throw new Error(`timed out waiting for ${options.what ?? 'a condition'}${reason}`, {
         cause: last,
       });

@@ -3,8 +3,20 @@
 //   else a Docker engine answers   → a throwaway postgres:16 container (Testcontainers)
 //   else                           → PGlite in memory (each test file gets its own instance)
 // TOLLHOUSE_TEST_REQUIRE_POSTGRES=1 (npm run test:pg) refuses the PGlite fallback.
+//
+// It also migrates one database for the whole run (a template database on PostgreSQL, a
+// snapshot tarball on PGlite): every test file starts from a copy instead of running initdb
+// and every migration itself — most of a PGlite file's start-up time.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
+import { createDatabase } from '../../src/platform/db.ts';
+import { createLogger } from '../../src/platform/log.ts';
+import { migrateToLatest } from '../../src/platform/migrations.ts';
+import { adminQuery, withDatabase } from './db.ts';
 import type { TestDatabaseTarget } from './db.ts';
 
 const LOCAL_POSTGRES = 'postgres://postgres@127.0.0.1:5432/test';
@@ -12,15 +24,66 @@ const LOCAL_POSTGRES = 'postgres://postgres@127.0.0.1:5432/test';
 // a hung one must not stall the run.
 const DOCKER_PROBE_MS = 5_000;
 
+type Chosen = { kind: 'postgres'; url: string } | { kind: 'pglite'; url: null };
+
 export default async function setup(project: TestProject) {
-  const target = await chooseTarget();
-  project.provide('database', target.target);
-  process.stderr.write(`[tests] database: ${target.target.kind}${target.note}\n`);
-  return target.teardown;
+  const chosen = await chooseTarget();
+  const started = Date.now();
+  const prepared = await prepare(chosen.target);
+  project.provide('database', prepared.target);
+  process.stderr.write(
+    `[tests] database: ${chosen.target.kind}${chosen.note}; migrated starting point in ${Date.now() - started} ms\n`,
+  );
+  return async () => {
+    await prepared.teardown();
+    await chosen.teardown?.();
+  };
+}
+
+async function prepare(
+  chosen: Chosen,
+): Promise<{ target: TestDatabaseTarget; teardown: () => Promise<void> }> {
+  const log = createLogger({ level: 'silent' });
+  if (chosen.kind === 'postgres') {
+    const template = `tollhouse_template_${randomBytes(6).toString('hex')}`;
+    await adminQuery(chosen.url, `create database ${template}`);
+    const handle = await createDatabase({
+      config: { url: withDatabase(chosen.url, template), poolMax: 1, dataDir: os.tmpdir() },
+      log,
+    });
+    try {
+      await migrateToLatest(handle.db);
+    } finally {
+      await handle.close();
+    }
+    return {
+      target: { kind: 'postgres', url: chosen.url, template },
+      teardown: () => adminQuery(chosen.url, `drop database if exists ${template} with (force)`),
+    };
+  }
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-snapshot-'));
+  const handle = await createDatabase({
+    config: { url: null, poolMax: 1, dataDir: folder },
+    log,
+    inMemory: true,
+  });
+  let snapshot: string;
+  try {
+    await migrateToLatest(handle.db);
+    if (handle.snapshot === undefined) throw new Error('the PGlite handle cannot take a snapshot');
+    snapshot = path.join(folder, 'migrated.tar');
+    writeFileSync(snapshot, Buffer.from(await (await handle.snapshot()).arrayBuffer()));
+  } finally {
+    await handle.close();
+  }
+  return {
+    target: { kind: 'pglite', url: null, snapshot },
+    teardown: async () => rmSync(folder, { recursive: true, force: true }),
+  };
 }
 
 async function chooseTarget(): Promise<{
-  target: TestDatabaseTarget;
+  target: Chosen;
   note: string;
   teardown?: () => Promise<void>;
 }> {

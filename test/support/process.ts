@@ -2,14 +2,25 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 
+// Node's compile cache, shared by every child of the run: a CLI child then loads the sources
+// without stripping and compiling them again (about a third of its start-up).
+const COMPILE_CACHE = path.join(os.tmpdir(), 'tollhouse-test-compile-cache');
+
 /** A clean environment: only what the child needs plus the settings given. */
 export function childEnv(settings: Record<string, string>): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH, HOME: process.env.HOME, ...settings };
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    NODE_COMPILE_CACHE: COMPILE_CACHE,
+    ...settings,
+  };
 }
 
 export interface CliResult {
