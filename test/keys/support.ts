@@ -18,7 +18,3 @@ export function capturingLogger() {
   });
   return { log: createLogger({ level: 'info', destination: sink }), lines };
 }
-
-export function sleep(ms: number) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

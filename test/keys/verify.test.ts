@@ -5,7 +5,8 @@ import { CLI_CALLER, mintKey } from '../../src/keys/index.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
 import { createResponseValidator } from '../support/openapi.ts';
-import { INVALID, bearer, call, capturingLogger, issueKey, newAccount, sleep } from './support.ts';
+import { eventually } from '../support/eventually.ts';
+import { INVALID, bearer, call, capturingLogger, issueKey, newAccount } from './support.ts';
 
 const validate = createResponseValidator();
 const { log, lines } = capturingLogger();
@@ -50,9 +51,12 @@ describe('401 Invalid API key', () => {
     const badChecksum = backend.slice(0, -1) + (backend.endsWith('a') ? 'b' : 'a');
     const { key: revokedKey, secret: revoked } = await issueKey(t, account);
     await t.app.keys.service.revoke(CLI_CALLER, revokedKey.id);
-    const expiring = await issueKey(t, account, { expiresAt: new Date(Date.now() + 1_000) });
+    const expiring = await issueKey(t, account, {
+      expiresAt: new Date(t.clock().getTime() + 1_000),
+    });
     expect((await verify(bearer(expiring.secret))).status).toBe(200);
-    await sleep(Math.max(0, expiring.key.expiresAt!.getTime() - Date.now()) + 50);
+    // Past its expiry on the app's clock (the cached entry must not outlive it).
+    t.clock.advance(1_001);
     const cases: Array<[string, Record<string, string>]> = [
       ['missing', {}],
       ['empty', { authorization: '' }],
@@ -218,9 +222,9 @@ describe('CORS', () => {
       allowedOrigins: [origin],
       allowedResources: ['llm'],
     });
-    await until(async () => (await preflight()) === 204);
+    await eventually(async () => (await preflight()) === 204);
     await t.app.keys.service.revoke(CLI_CALLER, key.id);
-    await until(async () => (await preflight()) === 403);
+    await eventually(async () => (await preflight()) === 403);
   });
 
   it('adds Access-Control-Allow-Origin to real responses for allowed origins only', async () => {
@@ -242,15 +246,7 @@ describe('cache', () => {
     expect(before).toBeGreaterThan(0);
     await t.app.keys.service.update(CLI_CALLER, key.id, { scopes: ['usage:read'] });
     // The NOTIFY of the update reaches this process; the next use sees the new scopes.
-    await until(async () => (await verify(bearer(secret))).status === 403);
+    await eventually(async () => (await verify(bearer(secret))).status === 403);
     expect((await verify(bearer(secret), '?scope=usage:read')).status).toBe(200);
   });
 });
-
-async function until(check: () => Promise<boolean>, timeoutMs = 5_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(20);
-  }
-}
