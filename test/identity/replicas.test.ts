@@ -11,6 +11,7 @@ import { createTestDatabase, onRealPostgres } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
 import { freePort, runCli, serve, waitReady } from '../support/process.ts';
 import type { ServeProcess } from '../support/process.ts';
+import { eventually } from '../support/eventually.ts';
 
 // Generous on purpose: no timing threshold, only "eventually, without a restart". NOTIFY takes
 // milliseconds; a cache that only expired (5 min for API keys, never for signing keys) would
@@ -116,13 +117,11 @@ describe.runIf(onRealPostgres())('two replicas on one PostgreSQL (identity)', ()
   const kidOf = (jwt: string) =>
     (JSON.parse(Buffer.from(jwt.split('.')[0]!, 'base64url').toString()) as { kid: string }).kid;
 
-  async function eventually(check: () => Promise<boolean>, what: string) {
-    const deadline = Date.now() + WAIT_MS;
-    while (Date.now() < deadline) {
-      if (await check()) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`not within ${WAIT_MS} ms: ${what}\nA:\n${a.output()}\nB:\n${b.output()}`);
+  /** Polls `check` (shared helper), failing with both replicas' output after WAIT_MS. */
+  async function until(check: () => Promise<boolean>, what: string) {
+    await eventually(check, { timeoutMs: WAIT_MS, what }).catch((error: Error) => {
+      throw new Error(`${error.message}\nA:\n${a.output()}\nB:\n${b.output()}`);
+    });
   }
 
   async function rotate() {
@@ -148,7 +147,7 @@ describe.runIf(onRealPostgres())('two replicas on one PostgreSQL (identity)', ()
     expect(startKids).not.toContain(second.active_kid);
 
     for (const replica of [a, b]) {
-      await eventually(async () => {
+      await until(async () => {
         const kids = await jwksKids(replica);
         const issued = await token(replica, seed.admin);
         return (
@@ -187,7 +186,7 @@ describe.runIf(onRealPostgres())('two replicas on one PostgreSQL (identity)', ()
       body: JSON.stringify({ status: 'disabled' }),
     });
     expect(disabled.status).toBe(200);
-    await eventually(
+    await until(
       async () =>
         (await verify(b, seed.userKey)) === 401 &&
         (await verify(b, jwt)) === 401 &&
@@ -201,7 +200,7 @@ describe.runIf(onRealPostgres())('two replicas on one PostgreSQL (identity)', ()
     expect(enabled.code, enabled.stderr).toBe(0);
     expect(JSON.parse(enabled.stdout)).toMatchObject({ id: seed.userId, status: 'active' });
     for (const replica of [a, b]) {
-      await eventually(
+      await until(
         async () =>
           (await verify(replica, seed.userKey)) === 200 && (await verify(replica, jwt)) === 200,
         `${replica.url} accepts the enabled account again`,

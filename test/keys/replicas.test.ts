@@ -6,6 +6,7 @@ import { createTestDatabase, onRealPostgres } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
 import { freePort, runCli, serve, waitReady } from '../support/process.ts';
 import type { ServeProcess } from '../support/process.ts';
+import { eventually } from '../support/eventually.ts';
 
 // A cached key is only dropped by a NOTIFY (or after minutes, for account status), so a
 // refusal seen within this limit proves the push reached the other process. The limit is
@@ -46,13 +47,13 @@ describe.runIf(onRealPostgres())('two replicas on one PostgreSQL', () => {
     return response.status;
   }
 
-  /** Polls until `replica` refuses `secret`; the time it took, or null past the promise. */
+  /** Polls until `replica` refuses `secret`; the time it took (fails past the promise). */
   async function refusedWithin(replica: ServeProcess, secret: string, since: number) {
-    while (Date.now() - since <= PROPAGATION_PROMISE_MS) {
-      if ((await status(replica, secret)) === 401) return Date.now() - since;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    return null;
+    await eventually(async () => (await status(replica, secret)) === 401, {
+      timeoutMs: PROPAGATION_PROMISE_MS - (Date.now() - since),
+      what: 'the other replica to refuse the key',
+    });
+    return Date.now() - since;
   }
 
   it('revoked through one replica, the key is refused by the other (pushed, not expired)', async () => {
