@@ -11,6 +11,7 @@ import { bearer, call, issueKey, newAccount } from '../support/credentials.ts';
 import { startFakeGateway } from '../support/fake-gateway.ts';
 import type { FakeGateway } from '../support/fake-gateway.ts';
 import { requestId } from './support.ts';
+import { eventually } from '../support/eventually.ts';
 
 const ORIGIN = 'https://app.example.com';
 const lines: Array<Record<string, unknown>> = [];
@@ -41,14 +42,15 @@ beforeAll(async () => {
     })
   ).secret;
   // The browser origins are loaded on the key change notification.
-  for (let i = 0; i < 100; i++) {
-    const preflight = await fetch(`${t.url}/v1/keys`, {
-      method: 'OPTIONS',
-      headers: { origin: ORIGIN, 'access-control-request-method': 'GET' },
-    });
-    if (preflight.status === 204) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await eventually(
+    async () =>
+      (
+        await fetch(`${t.url}/v1/keys`, {
+          method: 'OPTIONS',
+          headers: { origin: ORIGIN, 'access-control-request-method': 'GET' },
+        })
+      ).status === 204,
+  );
 });
 afterAll(async () => {
   await t?.close();

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { sql } from 'kysely';
 import type { TestApp } from '../support/app.ts';
+import { eventually } from '../support/eventually.ts';
 
 export interface StoredEvent {
   source: string;
@@ -26,16 +27,17 @@ export async function eventsOf(
   requestId: string,
   expected = 1,
 ): Promise<StoredEvent[]> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    await t.app.metering.recorder.flush();
-    const rows = await sql<StoredEvent>`
+  return eventually(
+    async () => {
+      await t.app.metering.recorder.flush();
+      const rows = await sql<StoredEvent>`
       select source, event_id, account_id, key_id, pipeline, model_id, unit,
              quantity::text as quantity, fee_wei::text as fee_wei, status, attributes
       from usage_events where attributes->>'request_id' = ${requestId}`.execute(t.app.database.db);
-    if (rows.rows.length >= expected) return rows.rows;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return [];
+      return rows.rows.length >= expected && rows.rows;
+    },
+    { what: `${expected} usage event(s) for request ${requestId}` },
+  );
 }
 
 export async function eventCount(t: TestApp): Promise<number> {

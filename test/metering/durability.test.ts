@@ -13,6 +13,7 @@ import { createLogger } from '../../src/platform/log.ts';
 import { createTestDatabase, onRealPostgres } from '../support/db.ts';
 import { issueKey, newAccount } from '../support/credentials.ts';
 import { freePort, serve, waitReady } from '../support/process.ts';
+import { eventually } from '../support/eventually.ts';
 
 const log = createLogger({ level: 'silent' });
 
@@ -67,7 +68,7 @@ describe('ingest durability', () => {
       }
     };
     const writers = [writer(1), writer(2), writer(3)];
-    while (acknowledged.length < 1000) await new Promise((r) => setTimeout(r, 20));
+    await eventually(() => acknowledged.length >= 1000, { intervalMs: 20 });
     proc.child.kill('SIGKILL');
     stop = true;
     await Promise.all(writers);

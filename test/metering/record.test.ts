@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { UsageEvent } from '../../src/metering/index.ts';
 import { createRecorder } from '../../src/metering/recorder.ts';
 import { createMeteringService } from '../../src/metering/service.ts';
@@ -246,32 +246,47 @@ describe('the recorder', () => {
     expect(stored.rows[0]!.n).toBe(500n);
   });
 
+  // The recorder's flush ticks, backoff and stall detection are timers: these tests move
+  // Vitest's fake timers instead of waiting for them.
   it('drains a long backlog on close, however long the writes take', async () => {
-    let written = 0;
-    const recorder = createRecorder({
-      // Each batch takes 400 ms: the backlog takes longer than one backoff cycle to drain.
-      write: async (events) => {
-        await new Promise((r) => setTimeout(r, 400));
-        written += events.length;
-        return events.map(() => 'accepted' as const);
-      },
-      log,
-      batchSize: 10,
-      writers: 1,
-      flushIntervalMs: 60_000,
-    });
-    for (let i = 0; i < 200; i++) await recorder.enqueue(event({ source: 'slow' }));
-    await recorder.close();
-    expect(written).toBe(200);
-    expect(recorder.stats()).toMatchObject({ buffered: 0, written: 200 });
-  }, 60_000);
+    vi.useFakeTimers();
+    try {
+      let written = 0;
+      const recorder = createRecorder({
+        // Each batch takes 400 ms: the backlog takes longer than one backoff cycle to drain.
+        write: async (events) => {
+          await new Promise((r) => setTimeout(r, 400));
+          written += events.length;
+          return events.map(() => 'accepted' as const);
+        },
+        log,
+        batchSize: 10,
+        writers: 1,
+        flushIntervalMs: 60_000,
+      });
+      for (let i = 0; i < 200; i++) await recorder.enqueue(event({ source: 'slow' }));
+      const closing = recorder.close();
+      // 20 batches of 400 ms: 8 s, more than the 6 s without progress after which close gives up.
+      await vi.advanceTimersByTimeAsync(20 * 400);
+      await closing;
+      expect(written).toBe(200);
+      expect(recorder.stats()).toMatchObject({ buffered: 0, written: 200 });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 
   it('closes promptly after idle ticks with nothing to write', async () => {
-    const recorder = createRecorder({ write: async () => [], log, flushIntervalMs: 5 });
-    await new Promise((r) => setTimeout(r, 30)); // several empty ticks
-    await recorder.flush();
-    await recorder.close();
-    expect(recorder.stats()).toEqual({ buffered: 0, written: 0, failedWrites: 0 });
+    vi.useFakeTimers();
+    try {
+      const recorder = createRecorder({ write: async () => [], log, flushIntervalMs: 5 });
+      await vi.advanceTimersByTimeAsync(30); // several empty ticks
+      await recorder.flush();
+      await recorder.close();
+      expect(recorder.stats()).toEqual({ buffered: 0, written: 0, failedWrites: 0 });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('keeps events across a failed write and retries them', async () => {

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, onRealPostgres } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
+import { eventually } from '../support/eventually.ts';
 
 let database: TestDatabase;
 beforeAll(async () => {
@@ -11,18 +12,10 @@ afterAll(async () => {
   await database.destroy();
 });
 
-function nextPayload(received: Array<string | null>, count: number, timeoutMs = 5_000) {
-  return new Promise<void>((resolve, reject) => {
-    const started = Date.now();
-    const poll = setInterval(() => {
-      if (received.length >= count) {
-        clearInterval(poll);
-        resolve();
-      } else if (Date.now() - started > timeoutMs) {
-        clearInterval(poll);
-        reject(new Error(`only ${received.length} of ${count} notifications arrived`));
-      }
-    }, 10);
+/** Waits (shared helper) until `count` notifications have arrived. */
+function nextPayload(received: Array<string | null>, count: number) {
+  return eventually(() => received.length >= count, {
+    what: `${count} notifications (${received.length} so far)`,
   });
 }
 
@@ -34,9 +27,15 @@ describe('LISTEN/NOTIFY', () => {
     await sql`select pg_notify('tollhouse_test', 'key_1')`.execute(handle.db);
     await nextPayload(received, 1);
     expect(received).toEqual(['key_1']);
+    // A second channel on the same LISTEN connection marks the end: notifications reach a
+    // connection in commit order, so once the marker is in, key_2 would have been too.
+    const marks: Array<string | null> = [];
+    const stopMarks = await handle.listen('tollhouse_test_mark', (payload) => marks.push(payload));
     await stop();
     await sql`select pg_notify('tollhouse_test', 'key_2')`.execute(handle.db);
-    await new Promise((r) => setTimeout(r, 200));
+    await sql`select pg_notify('tollhouse_test_mark', 'after key_2')`.execute(handle.db);
+    await nextPayload(marks, 1);
+    await stopMarks();
     expect(received).toEqual(['key_1']);
   });
 

@@ -11,6 +11,7 @@ import { json } from '../support/http.ts';
 import { startTestApp } from '../support/app.ts';
 import { createTestDatabase, onRealPostgres } from '../support/db.ts';
 import { freePort, runCli, serve, waitReady } from '../support/process.ts';
+import { eventually } from '../support/eventually.ts';
 
 const SHUTDOWN_LIMIT_MS = 10_000;
 
@@ -42,8 +43,13 @@ describe('graceful shutdown (in process)', () => {
     expect((await json(ready)).message).toBe('shutting down');
 
     const closed = t.server.close();
-    await new Promise((r) => setTimeout(r, 50));
-    await expect(fetch(`${t.url}/healthz`)).rejects.toThrow();
+    // The listener closes asynchronously: new connections are refused once it has.
+    await eventually(() =>
+      fetch(`${t.url}/healthz`).then(
+        () => false,
+        () => true,
+      ),
+    );
 
     release();
     const response = await inFlight;

@@ -13,6 +13,8 @@ export interface EventuallyOptions {
   timeoutMs?: number;
   /** What is being waited for, for the error message. */
   what?: string;
+  /** A failure that ends the wait at once (the process being waited for has exited). */
+  stopOn?: (error: unknown) => boolean;
 }
 
 /**
@@ -32,6 +34,7 @@ export async function eventually<T>(
       if (value !== false && value !== undefined) return value as Exclude<T, false | undefined>;
       last = undefined;
     } catch (error) {
+      if (options.stopOn?.(error) === true) throw error;
       last = error;
     }
     if (Date.now() > deadline) {

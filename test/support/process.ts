@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { eventually } from './eventually.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
@@ -70,22 +71,28 @@ export function serve(port: number, settings: Record<string, string>): ServeProc
 }
 
 /** Polls GET /readyz until it answers 200, the process exits, or `timeoutMs` passes. */
-export async function waitReady(proc: ServeProcess, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+export async function waitReady(proc: ServeProcess, timeoutMs = 60_000): Promise<void> {
   let exited = false;
   void proc.exited.then(() => (exited = true));
-  while (Date.now() < deadline) {
-    if (exited) throw new Error(`serve exited before it was ready:\n${proc.output()}`);
-    try {
-      const response = await fetch(`${proc.url}/readyz`);
-      if (response.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`serve was not ready within ${timeoutMs} ms:\n${proc.output()}`);
+  await eventually(
+    async () => {
+      if (exited) throw new ServeExited(`serve exited before it was ready:\n${proc.output()}`);
+      const response = await fetch(`${proc.url}/readyz`).catch(() => null); // not listening yet
+      await response?.arrayBuffer();
+      return response?.status === 200;
+    },
+    {
+      timeoutMs,
+      intervalMs: 100,
+      what: 'serve to be ready',
+      stopOn: (e) => e instanceof ServeExited,
+    },
+  ).catch((error: Error) => {
+    throw error instanceof ServeExited ? error : new Error(`${error.message}:\n${proc.output()}`);
+  });
 }
+
+class ServeExited extends Error {}
 
 /** A port that was free a moment ago (the OS picks it). */
 export function freePort(): Promise<number> {
