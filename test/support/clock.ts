@@ -2,8 +2,8 @@
 // so a test sets the date instead of hoping the wall clock is on a convenient day, and moves time
 // forward instead of sleeping through a grace window or an expiry.
 //
-// TOLLHOUSE_TEST_NOW (an ISO instant) sets the date of every `fixedClock()` without an explicit
-// start: `.ci/run` runs the date-sensitive files again at the edges of months and years with it.
+// TOLLHOUSE_TEST_NOW (an ISO instant) sets the date every test clock starts at (unless a test
+// names one): `.ci/run` runs the date-sensitive files again at the edges of months and years.
 import type { Clock } from '../../src/platform/clock.ts';
 
 export interface TestClock extends Clock {
@@ -41,10 +41,12 @@ export function fixedClock(at?: Date | string): TestClock {
 
 /**
  * The wall clock plus whatever the test has moved it by: time passes as usual (payments age,
- * caches expire), and a test can still jump past a grace window or an expiry at once.
+ * caches expire), and a test can still jump past a grace window or an expiry at once. With
+ * TOLLHOUSE_TEST_NOW it starts at that instant instead of now.
  */
 export function movingClock(): TestClock {
-  let offset = 0;
+  const start = configuredTestNow();
+  let offset = start === null ? 0 : start.getTime() - Date.now();
   const clock = (() => new Date(Date.now() + offset)) as TestClock;
   clock.advance = (delta) => {
     offset += delta;
