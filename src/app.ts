@@ -8,9 +8,10 @@ import type { Config } from './config.ts';
 import { createGateway } from './gateway/index.ts';
 import { createMetering } from './metering/index.ts';
 import type { Metering } from './metering/index.ts';
-import { createIdentity } from './identity/index.ts';
+import { createIdentity, findAppOwner } from './identity/index.ts';
 import type { Identity } from './identity/index.ts';
 import { createAuthenticator } from './platform/auth.ts';
+import { guardRouter } from './platform/authz.ts';
 import type { Authenticator, CredentialVerifier } from './platform/auth.ts';
 import { createKeys } from './keys/index.ts';
 import type { Keys } from './keys/index.ts';
@@ -92,6 +93,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     // Each capability that issues credentials adds its verifier here.
     const verifiers: CredentialVerifier[] = [];
     const authenticator = createAuthenticator(verifiers);
+    // Every route registered below declares who may call it; the router enforces it.
+    guardRouter(router, authenticator);
     // API keys first: their verifier answers null for anything not starting with `th_`.
     const keys = await createKeys({ database, secrets, log, metrics, config: config.keys });
     closeTasks.push(() => keys.close());
@@ -130,7 +133,13 @@ export async function createApp(options: AppOptions): Promise<App> {
     openapiRoutes(router, { document: await loadOpenApi() });
     identity.routes(router);
 
-    const metering = createMetering({ database, log, authenticator, router });
+    const metering = createMetering({
+      database,
+      log,
+      authenticator,
+      router,
+      appOwner: (appId) => findAppOwner(database.db, appId),
+    });
     await metering.start();
     closeTasks.push(() => metering.close());
     const billing = createBilling({

@@ -9,6 +9,7 @@ import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { startSweeper } from './adapter.ts';
+import { findAppOwner as findAppOwnerQuery } from './queries.ts';
 import { createDisabledAccounts } from './disabled-accounts.ts';
 import type { FirstPartyClient } from './clients.ts';
 import { interactionRoutes, oidcMiddleware } from './interactions.ts';
@@ -35,7 +36,13 @@ export type {
   SigningKeysTable,
 } from './table.ts';
 export type { Account, App as OidcApp, AppKind } from './queries.ts';
-export { findAccountByEmail, findAccountById, insertAccount, toAccount } from './queries.ts';
+export {
+  findAccountByEmail,
+  findAccountById,
+  findAppOwner,
+  insertAccount,
+  toAccount,
+} from './queries.ts';
 export type { AccountPatch, AccountsService, AppCaller, AppsService } from './service.ts';
 export { ACCOUNTS_CHANNEL } from './service.ts';
 export type { FirstPartyClient } from './clients.ts';
@@ -171,8 +178,8 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
           loginPerIp,
           secureCookies: config.publicUrl.startsWith('https:'),
         });
-        appRoutes(router, { apps, authenticator });
-        accountRoutes(router, { accounts, authenticator });
+        appRoutes(router, { apps, appOwner: (id) => findAppOwnerQuery(db, id) });
+        accountRoutes(router, { accounts });
       },
       async rotateKeys() {
         // A retired key stays published until every token it signed has expired.

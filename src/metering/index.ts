@@ -22,6 +22,8 @@ export interface MeteringDeps {
   log: Logger;
   authenticator: Authenticator;
   router: Router;
+  /** The account that owns an app (identity's), to check app ids in ingested events. */
+  appOwner: (appId: string) => Promise<{ accountId: string } | null>;
   clock?: () => Date;
   recorder?: {
     batchSize?: number;
@@ -49,6 +51,7 @@ export function createMetering(deps: MeteringDeps): Metering {
   meteringRoutes(deps.router, {
     service,
     authenticator: deps.authenticator,
+    appOwner: deps.appOwner,
     clock: deps.clock ?? (() => new Date()),
   });
   return {

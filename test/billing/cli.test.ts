@@ -34,6 +34,7 @@ beforeAll(async () => {
       database,
       log,
       authenticator: createAuthenticator([]),
+      appOwner: async () => null,
       router: new Router(),
     });
     await service.record(
