@@ -118,6 +118,8 @@ export async function createApp(options: AppOptions): Promise<App> {
       },
       // A disabled account's API keys are refused at once, not when the cache entry ages out.
       onAccountChanged: (accountId) => keys.verifier.forgetAccount(accountId),
+      // A token made from a key is refused once the key is (revoked, past its grace).
+      keyRefusal: (keyId) => keys.verifier.keyRefusal(keyId),
     });
     closeTasks.push(() => identity.close());
     verifiers.push(identity.verifier);

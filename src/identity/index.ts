@@ -11,6 +11,7 @@ import type { Secrets } from '../platform/secrets.ts';
 import { startSweeper } from './adapter.ts';
 import { findAppOwner as findAppOwnerQuery } from './queries.ts';
 import { createDisabledAccounts } from './disabled-accounts.ts';
+import { createDisabledApps } from './disabled-apps.ts';
 import type { FirstPartyClient } from './clients.ts';
 import { interactionRoutes, oidcMiddleware } from './interactions.ts';
 import { startLiveKeys } from './live-keys.ts';
@@ -73,6 +74,8 @@ export interface IdentityDeps {
   onAccountChanged?: (accountId: string | null) => void;
   /** Clients tollhouse runs itself (the console), registered as static OIDC clients. */
   firstPartyClients?: readonly FirstPartyClient[];
+  /** Why a token made from API key `keyId` must be refused now, or null (keys' verifier). */
+  keyRefusal?: (keyId: string) => Promise<string | null>;
 }
 
 export interface Identity {
@@ -104,8 +107,17 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
   };
   try {
     const apps = createAppsService({ db, secrets });
+    // Tokens of a disabled app or app user are refused by the verifier (from memory).
+    const disabledApps = createDisabledApps({ db, log });
+    cleanups.push(() => disabledApps.close());
     // null: notifications may have been missed (reconnect), so forget every cached app.
-    cleanups.push(await listen(APPS_CHANNEL, (clientId) => apps.invalidate(clientId)));
+    cleanups.push(
+      await listen(APPS_CHANNEL, (clientId) => {
+        apps.invalidate(clientId);
+        void disabledApps.changed().catch(() => undefined);
+      }),
+    );
+    await disabledApps.changed();
 
     // An account's status decides whether its apps get tokens, its API keys verify and its
     // access tokens are accepted: every replica forgets what it cached about it on a change.
@@ -133,6 +145,23 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
       audience: config.publicUrl,
       publicJwks: [],
       isAccountDisabled: (accountId) => disabled.has(accountId),
+      // A credential dies with what it was made from: its app, its app user, its API key.
+      parentRefusal(principal) {
+        if (principal.appId !== null && disabledApps.appDisabled(principal.appId)) {
+          return 'app disabled';
+        }
+        if (
+          principal.appId !== null &&
+          principal.endUserId !== null &&
+          disabledApps.userDisabled(principal.appId, principal.endUserId)
+        ) {
+          return 'app user disabled';
+        }
+        if (principal.keyId !== null && deps.keyRefusal !== undefined) {
+          return deps.keyRefusal(principal.keyId);
+        }
+        return null;
+      },
     });
     const live = await startLiveKeys({
       load: () => loadSigningKeys(db, keyBox),

@@ -280,6 +280,21 @@ export async function listAppUsers(db: Db, appId: string): Promise<AppUserRow[]>
     .execute();
 }
 
+export async function listDisabledAppIds(db: Db): Promise<string[]> {
+  const rows = await db.selectFrom('apps').select('id').where('status', '=', 'disabled').execute();
+  return rows.map((r) => r.id);
+}
+
+export async function listDisabledAppUsers(
+  db: Db,
+): Promise<Array<{ app_id: string; external_id: string }>> {
+  return db
+    .selectFrom('app_users')
+    .select(['app_id', 'external_id'])
+    .where('status', '=', 'disabled')
+    .execute();
+}
+
 export async function updateAppUserStatus(
   db: Db,
   appId: string,
