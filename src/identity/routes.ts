@@ -40,13 +40,14 @@ export function appRoutes(
   router: Router,
   { apps, appOwner }: { apps: AppsService; appOwner: IdRule['find'] },
 ): void {
-  // Like /v1/keys: the account's own credentials (or an operator), limited by the service to
-  // the account's own apps and the credential's scopes. An app's own token, a token acting for
-  // an app's end user, a token made from a key and a browser key do not manage apps.
+  // The account's own credentials, its apps' backends (or an operator), limited by the service
+  // to the account's own apps and the credential's scopes. A token acting for an app's end user
+  // speaks for that user, not for the account; a token made from a key would leave behind apps
+  // that outlive it; a browser key is public: none of them manage apps.
   const ownAccount: IdRule = { rule: 'own_account', names: 'account' };
   const ownApp: IdRule = { rule: 'own_account', names: 'app', find: appOwner };
   const own = (ids?: Access['ids']): Access => ({
-    kinds: ['operator', 'account'],
+    kinds: ['operator', 'account', 'app_client'],
     ...(ids === undefined ? {} : { ids }),
   });
   const actorOf = (ctx: { state: unknown }) => {

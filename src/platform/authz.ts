@@ -200,7 +200,10 @@ export async function assertOwns(principal: Principal, rule: IdRule, id: string)
   }
   if (rule.find === undefined) {
     if (principal.accountId !== id) {
-      throw ruleFailed('ownership', 'This credential may only act on its own account');
+      throw ruleFailed(
+        'ownership',
+        "This credential may only act on its own account (another account's needs the admin scope)",
+      );
     }
     return;
   }
