@@ -218,7 +218,7 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
       params: accountParams,
       response: subscriptionView,
     },
-    async function showSubscription({ params, ctx }) {
+    async function showSubscription({ params }) {
       return subscriptionJson(await service.subscription(params.id));
     },
   );
@@ -262,7 +262,7 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
       params: accountParams,
       response: balanceView,
     },
-    async function showBalance({ params, ctx }) {
+    async function showBalance({ params }) {
       return balanceJson(await service.balance(params.id));
     },
   );
@@ -299,7 +299,7 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
       params: accountParams,
       response: spendCapsView,
     },
-    async function showSpendCaps({ params, ctx }) {
+    async function showSpendCaps({ params }) {
       return capsJson(params.id, await service.spendCaps(params.id));
     },
   );

@@ -228,8 +228,7 @@ describe('finding 4: tokens made from a revoked key', () => {
 
   it("refuses an app's tokens once the app is disabled", async () => {
     const { app, config } = await machineApp(attacker.accountId);
-    const token = (await oidc.clientCredentialsGrant(config, { scope: 'usage:read' }))
-      .access_token;
+    const token = (await oidc.clientCredentialsGrant(config, { scope: 'usage:read' })).access_token;
     expect((await call(t, 'GET', '/v1/usage', { headers: bearer(token) })).status).toBe(200);
     const disabled = await call(t, 'PATCH', `/v1/apps/${app.id}`, {
       headers: bearer(attacker.key),

@@ -1,12 +1,17 @@
 // The authorization matrix: every operation in openapi.yaml × every principal kind × the
 // caller's own ids and another account's, against the answer the route's declaration gives.
 // A documented operation without a declaration, or without a row here, fails the test.
+import { readFileSync } from 'node:fs';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY_TOKEN_TYPE, APP_USER_TOKEN_TYPE } from '../../src/identity/index.ts';
 import { USAGE_EVENT_TYPE } from '../../src/metering/index.ts';
 import type { Access, PrincipalKind } from '../../src/platform/authz.ts';
-import { PRINCIPAL_KINDS, declaredRoutes } from '../../src/platform/authz.ts';
+import {
+  PRINCIPAL_KINDS,
+  declaredRoutes,
+  renderAuthorizationTable,
+} from '../../src/platform/authz.ts';
 import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
 import { loadSpec, specOperations } from '../support/openapi.ts';
 import { createAccount, discover, startIdentityApp } from '../identity/support.ts';
@@ -144,7 +149,9 @@ function usageEvent(subject: string) {
 
 interface Row {
   /** The request, built with the ids of `who` (the caller's own customer, or the other). */
-  request(who: Customer): Promise<{ path: string; body?: unknown }> | { path: string; body?: unknown };
+  request(
+    who: Customer,
+  ): Promise<{ path: string; body?: unknown }> | { path: string; body?: unknown };
   /** The operation touches no id of anyone's: the foreign variant is the same request. */
   noIds?: true;
 }
@@ -184,7 +191,10 @@ const rows: Record<string, Row> = {
     request: (who) => ({ path: `/v1/apps/${who.appId}`, body: { name: 'renamed' } }),
   },
   'POST /v1/apps/{id}/rotate-secret': {
-    request: (who) => ({ path: `/v1/apps/${who.appId}/rotate-secret`, body: { grace_seconds: 3600 } }),
+    request: (who) => ({
+      path: `/v1/apps/${who.appId}/rotate-secret`,
+      body: { grace_seconds: 3600 },
+    }),
   },
   'GET /v1/apps/{id}/users': { request: (who) => ({ path: `/v1/apps/${who.appId}/users` }) },
   'PUT /v1/apps/{id}/users/{external_id}': {
@@ -245,7 +255,10 @@ const rows: Record<string, Row> = {
   'GET /v1/statements/{id}/export': {
     request: (who) => ({ path: `/v1/statements/${who.statementId}/export?format=json` }),
   },
-  'POST /v1/streams': { request: () => ({ path: '/v1/streams', body: { name: 's' } }), noIds: true },
+  'POST /v1/streams': {
+    request: () => ({ path: '/v1/streams', body: { name: 's' } }),
+    noIds: true,
+  },
   'GET /v1/streams': { request: () => ({ path: '/v1/streams' }), noIds: true },
   'DELETE /v1/streams/{id}': {
     request: async (who) => ({ path: `/v1/streams/${await freshStream(who)}` }),
@@ -270,7 +283,15 @@ describe('authorization matrix', () => {
     const undeclared = operations.filter((op) => declaration(op) === undefined);
     expect(undeclared, 'operations without an access declaration').toEqual([]);
     const open = operations.filter((op) => declaration(op)?.kinds !== 'anyone');
-    expect(open.filter((op) => rows[op] === undefined), 'operations missing a row').toEqual([]);
+    expect(
+      open.filter((op) => rows[op] === undefined),
+      'operations missing a row',
+    ).toEqual([]);
+  });
+
+  it('is what docs/authorization.md says (regenerate with npm run docs:authz)', () => {
+    const committed = readFileSync(new URL('../../docs/authorization.md', import.meta.url), 'utf8');
+    expect(committed).toBe(renderAuthorizationTable(declaredRoutes(t.app.router)));
   });
 
   it('answers every operation × principal kind × own and foreign ids as declared', async () => {
