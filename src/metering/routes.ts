@@ -39,7 +39,7 @@ const RESERVED_SOURCE = /^tollhouse(\/|$)/i;
 const usageReader: Access = {
   kinds: ['operator', 'account', 'app_client', 'app_end_user', 'derived'],
   scope: 'usage:read',
-  note: "narrowed to the caller: an account's own events, an app's users', an end user's own",
+  note: "Narrowed to the caller: an account's own events, an app's users', an end user's own",
 };
 
 // Usage totals come from hourly rollups; ranges longer than this are refused so one query
@@ -96,7 +96,7 @@ export function meteringRoutes(router: Router, { service, appOwner, clock }: Met
       access: {
         kinds: ['operator', 'account', 'app_client', 'derived'],
         scope: 'usage:write',
-        note: "each event's subject: the caller's own account (and app: its own); `tollhouse/*` sources: operators only",
+        note: "Each event's subject: the caller's own account (and app: its own); `tollhouse/*` sources: operators only",
       },
       body: ingestBody,
       bodyLimitBytes: INGEST_BODY_LIMIT_BYTES,

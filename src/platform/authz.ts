@@ -225,7 +225,7 @@ export function describeAccess(access: Access): { who: string; scope: string; id
         ? "the caller's own app"
         : rule!.find === undefined
           ? "the caller's own account"
-          : `a ${rule!.names} of the caller's account`;
+          : `the caller's account's ${rule!.names}`;
     return `\`${location}\`: ${what}`;
   });
   if (access.note !== undefined) ids.push(access.note);
