@@ -119,8 +119,8 @@ function guardOf(router: KoaRouter): Guard {
 
 /**
  * Records the declaration and returns the middleware that authenticates and authorizes the
- * caller (none for `anyone`). Throws at registration when the declaration is missing or the
- * router cannot authenticate: a route without a rule never serves.
+ * caller (none for `anyone`). Throws at registration when the declaration is missing: a route
+ * without a rule never serves.
  */
 export function declare(router: KoaRouter, route: DeclaredRoute): Middleware[] {
   const { access } = route;
@@ -130,13 +130,15 @@ export function declare(router: KoaRouter, route: DeclaredRoute): Middleware[] {
   const guard = guardOf(router);
   guard.routes.push(route);
   if (access.kinds === 'anyone') return [];
-  const authenticator = guard.authenticator;
-  if (authenticator === null) {
-    throw new Error(`${route.path}: call guardRouter(router, authenticator) before its routes`);
-  }
   const kinds = access.kinds;
   return [
     async function authorize(ctx: Context, next) {
+      // Read per request: a router built only to create a capability (CLI commands, benches)
+      // never serves, so it needs no authenticator; one that serves without it is a bug.
+      const authenticator = guard.authenticator;
+      if (authenticator === null) {
+        throw new Error(`${route.path}: the router serves without guardRouter(router, …)`);
+      }
       const state = ctx.state as RequestState;
       const principal = await authenticator.authenticate(ctx.get('authorization') || undefined, {
         origin: ctx.get('origin') || null,

@@ -3,6 +3,8 @@
 // A documented operation without a declaration, or without a row here, fails the test.
 import { readFileSync } from 'node:fs';
 import * as oidc from 'openid-client';
+import { z } from 'zod';
+import { Router, defineRoute } from '../../src/platform/http.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY_TOKEN_TYPE, APP_USER_TOKEN_TYPE } from '../../src/identity/index.ts';
 import { USAGE_EVENT_TYPE } from '../../src/metering/index.ts';
@@ -287,6 +289,13 @@ describe('authorization matrix', () => {
       open.filter((op) => rows[op] === undefined),
       'operations missing a row',
     ).toEqual([]);
+  });
+
+  it('refuses to register a route that declares no access rule', () => {
+    const spec = { method: 'get', path: '/v1/undeclared', response: z.object({}) };
+    expect(() => defineRoute(new Router(), spec as never, () => ({}))).toThrow(
+      /declares no access rule/,
+    );
   });
 
   it('is what docs/authorization.md says (regenerate with npm run docs:authz)', () => {
