@@ -291,6 +291,22 @@ describe('authorization matrix', () => {
     ).toEqual([]);
   });
 
+  it("names in openapi.yaml's x-tollhouse-access exactly the kinds each route declares", () => {
+    const spec = loadSpec() as unknown as {
+      paths: Record<string, Record<string, { 'x-tollhouse-access'?: string }>>;
+    };
+    const stale: string[] = [];
+    for (const operation of specOperations(loadSpec())) {
+      const access = declaration(operation);
+      if (access === undefined || access.kinds === 'anyone') continue;
+      const [method, path] = operation.split(' ') as [string, string];
+      const text = spec.paths[path]?.[method.toLowerCase()]?.['x-tollhouse-access'] ?? '';
+      const named = PRINCIPAL_KINDS.filter((kind) => text.includes(`\`${kind}\``));
+      if (named.join() !== access.kinds.join()) stale.push(`${operation}: ${named.join()}`);
+    }
+    expect(stale).toEqual([]);
+  });
+
   it('refuses to register a route that declares no access rule', () => {
     const spec = { method: 'get', path: '/v1/undeclared', response: z.object({}) };
     expect(() => defineRoute(new Router(), spec as never, () => ({}))).toThrow(
