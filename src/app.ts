@@ -8,9 +8,10 @@ import type { Config } from './config.ts';
 import { createGateway } from './gateway/index.ts';
 import { createMetering } from './metering/index.ts';
 import type { Metering } from './metering/index.ts';
-import { createIdentity } from './identity/index.ts';
+import { createIdentity, findAppOwner } from './identity/index.ts';
 import type { Identity } from './identity/index.ts';
 import { createAuthenticator } from './platform/auth.ts';
+import { guardRouter } from './platform/authz.ts';
 import type { Authenticator, CredentialVerifier } from './platform/auth.ts';
 import { createKeys } from './keys/index.ts';
 import type { Keys } from './keys/index.ts';
@@ -98,6 +99,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     // Each capability that issues credentials adds its verifier here.
     const verifiers: CredentialVerifier[] = [];
     const authenticator = createAuthenticator(verifiers);
+    // Every route registered below declares who may call it; the router enforces it.
+    guardRouter(router, authenticator);
     // API keys first: their verifier answers null for anything not starting with `th_`.
     const keys = await createKeys({ database, secrets, log, metrics, clock, config: config.keys });
     closeTasks.push(() => keys.close());
@@ -122,6 +125,8 @@ export async function createApp(options: AppOptions): Promise<App> {
       },
       // A disabled account's API keys are refused at once, not when the cache entry ages out.
       onAccountChanged: (accountId) => keys.verifier.forgetAccount(accountId),
+      // A token made from a key is refused once the key is (revoked, past its grace).
+      keyRefusal: (keyId) => keys.verifier.keyRefusal(keyId),
     });
     closeTasks.push(() => identity.close());
     verifiers.push(identity.verifier);
@@ -137,7 +142,14 @@ export async function createApp(options: AppOptions): Promise<App> {
     openapiRoutes(router, { document: await loadOpenApi() });
     identity.routes(router);
 
-    const metering = createMetering({ database, log, authenticator, router, clock });
+    const metering = createMetering({
+      database,
+      log,
+      authenticator,
+      router,
+      clock,
+      appOwner: (appId) => findAppOwner(database.db, appId),
+    });
     await metering.start();
     closeTasks.push(() => metering.close());
     const billing = createBilling({

@@ -1,10 +1,12 @@
 // HTTP: /v1/plans, /v1/accounts/{id}/subscription|balance|credits|spend-caps, /v1/spend/check,
 // /v1/statements (+ export), GET /v1/billing/stripe-sync, and POST /webhooks/stripe.
 import type { Context } from 'koa';
-import type { Authenticator, AuthState, Principal } from '../platform/auth.ts';
-import { hasScope, requireAuth } from '../platform/auth.ts';
-import { Forbidden, InvalidRequest, NotFound, PayloadTooLarge } from '../platform/errors.ts';
-import { defineRoute } from '../platform/http.ts';
+import type { Authenticator, AuthState } from '../platform/auth.ts';
+import { hasScope } from '../platform/auth.ts';
+import type { Access, IdRule } from '../platform/authz.ts';
+import { assertOwnership } from '../platform/authz.ts';
+import { InvalidRequest, NotFound, PayloadTooLarge } from '../platform/errors.ts';
+import { defineRoute, guardedRoute } from '../platform/http.ts';
 import type { AppContext, Router } from '../platform/http.ts';
 import type { SpendGate } from '../platform/spend.ts';
 import { exportStatement } from './export.ts';
@@ -52,13 +54,6 @@ const actorOf = (ctx: AppContext) => ({
   actor: principalOf(ctx).keyId ?? principalOf(ctx).accountId,
   requestId: ctx.state.requestId,
 });
-
-/** An account's own data, or any account's with `admin`. */
-function assertOwnOrAdmin(principal: Principal, accountId: string) {
-  if (principal.accountId !== accountId && !hasScope(principal, 'admin')) {
-    throw new Forbidden('This credential may only see its own account');
-  }
-}
 
 export function planJson(p: Plan) {
   return {
@@ -134,13 +129,25 @@ function capsJson(accountId: string, caps: SpendCap[]) {
 }
 
 export function billingRoutes(router: Router, deps: BillingRouteDeps) {
-  const { service, authenticator } = deps;
-  const reader = [requireAuth(authenticator, ['billing:read'])];
-  const admin = [requireAuth(authenticator, ['admin'])];
+  const { service } = deps;
+  const ownAccount: IdRule = { rule: 'own_account', names: 'account' };
+  const ownStatement: IdRule = {
+    rule: 'own_account',
+    names: 'statement',
+    find: async (id) => service.statementOwner(id),
+  };
+  // What an account pays is read by the account's credentials and its apps' backends; an app's
+  // end user and a browser key see none of it.
+  const reader = (ids?: Access['ids']): Access => ({
+    kinds: ['operator', 'account', 'app_client', 'derived'],
+    scope: 'billing:read',
+    ...(ids === undefined ? {} : { ids }),
+  });
+  const admin: Access = { kinds: ['operator'], scope: 'admin' };
 
   defineRoute(
     router,
-    { method: 'get', path: '/v1/plans', before: reader, response: planList },
+    { method: 'get', path: '/v1/plans', access: reader(), response: planList },
     async function listPlans() {
       return { plans: (await service.plans()).map(planJson) };
     },
@@ -151,7 +158,7 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
     {
       method: 'post',
       path: '/v1/plans',
-      before: admin,
+      access: admin,
       body: createPlanBody,
       response: planView,
       status: 201,
@@ -182,7 +189,7 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
     {
       method: 'get',
       path: '/v1/plans/:id',
-      before: reader,
+      access: reader(),
       params: planParams,
       response: planView,
     },
@@ -207,12 +214,11 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
     {
       method: 'get',
       path: '/v1/accounts/:id/subscription',
-      before: reader,
+      access: reader({ 'params.id': ownAccount }),
       params: accountParams,
       response: subscriptionView,
     },
-    async function showSubscription({ params, ctx }) {
-      assertOwnOrAdmin(principalOf(ctx), params.id);
+    async function showSubscription({ params }) {
       return subscriptionJson(await service.subscription(params.id));
     },
   );
@@ -222,7 +228,7 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
     {
       method: 'put',
       path: '/v1/accounts/:id/subscription',
-      before: admin,
+      access: admin,
       params: accountParams,
       body: subscribeBody,
       response: subscriptionView,
@@ -252,12 +258,11 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
     {
       method: 'get',
       path: '/v1/accounts/:id/balance',
-      before: reader,
+      access: reader({ 'params.id': ownAccount }),
       params: accountParams,
       response: balanceView,
     },
-    async function showBalance({ params, ctx }) {
-      assertOwnOrAdmin(principalOf(ctx), params.id);
+    async function showBalance({ params }) {
       return balanceJson(await service.balance(params.id));
     },
   );
@@ -267,7 +272,7 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
     {
       method: 'post',
       path: '/v1/accounts/:id/credits',
-      before: admin,
+      access: admin,
       params: accountParams,
       body: creditBody,
       response: creditResult,
@@ -290,12 +295,11 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
     {
       method: 'get',
       path: '/v1/accounts/:id/spend-caps',
-      before: reader,
+      access: reader({ 'params.id': ownAccount }),
       params: accountParams,
       response: spendCapsView,
     },
-    async function showSpendCaps({ params, ctx }) {
-      assertOwnOrAdmin(principalOf(ctx), params.id);
+    async function showSpendCaps({ params }) {
       return capsJson(params.id, await service.spendCaps(params.id));
     },
   );
@@ -305,7 +309,7 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
     {
       method: 'put',
       path: '/v1/accounts/:id/spend-caps',
-      before: admin,
+      access: admin,
       params: accountParams,
       body: spendCapBody,
       response: spendCapsView,
@@ -326,7 +330,10 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
     {
       method: 'get',
       path: '/v1/spend/check',
-      before: [requireAuth(authenticator, ['gateway'])],
+      access: {
+        kinds: ['operator', 'account', 'app_client', 'app_end_user', 'browser_key', 'derived'],
+        scope: 'gateway',
+      },
       response: spendCheckView,
     },
     async function spendCheck({ ctx }) {
@@ -341,16 +348,13 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
     {
       method: 'get',
       path: '/v1/statements',
-      before: reader,
+      access: reader({ 'query.account_id': ownAccount }),
       query: statementsQuery,
       response: statementList,
     },
     async function listStatements({ query, ctx }) {
       const principal = principalOf(ctx);
       const accountId = hasScope(principal, 'admin') ? query.account_id : principal.accountId;
-      if (!hasScope(principal, 'admin') && query.account_id !== undefined) {
-        assertOwnOrAdmin(principal, query.account_id);
-      }
       if (query.cursor !== undefined && !/^stmt_[0-9A-Za-z]{1,64}$/.test(query.cursor)) {
         throw new InvalidRequest('query.cursor: not a cursor returned by this API');
       }
@@ -384,7 +388,7 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
     {
       method: 'get',
       path: '/v1/statements/:id',
-      before: reader,
+      access: reader({ 'params.id': ownStatement }),
       params: statementParams,
       response: statementView,
     },
@@ -396,28 +400,42 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
 
   // Streams a body, so it is not a defineRoute (which renders JSON); input is validated the
   // same way, through the same schemas.
-  router.get('/v1/statements/:id/export', ...reader, async function exportStatementRoute(ctx) {
-    const params = statementParams.safeParse(ctx.params);
-    const query = exportQuery.safeParse(ctx.query);
-    if (!params.success) throw new InvalidRequest(`params.id: ${params.error.issues[0]?.message}`);
-    if (!query.success) throw new InvalidRequest(`query.format: expected csv or json`);
-    const { statement } = await visibleStatement(ctx, params.data.id);
-    const format = query.data.format;
-    ctx.set(
-      'Content-Disposition',
-      `attachment; filename="${statement.id}.${format === 'csv' ? 'csv' : 'jsonl'}"`,
-    );
-    ctx.type =
-      format === 'csv' ? 'text/csv; charset=utf-8; header=present' : 'application/x-ndjson';
-    ctx.body = exportStatement(deps.db, statement, format);
-  });
+  guardedRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/statements/:id/export',
+      access: reader({ 'params.id': ownStatement }),
+    },
+    async function exportStatementRoute(ctx) {
+      const params = statementParams.safeParse(ctx.params);
+      const query = exportQuery.safeParse(ctx.query);
+      if (!params.success)
+        throw new InvalidRequest(`params.id: ${params.error.issues[0]?.message}`);
+      if (!query.success) throw new InvalidRequest(`query.format: expected csv or json`);
+      await assertOwnership(principalOf(ctx), reader({ 'params.id': ownStatement }), {
+        params: params.data,
+        query: query.data,
+        body: undefined,
+      });
+      const { statement } = await visibleStatement(ctx, params.data.id);
+      const format = query.data.format;
+      ctx.set(
+        'Content-Disposition',
+        `attachment; filename="${statement.id}.${format === 'csv' ? 'csv' : 'jsonl'}"`,
+      );
+      ctx.type =
+        format === 'csv' ? 'text/csv; charset=utf-8; header=present' : 'application/x-ndjson';
+      ctx.body = exportStatement(deps.db, statement, format);
+    },
+  );
 
   defineRoute(
     router,
     {
       method: 'get',
       path: '/v1/billing/stripe-sync',
-      before: admin,
+      access: admin,
       query: stripeSyncQuery,
       response: stripeSyncView,
     },
@@ -466,12 +484,20 @@ export function billingRoutes(router: Router, deps: BillingRouteDeps) {
     },
   );
 
-  router.post('/webhooks/stripe', async function stripeWebhook(ctx) {
-    const raw = await readRaw(ctx, WEBHOOK_BODY_LIMIT_BYTES);
-    const result = await deps.stripe.handleWebhook(raw, ctx.get('stripe-signature') || undefined);
-    ctx.status = 200;
-    ctx.body = { received: true, ...result };
-  });
+  guardedRoute(
+    router,
+    {
+      method: 'post',
+      path: '/webhooks/stripe',
+      access: { kinds: 'anyone', note: 'Stripe: the Stripe-Signature header is verified' },
+    },
+    async function stripeWebhook(ctx) {
+      const raw = await readRaw(ctx, WEBHOOK_BODY_LIMIT_BYTES);
+      const result = await deps.stripe.handleWebhook(raw, ctx.get('stripe-signature') || undefined);
+      ctx.status = 200;
+      ctx.body = { received: true, ...result };
+    },
+  );
 }
 
 async function readRaw(ctx: Context, limit: number): Promise<Buffer> {

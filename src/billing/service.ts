@@ -382,6 +382,11 @@ export function createBillingService({ db, rates, log, clock }: BillingServiceDe
     closeMonth,
     lastClose: () => findLastClose(db),
     statement,
+    /** Who owns statement `id` (the route guard's ownership check), or null. */
+    statementOwner: async (id: string) => {
+      const found = await findStatementById(db, id);
+      return found === null ? null : { accountId: found.accountId };
+    },
     statements: (filter: { accountId?: string; month?: string; after?: string }, limit: number) =>
       listStatements(db, filter, limit),
   };

@@ -20,7 +20,7 @@ import { overviewPage } from './pages/overview.ts';
 import { statementPages } from './pages/statements.ts';
 import { usagePages } from './pages/usage.ts';
 import { createSessionStore } from './session.ts';
-import { CONSOLE_CLIENT_ID, signInRoutes } from './signin.ts';
+import { CONSOLE_API_SCOPES, CONSOLE_CLIENT_ID, signInRoutes } from './signin.ts';
 import { staticRoutes } from './static.ts';
 import type { Clock } from '../platform/clock.ts';
 import { systemClock } from '../platform/clock.ts';
@@ -61,6 +61,7 @@ export function consoleClient(publicUrl: string): FirstPartyClient {
     name: 'tollhouse console',
     redirectUris: [`${publicUrl}/console/callback`],
     postLogoutRedirectUris: [`${publicUrl}/console/signed-out`],
+    apiScopes: CONSOLE_API_SCOPES,
   };
 }
 

@@ -16,13 +16,19 @@ import type { SessionStore } from './session.ts';
 import { layout, notice } from './views.ts';
 
 export const CONSOLE_CLIENT_ID = 'tollhouse-console';
+/**
+ * Every API scope but `usage:write`: the console shows usage and never reports it, and a
+ * session cookie is the wrong credential to post billable events with (usage is written by
+ * tollhouse itself and by an account's backend, with a key or an app's token).
+ */
+export const CONSOLE_API_SCOPES = ['gateway', 'signer', 'usage:read', 'billing:read', 'admin'];
 const LOGIN_COOKIE = 'tollhouse_console_login';
 // Long enough to type a password (and fetch it from a password manager), short enough that a
 // stale login attempt cannot be finished much later.
 const LOGIN_TTL_SECONDS = 600;
-// Every API scope: the provider grants `admin` only to operators' accounts (provider.ts).
-const REQUESTED_SCOPES =
-  'openid email profile gateway signer usage:read usage:write billing:read admin';
+// The API scopes the console uses (CONSOLE_API_SCOPES); the provider grants `admin` only to
+// operators' accounts (provider.ts).
+const REQUESTED_SCOPES = `openid email profile ${CONSOLE_API_SCOPES.join(' ')}`;
 
 export interface SignInDeps {
   publicUrl: string;

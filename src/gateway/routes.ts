@@ -3,7 +3,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Middleware } from 'koa';
 import type { Authenticator, AuthState, Principal } from '../platform/auth.ts';
-import { bearerCredential, hasScope, requireAuth, ruleFailed } from '../platform/auth.ts';
+import { bearerCredential, hasScope } from '../platform/auth.ts';
+import type { Access } from '../platform/authz.ts';
 import { AppError, Forbidden, ServiceUnavailable, Unauthorized } from '../platform/errors.ts';
 import type { AppContext, Router } from '../platform/http.ts';
 import { defineRoute } from '../platform/http.ts';
@@ -54,15 +55,14 @@ const MAX_PRICE_DECIMALS = 18;
 
 export function gatewayRoutes(router: Router, deps: GatewayRoutesDeps): void {
   const { streams, authenticator, spend, clock } = deps;
-  const backendOnly: Middleware = async function backendOnly(ctx, next) {
-    // Browser keys pass requireAuth on gateway-scope routes, but stream keys are secrets a
-    // web page must not be able to list or mint.
-    if ((ctx.state as AuthState).principal.allowedOrigins !== null) {
-      throw ruleFailed('browser-key-scope', 'Browser keys cannot manage streams');
-    }
-    await next();
-  };
-  const before = [requireAuth(authenticator, ['gateway']), backendOnly];
+  // Stream keys are secrets that outlive the request that made them: a browser key (public
+  // by design), a token acting for an app's end user and a token made from a key (it would
+  // survive its key) cannot mint, list or revoke them.
+  const manage = (ids?: Access['ids']): Access => ({
+    kinds: ['operator', 'account', 'app_client'],
+    scope: 'gateway',
+    ...(ids === undefined ? {} : { ids }),
+  });
   const principal = (ctx: AppContext) => (ctx.state as AuthState).principal;
 
   defineRoute(
@@ -73,7 +73,7 @@ export function gatewayRoutes(router: Router, deps: GatewayRoutesDeps): void {
       body: createStreamBody,
       response: issuedStream,
       status: 201,
-      before,
+      access: manage(),
     },
     async function createStream({ body, ctx }) {
       ctx.set('Cache-Control', 'no-store');
@@ -83,7 +83,7 @@ export function gatewayRoutes(router: Router, deps: GatewayRoutesDeps): void {
   );
   defineRoute(
     router,
-    { method: 'get', path: '/v1/streams', response: streamList, before },
+    { method: 'get', path: '/v1/streams', response: streamList, access: manage() },
     async function listStreams({ ctx }) {
       return { streams: await streams.list(principal(ctx)) };
     },
@@ -95,7 +95,16 @@ export function gatewayRoutes(router: Router, deps: GatewayRoutesDeps): void {
       path: '/v1/streams/:id',
       params: streamParams,
       response: streamView,
-      before,
+      access: manage({
+        'params.id': {
+          rule: 'own_account',
+          names: 'stream',
+          find: async (id) => {
+            const stream = await streams.byId(id);
+            return stream === null ? null : { accountId: stream.accountId };
+          },
+        },
+      }),
     },
     async function revokeStream({ params, ctx }) {
       return streams.revoke(principal(ctx), params.id);
@@ -103,6 +112,10 @@ export function gatewayRoutes(router: Router, deps: GatewayRoutesDeps): void {
   );
 
   const webhook = [webhookAuth(deps.webhookSecret)];
+  const fromGoLivepeer: Access = {
+    kinds: 'anyone',
+    note: "go-livepeer's webhook: LIVEPEER_WEBHOOK_SECRET in the URL or Authorization header",
+  };
 
   defineRoute(
     router,
@@ -111,6 +124,7 @@ export function gatewayRoutes(router: Router, deps: GatewayRoutesDeps): void {
       path: '/webhooks/livepeer/stream-auth',
       body: streamAuthBody,
       response: streamAuthReply,
+      access: fromGoLivepeer,
       before: webhook,
     },
     async function streamAuth({ body }) {
@@ -129,6 +143,7 @@ export function gatewayRoutes(router: Router, deps: GatewayRoutesDeps): void {
       path: '/webhooks/livepeer/live-ai-auth',
       body: liveAuthBody,
       response: liveAuthReply,
+      access: fromGoLivepeer,
       before: webhook,
     },
     async function liveAiAuth({ body }) {
@@ -146,6 +161,7 @@ export function gatewayRoutes(router: Router, deps: GatewayRoutesDeps): void {
       path: '/webhooks/livepeer/remote-signer-auth',
       body: signerAuthBody,
       response: signerAuthReply,
+      access: fromGoLivepeer,
       before: webhook,
     },
     async function remoteSignerAuth({ body, ctx }) {

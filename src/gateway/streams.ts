@@ -3,6 +3,7 @@
 // auth webhooks map the key back to the principal that created the stream.
 import type { Kysely } from 'kysely';
 import type { Principal } from '../platform/auth.ts';
+import { hasScope } from '../platform/auth.ts';
 import type { Database } from '../platform/db.ts';
 import { NotFound } from '../platform/errors.ts';
 import { isId, newId, randomBase62 } from '../platform/ids.ts';
@@ -53,7 +54,11 @@ export function createStreamService(deps: {
     },
     list: (principal) => listStreamsByAccount(db, principal.accountId),
     async revoke(principal, id) {
-      const stream = await revokeStreamById(db, principal.accountId, id);
+      // An operator revokes any account's stream; everyone else only their account's.
+      const owner = hasScope(principal, 'admin')
+        ? ((await findActiveStreamById(db, id))?.accountId ?? principal.accountId)
+        : principal.accountId;
+      const stream = await revokeStreamById(db, owner, id);
       if (stream === null) throw new NotFound('No active stream with this id in your account');
       return stream;
     },

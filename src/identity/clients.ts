@@ -92,9 +92,11 @@ export interface FirstPartyClient {
   name: string;
   redirectUris: string[];
   postLogoutRedirectUris: string[];
+  /** The API scopes it may be granted (tollhouse_scopes). */
+  apiScopes: readonly string[];
 }
 
-/** Static client metadata: a public PKCE client that may ask for every API scope (the
+/** Static client metadata: a public PKCE client that may ask for its API scopes (the
  * provider's grant for it still withholds `admin` from accounts that are not operators). */
 export function firstPartyMetadata(client: FirstPartyClient): Record<string, unknown> {
   return {
@@ -107,6 +109,6 @@ export function firstPartyMetadata(client: FirstPartyClient): Record<string, unk
     redirect_uris: client.redirectUris,
     post_logout_redirect_uris: client.postLogoutRedirectUris,
     scope: OIDC_SCOPES.join(' '),
-    tollhouse_scopes: [...API_SCOPES],
+    tollhouse_scopes: client.apiScopes.filter((s) => (API_SCOPES as readonly string[]).includes(s)),
   };
 }

@@ -9,7 +9,9 @@ import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { startSweeper } from './adapter.ts';
+import { findAppOwner as findAppOwnerQuery } from './queries.ts';
 import { createDisabledAccounts } from './disabled-accounts.ts';
+import { createDisabledApps } from './disabled-apps.ts';
 import type { FirstPartyClient } from './clients.ts';
 import { interactionRoutes, oidcMiddleware } from './interactions.ts';
 import { startLiveKeys } from './live-keys.ts';
@@ -37,7 +39,13 @@ export type {
   SigningKeysTable,
 } from './table.ts';
 export type { Account, App as OidcApp, AppKind } from './queries.ts';
-export { findAccountByEmail, findAccountById, insertAccount, toAccount } from './queries.ts';
+export {
+  findAccountByEmail,
+  findAccountById,
+  findAppOwner,
+  insertAccount,
+  toAccount,
+} from './queries.ts';
 export type { AccountPatch, AccountsService, AppCaller, AppsService } from './service.ts';
 export { ACCOUNTS_CHANNEL } from './service.ts';
 export type { FirstPartyClient } from './clients.ts';
@@ -69,6 +77,8 @@ export interface IdentityDeps {
   /** Clients tollhouse runs itself (the console), registered as static OIDC clients. */
   firstPartyClients?: readonly FirstPartyClient[];
   clock?: Clock;
+  /** Why a token made from API key `keyId` must be refused now, or null (keys' verifier). */
+  keyRefusal?: (keyId: string) => Promise<string | null>;
 }
 
 export interface Identity {
@@ -100,8 +110,17 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
   };
   try {
     const apps = createAppsService({ db, secrets, clock: deps.clock ?? systemClock });
+    // Tokens of a disabled app or app user are refused by the verifier (from memory).
+    const disabledApps = createDisabledApps({ db, log });
+    cleanups.push(() => disabledApps.close());
     // null: notifications may have been missed (reconnect), so forget every cached app.
-    cleanups.push(await listen(APPS_CHANNEL, (clientId) => apps.invalidate(clientId)));
+    cleanups.push(
+      await listen(APPS_CHANNEL, (clientId) => {
+        apps.invalidate(clientId);
+        void disabledApps.changed().catch(() => undefined);
+      }),
+    );
+    await disabledApps.changed();
 
     // An account's status decides whether its apps get tokens, its API keys verify and its
     // access tokens are accepted: every replica forgets what it cached about it on a change.
@@ -129,6 +148,23 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
       audience: config.publicUrl,
       publicJwks: [],
       isAccountDisabled: (accountId) => disabled.has(accountId),
+      // A credential dies with what it was made from: its app, its app user, its API key.
+      parentRefusal(principal) {
+        if (principal.appId !== null && disabledApps.appDisabled(principal.appId)) {
+          return 'app disabled';
+        }
+        if (
+          principal.appId !== null &&
+          principal.endUserId !== null &&
+          disabledApps.userDisabled(principal.appId, principal.endUserId)
+        ) {
+          return 'app user disabled';
+        }
+        if (principal.keyId !== null && deps.keyRefusal !== undefined) {
+          return deps.keyRefusal(principal.keyId);
+        }
+        return null;
+      },
     });
     const live = await startLiveKeys({
       load: () => loadSigningKeys(db, keyBox),
@@ -174,8 +210,8 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
           loginPerIp,
           secureCookies: config.publicUrl.startsWith('https:'),
         });
-        appRoutes(router, { apps, authenticator });
-        accountRoutes(router, { accounts, authenticator });
+        appRoutes(router, { apps, appOwner: (id) => findAppOwnerQuery(db, id) });
+        accountRoutes(router, { accounts });
       },
       async rotateKeys() {
         // A retired key stays published until every token it signed has expired.

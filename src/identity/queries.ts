@@ -198,6 +198,16 @@ export async function findAppById(db: Db, id: string): Promise<AppRow | undefine
   return db.selectFrom('apps').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/** The account that owns app `id` (ownership checks of app ids other capabilities receive). */
+export async function findAppOwner(db: Db, id: string): Promise<{ accountId: string } | null> {
+  const row = await db
+    .selectFrom('apps')
+    .select('owner_account_id')
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return row === undefined ? null : { accountId: row.owner_account_id };
+}
+
 export async function findAppByClientId(db: Db, clientId: string): Promise<AppRow | undefined> {
   return db.selectFrom('apps').selectAll().where('client_id', '=', clientId).executeTakeFirst();
 }
@@ -267,6 +277,21 @@ export async function listAppUsers(db: Db, appId: string): Promise<AppUserRow[]>
     .where('app_id', '=', appId)
     .orderBy('created_at')
     .orderBy('id')
+    .execute();
+}
+
+export async function listDisabledAppIds(db: Db): Promise<string[]> {
+  const rows = await db.selectFrom('apps').select('id').where('status', '=', 'disabled').execute();
+  return rows.map((r) => r.id);
+}
+
+export async function listDisabledAppUsers(
+  db: Db,
+): Promise<Array<{ app_id: string; external_id: string }>> {
+  return db
+    .selectFrom('app_users')
+    .select(['app_id', 'external_id'])
+    .where('status', '=', 'disabled')
     .execute();
 }
 

@@ -1,9 +1,9 @@
 // /v1/apps and /v1/accounts: OIDC apps (self-service for an account's own apps; `admin` manages
 // any account's) and the operator's view of accounts (admin scope).
-import { hasScope, requireAuth } from '../platform/auth.ts';
-import { Forbidden, InvalidRequest, NotFound } from '../platform/errors.ts';
-import type { Middleware } from 'koa';
-import type { AuthState, Authenticator } from '../platform/auth.ts';
+import { hasScope } from '../platform/auth.ts';
+import { InvalidRequest, NotFound } from '../platform/errors.ts';
+import type { AuthState } from '../platform/auth.ts';
+import type { Access, IdRule } from '../platform/authz.ts';
 import { defineRoute } from '../platform/http.ts';
 import type { Router } from '../platform/http.ts';
 import type { AccountsService, AppCaller, AppsService } from './service.ts';
@@ -38,21 +38,18 @@ const DEFAULT_GRACE_SECONDS = 24 * 3600;
 
 export function appRoutes(
   router: Router,
-  { apps, authenticator }: { apps: AppsService; authenticator: Authenticator },
+  { apps, appOwner }: { apps: AppsService; appOwner: IdRule['find'] },
 ): void {
-  // Like /v1/keys: any credential of the account (requireAuth already refuses browser keys),
-  // limited by the service to the account's own apps and the credential's scopes.
-  const own: Middleware[] = [
-    requireAuth(authenticator),
-    async function notForEndUsers(ctx, next) {
-      // A token acting for an app's end user speaks for that user, not for the account that
-      // pays: it must not register apps or read their settings.
-      if ((ctx.state as AuthState).principal.endUserId !== null) {
-        throw new Forbidden("Tokens acting for an app's end user cannot manage apps");
-      }
-      await next();
-    },
-  ];
+  // The account's own credentials, its apps' backends (or an operator), limited by the service
+  // to the account's own apps and the credential's scopes. A token acting for an app's end user
+  // speaks for that user, not for the account; a token made from a key would leave behind apps
+  // that outlive it; a browser key is public: none of them manage apps.
+  const ownAccount: IdRule = { rule: 'own_account', names: 'account' };
+  const ownApp: IdRule = { rule: 'own_account', names: 'app', find: appOwner };
+  const own = (ids?: Access['ids']): Access => ({
+    kinds: ['operator', 'account', 'app_client'],
+    ...(ids === undefined ? {} : { ids }),
+  });
   const actorOf = (ctx: { state: unknown }) => {
     const state = ctx.state as AuthState;
     return { id: state.principal.keyId ?? state.principal.accountId, requestId: state.requestId };
@@ -72,7 +69,7 @@ export function appRoutes(
       body: createAppBody,
       response: appWithSecret,
       status: 201,
-      before: own,
+      access: own({ 'body.owner_account_id': ownAccount }),
     },
     async ({ body, ctx }) => {
       ctx.set('Cache-Control', 'no-store');
@@ -96,7 +93,7 @@ export function appRoutes(
 
   defineRoute(
     router,
-    { method: 'get', path: '/v1/apps', query: listAppsQuery, response: appList, before: own },
+    { method: 'get', path: '/v1/apps', query: listAppsQuery, response: appList, access: own() },
     async ({ query, ctx }) => {
       const page = await apps.list(callerOf(ctx)?.accountId ?? null, query);
       return { apps: page.items.map(toAppJson), next_cursor: page.nextCursor };
@@ -105,7 +102,13 @@ export function appRoutes(
 
   defineRoute(
     router,
-    { method: 'get', path: '/v1/apps/:id', params: appId, response: appSchema, before: own },
+    {
+      method: 'get',
+      path: '/v1/apps/:id',
+      params: appId,
+      response: appSchema,
+      access: own({ 'params.id': ownApp }),
+    },
     async ({ params, ctx }) => toAppJson(await apps.get(params.id, callerOf(ctx))),
   );
 
@@ -117,7 +120,7 @@ export function appRoutes(
       params: appId,
       body: updateAppBody,
       response: appSchema,
-      before: own,
+      access: own({ 'params.id': ownApp }),
     },
     async ({ params, body, ctx }) =>
       toAppJson(
@@ -140,17 +143,10 @@ export function appRoutes(
 
   // An app's users are managed by an admin or by the app's own backend (a client-credentials
   // token of that app, not acting for a user).
-  const adminOrOwnApp: Middleware[] = [
-    requireAuth(authenticator),
-    async function ownAppOnly(ctx, next) {
-      const { principal } = ctx.state as AuthState;
-      const own = principal.appId === ctx.params.id && principal.endUserId === null;
-      if (!own && !hasScope(principal, 'admin')) {
-        throw new Forbidden("Only an admin or the app's own backend may manage its users");
-      }
-      await next();
-    },
-  ];
+  const adminOrOwnApp: Access = {
+    kinds: ['operator', 'app_client'],
+    ids: { 'params.id': { rule: 'own_app', names: 'app' } },
+  };
 
   defineRoute(
     router,
@@ -159,7 +155,7 @@ export function appRoutes(
       path: '/v1/apps/:id/users',
       params: appId,
       response: appUserList,
-      before: adminOrOwnApp,
+      access: adminOrOwnApp,
     },
     async ({ params }) => ({ users: (await apps.listAppUsers(params.id)).map(toAppUserJson) }),
   );
@@ -171,7 +167,7 @@ export function appRoutes(
       path: '/v1/apps/:id/users/:external_id',
       params: appUserParams,
       response: appUserSchema,
-      before: adminOrOwnApp,
+      access: adminOrOwnApp,
     },
     async ({ params }) => {
       await apps.get(params.id);
@@ -187,7 +183,7 @@ export function appRoutes(
       params: appUserParams,
       body: appUserBody,
       response: appUserSchema,
-      before: adminOrOwnApp,
+      access: adminOrOwnApp,
     },
     async ({ params, body }) =>
       toAppUserJson(await apps.setAppUserStatus(params.id, params.external_id, body.status)),
@@ -201,7 +197,7 @@ export function appRoutes(
       params: appId,
       body: rotateSecretBody,
       response: appWithSecret,
-      before: own,
+      access: own({ 'params.id': ownApp }),
     },
     async ({ params, body, ctx }) => {
       ctx.set('Cache-Control', 'no-store');
@@ -217,11 +213,8 @@ export function appRoutes(
 }
 
 /** /v1/accounts: the operator's view of the people who sign in (admin scope). */
-export function accountRoutes(
-  router: Router,
-  { accounts, authenticator }: { accounts: AccountsService; authenticator: Authenticator },
-): void {
-  const admin = [requireAuth(authenticator, ['admin'])];
+export function accountRoutes(router: Router, { accounts }: { accounts: AccountsService }): void {
+  const admin: Access = { kinds: ['operator'], scope: 'admin' };
 
   defineRoute(
     router,
@@ -230,7 +223,7 @@ export function accountRoutes(
       path: '/v1/accounts',
       query: listAccountsQuery,
       response: accountList,
-      before: admin,
+      access: admin,
     },
     async ({ query }) => {
       const after = query.cursor === undefined ? null : decodeAccountCursor(query.cursor);
@@ -257,7 +250,7 @@ export function accountRoutes(
       path: '/v1/accounts/:id',
       params: accountId,
       response: accountSchema,
-      before: admin,
+      access: admin,
     },
     async ({ params }) => {
       const account = await accounts.get(params.id);
@@ -274,7 +267,7 @@ export function accountRoutes(
       params: accountId,
       body: updateAccountBody,
       response: accountSchema,
-      before: admin,
+      access: admin,
     },
     async ({ params, body, ctx }) => {
       const { principal, requestId } = ctx.state as AuthState;

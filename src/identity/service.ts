@@ -565,7 +565,14 @@ export function createAppsService({
       return (await listAppUsers(db, appId)).map(toAppUser);
     },
     async setAppUserStatus(appId, externalId, status) {
-      const row = await updateAppUserStatus(db, appId, externalId, status);
+      const row = await db.transaction().execute(async (trx) => {
+        const updated = await updateAppUserStatus(trx, appId, externalId, status);
+        const app = updated === undefined ? undefined : await findAppById(trx, appId);
+        // Every replica re-reads which app users are disabled (the verifier refuses their
+        // tokens at once), through the channel app changes already use.
+        if (app !== undefined) await notifyAppChanged(trx, app.client_id);
+        return updated;
+      });
       if (row === undefined) throw new NotFound(`No user ${externalId} in app ${appId}`);
       return toAppUser(row);
     },

@@ -25,6 +25,11 @@ export function createAccessTokenVerifier(input: {
   publicJwks: JWK[];
   /** True while the account is disabled: its tokens are refused even though they verify. */
   isAccountDisabled(accountId: string): boolean;
+  /**
+   * Why a token must be refused although it verifies — what it was made from is gone (its
+   * key revoked or past its grace, its app or app user disabled) — or null.
+   */
+  parentRefusal(principal: Principal): Promise<string | null> | string | null;
 }): AccessTokenVerifier {
   let keys = createLocalJWKSet({ keys: input.publicJwks });
   const known = new Set<string>(SCOPES);
@@ -68,6 +73,14 @@ export function createAccessTokenVerifier(input: {
         allowedOrigins: null,
         allowedResources: null,
       };
+      const refusal = await input.parentRefusal(principal);
+      if (refusal !== null) {
+        context.log?.info(
+          { accountId, keyId: principal.keyId, appId: principal.appId },
+          `access token refused: ${refusal}`,
+        );
+        throw invalidCredential();
+      }
       return principal;
     },
   };

@@ -93,7 +93,8 @@ export async function createKeys(deps: KeysDeps): Promise<Keys> {
     service,
     verifier,
     cors: browserCors(origins),
-    routes: (router, authenticator) => keyRoutes(router, { keyService: service, authenticator }),
+    routes: (router, authenticator) =>
+      keyRoutes(router, { keyService: service, authenticator, db: database.db }),
     async close() {
       origins.close();
       await verifier.close();

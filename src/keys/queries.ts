@@ -89,6 +89,28 @@ export async function findKeyByHash(
     .executeTakeFirst();
 }
 
+/** What a token made from key `id` needs to know about it: revoked, expiry, account status. */
+export async function findKeyStatusById(
+  db: Kysely<Database>,
+  id: string,
+): Promise<
+  | Pick<VerifiableKeyRow, 'id' | 'account_id' | 'revoked_at' | 'expires_at' | 'account_status'>
+  | undefined
+> {
+  return db
+    .selectFrom('api_keys')
+    .innerJoin('accounts', 'accounts.id', 'api_keys.account_id')
+    .select([
+      'api_keys.id',
+      'api_keys.account_id',
+      'api_keys.revoked_at',
+      'api_keys.expires_at',
+      'accounts.status as account_status',
+    ])
+    .where('api_keys.id', '=', id)
+    .executeTakeFirst();
+}
+
 /**
  * A page of an account's keys, newest first (`id` breaks ties between keys created in the same
  * microsecond), after `after` (the keyset cursor). `sort_at` is the row's `created_at` rendered

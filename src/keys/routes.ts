@@ -1,7 +1,11 @@
 // HTTP: /v1/keys (an account manages its own keys; `admin` manages any account's) and
 // /v1/auth/verify (forward-auth for nginx auth_request, Traefik ForwardAuth, Envoy ext_authz).
 import type { Authenticator, AuthState, Principal, Scope } from '../platform/auth.ts';
-import { assertResourceAllowed, hasScope, requireAuth, ruleFailed } from '../platform/auth.ts';
+import { assertResourceAllowed, hasScope, ruleFailed } from '../platform/auth.ts';
+import type { Access, IdRule } from '../platform/authz.ts';
+import { findAppOwner } from '../identity/index.ts';
+import type { Kysely } from 'kysely';
+import type { Database } from '../platform/db.ts';
 import type { AppContext, Router } from '../platform/http.ts';
 import { defineRoute } from '../platform/http.ts';
 import {
@@ -23,6 +27,7 @@ import { callerFromPrincipal } from './service.ts';
 export interface KeyRoutesDeps {
   keyService: KeyService;
   authenticator: Authenticator;
+  db: Kysely<Database>;
 }
 
 // The request URI a proxy forwards is split into at most this many path segments.
@@ -32,8 +37,18 @@ function caller(ctx: AppContext) {
   return callerFromPrincipal((ctx.state as AuthState).principal, ctx.state.requestId);
 }
 
-export function keyRoutes(router: Router, { keyService, authenticator }: KeyRoutesDeps): void {
-  const before = [requireAuth(authenticator)];
+export function keyRoutes(router: Router, { keyService, authenticator, db }: KeyRoutesDeps): void {
+  const ownAccount: IdRule = { rule: 'own_account', names: 'account' };
+  const ownKey: IdRule = {
+    rule: 'own_account',
+    names: 'API key',
+    find: (id) => keyService.owner(id),
+  };
+  const ownApp: IdRule = { rule: 'own_account', names: 'app', find: (id) => findAppOwner(db, id) };
+  // Keys outlive the credential that made them, so only credentials that are themselves the
+  // account's (its keys and its own tokens) manage them: not an app, an app's end user, a
+  // token made from a key (its key would survive the parent's revocation) or a browser key.
+  const manage = (ids: Access['ids']): Access => ({ kinds: ['operator', 'account'], ids });
 
   defineRoute(
     router,
@@ -43,7 +58,7 @@ export function keyRoutes(router: Router, { keyService, authenticator }: KeyRout
       body: createKeyBody,
       response: issuedKey,
       status: 201,
-      before,
+      access: manage({ 'body.accountId': ownAccount, 'body.appId': ownApp }),
     },
     async function createKey({ body, ctx }) {
       ctx.set('Cache-Control', 'no-store');
@@ -53,7 +68,13 @@ export function keyRoutes(router: Router, { keyService, authenticator }: KeyRout
 
   defineRoute(
     router,
-    { method: 'get', path: '/v1/keys', query: listQuery, response: keyList, before },
+    {
+      method: 'get',
+      path: '/v1/keys',
+      query: listQuery,
+      response: keyList,
+      access: manage({ 'query.accountId': ownAccount }),
+    },
     async function listKeys({ query, ctx }) {
       // `next_cursor`, snake_case as on every other paged list (/v1/accounts, /v1/usage).
       const page = await keyService.list(caller(ctx), query);
@@ -63,7 +84,13 @@ export function keyRoutes(router: Router, { keyService, authenticator }: KeyRout
 
   defineRoute(
     router,
-    { method: 'get', path: '/v1/keys/:id', params: keyParams, response: apiKeyView, before },
+    {
+      method: 'get',
+      path: '/v1/keys/:id',
+      params: keyParams,
+      response: apiKeyView,
+      access: manage({ 'params.id': ownKey }),
+    },
     async function showKey({ params, ctx }) {
       return keyService.show(caller(ctx), params.id);
     },
@@ -77,7 +104,7 @@ export function keyRoutes(router: Router, { keyService, authenticator }: KeyRout
       params: keyParams,
       body: updateKeyBody,
       response: apiKeyView,
-      before,
+      access: manage({ 'params.id': ownKey }),
     },
     async function updateKey({ params, body, ctx }) {
       return keyService.update(caller(ctx), params.id, body);
@@ -91,7 +118,7 @@ export function keyRoutes(router: Router, { keyService, authenticator }: KeyRout
       path: '/v1/keys/:id/revoke',
       params: keyParams,
       response: apiKeyView,
-      before,
+      access: manage({ 'params.id': ownKey }),
     },
     async function revokeKey({ params, ctx }) {
       return keyService.revoke(caller(ctx), params.id);
@@ -107,7 +134,7 @@ export function keyRoutes(router: Router, { keyService, authenticator }: KeyRout
       body: rotateKeyBody.optional(),
       response: rotatedKey,
       status: 201,
-      before,
+      access: manage({ 'params.id': ownKey }),
     },
     async function rotateKey({ params, body, ctx }) {
       ctx.set('Cache-Control', 'no-store');
@@ -117,7 +144,16 @@ export function keyRoutes(router: Router, { keyService, authenticator }: KeyRout
 
   defineRoute(
     router,
-    { method: 'get', path: '/v1/auth/verify', query: verifyQuery, response: verifiedPrincipal },
+    {
+      method: 'get',
+      path: '/v1/auth/verify',
+      query: verifyQuery,
+      response: verifiedPrincipal,
+      access: {
+        kinds: 'anyone',
+        note: 'forward-auth: checks the forwarded credential itself (scope and resources asked for)',
+      },
+    },
     async function forwardAuth({ query, ctx }) {
       ctx.set('Cache-Control', 'no-store');
       const principal = await authenticator.authenticate(ctx.get('authorization') || undefined, {

@@ -2,7 +2,7 @@
 // with a grace window. Every change is audited and NOTIFYs its key id in the same transaction,
 // so the audit record, the change and the cache invalidation commit together.
 import type { Kysely, Transaction } from 'kysely';
-import { findAccountById } from '../identity/index.ts';
+import { findAccountById, findAppOwner } from '../identity/index.ts';
 import { recordAudit } from '../platform/audit.ts';
 import type { Principal, Scope } from '../platform/auth.ts';
 import { ruleFailed } from '../platform/auth.ts';
@@ -239,6 +239,14 @@ export function createKeyService(deps: KeyServiceDeps) {
       assertOwnAccount(caller, accountId);
       const account = await findAccountById(db, accountId);
       if (account === undefined) throw new NotFound(`No account ${accountId}`);
+      if (input.appId !== undefined && input.appId !== null) {
+        // A key bound to an app reports its usage under that app: only the key's own
+        // account's apps (for an operator too), or another account would see this usage.
+        const owner = await findAppOwner(db, input.appId);
+        if (owner === null || owner.accountId !== accountId) {
+          throw new NotFound(`No app ${input.appId} in account ${accountId}`);
+        }
+      }
       const fields = {
         accountId,
         appId: input.appId ?? null,
@@ -286,6 +294,12 @@ export function createKeyService(deps: KeyServiceDeps) {
         (position) => encodePosition('keys', target, position),
         (row) => view(toApiKey(row)),
       );
+    },
+
+    /** Who owns key `id` (the route guard's ownership check), or null. */
+    async owner(id: string): Promise<{ accountId: string } | null> {
+      const row = await findKeyById(db, id);
+      return row === undefined ? null : { accountId: row.account_id };
     },
 
     async show(caller: Caller, id: string): Promise<ApiKeyView> {

@@ -20,7 +20,7 @@ import type { Database, DatabaseHandle } from '../platform/db.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { KEY_NAMESPACE, normalizeOrigin, parseKey } from './format.ts';
-import { KEYS_CHANNEL, findKeyByHash, updateLastUsed } from './queries.ts';
+import { KEYS_CHANNEL, findKeyByHash, findKeyStatusById, updateLastUsed } from './queries.ts';
 import type { Clock } from '../platform/clock.ts';
 import { systemClock } from '../platform/clock.ts';
 
@@ -38,6 +38,14 @@ const NEGATIVE_MAX = 10_000;
 // Key ids changed recently, for the race check in load(); past this many, the check falls
 // back to "anything changed" until the next notification.
 const CHANGES_MAX = 10_000;
+
+/** A key as its derived tokens see it (by id: the token carries the id, not the key). */
+interface KeyStatusEntry {
+  accountId: string;
+  refused: 'revoked' | 'account disabled' | 'unknown key' | null;
+  expiresAtMs: number | null;
+  cachedAtMs: number;
+}
 
 interface CachedKey {
   id: string;
@@ -79,6 +87,14 @@ export interface KeyVerifier extends CredentialVerifier {
   forget(id: string): void;
   /** Drops every cached key of account `accountId` (its status changed), or everything (null). */
   forgetAccount(accountId: string | null): void;
+  /**
+   * Why a credential made from key `keyId` (a token-exchange access token) must be refused
+   * now — the key is revoked, past its expiry or rotation grace, unknown, or its account is
+   * disabled — or null while the key itself would be accepted. Kept current by the same
+   * NOTIFYs as the key cache, so a revocation reaches every replica's derived tokens as fast
+   * as the key itself.
+   */
+  keyRefusal(keyId: string): Promise<string | null>;
 }
 
 export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
@@ -89,6 +105,7 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
   const digestById = new Map<string, string>();
   const negative = new Map<string, number>();
   const lastUsed = new Map<string, number>();
+  const statusById = new Map<string, KeyStatusEntry>();
   // A lookup that raced with a change to its key must not cache the row it read: every
   // notification takes a generation number, remembered per key id (and for "everything" on a
   // resync), and a lookup caches only if nothing about its key changed since it started.
@@ -111,6 +128,7 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
       byDigest.clear();
       digestById.clear();
       negative.clear();
+      statusById.clear();
       deps.onChange?.(null);
       return;
     }
@@ -121,6 +139,7 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
       createdAt = generation;
     } else {
       changedAt.set(keyId, generation);
+      statusById.delete(keyId);
       const digest = digestById.get(keyId);
       if (digest !== undefined) byDigest.delete(digest);
       digestById.delete(keyId);
@@ -145,6 +164,55 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
     for (const [digest, entry] of byDigest) {
       if (entry.principal.accountId === accountId) forgetEntry(digest, entry);
     }
+    for (const [id, entry] of statusById) {
+      if (entry.accountId === accountId) statusById.delete(id);
+    }
+  }
+
+  async function loadStatus(keyId: string): Promise<KeyStatusEntry> {
+    const started = generation;
+    const row = await findKeyStatusById(db, keyId);
+    const entry: KeyStatusEntry = {
+      accountId: row?.account_id ?? '',
+      refused:
+        row === undefined
+          ? 'unknown key'
+          : row.revoked_at !== null
+            ? 'revoked'
+            : row.account_status !== 'active'
+              ? 'account disabled'
+              : null,
+      expiresAtMs: row?.expires_at?.getTime() ?? null,
+      cachedAtMs: now(),
+    };
+    // The same race rule as load(): a row read across a change to its key is not kept.
+    if (
+      row !== undefined &&
+      resetAt <= started &&
+      (changedAt.get(keyId) ?? 0) <= started &&
+      (accountChangedAt.get(row.account_id) ?? 0) <= started
+    ) {
+      if (statusById.size >= cacheMax) {
+        const oldest = statusById.keys().next().value;
+        if (oldest !== undefined) statusById.delete(oldest);
+      }
+      statusById.set(keyId, entry);
+    }
+    return entry;
+  }
+
+  async function keyRefusal(keyId: string): Promise<string | null> {
+    const at = now();
+    let entry = statusById.get(keyId);
+    if (entry !== undefined && at - entry.cachedAtMs > CACHE_TTL_MS) {
+      statusById.delete(keyId);
+      entry = undefined;
+    }
+    entry ??= await loadStatus(keyId);
+    if (entry.refused !== null) return entry.refused;
+    // A rotated key's grace is its expiry: its derived tokens end with it.
+    if (entry.expiresAtMs !== null && at >= entry.expiresAtMs) return 'expired';
+    return null;
   }
 
   function remember(digest: string, entry: CachedKey) {
@@ -293,6 +361,7 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
     cacheSize: () => ({ positive: byDigest.size, negative: negative.size }),
     forget: (id) => onNotification(`changed:${id}`),
     forgetAccount: onAccountChange,
+    keyRefusal,
   };
 }
 

@@ -24,6 +24,8 @@ export interface MeteringDeps {
   log: Logger;
   authenticator: Authenticator;
   router: Router;
+  /** The account that owns an app (identity's), to check app ids in ingested events. */
+  appOwner: (appId: string) => Promise<{ accountId: string } | null>;
   clock?: Clock;
   recorder?: {
     batchSize?: number;
@@ -51,6 +53,7 @@ export function createMetering(deps: MeteringDeps): Metering {
   meteringRoutes(deps.router, {
     service,
     authenticator: deps.authenticator,
+    appOwner: deps.appOwner,
     clock: deps.clock ?? systemClock,
   });
   return {

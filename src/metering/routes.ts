@@ -1,6 +1,8 @@
 // HTTP: POST /v1/usage/events (ingest), GET /v1/usage (totals), GET /v1/usage/events (raw).
-import type { Authenticator, AuthState } from '../platform/auth.ts';
-import { requireAuth } from '../platform/auth.ts';
+import type { Authenticator, AuthState, Principal } from '../platform/auth.ts';
+import { hasScope, ruleFailed } from '../platform/auth.ts';
+import type { Access, Owner } from '../platform/authz.ts';
+import { principalKind } from '../platform/authz.ts';
 import { InvalidRequest } from '../platform/errors.ts';
 import { defineRoute } from '../platform/http.ts';
 import type { Router } from '../platform/http.ts';
@@ -24,29 +26,84 @@ import type { Clock } from '../platform/clock.ts';
 export interface MeteringRouteDeps {
   service: MeteringService;
   authenticator: Authenticator;
+  appOwner: (appId: string) => Promise<Owner | null>;
   clock: Clock;
 }
+
+// Sources tollhouse writes itself (the front door, the signer): their fees are what the
+// spend caps and statements are built on, so only an operator may post under them.
+const RESERVED_SOURCE = /^tollhouse(\/|$)/i;
+
+// Usage is read by everyone the usage is about, each narrowed to what is theirs (the
+// service's visibleFilter): an account its own, an app's backend its app's users, an app's
+// end user their own. A browser key reads nothing.
+const usageReader: Access = {
+  kinds: ['operator', 'account', 'app_client', 'app_end_user', 'derived'],
+  scope: 'usage:read',
+  note: "Narrowed to the caller: an account's own events, an app's users', an end user's own",
+};
 
 // Usage totals come from hourly rollups; ranges longer than this are refused so one query
 // cannot scan years of rollups (ask per year instead).
 const MAX_RANGE_MS = 400 * 24 * 3600 * 1000;
 const HOUR_MS = 3600 * 1000;
 
-export function meteringRoutes(
-  router: Router,
-  { service, authenticator, clock }: MeteringRouteDeps,
-) {
+export function meteringRoutes(router: Router, { service, appOwner, clock }: MeteringRouteDeps) {
+  /**
+   * A whole batch is refused (403, nothing recorded) if one event is not the caller's to
+   * write: another account as subject, another account's (or, for an app client, another
+   * app's) app id, or a source reserved for tollhouse. Operators write any event.
+   */
+  async function assertMayWrite(
+    principal: Principal,
+    events: ReadonlyArray<{ index: number; event: UsageEvent }>,
+  ) {
+    if (hasScope(principal, 'admin')) return;
+    const appClient = principalKind(principal) === 'app_client';
+    const owners = new Map<string, Owner | null>();
+    for (const { index, event } of events) {
+      if (RESERVED_SOURCE.test(event.source)) {
+        throw ruleFailed(
+          'reserved-source',
+          `Event ${index}: the source ${JSON.stringify(event.source)} is reserved for tollhouse itself`,
+        );
+      }
+      if (event.accountId !== principal.accountId) {
+        throw ruleFailed(
+          'ownership',
+          `Event ${index}: a credential writes usage only for its own account (subject ${principal.accountId})`,
+        );
+      }
+      if (appClient) {
+        // An app's backend reports for its own app's end users only.
+        event.appId ??= principal.appId;
+        if (event.appId !== principal.appId) {
+          throw ruleFailed('ownership', `Event ${index}: an app writes usage only for its own app`);
+        }
+      } else if (event.appId !== null) {
+        if (!owners.has(event.appId)) owners.set(event.appId, await appOwner(event.appId));
+        if (owners.get(event.appId)?.accountId !== principal.accountId) {
+          throw ruleFailed('ownership', `Event ${index}: no app ${event.appId} in this account`);
+        }
+      }
+    }
+  }
+
   defineRoute(
     router,
     {
       method: 'post',
       path: '/v1/usage/events',
-      before: [requireAuth(authenticator, ['usage:write'])],
+      access: {
+        kinds: ['operator', 'account', 'app_client', 'derived'],
+        scope: 'usage:write',
+        note: "Each event's subject: the caller's own account (and app: its own); `tollhouse/*` sources: operators only",
+      },
       body: ingestBody,
       bodyLimitBytes: INGEST_BODY_LIMIT_BYTES,
       response: ingestResponse,
     },
-    async function ingestUsage({ body }) {
+    async function ingestUsage({ body, ctx }) {
       const now = clock().getTime();
       type Result = {
         id: string | null;
@@ -100,6 +157,7 @@ export function meteringRoutes(
           },
         });
       });
+      await assertMayWrite((ctx.state as AuthState).principal, valid);
       const accounts = await service.existingAccounts([
         ...new Set(valid.map((v) => v.event.accountId)),
       ]);
@@ -132,7 +190,7 @@ export function meteringRoutes(
     {
       method: 'get',
       path: '/v1/usage',
-      before: [requireAuth(authenticator, ['usage:read'])],
+      access: usageReader,
       query: summaryQuery,
       response: summaryResponse,
     },
@@ -183,7 +241,7 @@ export function meteringRoutes(
     {
       method: 'get',
       path: '/v1/usage/events',
-      before: [requireAuth(authenticator, ['usage:read'])],
+      access: usageReader,
       query: eventsQuery,
       response: eventsResponse,
     },

@@ -3,6 +3,7 @@
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import type { Principal } from '../platform/auth.ts';
+import { principalKind } from '../platform/authz.ts';
 import type { Database, DatabaseHandle } from '../platform/db.ts';
 import type { Logger } from '../platform/log.ts';
 import type { RecordOutcome, UsageEvent } from './model.ts';
@@ -120,9 +121,10 @@ export function createMeteringService({ database, log }: MeteringServiceDeps) {
   /** Narrows a query to what `principal` may see; admin sees everything. */
   function visibleFilter(principal: Principal, query: UsageQuery): UsageFilter {
     if (principal.scopes.includes('admin')) return { ...query };
-    if (principal.appId !== null && principal.clientId !== null && principal.endUserId === null) {
+    // Only an app's own token: a token made from a key bound to an app is the key's account's.
+    if (principalKind(principal) === 'app_client') {
       // An app's machine client sees its app's users, whoever pays.
-      return { ...query, appId: principal.appId, accountId: query.accountId };
+      return { ...query, appId: principal.appId!, accountId: query.accountId };
     }
     return {
       ...query,

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { Database } from './db.ts';
 import { Unauthorized } from './errors.ts';
 import type { Lifecycle, Router } from './http.ts';
-import { defineRoute } from './http.ts';
+import { defineRoute, guardedRoute } from './http.ts';
 import type { Metrics } from './metrics.ts';
 import { pendingMigrations } from './migrations.ts';
 
@@ -32,7 +32,12 @@ const readiness = z.object({
 export function healthRoutes(router: Router, deps: HealthDeps): void {
   defineRoute(
     router,
-    { method: 'get', path: '/healthz', response: z.object({ status: z.literal('ok') }) },
+    {
+      method: 'get',
+      path: '/healthz',
+      response: z.object({ status: z.literal('ok') }),
+      access: { kinds: 'anyone' },
+    },
     function liveness() {
       return { status: 'ok' as const };
     },
@@ -40,7 +45,7 @@ export function healthRoutes(router: Router, deps: HealthDeps): void {
 
   defineRoute(
     router,
-    { method: 'get', path: '/readyz', response: readiness },
+    { method: 'get', path: '/readyz', response: readiness, access: { kinds: 'anyone' } },
     async function readinessCheck({ ctx, setStatus }) {
       const result = await checkReadiness(deps);
       if (result.status !== 'ready') setStatus(503);
@@ -49,15 +54,26 @@ export function healthRoutes(router: Router, deps: HealthDeps): void {
     },
   );
 
-  router.get('/metrics', async function metrics(ctx) {
-    if (deps.metricsToken !== null && !bearerMatches(ctx.get('authorization'), deps.metricsToken)) {
-      throw new Unauthorized('GET /metrics needs Authorization: Bearer <METRICS_TOKEN>', {
-        headers: { 'WWW-Authenticate': 'Bearer realm="metrics"' },
-      });
-    }
-    ctx.set('Content-Type', deps.metrics.registry.contentType);
-    ctx.body = await deps.metrics.registry.metrics();
-  });
+  guardedRoute(
+    router,
+    {
+      method: 'get',
+      path: '/metrics',
+      access: { kinds: 'anyone', note: 'METRICS_TOKEN as a bearer token, when set' },
+    },
+    async function metrics(ctx) {
+      if (
+        deps.metricsToken !== null &&
+        !bearerMatches(ctx.get('authorization'), deps.metricsToken)
+      ) {
+        throw new Unauthorized('GET /metrics needs Authorization: Bearer <METRICS_TOKEN>', {
+          headers: { 'WWW-Authenticate': 'Bearer realm="metrics"' },
+        });
+      }
+      ctx.set('Content-Type', deps.metrics.registry.contentType);
+      ctx.body = await deps.metrics.registry.metrics();
+    },
+  );
 }
 
 async function checkReadiness(deps: HealthDeps): Promise<z.input<typeof readiness>> {

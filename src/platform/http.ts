@@ -18,6 +18,9 @@ import {
   PayloadTooLarge,
   UnsupportedMediaType,
 } from './errors.ts';
+import type { AuthState } from './auth.ts';
+import { assertOwnership, declare } from './authz.ts';
+import type { Access } from './authz.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 
@@ -308,7 +311,9 @@ export interface RouteSpec<
   status?: number;
   /** Largest accepted JSON body in bytes (default HTTP_BODY_LIMIT_BYTES). */
   bodyLimitBytes?: number;
-  /** Runs before input parsing (authentication). */
+  /** Who may call (checked before input is parsed; ids checked once it is). Required. */
+  access: Access;
+  /** Runs after the access check, before input parsing (further refusals). */
   before?: Middleware[];
 }
 
@@ -336,6 +341,7 @@ export function defineRoute<
   spec: RouteSpec<P, Q, B, R>,
   handler: (input: RouteInput<Out<P>, Out<Q>, Out<B>>) => Promise<z.input<R>> | z.input<R>,
 ): void {
+  const guard = declare(router, { method: spec.method, path: spec.path, access: spec.access });
   const route: Middleware = async function route(ctx: Context) {
     const issues: Issue[] = [];
     const params = validate('params', spec.params, ctx.params, issues);
@@ -351,6 +357,9 @@ export function defineRoute<
         { details: { issues } },
       );
     }
+    const principal = (ctx.state as Partial<AuthState>).principal;
+    if (principal !== undefined)
+      await assertOwnership(principal, spec.access, { params, query, body });
     let status = spec.status ?? 200;
     const result = await handler({
       params: params as Out<P>,
@@ -364,7 +373,20 @@ export function defineRoute<
     ctx.status = status;
     if (status !== 204) ctx.body = spec.response.parse(result);
   };
-  router[spec.method](spec.path, ...(spec.before ?? []), route);
+  router[spec.method](spec.path, ...guard, ...(spec.before ?? []), route);
+}
+
+/**
+ * Registers a route that answers by itself (streams a body, or serves text): the same access
+ * declaration and check as `defineRoute`, without its JSON handling.
+ */
+export function guardedRoute(
+  router: Router,
+  spec: { method: 'get' | 'post'; path: string; access: Access },
+  ...middleware: Middleware[]
+): void {
+  const guard = declare(router, spec);
+  router[spec.method](spec.path, ...guard, ...middleware);
 }
 
 interface Issue {

@@ -1,6 +1,7 @@
 // Serves the OpenAPI description of the REST API (the file at the repository root, read once).
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { guardedRoute } from './http.ts';
 import type { Router } from './http.ts';
 
 export const OPENAPI_FILE = fileURLToPath(new URL('../../openapi.yaml', import.meta.url));
@@ -10,9 +11,13 @@ export async function loadOpenApi(): Promise<string> {
 }
 
 export function openapiRoutes(router: Router, deps: { document: string }): void {
-  router.get('/v1/openapi.yaml', function openapiDocument(ctx) {
-    ctx.set('Content-Type', 'application/yaml; charset=utf-8');
-    ctx.set('Cache-Control', 'public, max-age=300');
-    ctx.body = deps.document;
-  });
+  guardedRoute(
+    router,
+    { method: 'get', path: '/v1/openapi.yaml', access: { kinds: 'anyone' } },
+    function openapiDocument(ctx) {
+      ctx.set('Content-Type', 'application/yaml; charset=utf-8');
+      ctx.set('Cache-Control', 'public, max-age=300');
+      ctx.body = deps.document;
+    },
+  );
 }

@@ -1,7 +1,6 @@
 // GET /v1/signer: the signer status for operators (admin scope), the same document
 // `tollhouse signer status` prints; GET /v1/signer/funding: the funding journal, paged.
 import type { Authenticator } from '../platform/auth.ts';
-import { requireAuth } from '../platform/auth.ts';
 import { InvalidRequest } from '../platform/errors.ts';
 import type { Router } from '../platform/http.ts';
 import { defineRoute } from '../platform/http.ts';
@@ -24,7 +23,7 @@ export function signerRoutes(
       method: 'get',
       path: '/v1/signer',
       response: signerStatusSchema,
-      before: [requireAuth(deps.authenticator, ['admin'])],
+      access: { kinds: ['operator'], scope: 'admin' },
     },
     async function signerStatus({ ctx }) {
       ctx.set('Cache-Control', 'no-store');
@@ -39,7 +38,7 @@ export function signerRoutes(
       path: '/v1/signer/funding',
       query: fundingHistoryQuery,
       response: fundingHistorySchema,
-      before: [requireAuth(deps.authenticator, ['admin'])],
+      access: { kinds: ['operator'], scope: 'admin' },
     },
     async function signerFundingHistory({ query, ctx }) {
       const page = await deps.signer.fundingHistory(query.cursor ?? null, query.limit);

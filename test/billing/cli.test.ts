@@ -38,6 +38,7 @@ beforeAll(async () => {
       database,
       log,
       authenticator: createAuthenticator([]),
+      appOwner: async () => null,
       router: new Router(),
     });
     await service.record(

@@ -336,7 +336,6 @@ describe('console operator forms', () => {
       'gateway',
       'signer',
       'usage:read',
-      'usage:write',
     ]);
     expect(scopes.get('op@example.com')).toEqual([
       'admin',
@@ -344,7 +343,6 @@ describe('console operator forms', () => {
       'gateway',
       'signer',
       'usage:read',
-      'usage:write',
     ]);
   });
 });

@@ -30,7 +30,7 @@ describe('ingest durability', () => {
     const setup = await createApp({ config: parseConfig(env), log });
     const t = { app: setup };
     const payer = await newAccount(t);
-    const key = (await issueKey(t, await newAccount(t), { scopes: ['usage:write'] })).secret;
+    const key = (await issueKey(t, payer, { scopes: ['usage:write'] })).secret;
     await setup.close();
 
     const proc = serve(await freePort(), { ...env, LOG_LEVEL: 'warn' });

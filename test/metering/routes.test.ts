@@ -15,7 +15,8 @@ let admin: string;
 beforeAll(async () => {
   t = await startTestApp();
   const operator = await newAccount(t);
-  writer = (await issueKey(t, operator, { scopes: ['usage:write'] })).secret;
+  // A collector writing for many accounts is an operator's (a non-operator writes only its own).
+  writer = (await issueKey(t, operator, { scopes: ['admin'] })).secret;
   accountA = await newAccount(t);
   accountB = await newAccount(t);
   readerA = (await issueKey(t, accountA, { scopes: ['usage:read'] })).secret;

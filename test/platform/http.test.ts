@@ -34,12 +34,18 @@ beforeAll(async () => {
           body: z.object({ name: z.string().min(1), size: z.number().int().positive() }),
           response: z.object({ id: z.string(), name: z.string() }),
           status: 201,
+          access: { kinds: 'anyone' },
         },
         ({ params, body }) => ({ id: params.id, name: body.name, internalCost: 42 }) as never,
       );
       defineRoute(
         app.router,
-        { method: 'get', path: '/test/fail/:kind', response: z.object({}) },
+        {
+          method: 'get',
+          path: '/test/fail/:kind',
+          response: z.object({}),
+          access: { kinds: 'anyone' },
+        },
         ({ ctx }) => {
           if (ctx.params.kind === 'conflict') throw new Conflict('Widget already exists');
           if (ctx.params.kind === 'headers') {

@@ -24,7 +24,12 @@ describe('graceful shutdown (in process)', () => {
       beforeStart(app) {
         defineRoute(
           app.router,
-          { method: 'get', path: '/test/slow', response: z.object({ done: z.boolean() }) },
+          {
+            method: 'get',
+            path: '/test/slow',
+            response: z.object({ done: z.boolean() }),
+            access: { kinds: 'anyone' },
+          },
           async () => {
             const released = new Promise<void>((resolve) => (release = resolve));
             entered();
