@@ -3,7 +3,9 @@
 import type { Authenticator, AuthState, Principal, Scope } from '../platform/auth.ts';
 import { assertResourceAllowed, hasScope, requireAuth, ruleFailed } from '../platform/auth.ts';
 import type { AppContext, Router } from '../platform/http.ts';
+import { BadRequest } from '../platform/errors.ts';
 import { defineRoute } from '../platform/http.ts';
+import { hasDotSegment } from '../platform/paths.ts';
 import {
   createKeyBody,
   issuedKey,
@@ -120,6 +122,14 @@ export function keyRoutes(router: Router, { keyService, authenticator }: KeyRout
     { method: 'get', path: '/v1/auth/verify', query: verifyQuery, response: verifiedPrincipal },
     async function forwardAuth({ query, ctx }) {
       ctx.set('Cache-Control', 'no-store');
+      // The proxy's original URI is what it will forward: a dot-segment there could be
+      // authorized under one prefix and served under another (platform/paths.ts).
+      const uri = ctx.get('x-forwarded-uri') || ctx.get('x-original-uri');
+      if (hasDotSegment(uri.split(/[?#]/, 1)[0] ?? '')) {
+        throw new BadRequest(
+          'The forwarded URI must not contain "." or ".." segments or percent-encoded dots or slashes',
+        );
+      }
       const principal = await authenticator.authenticate(ctx.get('authorization') || undefined, {
         origin: ctx.get('origin') || null,
         log: ctx.state.log,
