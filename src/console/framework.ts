@@ -4,6 +4,7 @@
 import coBody from 'co-body';
 import type { Context } from 'koa';
 import { collectPages } from '../platform/cursor.ts';
+import { setPageHeaders } from '../platform/html.ts';
 import type { Router } from '../platform/http.ts';
 import type { RequestState } from '../platform/http.ts';
 import { findUncleanString } from '../platform/strings.ts';
@@ -61,10 +62,7 @@ export interface FrameworkDeps {
 }
 
 export function securityHeaders(ctx: Context): void {
-  ctx.set('Content-Security-Policy', CONTENT_SECURITY_POLICY);
-  ctx.set('X-Content-Type-Options', 'nosniff');
-  ctx.set('Referrer-Policy', 'same-origin');
-  ctx.set('X-Frame-Options', 'DENY');
+  setPageHeaders(ctx, CONTENT_SECURITY_POLICY);
 }
 
 export function createFramework(router: Router, deps: FrameworkDeps) {

@@ -6,10 +6,11 @@ import coBody from 'co-body';
 import type { Context, Middleware, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import { InvalidRequest } from '../platform/errors.ts';
+import { setPageHeaders } from '../platform/html.ts';
 import type { Router } from '../platform/http.ts';
 import type { RequestState } from '../platform/http.ts';
 import { findUncleanString, uncleanStringMessage } from '../platform/strings.ts';
-import { consentPage, errorPage, loginPage } from './pages.ts';
+import { SIGN_IN_CONTENT_SECURITY_POLICY, consentPage, errorPage, loginPage } from './pages.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { AccountsService } from './service.ts';
 
@@ -228,8 +229,10 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
   });
 }
 
+/** Every interaction answer: never cached, and a sign-in page's security headers. */
 function noStore(ctx: Context) {
   ctx.set('Cache-Control', 'no-store');
+  setPageHeaders(ctx, SIGN_IN_CONTENT_SECURITY_POLICY);
 }
 
 /**
