@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createApp } from './app.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, loadConfig, servingProblems } from './config.ts';
 import {
   ACCOUNTS_USAGE,
   APPS_USAGE,
@@ -176,6 +176,11 @@ function configOrExit(): LoadedConfig {
 async function serve(args: string[]): Promise<number> {
   parseArgs({ args, options: {}, strict: true });
   const { config, warnings } = configOrExit();
+  const problems = servingProblems(config);
+  if (problems.length > 0) {
+    process.stderr.write(`${new ConfigError(problems).message}\n`);
+    return 78; // EX_CONFIG, as for any other invalid setting
+  }
   const log = createLogger({ level: config.log.level });
   for (const warning of warnings) log.warn(warning);
   const app = await createApp({ config, log });
