@@ -616,6 +616,14 @@ export function servingProblems(config: Config): string[] {
   return problems;
 }
 
+/**
+ * Whether the command line shows stack traces (LOG_LEVEL debug or trace). Read straight from
+ * the environment: it must work when the rest of the configuration is what failed.
+ */
+export function wantsStackTraces(env: Env = process.env): boolean {
+  return env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace';
+}
+
 /** Thrown for an invalid setup; `message` lists every problem. */
 export class ConfigError extends Error {
   readonly problems: string[];
