@@ -8,8 +8,9 @@ import { InvalidRequest } from './errors.ts';
 
 // Deep enough for any body the API accepts (usage events' `attributes` are the deepest); a
 // deeper value is refused rather than walked, so a hostile body cannot make this recursion
-// expensive. JSON.parse itself is bounded by the body size limit.
-const MAX_DEPTH = 64;
+// deep. JSON.parse itself is bounded by the body size limit.
+export const MAX_DEPTH = 64;
+const TOO_DEEP = '<too deep>';
 
 /** Whether one string obeys the rule. `isWellFormed` is false exactly for lone surrogates. */
 export function isCleanString(value: string): boolean {
@@ -18,12 +19,13 @@ export function isCleanString(value: string): boolean {
 
 /**
  * The path (`name`, `events.0.attributes.k`) of the first string — value or object key — that
- * breaks the rule, or null when every string in `value` is clean.
+ * breaks the rule, `<too deep>` for input nested beyond MAX_DEPTH, or null when every string
+ * in `value` is clean.
  */
 export function findUncleanString(value: unknown, depth = 0): string | null {
   if (typeof value === 'string') return isCleanString(value) ? null : '';
   if (typeof value !== 'object' || value === null) return null;
-  if (depth >= MAX_DEPTH) return '';
+  if (depth >= MAX_DEPTH) return TOO_DEEP;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const at = findUncleanString(value[i], depth + 1);
@@ -40,11 +42,14 @@ export function findUncleanString(value: unknown, depth = 0): string | null {
 }
 
 function join(head: string, tail: string): string {
+  // Too deep is reported as such, not as a path nobody could read.
+  if (tail === TOO_DEEP) return tail;
   return tail === '' ? head : `${head}.${tail}`;
 }
 
-/** The message and issue shared by every boundary that refuses such input. */
+/** The message shared by every boundary that refuses such input. */
 export function uncleanStringMessage(location: string, path: string): string {
+  if (path === TOO_DEEP) return `${location}: nested more than ${MAX_DEPTH} levels deep`;
   const where = path === '' ? location : `${location}.${path}`;
   return `${where}: text must not contain NUL characters or unpaired UTF-16 surrogates`;
 }
@@ -54,8 +59,11 @@ export function assertCleanStrings(location: 'params' | 'query' | 'body', value:
   const path = findUncleanString(value);
   if (path === null) return;
   const message = uncleanStringMessage(location, path);
+  const issuePath = path === TOO_DEEP ? '' : path;
   throw new InvalidRequest(message, {
-    details: { issues: [{ location, path, message: message.slice(message.indexOf(': ') + 2) }] },
+    details: {
+      issues: [{ location, path: issuePath, message: message.slice(message.indexOf(': ') + 2) }],
+    },
   });
 }
 

@@ -30,6 +30,9 @@ describe('the rule, pure', () => {
     expect(findUncleanString({ ['k\u0000']: 1 })).toBe('<key>');
     expect(findUncleanString([1, true, null, 'ok', { n: 2 }])).toBeNull();
     expect(findUncleanString('\ud800')).toBe('');
+    let deep: unknown = 'ok';
+    for (let i = 0; i < 100; i++) deep = [deep];
+    expect(findUncleanString({ a: deep })).toBe('<too deep>');
   });
 
   it('decodes paths: %00 is refused, invalid UTF-8 escapes are left for the router', () => {
@@ -81,6 +84,16 @@ describe('at every boundary', () => {
       error: 'InvalidRequest',
       message: `body.name: ${RULE}`,
       issues: [{ location: 'body', path: 'name', message: RULE }],
+    });
+
+    const nested = await call(t, 'POST', '/v1/keys', {
+      headers: bearer(admin),
+      body: { name: JSON.parse(`${'['.repeat(100)}${']'.repeat(100)}`) },
+    });
+    expect(nested.status).toBe(400);
+    expect(nested.body).toMatchObject({
+      error: 'InvalidRequest',
+      message: 'body: nested more than 64 levels deep',
     });
   });
 
