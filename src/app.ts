@@ -20,6 +20,7 @@ import type { DatabaseHandle } from './platform/db.ts';
 import { healthRoutes } from './platform/health.ts';
 import { Router, allowedMethods, createHttp } from './platform/http.ts';
 import type { Lifecycle, RequestListener } from './platform/http.ts';
+import { httpsPages } from './platform/https-pages.ts';
 import type { Logger } from './platform/log.ts';
 import { createMetrics } from './platform/metrics.ts';
 import type { Metrics } from './platform/metrics.ts';
@@ -130,6 +131,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     });
     closeTasks.push(() => identity.close());
     verifiers.push(identity.verifier);
+    // Before the OIDC mount: its pages set Secure cookies when PUBLIC_URL is https.
+    koa.use(httpsPages(config.http.publicUrl));
     koa.use(identity.middleware);
 
     healthRoutes(router, {

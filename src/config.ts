@@ -243,7 +243,7 @@ export const SETTINGS: readonly Setting[] = [
   {
     name: 'TRUST_PROXY',
     default: 'false',
-    doc: 'Trust X-Forwarded-For/-Proto from a reverse proxy in front of tollhouse.',
+    doc: 'Trust X-Forwarded-For/-Proto from a reverse proxy in front of tollhouse. Required with an https PUBLIC_URL (`serve` refuses to start without it).',
     schema: boolean,
   },
   {
@@ -598,6 +598,30 @@ export interface LoadedConfig {
   config: Config;
   /** Things the operator should know, logged once the logger exists. */
   warnings: string[];
+}
+
+/**
+ * Problems with serving HTTP under this configuration, which one-shot commands (that serve
+ * nothing) do not have. An https PUBLIC_URL means TLS ends at a proxy in front (tollhouse
+ * serves plain HTTP); without TRUST_PROXY tollhouse cannot see that the browser's connection was
+ * secure, and sign-in could never set its Secure cookies.
+ */
+export function servingProblems(config: Config): string[] {
+  const problems: string[] = [];
+  if (config.http.publicUrl.startsWith('https:') && !config.http.trustProxy) {
+    problems.push(
+      'TRUST_PROXY: PUBLIC_URL is https but TRUST_PROXY is false. tollhouse serves plain HTTP, so TLS ends at a proxy in front of it: set TRUST_PROXY=true and have that proxy send X-Forwarded-Proto (or use an http:// PUBLIC_URL)',
+    );
+  }
+  return problems;
+}
+
+/**
+ * Whether the command line shows stack traces (LOG_LEVEL debug or trace). Read straight from
+ * the environment: it must work when the rest of the configuration is what failed.
+ */
+export function wantsStackTraces(env: Env = process.env): boolean {
+  return env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace';
 }
 
 /** Thrown for an invalid setup; `message` lists every problem. */

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createApp } from './app.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, loadConfig, servingProblems, wantsStackTraces } from './config.ts';
 import {
   ACCOUNTS_USAGE,
   APPS_USAGE,
@@ -26,8 +26,10 @@ import {
   plansCommand,
 } from './billing/index.ts';
 import { DataDirLocked, createDatabase } from './platform/db.ts';
+import { AppError } from './platform/errors.ts';
 import { createLogger } from './platform/log.ts';
 import { listMigrations, migrateToLatest } from './platform/migrations.ts';
+import { SealedValueUnreadable } from './platform/secrets.ts';
 import { startServer } from './platform/server.ts';
 import {
   KEYSTORE_USAGE,
@@ -176,15 +178,27 @@ function configOrExit(): LoadedConfig {
 async function serve(args: string[]): Promise<number> {
   parseArgs({ args, options: {}, strict: true });
   const { config, warnings } = configOrExit();
+  const problems = servingProblems(config);
+  if (problems.length > 0) {
+    process.stderr.write(`${new ConfigError(problems).message}\n`);
+    return 78; // EX_CONFIG, as for any other invalid setting
+  }
   const log = createLogger({ level: config.log.level });
   for (const warning of warnings) log.warn(warning);
   const app = await createApp({ config, log });
-  const server = await startServer(app.handler, {
-    host: config.http.host,
-    port: config.http.port,
-    shutdownTimeoutMs: config.http.shutdownTimeoutMs,
-    log,
-  });
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer(app.handler, {
+      host: config.http.host,
+      port: config.http.port,
+      shutdownTimeoutMs: config.http.shutdownTimeoutMs,
+      log,
+    });
+  } catch (error) {
+    // A port in use: release the database and background jobs, then fail (main prints it).
+    await app.close().catch(() => undefined);
+    throw error;
+  }
   log.info(
     { port: server.port, publicUrl: config.http.publicUrl, database: app.database.kind },
     'tollhouse is listening',
@@ -328,32 +342,69 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (
-      error instanceof DataDirLocked ||
-      error instanceof CliUsageError ||
-      error instanceof SignerStartupError ||
-      error instanceof BillingCliError ||
-      isArgumentError(error)
-    ) {
-      process.stderr.write(`tollhouse: ${(error as Error).message}\n`);
-      // 2: the command line was wrong (usage); 1: the command could not run.
-      process.exitCode =
-        isArgumentError(error) || error instanceof CliUsageError || error instanceof BillingCliError
-          ? 2
-          : 1;
-      return;
+    const expected = expectedFailure(error);
+    if (expected === null) {
+      // Not a refusal the command line knows: a bug, so its stack is what a report needs.
+      const stack = error instanceof Error ? error.stack : undefined;
+      process.stderr.write(`tollhouse: ${stack ?? String(error)}\n`);
+    } else {
+      process.stderr.write(`tollhouse: ${expected.message}\n`);
+      if (wantsStackTraces() && error instanceof Error && error.stack !== undefined) {
+        process.stderr.write(`${error.stack}\n`);
+      }
     }
-    process.stderr.write(`tollhouse: ${describeStartupError(error)}\n`);
-    process.exitCode = 1;
+    // Exit now rather than when the event loop drains: a failed start can leave handles open
+    // (a pool, a listener that never bound), and under a supervisor a process that hangs on
+    // after failing looks alive while serving nothing. stderr is synchronous for files, pipes
+    // and terminals, so the message is out.
+    process.exit(expected?.code ?? 1);
   },
 );
+
+/**
+ * The one line (and exit status) for a failure an operator can act on: wrong usage (2), a
+ * refusal from a service (AppError: unknown account, no ETH/USD rate …), a setup problem
+ * (another TOLLHOUSE_SECRET, a locked data folder, an unreachable database, a port in use).
+ * Null for anything else.
+ */
+function expectedFailure(error: unknown): { message: string; code: number } | null {
+  const message = error instanceof Error ? error.message : String(error);
+  if (
+    isArgumentError(error) ||
+    error instanceof CliUsageError ||
+    error instanceof BillingCliError
+  ) {
+    return { message, code: 2 };
+  }
+  if (error instanceof ConfigError) return { message, code: 78 }; // EX_CONFIG
+  if (
+    error instanceof AppError ||
+    error instanceof DataDirLocked ||
+    error instanceof SignerStartupError ||
+    causedBy(error, SealedValueUnreadable)
+  ) {
+    return { message, code: 1 };
+  }
+  const described = describeStartupError(error);
+  return described === null ? null : { message: described, code: 1 };
+}
+
+/** Whether `error` or an error in its `cause` chain is a `type` (wrappers add context). */
+function causedBy(error: unknown, type: new (...args: never[]) => Error): boolean {
+  let e: unknown = error;
+  for (let depth = 0; e instanceof Error && depth < 8; depth++) {
+    if (e instanceof type) return true;
+    e = (e as Error).cause;
+  }
+  return false;
+}
 
 function isArgumentError(error: unknown): boolean {
   return (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ?? false;
 }
 
 /** One line an operator can act on, for the usual start-up failures. */
-function describeStartupError(error: unknown): string {
+function describeStartupError(error: unknown): string | null {
   const code = (error as { code?: string }).code;
   const message = error instanceof Error ? error.message : String(error);
   if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT') {
@@ -363,5 +414,5 @@ function describeStartupError(error: unknown): string {
   if (code === 'EACCES') return `permission denied: ${message}`;
   if (code === '28P01' || code === '28000') return `the database refused the login: ${message}`;
   if (code === '3D000') return `the database does not exist: ${message}`;
-  return error instanceof Error && error.stack !== undefined ? error.stack : message;
+  return null;
 }

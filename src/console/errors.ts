@@ -10,8 +10,9 @@ export class SignInRequired extends AppError {
 
 /** The form did not come from a console page of this session (CSRF token or Origin). */
 export class FormRejected extends AppError {
-  constructor(message: string) {
-    super(403, 'FormRejected', message);
+  /** 403 for a form from elsewhere; 400 for a form whose text breaks the string rule. */
+  constructor(message: string, status = 403) {
+    super(status, 'FormRejected', message);
   }
 }
 

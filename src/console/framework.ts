@@ -4,8 +4,10 @@
 import coBody from 'co-body';
 import type { Context } from 'koa';
 import { collectPages } from '../platform/cursor.ts';
+import { setPageHeaders } from '../platform/html.ts';
 import type { Router } from '../platform/http.ts';
 import type { RequestState } from '../platform/http.ts';
+import { findUncleanString } from '../platform/strings.ts';
 import type { ApiClient, ApiResponse } from './api.ts';
 import { ApiRefused, FormRejected, SignInRequired } from './errors.ts';
 import { html } from './html.ts';
@@ -64,10 +66,7 @@ export interface FrameworkDeps {
 }
 
 export function securityHeaders(ctx: Context): void {
-  ctx.set('Content-Security-Policy', CONTENT_SECURITY_POLICY);
-  ctx.set('X-Content-Type-Options', 'nosniff');
-  ctx.set('Referrer-Policy', 'same-origin');
-  ctx.set('X-Frame-Options', 'DENY');
+  setPageHeaders(ctx, CONTENT_SECURITY_POLICY);
 }
 
 export function createFramework(router: Router, deps: FrameworkDeps) {
@@ -247,6 +246,13 @@ async function readForm(ctx: Context): Promise<Form> {
     limit: FORM_LIMIT,
     queryString: { depth: 0, arrayLimit: 1000, parameterLimit: 200 },
   })) as Record<string, unknown>;
+  // The string rule (platform/strings.ts), as for the API the form is passed on to.
+  if (findUncleanString(parsed) !== null) {
+    throw new FormRejected(
+      'The form contains a NUL character or an unpaired surrogate, which no field accepts.',
+      400,
+    );
+  }
   const form: Form = {};
   for (const [key, value] of Object.entries(parsed)) {
     if (typeof value === 'string') form[key] = value;

@@ -14,8 +14,9 @@ import type { Config } from '../config.ts';
 import type { Recorder, UsageEvent } from '../metering/index.ts';
 import { assertResourceAllowed, requireAuth } from '../platform/auth.ts';
 import type { Authenticator, AuthState, Principal } from '../platform/auth.ts';
-import { ServiceUnavailable } from '../platform/errors.ts';
+import { BadRequest, ServiceUnavailable } from '../platform/errors.ts';
 import type { RequestState } from '../platform/http.ts';
+import { hasDotSegment } from '../platform/paths.ts';
 import type { SpendGate } from '../platform/spend.ts';
 import { BadGateway, GatewayTimeout } from './errors.ts';
 import { createLimiter } from './limits.ts';
@@ -66,7 +67,17 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 const CREDENTIALS = new Set(['authorization', 'cookie', 'x-api-key']);
-const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+// What tollhouse tells go-livepeer about the request, set below from what it knows, never
+// taken from the client: the X-Forwarded-* trio and RFC 7239's `Forwarded`, which says the
+// same thing. X-Tollhouse-* names (tested by prefix) are tollhouse's own: a client sending
+// `X-Tollhouse-Account` must not look authenticated to anything behind the gateway.
+const FORWARDED = new Set([
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+]);
+const OWN_PREFIX = 'x-tollhouse-';
 // 499: nginx's "client closed request" — the event's status when the caller left first.
 const CLIENT_CLOSED = 499;
 // Idle upstream connections are kept this long for reuse (go-livepeer's Go server keeps
@@ -143,6 +154,11 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
   async function frontDoor(ctx: Context, next: Next) {
     const pipeline = pipelineForPath(ctx.method, ctx.path);
     if (pipeline === null) return next();
+    if (hasDotSegment(ctx.path)) {
+      throw new BadRequest(
+        'The path must not contain "." or ".." segments or percent-encoded dots or slashes',
+      );
+    }
     // Metrics label: the path template, not ids of streams.
     ctx._matchedRoute = pipeline.body === 'any' ? `/${pipeline.name}/*` : ctx.path;
     const startedAt = clock();
@@ -237,7 +253,9 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
 
     try {
       await exchange.start(pool, {
-        path: ctx.url,
+        // Rebuilt from the parsed path and query: an absolute-form target
+        // (`POST http://elsewhere/llm`, RFC 9112 §3.2.2) is not passed on as the client wrote it.
+        path: ctx.querystring === '' ? ctx.path : `${ctx.path}?${ctx.querystring}`,
         method: ctx.method as Dispatcher.HttpMethod,
         headers: forwardHeaders(ctx, deps.trustProxy),
         body:
@@ -396,6 +414,7 @@ function forwardHeaders(ctx: Context, trustProxy: boolean): IncomingHttpHeaders 
     const value = incoming[name];
     if (value === undefined) continue;
     if (HOP_BY_HOP.has(name) || CREDENTIALS.has(name) || FORWARDED.has(name)) continue;
+    if (name.startsWith(OWN_PREFIX)) continue;
     if (named !== null && named.has(name)) continue;
     out[name] = value;
   }

@@ -10,6 +10,7 @@ import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import type { Database } from '../platform/db.ts';
 import type { Logger } from '../platform/log.ts';
+import { isCleanString } from '../platform/strings.ts';
 
 const HASHED_MODELS = new Set([
   'AccessToken',
@@ -101,14 +102,19 @@ function payloadAdapter(model: string, { db, hashId, sealId, openId }: AdapterDe
         .execute();
     },
     async find(id) {
+      // oidc-provider parses its own forms and passes their ids here unchecked: text
+      // PostgreSQL cannot hold (platform/strings.ts) names nothing stored, not a 500.
+      if (!isCleanString(id)) return undefined;
       return restore(await live().where('id', '=', key(id)).executeTakeFirst(), id);
     },
     async findByUserCode(userCode) {
       // User codes are stored plain: one alone grants nothing (approving it takes a login).
+      if (!isCleanString(userCode)) return undefined;
       const row = await live().where('user_code', '=', userCode).executeTakeFirst();
       return restore(row, null);
     },
     async findByUid(uid) {
+      if (!isCleanString(uid)) return undefined;
       return restore(await live().where('uid', '=', uid).executeTakeFirst(), null);
     },
     async consume(id) {
@@ -139,7 +145,7 @@ function clientAdapter(findClient: AdapterDeps['findClient']): OidcAdapter {
     throw new Error('clients are read-only through the OIDC adapter');
   };
   return {
-    find: findClient,
+    find: async (id) => (isCleanString(id) ? findClient(id) : undefined),
     upsert: readOnly,
     findByUserCode: async () => undefined,
     findByUid: async () => undefined,

@@ -5,9 +5,12 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import coBody from 'co-body';
 import type { Context, Middleware, Next } from 'koa';
 import type Provider from 'oidc-provider';
+import { InvalidRequest } from '../platform/errors.ts';
+import { setPageHeaders } from '../platform/html.ts';
 import type { Router } from '../platform/http.ts';
 import type { RequestState } from '../platform/http.ts';
-import { consentPage, errorPage, loginPage } from './pages.ts';
+import { findUncleanString, uncleanStringMessage } from '../platform/strings.ts';
+import { SIGN_IN_CONTENT_SECURITY_POLICY, consentPage, errorPage, loginPage } from './pages.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { AccountsService } from './service.ts';
 
@@ -83,7 +86,12 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
 
   async function readForm(ctx: Context): Promise<Record<string, unknown>> {
     if (!ctx.request.is('application/x-www-form-urlencoded')) return {};
-    return (await coBody.form(ctx.req, { limit: FORM_LIMIT })) as Record<string, unknown>;
+    const form = (await coBody.form(ctx.req, { limit: FORM_LIMIT })) as Record<string, unknown>;
+    // The string rule (platform/strings.ts): an email with a NUL would otherwise reach the
+    // accounts query and fail there as a 500.
+    const unclean = findUncleanString(form);
+    if (unclean !== null) throw new InvalidRequest(uncleanStringMessage('body', unclean));
+    return form;
   }
 
   async function finish(ctx: Context, provider: Provider, result: Record<string, unknown>) {
@@ -221,8 +229,10 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
   });
 }
 
+/** Every interaction answer: never cached, and a sign-in page's security headers. */
 function noStore(ctx: Context) {
   ctx.set('Cache-Control', 'no-store');
+  setPageHeaders(ctx, SIGN_IN_CONTENT_SECURITY_POLICY);
 }
 
 /**

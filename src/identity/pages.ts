@@ -2,6 +2,7 @@
 // (labels, landmarks, lang, focus order), inline CSS, no scripts or external assets. Pure:
 // every value is escaped here, and the forms oidc-provider renders (with its own CSRF field)
 // are passed in as trusted HTML.
+import { hash } from 'node:crypto';
 import { escapeHtml } from '../platform/html.ts';
 
 const STYLE = `
@@ -16,6 +17,23 @@ button.secondary{background:#e4e4e7;color:#18181b}
 .error{color:#991b1b;background:#fee2e2;padding:.5rem;border-radius:.25rem}
 ul{padding-left:1.2rem}
 `;
+
+/**
+ * The sign-in pages' CSP (login, consent, device, logout, errors — ours or oidc-provider's):
+ * nothing loads but the one inline style, allowed by its hash, and no page can be framed.
+ * Unlike the console's, it has no `form-action`: Chrome applies it to the redirects after a
+ * form is sent, and the consent and logout forms end in a redirect to the app's own origin.
+ * `script-src 'self'` serves no script of ours; it is there so oidc-provider can add the hash
+ * of the one inline script its form_post response page needs (its pushInlineSha).
+ */
+export const SIGN_IN_CONTENT_SECURITY_POLICY = [
+  "default-src 'none'",
+  `style-src 'sha256-${hash('sha256', STYLE, 'base64')}'`,
+  "script-src 'self'",
+  "img-src 'self' data:",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join('; ');
 
 function layout(title: string, body: string): string {
   return `<!doctype html>

@@ -7,6 +7,7 @@ import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { Kysely } from 'kysely';
 import type { Authenticator } from '../platform/auth.ts';
 import type { Database } from '../platform/db.ts';
+import { PAGE_HEADER_NAMES, setPageHeaders } from '../platform/html.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { createAdapterFactory } from './adapter.ts';
@@ -17,6 +18,7 @@ import {
   errorPage,
   logoutPage,
   loggedOutPage,
+  SIGN_IN_CONTENT_SECURITY_POLICY,
 } from './pages.ts';
 import { findAccountById } from './queries.ts';
 import { SIGNING_ALG } from './signing-keys.ts';
@@ -269,6 +271,16 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const provider = new Provider(issuer, configuration);
   provider.proxy = settings.trustProxy;
+  // oidc-provider renders some pages itself (device code, logout, errors, form_post) and
+  // writes them straight to the socket: the sign-in pages' headers are set before it runs
+  // (its form_post page adds its script's hash to this CSP) and kept only on HTML answers.
+  provider.use(async function pageHeaders(ctx, next) {
+    setPageHeaders(ctx, SIGN_IN_CONTENT_SECURITY_POLICY);
+    await next();
+    if (ctx.response.is('html') === false) {
+      for (const name of PAGE_HEADER_NAMES) ctx.remove(name);
+    }
+  });
 
   // Client secrets are stored as keyed hashes (tollhouse_secret_hashes, the current and, during
   // a rotation's grace period, the previous one), so compare hashes instead of plaintext. A

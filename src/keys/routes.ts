@@ -7,7 +7,9 @@ import { findAppOwner } from '../identity/index.ts';
 import type { Kysely } from 'kysely';
 import type { Database } from '../platform/db.ts';
 import type { AppContext, Router } from '../platform/http.ts';
+import { BadRequest } from '../platform/errors.ts';
 import { defineRoute } from '../platform/http.ts';
+import { hasDotSegment } from '../platform/paths.ts';
 import {
   createKeyBody,
   issuedKey,
@@ -156,6 +158,14 @@ export function keyRoutes(router: Router, { keyService, authenticator, db }: Key
     },
     async function forwardAuth({ query, ctx }) {
       ctx.set('Cache-Control', 'no-store');
+      // The proxy's original URI is what it will forward: a dot-segment there could be
+      // authorized under one prefix and served under another (platform/paths.ts).
+      const uri = ctx.get('x-forwarded-uri') || ctx.get('x-original-uri');
+      if (hasDotSegment(uri.split(/[?#]/, 1)[0] ?? '')) {
+        throw new BadRequest(
+          'The forwarded URI must not contain "." or ".." segments or percent-encoded dots or slashes',
+        );
+      }
       const principal = await authenticator.authenticate(ctx.get('authorization') || undefined, {
         origin: ctx.get('origin') || null,
         log: ctx.state.log,

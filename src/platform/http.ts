@@ -23,6 +23,7 @@ import { assertOwnership, declare } from './authz.ts';
 import type { Access } from './authz.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
+import { assertCleanStrings, isCleanPath } from './strings.ts';
 
 export { Router };
 
@@ -89,6 +90,7 @@ export function createHttp(options: HttpOptions): Http {
   koa.use(requestContext(log, lifecycle, bodyLimitBytes));
   koa.use(measure(metrics));
   koa.use(renderErrors());
+  koa.use(cleanInput());
   return {
     koa,
     listener(direct) {
@@ -222,6 +224,22 @@ function renderErrors(): Middleware {
   };
 }
 
+/**
+ * The string rule (strings.ts) for the path and query of every request Koa serves — REST,
+ * OIDC, sign-in pages and console alike — before any route can look an id up with them.
+ */
+function cleanInput(): Middleware {
+  return async function cleanInput(ctx: Context, next: Next) {
+    if (!isCleanPath(ctx.path)) {
+      throw new InvalidRequest(
+        'path: text must not contain NUL characters or unpaired UTF-16 surrogates',
+      );
+    }
+    if (ctx.querystring !== '') assertCleanStrings('query', ctx.query);
+    await next();
+  };
+}
+
 /** A request nothing answered is a 404 in the same JSON shape as every other error. */
 function assertAnswered(ctx: Context): void {
   // ctx.respond === false: the middleware answered on ctx.res itself (the front door
@@ -344,12 +362,17 @@ export function defineRoute<
   const guard = declare(router, { method: spec.method, path: spec.path, access: spec.access });
   const route: Middleware = async function route(ctx: Context) {
     const issues: Issue[] = [];
+    // Path and query were held to the string rule on the way in (cleanInput); the router's
+    // decoded params and the body are held to it here, before any schema sees them.
+    assertCleanStrings('params', ctx.params);
     const params = validate('params', spec.params, ctx.params, issues);
     const query = validate('query', spec.query, ctx.query, issues);
     let body: unknown;
     if (spec.body !== undefined) {
       const limit = spec.bodyLimitBytes ?? (ctx.state as RequestState).bodyLimitBytes;
-      body = validate('body', spec.body, await readJson(ctx, limit), issues);
+      const raw = await readJson(ctx, limit);
+      assertCleanStrings('body', raw);
+      body = validate('body', spec.body, raw, issues);
     }
     if (issues.length > 0) {
       throw new InvalidRequest(

@@ -32,6 +32,21 @@ export interface Secrets {
   hmacBytes(purpose: string, parts: readonly Uint8Array[]): Buffer;
 }
 
+/**
+ * A sealed value did not open: it was sealed under another TOLLHOUSE_SECRET (the usual cause:
+ * a replica or a restart started with a different one), or it was changed. At start-up this is
+ * a configuration error, reported as one line.
+ */
+export class SealedValueUnreadable extends Error {
+  constructor(cause: unknown) {
+    super(
+      'a stored secret could not be decrypted: TOLLHOUSE_SECRET is not the one it was sealed with (every replica and restart must use the same TOLLHOUSE_SECRET)',
+      { cause },
+    );
+    this.name = 'SealedValueUnreadable';
+  }
+}
+
 function subkey(root: string, purpose: string): Buffer {
   return Buffer.from(hkdfSync('sha256', root, 'tollhouse', purpose, 32));
 }
@@ -71,10 +86,14 @@ export function createSecrets(root: string): Secrets {
           decipher.setAAD(Buffer.from(context));
           decipher.setAuthTag(raw.subarray(NONCE_BYTES, NONCE_BYTES + TAG_BYTES));
           // final() throws if the tag does not match: wrong secret, wrong context or tampering.
-          return Buffer.concat([
-            decipher.update(raw.subarray(NONCE_BYTES + TAG_BYTES)),
-            decipher.final(),
-          ]).toString('utf8');
+          try {
+            return Buffer.concat([
+              decipher.update(raw.subarray(NONCE_BYTES + TAG_BYTES)),
+              decipher.final(),
+            ]).toString('utf8');
+          } catch (error) {
+            throw new SealedValueUnreadable(error);
+          }
         },
       };
     },
