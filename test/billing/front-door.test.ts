@@ -39,7 +39,7 @@ describe('spend caps at the front door', () => {
       {
         source: 'test',
         eventId: `spent-${account}`,
-        occurredAt: new Date(),
+        occurredAt: t.clock(),
         accountId: account,
         appId: null,
         keyId: null,

@@ -93,7 +93,7 @@ describe('Stripe sync', () => {
     expect(run1[0]).toMatchObject({ state: 'pending', error: expect.any(String) });
     const after1 = await syncState(first.id);
     expect(after1).toMatchObject({ state: 'pending', attempts: 1, invoice_id: null });
-    expect(after1.next_attempt_at.getTime()).toBeGreaterThan(Date.now());
+    expect(after1.next_attempt_at.getTime()).toBeGreaterThan(t.clock().getTime());
     // 2. Retry: the invoice's key is replayed (same invoice), items go in, one fails.
     const run2 = await t.app.billing.stripe.run({ statementId: first.id });
     expect(run2[0]!.error).toBeDefined();
@@ -153,7 +153,7 @@ describe('POST /webhooks/stripe', () => {
   function sign(
     payload: string,
     secret = WEBHOOK_SECRET,
-    timestamp = Math.floor(Date.now() / 1000),
+    timestamp = Math.floor(t.clock().getTime() / 1000),
   ) {
     return stripe.webhooks.generateTestHeaderString({ payload, secret, timestamp });
   }
@@ -214,7 +214,7 @@ describe('POST /webhooks/stripe', () => {
     expect((await deliver(payload, null)).status).toBe(400);
     const old = await deliver(
       payload,
-      sign(payload, WEBHOOK_SECRET, Math.floor(Date.now() / 1000) - 3600),
+      sign(payload, WEBHOOK_SECRET, Math.floor(t.clock().getTime() / 1000) - 3600),
     );
     expect(old.status).toBe(400);
     expect((await t.app.billing.service.balance(account)).balanceUsdMicros).toBe(start);
