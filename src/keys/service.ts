@@ -224,6 +224,8 @@ export function createKeyService(deps: KeyServiceDeps) {
       display_prefix: minted.displayPrefix,
       expires_at: fields.expiresAt,
       created_by: caller.actor,
+      // From the clock, not the database: the rotation schedule compares it with the clock.
+      created_at: clock(),
     });
     await notifyKeyChanged(trx, row.id, 'created');
     return { row, secret: minted.secret };

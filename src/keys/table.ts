@@ -19,7 +19,8 @@ export interface ApiKeysTable {
   revoked_at: ColumnType<Date | null, never, Date | null>;
   replaced_by: ColumnType<string | null, string | null | undefined, string | null>;
   created_by: ColumnType<string, string, never>;
-  created_at: ColumnType<Date, never, never>;
+  // Written from the app clock on insert (the rotation schedule compares it with the clock).
+  created_at: ColumnType<Date, Date | undefined, never>;
   updated_at: ColumnType<Date, never, Date>;
 }
 

@@ -385,7 +385,8 @@ describe('listing and rotation schedule', () => {
     const account = await newAccount(t);
     const old = await issueKey(t, account);
     const recent = await issueKey(t, account);
-    await sql`update api_keys set created_at = now() - interval '91 days' where id = ${old.key.id}`.execute(
+    const longAgo = new Date(t.clock().getTime() - 91 * 86_400_000);
+    await sql`update api_keys set created_at = ${longAgo} where id = ${old.key.id}`.execute(
       t.app.database.db,
     );
     const listed = await call(t, 'GET', `/v1/keys?accountId=${account}`, {
