@@ -1,4 +1,4 @@
-// End to end on anvil: a client pays a test orchestrator through /signer/generate-live-payment
+// End to end on anvil: a client pays a test orchestrator through /generate-live-payment
 // the way go-livepeer's gateway does (state carried over, 480 refreshes, 482 when credit covers
 // the fee); the orchestrator decodes each Payment, checks every ticket's signature and redeems
 // a winning ticket on the test TicketBroker, which checks hash and signature on-chain.
@@ -27,11 +27,11 @@ afterAll(async () => {
 });
 
 const pay = (body: unknown, headers = bearer(world.key.secret)) =>
-  call(world.t, 'POST', '/signer/generate-live-payment', { headers, body });
+  call(world.t, 'POST', '/generate-live-payment', { headers, body });
 
-describe('POST /signer/sign-orchestrator-info', () => {
+describe('POST /sign-orchestrator-info', () => {
   it('signs keccak256 of the checksummed address with EIP-191', async () => {
-    const res = await call(world.t, 'POST', '/signer/sign-orchestrator-info', {
+    const res = await call(world.t, 'POST', '/sign-orchestrator-info', {
       headers: bearer(world.key.secret),
     });
     expect(res.status).toBe(200);
@@ -44,7 +44,7 @@ describe('POST /signer/sign-orchestrator-info', () => {
   });
 });
 
-describe('POST /signer/generate-live-payment', () => {
+describe('POST /generate-live-payment', () => {
   it('pays an orchestrator over several calls, carrying the state, and the orchestrator redeems a winning ticket', async () => {
     const orch = testOrchestrator(world);
     const signer = world.account.wallet.address;
@@ -228,7 +228,7 @@ describe('POST /signer/generate-live-payment', () => {
     expect(fresh.status).toBe(200);
   });
 
-  it('refreshes at expiration − 180 s to the millisecond, and never for params without an expiration block (go-livepeer)', async () => {
+  it('refreshes at expiration − 180 s to the millisecond, and refuses params whose expiration block is 0 (go-livepeer pm/sender.go validateTicketParams)', async () => {
     const orch = testOrchestrator(world);
     // Due once now is after (expiration − 180 s): any instant after that whole second is.
     const second = BigInt(Math.floor(Date.now() / 1000));
@@ -240,11 +240,19 @@ describe('POST /signer/generate-live-payment', () => {
       paymentBody(await orch.info({ authExpiresAt: second + 240n }), { inPixels: 1000 }),
     );
     expect(notDue.status).toBe(200);
-    // pm/sender.go: ExpirationBlock 0 skips the expiry check.
+    // pm/sender.go validateTicketParams at its head: "ticketParams expiration block is 0",
+    // which server/broadcast.go shouldRefreshSession passes on as an error (not a refresh), so
+    // server/remote_signer.go answers 400.
     const noExpiry = await pay(
       paymentBody(await orch.info({ expirationBlock: 0n }), { inPixels: 1000 }),
     );
-    expect(noExpiry.status).toBe(200);
+    expect(noExpiry.status).toBe(400);
+    expect(noExpiry.body).toEqual({
+      error: {
+        message:
+          'remote signer could not check whether to refresh session: ticketParams expiration block is 0',
+      },
+    });
   });
 
   it('lets a state without a job type continue with one (go-livepeer), and keeps it from then on', async () => {
