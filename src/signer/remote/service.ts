@@ -340,7 +340,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       const ceilings: Array<[string, Rational]> = [];
       if (config.maxPricePerUnitWei > 0n) {
         ceilings.push([
-          'the configured maximum price',
+          'configured maximum price',
           Q.rat(config.maxPricePerUnitWei, config.maxPricePixelsPerUnit),
         ]);
       }
@@ -352,13 +352,19 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
         if (request.maxPrice.unit !== expected) {
           throw new BadSignerRequest(`maxPrice.unit must be ${expected} for payment type ${type}`);
         }
-        ceilings.push(['the request maxPrice', request.maxPrice.price]);
+        ceilings.push(['request maxPrice', request.maxPrice.price]);
       }
-      if (hasState) ceilings.push(['the initial session price', initialPrice]);
-      for (const [name, ceiling] of ceilings) {
-        if (Q.cmp(orchestratorPrice, ceiling) > 0) {
-          throw new PriceExceeded(`orchestrator price exceeds ${name}`);
-        }
+      if (hasState) ceilings.push(['initial session price', initialPrice]);
+      // server/remote_signer.go checkRemotePaymentPrice: the lowest ceiling decides, and the
+      // message names it with both prices to 3 decimals.
+      const lowest = ceilings.reduce<[string, Rational] | null>(
+        (low, c) => (low === null || Q.cmp(c[1], low[1]) < 0 ? c : low),
+        null,
+      );
+      if (lowest !== null && Q.cmp(orchestratorPrice, lowest[1]) > 0) {
+        throw new PriceExceeded(
+          `orchestrator price ${Q.floatString(orchestratorPrice, 3)} exceeds ${lowest[0]} ceiling ${Q.floatString(lowest[1], 3)}`,
+        );
       }
 
       // 7. Fee, expected value, credit → 482 or the number of tickets.
