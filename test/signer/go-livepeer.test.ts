@@ -8,6 +8,7 @@ import { startServer } from '../../src/platform/server.ts';
 import type { RunningServer } from '../../src/platform/server.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { bearer } from '../support/credentials.ts';
+import { createResponseValidator } from '../support/openapi.ts';
 import {
   receivePayment,
   redeemEveryTicket,
@@ -327,5 +328,25 @@ describe('POST /generate-live-payment (server/remote_signer.go GenerateLivePayme
     expect(before.deposit - after.deposit).toBe(paid);
     expect(after.reserve).toBe(before.reserve);
     expect(hexlify(getBytes(tickets[0]!.recipient))).toBe(orch.wallet.address.toLowerCase());
+  });
+});
+
+describe('openapi.yaml', () => {
+  it('describes what the signer routes answer, errors in go-livepeer’s shape', async () => {
+    const validate = createResponseValidator();
+    const info = await post(resolve(world.t.url, '/sign-orchestrator-info'), null);
+    expect(validate('POST', '/sign-orchestrator-info', 200, info.body)).toBeNull();
+    const orch = testOrchestrator(world);
+    const paid = await generate(world.t.url, goRequest(await orch.info(), { inPixels: 1000n }));
+    expect(validate('POST', '/generate-live-payment', 200, paid.body)).toBeNull();
+    const refused = await generate(
+      world.t.url,
+      goRequest(await orch.info({ expirationBlock: 0n })),
+    );
+    expect(validate('POST', '/generate-live-payment', refused.status, refused.body)).toBeNull();
+    // The validator rejects the REST error shape here, or this proves nothing.
+    expect(
+      validate('POST', '/generate-live-payment', 400, { error: 'BadRequest', message: 'x' }),
+    ).not.toBeNull();
   });
 });
