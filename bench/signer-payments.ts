@@ -19,7 +19,7 @@
 //   BENCH_CPU_PROFILE=file.cpuprofile (the request thread during the measured run)
 //   --baseline DIR: also measure the tollhouse checkout in DIR (its own src/ and node_modules,
 //   e.g. a `git worktree` of the previous commit), in the same run on the same chain, and
-//   print this tree's payments/s as a ratio of DIR's. The baseline runs first, then this tree.
+//   print this tree's payments/s as a ratio of DIR's (order baseline, this, this, baseline).
 //   A checkout that still serves the signer under /signer/ is called there.
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -194,11 +194,25 @@ async function main() {
     const chain = { anvilUrl: anvil.url, controller: livepeer.controller, wallet, info };
     const settings = { payments: PAYMENTS, streams: STREAMS };
 
-    const baseline =
-      values.baseline === undefined
-        ? null
-        : await measureTree(pathToFileURL(`${path.resolve(values.baseline)}/`), chain, settings);
-    const ours = await measureTree(new URL('../', import.meta.url), chain, settings);
+    // With a baseline, the two trees are measured in the order baseline, this, this, baseline
+    // (half the payments each time) and each tree's two runs are added up: a second app in the
+    // same process runs slower than the first (GC of the first one's heap, a warmer or busier
+    // machine), and the ABBA order cancels such drift to first order.
+    const thisTree = new URL('../', import.meta.url);
+    let baseline: Measured | null = null;
+    let ours: Measured;
+    if (values.baseline === undefined) {
+      ours = await measureTree(thisTree, chain, settings);
+    } else {
+      const baseTree = pathToFileURL(`${path.resolve(values.baseline)}/`);
+      const half = { ...settings, payments: Math.ceil(settings.payments / 2) };
+      const b1 = await measureTree(baseTree, chain, half);
+      const o1 = await measureTree(thisTree, chain, half);
+      const o2 = await measureTree(thisTree, chain, half);
+      const b2 = await measureTree(baseTree, chain, half);
+      baseline = combine(b1, b2);
+      ours = combine(o1, o2);
+    }
     const { result, floor } = ours;
     const paymentsPerSecond = result.payments / result.seconds;
     const paymentsPerCpuSecond = result.payments / ours.cpuSeconds;
@@ -242,6 +256,29 @@ async function main() {
   } finally {
     await anvil.stop();
   }
+}
+
+type Measured = Awaited<ReturnType<typeof measureTree>>;
+
+/** Two runs of one tree as one: payments, tickets, seconds and CPU added up. */
+function combine(a: Measured, b: Measured): Measured {
+  const add = (x: LoadResult, y: LoadResult): LoadResult => ({
+    payments: x.payments + y.payments,
+    tickets: x.tickets + y.tickets,
+    seconds: x.seconds + y.seconds,
+    cpuMicros: x.cpuMicros + y.cpuMicros,
+  });
+  return {
+    ...a,
+    result: add(a.result, b.result),
+    floor: add(a.floor, b.floor),
+    cpuSeconds: a.cpuSeconds + b.cpuSeconds,
+    floorCpuSeconds: a.floorCpuSeconds + b.floorCpuSeconds,
+    postgresSeconds:
+      a.postgresSeconds === null || b.postgresSeconds === null
+        ? null
+        : a.postgresSeconds + b.postgresSeconds,
+  };
 }
 
 interface Chain {
