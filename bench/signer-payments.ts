@@ -6,6 +6,9 @@
 // (the state is sealed with an HMAC, the segCreds signature is cached per stream), so
 // signatures/s ÷ tickets per payment is the ceiling of the signing alone on one core.
 //
+// Each measurement runs in its own child process (see main), the load generator in a worker
+// thread of that child.
+//
 // The load generator (STREAMS gateways, each carrying its state from response to request, as
 // go-livepeer does) runs in a worker thread, so its HTTP client does not share the server's
 // event loop; it still shares the machine's two cores.
@@ -26,7 +29,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { execFile } from 'node:child_process';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import type * as AppModule from '../src/app.ts';
 import type * as ConfigModule from '../src/config.ts';
@@ -125,7 +129,21 @@ if (!isMainThread) {
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { baseline: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({
+    options: { baseline: { type: 'string' }, tree: { type: 'string' } },
+    strict: true,
+  });
+  if (values.tree !== undefined) {
+    // A child (see measureIn): one tree, its result as JSON on stdout.
+    const given = JSON.parse(process.env.BENCH_CHAIN!) as Omit<Chain, 'wallet'> & { key: string };
+    const measured = await measureTree(
+      pathToFileURL(`${path.resolve(values.tree)}/`),
+      { ...given, wallet: new Wallet(given.key) },
+      JSON.parse(process.env.BENCH_SETTINGS!) as { payments: number; streams: number },
+    );
+    process.stdout.write(JSON.stringify(measured));
+    return;
+  }
   const { MAX_WIN_PROB, createMessageSigner, createWire } = await import('../src/signer/index.ts');
   const { deployLivepeer, startAnvil } = await import('../test/support/anvil.ts');
 
@@ -194,22 +212,46 @@ async function main() {
     const chain = { anvilUrl: anvil.url, controller: livepeer.controller, wallet, info };
     const settings = { payments: PAYMENTS, streams: STREAMS };
 
-    // With a baseline, the two trees are measured in the order baseline, this, this, baseline
-    // (half the payments each time) and each tree's two runs are added up: a second app in the
-    // same process runs slower than the first (GC of the first one's heap, a warmer or busier
-    // machine), and the ABBA order cancels such drift to first order.
-    const thisTree = new URL('../', import.meta.url);
+    // Each measurement runs in a fresh child process (measureIn): in one process a second app
+    // ran ~15 % slower than the first (the first one's heap and PGlite memory still to be
+    // collected), which made any in-process comparison favour whichever tree ran first. With a
+    // baseline the order is baseline, this, this, baseline (half the payments each time), and
+    // each tree's two runs are added up, so drift of the shared machine cancels to first order.
+    const thisTree = fileURLToPath(new URL('../', import.meta.url));
+    const measureIn = (tree: string, payments: number) =>
+      new Promise<Measured>((resolve, reject) => {
+        execFile(
+          process.execPath,
+          [fileURLToPath(import.meta.url), '--tree', tree],
+          {
+            env: {
+              ...process.env,
+              BENCH_CHAIN: JSON.stringify({ ...chain, wallet: undefined, key: wallet.privateKey }),
+              BENCH_SETTINGS: JSON.stringify({ ...settings, payments }),
+            },
+            maxBuffer: 1 << 20,
+          },
+          (error, stdout, stderr) =>
+            error
+              ? reject(new Error(`${tree}: ${stderr}`, { cause: error }))
+              : resolve(JSON.parse(stdout) as Measured),
+        );
+      });
     let baseline: Measured | null = null;
     let ours: Measured;
+    const runs: string[] = [];
     if (values.baseline === undefined) {
-      ours = await measureTree(thisTree, chain, settings);
+      ours = await measureIn(thisTree, settings.payments);
     } else {
-      const baseTree = pathToFileURL(`${path.resolve(values.baseline)}/`);
-      const half = { ...settings, payments: Math.ceil(settings.payments / 2) };
-      const b1 = await measureTree(baseTree, chain, half);
-      const o1 = await measureTree(thisTree, chain, half);
-      const o2 = await measureTree(thisTree, chain, half);
-      const b2 = await measureTree(baseTree, chain, half);
+      const half = Math.ceil(settings.payments / 2);
+      const b1 = await measureIn(values.baseline, half);
+      const o1 = await measureIn(thisTree, half);
+      const o2 = await measureIn(thisTree, half);
+      const b2 = await measureIn(values.baseline, half);
+      const rate = (m: Measured) => (m.result.payments / m.result.seconds).toFixed(0);
+      runs.push(
+        `runs (payments/s): baseline ${rate(b1)}, this ${rate(o1)}, this ${rate(o2)}, baseline ${rate(b2)}`,
+      );
       baseline = combine(b1, b2);
       ours = combine(o1, o2);
     }
@@ -249,7 +291,8 @@ async function main() {
               return (
                 `baseline ${values.baseline} (${baseline.path}): ${before.toFixed(0)} payments/s, ${beforeCpu.toFixed(0)} per CPU-second\n` +
                 `this tree / baseline: ${(paymentsPerSecond / before).toFixed(3)}× payments/s, ` +
-                `${(paymentsPerCpuSecond / beforeCpu).toFixed(3)}× payments per CPU-second\n`
+                `${(paymentsPerCpuSecond / beforeCpu).toFixed(3)}× payments per CPU-second\n` +
+                `${runs.join('')}\n`
               );
             })()),
     );
