@@ -26,12 +26,7 @@ import { migrateToLatest, shippedMigrations } from './platform/migrations.ts';
 import { loadOpenApi, openapiRoutes } from './platform/openapi.ts';
 import { createSecrets } from './platform/secrets.ts';
 import type { Secrets } from './platform/secrets.ts';
-import {
-  createRemoteSigner,
-  createSigner,
-  signerNotFound,
-  signerRoutes,
-} from './signer/index.ts';
+import { createRemoteSigner, createSigner, signerNotFound, signerRoutes } from './signer/index.ts';
 import type { SpendGate } from './platform/spend.ts';
 import type { Signer } from './signer/index.ts';
 import type Koa from 'koa';

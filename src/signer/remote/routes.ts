@@ -52,7 +52,11 @@ const LEGACY_PREFIX = '/signer';
 export function remoteSignerRoutes(router: Router, deps: RemoteSignerRouteDeps): void {
   // `all` and our own method check, so that a wrong method is a 405 in go-livepeer's shape
   // too (the platform's allowedMethods would answer in the REST shape).
-  const route = (method: 'GET' | 'POST', path: (typeof SIGNER_PATHS)[number], handler: Middleware) =>
+  const route = (
+    method: 'GET' | 'POST',
+    path: (typeof SIGNER_PATHS)[number],
+    handler: Middleware,
+  ) =>
     router.all(
       [path, `${LEGACY_PREFIX}${path}`],
       goLivepeerErrors(),

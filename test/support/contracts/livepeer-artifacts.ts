@@ -89,7 +89,7 @@ export function livepeerArtifacts(): Record<ArtifactName, Artifact> {
 /** The regular files of a ustar archive (npm tarballs), by path. */
 function untar(archive: Buffer): Map<string, Buffer> {
   const files = new Map<string, Buffer>();
-  for (let offset = 0; offset + 512 <= archive.length; ) {
+  for (let offset = 0; offset + 512 <= archive.length;) {
     const header = archive.subarray(offset, offset + 512);
     if (header.every((b) => b === 0)) break;
     const field = (start: number, length: number) =>
