@@ -262,6 +262,38 @@ describe('POST /generate-live-payment (server/remote_signer.go GenerateLivePayme
     expect(res.body.error.message).toMatch(/ticketParams expiration block is 0$/);
   });
 
+  it('restarts the nonce when the orchestrator’s recipientRandHash changed (remote_signer.go "Reset nonce if session has been refreshed")', async () => {
+    const orch = testOrchestrator(world);
+    const signer = world.account.wallet.address;
+    const first = await generate(
+      world.t.url,
+      goRequest(await orch.info(), { ManifestID: 'refreshed', inPixels: 1_500_000_000n }),
+    );
+    expect(first.status).toBe(200);
+    expect(
+      receivePayment(world.wire, first.body.payment, signer).map((t) => t.senderNonce),
+    ).toEqual([1n, 2n]);
+    const refreshedHash = keccak256(toUtf8Bytes('another recipientRand'));
+    const second = await generate(
+      world.t.url,
+      goRequest(await orch.info({ recipientRandHash: refreshedHash }), {
+        ManifestID: 'refreshed',
+        inPixels: 1_500_000_000n,
+        state: first.body.state,
+      }),
+    );
+    expect(second.status).toBe(200);
+    const tickets = receivePayment(world.wire, second.body.payment, signer);
+    expect(tickets[0]!.senderNonce).toBe(1n);
+    expect(tickets[0]!.recipientRandHash).toBe(refreshedHash);
+    const state = JSON.parse(Buffer.from(second.body.state.State, 'base64').toString()) as {
+      PMSessionID: string;
+      SenderNonce: number;
+    };
+    expect(state.PMSessionID).toBe(refreshedHash);
+    expect(state.SenderNonce).toBe(tickets.length);
+  });
+
   it('carries the state across payments with a changing price; every ticket redeems and the deposit drops by the face values', async () => {
     const orch = testOrchestrator(world);
     const faceValue = 1_000_000_000_000n;

@@ -160,6 +160,8 @@ export interface TestOrchestrator {
     authExpiresAt?: bigint;
     omitPrice?: boolean;
     omitAuthToken?: boolean;
+    /** Another recipientRandHash (an orchestrator that refreshed its ticket params). */
+    recipientRandHash?: string;
   }): Promise<string>;
 }
 
@@ -183,7 +185,7 @@ export function testOrchestrator(world: RemoteSignerWorld): TestOrchestrator {
           recipient: getBytes(wallet.address),
           faceValue: minimal(o.faceValue ?? 1_000_000_000_000n),
           winProb: minimal(o.winProb ?? MAX_WIN_PROB - 1n),
-          recipientRandHash: getBytes(recipientRandHash),
+          recipientRandHash: getBytes(o.recipientRandHash ?? recipientRandHash),
           seed: randomBytes(16),
           expirationBlock: minimal(o.expirationBlock ?? block + 100n),
         },
