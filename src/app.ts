@@ -28,7 +28,7 @@ import { migrateToLatest, shippedMigrations } from './platform/migrations.ts';
 import { loadOpenApi, openapiRoutes } from './platform/openapi.ts';
 import { createSecrets } from './platform/secrets.ts';
 import type { Secrets } from './platform/secrets.ts';
-import { createRemoteSigner, createSigner, signerRoutes } from './signer/index.ts';
+import { createRemoteSigner, createSigner, signerNotFound, signerRoutes } from './signer/index.ts';
 import type { SpendGate } from './platform/spend.ts';
 import type { Signer } from './signer/index.ts';
 import type Koa from 'koa';
@@ -69,6 +69,11 @@ export interface App {
   billing: Billing;
   /** Node request listener for http.createServer. */
   handler: RequestListener;
+  /**
+   * The signer-only listener (SIGNER_PORT): the go-livepeer remote-signer routes and health,
+   * nothing else, so the signer can sit on a private network while the API is public.
+   */
+  signerHandler: RequestListener;
   /** Registers work to run on close (flush buffers, stop timers), in reverse order. */
   onClose(task: () => Promise<void> | void): void;
   /** Runs the close tasks, then closes the database (unless it was passed in). */
@@ -135,13 +140,25 @@ export async function createApp(options: AppOptions): Promise<App> {
     koa.use(httpsPages(config.http.publicUrl));
     koa.use(identity.middleware);
 
-    healthRoutes(router, {
+    const health = {
       db: database.db,
       metrics,
       lifecycle,
       shippedMigrations: await shippedMigrations(),
       metricsToken: config.metrics.token,
+    };
+    healthRoutes(router, health);
+    // The signer-only listener: its own Koa app (request ids, logs, metrics, error rendering
+    // as on the main one) with only health and the remote-signer routes.
+    const signerHttp = createHttp({
+      log,
+      metrics,
+      lifecycle,
+      trustProxy: config.http.trustProxy,
+      bodyLimitBytes: config.http.bodyLimitBytes,
     });
+    const signerRouter = new Router();
+    healthRoutes(signerRouter, health);
     openapiRoutes(router, { document: await loadOpenApi() });
     identity.routes(router);
 
@@ -221,8 +238,15 @@ export async function createApp(options: AppOptions): Promise<App> {
       recorder: metering.recorder,
       authenticator,
       spend,
-      router,
+      routers: [router, signerRouter],
       streams: gateway.streams,
+    });
+    signerHttp.koa.use(signerNotFound());
+    signerHttp.koa.use(signerRouter.routes());
+    const signerHandler = signerHttp.listener({
+      claims: () => false,
+      before: [],
+      answer: () => undefined,
     });
 
     // The console calls /v1 through this app's own handler (defined just below).
@@ -263,6 +287,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       metering,
       billing,
       handler,
+      signerHandler,
       onClose(task) {
         closeTasks.push(task);
       },

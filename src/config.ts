@@ -473,7 +473,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     name: 'SIGNER_ORCHESTRATORS',
-    doc: 'Comma-separated orchestrator URLs that GET /signer/discover-orchestrators returns (go-livepeer -orchAddr). Unset: it answers 503.',
+    doc: 'Comma-separated orchestrator URLs that GET /discover-orchestrators returns (go-livepeer -orchAddr). Unset: it answers 503.',
     schema: commaList.pipe(z.array(httpUrl).min(1, 'expected at least one http(s) URL')),
   },
   {
@@ -481,6 +481,17 @@ export const SETTINGS: readonly Setting[] = [
     default: '0',
     doc: 'Threads that sign remote-signer payments (libsecp256k1); 0 signs on the request thread. See BENCHMARKS.md (signer) for the choice.',
     schema: integer(0, 16),
+  },
+  {
+    name: 'SIGNER_PORT',
+    doc: 'TCP port of a second listener that serves only the go-livepeer remote-signer routes (/sign-orchestrator-info, /generate-live-payment, /discover-orchestrators) and health, so the signer can stay on a private network while the API is public. Unset: the signer answers on PORT only.',
+    schema: integer(1, 65535),
+  },
+  {
+    name: 'SIGNER_HOST',
+    default: '0.0.0.0',
+    doc: 'Address the SIGNER_PORT listener binds (e.g. a private interface).',
+    schema: z.string().min(1),
   },
   {
     name: 'SIGNER_SHARED_CREDENTIALS',
@@ -563,6 +574,8 @@ export interface Config {
     readonly gasReserveWei: bigint;
     /** Worker threads for payment signatures; 0 → the request thread. */
     readonly signingThreads: number;
+    /** The signer-only listener (SIGNER_PORT); null → the signer answers on PORT only. */
+    readonly listen: { readonly host: string; readonly port: number } | null;
     /** The remote-signer protocol's limits (LIVEPEER.md §2.2, §3.4). */
     readonly remote: {
       readonly maxTicketEvWei: bigint;
@@ -778,6 +791,10 @@ export function parseConfig(
             },
       gasReserveWei: get<bigint>('SIGNER_GAS_RESERVE_WEI'),
       signingThreads: get<number>('SIGNER_SIGNING_THREADS'),
+      listen:
+        get<number | undefined>('SIGNER_PORT') === undefined
+          ? null
+          : { host: get<string>('SIGNER_HOST'), port: get<number>('SIGNER_PORT') },
       remote: {
         maxTicketEvWei: get<bigint>('SIGNER_MAX_TICKET_EV_WEI'),
         maxTotalEvWei: get<bigint>('SIGNER_MAX_TOTAL_EV_WEI'),

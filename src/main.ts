@@ -203,6 +203,18 @@ async function serve(args: string[]): Promise<number> {
     { port: server.port, publicUrl: config.http.publicUrl, database: app.database.kind },
     'tollhouse is listening',
   );
+  // SIGNER_PORT: the remote-signer routes alone, for a gateway on a private network.
+  const signerServer =
+    config.signer.listen === null
+      ? null
+      : await startServer(app.signerHandler, {
+          ...config.signer.listen,
+          shutdownTimeoutMs: config.http.shutdownTimeoutMs,
+          log,
+        });
+  if (signerServer !== null) {
+    log.info({ port: signerServer.port }, 'remote signer is listening');
+  }
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -218,8 +230,7 @@ async function serve(args: string[]): Promise<number> {
       process.exit(1);
     }, SHUTDOWN_DEADLINE_MS).unref();
     app.lifecycle.shuttingDown = true;
-    server
-      .close()
+    Promise.all([server.close(), signerServer?.close()])
       .then(() => app.close())
       .then(
         () => {

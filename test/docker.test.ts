@@ -66,12 +66,40 @@ describe('docker/compose.yaml', () => {
     expect(gateway!.ports).toBeUndefined();
   });
 
-  it('points the gateway at tollhouse as its remote signer, with a bearer token', () => {
+  it('points the gateway at tollhouse’s signer listener, without a path, on a pinned release', () => {
+    // go-livepeer resolves the signer paths against -remoteSignerUrl with an absolute path,
+    // which drops any path: scheme, host and port only.
     const signer = new URL(flag('remoteSignerUrl'));
     expect(signer.hostname).toBe('tollhouse');
-    expect(signer.port).toBe(tollhouse!.environment!.PORT);
-    expect(signer.pathname).toBe('/signer');
-    expect(flag('remoteSignerHeaders')).toMatch(/^Authorization:Bearer \S+$/);
+    expect(signer.port).toBe(tollhouse!.environment!.SIGNER_PORT);
+    expect(signer.pathname).toBe('/');
+    expect(flag('remoteSignerUrl')).not.toMatch(/:\d+\//);
+    expect(tollhouse!.ports).not.toContainEqual(expect.stringContaining(signer.port));
+    expect(gateway!.image).toMatch(/^livepeer\/go-livepeer:v\d+\.\d+\.\d+$/);
+  });
+
+  it('bootstraps the gateway’s bearer token in one `up`: a one-shot writes it, the gateway reads it', () => {
+    const oneShot = compose.services['gateway-credential'] as Service & {
+      volumes?: string[];
+      entrypoint?: string[];
+    };
+    const gatewayVolumes = (gateway as Service & { volumes?: string[] }).volumes ?? [];
+    expect(oneShot.image).toBe(tollhouse!.image);
+    expect(oneShot.depends_on?.tollhouse?.condition).toBe('service_healthy');
+    expect(gateway!.depends_on?.['gateway-credential']?.condition).toBe(
+      'service_completed_successfully',
+    );
+    const config = flag('config');
+    const script = oneShot.command!.join('\n');
+    expect(script).toContain(`conf=${config}`);
+    expect(script).toContain('--scope signer');
+    expect(script).toContain("'remoteSignerHeaders Authorization:Bearer '");
+    // The same named volume, read-only for the gateway; no token in the environment.
+    const dir = path.posix.dirname(config);
+    expect(oneShot.volumes).toEqual([`gateway-credential:${dir}`]);
+    expect(gatewayVolumes).toEqual([`gateway-credential:${dir}:ro`]);
+    expect(gateway!.command!.join(' ')).not.toMatch(/remoteSignerHeaders|TOLLHOUSE_GATEWAY_TOKEN/);
+    expect(dockerfile).toContain(`chown node:node /data ${dir}`);
   });
 
   it("points the gateway's stream and live AI auth webhooks at tollhouse, with its secret", () => {

@@ -204,7 +204,6 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       const facts = {
         fields: body.fields,
         image: body.image(),
-        reportedTokens: response.totalTokens,
         reportedAudioMs: response.audioMs,
       };
       const units = unitsFor(pipeline, facts);
@@ -219,6 +218,8 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
         bytes_out: response.bytes,
       };
       if (units === null) attributes.units_unknown = true;
+      // /llm is paid for max_tokens; what the model really used, for pricing on actual tokens.
+      if (response.totalTokens !== null) attributes.total_tokens = Number(response.totalTokens);
       if (failure !== null) attributes.failure = failure.reason;
       if (clientLeft) attributes.client_closed = true;
       if (anonymous) {

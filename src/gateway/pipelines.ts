@@ -39,13 +39,14 @@ export const LIVE_PREFIXES: readonly { prefix: string; pipeline: Pipeline }[] = 
   { prefix: '/process/request/', pipeline: { name: 'byoc', body: 'any', unit: 'requests' } },
 ];
 
-// go-livepeer's defaults when a request leaves a dimension out (ai-worker OpenAPI schema):
-// text-to-image 1024×1024 and 1 image; image-to-video 1024×576 and 25 frames.
-const TEXT_TO_IMAGE_DEFAULT_SIDE = 1024n;
+// go-livepeer's defaults when a request leaves a dimension out, as it pays for them
+// (server/ai_process.go): submitTextToImage 512×512 and 1 image; submitImageToVideo 1024×576
+// and 25 frames.
+const TEXT_TO_IMAGE_DEFAULT_SIDE = 512n;
 const IMAGE_TO_VIDEO_DEFAULT = { width: 1024n, height: 576n };
 const IMAGE_TO_VIDEO_FRAMES = 25n;
-// When an /llm request has no max_tokens and the response reports no usage, this is billed:
-// the ai-runner LLM pipeline's default max_tokens.
+// server/ai_process.go submitLLM pays for max_tokens, 256 when the request has none, before
+// the answer exists: the network fee is for those, whatever the model then produced.
 export const LLM_DEFAULT_MAX_TOKENS = 256n;
 
 /** What the front door learned from the request (and, for some pipelines, the response). */
@@ -54,14 +55,13 @@ export interface RequestFacts {
   fields: Record<string, unknown>;
   /** Pixel size of the uploaded image, from its header (multipart image pipelines). */
   image: { width: number; height: number } | null;
-  /** `usage.total_tokens` from an /llm response (JSON or the SSE chunk carrying it). */
-  reportedTokens: bigint | null;
   /** Audio length from an /audio-to-text response's last chunk timestamp, in ms. */
   reportedAudioMs: bigint | null;
 }
 
 /**
- * Billable units as go-livepeer computes them (§6). Returns null when the request does not
+ * Billable units as go-livepeer pays them: the units each submit* function of
+ * server/ai_process.go passes to prepareAIPayment. Returns null when the request does not
  * say (an image whose header could not be read): then the event records quantity 0 and
  * `units_unknown: true` so an operator can find it.
  */
@@ -90,7 +90,9 @@ export function unitsFor(pipeline: Pipeline, facts: RequestFacts): bigint | null
     case 'audio-to-text':
       return facts.reportedAudioMs;
     case 'llm':
-      return facts.reportedTokens ?? positive(fields.max_tokens) ?? LLM_DEFAULT_MAX_TOKENS;
+      // The response's usage.total_tokens is kept as an attribute (front-door.ts), for
+      // operators who price customers on actual tokens.
+      return positive(fields.max_tokens) ?? LLM_DEFAULT_MAX_TOKENS;
     case 'text-to-speech':
       // Characters as go-livepeer counts them: len() of the Go string, i.e. UTF-8 bytes.
       return typeof fields.text === 'string' ? BigInt(Buffer.byteLength(fields.text)) : 0n;

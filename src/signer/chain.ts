@@ -188,7 +188,10 @@ export function createChainView(options: ChainViewOptions): ChainView {
       withdrawRound: sender[1],
       reserveWei: reserve[0],
       claimedInCurrentRoundWei: reserve[1],
-      unlockInProgress: sender[1] > 0n,
+      // The TicketBroker's isUnlockInProgress is withdrawRound > 0, and withdraw() leaves
+      // withdrawRound set (protocol MixinTicketBrokerCore.withdraw; the next funding cancels
+      // it): an emptied account has nothing left to unlock, so it is not reported as unlocking.
+      unlockInProgress: sender[1] > 0n && (sender[0] > 0n || reserve[0] > 0n),
     };
   };
 

@@ -279,7 +279,7 @@ describe('forwarding', () => {
       expect(response.body).toEqual(upstream);
       expect(response.headers.get('retry-after')).toBe('7');
       const [event] = await eventsOf(t, response.id);
-      expect(event).toMatchObject({ status: 503, fee_wei: '0', quantity: String(1024 * 1024) });
+      expect(event).toMatchObject({ status: 503, fee_wei: '0', quantity: String(512 * 512) });
     } finally {
       fake.reset();
     }
@@ -481,7 +481,7 @@ describe('units per pipeline (LIVEPEER.md §6), one event per request', () => {
     return events[0]!;
   }
 
-  it('text-to-image: width × height × images (defaults 1024 × 1024 × 1); fee rounds up', async () => {
+  it('text-to-image: width × height × images (defaults 512 × 512 × 1, go-livepeer submitTextToImage); fee rounds up', async () => {
     const a = await post('/text-to-image', { width: 512, height: 768, num_images_per_prompt: 2 });
     const [ea] = await eventsOf(t, a.id);
     expect(ea).toMatchObject({ unit: 'pixels', quantity: '786432', fee_wei: '1179648' });
@@ -490,7 +490,7 @@ describe('units per pipeline (LIVEPEER.md §6), one event per request', () => {
     // 3 × 3 / 2 = 4.5 → 5 wei (money.ts rounds up).
     expect(eb).toMatchObject({ quantity: '3', fee_wei: '5' });
     const c = await post('/text-to-image', { prompt: 'defaults' });
-    expect((await eventsOf(t, c.id))[0]!.quantity).toBe(String(1024 * 1024));
+    expect((await eventsOf(t, c.id))[0]!.quantity).toBe(String(512 * 512));
   });
 
   it('image-to-image: the uploaded image size × images', async () => {
@@ -531,14 +531,19 @@ describe('units per pipeline (LIVEPEER.md §6), one event per request', () => {
     });
   });
 
-  it('llm JSON: the usage.total_tokens go-livepeer reports, not max_tokens', async () => {
+  it('llm JSON: max_tokens (256 without one), as go-livepeer submitLLM pays; usage.total_tokens kept as an attribute', async () => {
     const response = await post('/llm', { model: 'm', max_tokens: 500, messages: [] });
     expect(response.body.usage).toEqual(FAKE_USAGE);
     const [event] = await eventsOf(t, response.id);
-    expect(event).toMatchObject({ unit: 'tokens', quantity: '30', fee_wei: '30000' });
+    expect(event).toMatchObject({ unit: 'tokens', quantity: '500', fee_wei: '500000' });
+    expect(event!.attributes.total_tokens).toBe(30);
+    const unbounded = await post('/llm', { model: 'm', messages: [] });
+    const [defaults] = await eventsOf(t, unbounded.id);
+    expect(defaults).toMatchObject({ quantity: '256', fee_wei: '256000' });
+    expect(defaults!.attributes.total_tokens).toBe(30);
   });
 
-  it('llm SSE: streamed byte-identical, tokens from the usage chunk', async () => {
+  it('llm SSE: streamed byte-identical, paid for max_tokens, total tokens from the usage chunk', async () => {
     const id = requestId();
     const response = await fetch(`${t.url}/llm`, {
       method: 'POST',
@@ -548,7 +553,8 @@ describe('units per pipeline (LIVEPEER.md §6), one event per request', () => {
     expect(response.headers.get('content-type')).toBe('text/event-stream');
     expect(await response.text()).toBe(fakeLlmSse());
     const [event] = await eventsOf(t, id);
-    expect(event).toMatchObject({ quantity: '30', fee_wei: '30000', status: 200 });
+    expect(event).toMatchObject({ quantity: '500', fee_wei: '500000', status: 200 });
+    expect(event!.attributes.total_tokens).toBe(30);
     expect(event!.attributes.bytes_out).toBe(Buffer.byteLength(fakeLlmSse()));
   });
 

@@ -35,6 +35,8 @@ describe('signer settings', () => {
       funding: null,
       gasReserveWei: 10n ** 16n,
       signingThreads: 0,
+      // No signer-only listener unless SIGNER_PORT is set.
+      listen: null,
       // go-livepeer's defaults: -maxTicketEV 3e12, -maxTotalEV 2e13, -depositMultiplier 1,
       // -maxPricePerUnit 0 (no ceiling) per -pixelsPerUnit 1.
       remote: {
@@ -58,6 +60,18 @@ describe('signer settings', () => {
       /SIGNER_SHARED_CREDENTIALS/,
     );
     expect(() => parseConfig({ SIGNER_SIGNING_THREADS: '99' })).toThrow(/SIGNER_SIGNING_THREADS/);
+  });
+
+  it('open the signer-only listener on SIGNER_PORT, on SIGNER_HOST (default all interfaces)', () => {
+    expect(parseConfig({ SIGNER_PORT: '8081' }).signer.listen).toEqual({
+      host: '0.0.0.0',
+      port: 8081,
+    });
+    expect(parseConfig({ SIGNER_PORT: '9000', SIGNER_HOST: '10.0.0.5' }).signer.listen).toEqual({
+      host: '10.0.0.5',
+      port: 9000,
+    });
+    expect(() => parseConfig({ SIGNER_PORT: '0' })).toThrow(/SIGNER_PORT/);
   });
 
   it('parse wei amounts exactly as bigint', () => {

@@ -113,7 +113,7 @@ export async function senderInfo(livepeer: Livepeer, address: string) {
   return { deposit: sender[0], withdrawRound: sender[1], reserve: reserve[0] };
 }
 
-/** DepositFunded events for `address` on the test TicketBroker. */
+/** DepositFunded events for `address` on the TicketBroker. */
 export async function depositEvents(livepeer: Livepeer, address: string) {
   const broker = livepeer.ticketBroker;
   return broker.queryFilter(broker.filters.DepositFunded!(address), 0, 'latest');

@@ -13,7 +13,7 @@ import type { Anvil, Livepeer } from '../support/anvil.ts';
 import { createTestDatabase, onRealPostgres } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
 import { createResponseValidator } from '../support/openapi.ts';
-import { freePort, runCli, serve } from '../support/process.ts';
+import { freePort, runCli, serve, waitReady } from '../support/process.ts';
 import type { ServeProcess } from '../support/process.ts';
 import {
   PASSWORD,
@@ -256,5 +256,39 @@ describe('tollhouse signer commands', () => {
     const cannot = await runCli(['signer', 'unlock'], { ...db, LOG_LEVEL: 'error' });
     expect(cannot.code).toBe(1);
     expect(cannot.stderr).toMatch(/^tollhouse: The payment signer is disabled/);
+  });
+});
+
+describe('tollhouse serve with SIGNER_PORT', () => {
+  it('serves the remote signer (and health) alone on the second port, and still on PORT', async () => {
+    const account = await fundedAccount(anvil);
+    const { env: db } = storage();
+    const signerPort = await freePort();
+    const proc = serve(await freePort(), {
+      ...db,
+      ...signerEnv(anvil.url, livepeer, account),
+      SIGNER_PORT: String(signerPort),
+      SIGNER_HOST: '127.0.0.1',
+    });
+    try {
+      await waitReady(proc);
+      const signerUrl = `http://127.0.0.1:${signerPort}`;
+      expect((await fetch(`${signerUrl}/readyz`)).status).toBe(200);
+      // Without a credential: go-livepeer's error shape, from both listeners.
+      for (const base of [signerUrl, proc.url]) {
+        const res = await fetch(`${base}/sign-orchestrator-info`, { method: 'POST' });
+        expect(res.status).toBe(401);
+        expect(await res.json()).toEqual({ error: { message: 'Invalid API key' } });
+      }
+      // The REST API is not on the signer port.
+      const api = await fetch(`${signerUrl}/v1/signer`);
+      expect(api.status).toBe(404);
+      expect(await api.json()).toEqual({ error: { message: 'no route for GET /v1/signer' } });
+      expect((await fetch(`${proc.url}/v1/signer`)).status).toBe(401);
+      expect(proc.output()).toContain('"msg":"remote signer is listening"');
+    } finally {
+      proc.child.kill('SIGTERM');
+      expect((await proc.exited).code).toBe(0);
+    }
   });
 });

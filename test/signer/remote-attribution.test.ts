@@ -75,7 +75,7 @@ afterAll(async () => {
 });
 
 const pay = (body: unknown, stream?: string, secret = gateway.secret) =>
-  call(shared, 'POST', '/signer/generate-live-payment', {
+  call(shared, 'POST', '/generate-live-payment', {
     headers: { ...bearer(secret), ...(stream === undefined ? {} : { 'Tollhouse-Stream': stream }) },
     body,
   });
@@ -162,7 +162,7 @@ describe('a shared gateway credential', () => {
         bob!.streamId,
       );
       expect(res.status).toBe(200);
-      const info = await call(shared, 'POST', '/signer/sign-orchestrator-info', {
+      const info = await call(shared, 'POST', '/sign-orchestrator-info', {
         headers: bearer(gateway.secret),
       });
       expect(info.status).toBe(200);

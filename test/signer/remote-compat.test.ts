@@ -29,7 +29,7 @@ afterAll(async () => {
 });
 
 const pay = (body: unknown) =>
-  call(world.t, 'POST', '/signer/generate-live-payment', {
+  call(world.t, 'POST', '/generate-live-payment', {
     headers: bearer(world.key.secret),
     body,
   });

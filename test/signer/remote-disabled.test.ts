@@ -20,7 +20,7 @@ afterAll(async () => {
 
 describe('remote signer without a keystore', () => {
   it('answers 503 with the reason in go-livepeer’s error body', async () => {
-    for (const path of ['/signer/sign-orchestrator-info', '/signer/generate-live-payment']) {
+    for (const path of ['/sign-orchestrator-info', '/generate-live-payment']) {
       const res = await call(t, 'POST', path, {
         headers: bearer(secret),
         body: { orchestrator: 'AA==' },
@@ -31,14 +31,14 @@ describe('remote signer without a keystore', () => {
   });
 
   it('still refuses unauthenticated callers with 401 first', async () => {
-    const res = await call(t, 'POST', '/signer/sign-orchestrator-info');
+    const res = await call(t, 'POST', '/sign-orchestrator-info');
     expect(res.status).toBe(401);
     expect(res.body).toEqual({ error: { message: 'Invalid API key' } });
     expect(res.headers.get('www-authenticate')).toMatch(/Bearer/);
   });
 
   it('lists the configured orchestrators', async () => {
-    const res = await call(t, 'GET', '/signer/discover-orchestrators?caps=a&caps=b', {
+    const res = await call(t, 'GET', '/discover-orchestrators?caps=a&caps=b', {
       headers: bearer(secret),
     });
     expect(res.status).toBe(200);

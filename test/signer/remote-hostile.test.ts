@@ -38,9 +38,9 @@ beforeEach(() => {
 });
 
 const pay = (body: unknown, headers: Record<string, string> = bearer(world.key.secret)) =>
-  call(world.t, 'POST', '/signer/generate-live-payment', { headers, body });
+  call(world.t, 'POST', '/generate-live-payment', { headers, body });
 const payRaw = (raw: string, headers: Record<string, string> = bearer(world.key.secret)) =>
-  call(world.t, 'POST', '/signer/generate-live-payment', { headers, raw });
+  call(world.t, 'POST', '/generate-live-payment', { headers, raw });
 
 const seqs = async () =>
   (await sessionRows(world.handle)).map((s) => `${s.state_id}:${s.last_seq}`).sort();
@@ -89,7 +89,7 @@ describe('authorization, before anything is signed', () => {
       /Invalid API key/,
     );
     await refused(
-      () => call(world.t, 'POST', '/signer/sign-orchestrator-info', {}),
+      () => call(world.t, 'POST', '/sign-orchestrator-info', {}),
       401,
       /Invalid API key/,
     );
@@ -454,9 +454,9 @@ describe('metering failure', () => {
   });
 });
 
-describe('GET /signer/discover-orchestrators', () => {
+describe('GET /discover-orchestrators', () => {
   it('answers 503 with the go-livepeer error body when no orchestrators are configured', async () => {
-    const res = await call(world.t, 'GET', '/signer/discover-orchestrators?caps=x', {
+    const res = await call(world.t, 'GET', '/discover-orchestrators?caps=x', {
       headers: bearer(world.key.secret),
     });
     expect(res.status).toBe(503);

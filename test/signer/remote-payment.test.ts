@@ -1,7 +1,7 @@
-// End to end on anvil: a client pays a test orchestrator through /signer/generate-live-payment
+// End to end on anvil: a client pays a test orchestrator through /generate-live-payment
 // the way go-livepeer's gateway does (state carried over, 480 refreshes, 482 when credit covers
 // the fee); the orchestrator decodes each Payment, checks every ticket's signature and redeems
-// a winning ticket on the test TicketBroker, which checks hash and signature on-chain.
+// every ticket on the real TicketBroker bytecode, which checks hash and signature on-chain.
 import type { Contract } from 'ethers';
 import { getBytes, hexlify, keccak256, toUtf8Bytes, verifyMessage } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -9,6 +9,10 @@ import { bearer, call } from '../support/credentials.ts';
 import {
   paymentBody,
   receivePayment,
+  redeemEveryTicket,
+  segCredsSigner,
+  senderFunds,
+  ticketTuple,
   sessionRows,
   signerUsageEvents,
   startRemoteSignerWorld,
@@ -27,11 +31,11 @@ afterAll(async () => {
 });
 
 const pay = (body: unknown, headers = bearer(world.key.secret)) =>
-  call(world.t, 'POST', '/signer/generate-live-payment', { headers, body });
+  call(world.t, 'POST', '/generate-live-payment', { headers, body });
 
-describe('POST /signer/sign-orchestrator-info', () => {
+describe('POST /sign-orchestrator-info', () => {
   it('signs keccak256 of the checksummed address with EIP-191', async () => {
-    const res = await call(world.t, 'POST', '/signer/sign-orchestrator-info', {
+    const res = await call(world.t, 'POST', '/sign-orchestrator-info', {
       headers: bearer(world.key.secret),
     });
     expect(res.status).toBe(200);
@@ -44,8 +48,8 @@ describe('POST /signer/sign-orchestrator-info', () => {
   });
 });
 
-describe('POST /signer/generate-live-payment', () => {
-  it('pays an orchestrator over several calls, carrying the state, and the orchestrator redeems a winning ticket', async () => {
+describe('POST /generate-live-payment', () => {
+  it('pays an orchestrator over several calls, carrying the state, and the orchestrator redeems every ticket on the real TicketBroker', async () => {
     const orch = testOrchestrator(world);
     const signer = world.account.wallet.address;
     // 1 000 wei per pixel; tickets of ~1e12 wei, win probability max − 1 (EV must stay below
@@ -84,12 +88,14 @@ describe('POST /signer/generate-live-payment', () => {
     expect(Buffer.from(seg.manifestId).toString()).toBe('stream-1');
     expect(hexlify(seg.hash)).toBe(keccak256(new Uint8Array(0)));
     expect(seg.authToken.sessionId).toBe('session-1');
-    const segMessage = new Uint8Array([
-      ...toUtf8Bytes('stream-1'),
-      ...new Uint8Array(32),
-      ...seg.hash,
-    ]);
-    expect(verifyMessage(segMessage, hexlify(seg.sig))).toBe(signer);
+    // Verified as the orchestrator verifies it (core/orchestrator.go VerifySig):
+    // EIP-191 over keccak256 of the flattened segment data.
+    expect(segCredsSigner(world.wire, first.body.segCreds)).toEqual({
+      signer,
+      manifestId: 'stream-1',
+      seq: 0n,
+      hash: keccak256(new Uint8Array(0)),
+    });
 
     // Second call, small (1e11 wei): the credit (~0.5 EV) is below max(fee, EV) → 1 ticket,
     // leaving ~1.4 EV of credit.
@@ -146,40 +152,24 @@ describe('POST /signer/generate-live-payment', () => {
     const rows = await sessionRows(world.handle);
     expect(rows.find((r) => r.state_id === state1.StateID)?.last_seq).toBe(2n);
 
-    // The orchestrator redeems a winning ticket; the TicketBroker verifies hash and signature.
-    await world.anvil.setBalance(orch.wallet.address, 10n ** 18n);
-    const broker = world.livepeer.ticketBroker.connect(orch.wallet) as Contract;
-    const t = tickets4[0]!;
-    const before = await world.anvil.provider.getBalance(orch.wallet.address);
-    const tx = (await broker.getFunction('redeemWinningTicket')(
-      [
-        t.recipient,
-        t.sender,
-        t.faceValue,
-        t.winProb,
-        t.senderNonce,
-        t.recipientRandHash,
-        t.auxData,
-      ],
-      t.sig,
-      orch.recipientRand,
-    )) as { wait(): Promise<{ gasUsed: bigint; gasPrice: bigint; logs: unknown[] }> };
-    const receipt = await tx.wait();
-    const after = await world.anvil.provider.getBalance(orch.wallet.address);
-    expect(after - before + receipt.gasUsed * receipt.gasPrice).toBe(t.faceValue);
+    // The orchestrator redeems every ticket of every payment on the real TicketBroker (win
+    // probability 2^256 − 2: each one wins), each getTicketHash equal to the signed hash; the
+    // signer's deposit drops by exactly the face values, the reserve is untouched.
+    const tickets2 = receivePayment(world.wire, second.body.payment, signer);
+    const all = [...tickets1, ...tickets2, ...tickets4];
+    expect(all.map((t) => t.senderNonce)).toEqual([1n, 2n, 3n, 4n]);
+    const before = await senderFunds(world, signer);
+    const paid = await redeemEveryTicket(world, orch, all);
+    expect(paid).toBe(4n * 1_000_000_000_000n);
+    const after = await senderFunds(world, signer);
+    expect(before.deposit - after.deposit).toBe(paid);
+    expect(after.reserve).toBe(before.reserve);
     // The same ticket cannot be redeemed twice.
+    const broker = world.livepeer.ticketBroker.connect(orch.wallet) as Contract;
     await expect(
       broker.getFunction('redeemWinningTicket')(
-        [
-          t.recipient,
-          t.sender,
-          t.faceValue,
-          t.winProb,
-          t.senderNonce,
-          t.recipientRandHash,
-          t.auxData,
-        ],
-        t.sig,
+        ticketTuple(tickets4[0]!),
+        tickets4[0]!.sig,
         orch.recipientRand,
       ),
     ).rejects.toThrow(/ticket is used/);
@@ -228,7 +218,7 @@ describe('POST /signer/generate-live-payment', () => {
     expect(fresh.status).toBe(200);
   });
 
-  it('refreshes at expiration − 180 s to the millisecond, and never for params without an expiration block (go-livepeer)', async () => {
+  it('refreshes at expiration − 180 s to the millisecond, and refuses params whose expiration block is 0 (go-livepeer pm/sender.go validateTicketParams)', async () => {
     const orch = testOrchestrator(world);
     // Due once now is after (expiration − 180 s): any instant after that whole second is.
     const second = BigInt(Math.floor(Date.now() / 1000));
@@ -240,11 +230,19 @@ describe('POST /signer/generate-live-payment', () => {
       paymentBody(await orch.info({ authExpiresAt: second + 240n }), { inPixels: 1000 }),
     );
     expect(notDue.status).toBe(200);
-    // pm/sender.go: ExpirationBlock 0 skips the expiry check.
+    // pm/sender.go validateTicketParams at its head: "ticketParams expiration block is 0",
+    // which server/broadcast.go shouldRefreshSession passes on as an error (not a refresh), so
+    // server/remote_signer.go answers 400.
     const noExpiry = await pay(
       paymentBody(await orch.info({ expirationBlock: 0n }), { inPixels: 1000 }),
     );
-    expect(noExpiry.status).toBe(200);
+    expect(noExpiry.status).toBe(400);
+    expect(noExpiry.body).toEqual({
+      error: {
+        message:
+          'remote signer could not check whether to refresh session: ticketParams expiration block is 0',
+      },
+    });
   });
 
   it('lets a state without a job type continue with one (go-livepeer), and keeps it from then on', async () => {

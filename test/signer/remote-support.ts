@@ -165,6 +165,8 @@ export interface TestOrchestrator {
     authExpiresAt?: bigint;
     omitPrice?: boolean;
     omitAuthToken?: boolean;
+    /** Another recipientRandHash (an orchestrator that refreshed its ticket params). */
+    recipientRandHash?: string;
   }): Promise<string>;
 }
 
@@ -188,7 +190,7 @@ export function testOrchestrator(world: RemoteSignerWorld): TestOrchestrator {
           recipient: getBytes(wallet.address),
           faceValue: minimal(o.faceValue ?? 1_000_000_000_000n),
           winProb: minimal(o.winProb ?? MAX_WIN_PROB - 1n),
-          recipientRandHash: getBytes(recipientRandHash),
+          recipientRandHash: getBytes(o.recipientRandHash ?? recipientRandHash),
           seed: randomBytes(16),
           expirationBlock: minimal(o.expirationBlock ?? block + 100n),
         },
@@ -289,4 +291,102 @@ export async function signerUsageEvents(handle: DatabaseHandle) {
 
 export async function sessionRows(handle: DatabaseHandle) {
   return handle.db.selectFrom('signer_sessions').selectAll().execute();
+}
+
+/**
+ * The orchestrator's check of segCreds (go-livepeer server/segment_rpc.go verifySegCreds →
+ * core/orchestrator.go VerifySig): EIP-191 over keccak256(SegTranscodingMetadata.Flatten()),
+ * where Flatten = ManifestID ‖ leftPad32(seq) ‖ hash ‖ hex of the profiles (core/streamdata.go).
+ * Returns the address the signature recovers to, and the decoded manifest id.
+ */
+export function segCredsSigner(
+  wire: Wire,
+  segCredsB64: string,
+): { signer: string; manifestId: string; seq: bigint; hash: string } {
+  const seg = wire.decode('SegData', Buffer.from(segCredsB64, 'base64')) as {
+    manifestId: Uint8Array;
+    seq?: string | number;
+    hash: Uint8Array;
+    profiles?: Uint8Array;
+    sig: Uint8Array;
+  };
+  // The signer pays for the empty segment: no profiles (ProfilesToHex of none is "").
+  if ((seg.profiles?.length ?? 0) !== 0) throw new Error('segCreds carry profiles');
+  const seq = BigInt(seg.seq ?? 0);
+  const flatten = new Uint8Array([...seg.manifestId, ...word32(seq), ...seg.hash]);
+  return {
+    signer: verifyMessage(getBytes(keccak256(flatten)), hexlify(seg.sig)),
+    manifestId: Buffer.from(seg.manifestId).toString(),
+    seq,
+    hash: hexlify(seg.hash),
+  };
+}
+
+/** The ticket as the TicketBroker's `Ticket` struct, in its field order. */
+export function ticketTuple(t: DecodedTicket) {
+  return [
+    t.recipient,
+    t.sender,
+    t.faceValue,
+    t.winProb,
+    t.senderNonce,
+    t.recipientRandHash,
+    t.auxData,
+  ] as const;
+}
+
+/**
+ * The orchestrator redeems every ticket with redeemWinningTicket on the real TicketBroker,
+ * after checking that the contract's getTicketHash equals the hash the signer signed; each
+ * redemption must emit WinningTicketRedeemed for that nonce. Returns the face values paid.
+ */
+export async function redeemEveryTicket(
+  world: RemoteSignerWorld,
+  orch: TestOrchestrator,
+  tickets: readonly DecodedTicket[],
+): Promise<bigint> {
+  await world.anvil.setBalance(orch.wallet.address, 10n ** 18n);
+  const broker = world.livepeer.ticketBroker.connect(orch.wallet) as Contract;
+  const redeemed = broker.interface.getEvent('WinningTicketRedeemed')!;
+  let paid = 0n;
+  for (const t of tickets) {
+    const signed = hexlify(
+      ticketHash({
+        recipient: getBytes(t.recipient),
+        sender: getBytes(t.sender),
+        faceValue: t.faceValue,
+        winProb: t.winProb,
+        senderNonce: t.senderNonce,
+        recipientRandHash: getBytes(t.recipientRandHash),
+        auxData: getBytes(t.auxData),
+      }),
+    );
+    const onChain = (await broker.getFunction('getTicketHash')(ticketTuple(t))) as string;
+    if (onChain !== signed) throw new Error(`getTicketHash ${onChain} ≠ signed hash ${signed}`);
+    const tx = (await broker.getFunction('redeemWinningTicket')(
+      ticketTuple(t),
+      t.sig,
+      orch.recipientRand,
+    )) as { wait(): Promise<{ logs: Array<{ topics: string[]; data: string }> }> };
+    const receipt = await tx.wait();
+    const log = receipt.logs.find((l) => l.topics[0] === redeemed.topicHash);
+    if (log === undefined) throw new Error(`ticket ${t.senderNonce}: no WinningTicketRedeemed`);
+    const args = broker.interface.decodeEventLog(redeemed, log.data, log.topics);
+    if (args.senderNonce !== t.senderNonce || args.faceValue !== t.faceValue) {
+      throw new Error(`ticket ${t.senderNonce}: redeemed ${String(args.senderNonce)}`);
+    }
+    paid += t.faceValue;
+  }
+  return paid;
+}
+
+/** TicketBroker.getSenderInfo: deposit and reserve (fundsRemaining) of an address. */
+export async function senderFunds(
+  world: RemoteSignerWorld,
+  address: string,
+): Promise<{ deposit: bigint; reserve: bigint }> {
+  const [sender, reserve] = (await world.livepeer.ticketBroker.getFunction('getSenderInfo')(
+    address,
+  )) as [{ deposit: bigint }, { fundsRemaining: bigint }];
+  return { deposit: sender.deposit, reserve: reserve.fundsRemaining };
 }

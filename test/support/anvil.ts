@@ -1,23 +1,17 @@
 // A real Ethereum chain for tests: `anvil` from the npm package @foundry-rs/anvil-linux-amd64
 // (a prebuilt binary in bin/anvil, no install script), started on a free port and killed after;
-// plus the Livepeer test contracts in ./contracts, compiled with the pure-JS `solc` package and
-// deployed behind a test Controller.
-//
-// Compiling with solc-js takes seconds, so the output is cached in
-// node_modules/.cache/tollhouse-contracts/<sha256 of source + compiler version>.json: already
-// ignored by git, dropped by `npm ci`, and a changed source or compiler never reuses stale
-// bytecode.
+// plus the real Livepeer protocol contracts (./contracts/livepeer-artifacts.ts) deployed
+// behind their Controller as the protocol's own unit tests deploy them (deployLivepeer).
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ContractFactory, JsonRpcProvider, Network, NonceManager, Wallet, id } from 'ethers';
-import type { Contract, InterfaceAbi } from 'ethers';
-import { ROOT, freePort } from './process.ts';
+import type { Contract } from 'ethers';
+import { livepeerArtifacts } from './contracts/livepeer-artifacts.ts';
+import type { ArtifactName } from './contracts/livepeer-artifacts.ts';
+import { freePort } from './process.ts';
 
 const require = createRequire(import.meta.url);
 const ANVIL = path.join(
@@ -25,8 +19,6 @@ const ANVIL = path.join(
   'bin',
   'anvil',
 );
-const SOURCE = fileURLToPath(new URL('./contracts/Livepeer.sol', import.meta.url));
-const CACHE_DIR = path.join(ROOT, 'node_modules', '.cache', 'tollhouse-contracts');
 
 /** anvil's first default account (mnemonic "test test … junk"): deploys the contracts. */
 export const DEPLOYER_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
@@ -110,68 +102,18 @@ async function waitFor(probe: () => Promise<unknown>, timeoutMs = 20_000): Promi
   }
 }
 
-interface Artifact {
-  abi: InterfaceAbi;
-  bytecode: string;
-}
-
-type Artifacts = Record<
-  'TestController' | 'TestRoundsManager' | 'TestTicketBroker' | 'TestBondingManager',
-  Artifact
->;
-
-/** Compiles contracts/Livepeer.sol once per source/compiler version (see the file comment). */
-export function compileContracts(): Artifacts {
-  const source = readFileSync(SOURCE, 'utf8');
-  const solc = require('solc') as { version(): string; compile(input: string): string };
-  const key = createHash('sha256').update(source).update(solc.version()).digest('hex');
-  const cached = path.join(CACHE_DIR, `${key}.json`);
-  try {
-    return JSON.parse(readFileSync(cached, 'utf8')) as Artifacts;
-  } catch {
-    // not compiled yet
-  }
-  const input = {
-    language: 'Solidity',
-    sources: { 'Livepeer.sol': { content: source } },
-    settings: {
-      optimizer: { enabled: true, runs: 200 },
-      // redeemWinningTicket has more locals than the legacy code generator's stack allows.
-      viaIR: true,
-      evmVersion: 'cancun',
-      outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object'] } },
-    },
-  };
-  const output = JSON.parse(solc.compile(JSON.stringify(input))) as {
-    errors?: Array<{ severity: string; formattedMessage: string }>;
-    contracts: Record<
-      string,
-      Record<string, { abi: InterfaceAbi; evm: { bytecode: { object: string } } }>
-    >;
-  };
-  const errors = (output.errors ?? []).filter((e) => e.severity === 'error');
-  if (errors.length > 0) throw new Error(errors.map((e) => e.formattedMessage).join('\n'));
-  const compiled = output.contracts['Livepeer.sol'] ?? {};
-  const artifacts = Object.fromEntries(
-    Object.entries(compiled).map(([name, c]) => [
-      name,
-      { abi: c.abi, bytecode: `0x${c.evm.bytecode.object}` },
-    ]),
-  ) as Artifacts;
-  mkdirSync(CACHE_DIR, { recursive: true });
-  // Written to a temporary name first: parallel test files may compile at the same time.
-  const temporary = `${cached}.${process.pid}`;
-  writeFileSync(temporary, JSON.stringify(artifacts));
-  writeFileSync(cached, readFileSync(temporary));
-  return artifacts;
-}
-
 export interface Livepeer {
   controller: string;
   ticketBroker: Contract;
+  /** A GenericMock answering for RoundsManager (see deployLivepeer). */
   roundsManager: Contract;
+  /** A GenericMock answering for BondingManager. */
   bondingManager: string;
-  /** RoundsManager.advanceRound, mined. */
+  /** The real Minter: holds the deposits and reserves and pays withdrawals. */
+  minter: string;
+  /** The current round (the mock's answer). */
+  round(): bigint;
+  /** Moves the mock RoundsManager to the next round, initialized, with its own block hash. */
   advanceRound(): Promise<void>;
 }
 
@@ -180,44 +122,88 @@ export interface DeployOptions {
   ticketValidityRounds?: bigint;
 }
 
-/** Deploys RoundsManager, BondingManager and TicketBroker and registers them in a Controller. */
+// The first round of a test chain: any positive number (round 0 would make the signer's
+// expiration params "unset" in go-livepeer's sense).
+const FIRST_ROUND = 100n;
+
+/** The block hash the mock RoundsManager reports for a round: any non-zero 32 bytes. */
+export function roundBlockHash(round: bigint): string {
+  return id(`round ${round}`);
+}
+
+/**
+ * The real Controller, TicketBroker and Minter bytecode from @livepeer/sdk, wired the way the
+ * protocol's own unit tests wire TicketBroker (test/unit/TicketBroker.js): the Controller
+ * starts paused and is unpaused; TicketBroker is registered under "TicketBroker" and, as on
+ * the live networks, under "JobsManager", which is the caller Minter.depositETH and
+ * Minter.trustedWithdrawETH accept (so deposits really move ETH into the Minter and
+ * withdrawals really pay the sender back); RoundsManager and BondingManager are GenericMocks
+ * whose answers are preset (currentRound, lastInitializedRound, currentRoundInitialized,
+ * blockHashForRound; isActiveTranscoder, getTranscoderPoolSize). A winning ticket's face value
+ * goes to BondingManager.updateTranscoderWithFees — a no-op on the mock — so a redemption
+ * shows as the sender's deposit (then reserve) going down and WinningTicketRedeemed /
+ * WinningTicketTransfer events, not as ETH in the orchestrator's account.
+ */
 export async function deployLivepeer(anvil: Anvil, options: DeployOptions = {}): Promise<Livepeer> {
-  const artifacts = compileContracts();
+  const artifacts = livepeerArtifacts();
   const deployer = new NonceManager(new Wallet(DEPLOYER_KEY, anvil.provider));
-  const deploy = async (name: keyof Artifacts, ...args: unknown[]) => {
+  const deploy = async (name: ArtifactName, ...args: unknown[]) => {
     const factory = new ContractFactory(artifacts[name].abi, artifacts[name].bytecode, deployer);
     const contract = await factory.deploy(...args);
     await contract.waitForDeployment();
     return contract as Contract;
   };
-  const controller = await deploy('TestController');
-  const rounds = await deploy('TestRoundsManager', 100n);
-  const bonding = await deploy('TestBondingManager');
-  const broker = await deploy(
-    'TestTicketBroker',
-    await rounds.getAddress(),
-    options.unlockPeriodRounds ?? 2n,
-    options.ticketValidityRounds ?? 2n,
-  );
+  const send = async (contract: Contract, method: string, ...args: unknown[]) => {
+    const tx = (await contract.getFunction(method)(...args)) as { wait(): Promise<unknown> };
+    await tx.wait();
+  };
+  const selector = (signature: string) => id(signature).slice(0, 10);
+
+  const controller = await deploy('Controller');
+  const controllerAddress = await controller.getAddress();
+  const broker = await deploy('TicketBroker', controllerAddress);
+  const minter = await deploy('Minter', controllerAddress, 0n, 0n, 0n);
+  const rounds = await deploy('GenericMock');
+  const bonding = await deploy('GenericMock');
+  // Any 20 bytes: the Controller records the git commit each contract was deployed from.
+  const gitHash = `0x${'00'.repeat(20)}`;
   for (const [name, contract] of [
     ['TicketBroker', broker],
+    ['JobsManager', broker],
+    ['Minter', minter],
     ['RoundsManager', rounds],
     ['BondingManager', bonding],
   ] as const) {
-    const tx = (await controller.getFunction('setContractInfo')(
-      id(name),
-      await contract.getAddress(),
-    )) as { wait(): Promise<unknown> };
-    await tx.wait();
+    await send(controller, 'setContractInfo', id(name), await contract.getAddress(), gitHash);
   }
+  await send(controller, 'unpause');
+  await send(broker, 'setUnlockPeriod', options.unlockPeriodRounds ?? 2n);
+  await send(broker, 'setTicketValidityPeriod', options.ticketValidityRounds ?? 2n);
+  await send(bonding, 'setMockBool', selector('isActiveTranscoder(address)'), true);
+  await send(bonding, 'setMockUint256', selector('getTranscoderPoolSize()'), 1n);
+  await send(rounds, 'setMockBool', selector('currentRoundInitialized()'), true);
+  let round = FIRST_ROUND;
+  const setRound = async () => {
+    await send(rounds, 'setMockUint256', selector('currentRound()'), round);
+    await send(rounds, 'setMockUint256', selector('lastInitializedRound()'), round);
+    await send(
+      rounds,
+      'setMockBytes32',
+      selector('blockHashForRound(uint256)'),
+      roundBlockHash(round),
+    );
+  };
+  await setRound();
   return {
-    controller: await controller.getAddress(),
+    controller: controllerAddress,
     ticketBroker: broker,
     roundsManager: rounds,
     bondingManager: await bonding.getAddress(),
+    minter: await minter.getAddress(),
+    round: () => round,
     async advanceRound() {
-      const tx = (await rounds.getFunction('advanceRound')()) as { wait(): Promise<unknown> };
-      await tx.wait();
+      round += 1n;
+      await setRound();
     },
   };
 }

@@ -1,4 +1,4 @@
-// The go-livepeer remote-signer protocol (part 2 of the signer): service + /signer routes.
+// The go-livepeer remote-signer protocol (part 2 of the signer): service + root routes.
 // Reached through src/signer/index.ts.
 import type { Kysely } from 'kysely';
 import type { Config } from '../../config.ts';
@@ -25,7 +25,8 @@ export interface RemoteSignerDeps {
   recorder: Pick<Recorder, 'recordNow'>;
   authenticator: Authenticator;
   spend: SpendGate;
-  router: Router;
+  /** Each router gets the routes: the main listener's, and the signer-only listener's. */
+  routers: readonly Router[];
   /** Seals the payment state handed to gateways (HMAC under TOLLHOUSE_SECRET). */
   secrets: Pick<Secrets, 'hmacBytes'>;
   /** The front door's streams (gateway), for shared gateway credentials; null without one. */
@@ -45,7 +46,7 @@ export function createRemoteSigner(deps: RemoteSignerDeps): RemoteSignerService 
     secrets: deps.secrets,
     clock: deps.clock,
   });
-  remoteSignerRoutes(deps.router, {
+  const routeDeps = {
     service,
     authenticator: deps.authenticator,
     spend: deps.spend,
@@ -54,6 +55,7 @@ export function createRemoteSigner(deps: RemoteSignerDeps): RemoteSignerService 
       sharedCredentials: deps.config.sharedCredentials,
     }),
     orchestrators: deps.config.orchestrators,
-  });
+  };
+  for (const router of deps.routers) remoteSignerRoutes(router, routeDeps);
   return service;
 }

@@ -1,8 +1,17 @@
-// The go-livepeer remote-signer endpoints under /signer (LIVEPEER.md §2). Not REST routes:
-// requests and responses are go-livepeer's JSON (keys matched case-insensitively on input, as
-// Go's encoding/json does; byte fields base64) and every refusal is go-livepeer's
-// `{"error":{"message":…}}` — rendered here, for these routes only, instead of the platform's
-// `{"error":code}` shape, because go-livepeer gateways parse this one.
+// The go-livepeer remote-signer endpoints (LIVEPEER.md §2). Not REST routes: requests and
+// responses are go-livepeer's JSON (keys matched case-insensitively on input, as Go's
+// encoding/json does; byte fields base64) and every answer on these paths that is not a
+// success — 404 and 405 included — is go-livepeer's `{"error":{"message":…}}`, rendered here
+// instead of the platform's `{"error":code}` shape, because go-livepeer gateways and
+// Livepeer's Python gateway client parse this one (the Python client shows the raw body
+// otherwise).
+//
+// They answer at the ROOT of the listener: go-livepeer builds every signer call as
+// `RemoteSignerUrl.ResolveReference(&url.URL{Path: "/generate-live-payment"})`
+// (server/live_payment.go, server/remote_signer.go, cmd/livepeer/starter/starter.go), and an
+// absolute reference path replaces the base URL's path, so `-remoteSignerUrl=https://host/x`
+// calls `https://host/generate-live-payment`. The old `/signer/…` mount stays as an alias
+// (for SDK clients configured with it): one more router layer each, nothing per request.
 import coBody from 'co-body';
 import type { Context, Middleware, Next } from 'koa';
 import type { Authenticator, Principal } from '../../platform/auth.ts';
@@ -31,14 +40,37 @@ export interface RemoteSignerRouteDeps {
 
 type SignerState = RequestState & { principal: Principal };
 
-export function remoteSignerRoutes(router: Router, deps: RemoteSignerRouteDeps): void {
-  const guard = [goLivepeerErrors(), authorize(deps)];
+/** The three paths, as go-livepeer resolves them (see the file comment). */
+export const SIGNER_PATHS = [
+  '/sign-orchestrator-info',
+  '/generate-live-payment',
+  '/discover-orchestrators',
+] as const;
+/** Where the routes were mounted before they moved to the root; still answered. */
+const LEGACY_PREFIX = '/signer';
 
-  router.post('/signer/sign-orchestrator-info', ...guard, async function signOrchestratorInfo(ctx) {
+export function remoteSignerRoutes(router: Router, deps: RemoteSignerRouteDeps): void {
+  // `all` and our own method check, so that a wrong method is a 405 in go-livepeer's shape
+  // too (the platform's allowedMethods would answer in the REST shape).
+  const route = (
+    method: 'GET' | 'POST',
+    path: (typeof SIGNER_PATHS)[number],
+    handler: Middleware,
+  ) =>
+    router.all(
+      [path, `${LEGACY_PREFIX}${path}`],
+      goLivepeerErrors(),
+      allowOnly(method),
+      authorize(deps),
+      handler,
+    );
+
+  // go-livepeer sends no body; Livepeer's Python client POSTs `{}`: the body is never read.
+  route('POST', '/sign-orchestrator-info', async function signOrchestratorInfo(ctx) {
     ctx.body = await deps.service.signOrchestratorInfo();
   });
 
-  router.post('/signer/generate-live-payment', ...guard, async function generateLivePayment(ctx) {
+  route('POST', '/generate-live-payment', async function generateLivePayment(ctx) {
     const request = parseLivePaymentRequest(await readJson(ctx));
     const caller = (ctx.state as SignerState).principal;
     // A shared gateway credential pays with the stream owner's account: found from the
@@ -58,13 +90,41 @@ export function remoteSignerRoutes(router: Router, deps: RemoteSignerRouteDeps):
     };
   });
 
-  router.get('/signer/discover-orchestrators', ...guard, function discoverOrchestrators(ctx) {
+  route('GET', '/discover-orchestrators', function discoverOrchestrators(ctx) {
     // Only the configured list is known: no capabilities are claimed, so `caps` filters nothing.
     if (deps.orchestrators.length === 0) {
       throw new SignerNotReady('no orchestrators known (SIGNER_ORCHESTRATORS is not set)');
     }
     ctx.body = deps.orchestrators.map((address) => ({ address, score: 1, capabilities: [] }));
   });
+}
+
+/**
+ * The end of the signer-only listener's chain (SIGNER_PORT): anything its routes did not
+ * answer is a 404 in go-livepeer's shape, since only signer clients talk to that port.
+ */
+export function signerNotFound(): Middleware {
+  const errors = goLivepeerErrors();
+  return async function signerNotFound(ctx: Context, next: Next) {
+    await next();
+    if (ctx.status !== 404 || ctx.body != null) return;
+    await errors(ctx, () => {
+      throw new AppError(404, 'NotFound', `no route for ${ctx.method} ${ctx.path}`);
+    });
+  };
+}
+
+/** A wrong method is go-livepeer's 405 (its mux answers `Method Not Allowed`), before auth. */
+function allowOnly(method: 'GET' | 'POST'): Middleware {
+  const allowed = method === 'GET' ? ['GET', 'HEAD'] : [method];
+  return async function allowOnly(ctx: Context, next: Next) {
+    if (!allowed.includes(ctx.method)) {
+      throw new AppError(405, 'MethodNotAllowed', `${ctx.method} is not allowed; use ${method}`, {
+        headers: { Allow: allowed.join(', ') },
+      });
+    }
+    await next();
+  };
 }
 
 /** Renders every refusal of these routes as go-livepeer does: `{"error":{"message":…}}`. */

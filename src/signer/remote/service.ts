@@ -340,7 +340,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       const ceilings: Array<[string, Rational]> = [];
       if (config.maxPricePerUnitWei > 0n) {
         ceilings.push([
-          'the configured maximum price',
+          'configured maximum price',
           Q.rat(config.maxPricePerUnitWei, config.maxPricePixelsPerUnit),
         ]);
       }
@@ -352,13 +352,19 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
         if (request.maxPrice.unit !== expected) {
           throw new BadSignerRequest(`maxPrice.unit must be ${expected} for payment type ${type}`);
         }
-        ceilings.push(['the request maxPrice', request.maxPrice.price]);
+        ceilings.push(['request maxPrice', request.maxPrice.price]);
       }
-      if (hasState) ceilings.push(['the initial session price', initialPrice]);
-      for (const [name, ceiling] of ceilings) {
-        if (Q.cmp(orchestratorPrice, ceiling) > 0) {
-          throw new PriceExceeded(`orchestrator price exceeds ${name}`);
-        }
+      if (hasState) ceilings.push(['initial session price', initialPrice]);
+      // server/remote_signer.go checkRemotePaymentPrice: the lowest ceiling decides, and the
+      // message names it with both prices to 3 decimals.
+      const lowest = ceilings.reduce<[string, Rational] | null>(
+        (low, c) => (low === null || Q.cmp(c[1], low[1]) < 0 ? c : low),
+        null,
+      );
+      if (lowest !== null && Q.cmp(orchestratorPrice, lowest[1]) > 0) {
+        throw new PriceExceeded(
+          `orchestrator price ${Q.floatString(orchestratorPrice, 3)} exceeds ${lowest[0]} ceiling ${Q.floatString(lowest[1], 3)}`,
+        );
       }
 
       // 7. Fee, expected value, credit → 482 or the number of tickets.
@@ -422,7 +428,10 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
         manifestId: manifestBytes,
         seq: 0n,
         hash: EMPTY_HASH,
-        sig: await segSignature(s, manifestId, segMessage),
+        // go-livepeer's broadcaster signs keccak256(flatten) with Eth.Sign, which applies
+        // EIP-191 to those 32 bytes (core/broadcaster.go Sign); the orchestrator verifies the
+        // same way (core/orchestrator.go VerifySig) and refuses anything else with a 403.
+        sig: await segSignature(s, manifestId, keccak256Bytes(segMessage)),
         authToken: auth,
         capabilities: request.capabilities,
       });
@@ -521,24 +530,27 @@ interface CheckedParams {
 }
 
 /**
- * pm/sender.go validateTicketParams: params without an expiration block never expire; else
- * they have expired within paramsExpiryBuffer (1) L1 block of it.
+ * pm/sender.go validateTicketParams' expiry test: within paramsExpiryBuffer (1) L1 block of the
+ * expiration block. A zero expiration block is not "expired" (no refresh) but refused below.
  */
 function paramsExpired(snapshot: ChainSnapshot, p: CheckedParams): boolean {
   return p.expirationBlock !== 0n && p.expirationBlock - snapshot.l1BlockNumber <= 1n;
 }
 
 /**
- * pm/sender.go validateTicketParams for `numTickets` tickets (LIVEPEER.md §3.4), in its order
- * and with its messages; null when acceptable. go-livepeer skips every check for params
- * without an expiration block or with a zero EV; tollhouse still checks EV, deposit and
- * reserve then (a zero EV is refused before this runs).
+ * pm/sender.go validateTicketParams (go-livepeer at its current head) for `numTickets`
+ * tickets, item by item in its order and with its messages; null when acceptable:
+ * a zero expiration block; expired params; a zero EV accepts (go-livepeer returns nil there;
+ * tollhouse refuses a zero EV before this runs); EV ≥ face value; EV > max ticket EV;
+ * validateSender (unlock soon, no reserve, no deposit); total EV > max total EV; face value
+ * > deposit / depositMultiplier.
  */
 function ticketParamsProblem(
   snapshot: ChainSnapshot,
   config: Config['signer']['remote'],
   p: CheckedParams & { numTickets: bigint },
 ): string | null {
+  if (p.expirationBlock === 0n) return 'ticketParams expiration block is 0';
   if (paramsExpired(snapshot, p)) return 'TicketParams expired';
   if (p.ev.num <= 0n) return null;
   if (Q.cmp(p.ev, Q.rat(p.faceValue)) >= 0)
@@ -547,6 +559,7 @@ function ticketParamsProblem(
     return `ticket EV ${Q.floatString(p.ev, 5)} > max ticket EV ${Q.floatString(Q.rat(config.maxTicketEvWei), 5)}`;
   }
   const sender = snapshot.sender;
+  // validateSender: WithdrawRound ≠ 0 and not after lastInitializedRound + 1.
   if (sender.withdrawRound !== 0n && sender.withdrawRound <= snapshot.lastInitializedRound + 1n) {
     return 'unable to validate sender: deposit and reserve is set to unlock soon';
   }
