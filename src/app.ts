@@ -28,7 +28,13 @@ import { migrateToLatest, shippedMigrations } from './platform/migrations.ts';
 import { loadOpenApi, openapiRoutes } from './platform/openapi.ts';
 import { createSecrets } from './platform/secrets.ts';
 import type { Secrets } from './platform/secrets.ts';
-import { createRemoteSigner, createSigner, signerNotFound, signerRoutes } from './signer/index.ts';
+import {
+  createRemoteSigner,
+  isSignerPath,
+  createSigner,
+  signerNotFound,
+  signerRoutes,
+} from './signer/index.ts';
 import type { SpendGate } from './platform/spend.ts';
 import type { Signer } from './signer/index.ts';
 import type Koa from 'koa';
@@ -99,6 +105,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       lifecycle,
       trustProxy: config.http.trustProxy,
       bodyLimitBytes: config.http.bodyLimitBytes,
+      ownErrorShape: isSignerPath,
     });
     const koa = http.koa;
     const router = new Router();
@@ -156,9 +163,11 @@ export async function createApp(options: AppOptions): Promise<App> {
       lifecycle,
       trustProxy: config.http.trustProxy,
       bodyLimitBytes: config.http.bodyLimitBytes,
+      ownErrorShape: isSignerPath,
     });
     const signerRouter = new Router();
     healthRoutes(signerRouter, health);
+    guardRouter(signerRouter, authenticator);
     openapiRoutes(router, { document: await loadOpenApi() });
     identity.routes(router);
 

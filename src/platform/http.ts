@@ -48,6 +48,12 @@ export interface HttpOptions {
   lifecycle: Lifecycle;
   trustProxy: boolean;
   bodyLimitBytes: number;
+  /**
+   * Paths whose routes render errors in a protocol's own shape (go-livepeer's remote signer):
+   * the string rule runs inside those routes (`assertCleanInput`) instead of before routing,
+   * so its refusal comes out in their shape too.
+   */
+  ownErrorShape?: (path: string) => boolean;
 }
 
 // Request ids from clients or proxies are echoed and logged, so only accept a safe alphabet
@@ -83,14 +89,14 @@ export interface DirectRoute {
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
 export function createHttp(options: HttpOptions): Http {
-  const { log, metrics, lifecycle, trustProxy, bodyLimitBytes } = options;
+  const { log, metrics, lifecycle, trustProxy, bodyLimitBytes, ownErrorShape } = options;
   const koa = new Koa({ proxy: trustProxy });
   // Koa would print errors to stderr itself; the error middleware below logs them instead.
   koa.silent = true;
   koa.use(requestContext(log, lifecycle, bodyLimitBytes));
   koa.use(measure(metrics));
   koa.use(renderErrors());
-  koa.use(cleanInput());
+  koa.use(cleanInput(ownErrorShape ?? (() => false)));
   return {
     koa,
     listener(direct) {
@@ -228,16 +234,21 @@ function renderErrors(): Middleware {
  * The string rule (strings.ts) for the path and query of every request Koa serves — REST,
  * OIDC, sign-in pages and console alike — before any route can look an id up with them.
  */
-function cleanInput(): Middleware {
+function cleanInput(ownErrorShape: (path: string) => boolean): Middleware {
   return async function cleanInput(ctx: Context, next: Next) {
-    if (!isCleanPath(ctx.path)) {
-      throw new InvalidRequest(
-        'path: text must not contain NUL characters or unpaired UTF-16 surrogates',
-      );
-    }
-    if (ctx.querystring !== '') assertCleanStrings('query', ctx.query);
+    if (!ownErrorShape(ctx.path)) assertCleanInput(ctx);
     await next();
   };
+}
+
+/** The string rule for a request's path and query (400 InvalidRequest when broken). */
+export function assertCleanInput(ctx: Context): void {
+  if (!isCleanPath(ctx.path)) {
+    throw new InvalidRequest(
+      'path: text must not contain NUL characters or unpaired UTF-16 surrogates',
+    );
+  }
+  if (ctx.querystring !== '') assertCleanStrings('query', ctx.query);
 }
 
 /** A request nothing answered is a 404 in the same JSON shape as every other error. */

@@ -17,7 +17,7 @@ export { KEYSTORE_USAGE, SIGNER_USAGE, runKeystoreCommand, runSignerCommand } fr
 export { FUNDING_LOCK_KEY } from './funding.ts';
 // Part 2: the go-livepeer remote-signer protocol.
 export { createRemoteSigner } from './remote/index.ts';
-export { SIGNER_PATHS, signerNotFound } from './remote/routes.ts';
+export { SIGNER_PATHS, isSignerPath, signerNotFound } from './remote/routes.ts';
 export type { SignerSessionsTable } from './remote/table.ts';
 export type { RemoteSignerService, LivePaymentRequest } from './remote/service.ts';
 export type { StreamDirectory, StreamOwner } from './remote/payers.ts';

@@ -21,7 +21,7 @@ import type { IdentityTestApp } from '../identity/support.ts';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ORIGIN = 'https://shop.example';
-const SCOPES = ['gateway', 'usage:read', 'usage:write', 'billing:read'] as const;
+const SCOPES = ['gateway', 'usage:read', 'usage:write', 'billing:read', 'signer'] as const;
 
 let t: IdentityTestApp;
 let operatorSecret: string;
@@ -262,6 +262,20 @@ const rows: Record<string, Row> = {
     noIds: true,
   },
   'GET /v1/streams': { request: () => ({ path: '/v1/streams' }), noIds: true },
+  // The go-livepeer remote-signer protocol (no ids; the signer is off in this app, so an
+  // allowed caller gets its 503 after authorization, a refused one 403).
+  'POST /sign-orchestrator-info': {
+    request: () => ({ path: '/sign-orchestrator-info' }),
+    noIds: true,
+  },
+  'POST /generate-live-payment': {
+    request: () => ({ path: '/generate-live-payment', body: {} }),
+    noIds: true,
+  },
+  'GET /discover-orchestrators': {
+    request: () => ({ path: '/discover-orchestrators' }),
+    noIds: true,
+  },
   'DELETE /v1/streams/{id}': {
     request: async (who) => ({ path: `/v1/streams/${await freshStream(who)}` }),
   },
@@ -336,12 +350,17 @@ describe('authorization matrix', () => {
           const { status } = response;
           let ok: boolean;
           let expected: string;
+          // The signer protocol answers in go-livepeer's shape, {"error":{"message"}}.
+          const goLivepeer = typeof response.body?.error?.message === 'string';
           if (!allowed) {
             expected = '403';
-            ok = status === 403 && response.body?.error === 'Forbidden';
+            ok = status === 403 && (response.body?.error === 'Forbidden' || goLivepeer);
           } else if (whose === 'own' || kind === 'operator') {
             expected = 'not 401/403/404';
             ok = ![401, 403, 404].includes(status) && status < 500;
+            // A signer that is not configured answers 503 once the caller is authorized.
+            if (goLivepeer && status === 503)
+              ok = /no keystore|no orchestrators known/.test(response.body.error.message);
             // Ingest answers 200 with per-event results: the event itself must be accepted.
             if (operation === 'POST /v1/usage/events') ok &&= response.body?.accepted === 1;
           } else {

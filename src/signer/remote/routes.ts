@@ -15,8 +15,10 @@
 import coBody from 'co-body';
 import type { Context, Middleware, Next } from 'koa';
 import type { Authenticator, Principal } from '../../platform/auth.ts';
-import { hasScope } from '../../platform/auth.ts';
-import { AppError, Forbidden } from '../../platform/errors.ts';
+import { declare } from '../../platform/authz.ts';
+import type { Access } from '../../platform/authz.ts';
+import { AppError } from '../../platform/errors.ts';
+import { assertCleanInput } from '../../platform/http.ts';
 import type { RequestState, Router } from '../../platform/http.ts';
 import type { SpendGate } from '../../platform/spend.ts';
 import { BadSignerRequest, RemoteSignerError, SignerNotReady } from './errors.ts';
@@ -49,6 +51,12 @@ export const SIGNER_PATHS = [
 /** Where the routes were mounted before they moved to the root; still answered. */
 const LEGACY_PREFIX = '/signer';
 
+/** Whether `path` is one of the signer's (root or legacy): they render go-livepeer's errors. */
+export function isSignerPath(path: string): boolean {
+  const bare = path.startsWith(`${LEGACY_PREFIX}/`) ? path.slice(LEGACY_PREFIX.length) : path;
+  return (SIGNER_PATHS as readonly string[]).includes(bare);
+}
+
 export function remoteSignerRoutes(router: Router, deps: RemoteSignerRouteDeps): void {
   // `all` and our own method check, so that a wrong method is a 405 in go-livepeer's shape
   // too (the platform's allowedMethods would answer in the REST shape).
@@ -61,7 +69,10 @@ export function remoteSignerRoutes(router: Router, deps: RemoteSignerRouteDeps):
       [path, `${LEGACY_PREFIX}${path}`],
       goLivepeerErrors(),
       allowOnly(method),
-      authorize(deps),
+      // Who may call: declared and enforced like every REST route (platform/authz); a refusal
+      // is rendered in go-livepeer's shape by goLivepeerErrors above.
+      ...declare(router, { method: method.toLowerCase(), path, access: SIGNER_ACCESS }),
+      spendCheck(deps),
       handler,
     );
 
@@ -131,6 +142,8 @@ function allowOnly(method: 'GET' | 'POST'): Middleware {
 function goLivepeerErrors(): Middleware {
   return async function goLivepeerErrors(ctx: Context, next: Next) {
     try {
+      // The platform's string rule, here so that its refusal is in go-livepeer's shape too.
+      assertCleanInput(ctx);
       await next();
     } catch (thrown) {
       const state = ctx.state as RequestState;
@@ -169,23 +182,22 @@ function toSignerError(thrown: unknown): AppError {
 }
 
 /** Bearer credential with the `signer` scope, then billing's spend check: before any signing. */
-function authorize(deps: RemoteSignerRouteDeps): Middleware {
-  return async function authorizeSigner(ctx: Context, next: Next) {
-    const state = ctx.state as SignerState;
-    const principal = await deps.authenticator.authenticate(ctx.get('authorization') || undefined, {
-      origin: ctx.get('origin') || null,
-      log: state.log,
-    });
-    // Browser keys ship in web pages: they never reach the signer.
-    if (principal.allowedOrigins !== null) {
-      throw new Forbidden('Browser keys cannot use the payment signer');
-    }
-    if (!hasScope(principal, 'signer'))
-      throw new Forbidden('This credential lacks the signer scope');
+/**
+ * Browser keys ship in web pages: they never reach the signer. Everyone else needs the
+ * `signer` scope; an app end user's token pays as that user (SDK clients calling directly).
+ */
+export const SIGNER_ACCESS: Access = {
+  kinds: ['operator', 'account', 'app_client', 'app_end_user', 'derived'],
+  scope: 'signer',
+  note: "go-livepeer remote-signer protocol; errors in go-livepeer's shape; spend is checked before anything is signed",
+};
+
+function spendCheck(deps: RemoteSignerRouteDeps): Middleware {
+  return async function signerSpend(ctx: Context, next: Next) {
+    const principal = (ctx.state as SignerState).principal;
     // A shared gateway credential's own account pays for nothing: each payment is checked
     // against its stream owner's spend instead (generate-live-payment above).
     if (!deps.payers.isShared(principal)) await deps.spend.assertMaySpend(principal);
-    state.principal = principal;
     await next();
   };
 }
