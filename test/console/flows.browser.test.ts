@@ -42,7 +42,7 @@ async function visit(page: Page, url: string, name: string) {
 }
 
 // A browser makes these slower than API tests, and the machine may be busy.
-describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', { timeout: 120_000 }, () => {
+describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', () => {
   let t: TestApp;
   let browser: Browser;
   let customerId: string;

@@ -14,7 +14,7 @@ import {
 } from './support.ts';
 
 // A browser makes these slower than API tests, and the machine may be busy.
-describe.skipIf(!HAVE_CHROMIUM)('console: API keys in a browser', { timeout: 120_000 }, () => {
+describe.skipIf(!HAVE_CHROMIUM)('console: API keys in a browser', () => {
   let t: TestApp;
   let browser: Browser;
 

@@ -20,67 +20,61 @@ import {
   startConsoleApp,
 } from './support.ts';
 
-describe.skipIf(!HAVE_CHROMIUM)(
-  'console: signer page on a real chain',
-  { timeout: 120_000 },
-  () => {
-    let anvil: Anvil;
-    let account: SignerAccount;
-    let t: TestApp;
-    let browser: Browser;
+describe.skipIf(!HAVE_CHROMIUM)('console: signer page on a real chain', () => {
+  let anvil: Anvil;
+  let account: SignerAccount;
+  let t: TestApp;
+  let browser: Browser;
 
-    beforeAll(async () => {
-      anvil = await startAnvil();
-      const livepeer = await deployLivepeer(anvil);
-      account = await fundedAccount(anvil, '10');
-      t = await startConsoleApp(
-        signerEnv(anvil.url, livepeer, account, {
-          SIGNER_TARGET_DEPOSIT_WEI: parseEther('1').toString(),
-          SIGNER_TARGET_RESERVE_WEI: parseEther('0.5').toString(),
-          SIGNER_MAX_PER_TX_WEI: parseEther('2').toString(),
-          SIGNER_MAX_PER_DAY_WEI: parseEther('5').toString(),
-        }),
+  beforeAll(async () => {
+    anvil = await startAnvil();
+    const livepeer = await deployLivepeer(anvil);
+    account = await fundedAccount(anvil, '10');
+    t = await startConsoleApp(
+      signerEnv(anvil.url, livepeer, account, {
+        SIGNER_TARGET_DEPOSIT_WEI: parseEther('1').toString(),
+        SIGNER_TARGET_RESERVE_WEI: parseEther('0.5').toString(),
+        SIGNER_MAX_PER_TX_WEI: parseEther('2').toString(),
+        SIGNER_MAX_PER_DAY_WEI: parseEther('5').toString(),
+      }),
+    );
+    browser = await launch();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await t?.close();
+    await anvil?.stop();
+  });
+
+  it('shows address, ETH, deposit and reserve against their targets', async () => {
+    await createAccount(t, 'signer-op@example.com', true);
+    // The funding policy tops the deposit and reserve up to their targets on its own.
+    await eventually('funded', async () => {
+      const s = await t.app.signer.status();
+      return (
+        s.view !== null &&
+        s.view.sender.depositWei >= parseEther('1') &&
+        s.view.sender.reserveWei >= parseEther('0.5')
       );
-      browser = await launch();
-    }, 120_000);
-
-    afterAll(async () => {
-      await browser?.close();
-      await t?.close();
-      await anvil?.stop();
     });
-
-    it('shows address, ETH, deposit and reserve against their targets', async () => {
-      await createAccount(t, 'signer-op@example.com', true);
-      // The funding policy tops the deposit and reserve up to their targets on its own.
-      await eventually('funded', async () => {
-        const s = await t.app.signer.status();
-        return (
-          s.view !== null &&
-          s.view.sender.depositWei >= parseEther('1') &&
-          s.view.sender.reserveWei >= parseEther('0.5')
-        );
-      });
-      const page = await signIn(browser, t, 'signer-op@example.com');
-      await page.goto(`${t.url}/console/admin/signer`);
-      await expect(page.locator('#signer-address').textContent()).resolves.toBe(
-        account.wallet.address,
-      );
-      await expect(page.locator('#signer-eth').textContent()).resolves.toMatch(/^\d+\.\d+ ETH$/);
-      await expect(page.locator('#signer-deposit').textContent()).resolves.toMatch(
-        /1\.0 ETH\s+\(target 1\.0 ETH, refilled below 0\.\d+ ETH\)/,
-      );
-      await expect(page.locator('#signer-reserve').textContent()).resolves.toMatch(
-        /target 0\.5 ETH/,
-      );
-      // One policy transaction (the per-transaction cap is 2 ETH) brought both to target.
-      const history = page.getByRole('table', { name: /^Funding transactions, newest first/ });
-      expect(await history.getByRole('row').count()).toBe(2);
-      await expect(history.getByRole('row').nth(1).innerText()).resolves.toMatch(
-        /fund\s+policy\s+confirmed\s+1\.0 ETH\s+0\.5 ETH\s+1\.5 ETH\s+0x[0-9a-f]{64}\s+\(block \d+\)/,
-      );
-      await expectAccessible(page);
-      await screenshot(page, 'signer');
-    });
-  },
-);
+    const page = await signIn(browser, t, 'signer-op@example.com');
+    await page.goto(`${t.url}/console/admin/signer`);
+    await expect(page.locator('#signer-address').textContent()).resolves.toBe(
+      account.wallet.address,
+    );
+    await expect(page.locator('#signer-eth').textContent()).resolves.toMatch(/^\d+\.\d+ ETH$/);
+    await expect(page.locator('#signer-deposit').textContent()).resolves.toMatch(
+      /1\.0 ETH\s+\(target 1\.0 ETH, refilled below 0\.\d+ ETH\)/,
+    );
+    await expect(page.locator('#signer-reserve').textContent()).resolves.toMatch(/target 0\.5 ETH/);
+    // One policy transaction (the per-transaction cap is 2 ETH) brought both to target.
+    const history = page.getByRole('table', { name: /^Funding transactions, newest first/ });
+    expect(await history.getByRole('row').count()).toBe(2);
+    await expect(history.getByRole('row').nth(1).innerText()).resolves.toMatch(
+      /fund\s+policy\s+confirmed\s+1\.0 ETH\s+0\.5 ETH\s+1\.5 ETH\s+0x[0-9a-f]{64}\s+\(block \d+\)/,
+    );
+    await expectAccessible(page);
+    await screenshot(page, 'signer');
+  });
+});

@@ -20,6 +20,7 @@ import {
   pngHeader,
   requestId,
 } from './support.ts';
+import { eventually } from '../support/eventually.ts';
 
 const PRICES = JSON.stringify({
   'text-to-image': {
@@ -400,9 +401,7 @@ describe('client gone during the upload', () => {
           return;
         }
         // Once go-livepeer has the first bytes, the client goes away mid-upload.
-        while ((fake.received[before]?.bodyBytes ?? 0) === 0) {
-          await new Promise((r) => setTimeout(r, 5));
-        }
+        await eventually(() => (fake.received[before]?.bodyBytes ?? 0) > 0, { intervalMs: 5 });
         abort.abort();
         controller.close();
       },
@@ -781,7 +780,7 @@ describe('rate limits', () => {
           signal: aborts[i]!.signal,
         }).catch(() => null),
       );
-      while (fake.received.length < before + 2) await new Promise((r) => setTimeout(r, 5));
+      await eventually(() => fake.received.length >= before + 2, { intervalMs: 5 });
       const sameKey = await call(limited, 'POST', '/llm', {
         headers: bearer(keys[0]!.secret),
         body: { model: 'm' },

@@ -115,7 +115,7 @@ describe('tollhouse accounts / apps / identity', () => {
       active_kid: expect.any(String),
       next_kid: expect.any(String),
     });
-  }, 120_000);
+  });
 
   it('refuses bad input with a message and a non-zero exit', async () => {
     const missing = await cli([
@@ -158,5 +158,5 @@ describe('tollhouse accounts / apps / identity', () => {
       expect(refused.stderr).toContain(message);
     }
     expect((await runCli(['accounts', 'explode'], env)).code).toBe(2);
-  }, 120_000);
+  });
 });

@@ -9,6 +9,7 @@ import { createTestDatabase, onRealPostgres } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
 import { freePort, runCli, serve, waitReady } from '../support/process.ts';
 import type { ServeProcess } from '../support/process.ts';
+import { eventually } from '../support/eventually.ts';
 
 // Generous on purpose (no timing threshold in tests); the measured figures are printed.
 const PROPAGATION_PROMISE_MS = 15_000;
@@ -88,12 +89,14 @@ describe.runIf(onRealPostgres())('derived credentials across two replicas', () =
     return response.status;
   }
 
+  /** Polls until `replica` refuses `token`; the time it took (fails past the promise). */
   async function refusedWithin(replica: ServeProcess, token: string, since: number) {
-    while (Date.now() - since <= PROPAGATION_PROMISE_MS) {
-      if ((await status(replica, token)) === 401) return Date.now() - since;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    return null;
+    await eventually(async () => (await status(replica, token)) === 401, {
+      intervalMs: 5,
+      timeoutMs: PROPAGATION_PROMISE_MS - (Date.now() - since),
+      what: 'the replica to refuse the derived token',
+    });
+    return Date.now() - since;
   }
 
   it('a token made from a key is refused by both replicas once the key is revoked', async () => {

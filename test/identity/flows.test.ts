@@ -273,7 +273,7 @@ describe('device flow (RFC 8628)', () => {
     });
     expect(principal.clientId).toBe(app.clientId);
     expect(principal.scopes).toEqual(['gateway']);
-  }, 30_000);
+  });
 });
 
 describe('CORS', () => {

@@ -25,10 +25,7 @@ async function keys(...args: string[]) {
   return { ...result, json: result.code === 0 ? JSON.parse(result.stdout) : undefined };
 }
 
-// Each command starts Node and opens the database (PGlite takes seconds to boot).
-const CLI_TEST_TIMEOUT_MS = 120_000;
-
-describe('tollhouse keys', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
+describe('tollhouse keys', () => {
   it('bootstraps an operator key on a fresh install, then manages keys', async () => {
     const hint = await keys('create', '--admin');
     expect(hint.code).toBe(2);

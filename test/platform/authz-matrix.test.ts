@@ -116,7 +116,7 @@ beforeAll(async () => {
     const page = await t.app.billing.service.statements({ accountId: customers[who].accountId }, 1);
     customers[who].statementId = page[0]!.id;
   }
-}, 120_000);
+});
 afterAll(async () => t?.close());
 
 let counter = 0;

@@ -37,7 +37,7 @@ describe('expected errors are one line', () => {
     expect(debug.stderr).toMatch(STACK_LINE);
     expect(debug.stderr).toContain('RateUnavailable');
     // Two cold starts of the CLI on an embedded database.
-  }, 90_000);
+  });
 
   it('an unknown account is one line, exit 1', async () => {
     const result = await runCli(['accounts', 'show', 'acct_doesnotexist'], base);
@@ -45,7 +45,7 @@ describe('expected errors are one line', () => {
     expect(lines(result.stderr)).toHaveLength(1);
     expect(result.stderr).toMatch(/^tollhouse: /);
     expect(result.stderr).not.toMatch(STACK_LINE);
-  }, 60_000);
+  });
 
   it('serve with another TOLLHOUSE_SECRET than the data was sealed with: one line, exit 1', async () => {
     // The data folder's signing keys were sealed with SECRET by the commands above.
@@ -59,7 +59,7 @@ describe('expected errors are one line', () => {
     expect(lines(result.stderr)).toEqual([
       'tollhouse: cannot decrypt the OIDC signing keys: TOLLHOUSE_SECRET is not the one they were sealed with',
     ]);
-  }, 60_000);
+  });
 });
 
 describe('serve on a port in use', () => {
@@ -81,5 +81,5 @@ describe('serve on a port in use', () => {
     expect(lines(result.stderr)).toEqual([
       `tollhouse: the port is already in use: listen EADDRINUSE: address already in use 127.0.0.1:${port}; set PORT`,
     ]);
-  }, 60_000);
+  });
 });

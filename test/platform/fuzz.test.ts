@@ -204,7 +204,7 @@ beforeAll(async () => {
   });
   expect(stream.status).toBe(201);
   realIds.stream = stream.body.id;
-}, 60_000);
+});
 afterAll(async () => t?.close());
 
 /** The path with its parameters filled: real ids by resource, or `bad` for every one. */

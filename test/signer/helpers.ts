@@ -15,6 +15,7 @@ import type { RunningServer } from '../../src/platform/server.ts';
 import { writeKeystore } from '../../src/signer/index.ts';
 import { testConfig } from '../support/app.ts';
 import type { Anvil, Livepeer } from '../support/anvil.ts';
+import { eventually as pollUntil } from '../support/eventually.ts';
 
 export const PASSWORD = 'correct horse battery staple';
 // Tests only: a cheap scrypt so each start decrypts in milliseconds.
@@ -83,26 +84,13 @@ export async function startSignerApp(
   };
 }
 
-/** Polls `probe` until it returns a value other than undefined/false; fails after timeoutMs. */
-export async function eventually<T>(
+/** The shared polling helper (test/support/eventually.ts), with the signer tests' argument order. */
+export function eventually<T>(
   what: string,
   probe: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 45_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return pollUntil(probe, { what, timeoutMs, intervalMs: 100 }) as Promise<T>;
 }
 
 export async function senderInfo(livepeer: Livepeer, address: string) {

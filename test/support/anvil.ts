@@ -12,6 +12,7 @@ import type { Contract } from 'ethers';
 import { livepeerArtifacts } from './contracts/livepeer-artifacts.ts';
 import type { ArtifactName } from './contracts/livepeer-artifacts.ts';
 import { freePort } from './process.ts';
+import { eventually } from './eventually.ts';
 
 const require = createRequire(import.meta.url);
 const ANVIL = path.join(
@@ -89,17 +90,13 @@ export async function startAnvil(): Promise<Anvil> {
   };
 }
 
-async function waitFor(probe: () => Promise<unknown>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await probe();
-      return;
-    } catch (error) {
-      if (Date.now() > deadline || String(error).includes('anvil exited')) throw error;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+async function waitFor(probe: () => Promise<unknown>, timeoutMs = 60_000): Promise<void> {
+  await eventually(async () => (await probe(), true), {
+    timeoutMs,
+    intervalMs: 100,
+    what: 'anvil to answer',
+    stopOn: (error) => String(error).includes('anvil exited'),
+  });
 }
 
 export interface Livepeer {
