@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Wallet, parseEther } from 'ethers';
 import { parseConfig } from '../src/config.ts';
-import { createDatabase } from '../src/platform/db.ts';
+import { createDatabase } from '../src/database.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { migrateToLatest } from '../src/platform/migrations.ts';
 import { createSigner, openKeystore, writeKeystore } from '../src/signer/index.ts';

@@ -113,7 +113,7 @@ async function main() {
   const { parseConfig } = await import('../src/config.ts');
   const { CLI_CALLER } = await import('../src/keys/index.ts');
   const { insertAccount } = await import('../src/identity/index.ts');
-  const { createDatabase } = await import('../src/platform/db.ts');
+  const { createDatabase } = await import('../src/database.ts');
   const { newId } = await import('../src/platform/ids.ts');
   const { createLogger } = await import('../src/platform/log.ts');
   const { startServer } = await import('../src/platform/server.ts');

@@ -25,7 +25,7 @@ import {
   billingCommand,
   plansCommand,
 } from './billing/index.ts';
-import { DataDirLocked, createDatabase } from './platform/db.ts';
+import { DataDirLocked, createDatabase } from './database.ts';
 import { createLogger } from './platform/log.ts';
 import { listMigrations, migrateToLatest } from './platform/migrations.ts';
 import { startServer } from './platform/server.ts';

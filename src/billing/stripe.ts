@@ -7,7 +7,7 @@
 // that could duplicate a step, so `stripe-sync` retries with backoff capped at 6 hours.)
 import Stripe from 'stripe';
 import type { Kysely } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import { InvalidSignature, StripeNotConfigured } from './errors.ts';
 import {

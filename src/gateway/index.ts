@@ -3,7 +3,7 @@
 import type { Config } from '../config.ts';
 import type { Recorder } from '../metering/index.ts';
 import type { Authenticator } from '../platform/auth.ts';
-import type { DatabaseHandle } from '../platform/db.ts';
+import type { DatabaseHandle } from '../database.ts';
 import type { DirectRoute, Router } from '../platform/http.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import type { SpendGate } from '../platform/spend.ts';

@@ -7,7 +7,7 @@ import { AppError, InvalidRequest } from '../platform/errors.ts';
 import type { Identity } from './index.ts';
 import { findAccountByEmail } from './queries.ts';
 import type { Kysely } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import { decodeAccountCursor, encodeAccountCursor, toAppJson } from './schemas.ts';
 import type { Account } from './queries.ts';
 import type { AccountPatch, AppPatch } from './service.ts';

@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Authenticator, CredentialVerifier } from '../platform/auth.ts';
-import type { Database, DatabaseHandle } from '../platform/db.ts';
+import type { Database, DatabaseHandle } from '../database.ts';
 import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';

@@ -6,7 +6,7 @@ import Provider, { errors } from 'oidc-provider';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { Kysely } from 'kysely';
 import type { Authenticator } from '../platform/auth.ts';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { createAdapterFactory } from './adapter.ts';

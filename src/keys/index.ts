@@ -4,7 +4,7 @@
 import { Gauge } from 'prom-client';
 import type { Middleware } from 'koa';
 import type { Authenticator } from '../platform/auth.ts';
-import type { DatabaseHandle } from '../platform/db.ts';
+import type { DatabaseHandle } from '../database.ts';
 import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Metrics } from '../platform/metrics.ts';

@@ -1,6 +1,6 @@
 // Metering: every billable event recorded exactly once, rolled up hourly, and queryable.
 import type { Authenticator } from '../platform/auth.ts';
-import type { DatabaseHandle } from '../platform/db.ts';
+import type { DatabaseHandle } from '../database.ts';
 import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import { createRecorder } from './recorder.ts';

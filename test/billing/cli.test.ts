@@ -9,7 +9,7 @@ import { STATEMENT_COLUMNS } from '../../src/billing/index.ts';
 import { createMetering } from '../../src/metering/index.ts';
 import { createAuthenticator } from '../../src/platform/auth.ts';
 import { Router } from '../../src/platform/http.ts';
-import { createDatabase } from '../../src/platform/db.ts';
+import { createDatabase } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { migrateToLatest } from '../../src/platform/migrations.ts';
 import { createAccount } from '../support/fixtures.ts';

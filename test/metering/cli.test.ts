@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createMeteringService } from '../../src/metering/service.ts';
-import { createDatabase } from '../../src/platform/db.ts';
+import { createDatabase } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { migrateToLatest } from '../../src/platform/migrations.ts';
 import { createAccount } from '../support/fixtures.ts';

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UsageEvent } from '../../src/metering/index.ts';
 import { createRecorder } from '../../src/metering/recorder.ts';
 import { createMeteringService } from '../../src/metering/service.ts';
-import type { DatabaseHandle } from '../../src/platform/db.ts';
+import type { DatabaseHandle } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { migrateToLatest } from '../../src/platform/migrations.ts';
 import { createTestDatabase } from '../support/db.ts';

@@ -5,8 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { createDatabase } from '../../src/platform/db.ts';
-import type { DatabaseHandle } from '../../src/platform/db.ts';
+import { createDatabase } from '../../src/database.ts';
+import type { DatabaseHandle } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
 
 export type TestDatabaseTarget = { kind: 'postgres'; url: string } | { kind: 'pglite'; url: null };
