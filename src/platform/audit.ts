@@ -14,7 +14,7 @@ export interface AuditLogTable {
   subject: string;
   request_id: string | null;
   /** Non-secret facts about the change. */
-  details: ColumnType<Record<string, unknown>, string, never>;
+  details: ColumnType<Record<string, unknown>, string | undefined, never>;
 }
 
 export type AuditEntry = Selectable<AuditLogTable>;
