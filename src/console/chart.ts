@@ -1,7 +1,7 @@
 // Server-drawn SVG charts: stacked bars per day, one colour per series, with a legend and the
 // same numbers as a table for screen readers and anyone who prefers text. Pure.
-import { html } from './html.ts';
-import type { Html } from './html.ts';
+import { html } from '../platform/html.ts';
+import type { Html } from '../platform/html.ts';
 
 // Okabe–Ito palette: distinguishable with the common colour-vision deficiencies. Colour is
 // never the only way to read a chart: bars have titles, the legend has totals, and the table

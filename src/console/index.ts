@@ -27,7 +27,6 @@ export type { ConsoleSessionsTable } from './table.ts';
 export { CONSOLE_CLIENT_ID } from './signin.ts';
 export { CONTENT_SECURITY_POLICY } from './framework.ts';
 // Pure pieces, exported for their tests.
-export { html, raw } from './html.ts';
 export { usd, eth } from './views.ts';
 export { safeReturnTo } from './signin.ts';
 export { dollarsToMicros } from './pages/accounts.ts';

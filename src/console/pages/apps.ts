@@ -11,8 +11,8 @@ import type {
   PageResult,
   createFramework,
 } from '../framework.ts';
-import { html } from '../html.ts';
-import type { Html } from '../html.ts';
+import { html } from '../../platform/html.ts';
+import type { Html } from '../../platform/html.ts';
 import {
   csrfField,
   doneMessage,

@@ -3,8 +3,8 @@
 import { SCOPES } from '../../platform/auth.ts';
 import { apiMessage, field, fields, lines, listAll } from '../framework.ts';
 import type { ActionContext, PageContext, PageResult, createFramework } from '../framework.ts';
-import { html } from '../html.ts';
-import type { Html } from '../html.ts';
+import { html } from '../../platform/html.ts';
+import type { Html } from '../../platform/html.ts';
 import {
   csrfField,
   doneMessage,

@@ -6,7 +6,7 @@ import type { ApiClient } from '../api.ts';
 import { SignInRequired } from '../errors.ts';
 import { ok } from '../framework.ts';
 import type { createFramework } from '../framework.ts';
-import { html } from '../html.ts';
+import { html } from '../../platform/html.ts';
 import { eth, table, usd, when } from '../views.ts';
 
 interface Statement {

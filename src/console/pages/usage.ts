@@ -4,7 +4,7 @@ import { stringify } from 'csv-stringify/sync';
 import { dayRange, stackedBarChart } from '../chart.ts';
 import { apiMessage } from '../framework.ts';
 import type { PageContext, createFramework } from '../framework.ts';
-import { html } from '../html.ts';
+import { html } from '../../platform/html.ts';
 import { eth, notice, table } from '../views.ts';
 
 const GROUPS = ['pipeline', 'model', 'app', 'end_user'] as const;
