@@ -18,7 +18,7 @@ import { deployLivepeer, startAnvil } from '../test/support/anvil.ts';
 
 const log = createLogger({ level: 'silent' });
 
-async function measure(name: string, iterations: number, run: () => Promise<unknown> | unknown) {
+async function measure(name: string, iterations: number, run: () => unknown) {
   for (let i = 0; i < Math.min(20, iterations); i++) await run(); // warm up
   const started = process.hrtime.bigint();
   for (let i = 0; i < iterations; i++) await run();

@@ -31,6 +31,7 @@ export {
   plansCommand,
 } from './cli.ts';
 export { chargeLine, weiToUsdMicros, parseUsd, formatUsd } from './pricing.ts';
+export { parseDecimalRate, statementTotals } from './pricing.ts';
 
 export interface BillingConfig {
   rates: RateConfig;

@@ -185,7 +185,7 @@ export function createStripeSync({ db, stripe, config, log, clock }: StripeSyncD
         },
         { idempotencyKey: `tollhouse-${statement.id}-invoice` },
       );
-      invoiceId = invoice.id as string;
+      invoiceId = invoice.id;
       await updateSync(db, statementId, { invoice_id: invoiceId });
     }
     const items = invoiceItems(statement, lines);

@@ -311,7 +311,10 @@ export async function listAll<T>(
     async (cursor, limit) => {
       const params = new URLSearchParams({ limit: String(limit) });
       if (cursor !== undefined) params.set('cursor', cursor);
-      const body = ok(await pc.api('GET', `${path}?${params}`)).body as Record<string, unknown>;
+      const body = ok(await pc.api('GET', `${path}?${params.toString()}`)).body as Record<
+        string,
+        unknown
+      >;
       return { items: body[field] as T[], nextCursor: body.next_cursor as string | null };
     },
     CONSOLE_LIST_CAP,

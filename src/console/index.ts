@@ -26,6 +26,7 @@ import { staticRoutes } from './static.ts';
 export type { ConsoleSessionsTable } from './table.ts';
 export { CONSOLE_CLIENT_ID } from './signin.ts';
 export { CONTENT_SECURITY_POLICY } from './framework.ts';
+export { CONSOLE_LIST_CAP } from './framework.ts';
 // Pure pieces, exported for their tests.
 export { usd, eth } from './views.ts';
 export { safeReturnTo } from './signin.ts';

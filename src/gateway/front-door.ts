@@ -236,7 +236,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     try {
       await exchange.start(pool, {
         path: ctx.url,
-        method: ctx.method as Dispatcher.HttpMethod,
+        method: ctx.method,
         headers: forwardHeaders(ctx, deps.trustProxy),
         body:
           body.forward === null || Buffer.isBuffer(body.forward)

@@ -19,6 +19,7 @@ export type { StreamService };
 export { USAGE_SOURCE } from './front-door.ts';
 export { BATCH_PIPELINES, LIVE_PREFIXES, LLM_DEFAULT_MAX_TOKENS, unitsFor } from './pipelines.ts';
 export type { Pipeline } from './pipelines.ts';
+export { webhookMaxPrice } from './routes.ts';
 
 export interface GatewayDeps {
   database: DatabaseHandle;

@@ -41,6 +41,15 @@ export { ACCOUNTS_CHANNEL } from './service.ts';
 export type { FirstPartyClient } from './clients.ts';
 export { sweepExpiredPayloads } from './adapter.ts';
 export { API_KEY_TOKEN_TYPE, APP_USER_TOKEN_TYPE } from './token-exchange.ts';
+export {
+  ACCOUNTS_USAGE,
+  APPS_USAGE,
+  IDENTITY_USAGE,
+  accountsCommand,
+  appsCommand,
+  identityCommand,
+} from './cli.ts';
+export { hashPassword, verifyPassword } from './passwords.ts';
 
 export interface IdentityConfig {
   publicUrl: string;

@@ -84,8 +84,8 @@ export function createProvider(deps: ProviderDeps): Provider {
         const app = await apps.findActiveByClientId(clientId);
         return app === null ? undefined : clientMetadata(app);
       },
-    }) as unknown as Configuration['adapter'],
-    jwks: { keys: keys.privateJwks as never },
+    }),
+    jwks: { keys: keys.privateJwks },
     cookies: {
       // Signed with a TOLLHOUSE_SECRET subkey so every replica accepts every other's cookies.
       keys: [secrets.hmac('oidc-cookies', 'v1')],
@@ -293,7 +293,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     // At most one entry per valid secret (two during a rotation's grace period).
     if (ok) matchedDigests.set(this, new Set(matched).add(digest));
     return Promise.resolve(ok);
-  } as never;
+  };
 
   registerTokenExchange(provider, {
     apps,

@@ -16,6 +16,9 @@ export type { MeteringService, Recorder };
 export { GROUP_BY } from './queries.ts';
 export type { GroupBy, UsageRow } from './queries.ts';
 export { USAGE_EVENT_TYPE } from './schemas.ts';
+export { CliUsageError, USAGE_HELP, usageCommand } from './cli.ts';
+export { createRecorder } from './recorder.ts';
+export { createMeteringService } from './service.ts';
 
 export interface MeteringDeps {
   database: DatabaseHandle;

@@ -37,7 +37,7 @@ function render(value: HtmlValue): string {
 /** `html\`<p>${userText}</p>\`` — strings are escaped, `Html` and arrays of it are not. */
 export function html(strings: TemplateStringsArray, ...values: HtmlValue[]): Html {
   let out = strings[0]!;
-  for (let i = 0; i < values.length; i++) out += render(values[i]!) + strings[i + 1]!;
+  for (let i = 0; i < values.length; i++) out += render(values[i]) + strings[i + 1]!;
   return new Html(out);
 }
 

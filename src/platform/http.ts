@@ -356,7 +356,7 @@ export function defineRoute<
       params: params as Out<P>,
       query: query as Out<Q>,
       body: body as Out<B>,
-      ctx: ctx as AppContext,
+      ctx,
       setStatus: (next) => {
         status = next;
       },

@@ -35,7 +35,7 @@ async function openLoginPage() {
     },
     { id: 'test' },
   );
-  const config = await discover(t, app.clientId, clientSecret!);
+  const config = await discover(t, app.clientId, clientSecret);
   const browser = new Browser();
   const p = await pkce();
   const page = await browser.follow(

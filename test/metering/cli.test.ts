@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { createMeteringService } from '../../src/metering/service.ts';
+import { createMeteringService } from '../../src/metering/index.ts';
 import { createDatabase } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { migrateToLatest } from '../../src/platform/migrations.ts';

@@ -50,7 +50,7 @@ export function accountPages(framework: ReturnType<typeof createFramework>): voi
         return null;
       }
       const params = new URLSearchParams({ limit: '50', ...(q === '' ? {} : { q }) });
-      const response = await pc.api('GET', `/v1/accounts?${params}`);
+      const response = await pc.api('GET', `/v1/accounts?${params.toString()}`);
       const accounts = ok(response).body.accounts as AccountJson[];
       const results = table(
         'Accounts',

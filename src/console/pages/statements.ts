@@ -1,7 +1,6 @@
 // Statements: the closed months, one statement's lines, and its export (CSV or JSON lines)
 // streamed through from /v1/statements/{id}/export.
 import { Readable } from 'node:stream';
-import type { ReadableStream } from 'node:stream/web';
 import type { ApiClient } from '../api.ts';
 import { SignInRequired } from '../errors.ts';
 import { ok } from '../framework.ts';
@@ -139,7 +138,7 @@ export function statementPages(framework: ReturnType<typeof createFramework>, ap
     pc.ctx.type = response.headers.get('content-type') ?? 'application/octet-stream';
     const disposition = response.headers.get('content-disposition');
     if (disposition !== null) pc.ctx.set('Content-Disposition', disposition);
-    pc.ctx.body = Readable.fromWeb(response.body as ReadableStream);
+    pc.ctx.body = Readable.fromWeb(response.body);
     return null;
   });
 }

@@ -73,7 +73,7 @@ function apiQuery(f: Filters, groupBy: string[], extra: Record<string, string> =
   if (f.pipeline !== '') params.set('pipeline', f.pipeline);
   if (f.model !== '') params.set('model_id', f.model);
   if (f.endUser !== '') params.set('end_user_id', f.endUser);
-  return `/v1/usage?${params}`;
+  return `/v1/usage?${params.toString()}`;
 }
 
 export async function usageView(
