@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Wallet, parseEther } from 'ethers';
 import { createApp } from '../../src/app.ts';
 import type { App } from '../../src/app.ts';
-import type { DatabaseHandle } from '../../src/platform/db.ts';
+import type { DatabaseHandle } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import type { Logger } from '../../src/platform/log.ts';
 import { startServer } from '../../src/platform/server.ts';
