@@ -83,12 +83,12 @@ function start(args: string[], env: Record<string, string>, ready: RegExp, cpu: 
   const child = spawn(command, argv, { cwd: ROOT, env: { ...process.env, ...env } });
   return new Promise<{ child: ChildProcess; match: RegExpMatchArray }>((resolve, reject) => {
     let out = '';
-    child.stdout!.on('data', (c: Buffer) => {
+    child.stdout.on('data', (c: Buffer) => {
       out += c.toString();
       const match = ready.exec(out);
       if (match) resolve({ child, match });
     });
-    child.stderr!.on('data', (c: Buffer) => process.stderr.write(c));
+    child.stderr.on('data', (c: Buffer) => process.stderr.write(c));
     child.on('exit', (code) => reject(new Error(`${args.join(' ')} exited ${code}`)));
   });
 }

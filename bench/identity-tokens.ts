@@ -24,7 +24,7 @@ import Provider from 'oidc-provider';
 import { exportJWK, generateKeyPair } from 'jose';
 import { createApp } from '../src/app.ts';
 import { parseConfig } from '../src/config.ts';
-import { hashPassword, verifyPassword } from '../src/identity/passwords.ts';
+import { hashPassword, verifyPassword } from '../src/identity/index.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { startServer } from '../src/platform/server.ts';
 
@@ -129,7 +129,7 @@ async function serveMemory(): Promise<ServerInfo> {
         scope: 'openid offline_access email profile',
       },
     ],
-    jwks: { keys: [jwk as never] },
+    jwks: { keys: [jwk] },
     cookies: { keys: ['bench-cookie-key'] },
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     clientDefaults: { id_token_signed_response_alg: 'ES256' },
@@ -158,7 +158,8 @@ async function serveMemory(): Promise<ServerInfo> {
     },
   });
   const handle = provider.callback();
-  const server = http.createServer(async (req, res) => {
+  const server = http.createServer((req, res) => void answer(req, res));
+  async function answer(req: http.IncomingMessage, res: http.ServerResponse) {
     try {
       const path = (req.url ?? '/').split('?')[0]!;
       if (path.startsWith('/oidc')) {
@@ -209,7 +210,7 @@ async function serveMemory(): Promise<ServerInfo> {
       res.writeHead(500);
       res.end(String(error));
     }
-  });
+  }
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return { url, issuer: `${url}/oidc`, machine, web };
 }
@@ -371,7 +372,7 @@ function startChild(
 
 async function main() {
   if (values.role === 'tollhouse') {
-    process.stdout.write(`${JSON.stringify(await serveTollhouse(values.database!))}\n`);
+    process.stdout.write(`${JSON.stringify(await serveTollhouse(values.database))}\n`);
     return;
   }
   if (values.role === 'memory') {
@@ -388,7 +389,7 @@ async function main() {
   const name = `tollhouse_bench_${process.pid}`;
   const admin = new pg.Client({ connectionString: values.database });
   await admin.connect();
-  const dbUrl = new URL(values.database!);
+  const dbUrl = new URL(values.database);
 
   // The servers measured side by side: tollhouse, the in-memory baseline and, with --before,
   // tollhouse from another checkout of this repository (e.g. `git worktree add /tmp/before main`)

@@ -19,7 +19,7 @@ import { createApp } from '../src/app.ts';
 import { parseConfig } from '../src/config.ts';
 import { insertAccount } from '../src/identity/index.ts';
 import { CLI_CALLER, KEY_HASH_PURPOSE, createKeyVerifier } from '../src/keys/index.ts';
-import { createDatabase } from '../src/platform/db.ts';
+import { createDatabase } from '../src/database.ts';
 import { newId } from '../src/platform/ids.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { startServer } from '../src/platform/server.ts';

@@ -19,8 +19,7 @@ import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
 import pg from 'pg';
 import type { UsageEvent } from '../src/metering/index.ts';
-import { createRecorder } from '../src/metering/recorder.ts';
-import { createMeteringService } from '../src/metering/service.ts';
+import { createMeteringService, createRecorder } from '../src/metering/index.ts';
 import { createBenchDatabase } from './support.ts';
 import { migrateToLatest } from '../src/platform/migrations.ts';
 

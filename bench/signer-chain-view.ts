@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Wallet, parseEther } from 'ethers';
 import { parseConfig } from '../src/config.ts';
-import { createDatabase } from '../src/platform/db.ts';
+import { createDatabase } from '../src/database.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { migrateToLatest } from '../src/platform/migrations.ts';
 import { createSigner, openKeystore, writeKeystore } from '../src/signer/index.ts';
@@ -18,7 +18,7 @@ import { deployLivepeer, startAnvil } from '../test/support/anvil.ts';
 
 const log = createLogger({ level: 'silent' });
 
-async function measure(name: string, iterations: number, run: () => Promise<unknown> | unknown) {
+async function measure(name: string, iterations: number, run: () => unknown) {
   for (let i = 0; i < Math.min(20, iterations); i++) await run(); // warm up
   const started = process.hrtime.bigint();
   for (let i = 0; i < iterations; i++) await run();

@@ -36,7 +36,7 @@ import type * as AppModule from '../src/app.ts';
 import type * as ConfigModule from '../src/config.ts';
 import type * as KeysModule from '../src/keys/index.ts';
 import type * as IdentityModule from '../src/identity/index.ts';
-import type * as DbModule from '../src/platform/db.ts';
+import type * as DbModule from '../src/database.ts';
 import type * as IdsModule from '../src/platform/ids.ts';
 import type * as LogModule from '../src/platform/log.ts';
 import type * as ServerModule from '../src/platform/server.ts';
@@ -346,7 +346,10 @@ async function measureTree(
   const { parseConfig } = await from<typeof ConfigModule>('src/config.ts');
   const { CLI_CALLER } = await from<typeof KeysModule>('src/keys/index.ts');
   const { insertAccount } = await from<typeof IdentityModule>('src/identity/index.ts');
-  const { createDatabase } = await from<typeof DbModule>('src/platform/db.ts');
+  // A baseline tree from before src/database.ts had createDatabase in platform/db.ts.
+  const { createDatabase } = await from<typeof DbModule>('src/database.ts').catch(() =>
+    from<typeof DbModule>('src/platform/db.ts'),
+  );
   const { newId } = await from<typeof IdsModule>('src/platform/ids.ts');
   const { createLogger } = await from<typeof LogModule>('src/platform/log.ts');
   const { startServer } = await from<typeof ServerModule>('src/platform/server.ts');

@@ -3,8 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import pg from 'pg';
-import { createDatabase } from '../src/platform/db.ts';
-import type { DatabaseHandle } from '../src/platform/db.ts';
+import { createDatabase } from '../src/database.ts';
+import type { DatabaseHandle } from '../src/database.ts';
 import { createLogger } from '../src/platform/log.ts';
 import type { Logger } from '../src/platform/log.ts';
 

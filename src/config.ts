@@ -11,9 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { LOG_LEVELS } from './platform/log.ts';
+import type { LogLevel } from './platform/log.ts';
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export type { LogLevel };
 
 // A secret must carry at least 256 bits of entropy when hex-encoded (64 chars) or 32 bytes
 // of base64 (44 chars); 32 characters is the floor we accept for hand-picked passphrases.

@@ -14,9 +14,9 @@ import {
   accountsCommand,
   appsCommand,
   identityCommand,
-} from './identity/cli.ts';
+} from './identity/index.ts';
 import type { LoadedConfig } from './config.ts';
-import { CliUsageError, USAGE_HELP, usageCommand } from './metering/cli.ts';
+import { CliUsageError, USAGE_HELP, usageCommand } from './metering/index.ts';
 import { KEYS_USAGE, keysCommand } from './keys/index.ts';
 import {
   BILLING_USAGE,
@@ -25,7 +25,7 @@ import {
   billingCommand,
   plansCommand,
 } from './billing/index.ts';
-import { DataDirLocked, createDatabase } from './platform/db.ts';
+import { DataDirLocked, createDatabase } from './database.ts';
 import { AppError } from './platform/errors.ts';
 import { createLogger } from './platform/log.ts';
 import { listMigrations, migrateToLatest } from './platform/migrations.ts';

@@ -20,7 +20,7 @@ const compose = parse(readFileSync(path.join(ROOT, 'docker/compose.yaml'), 'utf8
   services: Record<string, Service>;
 };
 const dockerfile = readFileSync(path.join(ROOT, 'docker/Dockerfile'), 'utf8');
-const { postgres, tollhouse, gateway } = compose.services as Record<string, Service>;
+const { postgres, tollhouse, gateway } = compose.services;
 
 /** Compose `${VAR:-default}` / `${VAR:?message}` → an example value, as compose would fill in. */
 function interpolate(value: string): string {

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import type { Kysely } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import { AppError } from '../platform/errors.ts';
 import { exportMonth, exportUsage } from './export.ts';
 import { MONTH_PATTERN, parseUsd } from './pricing.ts';

@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import type { Kysely } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import { formatUsd, monthStart, addMonths } from './pricing.ts';
 import { findStatementById, findStatementLines, pageMonthLines } from './queries.ts';
 import type { Statement, StatementLine } from './queries.ts';

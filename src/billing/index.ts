@@ -2,7 +2,7 @@
 // exports, and Stripe. Other capabilities reach billing only through what is exported here;
 // the front door and the signer take `spendGate` (platform SpendGate).
 import type { Authenticator } from '../platform/auth.ts';
-import type { DatabaseHandle } from '../platform/db.ts';
+import type { DatabaseHandle } from '../database.ts';
 import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import { addMonths, monthOfDate, monthStart } from './pricing.ts';
@@ -15,19 +15,6 @@ import { createSpendView } from './spend.ts';
 import type { SpendView } from './spend.ts';
 import { createStripeClient, createStripeSync } from './stripe.ts';
 import type { StripeConfig, StripeSync } from './stripe.ts';
-import type {
-  BillingClosesTable,
-  LedgerEntriesTable,
-  PlanPricesTable,
-  PlansTable,
-  SpendCapsTable,
-  StatementLinesTable,
-  StatementsTable,
-  StripeCustomersTable,
-  StripeEventsTable,
-  StripeSyncTable,
-  SubscriptionsTable,
-} from './table.ts';
 import type { Clock } from '../platform/clock.ts';
 import { systemClock } from '../platform/clock.ts';
 
@@ -46,21 +33,7 @@ export {
   plansCommand,
 } from './cli.ts';
 export { chargeLine, weiToUsdMicros, parseUsd, formatUsd } from './pricing.ts';
-
-/** Billing's tables, for `Database` in src/platform/db.ts. */
-export interface BillingTables {
-  plans: PlansTable;
-  plan_prices: PlanPricesTable;
-  subscriptions: SubscriptionsTable;
-  ledger_entries: LedgerEntriesTable;
-  spend_caps: SpendCapsTable;
-  billing_closes: BillingClosesTable;
-  statements: StatementsTable;
-  statement_lines: StatementLinesTable;
-  stripe_customers: StripeCustomersTable;
-  stripe_sync: StripeSyncTable;
-  stripe_events: StripeEventsTable;
-}
+export { parseDecimalRate, statementTotals } from './pricing.ts';
 
 export interface BillingConfig {
   rates: RateConfig;

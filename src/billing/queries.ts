@@ -1,7 +1,7 @@
 // Billing SQL. Money columns are numeric(78,0) strings in SQL and bigint here.
 import { sql } from 'kysely';
 import type { Kysely, Selectable, Transaction } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { Price } from './pricing.ts';
 import type { LedgerKind, StatementLinesTable, StatementsTable, SyncState } from './table.ts';
 

@@ -28,10 +28,7 @@ export interface RateConfig {
   maxAgeSeconds: number;
 }
 
-export function createRateSource(
-  config: RateConfig,
-  clock: Clock = systemClock,
-): RateSource {
+export function createRateSource(config: RateConfig, clock: Clock = systemClock): RateSource {
   if (config.fixed !== null) {
     const { answer, decimals } = parseDecimalRate(config.fixed);
     return {

@@ -35,7 +35,7 @@ import {
 } from './schemas.ts';
 import type { BillingService } from './service.ts';
 import type { StripeSync } from './stripe.ts';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { Kysely } from 'kysely';
 
 // Stripe event payloads are a few KB; 1 MiB is far above any and bounds what is buffered.

@@ -4,7 +4,7 @@
 import type { Kysely } from 'kysely';
 import { findAccountById } from '../identity/index.ts';
 import { recordAudit } from '../platform/audit.ts';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import { Conflict, InvalidRequest, NotFound } from '../platform/errors.ts';
 import { newId } from '../platform/ids.ts';
 import type { Logger } from '../platform/log.ts';

@@ -13,7 +13,7 @@
 // all traffic.
 import type { Kysely } from 'kysely';
 import type { Principal } from '../platform/auth.ts';
-import type { Database, NotificationHandler } from '../platform/db.ts';
+import type { Database, NotificationHandler } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import { PaymentRequired } from '../platform/spend.ts';
 import type { SpendGate } from '../platform/spend.ts';

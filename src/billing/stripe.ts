@@ -7,7 +7,7 @@
 // that could duplicate a step, so `stripe-sync` retries with backoff capped at 6 hours.)
 import Stripe from 'stripe';
 import type { Kysely } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import { InvalidSignature, StripeNotConfigured } from './errors.ts';
 import {
@@ -186,7 +186,7 @@ export function createStripeSync({ db, stripe, config, log, clock }: StripeSyncD
         },
         { idempotencyKey: `tollhouse-${statement.id}-invoice` },
       );
-      invoiceId = invoice.id as string;
+      invoiceId = invoice.id;
       await updateSync(db, statementId, { invoice_id: invoiceId });
     }
     const items = invoiceItems(statement, lines);

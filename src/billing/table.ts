@@ -4,6 +4,8 @@ import type { ColumnType, Generated } from 'kysely';
 type Numeric = ColumnType<string, string, string>;
 /** A date column holding the first day of a month; written as `YYYY-MM-01`. */
 type MonthDate = ColumnType<Date, string, string>;
+/** text not null default '': inserting may leave it out. */
+type TextWithDefault = ColumnType<string, string | undefined, string>;
 
 export interface PlansTable {
   id: string;
@@ -46,8 +48,9 @@ export interface LedgerEntriesTable {
 
 export interface SpendCapsTable {
   account_id: string;
-  app_id: string;
-  end_user_id: string;
+  /** '' for every app (the schema's default), so the primary key covers every row. */
+  app_id: TextWithDefault;
+  end_user_id: TextWithDefault;
   monthly_cap_wei: Numeric;
   updated_at: ColumnType<Date, never, Date>;
 }

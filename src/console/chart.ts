@@ -1,7 +1,7 @@
 // Server-drawn SVG charts: stacked bars per day, one colour per series, with a legend and the
 // same numbers as a table for screen readers and anyone who prefers text. Pure.
-import { html } from './html.ts';
-import type { Html } from './html.ts';
+import { html } from '../platform/html.ts';
+import type { Html } from '../platform/html.ts';
 
 // Okabe–Ito palette: distinguishable with the common colour-vision deficiencies. Colour is
 // never the only way to read a chart: bars have titles, the legend has totals, and the table
@@ -56,7 +56,7 @@ export function stackedBarChart(input: {
           y="${y.toFixed(1)}"
           width="${barW.toFixed(1)}"
           height="${h.toFixed(1)}"
-          fill="${COLOURS[k % COLOURS.length]!}"
+          fill="${COLOURS[k % COLOURS.length]}"
           ><title>${day} · ${s.name}: ${format(value)}</title></rect
         >`,
       );
@@ -109,7 +109,7 @@ export function stackedBarChart(input: {
         (s, k) =>
           html`<li>
             <svg viewBox="0 0 10 10" aria-hidden="true">
-              <rect width="10" height="10" fill="${COLOURS[k % COLOURS.length]!}" /></svg
+              <rect width="10" height="10" fill="${COLOURS[k % COLOURS.length]}" /></svg
             >${s.name}: ${format(sum(s.values))}
           </li>`,
       )}

@@ -10,8 +10,8 @@ import type { RequestState } from '../platform/http.ts';
 import { findUncleanString } from '../platform/strings.ts';
 import type { ApiClient, ApiResponse } from './api.ts';
 import { ApiRefused, FormRejected, SignInRequired } from './errors.ts';
-import { html } from './html.ts';
-import type { Html } from './html.ts';
+import { html } from '../platform/html.ts';
+import type { Html } from '../platform/html.ts';
 import { csrfMatches } from './session.ts';
 import type { ConsoleSession, SessionStore } from './session.ts';
 import { layout, notice } from './views.ts';
@@ -322,7 +322,10 @@ export async function listAll<T>(
     async (cursor, limit) => {
       const params = new URLSearchParams({ limit: String(limit) });
       if (cursor !== undefined) params.set('cursor', cursor);
-      const body = ok(await pc.api('GET', `${path}?${params}`)).body as Record<string, unknown>;
+      const body = ok(await pc.api('GET', `${path}?${params.toString()}`)).body as Record<
+        string,
+        unknown
+      >;
       return { items: body[field] as T[], nextCursor: body.next_cursor as string | null };
     },
     CONSOLE_LIST_CAP,

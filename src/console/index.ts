@@ -6,7 +6,7 @@ import type http from 'node:http';
 import type { Kysely } from 'kysely';
 import type { FirstPartyClient } from '../identity/index.ts';
 import type { Authenticator } from '../platform/auth.ts';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
@@ -28,8 +28,8 @@ import { systemClock } from '../platform/clock.ts';
 export type { ConsoleSessionsTable } from './table.ts';
 export { CONSOLE_CLIENT_ID } from './signin.ts';
 export { CONTENT_SECURITY_POLICY } from './framework.ts';
+export { CONSOLE_LIST_CAP } from './framework.ts';
 // Pure pieces, exported for their tests.
-export { html, raw } from './html.ts';
 export { usd, eth } from './views.ts';
 export { safeReturnTo } from './signin.ts';
 export { dollarsToMicros } from './pages/accounts.ts';

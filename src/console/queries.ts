@@ -1,6 +1,6 @@
 // SQL for console_sessions. Rows stay rows here; session.ts opens the sealed tokens.
 import type { Kysely } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { ConsoleSessionRow, NewConsoleSessionRow } from './table.ts';
 
 export async function insertConsoleSession(

@@ -11,7 +11,7 @@ import type { Secrets } from '../platform/secrets.ts';
 import type { ApiClient } from './api.ts';
 import { securityHeaders } from './framework.ts';
 import type { createFramework } from './framework.ts';
-import { html } from './html.ts';
+import { html } from '../platform/html.ts';
 import type { SessionStore } from './session.ts';
 import { layout, notice } from './views.ts';
 

@@ -1,8 +1,8 @@
 // Shared pieces of every console page: the layout (landmarks, skip link, navigation), money
 // and time formatting, notices. Pure: values in, `Html` out.
 import { formatEther } from 'ethers';
-import { html } from './html.ts';
-import type { Html } from './html.ts';
+import { html } from '../platform/html.ts';
+import type { Html } from '../platform/html.ts';
 
 export interface Viewer {
   email: string;

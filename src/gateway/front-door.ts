@@ -257,7 +257,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
         // Rebuilt from the parsed path and query: an absolute-form target
         // (`POST http://elsewhere/llm`, RFC 9112 §3.2.2) is not passed on as the client wrote it.
         path: ctx.querystring === '' ? ctx.path : `${ctx.path}?${ctx.querystring}`,
-        method: ctx.method as Dispatcher.HttpMethod,
+        method: ctx.method,
         headers: forwardHeaders(ctx, deps.trustProxy),
         body:
           body.forward === null || Buffer.isBuffer(body.forward)

@@ -3,7 +3,7 @@
 import type { Config } from '../config.ts';
 import type { Recorder } from '../metering/index.ts';
 import type { Authenticator } from '../platform/auth.ts';
-import type { DatabaseHandle } from '../platform/db.ts';
+import type { DatabaseHandle } from '../database.ts';
 import type { DirectRoute, Router } from '../platform/http.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import type { SpendGate } from '../platform/spend.ts';
@@ -21,6 +21,7 @@ export type { StreamService };
 export { USAGE_SOURCE } from './front-door.ts';
 export { BATCH_PIPELINES, LIVE_PREFIXES, LLM_DEFAULT_MAX_TOKENS, unitsFor } from './pipelines.ts';
 export type { Pipeline } from './pipelines.ts';
+export { webhookMaxPrice } from './routes.ts';
 
 export interface GatewayDeps {
   database: DatabaseHandle;

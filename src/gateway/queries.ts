@@ -1,6 +1,6 @@
 // SQL for the streams table.
 import type { Kysely } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { NewStreamRow, StreamRow } from './table.ts';
 
 type Db = Kysely<Database>;

@@ -4,7 +4,7 @@
 import type { Kysely } from 'kysely';
 import type { Principal } from '../platform/auth.ts';
 import { hasScope } from '../platform/auth.ts';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import { NotFound } from '../platform/errors.ts';
 import { isId, newId, randomBase62 } from '../platform/ids.ts';
 import type { Secrets } from '../platform/secrets.ts';

@@ -8,7 +8,7 @@
 // codes it found by user code, which needs the id back.
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import { isCleanString } from '../platform/strings.ts';
 

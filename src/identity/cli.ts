@@ -4,13 +4,22 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { LIST_ALL_CAP, collectPages } from '../platform/cursor.ts';
 import { AppError, InvalidRequest } from '../platform/errors.ts';
-import type { Identity } from './index.ts';
+import type { AccountsService, AppsService } from './service.ts';
+import type { RotationResult } from './signing-keys.ts';
 import { findAccountByEmail } from './queries.ts';
 import type { Kysely } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import { decodeAccountCursor, encodeAccountCursor, toAppJson } from './schemas.ts';
 import type { Account } from './queries.ts';
 import type { AccountPatch, AppPatch } from './service.ts';
+
+/** What the commands use of the capability (the `Identity` of index.ts, which imports this
+ * file: naming it here would close an import cycle). */
+interface Identity {
+  accounts: AccountsService;
+  apps: AppsService;
+  rotateKeys(): Promise<RotationResult>;
+}
 
 export interface CliIo {
   out(text: string): void;

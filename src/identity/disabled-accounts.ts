@@ -4,7 +4,7 @@
 // payload only names it, so a late or reordered notification cannot leave a stale status).
 // Memory: one id per disabled account.
 import type { Kysely } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import { findAccountStatuses, listDisabledAccountIds } from './queries.ts';
 

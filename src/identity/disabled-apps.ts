@@ -6,7 +6,7 @@
 // (rare), and the lists hold only what is disabled, so a whole re-read is cheap and cannot be
 // left stale by a reordered notification.
 import type { Kysely } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import { listDisabledAppIds, listDisabledAppUsers } from './queries.ts';
 

@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Authenticator, CredentialVerifier } from '../platform/auth.ts';
-import type { Database, DatabaseHandle } from '../platform/db.ts';
+import type { Database, DatabaseHandle } from '../database.ts';
 import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
@@ -51,6 +51,15 @@ export { ACCOUNTS_CHANNEL } from './service.ts';
 export type { FirstPartyClient } from './clients.ts';
 export { sweepExpiredPayloads } from './adapter.ts';
 export { API_KEY_TOKEN_TYPE, APP_USER_TOKEN_TYPE } from './token-exchange.ts';
+export {
+  ACCOUNTS_USAGE,
+  APPS_USAGE,
+  IDENTITY_USAGE,
+  accountsCommand,
+  appsCommand,
+  identityCommand,
+} from './cli.ts';
+export { hashPassword, verifyPassword } from './passwords.ts';
 
 export interface IdentityConfig {
   publicUrl: string;

@@ -6,7 +6,7 @@
 // there. Everything oidc-provider keeps between requests is in PostgreSQL, so the swap is what
 // a rolling restart did, minus the restart.
 import type Provider from 'oidc-provider';
-import type { DatabaseHandle } from '../platform/db.ts';
+import type { DatabaseHandle } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import { SIGNING_KEYS_CHANNEL } from './signing-keys.ts';
 import type { SigningKeySet } from './signing-keys.ts';

@@ -6,7 +6,7 @@ import Provider, { errors } from 'oidc-provider';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { Kysely } from 'kysely';
 import type { Authenticator } from '../platform/auth.ts';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import { PAGE_HEADER_NAMES, setPageHeaders } from '../platform/html.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
@@ -86,8 +86,8 @@ export function createProvider(deps: ProviderDeps): Provider {
         const app = await apps.findActiveByClientId(clientId);
         return app === null ? undefined : clientMetadata(app);
       },
-    }) as unknown as Configuration['adapter'],
-    jwks: { keys: keys.privateJwks as never },
+    }),
+    jwks: { keys: keys.privateJwks },
     cookies: {
       // Signed with a TOLLHOUSE_SECRET subkey so every replica accepts every other's cookies.
       keys: [secrets.hmac('oidc-cookies', 'v1')],
@@ -305,7 +305,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     // At most one entry per valid secret (two during a rotation's grace period).
     if (ok) matchedDigests.set(this, new Set(matched).add(digest));
     return Promise.resolve(ok);
-  } as never;
+  };
 
   registerTokenExchange(provider, {
     apps,

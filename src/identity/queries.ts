@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import type { Position } from '../platform/cursor.ts';
 import { POSITION_TIME } from '../platform/cursor.ts';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type {
   AccountRow,
   AccountRowUpdate,

@@ -3,7 +3,7 @@
 import { sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import { recordAudit } from '../platform/audit.ts';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { Page } from '../platform/cursor.ts';
 import { pageLimit, decodePosition, encodePosition, toPage } from '../platform/cursor.ts';
 import { Conflict, Forbidden, InvalidRequest, NotFound } from '../platform/errors.ts';

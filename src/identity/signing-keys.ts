@@ -8,7 +8,7 @@ import { sql } from 'kysely';
 import { exportJWK, generateKeyPair } from 'jose';
 import type { JWK } from 'jose';
 import type { Kysely } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { SecretBox } from '../platform/secrets.ts';
 import { insertSigningKey, listLiveSigningKeys } from './queries.ts';
 

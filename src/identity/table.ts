@@ -21,6 +21,8 @@ export type NewAccountRow = Insertable<AccountsTable>;
 export type AccountRowUpdate = Updateable<AccountsTable>;
 
 type Json<T> = ColumnType<T, string, string>;
+/** A jsonb column the schema defaults (to `[]`): inserting may leave it out. */
+type JsonWithDefault<T> = ColumnType<T, string | undefined, string>;
 
 export interface AppsTable {
   id: string;
@@ -28,9 +30,9 @@ export interface AppsTable {
   owner_account_id: string;
   name: string;
   kind: 'public' | 'web' | 'machine';
-  redirect_uris: Json<string[]>;
-  post_logout_redirect_uris: Json<string[]>;
-  allowed_origins: Json<string[]>;
+  redirect_uris: JsonWithDefault<string[]>;
+  post_logout_redirect_uris: JsonWithDefault<string[]>;
+  allowed_origins: JsonWithDefault<string[]>;
   grant_types: Json<string[]>;
   scopes: Json<string[]>;
   status: ColumnType<

@@ -131,7 +131,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
         accessTokenTTL: exchanged.ttlSeconds,
         accessTokenFormat: 'jwt',
         jwt: { sign: { alg: SIGNING_ALG } },
-      }) as never;
+      });
       deps.exchanged.set(token, exchanged);
       ctx.oidc.entity('AccessToken', token);
       const value = await token.save();

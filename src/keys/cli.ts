@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { findAccountByEmail, insertAccount } from '../identity/index.ts';
-import type { DatabaseHandle } from '../platform/db.ts';
+import type { DatabaseHandle } from '../database.ts';
 import { LIST_ALL_CAP, collectPages } from '../platform/cursor.ts';
 import { AppError } from '../platform/errors.ts';
 import { newId } from '../platform/ids.ts';

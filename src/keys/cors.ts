@@ -6,7 +6,7 @@
 import type { Kysely } from 'kysely';
 import type { Middleware } from 'koa';
 import { ruleFailed } from '../platform/auth.ts';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import { normalizeOrigin } from './format.ts';
 import { findActiveBrowserOrigins } from './queries.ts';

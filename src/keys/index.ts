@@ -4,7 +4,7 @@
 import { Gauge } from 'prom-client';
 import type { Middleware } from 'koa';
 import type { Authenticator } from '../platform/auth.ts';
-import type { DatabaseHandle } from '../platform/db.ts';
+import type { DatabaseHandle } from '../database.ts';
 import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Metrics } from '../platform/metrics.ts';
@@ -79,11 +79,13 @@ export async function createKeys(deps: KeysDeps): Promise<Keys> {
     registers: [metrics.registry],
     async collect() {
       try {
-        this.set(await countKeysCreatedBefore(
-          database.db,
-          new Date(clock().getTime() - ROTATION_DUE_MS),
-          clock(),
-        ));
+        this.set(
+          await countKeysCreatedBefore(
+            database.db,
+            new Date(clock().getTime() - ROTATION_DUE_MS),
+            clock(),
+          ),
+        );
       } catch (error) {
         log.warn({ err: error }, 'could not count API keys due for rotation');
       }

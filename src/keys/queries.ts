@@ -4,7 +4,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Scope } from '../platform/auth.ts';
 import type { Position } from '../platform/cursor.ts';
 import { POSITION_TIME } from '../platform/cursor.ts';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { KeyKind } from './format.ts';
 import type { ApiKeyRow, ApiKeyRowUpdate, NewApiKeyRow } from './table.ts';
 
@@ -192,10 +192,7 @@ export async function countKeysCreatedBefore(
 }
 
 /** Every origin some active browser key allows (answers CORS preflights). */
-export async function findActiveBrowserOrigins(
-  db: Kysely<Database>,
-  now: Date,
-): Promise<string[]> {
+export async function findActiveBrowserOrigins(db: Kysely<Database>, now: Date): Promise<string[]> {
   const rows = await db
     .selectFrom('api_keys')
     .select('allowed_origins')

@@ -5,7 +5,7 @@ import { assertResourceAllowed, hasScope, ruleFailed } from '../platform/auth.ts
 import type { Access, IdRule } from '../platform/authz.ts';
 import { findAppOwner } from '../identity/index.ts';
 import type { Kysely } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { AppContext, Router } from '../platform/http.ts';
 import { BadRequest } from '../platform/errors.ts';
 import { defineRoute } from '../platform/http.ts';

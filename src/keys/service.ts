@@ -6,7 +6,7 @@ import { findAccountById, findAppOwner } from '../identity/index.ts';
 import { recordAudit } from '../platform/audit.ts';
 import type { Principal, Scope } from '../platform/auth.ts';
 import { ruleFailed } from '../platform/auth.ts';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { Page } from '../platform/cursor.ts';
 import { pageLimit, decodePosition, encodePosition, toPage } from '../platform/cursor.ts';
 import { Conflict, Forbidden, InvalidRequest, NotFound } from '../platform/errors.ts';

@@ -16,7 +16,7 @@ import type { Kysely } from 'kysely';
 import type { CredentialVerifier, Principal, VerifyContext } from '../platform/auth.ts';
 import { invalidCredential, ruleFailed } from '../platform/auth.ts';
 import type { Scope } from '../platform/auth.ts';
-import type { Database, DatabaseHandle } from '../platform/db.ts';
+import type { Database, DatabaseHandle } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { KEY_NAMESPACE, normalizeOrigin, parseKey } from './format.ts';

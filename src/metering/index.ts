@@ -1,6 +1,6 @@
 // Metering: every billable event recorded exactly once, rolled up hourly, and queryable.
 import type { Authenticator } from '../platform/auth.ts';
-import type { DatabaseHandle } from '../platform/db.ts';
+import type { DatabaseHandle } from '../database.ts';
 import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import { createRecorder } from './recorder.ts';
@@ -18,6 +18,9 @@ export type { MeteringService, Recorder };
 export { GROUP_BY } from './queries.ts';
 export type { GroupBy, UsageRow } from './queries.ts';
 export { USAGE_EVENT_TYPE } from './schemas.ts';
+export { CliUsageError, USAGE_HELP, usageCommand } from './cli.ts';
+export { createRecorder } from './recorder.ts';
+export { createMeteringService } from './service.ts';
 
 export interface MeteringDeps {
   database: DatabaseHandle;

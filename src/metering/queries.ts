@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { Kysely, RawBuilder, Transaction } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { StoredUsageEvent, Unit, UsageEvent } from './model.ts';
 
 type Db = Kysely<Database> | Transaction<Database>;

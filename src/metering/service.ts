@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 import type { Principal } from '../platform/auth.ts';
 import { principalKind } from '../platform/authz.ts';
-import type { Database, DatabaseHandle } from '../platform/db.ts';
+import type { Database, DatabaseHandle } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import type { RecordOutcome, UsageEvent } from './model.ts';
 import {

@@ -2,6 +2,8 @@ import type { ColumnType, Generated } from 'kysely';
 
 /** Numeric(78,0): written as a decimal string, read back as one. */
 type Numeric = ColumnType<string, string, string>;
+/** text not null default '': inserting may leave it out. */
+type TextWithDefault = ColumnType<string, string | undefined, string>;
 
 export interface UsageEventsTable {
   id: Generated<bigint>;
@@ -23,17 +25,17 @@ export interface UsageEventsTable {
   fee_wei: Numeric;
   status: number | null;
   latency_ms: number | null;
-  attributes: ColumnType<Record<string, unknown>, string, never>;
+  attributes: ColumnType<Record<string, unknown>, string | undefined, never>;
 }
 
 export interface UsageRollupsTable {
   hour: Date;
   account_id: string;
-  /** '' when absent, so the primary key covers every row. */
-  app_id: string;
-  end_user_id: string;
+  /** '' when absent (the schema's default), so the primary key covers every row. */
+  app_id: TextWithDefault;
+  end_user_id: TextWithDefault;
   pipeline: string;
-  model_id: string;
+  model_id: TextWithDefault;
   unit: string;
   events: bigint;
   failed_events: bigint;

@@ -2,7 +2,6 @@
 // rotated, credit granted, funding sent). Append-only; capabilities call `recordAudit` inside
 // the transaction of the change so an audited change and its record commit together.
 import type { ColumnType, Generated, Kysely, Selectable, Transaction } from 'kysely';
-import type { Database } from './db.ts';
 
 export interface AuditLogTable {
   id: Generated<bigint>;
@@ -15,10 +14,15 @@ export interface AuditLogTable {
   subject: string;
   request_id: string | null;
   /** Non-secret facts about the change. */
-  details: ColumnType<Record<string, unknown>, string, never>;
+  details: ColumnType<Record<string, unknown>, string | undefined, never>;
 }
 
 export type AuditEntry = Selectable<AuditLogTable>;
+
+/** What the audit functions need of a database: the application's `Database` has it. */
+export interface AuditTables {
+  audit_log: AuditLogTable;
+}
 
 export interface NewAuditEntry {
   actor: string;
@@ -29,7 +33,7 @@ export interface NewAuditEntry {
 }
 
 export async function recordAudit(
-  trx: Transaction<Database> | Kysely<Database>,
+  trx: Transaction<AuditTables> | Kysely<AuditTables>,
   entry: NewAuditEntry,
 ): Promise<void> {
   await trx
@@ -45,7 +49,7 @@ export async function recordAudit(
 }
 
 export async function findAuditBySubject(
-  db: Kysely<Database>,
+  db: Kysely<AuditTables>,
   subject: string,
 ): Promise<AuditEntry[]> {
   return db

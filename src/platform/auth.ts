@@ -4,7 +4,7 @@
 // composes them. The 401 body is exactly what go-livepeer operators' clients already expect.
 import type { Middleware } from 'koa';
 import { Forbidden, Unauthorized } from './errors.ts';
-import type { RequestState } from './http.ts';
+import type { RequestState } from './request-state.ts';
 import type { Logger } from './log.ts';
 
 export const SCOPES = [

@@ -8,7 +8,7 @@ import type KoaRouter from '@koa/router';
 import type { Authenticator, AuthState, Principal, Scope } from './auth.ts';
 import { hasScope, ruleFailed } from './auth.ts';
 import { NotFound } from './errors.ts';
-import type { RequestState } from './http.ts';
+import type { RequestState } from './request-state.ts';
 
 /**
  * The kinds of caller, named once. Exactly one applies to a principal (`principalKind`).

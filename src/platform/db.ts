@@ -8,40 +8,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import type { Dialect, LogEvent } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
-import type { Config } from '../config.ts';
-
-import type { BillingTables } from '../billing/index.ts';
-import type { StreamsTable } from '../gateway/index.ts';
-import type { UsageEventsTable, UsageRollupsTable } from '../metering/index.ts';
-import type { ApiKeysTable } from '../keys/index.ts';
-import type {
-  AccountsTable,
-  AppUsersTable,
-  AppsTable,
-  OidcPayloadsTable,
-  SigningKeysTable,
-} from '../identity/index.ts';
-import type { FundingTransactionsTable, SignerSessionsTable } from '../signer/index.ts';
-import type { AuditLogTable } from './audit.ts';
-import type { ConsoleSessionsTable } from '../console/index.ts';
 import type { Logger } from './log.ts';
-
-/** Every table, assembled from the capabilities' `table.ts` files. */
-export interface Database extends BillingTables {
-  accounts: AccountsTable;
-  api_keys: ApiKeysTable;
-  apps: AppsTable;
-  app_users: AppUsersTable;
-  oidc_payloads: OidcPayloadsTable;
-  signing_keys: SigningKeysTable;
-  audit_log: AuditLogTable;
-  streams: StreamsTable;
-  usage_events: UsageEventsTable;
-  usage_rollups: UsageRollupsTable;
-  funding_transactions: FundingTransactionsTable;
-  signer_sessions: SignerSessionsTable;
-  console_sessions: ConsoleSessionsTable;
-}
 
 export type DatabaseKind = 'postgres' | 'pglite';
 
@@ -49,8 +16,10 @@ export type DatabaseKind = 'postgres' | 'pglite';
  * (the listening connection dropped and came back): drop every cached value then. */
 export type NotificationHandler = (payload: string | null) => void;
 
-export interface DatabaseHandle {
-  db: Kysely<Database>;
+/** An open database whose tables are `DB` (the application's is `Database` in src/database.ts:
+ * platform code knows no capability's tables). */
+export interface DatabaseHandle<DB> {
+  db: Kysely<DB>;
   kind: DatabaseKind;
   /** LISTEN on `channel`; resolves once listening. The returned function stops listening. */
   listen(channel: string, handler: NotificationHandler): Promise<() => Promise<void>>;
@@ -59,8 +28,16 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
+/** Where the database is; src/config.ts fills this from DATABASE_URL and friends. */
+export interface DatabaseSettings {
+  /** null → embedded PGlite under `dataDir`. */
+  readonly url: string | null;
+  readonly poolMax: number;
+  readonly dataDir: string;
+}
+
 export interface DatabaseOptions {
-  config: Config['database'];
+  config: DatabaseSettings;
   log: Logger;
   /** PGlite only: keep the data in memory (tests). */
   inMemory?: boolean;
@@ -89,11 +66,11 @@ function kyselyLog(log: Logger) {
   };
 }
 
-export async function createDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
-  return options.config.url === null ? openPGlite(options) : openPostgres(options);
+export async function openDatabase<DB>(options: DatabaseOptions): Promise<DatabaseHandle<DB>> {
+  return options.config.url === null ? openPGlite<DB>(options) : openPostgres<DB>(options);
 }
 
-async function openPostgres({ config, log }: DatabaseOptions): Promise<DatabaseHandle> {
+async function openPostgres<DB>({ config, log }: DatabaseOptions): Promise<DatabaseHandle<DB>> {
   const types = {
     getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
       oid === PG_INT8_OID
@@ -114,7 +91,7 @@ async function openPostgres({ config, log }: DatabaseOptions): Promise<DatabaseH
   pool.on('error', (error: Error & { code?: string }) =>
     log.warn({ error: error.message, code: error.code }, 'idle database connection failed'),
   );
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: kyselyLog(log) });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), log: kyselyLog(log) });
   const listener = createPgListener(config.url as string, types, log);
   return {
     db,
@@ -215,12 +192,12 @@ function createPgListener(url: string, types: pg.CustomTypesConfig, log: Logger)
   };
 }
 
-async function openPGlite({
+async function openPGlite<DB>({
   config,
   log,
   inMemory,
   initialData,
-}: DatabaseOptions): Promise<DatabaseHandle> {
+}: DatabaseOptions): Promise<DatabaseHandle<DB>> {
   let releaseLock = () => {};
   let pglite: PGlite;
   // int8 always as bigint (PGlite otherwise returns a number when the value is small).
@@ -241,7 +218,7 @@ async function openPGlite({
     throw error;
   }
   const dialect: Dialect = new PGliteDialect(pglite);
-  const db = new Kysely<Database>({ dialect, log: kyselyLog(log) });
+  const db = new Kysely<DB>({ dialect, log: kyselyLog(log) });
   return {
     db,
     kind: 'pglite',

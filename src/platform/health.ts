@@ -1,9 +1,8 @@
 // Liveness, readiness and metrics endpoints for orchestrators and Prometheus.
 import { timingSafeEqual } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { QueryExecutorProvider } from 'kysely';
 import { sql } from 'kysely';
 import { z } from 'zod';
-import type { Database } from './db.ts';
 import { Unauthorized } from './errors.ts';
 import type { Lifecycle, Router } from './http.ts';
 import { defineRoute, guardedRoute } from './http.ts';
@@ -11,7 +10,8 @@ import type { Metrics } from './metrics.ts';
 import { pendingMigrations } from './migrations.ts';
 
 export interface HealthDeps {
-  db: Kysely<Database>;
+  /** Any database handle (`Kysely`): readiness runs raw SQL only. */
+  db: QueryExecutorProvider;
   metrics: Metrics;
   lifecycle: Lifecycle;
   shippedMigrations: readonly string[];

@@ -23,17 +23,14 @@ import { assertOwnership, declare } from './authz.ts';
 import type { Access } from './authz.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
+import type { RequestState } from './request-state.ts';
 import { assertCleanStrings, isCleanPath } from './strings.ts';
 
 export { Router };
 
 /** Per-request state every middleware may read. */
-export interface RequestState {
-  requestId: string;
-  log: Logger;
-  /** HTTP_BODY_LIMIT_BYTES: the default JSON body limit of every route. */
-  bodyLimitBytes: number;
-}
+// In its own file so that auth.ts and authz.ts, which http.ts imports, need not import http.ts.
+export type { RequestState };
 
 export type AppContext = Context & { state: RequestState };
 
@@ -399,7 +396,7 @@ export function defineRoute<
       params: params as Out<P>,
       query: query as Out<Q>,
       body: body as Out<B>,
-      ctx: ctx as AppContext,
+      ctx,
       setStatus: (next) => {
         status = next;
       },

@@ -3,9 +3,12 @@
 // at any depth, before the line is written.
 import { pino } from 'pino';
 import type { Logger } from 'pino';
-import type { LogLevel } from '../config.ts';
 
 export type { Logger };
+
+/** pino's levels, plus `silent`; src/config.ts validates LOG_LEVEL against this list. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 const REDACTED = '[redacted]';
 

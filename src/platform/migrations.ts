@@ -5,9 +5,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
-import type { Kysely } from 'kysely';
+import type { Kysely, QueryExecutorProvider } from 'kysely';
 import { FileMigrationProvider, Migrator } from 'kysely/migration';
-import type { Database } from './db.ts';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../db/migrations', import.meta.url));
 
@@ -32,7 +31,7 @@ function migrator(db: Kysely<any>): Migrator {
 }
 
 /** Applies every pending migration; returns the names applied by this call. */
-export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
+export async function migrateToLatest<DB>(db: Kysely<DB>): Promise<string[]> {
   return db.connection().execute(async (conn) => {
     await sql`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`.execute(conn);
     try {
@@ -53,7 +52,7 @@ export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
   });
 }
 
-export async function listMigrations(db: Kysely<Database>): Promise<MigrationState[]> {
+export async function listMigrations<DB>(db: Kysely<DB>): Promise<MigrationState[]> {
   const all = await migrator(db).getMigrations();
   return all.map((m) => ({ name: m.name, executedAt: m.executedAt ?? null }));
 }
@@ -69,7 +68,7 @@ export async function shippedMigrations(): Promise<string[]> {
 
 /** Names shipped but not applied; empty when the schema is current. */
 export async function pendingMigrations(
-  db: Kysely<Database>,
+  db: QueryExecutorProvider,
   shipped: readonly string[],
 ): Promise<string[]> {
   // kysely_migration is Kysely's own bookkeeping table (not part of `Database`).

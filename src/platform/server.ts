@@ -20,9 +20,18 @@ export interface RunningServer {
 }
 
 export async function startServer(
-  handler: http.RequestListener,
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>,
   { host, port, shutdownTimeoutMs, log }: ServerOptions,
 ): Promise<RunningServer> {
+  // The listener answers every error itself (platform/http.ts renders them); a rejection
+  // reaching this point is a bug. Log it and drop the connection rather than leave the client
+  // waiting or the rejection unhandled.
+  const listener: http.RequestListener = (req, res) => {
+    handler(req, res).catch((error: unknown) => {
+      log.error({ err: error }, 'request listener failed');
+      res.destroy();
+    });
+  };
   const server = http.createServer(
     {
       // A slow or idle client must not hold a socket forever (slowloris).
@@ -30,7 +39,7 @@ export async function startServer(
       requestTimeout: 0, // long AI jobs and streams through the front door set their own limits
       keepAliveTimeout: 65_000, // longer than common load balancers' 60 s idle timeout
     },
-    handler,
+    listener,
   );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -16,7 +16,7 @@ import { Transaction } from 'ethers';
 import type { Wallet, HDNodeWallet } from 'ethers';
 import type { Kysely } from 'kysely';
 import { recordAudit } from '../platform/audit.ts';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import { newId } from '../platform/ids.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Chain } from './chain.ts';

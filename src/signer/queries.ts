@@ -2,7 +2,7 @@
 // from both drivers, turned into bigint here.
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { FundingKind, FundingOrigin, FundingStatus, FundingTransactionRow } from './table.ts';
 
 export interface FundingTransaction {

@@ -5,7 +5,7 @@ import type { HDNodeWallet, Wallet } from 'ethers';
 import { Gauge } from 'prom-client';
 import type { Kysely } from 'kysely';
 import type { Config } from '../config.ts';
-import type { Database } from '../platform/db.ts';
+import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Metrics } from '../platform/metrics.ts';
 import { createChainView } from './chain.ts';

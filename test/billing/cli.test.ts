@@ -117,7 +117,7 @@ describe('tollhouse plans / billing', () => {
     expect(exported.code, exported.stderr).toBe(0);
     const text = readFileSync(out, 'utf8');
     expect(text.split('\r\n')[0]).toBe(STATEMENT_COLUMNS.join(','));
-    const rows = parse(text, { columns: true }) as Array<Record<string, string>>;
+    const rows = parse<Record<string, string>>(text, { columns: true });
     expect(rows).toHaveLength(2);
     expect(rows.find((r) => r.pipeline === 'llm')).toMatchObject({
       price_currency: 'usd_micros',

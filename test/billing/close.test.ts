@@ -284,7 +284,7 @@ describe('month close', () => {
       chunks.push(Buffer.from(c));
     const text = Buffer.concat(chunks).toString('utf8');
     expect(text.split('\r\n')[0]).toBe(STATEMENT_COLUMNS.join(','));
-    const rows = parse(text, { columns: true }) as Array<Record<string, string>>;
+    const rows = parse<Record<string, string>>(text, { columns: true });
     const statements = await t.app.billing.service.statements({ month: '2026-10' }, 100);
     const lines = (
       await Promise.all(statements.map((s) => t.app.billing.service.statement(s.id)))
@@ -301,7 +301,7 @@ describe('month close', () => {
     });
     expect(csv.status).toBe(200);
     expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
-    const parsed = parse(await csv.text(), { columns: true }) as Array<Record<string, string>>;
+    const parsed = parse<Record<string, string>>(await csv.text(), { columns: true });
     expect(parsed.every((r) => r.statement_id === one.id && r.account_id === accounts[3])).toBe(
       true,
     );

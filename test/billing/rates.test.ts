@@ -9,9 +9,10 @@ import {
   RateUnavailable,
   chargeLine,
   createRateSource,
+  parseDecimalRate,
+  statementTotals,
   weiToUsdMicros,
 } from '../../src/billing/index.ts';
-import { parseDecimalRate, statementTotals } from '../../src/billing/pricing.ts';
 
 const FEED = '0x5f4eC3Df9cbd43714FE2740f5E3616155c5b8419';
 const feed = new Interface([

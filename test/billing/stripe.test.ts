@@ -254,19 +254,19 @@ describe('GET /v1/billing/stripe-sync', () => {
       eventId: `${accountId}-oct`,
       occurredAt: new Date('2026-10-05T10:00:00Z'),
     });
-    await t.app.metering.service.record([october(covered!), october(synced!), october(failing!)]);
+    await t.app.metering.service.record([october(covered), october(synced), october(failing)]);
     await t.app.billing.service.addLedgerEntry(
       { actor: 'test', requestId: null },
-      { accountId: covered!, kind: 'grant', amountUsdMicros: 1_000_000_000n, reference: 'oct' },
+      { accountId: covered, kind: 'grant', amountUsdMicros: 1_000_000_000n, reference: 'oct' },
     );
     await t.app.billing.service.closeMonth('2026-10');
     const october_ = await t.app.billing.service.statements({ month: '2026-10' }, 10);
     const idOf = (accountId: string) => october_.find((s) => s.accountId === accountId)!.id;
-    expect((await t.app.billing.stripe.run({ statementId: idOf(synced!) }))[0]!.state).toBe(
+    expect((await t.app.billing.stripe.run({ statementId: idOf(synced) }))[0]!.state).toBe(
       'finalized',
     );
     fake.failNext(/^\/v1\/customers$/, 1);
-    expect((await t.app.billing.stripe.run({ statementId: idOf(failing!) }))[0]!.error).toBe(
+    expect((await t.app.billing.stripe.run({ statementId: idOf(failing) }))[0]!.error).toBe(
       'Injected failure',
     );
 
@@ -311,9 +311,9 @@ describe('GET /v1/billing/stripe-sync', () => {
     const row = (id: string) =>
       all.body.statements.find((r: { statement_id: string }) => r.statement_id === id);
     const invoice = [...fake.invoices.values()].find(
-      (i) => (i.metadata as Record<string, string>).tollhouse_statement_id === idOf(synced!),
+      (i) => (i.metadata as Record<string, string>).tollhouse_statement_id === idOf(synced),
     )!;
-    expect(row(idOf(synced!))).toMatchObject({
+    expect(row(idOf(synced))).toMatchObject({
       account_id: synced,
       status: 'synced',
       state: 'finalized',
@@ -324,7 +324,7 @@ describe('GET /v1/billing/stripe-sync', () => {
       stripe_customer_id: invoice.customer,
       total_usd_micros: october_.find((s) => s.accountId === synced)!.totalUsdMicros.toString(),
     });
-    expect(row(idOf(failing!))).toMatchObject({
+    expect(row(idOf(failing))).toMatchObject({
       status: 'failed',
       state: 'pending',
       attempts: 1,
@@ -333,12 +333,12 @@ describe('GET /v1/billing/stripe-sync', () => {
       stripe_invoice_id: null,
       stripe_customer_id: null,
     });
-    expect(row(idOf(covered!))).toMatchObject({ status: 'skipped', total_usd_micros: '0' });
+    expect(row(idOf(covered))).toMatchObject({ status: 'skipped', total_usd_micros: '0' });
 
     // Filters, and pages of one that walk the same rows in the same order.
     const failed = await get('?status=failed');
     expect(failed.body.statements.map((r: { statement_id: string }) => r.statement_id)).toEqual([
-      idOf(failing!),
+      idOf(failing),
     ]);
     const one = await get('?months=1');
     expect(one.body.months.map((m: { month: string }) => m.month)).toEqual(['2026-10']);

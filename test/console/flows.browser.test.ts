@@ -183,7 +183,7 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', () => {
       page.waitForEvent('download'),
       page.getByRole('link', { name: 'Download CSV' }).click(),
     ]);
-    const csv = await readFile((await download.path())!, 'utf8');
+    const csv = await readFile(await download.path(), 'utf8');
     expect(csv.split('\n')[0]).toBe('day,pipeline,unit,events,failed_events,quantity,fee_wei');
     expect(csv).toContain(',llm,requests,1,0,1,500000000000000');
     expect(csv).not.toContain('text-to-image');
@@ -298,7 +298,7 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', () => {
       page.getByRole('link', { name: `CSV for ${month}` }).click(),
     ]);
     expect(download.suggestedFilename()).toMatch(/^stmt_[0-9A-Za-z]+\.csv$/);
-    const csv = await readFile((await download.path())!, 'utf8');
+    const csv = await readFile(await download.path(), 'utf8');
     expect(csv.split('\n')[0]).toMatch(/pipeline/);
     expect(csv).toContain('text-to-image');
 
@@ -383,7 +383,9 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', () => {
     await expect(
       byStatement.getByRole('row').filter({ hasText: synced }).innerText(),
     ).resolves.toMatch(
-      new RegExp(`synced\\s+\\(invoiced\\)\\s+${invoice.id}\\s+${String(invoice.customer)}`),
+      new RegExp(
+        `synced\\s+\\(invoiced\\)\\s+${String(invoice.id)}\\s+${String(invoice.customer)}`,
+      ),
     );
     await expect(
       operator.getByRole('table', { name: 'Stripe sync per closed month' }).innerText(),

@@ -3,7 +3,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestApp } from '../support/app.ts';
-import { CONSOLE_LIST_CAP } from '../../src/console/framework.ts';
+import { CONSOLE_LIST_CAP } from '../../src/console/index.ts';
 import { createAccount, signInHttp, startConsoleApp } from './support.ts';
 import type { HttpSession } from './support.ts';
 

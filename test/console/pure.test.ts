@@ -1,31 +1,13 @@
-// The console's pure pieces: escaping, money formatting, where sign-in may return to, dollar
+// The console's pure pieces: money formatting, where sign-in may return to, dollar
 // parsing, and the chart's text alternative.
 import { describe, expect, it } from 'vitest';
 import {
   dollarsToMicros,
   eth,
-  html,
-  raw,
   safeReturnTo,
   stackedBarChart,
   usd,
 } from '../../src/console/index.ts';
-
-describe('html', () => {
-  it('escapes every interpolated string, including inside attributes, but not built markup', () => {
-    const evil = `"><script>alert('x')</script>&`;
-    const out = html`<a title="${evil}">${evil}</a>${html`<b>${evil}</b>`}${raw('<i>ok</i>')}`;
-    expect(out.value).toBe(
-      '<a title="&quot;&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;">&quot;&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;</a><b>&quot;&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;</b><i>ok</i>',
-    );
-  });
-
-  it('renders lists, numbers and bigints, and nothing for null, undefined and false', () => {
-    expect(html`${['<a>', raw('<b/>')]}|${1}|${2n}|${null}|${undefined}|${false}`.value).toBe(
-      '&lt;a&gt;<b/>|1|2|||',
-    );
-  });
-});
 
 describe('money', () => {
   it('shows micro-dollars with cents always and further digits only when not zero', () => {

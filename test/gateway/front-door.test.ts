@@ -413,7 +413,7 @@ describe('client gone during the upload', () => {
         body,
         duplex: 'half',
         signal: abort.signal,
-      } as RequestInit),
+      }),
     ).rejects.toThrow();
     await fake.settled(before + 1);
     expect(fake.received[before]!.closedEarly).toBe(true);
@@ -645,7 +645,7 @@ describe('streaming without holding bodies', () => {
         headers: { ...bearer(secret), 'x-request-id': id, 'content-type': MULTIPART_TYPE },
         body,
         duplex: 'half',
-      } as RequestInit);
+      });
       expect(response.status).toBe(200);
       await response.arrayBuffer();
     } finally {

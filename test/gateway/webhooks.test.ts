@@ -1,6 +1,6 @@
 // /v1/streams and the go-livepeer webhooks (LIVEPEER.md §5) over real HTTP.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { webhookMaxPrice } from '../../src/gateway/routes.ts';
+import { webhookMaxPrice } from '../../src/gateway/index.ts';
 import { PaymentRequired } from '../../src/platform/spend.ts';
 import type { SpendGate } from '../../src/platform/spend.ts';
 import { startTestApp } from '../support/app.ts';

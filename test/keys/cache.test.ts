@@ -7,7 +7,7 @@ import { insertAccount } from '../../src/identity/index.ts';
 import { CLI_CALLER, createKeyService, createKeyVerifier, mintKey } from '../../src/keys/index.ts';
 import type { KeyVerifier } from '../../src/keys/index.ts';
 import { migrateToLatest } from '../../src/platform/migrations.ts';
-import type { DatabaseHandle } from '../../src/platform/db.ts';
+import type { DatabaseHandle } from '../../src/database.ts';
 import type { AppError } from '../../src/platform/errors.ts';
 import { newId } from '../../src/platform/ids.ts';
 import { createLogger } from '../../src/platform/log.ts';

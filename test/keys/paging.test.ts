@@ -3,7 +3,7 @@
 // a millisecond or a whole timestamp, and hostile limits and cursors answered with 400.
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keysCommand } from '../../src/keys/cli.ts';
+import { keysCommand } from '../../src/keys/index.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
 import { createResponseValidator } from '../support/openapi.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMeteringService } from '../../src/metering/service.ts';
+import { createMeteringService } from '../../src/metering/index.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { createAccount } from '../support/fixtures.ts';
 import { runCli } from '../support/process.ts';

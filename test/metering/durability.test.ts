@@ -8,7 +8,7 @@ import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.ts';
 import { parseConfig } from '../../src/config.ts';
-import { createDatabase } from '../../src/platform/db.ts';
+import { createDatabase } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { createTestDatabase, onRealPostgres } from '../support/db.ts';
 import { issueKey, newAccount } from '../support/credentials.ts';

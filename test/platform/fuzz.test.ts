@@ -150,7 +150,7 @@ type Spec = ReturnType<typeof loadSpec> & {
 function resolve(spec: Spec, value: unknown): Record<string, unknown> {
   let current = value as Record<string, unknown> | undefined;
   for (let i = 0; i < 10 && current !== undefined && typeof current.$ref === 'string'; i++) {
-    const [, , section, name] = (current.$ref as string).split('/');
+    const [, , section, name] = current.$ref.split('/');
     current = (spec.components as Record<string, Record<string, unknown>>)[section!]?.[name!] as
       Record<string, unknown> | undefined;
   }

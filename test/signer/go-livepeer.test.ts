@@ -97,8 +97,8 @@ async function post(url: string, body: string | null, headers = bearer(world.key
     body: body ?? undefined,
   });
   const text = await response.text();
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  return { status: response.status, headers: response.headers, body: JSON.parse(text) as any };
+
+  return { status: response.status, headers: response.headers, body: JSON.parse(text) };
 }
 
 const generate = (base: string, request: GoRequest) =>

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Wallet, parseEther } from 'ethers';
 import { createApp } from '../../src/app.ts';
 import type { App } from '../../src/app.ts';
-import type { DatabaseHandle } from '../../src/platform/db.ts';
+import type { DatabaseHandle } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import type { Logger } from '../../src/platform/log.ts';
 import { startServer } from '../../src/platform/server.ts';
@@ -90,7 +90,7 @@ export function eventually<T>(
   probe: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 45_000,
 ): Promise<T> {
-  return pollUntil(probe, { what, timeoutMs, intervalMs: 100 }) as Promise<T>;
+  return pollUntil(probe, { what, timeoutMs, intervalMs: 100 });
 }
 
 export async function senderInfo(livepeer: Livepeer, address: string) {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseEther } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createDatabase } from '../../src/platform/db.ts';
+import { createDatabase } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { deployLivepeer, startAnvil } from '../support/anvil.ts';
 import type { Anvil, Livepeer } from '../support/anvil.ts';

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Contract } from 'ethers';
 import { Wallet, getBytes, hexlify, keccak256, parseEther, verifyMessage } from 'ethers';
-import type { DatabaseHandle } from '../../src/platform/db.ts';
+import type { DatabaseHandle } from '../../src/database.ts';
 import type { SpendGate } from '../../src/platform/spend.ts';
 import { MAX_WIN_PROB, createWire, ticketHash } from '../../src/signer/index.ts';
 import type { Wire } from '../../src/signer/index.ts';

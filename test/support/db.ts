@@ -7,8 +7,8 @@ import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { createDatabase } from '../../src/platform/db.ts';
-import type { DatabaseHandle } from '../../src/platform/db.ts';
+import { createDatabase } from '../../src/database.ts';
+import type { DatabaseHandle } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
 
 /**

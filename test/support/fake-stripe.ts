@@ -137,7 +137,9 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     ];
   }
 
-  const server: Server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+  // A failure in the fake is a failure of the test: left unhandled on purpose (void), not caught.
+  const server: Server = createServer((req, res) => void answer(req, res));
+  async function answer(req: IncomingMessage, res: ServerResponse) {
     const raw = await readBody(req);
     const url = new URL(req.url ?? '/', 'http://fake');
     const method = req.method ?? 'GET';
@@ -201,7 +203,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       return;
     }
     send(answer.status, answer.body, answer.replayed);
-  });
+  }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;

@@ -1,7 +1,7 @@
 // Rows tests need as context (accounts …), created through the capabilities' own queries.
 import type { Kysely } from 'kysely';
 import { insertAccount } from '../../src/identity/index.ts';
-import type { Database } from '../../src/platform/db.ts';
+import type { Database } from '../../src/database.ts';
 import { newId } from '../../src/platform/ids.ts';
 
 export async function createAccount(

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { createDatabase } from '../../src/platform/db.ts';
+import { createDatabase } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { migrateToLatest } from '../../src/platform/migrations.ts';
 import { adminQuery, withDatabase } from './db.ts';

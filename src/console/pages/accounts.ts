@@ -3,8 +3,8 @@
 import { randomBytes } from 'node:crypto';
 import { apiMessage, field, ok } from '../framework.ts';
 import type { ActionContext, PageContext, PageResult, createFramework } from '../framework.ts';
-import { html } from '../html.ts';
-import type { Html } from '../html.ts';
+import { html } from '../../platform/html.ts';
+import type { Html } from '../../platform/html.ts';
 import { csrfField, doneMessage, notice, table, usd, when, eth } from '../views.ts';
 import type { Viewer } from '../views.ts';
 
@@ -50,7 +50,7 @@ export function accountPages(framework: ReturnType<typeof createFramework>): voi
         return null;
       }
       const params = new URLSearchParams({ limit: '50', ...(q === '' ? {} : { q }) });
-      const response = await pc.api('GET', `/v1/accounts?${params}`);
+      const response = await pc.api('GET', `/v1/accounts?${params.toString()}`);
       const accounts = ok(response).body.accounts as AccountJson[];
       const results = table(
         'Accounts',

@@ -11,8 +11,8 @@ import type {
   PageResult,
   createFramework,
 } from '../framework.ts';
-import { html } from '../html.ts';
-import type { Html } from '../html.ts';
+import { html } from '../../platform/html.ts';
+import type { Html } from '../../platform/html.ts';
 import {
   csrfField,
   doneMessage,
@@ -138,7 +138,7 @@ export function appPages(framework: ReturnType<typeof createFramework>): void {
 
   // The app's page: what cannot change (kind, client id) and the edit form, filled in.
   framework.page('/console/apps/:id', async (pc) => {
-    const app = await findApp(pc, pc.ctx.params.id!);
+    const app = await findApp(pc, pc.ctx.params.id);
     if (app === null) return notFound();
     return renderApp(pc, app, { state: saved(app), success: doneMessage(pc.ctx.query, EDIT_DONE) });
   });

@@ -3,8 +3,8 @@
 import { SCOPES } from '../../platform/auth.ts';
 import { apiMessage, field, fields, lines, listAll } from '../framework.ts';
 import type { ActionContext, PageContext, PageResult, createFramework } from '../framework.ts';
-import { html } from '../html.ts';
-import type { Html } from '../html.ts';
+import { html } from '../../platform/html.ts';
+import type { Html } from '../../platform/html.ts';
 import {
   csrfField,
   doneMessage,
@@ -85,7 +85,7 @@ export function keyPages(framework: ReturnType<typeof createFramework>): void {
   framework.action('/console/keys/:id/revoke', async (ac) => {
     const response = await ac.api(
       'POST',
-      `/v1/keys/${encodeURIComponent(ac.ctx.params.id!)}/revoke`,
+      `/v1/keys/${encodeURIComponent(ac.ctx.params.id)}/revoke`,
     );
     if (response.status !== 200) return render(ac, { error: apiMessage(response), status: 400 });
     return { redirect: '/console/keys?done=revoked' };
@@ -98,7 +98,7 @@ export function keyPages(framework: ReturnType<typeof createFramework>): void {
     }
     const response = await ac.api(
       'POST',
-      `/v1/keys/${encodeURIComponent(ac.ctx.params.id!)}/rotate`,
+      `/v1/keys/${encodeURIComponent(ac.ctx.params.id)}/rotate`,
       { graceSeconds: grace },
     );
     if (response.status !== 201) return render(ac, { error: apiMessage(response), status: 400 });

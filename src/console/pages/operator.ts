@@ -3,8 +3,8 @@
 import type { ApiClient } from '../api.ts';
 import { ok } from '../framework.ts';
 import type { createFramework } from '../framework.ts';
-import { html } from '../html.ts';
-import type { Html } from '../html.ts';
+import { html } from '../../platform/html.ts';
+import type { Html } from '../../platform/html.ts';
 import { eth, notice, table, usd, when } from '../views.ts';
 import { usageCsv, usageView } from './usage.ts';
 

@@ -3,8 +3,8 @@
 import { dayRange, stackedBarChart } from '../chart.ts';
 import { ok } from '../framework.ts';
 import type { createFramework } from '../framework.ts';
-import { html } from '../html.ts';
-import type { Html } from '../html.ts';
+import { html } from '../../platform/html.ts';
+import type { Html } from '../../platform/html.ts';
 import { eth, usd } from '../views.ts';
 
 const DAYS = 30;

@@ -1,12 +1,11 @@
 // Statements: the closed months, one statement's lines, and its export (CSV or JSON lines)
 // streamed through from /v1/statements/{id}/export.
 import { Readable } from 'node:stream';
-import type { ReadableStream } from 'node:stream/web';
 import type { ApiClient } from '../api.ts';
 import { SignInRequired } from '../errors.ts';
 import { ok } from '../framework.ts';
 import type { createFramework } from '../framework.ts';
-import { html } from '../html.ts';
+import { html } from '../../platform/html.ts';
 import { eth, table, usd, when } from '../views.ts';
 
 interface Statement {
@@ -139,7 +138,7 @@ export function statementPages(framework: ReturnType<typeof createFramework>, ap
     pc.ctx.type = response.headers.get('content-type') ?? 'application/octet-stream';
     const disposition = response.headers.get('content-disposition');
     if (disposition !== null) pc.ctx.set('Content-Disposition', disposition);
-    pc.ctx.body = Readable.fromWeb(response.body as ReadableStream);
+    pc.ctx.body = Readable.fromWeb(response.body);
     return null;
   });
 }

@@ -4,7 +4,7 @@ import { stringify } from 'csv-stringify/sync';
 import { dayRange, stackedBarChart } from '../chart.ts';
 import { apiMessage } from '../framework.ts';
 import type { PageContext, createFramework } from '../framework.ts';
-import { html } from '../html.ts';
+import { html } from '../../platform/html.ts';
 import { eth, notice, table } from '../views.ts';
 
 const GROUPS = ['pipeline', 'model', 'app', 'end_user'] as const;
@@ -73,7 +73,7 @@ function apiQuery(f: Filters, groupBy: string[], extra: Record<string, string> =
   if (f.pipeline !== '') params.set('pipeline', f.pipeline);
   if (f.model !== '') params.set('model_id', f.model);
   if (f.endUser !== '') params.set('end_user_id', f.endUser);
-  return `/v1/usage?${params}`;
+  return `/v1/usage?${params.toString()}`;
 }
 
 export async function usageView(

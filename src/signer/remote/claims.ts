@@ -7,7 +7,7 @@
 // trips; statements per payment fall with load.
 import type { Kysely } from 'kysely';
 import type { Recorder, UsageEvent } from '../../metering/index.ts';
-import type { Database } from '../../platform/db.ts';
+import type { Database } from '../../database.ts';
 import type { Logger } from '../../platform/log.ts';
 import { setImmediate } from 'node:timers';
 import { claimSessions, revertSession } from './queries.ts';

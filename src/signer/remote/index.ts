@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 import type { Config } from '../../config.ts';
 import type { Recorder } from '../../metering/index.ts';
 import type { Authenticator } from '../../platform/auth.ts';
-import type { Database } from '../../platform/db.ts';
+import type { Database } from '../../database.ts';
 import type { Router } from '../../platform/http.ts';
 import type { Logger } from '../../platform/log.ts';
 import type { Secrets } from '../../platform/secrets.ts';

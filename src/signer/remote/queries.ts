@@ -1,7 +1,7 @@
 // SQL of the remote-signer sessions (signer_sessions).
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
-import type { Database } from '../../platform/db.ts';
+import type { Database } from '../../database.ts';
 
 export interface SessionRow {
   accountId: string;

@@ -18,7 +18,7 @@ import type { Kysely } from 'kysely';
 import type { Config } from '../../config.ts';
 import type { Recorder, UsageEvent } from '../../metering/index.ts';
 import type { Principal } from '../../platform/auth.ts';
-import type { Database } from '../../platform/db.ts';
+import type { Database } from '../../database.ts';
 import type { Logger } from '../../platform/log.ts';
 import type { Secrets } from '../../platform/secrets.ts';
 import { feeWei } from '../../platform/money.ts';

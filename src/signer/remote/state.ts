@@ -65,7 +65,7 @@ export function decodeState(bytes: Uint8Array): PaymentState | null {
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return null;
   const o = raw as Record<string, unknown>;
-  const str = (k: string) => (typeof o[k] === 'string' ? (o[k] as string) : null);
+  const str = (k: string) => (typeof o[k] === 'string' ? o[k] : null);
   const int = (k: string, min: bigint, max: bigint) => {
     const v = o[k];
     return typeof v === 'bigint' && v >= min && v <= max ? v : null;
