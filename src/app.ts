@@ -131,11 +131,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       authenticator,
       firstPartyClients: [consoleOidcClient],
       clock,
-      config: {
-        publicUrl: config.http.publicUrl,
-        trustProxy: config.http.trustProxy,
-        ...config.identity,
-      },
+      config: config.identity,
       // A disabled account's API keys are refused at once, not when the cache entry ages out.
       onAccountChanged: (accountId) => keys.verifier.forgetAccount(accountId),
       // A token made from a key is refused once the key is (revoked, past its grace).
@@ -187,21 +183,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       clock,
       authenticator,
       router,
-      config: {
-        rates: {
-          fixed: config.billing.ethUsdRate,
-          feedAddress: config.billing.ethUsdFeed,
-          rpcUrl: config.billing.ethRpcUrl,
-          maxAgeSeconds: config.billing.rateMaxAgeSeconds,
-        },
-        stripe: config.billing.stripe,
-        spendRefreshMs: config.billing.spendRefreshMs,
-        // Re-read the whole month's rollups every 10 minutes (late events for older hours).
-        spendFullReloadMs: 600_000,
-        closeAfterMs: config.billing.closeAfterMs,
-        // Scheduled close and Stripe sync look for work every 5 minutes.
-        jobIntervalMs: 300_000,
-      },
+      config: config.billing,
     });
     await billing.start();
     closeTasks.push(() => billing.close());
