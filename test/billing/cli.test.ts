@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATEMENT_COLUMNS } from '../../src/billing/index.ts';
 import { createMetering } from '../../src/metering/index.ts';
 import { createAuthenticator } from '../../src/platform/auth.ts';
-import { Router } from '../../src/platform/http.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { createAccount } from '../support/fixtures.ts';
 import { runCli } from '../support/process.ts';
@@ -39,7 +38,6 @@ beforeAll(async () => {
       log,
       authenticator: createAuthenticator([]),
       appOwner: async () => null,
-      router: new Router(),
     });
     await service.record(
       Array.from({ length: 5 }, (_, i) => ({
