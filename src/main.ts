@@ -319,7 +319,7 @@ main(process.argv.slice(2)).then(
       const stack = error instanceof Error ? error.stack : undefined;
       process.stderr.write(`tollhouse: ${stack ?? String(error)}\n`);
     } else {
-      process.stderr.write(`${expected.message}\n`);
+      process.stderr.write(`${printable(expected.message)}\n`);
       if (wantsStackTraces() && error instanceof Error && error.stack !== undefined) {
         process.stderr.write(`${error.stack}\n`);
       }
@@ -362,6 +362,18 @@ function expectedFailure(error: unknown): { message: string; code: number } | nu
   }
   const described = describeStartupError(error);
   return described === null ? null : { message: `tollhouse: ${described}`, code: EXIT_FAILED };
+}
+
+/**
+ * A message as it may reach a terminal: a service's message can quote input (an id that does
+ * not exist), so control characters other than newlines are escaped, never interpreted.
+ */
+function printable(message: string): string {
+  return message.replace(
+    // eslint-disable-next-line no-control-regex -- finding them is the point
+    /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** Whether `error` or an error in its `cause` chain is a `type` (wrappers add context). */
