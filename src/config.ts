@@ -183,7 +183,7 @@ export const SETTINGS = {
   LOG_LEVEL: {
     section: 'log',
     default: 'info',
-    doc: `Log threshold: ${LOG_LEVELS.join(', ')}. Logs are JSON lines on stdout.`,
+    doc: `Log threshold: ${LOG_LEVELS.join(', ')}. Logs are JSON lines: \`serve\` writes them to stdout; one-shot commands write only warnings and errors, to stderr (info with \`--verbose\`).`,
     schema: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }),
   },
   METRICS_TOKEN: {
