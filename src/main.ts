@@ -156,7 +156,7 @@ function helpText(command?: string): string {
     'Commands:',
     ...lines,
     '',
-    'Settings come from the environment; see README.md "Configuration".',
+    'Settings come from the environment; see docs/configuration.md.',
     "Run `tollhouse help <command>` for a command's options.",
     '',
   ].join('\n');

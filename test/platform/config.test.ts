@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -104,11 +104,16 @@ describe('configuration', () => {
     expect(readFileSync(file, 'utf8').trim()).toBe(first.config.secret);
   });
 
-  it('documents every setting in README.md and .env.example', () => {
-    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  // Until docs/configuration.md is generated from SETTINGS (and checked to be current), every
+  // setting must at least be named somewhere in the README or the docs/ pages.
+  it('documents every setting in the docs and .env.example', () => {
+    const docs = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).map((f) => `docs/${f}`)]
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => readFileSync(path.join(ROOT, f), 'utf8'))
+      .join('\n');
     const example = readFileSync(path.join(ROOT, '.env.example'), 'utf8');
     for (const setting of SETTINGS) {
-      expect(readme, `README.md lacks ${setting.name}`).toContain(`\`${setting.name}\``);
+      expect(docs, `README.md and docs/ lack ${setting.name}`).toContain(`\`${setting.name}\``);
       expect(example, `.env.example lacks ${setting.name}`).toMatch(
         new RegExp(`^#? ?${setting.name}=`, 'm'),
       );
