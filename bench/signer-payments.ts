@@ -185,7 +185,7 @@ async function main() {
     const block = BigInt(await anvil.provider.getBlockNumber());
     const minimal = (v: bigint) =>
       getBytes(`0x${v.toString(16).padStart(2 * Math.ceil(v.toString(16).length / 2), '0')}`);
-    // Wrapped in a PaymentResult, as go-livepeer's gateway sends it (README, remote signer).
+    // Wrapped in a PaymentResult, as go-livepeer's gateway sends it (docs/signer.md).
     const info = Buffer.from(
       wire.encode('PaymentResult', {
         info: {

@@ -12,5 +12,5 @@ export function nodeVersionProblem(version) {
     .map((part) => Number.parseInt(part, 10));
   const supported = major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18);
   if (supported) return null;
-  return `tollhouse needs Node.js ${NEEDED} or newer (found v${version}); see README 'Install Node 24'`;
+  return `tollhouse needs Node.js ${NEEDED} or newer (found v${version}); see README 'Getting Node 24'`;
 }

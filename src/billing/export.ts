@@ -1,7 +1,7 @@
 // Exports for finance and data warehouses, streamed in pages (constant memory):
 //   * statement lines as CSV (RFC 4180, through csv-stringify) or JSON Lines;
 //   * raw usage events of a month as JSON Lines.
-// Columns are documented in README "Billing" (STATEMENT_COLUMNS is that list).
+// Columns are documented in docs/metering-and-billing.md (STATEMENT_COLUMNS is that list).
 import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import type { Kysely } from 'kysely';

@@ -1,6 +1,6 @@
 // Pure pricing: which price applies to a usage line, what it charges, and wei → USD. Exact
 // integer arithmetic only; each amount is rounded once, UP, at the place documented here
-// (README "Billing"): a statement line's charge, and a line's wei → USD conversion.
+// (docs/metering-and-billing.md): a statement line's charge, and a line's wei → USD conversion.
 
 export type PriceCurrency = 'wei' | 'usd_micros';
 

@@ -7,7 +7,7 @@
 //     picks up late events for older hours;
 //   * on NOTIFY `tollhouse_billing` (caps, credits, subscriptions, closes): caps, balances and
 //     plans are re-read at once; a `null` (LISTEN connection lost) reloads everything.
-// Worst case (README "Billing"): a principal may overspend a cap by what it can spend in
+// Worst case (docs/metering-and-billing.md): a principal may overspend a cap by what it can spend in
 // `refreshMs` plus the recorder's flush interval (≤ 100 ms) plus requests already admitted.
 // If the database is unreachable the last view stays in force (logged) rather than refusing
 // all traffic.

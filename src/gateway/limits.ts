@@ -1,7 +1,7 @@
 // Rate limits for the front door: a token bucket (requests per second, burst twice the rate)
 // and an in-flight counter per key, per account and, in anonymous mode, per client IP.
 //
-// In-process per replica (README, Front door): N replicas allow up to N× the configured
+// In-process per replica (docs/front-door.md): N replicas allow up to N× the configured
 // rates. That keeps the hot path free of database round trips; billing's spend gate is the
 // cross-replica limit on money.
 import { TooManyRequests } from '../platform/errors.ts';

@@ -3,7 +3,7 @@
 // * /llm JSON: `usage.total_tokens`; /llm SSE (`stream: true`): the `usage` object of the
 //   chunk that carries it (go-livepeer sends it with the last chunk, before `data: [DONE]`);
 // * /audio-to-text JSON: the end timestamp of the last chunk, as the audio's duration (the
-//   front door cannot know the duration without decoding the upload; README explains).
+//   front door cannot know the duration without decoding the upload; docs/front-door.md explains).
 // JSON responses of /llm and /audio-to-text are a few KB; beyond 1 MiB we stop looking.
 const JSON_CAPTURE_LIMIT_BYTES = 1024 * 1024;
 // One SSE line longer than this is not a usage chunk worth parsing.

@@ -6,6 +6,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
+import { createSerialReads } from '../platform/serial-reads.ts';
 import { findAccountStatuses, listDisabledAccountIds } from './queries.ts';
 
 export interface DisabledAccounts {
@@ -28,9 +29,6 @@ export function createDisabledAccounts({
   const disabled = new Set<string>();
   const pending = new Set<string>();
   let full = false;
-  let running: Promise<void> | null = null;
-  let retry: NodeJS.Timeout | null = null;
-  let closed = false;
 
   async function readOnce() {
     if (full) {
@@ -48,42 +46,25 @@ export function createDisabledAccounts({
     for (const row of rows) if (row.status === 'disabled') disabled.add(row.id);
   }
 
-  // Reads run one at a time, in the order the changes arrived; a read started after a
-  // notification sees at least the change it announced. A change arriving during a read joins
-  // the running loop (no await separates the loop's last check from `running = null`).
-  function changed(accountId: string | null): Promise<void> {
-    if (accountId === null) full = true;
-    else pending.add(accountId);
-    if (running !== null) return running;
-    running = (async () => {
-      try {
-        while (!closed && (full || pending.size > 0)) await readOnce();
-      } catch (error) {
-        full = true;
-        if (!closed && retry === null) {
-          retry = setTimeout(() => {
-            retry = null;
-            changed(null).catch(() => undefined);
-          }, RETRY_MS);
-          retry.unref();
-        }
-        throw error;
-      } finally {
-        running = null;
-      }
-    })();
-    running.catch((error: unknown) =>
-      log.error({ err: error }, 'could not read account statuses; retrying'),
-    );
-    return running;
-  }
+  // After a failure the whole list is read again: the failed read consumed the pending ids.
+  const reads = createSerialReads({
+    pending: () => full || pending.size > 0,
+    readOnce,
+    onFailure: () => {
+      full = true;
+    },
+    retryMs: RETRY_MS,
+    log,
+    what: 'account statuses',
+  });
 
   return {
     has: (accountId) => disabled.has(accountId),
-    changed,
-    close() {
-      closed = true;
-      if (retry !== null) clearTimeout(retry);
+    changed(accountId) {
+      if (accountId === null) full = true;
+      else pending.add(accountId);
+      return reads.run();
     },
+    close: () => reads.close(),
   };
 }

@@ -8,6 +8,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
+import { createSerialReads } from '../platform/serial-reads.ts';
 import { listDisabledAppIds, listDisabledAppUsers } from './queries.ts';
 
 export interface DisabledApps {
@@ -31,14 +32,13 @@ export function createDisabledApps({
 }): DisabledApps {
   let apps = new Set<string>();
   let users = new Set<string>();
-  let running: Promise<void> | null = null;
+  // Both lists are always re-read whole, so one flag says a read is owed.
   let again = false;
-  let retry: NodeJS.Timeout | null = null;
-  let closed = false;
   // NUL cannot occur in an app id, so the pair is unambiguous.
   const userKey = (appId: string, externalId: string) => `${appId}\u0000${externalId}`;
 
   async function readOnce() {
+    again = false;
     const [appIds, appUsers] = await Promise.all([
       listDisabledAppIds(db),
       listDisabledAppUsers(db),
@@ -47,43 +47,24 @@ export function createDisabledApps({
     users = new Set(appUsers.map((u) => userKey(u.app_id, u.external_id)));
   }
 
-  // One read at a time; a change arriving during a read makes the loop read once more, so the
-  // last read always starts after the last notification.
-  function changed(): Promise<void> {
-    again = true;
-    if (running !== null) return running;
-    running = (async () => {
-      try {
-        while (!closed && again) {
-          again = false;
-          await readOnce();
-        }
-      } catch (error) {
-        if (!closed && retry === null) {
-          retry = setTimeout(() => {
-            retry = null;
-            changed().catch(() => undefined);
-          }, RETRY_MS);
-          retry.unref();
-        }
-        throw error;
-      } finally {
-        running = null;
-      }
-    })();
-    running.catch((error: unknown) =>
-      log.error({ err: error }, 'could not read app statuses; retrying'),
-    );
-    return running;
-  }
+  const reads = createSerialReads({
+    pending: () => again,
+    readOnce,
+    onFailure: () => {
+      again = true;
+    },
+    retryMs: RETRY_MS,
+    log,
+    what: 'app statuses',
+  });
 
   return {
     appDisabled: (appId) => apps.has(appId),
     userDisabled: (appId, externalId) => users.has(userKey(appId, externalId)),
-    changed,
-    close() {
-      closed = true;
-      if (retry !== null) clearTimeout(retry);
+    changed() {
+      again = true;
+      return reads.run();
     },
+    close: () => reads.close(),
   };
 }

@@ -2,7 +2,7 @@
 // waiting for the database on every request. Events are buffered and written in batches;
 // memory is bounded (callers wait when the buffer is full); the buffer is flushed on close.
 //
-// Guarantee (README, Metering): an event passed to `enqueue` is committed within
+// Guarantee (docs/metering-and-billing.md): an event passed to `enqueue` is committed within
 // `flushIntervalMs` while the database is reachable, and on graceful shutdown. If the process
 // is killed (SIGKILL, OOM) events still in the buffer — at most `maxBuffered`, normally one
 // interval's worth — are lost. Paths that must not lose an event (the signer: a signed

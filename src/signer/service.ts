@@ -51,7 +51,7 @@ export interface SignerStatus {
     lastRun: PolicyOutcome;
     lastTransaction: FundingTransaction | null;
   } | null;
-  /** Things an operator should act on; GET /readyz is not failed by them (see README). */
+  /** Things an operator should act on; GET /readyz is not failed by them (docs/signer.md). */
   warnings: string[];
 }
 

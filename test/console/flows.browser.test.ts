@@ -1,7 +1,7 @@
 // In headless Chromium, the console's everyday flows end to end against the real app: usage
 // ingested through /v1 shows up in the chart and totals, a statement downloads as CSV, and an
 // operator's credit grant reaches the customer's balance. Every page passes axe-core, and each
-// is saved to docs/screenshots for the README.
+// is saved to docs/screenshots for docs/console.md.
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';

@@ -1,6 +1,6 @@
 // Console test helpers: an app whose PUBLIC_URL is its loopback address, accounts with
 // passwords, headless Chromium (Debian's) driven by playwright-core, axe-core run inside the
-// page, and screenshots for the README.
+// page, and screenshots for docs/console.md.
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
@@ -103,10 +103,10 @@ export async function expectAccessible(page: Page): Promise<void> {
   expect(serious, `${page.url()}: ${JSON.stringify(serious, null, 2)}`).toEqual([]);
 }
 
-/** Saves docs/screenshots/<name>.png (committed; the README shows them). */
+/** Saves docs/screenshots/<name>.png (committed; docs/console.md shows them). */
 /**
  * Renders the page as a PNG (so a broken layout fails here too) and, with UPDATE_SCREENSHOTS=1,
- * writes it to docs/screenshots for the README: a plain test run leaves the checkout clean.
+ * writes it to docs/screenshots for docs/console.md: a plain test run leaves the checkout clean.
  */
 export async function screenshot(page: Page, name: string): Promise<void> {
   const update = process.env.UPDATE_SCREENSHOTS === '1';

@@ -11,7 +11,7 @@ import { eventually } from '../support/eventually.ts';
 // A cached key is only dropped by a NOTIFY (or after minutes, for account status), so a
 // refusal seen within this limit proves the push reached the other process. The limit is
 // generous on purpose — no timing threshold in tests; the propagation delay itself (well
-// under the 1 s the README promises) is measured by bench/keys-verify.ts.
+// under the 1 s docs/identity-and-keys.md promises) is measured by bench/keys-verify.ts.
 const PROPAGATION_PROMISE_MS = 15_000;
 
 describe.runIf(onRealPostgres())('two replicas on one PostgreSQL', () => {

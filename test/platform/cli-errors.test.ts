@@ -198,7 +198,7 @@ describe('the entry point', () => {
   it('refuses a Node.js too old for the TypeScript sources in one line', () => {
     for (const old of ['18.20.4', '20.20.2', '22.17.1', '23.5.0']) {
       expect(nodeVersionProblem(old)).toBe(
-        `tollhouse needs Node.js 22.18 or newer (found v${old}); see README 'Install Node 24'`,
+        `tollhouse needs Node.js 22.18 or newer (found v${old}); see README 'Getting Node 24'`,
       );
     }
     for (const fine of ['22.18.0', '22.20.1', '23.6.0', '24.0.0', '25.1.0']) {

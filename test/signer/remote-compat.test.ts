@@ -1,5 +1,5 @@
 // What real go-livepeer gateways send the remote signer, checked against go-livepeer's source
-// (README, "Checked against go-livepeer's source"): the orchestrator info wrapped in a
+// (docs/signer.md, "Checked against go-livepeer's source"): the orchestrator info wrapped in a
 // PaymentResult (server/live_payment.go RequestPayment) or bare (newer signers, the Python
 // SDK); the live-AI sequence of ManifestIDs (none with the job request, then the
 // orchestrator's own job id); and maxPrice as server/remote_signer.go parses it. End to end

@@ -12,7 +12,7 @@
 // has none), and the orchestrator credits each payment to the balance that id names, so a
 // caller cannot put a stream there without breaking the orchestrator's accounting. go-livepeer
 // itself sends the signer nothing that names a stream (its -remoteSignerHeaders are static):
-// a go-livepeer gateway cannot share a credential across customers (README).
+// a go-livepeer gateway cannot share a credential across customers (docs/signer.md).
 import type { Principal } from '../../platform/auth.ts';
 import { Forbidden } from '../../platform/errors.ts';
 

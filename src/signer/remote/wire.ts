@@ -62,7 +62,7 @@ export interface SegDataMessage {
 export interface Wire {
   /**
    * The request's `orchestrator` bytes: a bare `OrchestratorInfo` or one wrapped in a
-   * `PaymentResult` (field 16), the two encodings go-livepeer versions send (README).
+   * `PaymentResult` (field 16), the two encodings go-livepeer versions send (docs/signer.md).
    */
   decodeOrchestratorInfo(bytes: Uint8Array): OrchestratorInfoMessage;
   /** Checks that `bytes` is a `Capabilities` message; throws otherwise. */
