@@ -78,8 +78,9 @@ export const rotateKeyBody = z.strictObject({
 });
 
 export const keyParams = z.object({ id: keyId });
-// Not strict: before paging, unknown query parameters were ignored, and callers may send some.
-export const listQuery = z.object({ account_id: accountId.optional(), ...pageQuery });
+// Strict: `accountId` (its name before issue #17) silently ignored would list the caller's own
+// keys instead of the account asked for.
+export const listQuery = z.strictObject({ account_id: accountId.optional(), ...pageQuery });
 
 // What a caller sees of a key: snake_case (house style rule 6), dates as RFC 3339 strings.
 export const apiKeyView = z.object({

@@ -154,6 +154,31 @@ describe('POST /v1/keys', () => {
     expect(missing.status).toBe(404);
   });
 
+  it('refuses the camelCase names of before issue #17 instead of ignoring them', async () => {
+    // A body naming `accountId` would otherwise create the key in the caller's own account.
+    const old = await call(t, 'POST', '/v1/keys', {
+      headers: bearer(admin),
+      body: { name: 'x', accountId: accountB, allowedResources: ['llm'] },
+    });
+    expect(old.status).toBe(400);
+    checked('POST', '/v1/keys', old);
+    expect(old.body.message).toMatch(/accountId/);
+    expect(old.body.message).toMatch(/allowedResources/);
+    const rotate = await call(
+      t,
+      'POST',
+      `/v1/keys/${(await issueKey(t, accountB)).key.id}/rotate`,
+      {
+        headers: bearer(admin),
+        body: { graceSeconds: 0 },
+      },
+    );
+    expect(rotate.status).toBe(400);
+    const list = await call(t, 'GET', `/v1/keys?accountId=${accountB}`, { headers: bearer(admin) });
+    expect(list.status).toBe(400);
+    checked('GET', '/v1/keys', list);
+  });
+
   it('answers hostile input with documented 4xx errors and writes nothing', async () => {
     const before = await call(t, 'GET', '/v1/keys', { headers: bearer(keyA) });
     const bad = [
