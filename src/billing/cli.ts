@@ -226,7 +226,13 @@ export async function billingCommand(args: string[], deps: BillingCliDeps): Prom
       const results = await app.stripe.run(
         values.statement ? { statementId: values.statement } : {},
       );
-      print({ results });
+      print({
+        results: results.map((r) => ({
+          statement_id: r.statementId,
+          state: r.state,
+          ...(r.error === undefined ? {} : { error: r.error }),
+        })),
+      });
       return results.some((r) => r.error !== undefined) ? 1 : 0;
     } else if (sub === 'credit') {
       const recorded = await app.service.addLedgerEntry(CLI_ACTOR, {

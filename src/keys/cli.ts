@@ -9,7 +9,19 @@ import type { DatabaseHandle } from '../database.ts';
 import { LIST_ALL_CAP, collectPages } from '../platform/cursor.ts';
 import { AppError } from '../platform/errors.ts';
 import { newId } from '../platform/ids.ts';
-import { createKeyBody, keyId, rotateKeyBody, updateKeyBody } from './schemas.ts';
+import {
+  createKeyBody,
+  keyId,
+  rotateKeyBody,
+  toApiKeyView,
+  toIssuedKeyView,
+  toKeyListView,
+  toKeyPatch,
+  toNewKeyInput,
+  toRotateInput,
+  toRotatedKeyView,
+  updateKeyBody,
+} from './schemas.ts';
 import { CLI_CALLER } from './service.ts';
 import type { KeyService } from './service.ts';
 
@@ -80,8 +92,8 @@ export async function keysCommand(args: string[], deps: KeysCliDeps): Promise<nu
     const rotateBody =
       sub === 'rotate'
         ? rotateKeyBody.parse({
-            graceSeconds: grace === undefined ? undefined : Number(grace),
-            expiresAt: values['expires-at'],
+            grace_seconds: grace === undefined ? undefined : Number(grace),
+            expires_at: values['expires-at'],
           })
         : undefined;
     app = await deps.open();
@@ -123,14 +135,14 @@ export async function keysCommand(args: string[], deps: KeysCliDeps): Promise<nu
         const body = createKeyBody.parse({
           name: values.name ?? (values.admin ? 'operator' : 'cli'),
           kind: values.kind,
-          accountId: await accountOf(true),
-          appId: values.app,
+          account_id: await accountOf(true),
+          app_id: values.app,
           scopes: values.admin ? ['admin', ...(values.scope ?? [])] : values.scope,
-          allowedOrigins: values.origin,
-          allowedResources: values.resource,
-          expiresAt: values['expires-at'],
+          allowed_origins: values.origin,
+          allowed_resources: values.resource,
+          expires_at: values['expires-at'],
         });
-        print(await keyService.create(CLI_CALLER, body));
+        print(toIssuedKeyView(await keyService.create(CLI_CALLER, toNewKeyInput(body))));
         return 0;
       }
       case 'list': {
@@ -140,11 +152,11 @@ export async function keysCommand(args: string[], deps: KeysCliDeps): Promise<nu
           (cursor, limit) => keyService.list(CLI_CALLER, { accountId, limit, cursor }),
           LIST_ALL_CAP,
         );
-        print({ keys: all.items, next_cursor: all.nextCursor });
+        print(toKeyListView(all));
         return 0;
       }
       case 'show':
-        print(await keyService.show(CLI_CALLER, id));
+        print(toApiKeyView(await keyService.show(CLI_CALLER, id)));
         return 0;
       case 'update': {
         const body = updateKeyBody.parse(
@@ -152,20 +164,28 @@ export async function keysCommand(args: string[], deps: KeysCliDeps): Promise<nu
             Object.entries({
               name: values.name,
               scopes: values.scope,
-              allowedOrigins: values.origin,
-              allowedResources: values.resource,
-              expiresAt: expiry(),
+              allowed_origins: values.origin,
+              allowed_resources: values.resource,
+              expires_at: expiry(),
             }).filter(([, v]) => v !== undefined),
           ),
         );
-        print(await keyService.update(CLI_CALLER, id, body));
+        print(toApiKeyView(await keyService.update(CLI_CALLER, id, toKeyPatch(body))));
         return 0;
       }
       case 'revoke':
-        print(await keyService.revoke(CLI_CALLER, id));
+        print(toApiKeyView(await keyService.revoke(CLI_CALLER, id)));
         return 0;
       case 'rotate':
-        print(await keyService.rotate(CLI_CALLER, id, rotateBody ?? rotateKeyBody.parse({})));
+        print(
+          toRotatedKeyView(
+            await keyService.rotate(
+              CLI_CALLER,
+              id,
+              toRotateInput(rotateBody ?? rotateKeyBody.parse({})),
+            ),
+          ),
+        );
         return 0;
     }
     return 2;
