@@ -222,7 +222,13 @@ async function billingCommand(args: string[], context: Context): Promise<number>
       throw new CliFailure('Stripe is not configured: set STRIPE_SECRET_KEY');
     }
     const results = await app.stripe.run(values.statement ? { statementId: values.statement } : {});
-    printJson(context.io, { results });
+    printJson(context.io, {
+      results: results.map((r) => ({
+        statement_id: r.statementId,
+        state: r.state,
+        ...(r.error === undefined ? {} : { error: r.error }),
+      })),
+    });
     return results.some((r) => r.error !== undefined) ? 1 : 0;
   } else if (sub === 'credit') {
     const recorded = await app.service.addLedgerEntry(CLI_ACTOR, {

@@ -21,6 +21,7 @@ import {
   streamList,
   streamParams,
   streamView,
+  toStreamView,
 } from './schemas.ts';
 import type { StreamService } from './streams.ts';
 import type { Clock } from '../platform/clock.ts';
@@ -78,14 +79,14 @@ export function gatewayRoutes(router: Router, deps: GatewayRoutesDeps): void {
     async function createStream({ body, ctx }) {
       ctx.set('Cache-Control', 'no-store');
       const { stream, streamKey } = await streams.create(principal(ctx), body.name);
-      return { ...stream, streamKey };
+      return { ...toStreamView(stream), stream_key: streamKey };
     },
   );
   defineRoute(
     router,
     { method: 'get', path: '/v1/streams', response: streamList, access: manage() },
     async function listStreams({ ctx }) {
-      return { streams: await streams.list(principal(ctx)) };
+      return { streams: (await streams.list(principal(ctx))).map(toStreamView) };
     },
   );
   defineRoute(
@@ -107,7 +108,7 @@ export function gatewayRoutes(router: Router, deps: GatewayRoutesDeps): void {
       }),
     },
     async function revokeStream({ params, ctx }) {
-      return streams.revoke(principal(ctx), params.id);
+      return toStreamView(await streams.revoke(principal(ctx), params.id));
     },
   );
 

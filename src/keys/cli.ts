@@ -7,7 +7,19 @@ import { CliUsageError, parseSubcommand, printJson, shown } from '../platform/cl
 import type { CliCommand, CliContext } from '../platform/cli.ts';
 import { LIST_ALL_CAP, collectPages } from '../platform/cursor.ts';
 import { NotFound } from '../platform/errors.ts';
-import { createKeyBody, keyId, rotateKeyBody, updateKeyBody } from './schemas.ts';
+import {
+  createKeyBody,
+  keyId,
+  rotateKeyBody,
+  toApiKeyView,
+  toIssuedKeyView,
+  toKeyListView,
+  toKeyPatch,
+  toNewKeyInput,
+  toRotateInput,
+  toRotatedKeyView,
+  updateKeyBody,
+} from './schemas.ts';
 import { CLI_CALLER } from './service.ts';
 import type { KeyService } from './service.ts';
 
@@ -98,14 +110,14 @@ async function createKey(input: Input, context: Context): Promise<number> {
   const body = parseOptions(createKeyBody, {
     name: values.name ?? (values.admin ? 'operator' : 'cli'),
     kind: values.kind,
-    accountId,
-    appId: values.app,
+    account_id: accountId,
+    app_id: values.app,
     scopes: values.admin ? ['admin', ...(values.scope ?? [])] : values.scope,
-    allowedOrigins: values.origin,
-    allowedResources: values.resource,
-    expiresAt: values['expires-at'],
+    allowed_origins: values.origin,
+    allowed_resources: values.resource,
+    expires_at: values['expires-at'],
   });
-  printJson(context.io, await keyService.create(CLI_CALLER, body));
+  printJson(context.io, toIssuedKeyView(await keyService.create(CLI_CALLER, toNewKeyInput(body))));
   return 0;
 }
 
@@ -119,14 +131,14 @@ async function listKeys(input: Input, context: Context): Promise<number> {
     (cursor, limit) => keyService.list(CLI_CALLER, { accountId, limit, cursor }),
     LIST_ALL_CAP,
   );
-  printJson(context.io, { keys: all.items, next_cursor: all.nextCursor });
+  printJson(context.io, toKeyListView(all));
   return 0;
 }
 
 async function showKey(input: Input, context: Context): Promise<number> {
   const id = existing(keyArgument(input));
   const { keyService } = await context.open();
-  printJson(context.io, await keyService.show(CLI_CALLER, id));
+  printJson(context.io, toApiKeyView(await keyService.show(CLI_CALLER, id)));
   return 0;
 }
 
@@ -142,21 +154,21 @@ async function updateKey(input: Input, context: Context): Promise<number> {
       Object.entries({
         name: values.name,
         scopes: values.scope,
-        allowedOrigins: values.origin,
-        allowedResources: values.resource,
-        expiresAt: values['no-expiry'] ? null : values['expires-at'],
+        allowed_origins: values.origin,
+        allowed_resources: values.resource,
+        expires_at: values['no-expiry'] ? null : values['expires-at'],
       }).filter(([, v]) => v !== undefined),
     ),
   );
   const { keyService } = await context.open();
-  printJson(context.io, await keyService.update(CLI_CALLER, id, body));
+  printJson(context.io, toApiKeyView(await keyService.update(CLI_CALLER, id, toKeyPatch(body))));
   return 0;
 }
 
 async function revokeKey(input: Input, context: Context): Promise<number> {
   const id = existing(keyArgument(input));
   const { keyService } = await context.open();
-  printJson(context.io, await keyService.revoke(CLI_CALLER, id));
+  printJson(context.io, toApiKeyView(await keyService.revoke(CLI_CALLER, id)));
   return 0;
 }
 
@@ -168,11 +180,14 @@ async function rotateKey(input: Input, context: Context): Promise<number> {
     throw new CliUsageError(`--grace-seconds ${shown(grace)}: expected a whole number of seconds`);
   }
   const body = parseOptions(rotateKeyBody, {
-    graceSeconds: grace === undefined ? undefined : Number(grace),
-    expiresAt: values['expires-at'],
+    grace_seconds: grace === undefined ? undefined : Number(grace),
+    expires_at: values['expires-at'],
   });
   const { keyService } = await context.open();
-  printJson(context.io, await keyService.rotate(CLI_CALLER, id, body));
+  printJson(
+    context.io,
+    toRotatedKeyView(await keyService.rotate(CLI_CALLER, id, toRotateInput(body))),
+  );
   return 0;
 }
 
@@ -251,14 +266,7 @@ function parseOptions<T>(schema: z.ZodType<T>, input: unknown): T {
 const OPTION_OF_FIELD: Record<string, string> = {
   name: '--name',
   kind: '--kind',
-  accountId: '--account',
-  appId: '--app',
   scopes: '--scope',
-  allowedOrigins: '--origin',
-  allowedResources: '--resource',
-  expiresAt: '--expires-at',
-  graceSeconds: '--grace-seconds',
-  // The same fields in the API's snake_case.
   account_id: '--account',
   app_id: '--app',
   allowed_origins: '--origin',

@@ -19,6 +19,14 @@ import {
   apiKeyView,
   rotateKeyBody,
   rotatedKey,
+  toApiKeyView,
+  toIssuedKeyView,
+  toKeyListView,
+  toKeyPatch,
+  toNewKeyInput,
+  toRotateInput,
+  toRotatedKeyView,
+  toVerifiedPrincipalView,
   updateKeyBody,
   verifiedPrincipal,
   verifyQuery,
@@ -60,11 +68,11 @@ export function keyRoutes(router: Router, { keyService, authenticator, db }: Key
       body: createKeyBody,
       response: issuedKey,
       status: 201,
-      access: manage({ 'body.accountId': ownAccount, 'body.appId': ownApp }),
+      access: manage({ 'body.account_id': ownAccount, 'body.app_id': ownApp }),
     },
     async function createKey({ body, ctx }) {
       ctx.set('Cache-Control', 'no-store');
-      return keyService.create(caller(ctx), body);
+      return toIssuedKeyView(await keyService.create(caller(ctx), toNewKeyInput(body)));
     },
   );
 
@@ -75,12 +83,16 @@ export function keyRoutes(router: Router, { keyService, authenticator, db }: Key
       path: '/v1/keys',
       query: listQuery,
       response: keyList,
-      access: manage({ 'query.accountId': ownAccount }),
+      access: manage({ 'query.account_id': ownAccount }),
     },
     async function listKeys({ query, ctx }) {
-      // `next_cursor`, snake_case as on every other paged list (/v1/accounts, /v1/usage).
-      const page = await keyService.list(caller(ctx), query);
-      return { keys: page.items, next_cursor: page.nextCursor };
+      const { account_id, ...page } = query;
+      return toKeyListView(
+        await keyService.list(caller(ctx), {
+          ...page,
+          ...(account_id === undefined ? {} : { accountId: account_id }),
+        }),
+      );
     },
   );
 
@@ -94,7 +106,7 @@ export function keyRoutes(router: Router, { keyService, authenticator, db }: Key
       access: manage({ 'params.id': ownKey }),
     },
     async function showKey({ params, ctx }) {
-      return keyService.show(caller(ctx), params.id);
+      return toApiKeyView(await keyService.show(caller(ctx), params.id));
     },
   );
 
@@ -109,7 +121,7 @@ export function keyRoutes(router: Router, { keyService, authenticator, db }: Key
       access: manage({ 'params.id': ownKey }),
     },
     async function updateKey({ params, body, ctx }) {
-      return keyService.update(caller(ctx), params.id, body);
+      return toApiKeyView(await keyService.update(caller(ctx), params.id, toKeyPatch(body)));
     },
   );
 
@@ -123,7 +135,7 @@ export function keyRoutes(router: Router, { keyService, authenticator, db }: Key
       access: manage({ 'params.id': ownKey }),
     },
     async function revokeKey({ params, ctx }) {
-      return keyService.revoke(caller(ctx), params.id);
+      return toApiKeyView(await keyService.revoke(caller(ctx), params.id));
     },
   );
 
@@ -140,7 +152,8 @@ export function keyRoutes(router: Router, { keyService, authenticator, db }: Key
     },
     async function rotateKey({ params, body, ctx }) {
       ctx.set('Cache-Control', 'no-store');
-      return keyService.rotate(caller(ctx), params.id, body ?? rotateKeyBody.parse({}));
+      const input = toRotateInput(body ?? rotateKeyBody.parse({}));
+      return toRotatedKeyView(await keyService.rotate(caller(ctx), params.id, input));
     },
   );
 
@@ -178,7 +191,7 @@ export function keyRoutes(router: Router, { keyService, authenticator, db }: Key
       ctx.set('X-Tollhouse-App', principal.appId ?? '');
       ctx.set('X-Tollhouse-Key', principal.keyId ?? '');
       ctx.set('X-Tollhouse-Scopes', principal.scopes.join(' '));
-      return principal;
+      return toVerifiedPrincipalView(principal);
     },
   );
 }

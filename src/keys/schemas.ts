@@ -1,8 +1,11 @@
 // Request and response shapes of /v1/keys and /v1/auth/verify (mirrored in openapi.yaml).
 import { z } from 'zod';
+import type { Principal } from '../platform/auth.ts';
 import { SCOPES } from '../platform/auth.ts';
+import type { Page } from '../platform/cursor.ts';
 import { pageQuery } from '../platform/cursor.ts';
 import { KEY_KINDS, normalizeOrigin } from './format.ts';
+import type { ApiKeyView, IssuedKey, KeyPatch, NewKeyInput, RotateInput } from './service.ts';
 
 // Limits keep one key row and one verification small; they are far above real use (hosted
 // gateways allow a handful of origins per browser key).
@@ -46,59 +49,59 @@ const dateTime = z.iso
 export const createKeyBody = z.strictObject({
   name,
   kind: z.enum(KEY_KINDS).default('backend'),
-  accountId: accountId.optional(),
-  appId: appId.nullable().optional(),
+  account_id: accountId.optional(),
+  app_id: appId.nullable().optional(),
   scopes: z.array(scope).min(1).max(SCOPES.length).optional(),
-  allowedOrigins: z.array(origin).min(1).max(MAX_ORIGINS).optional(),
-  allowedResources: z.array(resource).min(1).max(MAX_RESOURCES).optional(),
-  expiresAt: dateTime.nullable().optional(),
+  allowed_origins: z.array(origin).min(1).max(MAX_ORIGINS).optional(),
+  allowed_resources: z.array(resource).min(1).max(MAX_RESOURCES).optional(),
+  expires_at: dateTime.nullable().optional(),
 });
 
 export const updateKeyBody = z
   .strictObject({
     name: name.optional(),
     scopes: z.array(scope).min(1).max(SCOPES.length).optional(),
-    allowedOrigins: z.array(origin).min(1).max(MAX_ORIGINS).nullable().optional(),
-    allowedResources: z.array(resource).min(1).max(MAX_RESOURCES).nullable().optional(),
-    expiresAt: dateTime.nullable().optional(),
+    allowed_origins: z.array(origin).min(1).max(MAX_ORIGINS).nullable().optional(),
+    allowed_resources: z.array(resource).min(1).max(MAX_RESOURCES).nullable().optional(),
+    expires_at: dateTime.nullable().optional(),
   })
   .refine((body) => Object.keys(body).length > 0, { error: 'name at least one field to change' });
 
 export const rotateKeyBody = z.strictObject({
   // A day by default: long enough to roll a deployment, short enough to bound a leak.
-  graceSeconds: z
+  grace_seconds: z
     .int()
     .min(0)
     .max(MAX_GRACE_SECONDS)
     .default(24 * 60 * 60),
-  expiresAt: dateTime.nullable().optional(),
+  expires_at: dateTime.nullable().optional(),
 });
 
 export const keyParams = z.object({ id: keyId });
-// Not strict: before paging, unknown query parameters were ignored, and callers may send some.
-export const listQuery = z.object({ accountId: accountId.optional(), ...pageQuery });
+// Strict: `accountId` (its name before issue #17) silently ignored would list the caller's own
+// keys instead of the account asked for.
+export const listQuery = z.strictObject({ account_id: accountId.optional(), ...pageQuery });
 
-const iso = z.date().transform((d) => d.toISOString());
-
+// What a caller sees of a key: snake_case (house style rule 6), dates as RFC 3339 strings.
 export const apiKeyView = z.object({
   id: z.string(),
-  accountId: z.string(),
-  appId: z.string().nullable(),
+  account_id: z.string(),
+  app_id: z.string().nullable(),
   kind: z.enum(KEY_KINDS),
   name: z.string(),
   scopes: z.array(z.string()),
-  allowedOrigins: z.array(z.string()).nullable(),
-  allowedResources: z.array(z.string()).nullable(),
-  displayPrefix: z.string(),
+  allowed_origins: z.array(z.string()).nullable(),
+  allowed_resources: z.array(z.string()).nullable(),
+  display_prefix: z.string(),
   status: z.enum(['active', 'expired', 'revoked']),
-  rotationDue: z.boolean(),
-  createdBy: z.string(),
-  createdAt: iso,
-  updatedAt: iso,
-  expiresAt: iso.nullable(),
-  lastUsedAt: iso.nullable(),
-  revokedAt: iso.nullable(),
-  replacedBy: z.string().nullable(),
+  rotation_due: z.boolean(),
+  created_by: z.string(),
+  created_at: z.string(),
+  updated_at: z.string(),
+  expires_at: z.string().nullable(),
+  last_used_at: z.string().nullable(),
+  revoked_at: z.string().nullable(),
+  replaced_by: z.string().nullable(),
 });
 
 export const issuedKey = z.object({ key: apiKeyView, secret: z.string() });
@@ -118,8 +121,90 @@ export const verifyQuery = z.object({
 
 export const verifiedPrincipal = z.object({
   via: z.enum(['api_key', 'access_token']),
-  accountId: z.string(),
-  appId: z.string().nullable(),
-  keyId: z.string().nullable(),
+  account_id: z.string(),
+  app_id: z.string().nullable(),
+  key_id: z.string().nullable(),
   scopes: z.array(z.string()).readonly(),
 });
+
+// ---- views: the one place domain objects (camelCase) become what callers see ----------------
+
+const isoOrNull = (d: Date | null) => (d === null ? null : d.toISOString());
+
+/** A key as /v1/keys and `tollhouse keys` show it. */
+export function toApiKeyView(key: ApiKeyView): z.output<typeof apiKeyView> {
+  return {
+    id: key.id,
+    account_id: key.accountId,
+    app_id: key.appId,
+    kind: key.kind,
+    name: key.name,
+    scopes: key.scopes,
+    allowed_origins: key.allowedOrigins,
+    allowed_resources: key.allowedResources,
+    display_prefix: key.displayPrefix,
+    status: key.status,
+    rotation_due: key.rotationDue,
+    created_by: key.createdBy,
+    created_at: key.createdAt.toISOString(),
+    updated_at: key.updatedAt.toISOString(),
+    expires_at: isoOrNull(key.expiresAt),
+    last_used_at: isoOrNull(key.lastUsedAt),
+    revoked_at: isoOrNull(key.revokedAt),
+    replaced_by: key.replacedBy,
+  };
+}
+
+export function toIssuedKeyView(issued: IssuedKey): z.output<typeof issuedKey> {
+  return { key: toApiKeyView(issued.key), secret: issued.secret };
+}
+
+export function toRotatedKeyView(
+  rotated: IssuedKey & { previous: ApiKeyView },
+): z.output<typeof rotatedKey> {
+  return { ...toIssuedKeyView(rotated), previous: toApiKeyView(rotated.previous) };
+}
+
+export function toKeyListView(page: Page<ApiKeyView>): z.output<typeof keyList> {
+  return { keys: page.items.map(toApiKeyView), next_cursor: page.nextCursor };
+}
+
+export function toVerifiedPrincipalView(principal: Principal): z.output<typeof verifiedPrincipal> {
+  return {
+    via: principal.via,
+    account_id: principal.accountId,
+    app_id: principal.appId,
+    key_id: principal.keyId,
+    scopes: principal.scopes,
+  };
+}
+
+// ---- request bodies → the service's inputs --------------------------------------------------
+
+export function toNewKeyInput(body: z.output<typeof createKeyBody>): NewKeyInput {
+  return {
+    name: body.name,
+    kind: body.kind,
+    accountId: body.account_id,
+    appId: body.app_id,
+    scopes: body.scopes,
+    allowedOrigins: body.allowed_origins,
+    allowedResources: body.allowed_resources,
+    expiresAt: body.expires_at,
+  };
+}
+
+export function toKeyPatch(body: z.output<typeof updateKeyBody>): KeyPatch {
+  // Only the fields the caller sent: the service treats a present null as "clear it".
+  const patch: KeyPatch = {};
+  if (body.name !== undefined) patch.name = body.name;
+  if (body.scopes !== undefined) patch.scopes = body.scopes;
+  if (body.allowed_origins !== undefined) patch.allowedOrigins = body.allowed_origins;
+  if (body.allowed_resources !== undefined) patch.allowedResources = body.allowed_resources;
+  if (body.expires_at !== undefined) patch.expiresAt = body.expires_at;
+  return patch;
+}
+
+export function toRotateInput(body: z.output<typeof rotateKeyBody>): RotateInput {
+  return { graceSeconds: body.grace_seconds, expiresAt: body.expires_at };
+}

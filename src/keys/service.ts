@@ -177,7 +177,7 @@ export function createKeyService(deps: KeyServiceDeps) {
     }
     if (kind === 'browser') {
       if (fields.allowedOrigins === null || fields.allowedResources === null) {
-        throw new InvalidRequest('Browser keys need allowedOrigins and allowedResources');
+        throw new InvalidRequest('Browser keys need allowed_origins and allowed_resources');
       }
       if (fields.scopes.some((s) => s !== 'gateway')) {
         throw new InvalidRequest(
@@ -186,11 +186,11 @@ export function createKeyService(deps: KeyServiceDeps) {
       }
     } else if (fields.allowedOrigins !== null) {
       throw new InvalidRequest(
-        'allowedOrigins applies to browser keys only; backend keys are refused from browsers',
+        'allowed_origins applies to browser keys only; backend keys are refused from browsers',
       );
     }
     if (expiryChanged && fields.expiresAt !== null && fields.expiresAt.getTime() <= now()) {
-      throw new InvalidRequest('expiresAt must be in the future');
+      throw new InvalidRequest('expires_at must be in the future');
     }
   }
 
@@ -237,7 +237,7 @@ export function createKeyService(deps: KeyServiceDeps) {
     async create(caller: Caller, input: NewKeyInput): Promise<IssuedKey> {
       assertMayManage(caller);
       const accountId = input.accountId ?? caller.accountId;
-      if (accountId === null) throw new InvalidRequest('accountId is required');
+      if (accountId === null) throw new InvalidRequest('account_id is required');
       assertOwnAccount(caller, accountId);
       const account = await findAccountById(db, accountId);
       if (account === undefined) throw new NotFound(`No account ${accountId}`);
@@ -275,7 +275,7 @@ export function createKeyService(deps: KeyServiceDeps) {
     },
 
     /**
-     * A page of an account's keys, newest first. `cursor` is a `nextCursor` this returned for
+     * A page of an account's keys, newest first. `cursor` is a `next_cursor` this returned for
      * the same account (any other is refused with 400).
      */
     async list(
@@ -284,7 +284,7 @@ export function createKeyService(deps: KeyServiceDeps) {
     ): Promise<Page<ApiKeyView>> {
       assertMayManage(caller);
       const target = query.accountId ?? caller.accountId;
-      if (target === null) throw new InvalidRequest('accountId is required');
+      if (target === null) throw new InvalidRequest('account_id is required');
       assertOwnAccount(caller, target);
       const limit = pageLimit(query.limit);
       const after =

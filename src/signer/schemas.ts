@@ -11,11 +11,11 @@ const time = z.string();
 
 const sender = z.object({
   address,
-  depositWei: decimal,
-  reserveWei: decimal,
-  claimedInCurrentRoundWei: decimal,
-  withdrawRound: decimal,
-  unlockInProgress: z.boolean(),
+  deposit_wei: decimal,
+  reserve_wei: decimal,
+  claimed_in_current_round_wei: decimal,
+  withdraw_round: decimal,
+  unlock_in_progress: z.boolean(),
 });
 
 export const fundingTransactionSchema = z.object({
@@ -24,15 +24,15 @@ export const fundingTransactionSchema = z.object({
   origin: z.enum(['policy', 'manual']),
   status: z.enum(['intent', 'sent', 'confirmed', 'failed', 'replaced']),
   beneficiary: address,
-  depositWei: decimal,
-  reserveWei: decimal,
-  valueWei: decimal,
-  txHash: z.string().nullable(),
+  deposit_wei: decimal,
+  reserve_wei: decimal,
+  value_wei: decimal,
+  tx_hash: z.string().nullable(),
   nonce: decimal.nullable(),
-  blockNumber: decimal.nullable(),
+  block_number: decimal.nullable(),
   error: z.string().nullable(),
-  createdAt: time,
-  settledAt: time.nullable(),
+  created_at: time,
+  settled_at: time.nullable(),
 });
 
 // GET /v1/signer/funding: a page of the journal, newest first. 100 rows default a screenful;
@@ -55,35 +55,35 @@ export const signerStatusSchema = z.object({
   reason: z.string().nullable(),
   address: address.nullable(),
   beneficiary: address.nullable(),
-  chainId: decimal.nullable(),
+  chain_id: decimal.nullable(),
   contracts: z
     .object({
       controller: address,
-      ticketBroker: address,
-      roundsManager: address,
-      bondingManager: address,
+      ticket_broker: address,
+      rounds_manager: address,
+      bonding_manager: address,
     })
     .nullable(),
   rpc: z
     .object({
       state: z.enum(['connecting', 'ok', 'unreachable']),
-      consecutiveFailures: z.number().int(),
-      lastError: z.string().nullable(),
-      lastSuccessAt: time.nullable(),
-      nextRetryAt: time.nullable(),
+      consecutive_failures: z.number().int(),
+      last_error: z.string().nullable(),
+      last_success_at: time.nullable(),
+      next_retry_at: time.nullable(),
     })
     .nullable(),
   chain: z
     .object({
-      blockNumber: decimal,
-      l1BlockNumber: decimal,
-      ethWei: decimal,
-      currentRound: decimal,
-      lastInitializedRound: decimal,
-      lastInitializedRoundBlockHash: z.string(),
-      unlockPeriodRounds: decimal,
-      ticketValidityRounds: decimal,
-      refreshedAt: time,
+      block_number: decimal,
+      l1_block_number: decimal,
+      eth_wei: decimal,
+      current_round: decimal,
+      last_initialized_round: decimal,
+      last_initialized_round_block_hash: z.string(),
+      unlock_period_rounds: decimal,
+      ticket_validity_rounds: decimal,
+      refreshed_at: time,
       sender,
       beneficiary: sender,
     })
@@ -92,17 +92,17 @@ export const signerStatusSchema = z.object({
     .object({
       policy: z
         .object({
-          targetDepositWei: decimal,
-          targetReserveWei: decimal,
-          refillThresholdPercent: z.number().int(),
-          maxPerTxWei: decimal,
-          maxPerDayWei: decimal,
-          fundFor: address.nullable(),
+          target_deposit_wei: decimal,
+          target_reserve_wei: decimal,
+          refill_threshold_percent: z.number().int(),
+          max_per_tx_wei: decimal,
+          max_per_day_wei: decimal,
+          fund_for: address.nullable(),
         })
         .nullable(),
-      gasReserveWei: decimal,
-      spentLastDayWei: decimal,
-      lastRun: z.object({
+      gas_reserve_wei: decimal,
+      spent_last_day_wei: decimal,
+      last_run: z.object({
         state: z.enum([
           'disabled',
           'starting',
@@ -118,7 +118,7 @@ export const signerStatusSchema = z.object({
         message: z.string(),
         at: time,
       }),
-      lastTransaction: fundingTransactionSchema.nullable(),
+      last_transaction: fundingTransactionSchema.nullable(),
     })
     .nullable(),
   warnings: z.array(z.string()),
@@ -133,11 +133,11 @@ const str = (n: bigint | null) => (n === null ? null : n.toString());
 function senderJson(s: SenderInfo): z.input<typeof sender> {
   return {
     address: s.address,
-    depositWei: s.depositWei.toString(),
-    reserveWei: s.reserveWei.toString(),
-    claimedInCurrentRoundWei: s.claimedInCurrentRoundWei.toString(),
-    withdrawRound: s.withdrawRound.toString(),
-    unlockInProgress: s.unlockInProgress,
+    deposit_wei: s.depositWei.toString(),
+    reserve_wei: s.reserveWei.toString(),
+    claimed_in_current_round_wei: s.claimedInCurrentRoundWei.toString(),
+    withdraw_round: s.withdrawRound.toString(),
+    unlock_in_progress: s.unlockInProgress,
   };
 }
 
@@ -148,15 +148,15 @@ export function fundingTransactionJson(t: FundingTransaction): FundingTransactio
     origin: t.origin,
     status: t.status,
     beneficiary: t.beneficiary,
-    depositWei: t.depositWei.toString(),
-    reserveWei: t.reserveWei.toString(),
-    valueWei: t.valueWei.toString(),
-    txHash: t.txHash,
+    deposit_wei: t.depositWei.toString(),
+    reserve_wei: t.reserveWei.toString(),
+    value_wei: t.valueWei.toString(),
+    tx_hash: t.txHash,
     nonce: str(t.nonce),
-    blockNumber: str(t.blockNumber),
+    block_number: str(t.blockNumber),
     error: t.error,
-    createdAt: t.createdAt.toISOString(),
-    settledAt: iso(t.settledAt),
+    created_at: t.createdAt.toISOString(),
+    settled_at: iso(t.settledAt),
   };
 }
 
@@ -168,31 +168,39 @@ export function signerStatusJson(s: SignerStatus): SignerStatusJson {
     reason: s.reason,
     address: s.address,
     beneficiary: s.beneficiary,
-    chainId: str(s.chainId),
-    contracts: s.contracts,
+    chain_id: str(s.chainId),
+    contracts:
+      s.contracts === null
+        ? null
+        : {
+            controller: s.contracts.controller,
+            ticket_broker: s.contracts.ticketBroker,
+            rounds_manager: s.contracts.roundsManager,
+            bonding_manager: s.contracts.bondingManager,
+          },
     rpc:
       s.rpc === null
         ? null
         : {
             state: s.rpc.state,
-            consecutiveFailures: s.rpc.consecutiveFailures,
-            lastError: s.rpc.lastError,
-            lastSuccessAt: iso(s.rpc.lastSuccessAt),
-            nextRetryAt: iso(s.rpc.nextRetryAt),
+            consecutive_failures: s.rpc.consecutiveFailures,
+            last_error: s.rpc.lastError,
+            last_success_at: iso(s.rpc.lastSuccessAt),
+            next_retry_at: iso(s.rpc.nextRetryAt),
           },
     chain:
       v === null
         ? null
         : {
-            blockNumber: v.blockNumber.toString(),
-            l1BlockNumber: v.l1BlockNumber.toString(),
-            ethWei: v.ethWei.toString(),
-            currentRound: v.currentRound.toString(),
-            lastInitializedRound: v.lastInitializedRound.toString(),
-            lastInitializedRoundBlockHash: v.lastInitializedRoundBlockHash,
-            unlockPeriodRounds: v.unlockPeriodRounds.toString(),
-            ticketValidityRounds: v.ticketValidityRounds.toString(),
-            refreshedAt: v.refreshedAt.toISOString(),
+            block_number: v.blockNumber.toString(),
+            l1_block_number: v.l1BlockNumber.toString(),
+            eth_wei: v.ethWei.toString(),
+            current_round: v.currentRound.toString(),
+            last_initialized_round: v.lastInitializedRound.toString(),
+            last_initialized_round_block_hash: v.lastInitializedRoundBlockHash,
+            unlock_period_rounds: v.unlockPeriodRounds.toString(),
+            ticket_validity_rounds: v.ticketValidityRounds.toString(),
+            refreshed_at: v.refreshedAt.toISOString(),
             sender: senderJson(v.sender),
             beneficiary: senderJson(v.beneficiary),
           },
@@ -204,21 +212,21 @@ export function signerStatusJson(s: SignerStatus): SignerStatusJson {
               p === null
                 ? null
                 : {
-                    targetDepositWei: p.targetDepositWei.toString(),
-                    targetReserveWei: p.targetReserveWei.toString(),
-                    refillThresholdPercent: p.refillThresholdPercent,
-                    maxPerTxWei: p.maxPerTxWei.toString(),
-                    maxPerDayWei: p.maxPerDayWei.toString(),
-                    fundFor: p.fundFor,
+                    target_deposit_wei: p.targetDepositWei.toString(),
+                    target_reserve_wei: p.targetReserveWei.toString(),
+                    refill_threshold_percent: p.refillThresholdPercent,
+                    max_per_tx_wei: p.maxPerTxWei.toString(),
+                    max_per_day_wei: p.maxPerDayWei.toString(),
+                    fund_for: p.fundFor,
                   },
-            gasReserveWei: s.funding.gasReserveWei.toString(),
-            spentLastDayWei: s.funding.spentLastDayWei.toString(),
-            lastRun: {
+            gas_reserve_wei: s.funding.gasReserveWei.toString(),
+            spent_last_day_wei: s.funding.spentLastDayWei.toString(),
+            last_run: {
               state: s.funding.lastRun.state,
               message: s.funding.lastRun.message,
               at: s.funding.lastRun.at.toISOString(),
             },
-            lastTransaction:
+            last_transaction:
               s.funding.lastTransaction === null
                 ? null
                 : fundingTransactionJson(s.funding.lastTransaction),

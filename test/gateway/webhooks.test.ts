@@ -48,24 +48,24 @@ async function createStream(name = 'cam') {
   });
   expect(response.status).toBe(201);
   validate('POST', '/v1/streams', response);
-  return response.body as { id: string; streamKey: string };
+  return response.body as { id: string; stream_key: string };
 }
 
 describe('/v1/streams', () => {
   it('creates, lists and revokes streams; the key is shown once', async () => {
     const created = await createStream('studio');
-    expect(created.streamKey).toMatch(/^stk_[0-9A-Za-z]{33}$/);
+    expect(created.stream_key).toMatch(/^stk_[0-9A-Za-z]{33}$/);
     const list = await call(t, 'GET', '/v1/streams', { headers: bearer(secret) });
     expect(list.status).toBe(200);
     validate('GET', '/v1/streams', list);
     expect(list.body.streams.map((s: { id: string }) => s.id)).toContain(created.id);
-    expect(JSON.stringify(list.body)).not.toContain(created.streamKey);
+    expect(JSON.stringify(list.body)).not.toContain(created.stream_key);
     const revoked = await call(t, 'DELETE', `/v1/streams/${created.id}`, {
       headers: bearer(secret),
     });
     expect(revoked.status).toBe(200);
     validate('DELETE', '/v1/streams/{id}', revoked);
-    expect(revoked.body.revokedAt).not.toBeNull();
+    expect(revoked.body.revoked_at).not.toBeNull();
     const again = await call(t, 'DELETE', `/v1/streams/${created.id}`, { headers: bearer(secret) });
     expect(again.status).toBe(404);
     validate('DELETE', '/v1/streams/{id}', again);
@@ -140,10 +140,10 @@ describe('go-livepeer webhooks', () => {
   it('stream auth: the ingest URL key maps to the stream; unknown or revoked keys are refused', async () => {
     const stream = await createStream();
     const ok = await call(t, 'POST', `/webhooks/livepeer/stream-auth?secret=${SECRET}`, {
-      body: { url: `rtmp://gateway.example:1935/live/${stream.streamKey}` },
+      body: { url: `rtmp://gateway.example:1935/live/${stream.stream_key}` },
     });
     expect(ok.status).toBe(200);
-    expect(ok.body).toEqual({ manifestID: stream.id, streamKey: stream.streamKey });
+    expect(ok.body).toEqual({ manifestID: stream.id, streamKey: stream.stream_key });
     const unknown = await call(t, 'POST', `/webhooks/livepeer/stream-auth?secret=${SECRET}`, {
       body: { url: `rtmp://gateway.example:1935/live/stk_${'x'.repeat(33)}` },
     });
@@ -154,7 +154,7 @@ describe('go-livepeer webhooks', () => {
     expect(garbage.status).toBe(403);
     await call(t, 'DELETE', `/v1/streams/${stream.id}`, { headers: bearer(secret) });
     const revoked = await call(t, 'POST', `/webhooks/livepeer/stream-auth?secret=${SECRET}`, {
-      body: { url: `rtmp://gateway.example:1935/live/${stream.streamKey}` },
+      body: { url: `rtmp://gateway.example:1935/live/${stream.stream_key}` },
     });
     expect(revoked.status).toBe(403);
   });
@@ -163,7 +163,7 @@ describe('go-livepeer webhooks', () => {
     const stream = await createStream();
     const body = {
       stream: 'my-stream',
-      stream_key: stream.streamKey,
+      stream_key: stream.stream_key,
       type: 'live-video-to-video',
       query_params: '',
       gateway_host: 'gw.example',

@@ -45,7 +45,7 @@ describe.runIf(onRealPostgres())('derived credentials across two replicas', () =
       settings,
     );
     expect(created.code, created.stderr).toBe(0);
-    const issued = JSON.parse(created.stdout) as { secret: string; key: { accountId: string } };
+    const issued = JSON.parse(created.stdout) as { secret: string; key: { account_id: string } };
     admin = issued.secret;
     const app = await fetch(`${replicas[0]!.url}/v1/apps`, {
       method: 'POST',

@@ -36,7 +36,11 @@ describe('tollhouse keys', () => {
     expect(admin.code, admin.stderr).toBe(0);
     expect(admin.stderr).toMatch(/created administrator account acct_/);
     expect(admin.json.secret).toMatch(/^th_sk_/);
-    expect(admin.json.key).toMatchObject({ scopes: ['admin'], createdBy: 'cli', status: 'active' });
+    expect(admin.json.key).toMatchObject({
+      scopes: ['admin'],
+      created_by: 'cli',
+      status: 'active',
+    });
 
     const browser = await keys(
       'create',
@@ -56,7 +60,7 @@ describe('tollhouse keys', () => {
     expect(browser.code, browser.stderr).toBe(0);
     expect(browser.json.key).toMatchObject({
       kind: 'browser',
-      allowedResources: ['text-to-image', 'llm'],
+      allowed_resources: ['text-to-image', 'llm'],
     });
 
     const listed = await keys('list', '--email', 'ops@example.com');
@@ -66,13 +70,13 @@ describe('tollhouse keys', () => {
 
     const id = browser.json.key.id as string;
     const updated = await keys('update', id, '--name', 'shop', '--resource', 'upscale');
-    expect(updated.json).toMatchObject({ name: 'shop', allowedResources: ['upscale'] });
+    expect(updated.json).toMatchObject({ name: 'shop', allowed_resources: ['upscale'] });
 
     const rotated = await keys('rotate', id, '--grace-seconds', '0');
     expect(rotated.code, rotated.stderr).toBe(0);
     expect(rotated.json.previous).toMatchObject({
       status: 'revoked',
-      replacedBy: rotated.json.key.id,
+      replaced_by: rotated.json.key.id,
     });
     expect(rotated.json.secret).toMatch(/^th_ck_/);
 
@@ -99,7 +103,7 @@ describe('tollhouse keys', () => {
       [['create', '--email', 'nobody@example.com'], 1, /No account has the email "nobody@/],
       [['create', '--account', 'acct_a', '--email', 'a@example.com'], 2, /give one of them/],
       [['list'], 2, /name the account: --email <address> or --account <acct_…>/],
-      [['create', '--email', 'ops@example.com', '--kind', 'browser'], 1, /allowed/i],
+      [['create', '--email', 'ops@example.com', '--kind', 'browser'], 1, /allowed_origins/],
       [['create', '--email', 'ops@example.com', '--scope', 'root'], 2, /--scope/],
       [['create', '--email', 'ops@example.com', '--kind', 'kettle'], 2, /--kind/],
       [

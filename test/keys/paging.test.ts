@@ -77,9 +77,9 @@ describe('GET /v1/keys paging', () => {
   it('defaults to pages of 50, the most of /v1/accounts', async () => {
     const many = await newAccount(t);
     for (let i = 0; i < 51; i++) await issueKey(t, many);
-    const first = await list(`?accountId=${many}`, admin);
+    const first = await list(`?account_id=${many}`, admin);
     expect(first.body.keys).toHaveLength(50);
-    const rest = await list(`?accountId=${many}&cursor=${first.body.next_cursor}`, admin);
+    const rest = await list(`?account_id=${many}&cursor=${first.body.next_cursor}`, admin);
     expect(rest.body.keys).toHaveLength(1);
     expect(rest.body.next_cursor).toBeNull();
   });
@@ -127,8 +127,8 @@ describe('GET /v1/keys paging', () => {
     }
   });
 
-  it('lets an admin page another account with accountId, and the owner continue that list', async () => {
-    const first = await list(`?accountId=${account}&limit=10`, admin);
+  it('lets an admin page another account with account_id, and the owner continue that list', async () => {
+    const first = await list(`?account_id=${account}&limit=10`, admin);
     expect(first.body.keys.map((k: { id: string }) => k.id)).toEqual(expected.slice(0, 10));
     // The same list (this account's keys), so the owner may continue it.
     const next = await list(`?limit=10&cursor=${first.body.next_cursor}`);
@@ -148,7 +148,7 @@ describe('GET /v1/keys paging', () => {
     const cursorOf = async (query: string, secret: string) =>
       (await list(`?limit=1${query}`, secret)).body.next_cursor as string;
     const fromOther = await cursorOf('', otherKey);
-    const fromAdminOnOther = await cursorOf(`&accountId=${other}`, admin);
+    const fromAdminOnOther = await cursorOf(`&account_id=${other}`, admin);
     const mine = await cursorOf('', own);
     const decoded = Buffer.from(mine, 'base64url').toString();
     const forge = (text: string) => Buffer.from(text).toString('base64url');
@@ -173,7 +173,7 @@ describe('GET /v1/keys paging', () => {
       expect(response.body.error).toBe('InvalidRequest');
     }
     // Another account's cursor used by the admin on this account's list is refused too.
-    const crossed = await list(`?accountId=${account}&cursor=${fromOther}`, admin);
+    const crossed = await list(`?account_id=${account}&cursor=${fromOther}`, admin);
     expect(crossed.status).toBe(400);
     expect(crossed.body.message).toBe('query.cursor: not a cursor returned by this API');
   });

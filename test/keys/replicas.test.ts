@@ -96,7 +96,7 @@ describe.runIf(onRealPostgres())('two replicas on one PostgreSQL', () => {
     const rotated = await fetch(`${a.url}/v1/keys/${admin.key.id}/rotate`, {
       method: 'POST',
       headers: { authorization: `Bearer ${admin.secret}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ graceSeconds: 0 }),
+      body: JSON.stringify({ grace_seconds: 0 }),
     });
     const since = Date.now();
     expect(rotated.status).toBe(201);

@@ -46,15 +46,15 @@ describe('POST /v1/keys', () => {
     expect(created.headers.get('cache-control')).toBe('no-store');
     expect(created.body.secret).toMatch(/^th_sk_[0-9A-Za-z]{39}$/);
     expect(created.body.key).toMatchObject({
-      accountId: accountA,
+      account_id: accountA,
       kind: 'backend',
       name: 'ci',
       scopes: ['gateway'],
       status: 'active',
-      rotationDue: false,
-      displayPrefix: created.body.secret.slice(0, 12),
-      allowedOrigins: null,
-      lastUsedAt: null,
+      rotation_due: false,
+      display_prefix: created.body.secret.slice(0, 12),
+      allowed_origins: null,
+      last_used_at: null,
     });
     const shown = await call(t, 'GET', `/v1/keys/${created.body.key.id}`, {
       headers: bearer(keyA),
@@ -78,8 +78,8 @@ describe('POST /v1/keys', () => {
       body: {
         name: 'web',
         kind: 'browser',
-        allowedOrigins: ['HTTPS://App.Example.com'],
-        allowedResources: ['text-to-image'],
+        allowed_origins: ['HTTPS://App.Example.com'],
+        allowed_resources: ['text-to-image'],
       },
     });
     expect(created.status).toBe(201);
@@ -87,28 +87,28 @@ describe('POST /v1/keys', () => {
     expect(created.body.key).toMatchObject({
       kind: 'browser',
       scopes: ['gateway'],
-      allowedOrigins: ['https://app.example.com'],
-      allowedResources: ['text-to-image'],
+      allowed_origins: ['https://app.example.com'],
+      allowed_resources: ['text-to-image'],
     });
   });
 
   it('refuses browser keys without origins or resources, or with more than the gateway scope', async () => {
     const cases = [
-      { name: 'w', kind: 'browser', allowedResources: ['x'] },
-      { name: 'w', kind: 'browser', allowedOrigins: ['https://a.example'] },
+      { name: 'w', kind: 'browser', allowed_resources: ['x'] },
+      { name: 'w', kind: 'browser', allowed_origins: ['https://a.example'] },
       {
         name: 'w',
         kind: 'browser',
-        allowedOrigins: ['https://a.example'],
-        allowedResources: ['x'],
+        allowed_origins: ['https://a.example'],
+        allowed_resources: ['x'],
         scopes: ['gateway', 'usage:read'],
       },
-      { name: 'b', kind: 'backend', allowedOrigins: ['https://a.example'] },
+      { name: 'b', kind: 'backend', allowed_origins: ['https://a.example'] },
       {
         name: 'w',
         kind: 'browser',
-        allowedOrigins: ['https://a.example/path'],
-        allowedResources: ['x'],
+        allowed_origins: ['https://a.example/path'],
+        allowed_resources: ['x'],
       },
     ];
     for (const body of cases) {
@@ -131,7 +131,7 @@ describe('POST /v1/keys', () => {
     checked('POST', '/v1/keys', escalate);
     const other = await call(t, 'POST', '/v1/keys', {
       headers: bearer(keyA),
-      body: { name: 'x', accountId: accountB },
+      body: { name: 'x', account_id: accountB },
     });
     expect(other.status).toBe(403);
   });
@@ -139,19 +139,44 @@ describe('POST /v1/keys', () => {
   it('lets an admin key manage any account, and refuses unknown accounts', async () => {
     const created = await call(t, 'POST', '/v1/keys', {
       headers: bearer(admin),
-      body: { name: 'for b', accountId: accountB, scopes: ['billing:read'] },
+      body: { name: 'for b', account_id: accountB, scopes: ['billing:read'] },
     });
     expect(created.status).toBe(201);
-    expect(created.body.key.accountId).toBe(accountB);
-    const listed = await call(t, 'GET', `/v1/keys?accountId=${accountB}`, {
+    expect(created.body.key.account_id).toBe(accountB);
+    const listed = await call(t, 'GET', `/v1/keys?account_id=${accountB}`, {
       headers: bearer(admin),
     });
     expect(listed.body.keys.map((k: { id: string }) => k.id)).toContain(created.body.key.id);
     const missing = await call(t, 'POST', '/v1/keys', {
       headers: bearer(admin),
-      body: { name: 'x', accountId: 'acct_0000000000000000000000' },
+      body: { name: 'x', account_id: 'acct_0000000000000000000000' },
     });
     expect(missing.status).toBe(404);
+  });
+
+  it('refuses the camelCase names of before issue #17 instead of ignoring them', async () => {
+    // A body naming `accountId` would otherwise create the key in the caller's own account.
+    const old = await call(t, 'POST', '/v1/keys', {
+      headers: bearer(admin),
+      body: { name: 'x', accountId: accountB, allowedResources: ['llm'] },
+    });
+    expect(old.status).toBe(400);
+    checked('POST', '/v1/keys', old);
+    expect(old.body.message).toMatch(/accountId/);
+    expect(old.body.message).toMatch(/allowedResources/);
+    const rotate = await call(
+      t,
+      'POST',
+      `/v1/keys/${(await issueKey(t, accountB)).key.id}/rotate`,
+      {
+        headers: bearer(admin),
+        body: { graceSeconds: 0 },
+      },
+    );
+    expect(rotate.status).toBe(400);
+    const list = await call(t, 'GET', `/v1/keys?accountId=${accountB}`, { headers: bearer(admin) });
+    expect(list.status).toBe(400);
+    checked('GET', '/v1/keys', list);
   });
 
   it('answers hostile input with documented 4xx errors and writes nothing', async () => {
@@ -163,8 +188,8 @@ describe('POST /v1/keys', () => {
       { raw: JSON.stringify({ name: '' }), status: 400 },
       { raw: JSON.stringify({ name: 'x', admin: true }), status: 400 },
       { raw: JSON.stringify({ name: 'x', scopes: ['root'] }), status: 400 },
-      { raw: JSON.stringify({ name: 'x', expiresAt: 'tomorrow' }), status: 400 },
-      { raw: JSON.stringify({ name: 'x', expiresAt: '2001-01-01T00:00:00Z' }), status: 400 },
+      { raw: JSON.stringify({ name: 'x', expires_at: 'tomorrow' }), status: 400 },
+      { raw: JSON.stringify({ name: 'x', expires_at: '2001-01-01T00:00:00Z' }), status: 400 },
       { raw: JSON.stringify({ name: 'x', kind: 'superuser' }), status: 400 },
       { raw: JSON.stringify({ name: 'x'.repeat(5000) }), status: 413 },
     ];
@@ -224,14 +249,14 @@ describe('every /v1/keys route', () => {
         ['{"name":', 400],
         ['[1,2]', 400],
         [JSON.stringify({ name: 'y'.repeat(8000) }), 413],
-        [JSON.stringify({ graceSeconds: 1e30, name: 5 }), 400],
+        [JSON.stringify({ grace_seconds: 1e30, name: 5 }), 400],
       ] as const) {
         const response = await call(t, method, path, { headers: bearer(keyA), raw });
         expect(response.status, `${method} ${path} ${raw.slice(0, 20)}`).toBe(status);
       }
     }
     const shown = await call(t, 'GET', `/v1/keys/${key.id}`, { headers: bearer(keyA) });
-    expect(shown.body).toMatchObject({ name: 'untouched', status: 'active', replacedBy: null });
+    expect(shown.body).toMatchObject({ name: 'untouched', status: 'active', replaced_by: null });
   });
 });
 
@@ -254,9 +279,9 @@ describe('GET /v1/keys/{id}, PATCH, revoke', () => {
     }
     const malformed = await call(t, 'GET', '/v1/keys/not-a-key', { headers: bearer(keyA) });
     expect(malformed.status).toBe(400);
-    const list = await call(t, 'GET', `/v1/keys?accountId=${accountB}`, { headers: bearer(keyA) });
+    const list = await call(t, 'GET', `/v1/keys?account_id=${accountB}`, { headers: bearer(keyA) });
     expect(list.status).toBe(403);
-    const badQuery = await call(t, 'GET', '/v1/keys?accountId=zzz', { headers: bearer(admin) });
+    const badQuery = await call(t, 'GET', '/v1/keys?account_id=zzz', { headers: bearer(admin) });
     expect(badQuery.status).toBe(400);
     // And the other account's key is untouched.
     const still = await call(t, 'GET', '/v1/auth/verify', { headers: bearer(other.secret) });
@@ -276,8 +301,8 @@ describe('GET /v1/keys/{id}, PATCH, revoke', () => {
       {},
       { kind: 'browser' },
       { scopes: [] },
-      { allowedOrigins: ['https://a.example'] },
-      { expiresAt: '2001-01-01T00:00:00Z' },
+      { allowed_origins: ['https://a.example'] },
+      { expires_at: '2001-01-01T00:00:00Z' },
     ]) {
       const response = await call(t, 'PATCH', `/v1/keys/${key.id}`, {
         headers: bearer(keyA),
@@ -304,7 +329,7 @@ describe('GET /v1/keys/{id}, PATCH, revoke', () => {
     expect(refused.body).toEqual(INVALID);
     const again = await call(t, 'POST', `/v1/keys/${key.id}/revoke`, { headers: bearer(keyA) });
     expect(again.status).toBe(200);
-    expect(again.body.revokedAt).toBe(revoked.body.revokedAt);
+    expect(again.body.revoked_at).toBe(revoked.body.revoked_at);
     const patch = await call(t, 'PATCH', `/v1/keys/${key.id}`, {
       headers: bearer(keyA),
       body: { name: 'x' },
@@ -338,13 +363,13 @@ describe('POST /v1/keys/{id}/rotate', () => {
     const { key, secret } = await issueKey(t, accountA, { scopes: ['gateway'], name: 'prod' });
     const rotated = await call(t, 'POST', `/v1/keys/${key.id}/rotate`, {
       headers: bearer(keyA),
-      body: { graceSeconds: 2 },
+      body: { grace_seconds: 2 },
     });
     expect(rotated.status).toBe(201);
     checked('POST', '/v1/keys/{id}/rotate', rotated);
     expect(rotated.body.key).toMatchObject({ name: 'prod', scopes: ['gateway'], status: 'active' });
-    expect(rotated.body.previous.replacedBy).toBe(rotated.body.key.id);
-    const graceEnd = Date.parse(rotated.body.previous.expiresAt);
+    expect(rotated.body.previous.replaced_by).toBe(rotated.body.key.id);
+    const graceEnd = Date.parse(rotated.body.previous.expires_at);
     // Both work during the grace window: no downtime.
     expect((await call(t, 'GET', '/v1/auth/verify', { headers: bearer(secret) })).status).toBe(200);
     const fresh = rotated.body.secret;
@@ -366,11 +391,11 @@ describe('POST /v1/keys/{id}/rotate', () => {
     expect((await call(t, 'GET', '/v1/auth/verify', { headers: bearer(secret) })).status).toBe(200);
     const rotated = await call(t, 'POST', `/v1/keys/${key.id}/rotate`, {
       headers: bearer(keyA),
-      body: { graceSeconds: 0 },
+      body: { grace_seconds: 0 },
     });
     expect(rotated.status).toBe(201);
     expect((await call(t, 'GET', '/v1/auth/verify', { headers: bearer(secret) })).status).toBe(401);
-    for (const body of [{ graceSeconds: -1 }, { graceSeconds: 1.5 }, { graceSeconds: 'soon' }]) {
+    for (const body of [{ grace_seconds: -1 }, { grace_seconds: 1.5 }, { grace_seconds: 'soon' }]) {
       const response = await call(t, 'POST', `/v1/keys/${rotated.body.key.id}/rotate`, {
         headers: bearer(keyA),
         body,
@@ -389,11 +414,11 @@ describe('listing and rotation schedule', () => {
     await sql`update api_keys set created_at = ${longAgo} where id = ${old.key.id}`.execute(
       t.app.database.db,
     );
-    const listed = await call(t, 'GET', `/v1/keys?accountId=${account}`, {
+    const listed = await call(t, 'GET', `/v1/keys?account_id=${account}`, {
       headers: bearer(admin),
     });
     const flags = Object.fromEntries(
-      listed.body.keys.map((k: { id: string; rotationDue: boolean }) => [k.id, k.rotationDue]),
+      listed.body.keys.map((k: { id: string; rotation_due: boolean }) => [k.id, k.rotation_due]),
     );
     expect(flags).toEqual({ [old.key.id]: true, [recent.key.id]: false });
     const metrics = await (await fetch(`${t.url}/metrics`)).text();
@@ -404,9 +429,9 @@ describe('listing and rotation schedule', () => {
     const { key, secret } = await issueKey(t, accountA);
     expect((await call(t, 'GET', '/v1/auth/verify', { headers: bearer(secret) })).status).toBe(200);
     const before = await call(t, 'GET', `/v1/keys/${key.id}`, { headers: bearer(keyA) });
-    expect(before.body.lastUsedAt).toBeNull();
+    expect(before.body.last_used_at).toBeNull();
     await t.app.keys.verifier.flushLastUsed();
     const after = await call(t, 'GET', `/v1/keys/${key.id}`, { headers: bearer(keyA) });
-    expect(after.body.lastUsedAt).not.toBeNull();
+    expect(after.body.last_used_at).not.toBeNull();
   });
 });

@@ -170,9 +170,9 @@ describe('GET /v1/auth/verify', () => {
     expect(response.headers.get('cache-control')).toBe('no-store');
     expect(response.body).toEqual({
       via: 'api_key',
-      accountId: account,
-      appId: null,
-      keyId: key.id,
+      account_id: account,
+      app_id: null,
+      key_id: key.id,
       scopes: ['gateway', 'usage:read'],
     });
   });

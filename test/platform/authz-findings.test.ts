@@ -185,7 +185,7 @@ describe("finding 3: a key bound to another account's app", () => {
       .execute();
     const response = await call(t, 'POST', '/v1/keys', {
       headers: bearer(attacker.key),
-      body: { name: 'bound', appId: victim.appId },
+      body: { name: 'bound', app_id: victim.appId },
     });
     expect(response.status).toBe(404);
     expect(response.body).toEqual({
@@ -201,10 +201,10 @@ describe("finding 3: a key bound to another account's app", () => {
     // Its own app: accepted.
     const own = await call(t, 'POST', '/v1/keys', {
       headers: bearer(attacker.key),
-      body: { name: 'bound', appId: attacker.appId },
+      body: { name: 'bound', app_id: attacker.appId },
     });
     expect(own.status).toBe(201);
-    expect(own.body.key.appId).toBe(attacker.appId);
+    expect(own.body.key.app_id).toBe(attacker.appId);
   });
 });
 
@@ -216,7 +216,7 @@ describe('finding 4: tokens made from a revoked key', () => {
       expect((await call(t, 'GET', '/v1/usage', { headers: bearer(token) })).status).toBe(200);
       const ended = await call(t, 'POST', `/v1/keys/${parent.key.id}/${end}`, {
         headers: bearer(attacker.key),
-        ...(end === 'rotate' ? { body: { graceSeconds: 0 } } : {}),
+        ...(end === 'rotate' ? { body: { grace_seconds: 0 } } : {}),
       });
       expect(ended.status).toBeLessThan(300);
       // The revoking replica forgets the key at once (the request's own commit).

@@ -167,10 +167,10 @@ const rows: Record<string, Row> = {
   'POST /v1/keys': {
     request: (who) => ({
       path: '/v1/keys',
-      body: { name: 'm', accountId: who.accountId, appId: who.appId },
+      body: { name: 'm', account_id: who.accountId, app_id: who.appId },
     }),
   },
-  'GET /v1/keys': { request: (who) => ({ path: `/v1/keys?accountId=${who.accountId}` }) },
+  'GET /v1/keys': { request: (who) => ({ path: `/v1/keys?account_id=${who.accountId}` }) },
   'GET /v1/keys/{id}': { request: async (who) => ({ path: `/v1/keys/${await freshKey(who)}` }) },
   'PATCH /v1/keys/{id}': {
     request: async (who) => ({ path: `/v1/keys/${await freshKey(who)}`, body: { name: 'x' } }),

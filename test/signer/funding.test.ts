@@ -336,7 +336,7 @@ describe('GET /v1/signer/funding', () => {
 
       // This signer's four transactions, newest first: 0.3 then 0.4 × 3, exact to the wei.
       const mine = seen.filter((r) => r.beneficiary === account.wallet.address);
-      expect(mine.map((r) => r.valueWei)).toEqual([
+      expect(mine.map((r) => r.value_wei)).toEqual([
         parseEther('0.3').toString(),
         parseEther('0.4').toString(),
         parseEther('0.4').toString(),
@@ -344,7 +344,7 @@ describe('GET /v1/signer/funding', () => {
       ]);
       expect(mine.every((r) => r.status === 'confirmed' && r.kind === 'fund')).toBe(true);
       expect(
-        mine.every((r) => typeof r.txHash === 'string' && typeof r.blockNumber === 'string'),
+        mine.every((r) => typeof r.tx_hash === 'string' && typeof r.block_number === 'string'),
       ).toBe(true);
 
       // Hostile input: each refused with 400 InvalidRequest, nothing else.

@@ -139,13 +139,13 @@ describe('operator transactions', () => {
       let status = signerStatusJsonForTests(await signer.status());
       expect(validate('GET', '/v1/signer', 200, status)).toBeNull();
       expect(status.chain?.sender).toMatchObject({
-        depositWei: parseEther('1').toString(),
-        reserveWei: parseEther('0.5').toString(),
-        unlockInProgress: true,
-        withdrawRound: '102', // current round 100 + unlock period 2
+        deposit_wei: parseEther('1').toString(),
+        reserve_wei: parseEther('0.5').toString(),
+        unlock_in_progress: true,
+        withdraw_round: '102', // current round 100 + unlock period 2
       });
       expect(status.warnings).toContainEqual(expect.stringMatching(/unlock .* is in progress/));
-      expect(status.funding?.lastTransaction).toMatchObject({
+      expect(status.funding?.last_transaction).toMatchObject({
         kind: 'unlock',
         status: 'confirmed',
       });
@@ -173,7 +173,7 @@ describe('operator transactions', () => {
         withdrawRound: 102n,
       });
       status = signerStatusJsonForTests(await signer.status());
-      expect(status.chain?.sender.unlockInProgress).toBe(false);
+      expect(status.chain?.sender.unlock_in_progress).toBe(false);
 
       const journal = await handle.db
         .selectFrom('funding_transactions')

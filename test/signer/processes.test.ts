@@ -189,13 +189,13 @@ describe('tollhouse signer commands', () => {
     expect(status.code).toBe(0);
     const document = JSON.parse(status.stdout) as {
       address: string;
-      chain: { sender: { depositWei: string; unlockInProgress: boolean }; ethWei: string };
-      contracts: { ticketBroker: string };
+      chain: { sender: { deposit_wei: string; unlock_in_progress: boolean }; eth_wei: string };
+      contracts: { ticket_broker: string };
     };
     expect(validate('GET', '/v1/signer', 200, document)).toBeNull();
     expect(document.address).toBe(account.wallet.address);
-    expect(document.contracts.ticketBroker).toBe(await livepeer.ticketBroker.getAddress());
-    expect(document.chain.ethWei).toBe(parseEther('10').toString());
+    expect(document.contracts.ticket_broker).toBe(await livepeer.ticketBroker.getAddress());
+    expect(document.chain.eth_wei).toBe(parseEther('10').toString());
     expect(status.stdout).not.toContain(account.wallet.privateKey.slice(2));
     expect(status.stdout + status.stderr).not.toContain(PASSWORD);
 
@@ -205,15 +205,15 @@ describe('tollhouse signer commands', () => {
       kind: 'fund',
       origin: 'manual',
       status: 'confirmed',
-      depositWei: '3000',
-      reserveWei: '2000',
+      deposit_wei: '3000',
+      reserve_wei: '2000',
     });
     expect((await cli('unlock')).code).toBe(0);
     const unlocking = JSON.parse((await cli('status')).stdout) as {
-      chain: { sender: { unlockInProgress: boolean; withdrawRound: string } };
+      chain: { sender: { unlock_in_progress: boolean; withdraw_round: string } };
       warnings: string[];
     };
-    expect(unlocking.chain.sender.unlockInProgress).toBe(true);
+    expect(unlocking.chain.sender.unlock_in_progress).toBe(true);
     expect(unlocking.warnings).toContainEqual(expect.stringContaining('unlock'));
 
     const early = await cli('withdraw');

@@ -53,7 +53,7 @@ beforeAll(async () => {
       keyId: key.key.id,
       secret: key.secret,
       streamId: res.body.id,
-      streamKey: res.body.streamKey,
+      streamKey: res.body.stream_key,
     });
   }
   // The gateway key is named in the settings, so the app that honours it starts after it exists.

@@ -24,14 +24,14 @@ interface KeyView {
   kind: 'backend' | 'browser';
   name: string;
   scopes: string[];
-  allowedOrigins: string[] | null;
-  allowedResources: string[] | null;
-  displayPrefix: string;
+  allowed_origins: string[] | null;
+  allowed_resources: string[] | null;
+  display_prefix: string;
   status: 'active' | 'expired' | 'revoked';
-  rotationDue: boolean;
-  createdAt: string;
-  expiresAt: string | null;
-  lastUsedAt: string | null;
+  rotation_due: boolean;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
 }
 
 const DONE: Record<string, string> = {
@@ -72,8 +72,8 @@ export function keyPages(framework: ReturnType<typeof createFramework>): void {
     const resources = lines(ac.form, 'allowed_resources');
     const body: Record<string, unknown> = { name: state.name, kind: state.kind };
     if (state.kind === 'backend' && state.scopes.length > 0) body.scopes = state.scopes;
-    if (origins.length > 0) body.allowedOrigins = origins;
-    if (resources.length > 0) body.allowedResources = resources;
+    if (origins.length > 0) body.allowed_origins = origins;
+    if (resources.length > 0) body.allowed_resources = resources;
     const response = await ac.api('POST', '/v1/keys', body);
     if (response.status !== 201) {
       return render(ac, { error: apiMessage(response), status: 400, state });
@@ -99,7 +99,7 @@ export function keyPages(framework: ReturnType<typeof createFramework>): void {
     const response = await ac.api(
       'POST',
       `/v1/keys/${encodeURIComponent(ac.ctx.params.id)}/rotate`,
-      { graceSeconds: grace },
+      { grace_seconds: grace },
     );
     if (response.status !== 201) return render(ac, { error: apiMessage(response), status: 400 });
     const issued = response.body as { key: KeyView; secret: string };
@@ -130,13 +130,13 @@ async function render(
         'Active API keys',
         ['Name', 'Kind', 'Key', 'Scopes', 'Limited to', 'Created', 'Last used', 'Actions'],
         active.map((k) => [
-          html`${k.name}${k.rotationDue ? html` <span class="badge warn">Older than 90 days: rotate it</span>` : ''}`,
+          html`${k.name}${k.rotation_due ? html` <span class="badge warn">Older than 90 days: rotate it</span>` : ''}`,
           k.kind,
-          html`<code>${k.displayPrefix}…</code>`,
+          html`<code>${k.display_prefix}…</code>`,
           k.scopes.join(', '),
           limits(k),
-          when(k.createdAt),
-          when(k.lastUsedAt),
+          when(k.created_at),
+          when(k.last_used_at),
           actions(pc.viewer, k),
         ]),
         'No active keys. Create one below.',
@@ -155,9 +155,9 @@ async function render(
               inactive.map((k) => [
                 k.name,
                 k.kind,
-                html`<code>${k.displayPrefix}…</code>`,
+                html`<code>${k.display_prefix}…</code>`,
                 html`<span class="badge bad">${k.status}</span>`,
-                when(k.createdAt),
+                when(k.created_at),
               ]),
             )}
           </section>`
@@ -174,12 +174,12 @@ function revealed(input: { key: KeyView; secret: string; verb: string }): Html {
 
 function limits(k: KeyView): Html {
   const parts: Html[] = [];
-  if (k.allowedOrigins !== null)
-    parts.push(html`<div>Origins: ${k.allowedOrigins.join(', ')}</div>`);
-  if (k.allowedResources !== null) {
-    parts.push(html`<div>Resources: ${k.allowedResources.join(', ')}</div>`);
+  if (k.allowed_origins !== null)
+    parts.push(html`<div>Origins: ${k.allowed_origins.join(', ')}</div>`);
+  if (k.allowed_resources !== null) {
+    parts.push(html`<div>Resources: ${k.allowed_resources.join(', ')}</div>`);
   }
-  if (k.expiresAt !== null) parts.push(html`<div>Expires ${when(k.expiresAt)}</div>`);
+  if (k.expires_at !== null) parts.push(html`<div>Expires ${when(k.expires_at)}</div>`);
   return parts.length === 0 ? html`<span class="muted">unrestricted</span>` : html`${parts}`;
 }
 

@@ -279,7 +279,7 @@ function stripeSyncBody(all: StripeSync, failing: StripeSync): Html {
   </section>`;
 }
 
-/** A nested status document as a definition list; `…Wei` fields read as ETH. */
+/** A nested status document as a definition list; `…_wei` fields read as ETH. */
 function facts(doc: Record<string, unknown>): Html {
   const rows: Array<[string, Html | string]> = [];
   const walk = (value: unknown, path: string) => {
@@ -296,7 +296,7 @@ function facts(doc: Record<string, unknown>): Html {
       ]);
       return;
     }
-    if (/Wei$/.test(path) && typeof value === 'string' && /^\d+$/.test(value)) {
+    if (/_wei$/.test(path) && typeof value === 'string' && /^\d+$/.test(value)) {
       rows.push([path, eth(value)]);
       return;
     }
@@ -314,10 +314,10 @@ function facts(doc: Record<string, unknown>): Html {
 
 interface SenderJson {
   address: string;
-  depositWei: string;
-  reserveWei: string;
-  withdrawRound: string;
-  unlockInProgress: boolean;
+  deposit_wei: string;
+  reserve_wei: string;
+  withdraw_round: string;
+  unlock_in_progress: boolean;
 }
 
 interface FundingTx {
@@ -325,12 +325,12 @@ interface FundingTx {
   kind: string;
   origin: string;
   status: string;
-  depositWei: string;
-  reserveWei: string;
-  valueWei: string;
-  txHash: string | null;
-  blockNumber: string | null;
-  createdAt: string;
+  deposit_wei: string;
+  reserve_wei: string;
+  value_wei: string;
+  tx_hash: string | null;
+  block_number: string | null;
+  created_at: string;
   error: string | null;
 }
 
@@ -347,25 +347,25 @@ interface SignerStatus {
   reason: string | null;
   address: string | null;
   beneficiary: string | null;
-  chainId: string | null;
-  rpc: { state: string; lastError: string | null; lastSuccessAt: string | null } | null;
+  chain_id: string | null;
+  rpc: { state: string; last_error: string | null; last_success_at: string | null } | null;
   chain: {
-    blockNumber: string;
-    ethWei: string;
-    currentRound: string;
+    block_number: string;
+    eth_wei: string;
+    current_round: string;
     sender: SenderJson;
   } | null;
   funding: {
     policy: {
-      targetDepositWei: string;
-      targetReserveWei: string;
-      refillThresholdPercent: number;
-      maxPerDayWei: string;
+      target_deposit_wei: string;
+      target_reserve_wei: string;
+      refill_threshold_percent: number;
+      max_per_day_wei: string;
     } | null;
-    gasReserveWei: string;
-    spentLastDayWei: string;
-    lastRun: { state: string; message: string; at: string };
-    lastTransaction: FundingTx | null;
+    gas_reserve_wei: string;
+    spent_last_day_wei: string;
+    last_run: { state: string; message: string; at: string };
+    last_transaction: FundingTx | null;
   } | null;
   warnings: string[];
 }
@@ -410,16 +410,16 @@ function signerBody(s: SignerStatus, funding: FundingPage, older: boolean): Html
           <dt>Address</dt>
           <dd id="signer-address">${s.address ?? '—'}</dd>
           <dt>ETH</dt>
-          <dd id="signer-eth">${s.chain === null ? '—' : eth(s.chain.ethWei)}</dd>
+          <dd id="signer-eth">${s.chain === null ? '—' : eth(s.chain.eth_wei)}</dd>
           <dt>Gas reserve</dt>
-          <dd>${s.funding === null ? '—' : eth(s.funding.gasReserveWei)}</dd>
+          <dd>${s.funding === null ? '—' : eth(s.funding.gas_reserve_wei)}</dd>
           <dt>Chain</dt>
           <dd>
-            ${s.chainId ?? '—'}${s.chain === null ? '' : `, block ${s.chain.blockNumber}, round ${s.chain.currentRound}`}
+            ${s.chain_id ?? '—'}${s.chain === null ? '' : `, block ${s.chain.block_number}, round ${s.chain.current_round}`}
           </dd>
           <dt>RPC</dt>
           <dd>
-            ${s.rpc === null ? '—' : s.rpc.state}${s.rpc?.lastError ? ` (${s.rpc.lastError})` : ''}
+            ${s.rpc === null ? '—' : s.rpc.state}${s.rpc?.last_error ? ` (${s.rpc.last_error})` : ''}
           </dd>
         </dl>
       </section>
@@ -428,15 +428,15 @@ function signerBody(s: SignerStatus, funding: FundingPage, older: boolean): Html
         <dl class="facts">
           <dt>Deposit</dt>
           <dd id="signer-deposit">
-            ${sender === undefined ? '—' : againstTarget(sender.depositWei, policy?.targetDepositWei, policy?.refillThresholdPercent)}
+            ${sender === undefined ? '—' : againstTarget(sender.deposit_wei, policy?.target_deposit_wei, policy?.refill_threshold_percent)}
           </dd>
           <dt>Reserve</dt>
           <dd id="signer-reserve">
-            ${sender === undefined ? '—' : againstTarget(sender.reserveWei, policy?.targetReserveWei, policy?.refillThresholdPercent)}
+            ${sender === undefined ? '—' : againstTarget(sender.reserve_wei, policy?.target_reserve_wei, policy?.refill_threshold_percent)}
           </dd>
           <dt>Unlock</dt>
           <dd>
-            ${sender === undefined ? '—' : sender.unlockInProgress ? `in progress, withdrawable in round ${sender.withdrawRound}` : 'locked (not unlocking)'}
+            ${sender === undefined ? '—' : sender.unlock_in_progress ? `in progress, withdrawable in round ${sender.withdraw_round}` : 'locked (not unlocking)'}
           </dd>
         </dl>
       </section>
@@ -445,15 +445,15 @@ function signerBody(s: SignerStatus, funding: FundingPage, older: boolean): Html
         <dl class="facts">
           <dt>Policy</dt>
           <dd>
-            ${policy === undefined ? 'no automatic funding' : `refill below ${policy.refillThresholdPercent}% of target`}
+            ${policy === undefined ? 'no automatic funding' : `refill below ${policy.refill_threshold_percent}% of target`}
           </dd>
           <dt>Last run</dt>
           <dd>
-            ${s.funding === null ? '—' : html`${s.funding.lastRun.state}: ${s.funding.lastRun.message} (${when(s.funding.lastRun.at)})`}
+            ${s.funding === null ? '—' : html`${s.funding.last_run.state}: ${s.funding.last_run.message} (${when(s.funding.last_run.at)})`}
           </dd>
           <dt>Spent, last 24 h</dt>
           <dd>
-            ${s.funding === null ? '—' : html`${eth(s.funding.spentLastDayWei)}${policy === undefined ? '' : html` of ${eth(policy.maxPerDayWei)}`}`}
+            ${s.funding === null ? '—' : html`${eth(s.funding.spent_last_day_wei)}${policy === undefined ? '' : html` of ${eth(policy.max_per_day_wei)}`}`}
           </dd>
         </dl>
       </section>
@@ -464,20 +464,20 @@ function signerBody(s: SignerStatus, funding: FundingPage, older: boolean): Html
         `Funding transactions, newest first${older ? ' (older page)' : ''}`,
         ['When', 'Kind', 'Origin', 'Status', 'Deposit', 'Reserve', 'Value', 'Transaction'],
         funding.transactions.map((t) => [
-          when(t.createdAt),
+          when(t.created_at),
           t.kind,
           t.origin,
           t.status === 'failed'
             ? html`<span class="badge warn">failed</span
                 >${t.error === null ? '' : html` <span class="muted">${t.error}</span>`}`
             : t.status,
-          eth(t.depositWei),
-          eth(t.reserveWei),
-          eth(t.valueWei),
-          t.txHash === null
+          eth(t.deposit_wei),
+          eth(t.reserve_wei),
+          eth(t.value_wei),
+          t.tx_hash === null
             ? '—'
-            : html`<code>${t.txHash}</code
-                >${t.blockNumber === null ? '' : html` <span class="muted">(block ${t.blockNumber})</span>`}`,
+            : html`<code>${t.tx_hash}</code
+                >${t.block_number === null ? '' : html` <span class="muted">(block ${t.block_number})</span>`}`,
         ]),
         older ? 'No older funding transactions.' : 'No funding transactions yet.',
       )}
