@@ -19,7 +19,6 @@ import { to as copyTo } from 'pg-copy-streams';
 import { createBilling, exportMonth } from '../src/billing/index.ts';
 import { createAuthenticator } from '../src/platform/auth.ts';
 import type { Principal } from '../src/platform/auth.ts';
-import { Router } from '../src/platform/http.ts';
 import { createBenchDatabase } from './support.ts';
 import { migrateToLatest } from '../src/platform/migrations.ts';
 
@@ -106,7 +105,6 @@ try {
     database,
     log,
     authenticator: createAuthenticator([]),
-    router: new Router(),
     config: {
       rates: { fixed: '3150.25', feedAddress: null, rpcUrl: null, maxAgeSeconds: 3600 },
       stripe: {

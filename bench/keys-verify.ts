@@ -17,10 +17,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createApp } from '../src/app.ts';
 import { parseConfig } from '../src/config.ts';
-import { insertAccount } from '../src/identity/index.ts';
 import { CLI_CALLER, KEY_HASH_PURPOSE, createKeyVerifier } from '../src/keys/index.ts';
 import { createDatabase } from '../src/database.ts';
-import { newId } from '../src/platform/ids.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { startServer } from '../src/platform/server.ts';
 
@@ -45,7 +43,7 @@ const database = await createDatabase({
   inMemory: true,
 });
 const app = await createApp({ config, log, database });
-const account = await insertAccount(database.db, { id: newId('acct'), email: 'bench@example.com' });
+const account = await app.identity.accounts.create({ email: 'bench@example.com', password: null });
 const { secret } = await app.keys.service.create(CLI_CALLER, {
   accountId: account.id,
   kind: 'backend',

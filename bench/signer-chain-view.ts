@@ -13,7 +13,7 @@ import { parseConfig } from '../src/config.ts';
 import { createDatabase } from '../src/database.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { migrateToLatest } from '../src/platform/migrations.ts';
-import { createSigner, openKeystore, writeKeystore } from '../src/signer/index.ts';
+import { createSignerService, openKeystore, writeKeystore } from '../src/signer/index.ts';
 import { deployLivepeer, startAnvil } from '../test/support/anvil.ts';
 
 const log = createLogger({ level: 'silent' });
@@ -50,7 +50,7 @@ try {
     SIGNER_MAX_PER_TX_WEI: '10000',
     SIGNER_MAX_PER_DAY_WEI: '10000',
   });
-  const signer = await createSigner({ config: config.signer, db: database.db, log });
+  const signer = await createSignerService({ config: config.signer, db: database.db, log });
   await signer.operate({ kind: 'fund', depositWei: 1000n, reserveWei: 1000n, actor: 'bench' });
 
   const baseline = await measure('eth_blockNumber round trip (baseline)', 300, () =>

@@ -35,7 +35,6 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import type * as AppModule from '../src/app.ts';
 import type * as ConfigModule from '../src/config.ts';
 import type * as KeysModule from '../src/keys/index.ts';
-import type * as IdentityModule from '../src/identity/index.ts';
 import type * as DbModule from '../src/database.ts';
 import type * as IdsModule from '../src/platform/ids.ts';
 import type * as LogModule from '../src/platform/log.ts';
@@ -345,7 +344,6 @@ async function measureTree(
   const { createApp } = await from<typeof AppModule>('src/app.ts');
   const { parseConfig } = await from<typeof ConfigModule>('src/config.ts');
   const { CLI_CALLER } = await from<typeof KeysModule>('src/keys/index.ts');
-  const { insertAccount } = await from<typeof IdentityModule>('src/identity/index.ts');
   // A baseline tree from before src/database.ts had createDatabase in platform/db.ts.
   const { createDatabase } = await from<typeof DbModule>('src/database.ts').catch(() =>
     from<typeof DbModule>('src/platform/db.ts'),
@@ -384,9 +382,9 @@ async function measureTree(
     while (app.signer.snapshot()?.sender.depositWei !== parseEther('1')) {
       await new Promise((r) => setTimeout(r, 100));
     }
-    const account = await insertAccount(database.db, {
-      id: newId('acct'),
+    const account = await app.identity.accounts.create({
       email: `${newId('u')}@bench.test`,
+      password: null,
     });
     const key = await app.keys.service.create(CLI_CALLER, {
       accountId: account.id,

@@ -23,7 +23,7 @@ try {
     TOLLHOUSE_SECRET: randomBytes(32).toString('hex'),
     LOG_LEVEL: 'silent',
   });
-  const app = await createApp({ config, log: createLogger({ level: 'silent' }) });
+  const app = await createApp({ config, log: createLogger({ level: 'silent' }), start: false });
   try {
     writeFileSync(AUTHORIZATION_DOC, renderAuthorizationTable(declaredRoutes(app.router)));
   } finally {

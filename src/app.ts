@@ -1,22 +1,28 @@
 // The composition root: builds the service from config — database → capabilities → routes.
 // Called by src/main.ts (serve, migrate, CLI commands) and by tests; nothing else creates
 // services, and nothing is global.
-import { createBilling } from './billing/index.ts';
+import { billingCommands, createBilling } from './billing/index.ts';
+import type { Billing, BillingCliDeps } from './billing/index.ts';
 import { consoleClient, createConsole } from './console/index.ts';
-import type { Billing } from './billing/index.ts';
+import type { Console } from './console/index.ts';
 import type { Config } from './config.ts';
-import { createGateway } from './gateway/index.ts';
-import { createMetering } from './metering/index.ts';
-import type { Metering } from './metering/index.ts';
-import { createIdentity, findAppOwner } from './identity/index.ts';
-import type { Identity } from './identity/index.ts';
-import { createAuthenticator } from './platform/auth.ts';
-import { guardRouter } from './platform/authz.ts';
-import type { Authenticator, CredentialVerifier } from './platform/auth.ts';
-import { createKeys } from './keys/index.ts';
-import type { Keys } from './keys/index.ts';
 import { createDatabase } from './database.ts';
 import type { DatabaseHandle } from './database.ts';
+import { createGateway } from './gateway/index.ts';
+import type { Gateway } from './gateway/index.ts';
+import { createIdentity, findAppOwner, identityCommands } from './identity/index.ts';
+import type { Identity, IdentityCliDeps } from './identity/index.ts';
+import { createKeys, keysCommands } from './keys/index.ts';
+import type { Keys, KeysCliDeps } from './keys/index.ts';
+import { createMetering, meteringCommands } from './metering/index.ts';
+import type { Metering, MeteringCliDeps } from './metering/index.ts';
+import { createAuthenticator } from './platform/auth.ts';
+import type { Authenticator, CredentialVerifier } from './platform/auth.ts';
+import { guardRouter } from './platform/authz.ts';
+import type { Capability } from './platform/capability.ts';
+import type { CliCommand } from './platform/cli.ts';
+import { systemClock } from './platform/clock.ts';
+import type { Clock } from './platform/clock.ts';
 import { healthRoutes } from './platform/health.ts';
 import { Router, allowedMethods, createHttp } from './platform/http.ts';
 import type { Lifecycle, RequestListener } from './platform/http.ts';
@@ -28,18 +34,10 @@ import { migrateToLatest, shippedMigrations } from './platform/migrations.ts';
 import { loadOpenApi, openapiRoutes } from './platform/openapi.ts';
 import { createSecrets } from './platform/secrets.ts';
 import type { Secrets } from './platform/secrets.ts';
-import {
-  createRemoteSigner,
-  isSignerPath,
-  createSigner,
-  signerNotFound,
-  signerRoutes,
-} from './signer/index.ts';
 import type { SpendGate } from './platform/spend.ts';
-import type { Signer } from './signer/index.ts';
+import { createSigner, isSignerPath, signerCommands, signerNotFound } from './signer/index.ts';
+import type { Signer, SignerCliDeps } from './signer/index.ts';
 import type Koa from 'koa';
-import type { Clock } from './platform/clock.ts';
-import { systemClock } from './platform/clock.ts';
 
 export interface AppOptions {
   config: Config;
@@ -48,6 +46,11 @@ export interface AppOptions {
   database?: DatabaseHandle;
   /** Apply pending migrations before serving (default true). */
   migrate?: boolean;
+  /**
+   * Start the capabilities' background work: timers, LISTEN, chain polls, scheduled jobs
+   * (default true). One-shot commands pass false: they use the services and exit.
+   */
+  start?: boolean;
   /** "May this principal spend?" — replaces billing's gate (tests of the front door and signer). */
   spend?: SpendGate;
   /** The time every capability reads (default: the wall clock; tests set the date). */
@@ -67,12 +70,17 @@ export interface App {
   authenticator: Authenticator;
   keys: Keys;
   identity: Identity;
-  /** The payment signer (keystore, chain view, funding); disabled without a chain/keystore. */
-  signer: Signer;
-  lifecycle: Lifecycle;
   metering: Metering;
   /** Plans, balances, spend gate (`billing.spendGate`), statements, Stripe. */
   billing: Billing;
+  gateway: Gateway;
+  /** The payment signer (keystore, chain view, funding, the go-livepeer protocol); disabled
+   * without a chain and a keystore. */
+  signer: Signer;
+  console: Console;
+  /** Every capability, in the order they were built (and are started; closed in reverse). */
+  capabilities: readonly Capability[];
+  lifecycle: Lifecycle;
   /** Node request listener for http.createServer. */
   handler: RequestListener;
   /**
@@ -86,67 +94,182 @@ export interface App {
   close(): Promise<void>;
 }
 
+/**
+ * Every command group of the command line, by name (main.ts's table): each capability's
+ * commands, given what they use of the app. Static, so `tollhouse help` builds nothing, and a
+ * command checks its arguments before it opens the app.
+ */
+export const COMMANDS: Readonly<Record<string, CliCommand<App>>> = {
+  ...forApp(meteringCommands, (app): MeteringCliDeps => ({
+    service: app.metering.service,
+    clock: app.clock,
+  })),
+  ...forApp(keysCommands, (app): KeysCliDeps => ({
+    keyService: app.keys.service,
+    accounts: app.identity.accounts,
+  })),
+  ...forApp(identityCommands, (app): IdentityCliDeps => app.identity),
+  ...forApp(signerCommands, (app): SignerCliDeps => app.signer),
+  ...forApp(billingCommands, (app): BillingCliDeps => ({
+    service: app.billing.service,
+    stripe: app.billing.stripe,
+    db: app.database.db,
+  })),
+};
+
+function forApp<Deps>(
+  commands: Readonly<Record<string, CliCommand<Deps>>>,
+  pick: (app: App) => Deps,
+): Record<string, CliCommand<App>> {
+  return Object.fromEntries(
+    Object.entries(commands).map(([name, command]) => [
+      name,
+      {
+        summary: command.summary,
+        usage: command.usage,
+        run: (args, context) =>
+          command.run(args, { io: context.io, open: async () => pick(await context.open()) }),
+      } satisfies CliCommand<App>,
+    ]),
+  );
+}
+
 export async function createApp(options: AppOptions): Promise<App> {
   const { config, log } = options;
   const clock = options.clock ?? systemClock;
   const database = options.database ?? (await createDatabase({ config: config.database, log }));
+  const capabilities: Capability[] = [];
   const closeTasks: Array<() => Promise<void> | void> = [];
+  let closed: Promise<void> | null = null;
+  const lifecycle: Lifecycle = { shuttingDown: false };
+  const close = () => {
+    closed ??= (async () => {
+      lifecycle.shuttingDown = true;
+      for (const task of closeTasks.reverse()) {
+        try {
+          await task();
+        } catch (error) {
+          log.error({ err: error }, 'close task failed');
+        }
+      }
+      if (options.database === undefined) await database.close();
+    })();
+    return closed;
+  };
+  /** Built capabilities close in reverse, even when a later one fails to build. */
+  const add = <C extends Capability>(capability: C): C => {
+    capabilities.push(capability);
+    closeTasks.push(() => capability.close());
+    return capability;
+  };
   try {
     if (options.migrate !== false) {
       const applied = await migrateToLatest(database.db);
       if (applied.length > 0) log.info({ applied }, 'database migrated');
     }
     const metrics = createMetrics();
-    const lifecycle: Lifecycle = { shuttingDown: false };
     const secrets = createSecrets(config.secret);
-    const http = createHttp({
+    const httpOptions = {
       log,
       metrics,
       lifecycle,
       trustProxy: config.http.trustProxy,
       bodyLimitBytes: config.http.bodyLimitBytes,
       ownErrorShape: isSignerPath,
-    });
-    const koa = http.koa;
+    };
+    const http = createHttp(httpOptions);
     const router = new Router();
-    // Each capability that issues credentials adds its verifier here.
+    // Each capability that issues credentials adds its verifier here; API keys first, as their
+    // verifier answers null for anything not starting with `th_`.
     const verifiers: CredentialVerifier[] = [];
     const authenticator = createAuthenticator(verifiers);
     // Every route registered below declares who may call it; the router enforces it.
     guardRouter(router, authenticator);
-    // API keys first: their verifier answers null for anything not starting with `th_`.
-    const keys = await createKeys({ database, secrets, log, metrics, clock, config: config.keys });
-    closeTasks.push(() => keys.close());
-    verifiers.push(keys.verifier);
-    koa.use(keys.cors);
-    keys.routes(router, authenticator);
-    // The console signs in through identity as a first-party client, so identity learns of it
-    // first; its pages are registered with the other routes below.
-    const consoleOidcClient = consoleClient(config.http.publicUrl);
-    const identity = await createIdentity({
-      db: database.db,
-      listen: (channel, handler) => database.listen(channel, handler),
-      log,
-      secrets,
-      authenticator,
-      firstPartyClients: [consoleOidcClient],
-      clock,
-      config: {
-        publicUrl: config.http.publicUrl,
-        trustProxy: config.http.trustProxy,
-        ...config.identity,
-      },
-      // A disabled account's API keys are refused at once, not when the cache entry ages out.
-      onAccountChanged: (accountId) => keys.verifier.forgetAccount(accountId),
-      // A token made from a key is refused once the key is (revoked, past its grace).
-      keyRefusal: (keyId) => keys.verifier.keyRefusal(keyId),
-    });
-    closeTasks.push(() => identity.close());
-    verifiers.push(identity.verifier);
-    // Before the OIDC mount: its pages set Secure cookies when PUBLIC_URL is https.
-    koa.use(httpsPages(config.http.publicUrl));
-    koa.use(identity.middleware);
 
+    // The capabilities, in dependency order: each gets its config section, what every one
+    // gets (database, log, clock, metrics, secrets, the authenticator) and the ports of the
+    // ones before it.
+    const keys = add(
+      createKeys({ config: config.keys, database, secrets, log, metrics, clock, authenticator }),
+    );
+    verifiers.push(keys.verifier);
+    const identity = add(
+      await createIdentity({
+        config: config.identity,
+        database,
+        log,
+        secrets,
+        clock,
+        authenticator,
+        // A disabled account's keys are refused at once; a token made from a key dies with it.
+        keys: keys.verifier,
+        // The console signs in through identity as a first-party client.
+        firstPartyClients: [consoleClient(config.console.publicUrl)],
+      }),
+    );
+    verifiers.push(identity.verifier);
+    const metering = add(
+      createMetering({
+        database,
+        log,
+        clock,
+        authenticator,
+        appOwner: (appId) => findAppOwner(database.db, appId),
+      }),
+    );
+    const billing = add(
+      createBilling({ config: config.billing, database, log, clock, authenticator }),
+    );
+    // Billing's gate: balances and spend caps, checked before the front door forwards a
+    // request and before the signer signs a payment.
+    const spend = options.spend ?? billing.spendGate;
+    const gateway = add(
+      createGateway({
+        config: config.gateway,
+        database,
+        clock,
+        secrets,
+        authenticator,
+        recorder: metering.recorder,
+        spend,
+      }),
+    );
+    const signer = add(
+      await createSigner({
+        config: config.signer,
+        database,
+        log,
+        metrics,
+        clock,
+        secrets,
+        authenticator,
+        recorder: metering.recorder,
+        spend,
+        // A shared gateway credential's payments belong to the owner of the stream the front
+        // door issued (its streams are the signer's directory).
+        streams: gateway.streams,
+      }),
+    );
+    // The console calls /v1 through this app's own handler (defined below).
+    const consolePages = add(
+      createConsole({
+        config: config.console,
+        database,
+        secrets,
+        log,
+        clock,
+        authenticator,
+        handler: () => handler,
+      }),
+    );
+
+    // Before the router: pages that need https first (they set Secure cookies when
+    // PUBLIC_URL is https), then each capability's middleware (CORS for browser keys, the
+    // OIDC mount).
+    http.koa.use(httpsPages(config.http.publicUrl));
+    for (const capability of capabilities) {
+      for (const middleware of capability.middleware ?? []) http.koa.use(middleware);
+    }
     const health = {
       db: database.db,
       metrics,
@@ -155,101 +278,22 @@ export async function createApp(options: AppOptions): Promise<App> {
       metricsToken: config.metrics.token,
     };
     healthRoutes(router, health);
+    openapiRoutes(router, { document: await loadOpenApi() });
+    for (const capability of capabilities) capability.routes?.(router);
+    http.koa.use(router.routes());
+    http.koa.use(allowedMethods(router));
+    // The front door's paths skip Koa's dispatch (the hot path, issue #6). CORS for browser
+    // keys still runs first, as when the front door was a middleware after it (the OIDC mount
+    // in between never matched its paths).
+    const handler = http.listener({ ...gateway.frontDoor, before: [keys.cors] });
+
     // The signer-only listener: its own Koa app (request ids, logs, metrics, error rendering
     // as on the main one) with only health and the remote-signer routes.
-    const signerHttp = createHttp({
-      log,
-      metrics,
-      lifecycle,
-      trustProxy: config.http.trustProxy,
-      bodyLimitBytes: config.http.bodyLimitBytes,
-      ownErrorShape: isSignerPath,
-    });
+    const signerHttp = createHttp(httpOptions);
     const signerRouter = new Router();
     healthRoutes(signerRouter, health);
     guardRouter(signerRouter, authenticator);
-    openapiRoutes(router, { document: await loadOpenApi() });
-    identity.routes(router);
-
-    const metering = createMetering({
-      database,
-      log,
-      authenticator,
-      router,
-      clock,
-      appOwner: (appId) => findAppOwner(database.db, appId),
-    });
-    await metering.start();
-    closeTasks.push(() => metering.close());
-    const billing = createBilling({
-      database,
-      log,
-      clock,
-      authenticator,
-      router,
-      config: {
-        rates: {
-          fixed: config.billing.ethUsdRate,
-          feedAddress: config.billing.ethUsdFeed,
-          rpcUrl: config.billing.ethRpcUrl,
-          maxAgeSeconds: config.billing.rateMaxAgeSeconds,
-        },
-        stripe: config.billing.stripe,
-        spendRefreshMs: config.billing.spendRefreshMs,
-        // Re-read the whole month's rollups every 10 minutes (late events for older hours).
-        spendFullReloadMs: 600_000,
-        closeAfterMs: config.billing.closeAfterMs,
-        // Scheduled close and Stripe sync look for work every 5 minutes.
-        jobIntervalMs: 300_000,
-      },
-    });
-    await billing.start();
-    closeTasks.push(() => billing.close());
-
-    // Billing's gate: balances and spend caps, checked before the front door forwards a
-    // request and before the signer signs a payment.
-    const spend = options.spend ?? billing.spendGate;
-
-    const signer = await createSigner({ config: config.signer, db: database.db, log, metrics });
-    signerRoutes(router, { signer, authenticator });
-    signer.start();
-    closeTasks.push(() => signer.stop());
-
-    const gateway = createGateway({
-      database,
-      clock,
-      secrets,
-      router,
-      config: config.gateway,
-      trustProxy: config.http.trustProxy,
-      authenticator,
-      recorder: metering.recorder,
-      spend,
-      signerMaxPrice:
-        config.signer.remote.maxPricePerUnitWei > 0n
-          ? {
-              pricePerUnitWei: config.signer.remote.maxPricePerUnitWei,
-              pixelsPerUnit: config.signer.remote.maxPricePixelsPerUnit,
-            }
-          : null,
-    });
-    closeTasks.push(() => gateway.close());
-
-    // After the gateway: a shared gateway credential's payments belong to the owner of the
-    // stream the front door issued (its streams are the signer's directory).
-    createRemoteSigner({
-      db: database.db,
-      clock,
-      log,
-      secrets,
-      config: config.signer.remote,
-      signer,
-      recorder: metering.recorder,
-      authenticator,
-      spend,
-      routers: [router, signerRouter],
-      streams: gateway.streams,
-    });
+    signer.remoteRoutes(signerRouter);
     signerHttp.koa.use(signerNotFound());
     signerHttp.koa.use(signerRouter.routes());
     const signerHandler = signerHttp.listener({
@@ -258,65 +302,37 @@ export async function createApp(options: AppOptions): Promise<App> {
       answer: () => undefined,
     });
 
-    // The console calls /v1 through this app's own handler (defined just below).
-    const consolePages = createConsole({
-      db: database.db,
-      secrets,
-      log,
-      authenticator,
-      publicUrl: config.http.publicUrl,
-      clock,
-      handler: () => handler,
-    });
-    consolePages.routes(router);
-    closeTasks.push(() => consolePages.close());
-
-    koa.use(router.routes());
-    koa.use(allowedMethods(router));
-    // The front door's paths skip Koa's dispatch (the hot path, issue #6). CORS for browser
-    // keys still runs first, as when the front door was a middleware after it (the OIDC mount
-    // in between never matched its paths).
-    const handler = http.listener({ ...gateway.frontDoor, before: [keys.cors] });
-
-    let closed: Promise<void> | null = null;
+    if (options.start !== false) {
+      for (const capability of capabilities) await capability.start?.();
+    }
     return {
       config,
       log,
       clock,
       database,
-      koa,
+      koa: http.koa,
       router,
       metrics,
       secrets,
       authenticator,
       keys,
       identity,
-      signer,
-      lifecycle,
       metering,
       billing,
+      gateway,
+      signer,
+      console: consolePages,
+      capabilities,
+      lifecycle,
       handler,
       signerHandler,
       onClose(task) {
         closeTasks.push(task);
       },
-      close() {
-        closed ??= (async () => {
-          lifecycle.shuttingDown = true;
-          for (const task of closeTasks.reverse()) {
-            try {
-              await task();
-            } catch (error) {
-              log.error({ err: error }, 'close task failed');
-            }
-          }
-          if (options.database === undefined) await database.close();
-        })();
-        return closed;
-      },
+      close,
     };
   } catch (error) {
-    if (options.database === undefined) await database.close().catch(() => undefined);
+    await close().catch(() => undefined);
     throw error;
   }
 }

@@ -1,7 +1,7 @@
 // Every setting tollhouse reads, from the environment, validated once. This is the only file
 // that touches process.env: the rest of the service receives frozen slices of `Config`.
 //
-// Rules (documented in README "Configuration"):
+// Rules (documented in docs/configuration.md, which is generated from SETTINGS below):
 // * an empty variable counts as unset;
 // * a secret setting may instead be read from a file named by `<NAME>_FILE` (Docker/Kubernetes
 //   secrets); setting both is an error;
@@ -85,71 +85,180 @@ const gatewayPrices = z.record(
 );
 export type GatewayPrices = z.output<typeof gatewayPrices>;
 
-interface Setting {
-  /** Environment variable name. */
-  name: string;
+/** The sections of the configuration reference (docs/configuration.md), in its order. */
+export const SECTIONS = {
+  http: 'HTTP',
+  database: 'Database and secrets',
+  log: 'Logs and metrics',
+  keys: 'API keys',
+  identity: 'Identity (OpenID Connect)',
+  gateway: 'Front door',
+  billing: 'Billing and Stripe',
+  signer: 'Payment signer',
+  remoteSigner: 'Remote signer (go-livepeer protocol)',
+} as const;
+export type Section = keyof typeof SECTIONS;
+
+export interface Setting {
+  section: Section;
   /** Default as the operator would type it; absent means "unset" is meaningful. */
   default?: string;
-  /** May be given as `<name>_FILE`; its value is never echoed in errors or logs. */
+  /** A default computed from other settings, as documented (the reader computes it). */
+  shownDefault?: string;
+  /** May be given as `<NAME>_FILE`; its value is never echoed in errors or logs. */
   secret?: boolean;
   doc: string;
   schema: z.ZodType<unknown, string>;
 }
 
 /**
- * The settings, as documented data: README's table, `.env.example` and the Docker wiring test
- * are checked against this list.
+ * Every setting, keyed by its environment variable, as documented data: docs/configuration.md
+ * and .env.example are generated from it (`npm run docs:config`), and the Docker wiring test
+ * checks the compose file against it. A setting is named once, here; `Config` is built from the
+ * values these schemas parse, so a misspelt name is a type error.
  */
-export const SETTINGS: readonly Setting[] = [
-  {
-    name: 'PORT',
+export const SETTINGS = {
+  PORT: {
+    section: 'http',
     default: '8080',
     doc: 'TCP port of the one HTTP listener (API, OIDC, front door, signer, health, metrics).',
     schema: integer(1, 65535),
   },
-  {
-    name: 'HOST',
+  HOST: {
+    section: 'http',
     default: '0.0.0.0',
     doc: 'Address to listen on. Use 127.0.0.1 to accept local connections only.',
     schema: z.string().min(1),
   },
-  {
-    name: 'PUBLIC_URL',
-    default: 'http://localhost:$PORT',
+  PUBLIC_URL: {
+    section: 'http',
+    shownDefault: 'http://localhost:$PORT',
     doc: 'The URL clients use to reach tollhouse; the OIDC issuer is `${PUBLIC_URL}/oidc`.',
     schema: httpUrl,
   },
-  {
-    name: 'DATABASE_URL',
+  TRUST_PROXY: {
+    section: 'http',
+    default: 'false',
+    doc: 'Trust X-Forwarded-For/-Proto from a reverse proxy in front of tollhouse. Required with an https PUBLIC_URL (`serve` refuses to start without it).',
+    schema: boolean,
+  },
+  HTTP_BODY_LIMIT_BYTES: {
+    section: 'http',
+    default: '1048576',
+    doc: 'Largest JSON request body the REST API accepts (bytes); larger bodies get 413.',
+    schema: integer(1024, 100 * 1024 * 1024),
+  },
+  SHUTDOWN_TIMEOUT_SECONDS: {
+    section: 'http',
+    default: '8',
+    doc: 'On SIGTERM/SIGINT, how long in-flight requests may finish before connections are closed.',
+    // Kept below 10 s so the whole shutdown, including flushing and closing the database, fits
+    // in the 10 s that orchestrators (Kubernetes' default grace is 30 s, Docker's 10 s) allow.
+    schema: integer(0, 9),
+  },
+  DATABASE_URL: {
+    section: 'database',
     secret: true,
     doc: 'PostgreSQL connection URL. Unset: embedded PGlite stored under TOLLHOUSE_DATA_DIR (one process only).',
     schema: postgresUrl,
   },
-  {
-    name: 'GATEWAY_URL',
+  DATABASE_POOL_MAX: {
+    section: 'database',
+    default: '10',
+    doc: 'Maximum PostgreSQL connections per process.',
+    schema: integer(1, 1000),
+  },
+  TOLLHOUSE_DATA_DIR: {
+    section: 'database',
+    default: './.tollhouse',
+    doc: 'Folder for the embedded database and the generated secret (embedded mode only).',
+    schema: z.string().min(1),
+  },
+  TOLLHOUSE_SECRET: {
+    section: 'database',
+    secret: true,
+    doc: 'Key that encrypts secrets at rest (at least 32 characters, e.g. `openssl rand -hex 32`). Required with DATABASE_URL; generated into the data folder in embedded mode.',
+    schema: z.string().min(MIN_SECRET_LENGTH, `expected at least ${MIN_SECRET_LENGTH} characters`),
+  },
+  LOG_LEVEL: {
+    section: 'log',
+    default: 'info',
+    doc: `Log threshold: ${LOG_LEVELS.join(', ')}. Logs are JSON lines: \`serve\` writes them to stdout; one-shot commands write only warnings and errors, to stderr (info with \`--verbose\`).`,
+    schema: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }),
+  },
+  METRICS_TOKEN: {
+    section: 'log',
+    secret: true,
+    doc: 'If set, GET /metrics requires `Authorization: Bearer <token>`.',
+    schema: z.string().min(1),
+  },
+  API_KEYS_CACHE_MAX: {
+    section: 'keys',
+    default: '100000',
+    doc: 'Most API keys each process keeps verified in memory (about 1 KB each); colder keys cost one query.',
+    schema: integer(100, 10_000_000),
+  },
+  API_KEYS_FLUSH_SECONDS: {
+    section: 'keys',
+    default: '30',
+    doc: "How often each process writes API keys' last-use times (batched, not per request).",
+    schema: integer(1, 3600),
+  },
+  ACCESS_TOKEN_TTL_SECONDS: {
+    section: 'identity',
+    default: '900',
+    doc: 'Lifetime of OIDC access tokens (JWTs, not revocable, so keep it short). Refresh tokens last 14 days.',
+    schema: integer(60, 86_400),
+  },
+  LOGIN_ATTEMPTS_PER_MINUTE: {
+    section: 'identity',
+    default: '10',
+    doc: 'Sign-in attempts allowed per email address per minute (per process).',
+    schema: integer(1, 100_000),
+  },
+  LOGIN_ATTEMPTS_PER_IP_PER_MINUTE: {
+    section: 'identity',
+    default: '30',
+    doc: 'Sign-in attempts allowed per client IP per minute (per process).',
+    schema: integer(1, 100_000),
+  },
+  TOKEN_REQUESTS_PER_IP_PER_MINUTE: {
+    section: 'identity',
+    default: '6000',
+    doc: 'Requests to the OIDC token and device endpoints allowed per client IP per minute (per process); 0 disables the limit.',
+    schema: integer(0, 10_000_000),
+  },
+  TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE: {
+    section: 'identity',
+    default: '6000',
+    doc: 'Requests to the OIDC token and device endpoints allowed per authenticated client (client_id) per minute (per process); 0 disables the limit.',
+    schema: integer(0, 10_000_000),
+  },
+  GATEWAY_URL: {
+    section: 'gateway',
     doc: 'The go-livepeer gateway (broadcaster mode) that the front door forwards AI requests to. Unset: the front door is off.',
     schema: httpUrl,
   },
-  {
-    name: 'GATEWAY_CONNECT_TIMEOUT_MS',
+  GATEWAY_CONNECT_TIMEOUT_MS: {
+    section: 'gateway',
     default: '5000',
     doc: 'Front door: longest wait for a TCP connection to GATEWAY_URL; then 504.',
     schema: integer(100, 600_000),
   },
-  {
-    name: 'GATEWAY_RESPONSE_TIMEOUT_MS',
+  GATEWAY_RESPONSE_TIMEOUT_MS: {
+    section: 'gateway',
     default: '600000',
     doc: 'Front door: longest wait for the response headers, and between two body chunks, from GATEWAY_URL; then 504 (or the stream is cut). Image-to-video can take minutes.',
     schema: integer(100, 3_600_000),
   },
-  {
-    name: 'GATEWAY_JSON_LIMIT_BYTES',
+  GATEWAY_JSON_LIMIT_BYTES: {
+    section: 'gateway',
     default: '1048576',
     doc: 'Front door: largest JSON request body (text-to-image, llm, text-to-speech, live); it is read to compute units, larger bodies get 413. Multipart uploads are streamed and not limited here.',
     schema: integer(1024, 100 * 1024 * 1024),
   },
-  {
-    name: 'GATEWAY_PRICES',
+  GATEWAY_PRICES: {
+    section: 'gateway',
     doc: 'Front door prices as JSON: `{"text-to-image":{"price_per_unit":"<wei>","pixels_per_unit":"1","models":{"<model_id>":{…}}}}`; fee = units × price_per_unit / pixels_per_unit, rounded up. Unset or unlisted pipeline: fee 0.',
     schema: z.string().transform((raw, ctx) => {
       try {
@@ -164,338 +273,245 @@ export const SETTINGS: readonly Setting[] = [
       }
     }),
   },
-  {
-    name: 'GATEWAY_KEY_RATE',
+  GATEWAY_KEY_RATE: {
+    section: 'gateway',
     default: '20',
     doc: 'Front door: requests per second each API key or token may make (token bucket, burst twice this; per replica). 0: unlimited.',
     schema: integer(0, 1_000_000),
   },
-  {
-    name: 'GATEWAY_KEY_CONCURRENCY',
+  GATEWAY_KEY_CONCURRENCY: {
+    section: 'gateway',
     default: '8',
     doc: 'Front door: requests each API key or token may have in flight at once (per replica). 0: unlimited.',
     schema: integer(0, 1_000_000),
   },
-  {
-    name: 'GATEWAY_ACCOUNT_RATE',
+  GATEWAY_ACCOUNT_RATE: {
+    section: 'gateway',
     default: '50',
     doc: 'Front door: requests per second per account, all its keys together (burst twice this; per replica). 0: unlimited.',
     schema: integer(0, 1_000_000),
   },
-  {
-    name: 'GATEWAY_ACCOUNT_CONCURRENCY',
+  GATEWAY_ACCOUNT_CONCURRENCY: {
+    section: 'gateway',
     default: '32',
     doc: 'Front door: requests per account in flight at once (per replica). 0: unlimited.',
     schema: integer(0, 1_000_000),
   },
-  {
-    name: 'GATEWAY_ANONYMOUS_ACCOUNT',
+  GATEWAY_ANONYMOUS_ACCOUNT: {
+    section: 'gateway',
     doc: 'Front door anonymous mode (a community gateway): requests without Authorization are accepted and metered to this account (acct_…, must exist). Unset: a credential is required.',
     schema: z.string().regex(/^acct_[0-9A-Za-z]{1,64}$/, 'expected an account id (acct_…)'),
   },
-  {
-    name: 'GATEWAY_ANONYMOUS_RATE',
+  GATEWAY_ANONYMOUS_RATE: {
+    section: 'gateway',
     default: '1',
     doc: 'Anonymous mode: requests per second per client IP (burst twice this; per replica).',
     schema: integer(1, 1_000_000),
   },
-  {
-    name: 'GATEWAY_ANONYMOUS_CONCURRENCY',
+  GATEWAY_ANONYMOUS_CONCURRENCY: {
+    section: 'gateway',
     default: '1',
     doc: 'Anonymous mode: requests in flight per client IP (per replica).',
     schema: integer(1, 1_000_000),
   },
-  {
-    name: 'LIVEPEER_WEBHOOK_SECRET',
+  LIVEPEER_WEBHOOK_SECRET: {
+    section: 'gateway',
     secret: true,
     doc: 'Shared secret go-livepeer sends to /webhooks/livepeer/* (as `Authorization: Bearer <secret>`, `x-api-key`, or `?secret=` in the webhook URL). Unset: the webhooks answer 503.',
     schema: z.string().min(16, 'expected at least 16 characters'),
   },
-  {
-    name: 'DATABASE_POOL_MAX',
-    default: '10',
-    doc: 'Maximum PostgreSQL connections per process.',
-    schema: integer(1, 1000),
-  },
-  {
-    name: 'TOLLHOUSE_DATA_DIR',
-    default: './.tollhouse',
-    doc: 'Folder for the embedded database and the generated secret (embedded mode only).',
-    schema: z.string().min(1),
-  },
-  {
-    name: 'TOLLHOUSE_SECRET',
-    secret: true,
-    doc: 'Key that encrypts secrets at rest (at least 32 characters, e.g. `openssl rand -hex 32`). Required with DATABASE_URL; generated into the data folder in embedded mode.',
-    schema: z.string().min(MIN_SECRET_LENGTH, `expected at least ${MIN_SECRET_LENGTH} characters`),
-  },
-  {
-    name: 'LOG_LEVEL',
-    default: 'info',
-    doc: `Log threshold: ${LOG_LEVELS.join(', ')}. Logs are JSON lines on stdout.`,
-    schema: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }),
-  },
-  {
-    name: 'HTTP_BODY_LIMIT_BYTES',
-    default: '1048576',
-    doc: 'Largest JSON request body the REST API accepts (bytes); larger bodies get 413.',
-    schema: integer(1024, 100 * 1024 * 1024),
-  },
-  {
-    name: 'TRUST_PROXY',
-    default: 'false',
-    doc: 'Trust X-Forwarded-For/-Proto from a reverse proxy in front of tollhouse. Required with an https PUBLIC_URL (`serve` refuses to start without it).',
-    schema: boolean,
-  },
-  {
-    name: 'SHUTDOWN_TIMEOUT_SECONDS',
-    default: '8',
-    doc: 'On SIGTERM/SIGINT, how long in-flight requests may finish before connections are closed.',
-    // Kept below 10 s so the whole shutdown, including flushing and closing the database, fits
-    // in the 10 s that orchestrators (Kubernetes' default grace is 30 s, Docker's 10 s) allow.
-    schema: integer(0, 9),
-  },
-  {
-    name: 'ACCESS_TOKEN_TTL_SECONDS',
-    default: '900',
-    doc: 'Lifetime of OIDC access tokens (JWTs, not revocable, so keep it short). Refresh tokens last 14 days.',
-    schema: integer(60, 86_400),
-  },
-  {
-    name: 'LOGIN_ATTEMPTS_PER_MINUTE',
-    default: '10',
-    doc: 'Sign-in attempts allowed per email address per minute (per process).',
-    schema: integer(1, 100_000),
-  },
-  {
-    name: 'LOGIN_ATTEMPTS_PER_IP_PER_MINUTE',
-    default: '30',
-    doc: 'Sign-in attempts allowed per client IP per minute (per process).',
-    schema: integer(1, 100_000),
-  },
-  {
-    name: 'TOKEN_REQUESTS_PER_IP_PER_MINUTE',
-    default: '6000',
-    doc: 'Requests to the OIDC token and device endpoints allowed per client IP per minute (per process); 0 disables the limit.',
-    schema: integer(0, 10_000_000),
-  },
-  {
-    name: 'TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE',
-    default: '6000',
-    doc: 'Requests to the OIDC token and device endpoints allowed per authenticated client (client_id) per minute (per process); 0 disables the limit.',
-    schema: integer(0, 10_000_000),
-  },
-  {
-    name: 'METRICS_TOKEN',
-    secret: true,
-    doc: 'If set, GET /metrics requires `Authorization: Bearer <token>`.',
-    schema: z.string().min(1),
-  },
-  {
-    name: 'API_KEYS_CACHE_MAX',
-    default: '100000',
-    doc: 'Most API keys each process keeps verified in memory (about 1 KB each); colder keys cost one query.',
-    schema: integer(100, 10_000_000),
-  },
-  {
-    name: 'API_KEYS_FLUSH_SECONDS',
-    default: '30',
-    doc: "How often each process writes API keys' last-use times (batched, not per request).",
-    schema: integer(1, 3600),
-  },
-  {
-    name: 'ETH_RPC_URL',
-    // Hosted RPC URLs embed the provider's API key.
-    secret: true,
-    doc: 'Ethereum JSON-RPC endpoint of the chain the Livepeer contracts live on (Arbitrum One), also used for the Chainlink ETH/USD feed. Unset: the payment signer is disabled.',
-    schema: httpUrl,
-  },
-  {
-    name: 'LIVEPEER_CONTROLLER',
-    default: ARBITRUM_CONTROLLER,
-    doc: "Livepeer Controller contract; TicketBroker, RoundsManager and BondingManager are resolved through it. Default: Arbitrum One's.",
-    schema: ethAddress,
-  },
-  {
-    name: 'SIGNER_KEYSTORE_FILE',
-    doc: 'Web3 Secret Storage (v3) keystore of the signer account, as geth and go-livepeer write it (`tollhouse keystore create`). Unset: the payment signer is disabled.',
-    schema: z.string().min(1),
-  },
-  {
-    name: 'SIGNER_PASSWORD',
-    secret: true,
-    doc: 'Password of SIGNER_KEYSTORE_FILE (prefer SIGNER_PASSWORD_FILE). The keystore is decrypted once at start.',
-    schema: z.string().min(1),
-  },
-  {
-    name: 'SIGNER_POLL_INTERVAL_MS',
-    default: '5000',
-    doc: 'How often the signer reads the chain (new blocks, TicketBroker events for its account) and runs the funding policy.',
-    schema: integer(50, 600_000),
-  },
-  {
-    name: 'SIGNER_REFRESH_INTERVAL_MS',
-    default: '30000',
-    doc: 'Longest time between full re-reads of the chain view (sender info, rounds, ETH balance) when no event calls for one.',
-    schema: integer(50, 3_600_000),
-  },
-  {
-    name: 'SIGNER_TARGET_DEPOSIT_WEI',
-    doc: 'TicketBroker deposit the funding loop keeps (wei). Unset (with SIGNER_TARGET_RESERVE_WEI): no automatic funding.',
-    schema: wei,
-  },
-  {
-    name: 'SIGNER_TARGET_RESERVE_WEI',
-    doc: 'TicketBroker reserve the funding loop keeps (wei).',
-    schema: wei,
-  },
-  {
-    name: 'SIGNER_REFILL_THRESHOLD_PERCENT',
-    default: '50',
-    doc: 'Top up (both back to target, in one transaction) when the deposit or the reserve falls below this percentage of its target; also the floor for the readiness warning.',
-    schema: integer(1, 100),
-  },
-  {
-    name: 'SIGNER_GAS_RESERVE_WEI',
-    default: '10000000000000000',
-    doc: 'ETH (wei) the funding loop never spends, kept for gas; below it the status warns. Default 0.01 ETH.',
-    schema: wei,
-  },
-  {
-    name: 'SIGNER_MAX_PER_TX_WEI',
-    doc: 'Most wei one automatic funding transaction sends (deposit + reserve). Required with the targets.',
-    schema: wei,
-  },
-  {
-    name: 'SIGNER_MAX_PER_DAY_WEI',
-    doc: 'Most wei automatic funding sends in any 24 hours, counted from the funding journal (so it holds across restarts and replicas). Required with the targets.',
-    schema: wei,
-  },
-  {
-    name: 'SIGNER_FUND_FOR',
-    doc: "Fund this address (a self-keyed go-livepeer gateway) with fundDepositAndReserveFor instead of the signer's own deposit.",
-    schema: ethAddress,
-  },
-  {
-    name: 'BILLING_ETH_USD_RATE',
+  BILLING_ETH_USD_RATE: {
+    section: 'billing',
     doc: 'Fixed ETH/USD rate (dollars per ether, e.g. `3150.25`) used to price wei in USD. Wins over BILLING_ETH_USD_FEED. Unset with no feed: statements cannot be closed (no built-in price).',
     schema: z
       .string()
       .regex(/^\d{1,12}(\.\d{1,18})?$/, 'expected a decimal number such as 3150.25'),
   },
-  {
-    name: 'BILLING_ETH_USD_FEED',
+  BILLING_ETH_USD_FEED: {
+    section: 'billing',
     doc: 'Chainlink ETH/USD price feed (aggregator address) read through ETH_RPC_URL with `latestRoundData()`.',
     schema: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte address'),
   },
-  {
-    name: 'BILLING_RATE_MAX_AGE_SECONDS',
+  BILLING_RATE_MAX_AGE_SECONDS: {
+    section: 'billing',
     default: '3600',
     doc: "A Chainlink answer updated longer ago than this is refused as stale (ETH/USD's heartbeat on Ethereum mainnet is 1 hour).",
     schema: integer(60, 7 * 24 * 3600),
   },
-  {
-    name: 'BILLING_SPEND_REFRESH_SECONDS',
+  BILLING_SPEND_REFRESH_SECONDS: {
+    section: 'billing',
     default: '5',
     doc: 'How often each process re-reads month-to-date spend for the spend gate; caps can be overshot by what a principal spends in this time.',
     schema: integer(1, 3600),
   },
-  {
-    name: 'BILLING_AUTO_CLOSE',
+  BILLING_AUTO_CLOSE: {
+    section: 'billing',
     default: 'true',
     doc: 'Close each month automatically BILLING_CLOSE_AFTER_HOURS after it ends (one replica does it). Off: only `tollhouse billing close`.',
     schema: boolean,
   },
-  {
-    name: 'BILLING_CLOSE_AFTER_HOURS',
+  BILLING_CLOSE_AFTER_HOURS: {
+    section: 'billing',
     default: '6',
     doc: 'Hours after a month ends before the scheduled close, so usage still in transit lands in its own month.',
     schema: integer(0, 24 * 27),
   },
-  {
-    name: 'STRIPE_SECRET_KEY',
+  STRIPE_SECRET_KEY: {
+    section: 'billing',
     secret: true,
     doc: 'Stripe secret API key. Set: closed statements are pushed to Stripe as invoices (`tollhouse billing stripe-sync`, and every few minutes).',
     schema: z.string().min(1),
   },
-  {
-    name: 'STRIPE_WEBHOOK_SECRET',
+  STRIPE_WEBHOOK_SECRET: {
+    section: 'billing',
     secret: true,
     doc: 'Signing secret (`whsec_…`) of the Stripe webhook endpoint `POST /webhooks/stripe`.',
     schema: z.string().min(1),
   },
-  {
-    name: 'STRIPE_API_BASE',
+  STRIPE_API_BASE: {
+    section: 'billing',
     doc: 'Another base URL for the Stripe API (a proxy, or a local fake in tests). Unset: https://api.stripe.com.',
     schema: httpUrl,
   },
-  {
-    name: 'STRIPE_FINALIZE_INVOICES',
+  STRIPE_FINALIZE_INVOICES: {
+    section: 'billing',
     default: 'false',
     doc: 'Finalize each Stripe invoice after its items are added (else left as a draft for review).',
     schema: boolean,
   },
-  {
-    name: 'STRIPE_DAYS_UNTIL_DUE',
+  STRIPE_DAYS_UNTIL_DUE: {
+    section: 'billing',
     default: '30',
     doc: 'Days a customer has to pay a Stripe invoice.',
     schema: integer(1, 365),
   },
-  // Remote-signer protocol (go-livepeer's sender limits; its flag defaults).
-  {
-    name: 'SIGNER_MAX_TICKET_EV_WEI',
-    default: '3000000000000',
-    doc: 'Largest expected value of one ticket the signer signs (go-livepeer -maxTicketEV, default 3e12 wei).',
+  ETH_RPC_URL: {
+    section: 'signer',
+    // Hosted RPC URLs embed the provider's API key.
+    secret: true,
+    doc: 'Ethereum JSON-RPC endpoint of the chain the Livepeer contracts live on (Arbitrum One), also used for the Chainlink ETH/USD feed. Unset: the payment signer is disabled.',
+    schema: httpUrl,
+  },
+  LIVEPEER_CONTROLLER: {
+    section: 'signer',
+    default: ARBITRUM_CONTROLLER,
+    doc: "Livepeer Controller contract; TicketBroker, RoundsManager and BondingManager are resolved through it. Default: Arbitrum One's.",
+    schema: ethAddress,
+  },
+  SIGNER_KEYSTORE_FILE: {
+    section: 'signer',
+    doc: 'Web3 Secret Storage (v3) keystore of the signer account, as geth and go-livepeer write it (`tollhouse keystore create`). Unset: the payment signer is disabled.',
+    schema: z.string().min(1),
+  },
+  SIGNER_PASSWORD: {
+    section: 'signer',
+    secret: true,
+    doc: 'Password of SIGNER_KEYSTORE_FILE (prefer SIGNER_PASSWORD_FILE). The keystore is decrypted once at start.',
+    schema: z.string().min(1),
+  },
+  SIGNER_POLL_INTERVAL_MS: {
+    section: 'signer',
+    default: '5000',
+    doc: 'How often the signer reads the chain (new blocks, TicketBroker events for its account) and runs the funding policy.',
+    schema: integer(50, 600_000),
+  },
+  SIGNER_REFRESH_INTERVAL_MS: {
+    section: 'signer',
+    default: '30000',
+    doc: 'Longest time between full re-reads of the chain view (sender info, rounds, ETH balance) when no event calls for one.',
+    schema: integer(50, 3_600_000),
+  },
+  SIGNER_TARGET_DEPOSIT_WEI: {
+    section: 'signer',
+    doc: 'TicketBroker deposit the funding loop keeps (wei). Unset (with SIGNER_TARGET_RESERVE_WEI): no automatic funding.',
     schema: wei,
   },
-  {
-    name: 'SIGNER_MAX_TOTAL_EV_WEI',
-    default: '20000000000000',
-    doc: 'Largest expected value of one batch of tickets (go-livepeer -maxTotalEV, default 2e13 wei).',
+  SIGNER_TARGET_RESERVE_WEI: {
+    section: 'signer',
+    doc: 'TicketBroker reserve the funding loop keeps (wei).',
     schema: wei,
   },
-  {
-    name: 'SIGNER_DEPOSIT_MULTIPLIER',
-    default: '1',
-    doc: 'A ticket face value may be at most deposit / this (go-livepeer -depositMultiplier, default 1).',
-    schema: integer(1, 1_000_000),
+  SIGNER_REFILL_THRESHOLD_PERCENT: {
+    section: 'signer',
+    default: '50',
+    doc: 'Top up (both back to target, in one transaction) when the deposit or the reserve falls below this percentage of its target; also the floor for the readiness warning.',
+    schema: integer(1, 100),
   },
-  {
-    name: 'SIGNER_MAX_PRICE_PER_UNIT_WEI',
-    default: '0',
-    doc: 'Highest orchestrator price (wei per SIGNER_MAX_PRICE_PIXELS_PER_UNIT units) the signer pays; 0 = no ceiling (go-livepeer -maxPricePerUnit, default 0).',
+  SIGNER_GAS_RESERVE_WEI: {
+    section: 'signer',
+    default: '10000000000000000',
+    doc: 'ETH (wei) the funding loop never spends, kept for gas; below it the status warns. Default 0.01 ETH.',
     schema: wei,
   },
-  {
-    name: 'SIGNER_MAX_PRICE_PIXELS_PER_UNIT',
-    default: '1',
-    doc: 'Units the SIGNER_MAX_PRICE_PER_UNIT_WEI price is for (go-livepeer -pixelsPerUnit, default 1).',
-    schema: integer(1, Number.MAX_SAFE_INTEGER),
+  SIGNER_MAX_PER_TX_WEI: {
+    section: 'signer',
+    doc: 'Most wei one automatic funding transaction sends (deposit + reserve). Required with the targets.',
+    schema: wei,
   },
-  {
-    name: 'SIGNER_ORCHESTRATORS',
-    doc: 'Comma-separated orchestrator URLs that GET /discover-orchestrators returns (go-livepeer -orchAddr). Unset: it answers 503.',
-    schema: commaList.pipe(z.array(httpUrl).min(1, 'expected at least one http(s) URL')),
+  SIGNER_MAX_PER_DAY_WEI: {
+    section: 'signer',
+    doc: 'Most wei automatic funding sends in any 24 hours, counted from the funding journal (so it holds across restarts and replicas). Required with the targets.',
+    schema: wei,
   },
-  {
-    name: 'SIGNER_SIGNING_THREADS',
+  SIGNER_FUND_FOR: {
+    section: 'signer',
+    doc: "Fund this address (a self-keyed go-livepeer gateway) with fundDepositAndReserveFor instead of the signer's own deposit.",
+    schema: ethAddress,
+  },
+  SIGNER_SIGNING_THREADS: {
+    section: 'signer',
     default: '0',
     doc: 'Threads that sign remote-signer payments (libsecp256k1); 0 signs on the request thread. See BENCHMARKS.md (signer) for the choice.',
     schema: integer(0, 16),
   },
-  {
-    name: 'SIGNER_PORT',
+  SIGNER_MAX_TICKET_EV_WEI: {
+    section: 'remoteSigner',
+    default: '3000000000000',
+    doc: 'Largest expected value of one ticket the signer signs (go-livepeer -maxTicketEV, default 3e12 wei).',
+    schema: wei,
+  },
+  SIGNER_MAX_TOTAL_EV_WEI: {
+    section: 'remoteSigner',
+    default: '20000000000000',
+    doc: 'Largest expected value of one batch of tickets (go-livepeer -maxTotalEV, default 2e13 wei).',
+    schema: wei,
+  },
+  SIGNER_DEPOSIT_MULTIPLIER: {
+    section: 'remoteSigner',
+    default: '1',
+    doc: 'A ticket face value may be at most deposit / this (go-livepeer -depositMultiplier, default 1).',
+    schema: integer(1, 1_000_000),
+  },
+  SIGNER_MAX_PRICE_PER_UNIT_WEI: {
+    section: 'remoteSigner',
+    default: '0',
+    doc: 'Highest orchestrator price (wei per SIGNER_MAX_PRICE_PIXELS_PER_UNIT units) the signer pays; 0 = no ceiling (go-livepeer -maxPricePerUnit, default 0).',
+    schema: wei,
+  },
+  SIGNER_MAX_PRICE_PIXELS_PER_UNIT: {
+    section: 'remoteSigner',
+    default: '1',
+    doc: 'Units the SIGNER_MAX_PRICE_PER_UNIT_WEI price is for (go-livepeer -pixelsPerUnit, default 1).',
+    schema: integer(1, Number.MAX_SAFE_INTEGER),
+  },
+  SIGNER_ORCHESTRATORS: {
+    section: 'remoteSigner',
+    doc: 'Comma-separated orchestrator URLs that GET /discover-orchestrators returns (go-livepeer -orchAddr). Unset: it answers 503.',
+    schema: commaList.pipe(z.array(httpUrl).min(1, 'expected at least one http(s) URL')),
+  },
+  SIGNER_PORT: {
+    section: 'remoteSigner',
     doc: 'TCP port of a second listener that serves only the go-livepeer remote-signer routes (/sign-orchestrator-info, /generate-live-payment, /discover-orchestrators) and health, so the signer can stay on a private network while the API is public. Unset: the signer answers on PORT only.',
     schema: integer(1, 65535),
   },
-  {
-    name: 'SIGNER_HOST',
+  SIGNER_HOST: {
+    section: 'remoteSigner',
     default: '0.0.0.0',
     doc: 'Address the SIGNER_PORT listener binds (e.g. a private interface).',
     schema: z.string().min(1),
   },
-  {
-    name: 'SIGNER_SHARED_CREDENTIALS',
+  SIGNER_SHARED_CREDENTIALS: {
+    section: 'remoteSigner',
     doc: 'API key ids (key_…) or OIDC client ids of shared gateway credentials: their payments are metered to, and spend-checked against, the owner of the stream the Tollhouse-Stream header names. Unset: none.',
     schema: commaList.pipe(
       z
@@ -503,110 +519,26 @@ export const SETTINGS: readonly Setting[] = [
         .min(1, 'expected at least one credential id'),
     ),
   },
-];
+} as const satisfies Record<string, Setting>;
 
-export interface Config {
-  readonly http: {
-    readonly host: string;
-    readonly port: number;
-    readonly publicUrl: string;
-    readonly bodyLimitBytes: number;
-    readonly trustProxy: boolean;
-    readonly shutdownTimeoutMs: number;
-  };
-  readonly database: {
-    /** null → embedded PGlite under `dataDir`. */
-    readonly url: string | null;
-    readonly poolMax: number;
-    readonly dataDir: string;
-  };
-  /** Root key for encryption at rest and keyed hashes. */
-  readonly secret: string;
-  readonly log: { readonly level: LogLevel };
-  readonly gateway: {
-    /** null → no upstream gateway: the front door answers 503. */
-    readonly url: string | null;
-    readonly connectTimeoutMs: number;
-    readonly responseTimeoutMs: number;
-    readonly jsonLimitBytes: number;
-    readonly prices: GatewayPrices;
-    /** Requests/s and in-flight caps; 0 = unlimited. */
-    readonly limits: {
-      readonly keyRate: number;
-      readonly keyConcurrency: number;
-      readonly accountRate: number;
-      readonly accountConcurrency: number;
-    };
-    /** null → anonymous mode off. */
-    readonly anonymous: {
-      readonly accountId: string;
-      readonly rate: number;
-      readonly concurrency: number;
-    } | null;
-    readonly webhookSecret: string | null;
-  };
-  readonly metrics: { readonly token: string | null };
-  readonly keys: { readonly cacheMax: number; readonly lastUsedFlushMs: number };
-  readonly identity: {
-    readonly accessTokenTtlSeconds: number;
-    readonly loginAttemptsPerMinute: number;
-    readonly loginAttemptsPerIpPerMinute: number;
-    readonly tokenRequestsPerIpPerMinute: number;
-    readonly tokenRequestsPerClientPerMinute: number;
-  };
-  readonly signer: {
-    /** null → no chain: the signer is disabled. */
-    readonly rpcUrl: string | null;
-    readonly controller: string;
-    /** null → no keystore: the signer is disabled. */
-    readonly keystoreFile: string | null;
-    readonly password: string | null;
-    readonly pollIntervalMs: number;
-    readonly refreshIntervalMs: number;
-    /** null → no automatic funding. */
-    readonly funding: {
-      readonly targetDepositWei: bigint;
-      readonly targetReserveWei: bigint;
-      readonly refillThresholdPercent: number;
-      readonly maxPerTxWei: bigint;
-      readonly maxPerDayWei: bigint;
-      readonly fundFor: string | null;
-    } | null;
-    readonly gasReserveWei: bigint;
-    /** Worker threads for payment signatures; 0 → the request thread. */
-    readonly signingThreads: number;
-    /** The signer-only listener (SIGNER_PORT); null → the signer answers on PORT only. */
-    readonly listen: { readonly host: string; readonly port: number } | null;
-    /** The remote-signer protocol's limits (LIVEPEER.md §2.2, §3.4). */
-    readonly remote: {
-      readonly maxTicketEvWei: bigint;
-      readonly maxTotalEvWei: bigint;
-      readonly depositMultiplier: bigint;
-      /** 0n → no ceiling. */
-      readonly maxPricePerUnitWei: bigint;
-      readonly maxPricePixelsPerUnit: bigint;
-      readonly orchestrators: readonly string[];
-      /** Credential ids (API key or OIDC client) whose payments belong to the stream owner. */
-      readonly sharedCredentials: readonly string[];
-    };
-  };
-  readonly billing: {
-    readonly ethUsdRate: string | null;
-    readonly ethUsdFeed: string | null;
-    readonly ethRpcUrl: string | null;
-    readonly rateMaxAgeSeconds: number;
-    readonly spendRefreshMs: number;
-    /** null: no scheduled close. */
-    readonly closeAfterMs: number | null;
-    readonly stripe: {
-      readonly secretKey: string | null;
-      readonly webhookSecret: string | null;
-      readonly apiBase: string | null;
-      readonly finalize: boolean;
-      readonly daysUntilDue: number;
-    };
-  };
-}
+type Settings = typeof SETTINGS;
+export type SettingName = keyof Settings;
+
+/** A setting's parsed value: its schema's output, or undefined when it is unset with no default. */
+type SettingValue<K extends SettingName> =
+  | z.output<Settings[K]['schema']>
+  | (Settings[K] extends { readonly default: string } ? never : undefined);
+
+export type SettingValues = { readonly [K in SettingName]: SettingValue<K> };
+
+type DeepReadonly<T> = T extends string | number | bigint | boolean | null | undefined
+  ? T
+  : T extends readonly (infer Item)[]
+    ? readonly DeepReadonly<Item>[]
+    : { readonly [K in keyof T]: DeepReadonly<T[K]> };
+
+/** The configuration every capability receives a section of, as `buildConfig` makes it. */
+export type Config = DeepReadonly<ReturnType<typeof buildConfig>>;
 
 export interface LoadedConfig {
   config: Config;
@@ -653,31 +585,214 @@ type Env = Record<string, string | undefined>;
 /** Reads `NAME` or `NAME_FILE` (secrets only); empty counts as unset. */
 function readRaw(
   env: Env,
+  name: SettingName,
   setting: Setting,
   problems: string[],
   readFile: (file: string) => string,
 ): string | undefined {
-  const direct = env[setting.name] === '' ? undefined : env[setting.name];
-  if (!setting.secret) return direct;
-  const fileName = env[`${setting.name}_FILE`] === '' ? undefined : env[`${setting.name}_FILE`];
+  const direct = env[name] === '' ? undefined : env[name];
+  if (setting.secret !== true) return direct;
+  const fileName = env[`${name}_FILE`] === '' ? undefined : env[`${name}_FILE`];
   if (fileName === undefined) return direct;
   if (direct !== undefined) {
-    problems.push(`${setting.name}: set ${setting.name} or ${setting.name}_FILE, not both`);
+    problems.push(`${name}: set ${name} or ${name}_FILE, not both`);
     return undefined;
   }
   try {
     // Files written by editors and `echo` end with a newline that is not part of the secret.
     const value = readFile(fileName).replace(/\r?\n$/, '');
     if (value === '') {
-      problems.push(`${setting.name}_FILE: ${fileName} is empty`);
+      problems.push(`${name}_FILE: ${fileName} is empty`);
       return undefined;
     }
     return value;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-    problems.push(`${setting.name}_FILE: cannot read ${fileName} (${code})`);
+    problems.push(`${name}_FILE: cannot read ${fileName} (${code})`);
     return undefined;
   }
+}
+
+/** Every setting in SETTINGS order: the record's entries with their names typed. */
+export function settingEntries(): Array<[SettingName, Setting]> {
+  return Object.entries(SETTINGS) as Array<[SettingName, Setting]>;
+}
+
+/** Environment → each setting's parsed value (or its default), collecting every problem. */
+function readSettings(
+  env: Env,
+  readFile: (file: string) => string,
+  problems: string[],
+): SettingValues {
+  const values: Record<string, unknown> = {};
+  for (const [name, setting] of settingEntries()) {
+    const raw = readRaw(env, name, setting, problems, readFile);
+    if (raw === undefined) {
+      values[name] =
+        setting.default === undefined ? undefined : setting.schema.parse(setting.default);
+      continue;
+    }
+    const parsed = setting.schema.safeParse(raw);
+    if (parsed.success) {
+      values[name] = parsed.data;
+    } else {
+      const reason = parsed.error.issues[0]?.message ?? 'invalid value';
+      const shown = setting.secret === true ? '' : ` (got ${JSON.stringify(raw)})`;
+      problems.push(`${name}: ${reason}${shown}`);
+    }
+  }
+  // Each value was parsed by its own setting's schema (or is undefined with no default), which
+  // is what SettingValues says; this is the one place the record's types meet the environment.
+  return values as SettingValues;
+}
+
+// Not settings: how often billing's background work runs. A full re-read of the month's
+// rollups every 10 minutes picks up late events for older hours; the scheduled close and the
+// Stripe sync look for work every 5 minutes.
+const SPEND_FULL_RELOAD_MS = 600_000;
+const BILLING_JOB_INTERVAL_MS = 300_000;
+
+/** The sections each capability receives, from the parsed settings. */
+function buildConfig(v: SettingValues) {
+  const port = v.PORT;
+  const publicUrl = v.PUBLIC_URL ?? `http://localhost:${port}`;
+  return {
+    http: {
+      host: v.HOST,
+      port,
+      publicUrl,
+      bodyLimitBytes: v.HTTP_BODY_LIMIT_BYTES,
+      trustProxy: v.TRUST_PROXY,
+      shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_SECONDS * 1000,
+    },
+    database: {
+      /** null → embedded PGlite under `dataDir`. */
+      url: v.DATABASE_URL ?? null,
+      poolMax: v.DATABASE_POOL_MAX,
+      dataDir: path.resolve(v.TOLLHOUSE_DATA_DIR),
+    },
+    /** Root key for encryption at rest and keyed hashes. Filled in by loadConfig in embedded
+     * mode; parseConfig callers that need no secret (migrate against PGlite) still get a value
+     * that fails loudly if used for encryption. */
+    secret: v.TOLLHOUSE_SECRET ?? '',
+    log: { level: v.LOG_LEVEL },
+    metrics: { token: v.METRICS_TOKEN ?? null },
+    keys: {
+      cacheMax: v.API_KEYS_CACHE_MAX,
+      lastUsedFlushMs: v.API_KEYS_FLUSH_SECONDS * 1000,
+    },
+    identity: {
+      publicUrl,
+      trustProxy: v.TRUST_PROXY,
+      accessTokenTtlSeconds: v.ACCESS_TOKEN_TTL_SECONDS,
+      loginAttemptsPerMinute: v.LOGIN_ATTEMPTS_PER_MINUTE,
+      loginAttemptsPerIpPerMinute: v.LOGIN_ATTEMPTS_PER_IP_PER_MINUTE,
+      tokenRequestsPerIpPerMinute: v.TOKEN_REQUESTS_PER_IP_PER_MINUTE,
+      tokenRequestsPerClientPerMinute: v.TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE,
+    },
+    gateway: {
+      /** null → no upstream gateway: the front door answers 503. */
+      url: v.GATEWAY_URL ?? null,
+      connectTimeoutMs: v.GATEWAY_CONNECT_TIMEOUT_MS,
+      responseTimeoutMs: v.GATEWAY_RESPONSE_TIMEOUT_MS,
+      jsonLimitBytes: v.GATEWAY_JSON_LIMIT_BYTES,
+      prices: v.GATEWAY_PRICES ?? {},
+      /** Requests/s and in-flight caps; 0 = unlimited. */
+      limits: {
+        keyRate: v.GATEWAY_KEY_RATE,
+        keyConcurrency: v.GATEWAY_KEY_CONCURRENCY,
+        accountRate: v.GATEWAY_ACCOUNT_RATE,
+        accountConcurrency: v.GATEWAY_ACCOUNT_CONCURRENCY,
+      },
+      /** null → anonymous mode off. */
+      anonymous:
+        v.GATEWAY_ANONYMOUS_ACCOUNT === undefined
+          ? null
+          : {
+              accountId: v.GATEWAY_ANONYMOUS_ACCOUNT,
+              rate: v.GATEWAY_ANONYMOUS_RATE,
+              concurrency: v.GATEWAY_ANONYMOUS_CONCURRENCY,
+            },
+      webhookSecret: v.LIVEPEER_WEBHOOK_SECRET ?? null,
+      /** TRUST_PROXY: whether an incoming X-Forwarded-For is extended or replaced. */
+      trustProxy: v.TRUST_PROXY,
+      /** The signer's price ceiling, answered to go-livepeer's signer as the webhook's
+       * maxPrice; null when SIGNER_MAX_PRICE_PER_UNIT_WEI is 0 (no ceiling). */
+      signerMaxPrice:
+        v.SIGNER_MAX_PRICE_PER_UNIT_WEI > 0n
+          ? {
+              pricePerUnitWei: v.SIGNER_MAX_PRICE_PER_UNIT_WEI,
+              pixelsPerUnit: BigInt(v.SIGNER_MAX_PRICE_PIXELS_PER_UNIT),
+            }
+          : null,
+    },
+    signer: {
+      /** null → no chain: the signer is disabled. */
+      rpcUrl: v.ETH_RPC_URL ?? null,
+      controller: v.LIVEPEER_CONTROLLER,
+      /** null → no keystore: the signer is disabled. */
+      keystoreFile: v.SIGNER_KEYSTORE_FILE ?? null,
+      password: v.SIGNER_PASSWORD ?? null,
+      pollIntervalMs: v.SIGNER_POLL_INTERVAL_MS,
+      refreshIntervalMs: v.SIGNER_REFRESH_INTERVAL_MS,
+      /** null → no automatic funding. checkSigner makes the others required with the targets. */
+      funding:
+        v.SIGNER_TARGET_DEPOSIT_WEI === undefined
+          ? null
+          : {
+              targetDepositWei: v.SIGNER_TARGET_DEPOSIT_WEI,
+              targetReserveWei: required(v.SIGNER_TARGET_RESERVE_WEI),
+              refillThresholdPercent: v.SIGNER_REFILL_THRESHOLD_PERCENT,
+              maxPerTxWei: required(v.SIGNER_MAX_PER_TX_WEI),
+              maxPerDayWei: required(v.SIGNER_MAX_PER_DAY_WEI),
+              fundFor: v.SIGNER_FUND_FOR ?? null,
+            },
+      gasReserveWei: v.SIGNER_GAS_RESERVE_WEI,
+      /** Worker threads for payment signatures; 0 → the request thread. */
+      signingThreads: v.SIGNER_SIGNING_THREADS,
+      /** The signer-only listener (SIGNER_PORT); null → the signer answers on PORT only. */
+      listen: v.SIGNER_PORT === undefined ? null : { host: v.SIGNER_HOST, port: v.SIGNER_PORT },
+      /** The remote-signer protocol's limits (LIVEPEER.md §2.2, §3.4). */
+      remote: {
+        maxTicketEvWei: v.SIGNER_MAX_TICKET_EV_WEI,
+        maxTotalEvWei: v.SIGNER_MAX_TOTAL_EV_WEI,
+        depositMultiplier: BigInt(v.SIGNER_DEPOSIT_MULTIPLIER),
+        /** 0n → no ceiling. */
+        maxPricePerUnitWei: v.SIGNER_MAX_PRICE_PER_UNIT_WEI,
+        maxPricePixelsPerUnit: BigInt(v.SIGNER_MAX_PRICE_PIXELS_PER_UNIT),
+        orchestrators: v.SIGNER_ORCHESTRATORS ?? [],
+        /** Credential ids (API key or OIDC client) whose payments belong to the stream owner. */
+        sharedCredentials: v.SIGNER_SHARED_CREDENTIALS ?? [],
+      },
+    },
+    billing: {
+      rates: {
+        fixed: v.BILLING_ETH_USD_RATE ?? null,
+        feedAddress: v.BILLING_ETH_USD_FEED ?? null,
+        rpcUrl: v.ETH_RPC_URL ?? null,
+        maxAgeSeconds: v.BILLING_RATE_MAX_AGE_SECONDS,
+      },
+      stripe: {
+        secretKey: v.STRIPE_SECRET_KEY ?? null,
+        webhookSecret: v.STRIPE_WEBHOOK_SECRET ?? null,
+        apiBase: v.STRIPE_API_BASE ?? null,
+        finalize: v.STRIPE_FINALIZE_INVOICES,
+        daysUntilDue: v.STRIPE_DAYS_UNTIL_DUE,
+      },
+      spendRefreshMs: v.BILLING_SPEND_REFRESH_SECONDS * 1000,
+      spendFullReloadMs: SPEND_FULL_RELOAD_MS,
+      /** null: no scheduled close. */
+      closeAfterMs: v.BILLING_AUTO_CLOSE ? v.BILLING_CLOSE_AFTER_HOURS * 3_600_000 : null,
+      jobIntervalMs: BILLING_JOB_INTERVAL_MS,
+    },
+    console: { publicUrl },
+  };
+}
+
+/** A value the cross-field checks have made required; reaching undefined here is a bug. */
+function required<T>(value: T | undefined): T {
+  if (value === undefined) throw new Error('config: a required setting was not checked');
+  return value;
 }
 
 /** Pure part of loading: environment → values or the full list of problems. */
@@ -686,151 +801,27 @@ export function parseConfig(
   readFile: (file: string) => string = (f) => readFileSync(f, 'utf8'),
 ): Config {
   const problems: string[] = [];
-  const values = new Map<string, unknown>();
-  for (const setting of SETTINGS) {
-    const raw = readRaw(env, setting, problems, readFile);
-    if (raw === undefined) continue;
-    const parsed = setting.schema.safeParse(raw);
-    if (parsed.success) {
-      values.set(setting.name, parsed.data);
-    } else {
-      const reason = parsed.error.issues[0]?.message ?? 'invalid value';
-      const shown = setting.secret ? '' : ` (got ${JSON.stringify(raw)})`;
-      problems.push(`${setting.name}: ${reason}${shown}`);
-    }
-  }
-  const get = <T>(name: string): T => {
-    if (values.has(name)) return values.get(name) as T;
-    const setting = SETTINGS.find((s) => s.name === name);
-    if (setting?.default === undefined || setting.default.includes('$')) {
-      return undefined as T;
-    }
-    return setting.schema.parse(setting.default) as T;
-  };
-
-  const databaseUrl = get<string | undefined>('DATABASE_URL') ?? null;
-  const secret = get<string | undefined>('TOLLHOUSE_SECRET');
-  if (databaseUrl !== null && secret === undefined && !problems.some(isAbout('TOLLHOUSE_SECRET'))) {
+  const values = readSettings(env, readFile, problems);
+  if (
+    values.DATABASE_URL !== undefined &&
+    values.TOLLHOUSE_SECRET === undefined &&
+    !problems.some(isAbout('TOLLHOUSE_SECRET'))
+  ) {
     problems.push(
       'TOLLHOUSE_SECRET: required when DATABASE_URL is set (every replica must share it); generate one with `openssl rand -hex 32`',
     );
   }
-  const signerProblems = checkSigner(get, problems);
+  const signerProblems = checkSigner(values, problems);
   problems.push(...signerProblems.filter((p) => !problems.some(isAbout(p.split(':')[0]!))));
   if (problems.length > 0) throw new ConfigError(problems);
-
-  const port = get<number>('PORT');
-  return deepFreeze({
-    http: {
-      host: get<string>('HOST'),
-      port,
-      publicUrl: get<string | undefined>('PUBLIC_URL') ?? `http://localhost:${port}`,
-      bodyLimitBytes: get<number>('HTTP_BODY_LIMIT_BYTES'),
-      trustProxy: get<boolean>('TRUST_PROXY'),
-      shutdownTimeoutMs: get<number>('SHUTDOWN_TIMEOUT_SECONDS') * 1000,
-    },
-    database: {
-      url: databaseUrl,
-      poolMax: get<number>('DATABASE_POOL_MAX'),
-      dataDir: path.resolve(get<string>('TOLLHOUSE_DATA_DIR')),
-    },
-    // Filled in by loadConfig in embedded mode; parseConfig callers that need no secret
-    // (migrate against PGlite) still get a value that fails loudly if used for encryption.
-    secret: secret ?? '',
-    log: { level: get<LogLevel>('LOG_LEVEL') },
-    gateway: {
-      url: get<string | undefined>('GATEWAY_URL') ?? null,
-      connectTimeoutMs: get<number>('GATEWAY_CONNECT_TIMEOUT_MS'),
-      responseTimeoutMs: get<number>('GATEWAY_RESPONSE_TIMEOUT_MS'),
-      jsonLimitBytes: get<number>('GATEWAY_JSON_LIMIT_BYTES'),
-      prices: get<GatewayPrices | undefined>('GATEWAY_PRICES') ?? {},
-      limits: {
-        keyRate: get<number>('GATEWAY_KEY_RATE'),
-        keyConcurrency: get<number>('GATEWAY_KEY_CONCURRENCY'),
-        accountRate: get<number>('GATEWAY_ACCOUNT_RATE'),
-        accountConcurrency: get<number>('GATEWAY_ACCOUNT_CONCURRENCY'),
-      },
-      anonymous: ((accountId) =>
-        accountId === undefined
-          ? null
-          : {
-              accountId,
-              rate: get<number>('GATEWAY_ANONYMOUS_RATE'),
-              concurrency: get<number>('GATEWAY_ANONYMOUS_CONCURRENCY'),
-            })(get<string | undefined>('GATEWAY_ANONYMOUS_ACCOUNT')),
-      webhookSecret: get<string | undefined>('LIVEPEER_WEBHOOK_SECRET') ?? null,
-    },
-    metrics: { token: get<string | undefined>('METRICS_TOKEN') ?? null },
-    keys: {
-      cacheMax: get<number>('API_KEYS_CACHE_MAX'),
-      lastUsedFlushMs: get<number>('API_KEYS_FLUSH_SECONDS') * 1000,
-    },
-    identity: {
-      accessTokenTtlSeconds: get<number>('ACCESS_TOKEN_TTL_SECONDS'),
-      loginAttemptsPerMinute: get<number>('LOGIN_ATTEMPTS_PER_MINUTE'),
-      loginAttemptsPerIpPerMinute: get<number>('LOGIN_ATTEMPTS_PER_IP_PER_MINUTE'),
-      tokenRequestsPerIpPerMinute: get<number>('TOKEN_REQUESTS_PER_IP_PER_MINUTE'),
-      tokenRequestsPerClientPerMinute: get<number>('TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE'),
-    },
-    signer: {
-      rpcUrl: get<string | undefined>('ETH_RPC_URL') ?? null,
-      controller: get<string>('LIVEPEER_CONTROLLER'),
-      keystoreFile: get<string | undefined>('SIGNER_KEYSTORE_FILE') ?? null,
-      password: get<string | undefined>('SIGNER_PASSWORD') ?? null,
-      pollIntervalMs: get<number>('SIGNER_POLL_INTERVAL_MS'),
-      refreshIntervalMs: get<number>('SIGNER_REFRESH_INTERVAL_MS'),
-      funding:
-        get<bigint | undefined>('SIGNER_TARGET_DEPOSIT_WEI') === undefined
-          ? null
-          : {
-              targetDepositWei: get<bigint>('SIGNER_TARGET_DEPOSIT_WEI'),
-              targetReserveWei: get<bigint>('SIGNER_TARGET_RESERVE_WEI'),
-              refillThresholdPercent: get<number>('SIGNER_REFILL_THRESHOLD_PERCENT'),
-              maxPerTxWei: get<bigint>('SIGNER_MAX_PER_TX_WEI'),
-              maxPerDayWei: get<bigint>('SIGNER_MAX_PER_DAY_WEI'),
-              fundFor: get<string | undefined>('SIGNER_FUND_FOR') ?? null,
-            },
-      gasReserveWei: get<bigint>('SIGNER_GAS_RESERVE_WEI'),
-      signingThreads: get<number>('SIGNER_SIGNING_THREADS'),
-      listen:
-        get<number | undefined>('SIGNER_PORT') === undefined
-          ? null
-          : { host: get<string>('SIGNER_HOST'), port: get<number>('SIGNER_PORT') },
-      remote: {
-        maxTicketEvWei: get<bigint>('SIGNER_MAX_TICKET_EV_WEI'),
-        maxTotalEvWei: get<bigint>('SIGNER_MAX_TOTAL_EV_WEI'),
-        depositMultiplier: BigInt(get<number>('SIGNER_DEPOSIT_MULTIPLIER')),
-        maxPricePerUnitWei: get<bigint>('SIGNER_MAX_PRICE_PER_UNIT_WEI'),
-        maxPricePixelsPerUnit: BigInt(get<number>('SIGNER_MAX_PRICE_PIXELS_PER_UNIT')),
-        orchestrators: get<string[] | undefined>('SIGNER_ORCHESTRATORS') ?? [],
-        sharedCredentials: get<string[] | undefined>('SIGNER_SHARED_CREDENTIALS') ?? [],
-      },
-    },
-    billing: {
-      ethUsdRate: get<string | undefined>('BILLING_ETH_USD_RATE') ?? null,
-      ethUsdFeed: get<string | undefined>('BILLING_ETH_USD_FEED') ?? null,
-      ethRpcUrl: get<string | undefined>('ETH_RPC_URL') ?? null,
-      rateMaxAgeSeconds: get<number>('BILLING_RATE_MAX_AGE_SECONDS'),
-      spendRefreshMs: get<number>('BILLING_SPEND_REFRESH_SECONDS') * 1000,
-      closeAfterMs: get<boolean>('BILLING_AUTO_CLOSE')
-        ? get<number>('BILLING_CLOSE_AFTER_HOURS') * 3_600_000
-        : null,
-      stripe: {
-        secretKey: get<string | undefined>('STRIPE_SECRET_KEY') ?? null,
-        webhookSecret: get<string | undefined>('STRIPE_WEBHOOK_SECRET') ?? null,
-        apiBase: get<string | undefined>('STRIPE_API_BASE') ?? null,
-        finalize: get<boolean>('STRIPE_FINALIZE_INVOICES'),
-        daysUntilDue: get<number>('STRIPE_DAYS_UNTIL_DUE'),
-      },
-    },
-  });
+  return deepFreeze(buildConfig(values));
 }
 
 /** Settings of the signer that only make sense together. */
-function checkSigner(get: <T>(name: string) => T, reported: readonly string[]): string[] {
+function checkSigner(values: SettingValues, reported: readonly string[]): string[] {
   const problems: string[] = [];
   // A setting already reported as invalid counts as given: one problem per mistake.
-  const set = (name: string) => get<unknown>(name) !== undefined || reported.some(isAbout(name));
+  const set = (name: SettingName) => values[name] !== undefined || reported.some(isAbout(name));
   if (set('SIGNER_KEYSTORE_FILE') && !set('SIGNER_PASSWORD')) {
     problems.push(
       'SIGNER_PASSWORD: required with SIGNER_KEYSTORE_FILE (set SIGNER_PASSWORD_FILE to a file holding it)',
@@ -842,12 +833,13 @@ function checkSigner(get: <T>(name: string) => T, reported: readonly string[]): 
     );
   }
   if (set('SIGNER_TARGET_DEPOSIT_WEI')) {
-    for (const name of [
+    const needed: SettingName[] = [
       'SIGNER_MAX_PER_TX_WEI',
       'SIGNER_MAX_PER_DAY_WEI',
       'ETH_RPC_URL',
       'SIGNER_KEYSTORE_FILE',
-    ]) {
+    ];
+    for (const name of needed) {
       if (!set(name)) problems.push(`${name}: required when the funding targets are set`);
     }
   }

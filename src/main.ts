@@ -1,134 +1,98 @@
 #!/usr/bin/env node
-// The command line: `tollhouse serve`, `tollhouse migrate`, and one sub-command group per
-// capability. Every command builds the service through src/app.ts, does its job, and exits.
-// Commands print their results to stdout (JSON where a program may read it); logs of
-// one-shot commands go to stderr so stdout stays parseable.
+// The command line: `tollhouse serve`, `tollhouse migrate`, and each capability's command
+// groups (app.ts's COMMANDS). A command builds the service through src/app.ts, does its job,
+// and exits. Results go to stdout (JSON a program may read); messages and logs go to stderr.
+// One-shot commands are quiet: warnings and errors only, info with --verbose. Exit statuses
+// are those of src/platform/cli.ts: 0 done, 1 refused or failed, 2 wrong usage, 78 invalid
+// configuration.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { createApp } from './app.ts';
+import { COMMANDS, createApp } from './app.ts';
+import type { App } from './app.ts';
 import { ConfigError, loadConfig, servingProblems, wantsStackTraces } from './config.ts';
-import {
-  ACCOUNTS_USAGE,
-  APPS_USAGE,
-  IDENTITY_USAGE,
-  accountsCommand,
-  appsCommand,
-  identityCommand,
-} from './identity/index.ts';
 import type { LoadedConfig } from './config.ts';
-import { CliUsageError, USAGE_HELP, usageCommand } from './metering/index.ts';
-import { KEYS_USAGE, keysCommand } from './keys/index.ts';
+import { createDatabase } from './database.ts';
 import {
-  BILLING_USAGE,
-  BillingCliError,
-  PLANS_USAGE,
-  billingCommand,
-  plansCommand,
-} from './billing/index.ts';
-import { DataDirLocked, createDatabase } from './database.ts';
-import { AppError } from './platform/errors.ts';
+  CliFailure,
+  CliUsageError,
+  EXIT_CONFIG,
+  EXIT_FAILED,
+  EXIT_USAGE,
+  commandLogLevel,
+  isArgumentError,
+} from './platform/cli.ts';
+import type { CliCommand, CliIo } from './platform/cli.ts';
+import { AppError, SetupError } from './platform/errors.ts';
 import { createLogger } from './platform/log.ts';
+import type { Logger } from './platform/log.ts';
 import { listMigrations, migrateToLatest } from './platform/migrations.ts';
 import { SealedValueUnreadable } from './platform/secrets.ts';
 import { startServer } from './platform/server.ts';
-import {
-  KEYSTORE_USAGE,
-  SIGNER_USAGE,
-  SignerStartupError,
-  createSigner,
-  runKeystoreCommand,
-  runSignerCommand,
-} from './signer/index.ts';
 
 // Hard ceiling for a graceful shutdown: Docker sends SIGKILL 10 s after SIGTERM.
 const SHUTDOWN_DEADLINE_MS = 9_500;
 
-interface Command {
+/** A command of the command line itself, which needs more than the app a capability's gets. */
+interface OwnCommand {
   summary: string;
   usage: string;
-  run(args: string[]): Promise<number>;
+  run(args: string[], flags: GlobalFlags): Promise<number>;
 }
 
-const COMMANDS: Record<string, Command> = {
+interface GlobalFlags {
+  verbose: boolean;
+}
+
+const io: CliIo = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+  stdout: process.stdout,
+  stdin: process.stdin,
+};
+
+const OWN_COMMANDS: Record<string, OwnCommand> = {
   serve: {
     summary: 'Run the service (migrates the database first)',
-    usage: 'tollhouse serve',
+    usage: 'tollhouse serve\n',
     run: serve,
   },
   migrate: {
     summary: 'Apply pending database migrations, or list them with --status',
-    usage: 'tollhouse migrate [--status]',
+    usage: 'tollhouse migrate [--status]\n',
     run: migrate,
   },
-  usage: {
-    summary: 'Usage totals and retention (show, prune)',
-    usage: USAGE_HELP,
-    run: (args) =>
-      usageCommand(args, {
-        open: async () => {
-          const app = await openApp();
-          return { metering: app.metering.service, close: () => app.close() };
-        },
-        out: (text) => process.stdout.write(`${text}\n`),
-      }),
-  },
-  keys: {
-    summary: 'Manage API keys: create, list, show, update, revoke, rotate',
-    usage: KEYS_USAGE,
-    run: (args) =>
-      keysCommand(args, {
-        open: async () => {
-          const app = await openApp();
-          return { keyService: app.keys.service, database: app.database, close: () => app.close() };
-        },
-        out: (text) => process.stdout.write(text),
-        err: (text) => process.stderr.write(text),
-      }),
-  },
-  apps: {
-    summary: 'Manage OIDC apps (clients): create, list, show, update, disable, rotate-secret',
-    usage: APPS_USAGE,
-    run: (args) => withApp((app) => appsCommand(app.identity, app.database.db, args, stdio)),
-  },
-  accounts: {
-    summary: 'Accounts: create (the first operator: --admin), list, show, update, disable, enable',
-    usage: ACCOUNTS_USAGE,
-    run: (args) => withApp((app) => accountsCommand(app.identity, args, stdio)),
-  },
-  identity: {
-    summary: 'OIDC signing keys: rotate-keys publishes a new key and retires the old one',
-    usage: IDENTITY_USAGE,
-    run: (args) => withApp((app) => identityCommand(app.identity, args, stdio)),
-  },
-  keystore: {
-    summary: 'Create, import or inspect the Ethereum keystore of the payment signer',
-    usage: KEYSTORE_USAGE,
-    run: (args) => runKeystoreCommand(args, process),
-  },
-  signer: {
-    summary: 'Payment signer: status, fund deposit/reserve, unlock, cancel-unlock, withdraw',
-    usage: SIGNER_USAGE,
-    run: signer,
-  },
-  plans: {
-    summary: 'Billing plans and subscriptions: list, show, create, subscribe',
-    usage: PLANS_USAGE,
-    run: (args) => plansCommand(args, billingCli()),
-  },
-  billing: {
-    summary: 'Month close, exports, Stripe sync, credits',
-    usage: BILLING_USAGE,
-    run: (args) => billingCommand(args, billingCli()),
-  },
   help: {
-    summary: 'Show this help',
-    usage: 'tollhouse help [command]',
+    summary: "Show this help, or a command's options",
+    usage: 'tollhouse help [command]\n',
     run: async (args) => {
-      process.stdout.write(helpText(args[0]));
+      const [name, ...extra] = args;
+      if (extra.length > 0 || (name !== undefined && !isCommand(name))) {
+        throw new CliUsageError(
+          name !== undefined && !isCommand(name)
+            ? `no command ${JSON.stringify(name)}; \`tollhouse help\` lists them`
+            : 'help takes one command name',
+        );
+      }
+      io.out(helpText(name));
       return 0;
     },
   },
 };
+
+/** Every command: the command line's own, then each capability's. */
+const COMMAND_TABLE: Record<string, { summary: string; usage: string }> = {
+  ...pick(OWN_COMMANDS, ['serve', 'migrate']),
+  ...COMMANDS,
+  help: OWN_COMMANDS.help!,
+};
+
+function pick<T>(from: Record<string, T>, names: string[]): Record<string, T> {
+  return Object.fromEntries(names.map((name) => [name, from[name]!]));
+}
+
+function isCommand(name: string): boolean {
+  return Object.hasOwn(COMMAND_TABLE, name);
+}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -138,24 +102,26 @@ function version(): string {
 }
 
 function helpText(command?: string): string {
-  const one = command === undefined ? undefined : COMMANDS[command];
-  if (one !== undefined) {
-    return one.usage.startsWith('Usage:')
-      ? `${one.summary}\n\n${one.usage}`
-      : `${one.summary}\n\nUsage: ${one.usage}\n`;
-  }
-  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
-  const lines = Object.entries(COMMANDS).map(
+  const one = command === undefined ? undefined : COMMAND_TABLE[command];
+  if (one !== undefined) return `${one.summary}\n\nUsage: ${one.usage}`;
+  const width = Math.max(...Object.keys(COMMAND_TABLE).map((name) => name.length));
+  const lines = Object.entries(COMMAND_TABLE).map(
     ([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`,
   );
   return [
     `tollhouse ${version()} — identity, metering, billing and payments for a go-livepeer gateway`,
     '',
-    'Usage: tollhouse <command> [options]',
+    'Usage: tollhouse [--verbose] <command> [options]',
     '',
     'Commands:',
     ...lines,
     '',
+    'Options:',
+    '  --verbose  show the logs of one-shot commands (info and above, on stderr)',
+    '  --help     show help (also after a command)',
+    '  --version  print the version',
+    '',
+    'Exit status: 0 done, 1 refused or failed, 2 wrong usage, 78 invalid configuration.',
     'Settings come from the environment; see docs/configuration.md.',
     "Run `tollhouse help <command>` for a command's options.",
     '',
@@ -169,9 +135,47 @@ function configOrExit(): LoadedConfig {
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);
-      process.exit(78); // EX_CONFIG from sysexits.h
+      process.exit(EXIT_CONFIG);
     }
     throw error;
+  }
+}
+
+/**
+ * Configuration and a logger on stderr for a one-shot command: quiet unless --verbose. The
+ * configuration's warnings concern a serving process (a generated secret to back up), so a
+ * one-shot command shows them only with --verbose.
+ */
+function oneShotSetup(flags: GlobalFlags): { config: LoadedConfig['config']; log: Logger } {
+  const { config, warnings } = configOrExit();
+  const log = createLogger({
+    level: commandLogLevel(config.log.level, flags.verbose),
+    destination: process.stderr,
+  });
+  for (const warning of warnings) log.info(warning);
+  return { config, log };
+}
+
+/** Runs a capability's command: the app is built (migrated, not started) only if it asks. */
+async function runCapabilityCommand(
+  command: CliCommand<App>,
+  args: string[],
+  flags: GlobalFlags,
+): Promise<number> {
+  let opened: Promise<App> | null = null;
+  try {
+    return await command.run(args, {
+      io,
+      open: () => {
+        opened ??= (async () => {
+          const { config, log } = oneShotSetup(flags);
+          return createApp({ config, log, start: false });
+        })();
+        return opened;
+      },
+    });
+  } finally {
+    if (opened !== null) await (await (opened as Promise<App>).catch(() => null))?.close();
   }
 }
 
@@ -181,7 +185,7 @@ async function serve(args: string[]): Promise<number> {
   const problems = servingProblems(config);
   if (problems.length > 0) {
     process.stderr.write(`${new ConfigError(problems).message}\n`);
-    return 78; // EX_CONFIG, as for any other invalid setting
+    return EXIT_CONFIG; // as for any other invalid setting
   }
   const log = createLogger({ level: config.log.level });
   for (const warning of warnings) log.warn(warning);
@@ -249,50 +253,9 @@ async function serve(args: string[]): Promise<number> {
   return new Promise<number>(() => {});
 }
 
-function billingCli() {
-  return {
-    open: async () => {
-      const app = await openApp();
-      return {
-        service: app.billing.service,
-        stripe: app.billing.stripe,
-        db: app.database.db,
-        close: () => app.close(),
-      };
-    },
-    out: (text: string) => process.stdout.write(text),
-    stdout: process.stdout,
-  };
-}
-
-/** The service for a one-shot command: logs on stderr so stdout stays parseable. */
-async function openApp() {
-  const { config, warnings } = configOrExit();
-  const log = createLogger({ level: config.log.level, destination: process.stderr });
-  for (const warning of warnings) log.warn(warning);
-  return createApp({ config, log });
-}
-
-const stdio = {
-  out: (text: string) => process.stdout.write(text),
-  err: (text: string) => process.stderr.write(text),
-};
-
-/** Builds the app (migrating first) for a one-shot command, and closes it afterwards. */
-async function withApp(run: (app: Awaited<ReturnType<typeof createApp>>) => Promise<number>) {
-  const app = await openApp();
-  try {
-    return await run(app);
-  } finally {
-    await app.close();
-  }
-}
-
-async function migrate(args: string[]): Promise<number> {
+async function migrate(args: string[], flags: GlobalFlags): Promise<number> {
   const { values } = parseArgs({ args, options: { status: { type: 'boolean' } }, strict: true });
-  const { config, warnings } = configOrExit();
-  const log = createLogger({ level: config.log.level, destination: process.stderr });
-  for (const warning of warnings) log.warn(warning);
+  const { config, log } = oneShotSetup(flags);
   const database = await createDatabase({ config: config.database, log });
   try {
     if (values.status) {
@@ -308,44 +271,41 @@ async function migrate(args: string[]): Promise<number> {
   }
 }
 
-async function signer(args: string[]): Promise<number> {
-  const { config, warnings } = configOrExit();
-  const log = createLogger({ level: config.log.level, destination: process.stderr });
-  for (const warning of warnings) log.warn(warning);
-  const database = await createDatabase({ config: config.database, log });
-  try {
-    await migrateToLatest(database.db);
-    const service = await createSigner({ config: config.signer, db: database.db, log });
-    try {
-      return await runSignerCommand(service, args, process);
-    } finally {
-      await service.stop();
-    }
-  } finally {
-    await database.close();
-  }
-}
-
 async function main(argv: string[]): Promise<number> {
-  const [first, ...rest] = argv;
+  const {
+    flags,
+    rest: [first, ...rest],
+  } = globalFlags(argv);
   if (first === undefined || first === '--help' || first === '-h') {
-    process.stdout.write(helpText());
-    return first === undefined ? 2 : 0;
+    (first === undefined ? io.err : io.out)(helpText());
+    return first === undefined ? EXIT_USAGE : 0;
   }
   if (first === '--version' || first === '-v') {
-    process.stdout.write(`${version()}\n`);
+    io.out(`${version()}\n`);
     return 0;
   }
-  const command = COMMANDS[first];
-  if (command === undefined) {
-    process.stderr.write(`Unknown command "${first}".\n\n${helpText()}`);
-    return 2;
+  if (!isCommand(first)) {
+    io.err(`tollhouse: unknown command ${JSON.stringify(first)}\n\n${helpText()}`);
+    return EXIT_USAGE;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(helpText(first));
+    io.out(helpText(first));
     return 0;
   }
-  return command.run(rest);
+  current = first;
+  const own = OWN_COMMANDS[first];
+  if (own !== undefined) return own.run(rest, flags);
+  return runCapabilityCommand(COMMANDS[first]!, rest, flags);
+}
+
+/** The command being run, for messages. */
+let current: string | null = null;
+
+/** `--verbose` anywhere before a `--` (it is no command's option), and the other arguments. */
+function globalFlags(argv: string[]): { flags: GlobalFlags; rest: string[] } {
+  const end = argv.includes('--') ? argv.indexOf('--') : argv.length;
+  const rest = [...argv.slice(0, end).filter((arg) => arg !== '--verbose'), ...argv.slice(end)];
+  return { flags: { verbose: rest.length !== argv.length }, rest };
 }
 
 main(process.argv.slice(2)).then(
@@ -359,7 +319,7 @@ main(process.argv.slice(2)).then(
       const stack = error instanceof Error ? error.stack : undefined;
       process.stderr.write(`tollhouse: ${stack ?? String(error)}\n`);
     } else {
-      process.stderr.write(`tollhouse: ${expected.message}\n`);
+      process.stderr.write(`${printable(expected.message)}\n`);
       if (wantsStackTraces() && error instanceof Error && error.stack !== undefined) {
         process.stderr.write(`${error.stack}\n`);
       }
@@ -368,36 +328,52 @@ main(process.argv.slice(2)).then(
     // (a pool, a listener that never bound), and under a supervisor a process that hangs on
     // after failing looks alive while serving nothing. stderr is synchronous for files, pipes
     // and terminals, so the message is out.
-    process.exit(expected?.code ?? 1);
+    process.exit(expected?.code ?? EXIT_FAILED);
   },
 );
 
 /**
- * The one line (and exit status) for a failure an operator can act on: wrong usage (2), a
- * refusal from a service (AppError: unknown account, no ETH/USD rate …), a setup problem
- * (another TOLLHOUSE_SECRET, a locked data folder, an unreachable database, a port in use).
- * Null for anything else.
+ * The message (and exit status) for a failure an operator can act on: wrong usage (2, naming
+ * the command, with where to read its usage), a refusal from a service (AppError: unknown
+ * account, no ETH/USD rate …), a setup problem (another TOLLHOUSE_SECRET, a locked data
+ * folder, an unreachable database, a port in use). Null for anything else.
  */
 function expectedFailure(error: unknown): { message: string; code: number } | null {
   const message = error instanceof Error ? error.message : String(error);
-  if (
-    isArgumentError(error) ||
-    error instanceof CliUsageError ||
-    error instanceof BillingCliError
-  ) {
-    return { message, code: 2 };
+  if (isArgumentError(error) || error instanceof CliUsageError) {
+    const command = current === null ? null : COMMAND_TABLE[current];
+    const where = current === null ? 'tollhouse' : `tollhouse ${current}`;
+    const help =
+      error instanceof CliUsageError && error.showUsage && command !== undefined && command !== null
+        ? `\n\nUsage: ${command.usage.trimEnd()}`
+        : current === null || current === 'help'
+          ? ''
+          : `\nRun \`tollhouse help ${current}\` for its options.`;
+    return { message: `${where}: ${message}${help}`, code: EXIT_USAGE };
   }
-  if (error instanceof ConfigError) return { message, code: 78 }; // EX_CONFIG
+  if (error instanceof ConfigError) return { message, code: EXIT_CONFIG };
   if (
     error instanceof AppError ||
-    error instanceof DataDirLocked ||
-    error instanceof SignerStartupError ||
+    error instanceof CliFailure ||
+    error instanceof SetupError ||
     causedBy(error, SealedValueUnreadable)
   ) {
-    return { message, code: 1 };
+    return { message: `tollhouse: ${message}`, code: EXIT_FAILED };
   }
   const described = describeStartupError(error);
-  return described === null ? null : { message: described, code: 1 };
+  return described === null ? null : { message: `tollhouse: ${described}`, code: EXIT_FAILED };
+}
+
+/**
+ * A message as it may reach a terminal: a service's message can quote input (an id that does
+ * not exist), so control characters other than newlines are escaped, never interpreted.
+ */
+function printable(message: string): string {
+  return message.replace(
+    // eslint-disable-next-line no-control-regex -- finding them is the point
+    /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** Whether `error` or an error in its `cause` chain is a `type` (wrappers add context). */
@@ -408,10 +384,6 @@ function causedBy(error: unknown, type: new (...args: never[]) => Error): boolea
     e = (e as Error).cause;
   }
   return false;
-}
-
-function isArgumentError(error: unknown): boolean {
-  return (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ?? false;
 }
 
 /** One line an operator can act on, for the usual start-up failures. */

@@ -50,7 +50,7 @@ describe('docker/compose.yaml', () => {
   });
 
   it('passes tollhouse only settings that config.ts knows, and they validate', () => {
-    const known = new Set(SETTINGS.map((s) => s.name));
+    const known = new Set(Object.keys(SETTINGS));
     const env = Object.fromEntries(
       Object.entries(tollhouse!.environment ?? {}).map(([k, v]) => [k, interpolate(String(v))]),
     );
@@ -138,7 +138,7 @@ describe('docker/Dockerfile', () => {
     expect(dockerfile).toMatch(/^USER node$/m);
     const exposed = /^EXPOSE (\d+)$/m.exec(dockerfile)?.[1];
     expect(exposed).toBe(/PORT=(\d+)/.exec(dockerfile)?.[1]);
-    expect(exposed).toBe(SETTINGS.find((s) => s.name === 'PORT')?.default);
+    expect(exposed).toBe(SETTINGS.PORT.default);
     expect(dockerfile).toMatch(/^HEALTHCHECK .*\n?.*\/healthz/m);
     expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "src\/main.ts"\]$/m);
     expect(dockerfile).toMatch(/^CMD \["serve"\]$/m);
@@ -150,7 +150,7 @@ describe('docker/Dockerfile', () => {
     }
     const env = /^ENV ([\s\S]*?)\n\n/m.exec(dockerfile)?.[1] ?? '';
     const names = [...env.matchAll(/(\w+)=/g)].map((m) => m[1]).filter((n) => n !== 'NODE_ENV');
-    const known = new Set(SETTINGS.map((s) => s.name));
+    const known = new Set(Object.keys(SETTINGS));
     expect(names.filter((n) => !known.has(n!))).toEqual([]);
   });
 });

@@ -2,8 +2,8 @@
 // exports, and Stripe. Other capabilities reach billing only through what is exported here;
 // the front door and the signer take `spendGate` (platform SpendGate).
 import type { Authenticator } from '../platform/auth.ts';
+import type { Capability } from '../platform/capability.ts';
 import type { DatabaseHandle } from '../database.ts';
-import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import { addMonths, monthOfDate, monthStart } from './pricing.ts';
 import { createRateSource } from './rates.ts';
@@ -25,13 +25,8 @@ export { createRateSource } from './rates.ts';
 export { createSpendView } from './spend.ts';
 export { RateUnavailable, MonthNotClosable } from './errors.ts';
 export { STATEMENT_COLUMNS, exportMonth, exportUsage, exportStatement } from './export.ts';
-export {
-  BILLING_USAGE,
-  BillingCliError,
-  PLANS_USAGE,
-  billingCommand,
-  plansCommand,
-} from './cli.ts';
+export { billingCommands } from './cli.ts';
+export type { BillingCliDeps } from './cli.ts';
 export { chargeLine, weiToUsdMicros, parseUsd, formatUsd } from './pricing.ts';
 export { parseDecimalRate, statementTotals } from './pricing.ts';
 
@@ -50,12 +45,11 @@ export interface BillingDeps {
   database: DatabaseHandle;
   log: Logger;
   authenticator: Authenticator;
-  router: Router;
   config: BillingConfig;
   clock?: Clock;
 }
 
-export interface Billing {
+export interface Billing extends Capability {
   service: BillingService;
   /** The gate the front door and the signer ask before spending. */
   spendGate: SpendView;
@@ -88,14 +82,6 @@ export function createBilling(deps: BillingDeps): Billing {
     log,
     clock,
   });
-  billingRoutes(deps.router, {
-    service,
-    spend: spendGate,
-    stripe,
-    authenticator: deps.authenticator,
-    db: database.db,
-  });
-
   let timer: NodeJS.Timeout | null = null;
   let jobs: Promise<void> | null = null;
 
@@ -124,11 +110,21 @@ export function createBilling(deps: BillingDeps): Billing {
   }
 
   return {
+    name: 'billing',
     service,
     spendGate,
     stripe,
     rates,
     runJobs,
+    routes(router) {
+      billingRoutes(router, {
+        service,
+        spend: spendGate,
+        stripe,
+        authenticator: deps.authenticator,
+        db: database.db,
+      });
+    },
     async start() {
       await spendGate.start();
       timer = setInterval(() => {

@@ -3,11 +3,11 @@
 // through tollhouse's own OpenID provider, and every action is a call to the public /v1 API
 // with the signed-in user's access token.
 import type http from 'node:http';
-import type { Kysely } from 'kysely';
+import type { Config } from '../config.ts';
 import type { FirstPartyClient } from '../identity/index.ts';
 import type { Authenticator } from '../platform/auth.ts';
-import type { Database } from '../database.ts';
-import type { Router } from '../platform/http.ts';
+import type { Capability } from '../platform/capability.ts';
+import type { DatabaseHandle } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { createApiClient } from './api.ts';
@@ -36,18 +36,17 @@ export { dollarsToMicros } from './pages/accounts.ts';
 export { stackedBarChart } from './chart.ts';
 
 export interface ConsoleDeps {
-  db: Kysely<Database>;
+  config: Config['console'];
+  database: DatabaseHandle;
   secrets: Secrets;
   log: Logger;
   authenticator: Authenticator;
-  publicUrl: string;
   /** The app's request listener (the console calls /v1 through it on a loopback port). */
   handler: () => http.RequestListener;
   clock?: Clock;
 }
 
-export interface Console {
-  routes(router: Router): void;
+export interface Console extends Capability {
   close(): Promise<void>;
 }
 
@@ -67,28 +66,37 @@ export function consoleClient(publicUrl: string): FirstPartyClient {
 
 export function createConsole(deps: ConsoleDeps): Console {
   const clock = deps.clock ?? systemClock;
-  const secureCookies = deps.publicUrl.startsWith('https:');
+  const { publicUrl } = deps.config;
+  const secureCookies = publicUrl.startsWith('https:');
   // A console session lives as long as its OIDC access token, which oidc-provider stamps with
   // the wall clock (platform/clock.ts): the session store keeps the wall clock too.
-  const sessions = createSessionStore({ db: deps.db, secrets: deps.secrets, secureCookies });
+  const sessions = createSessionStore({
+    db: deps.database.db,
+    secrets: deps.secrets,
+    secureCookies,
+  });
   const api = createApiClient(deps.handler);
-  const sweeper = setInterval(() => {
-    sessions
-      .sweep()
-      .catch((err: unknown) => deps.log.warn({ err }, 'console session sweep failed'));
-  }, SWEEP_INTERVAL_MS);
-  sweeper.unref();
+  let sweeper: NodeJS.Timeout | null = null;
   return {
+    name: 'console',
+    start() {
+      sweeper = setInterval(() => {
+        sessions
+          .sweep()
+          .catch((err: unknown) => deps.log.warn({ err }, 'console session sweep failed'));
+      }, SWEEP_INTERVAL_MS);
+      sweeper.unref();
+    },
     routes(router) {
       const framework = createFramework(router, {
         sessions,
         api,
-        origin: new URL(deps.publicUrl).origin,
+        origin: new URL(publicUrl).origin,
         clock,
       });
       staticRoutes(router);
       signInRoutes(router, {
-        publicUrl: deps.publicUrl,
+        publicUrl,
         secrets: deps.secrets,
         sessions,
         api,
@@ -105,7 +113,7 @@ export function createConsole(deps: ConsoleDeps): Console {
       operatorPages(framework, api);
     },
     async close() {
-      clearInterval(sweeper);
+      if (sweeper !== null) clearInterval(sweeper);
       await api.close();
     },
   };

@@ -3,8 +3,9 @@
 import type { Config } from '../config.ts';
 import type { Recorder } from '../metering/index.ts';
 import type { Authenticator } from '../platform/auth.ts';
+import type { Capability } from '../platform/capability.ts';
 import type { DatabaseHandle } from '../database.ts';
-import type { DirectRoute, Router } from '../platform/http.ts';
+import type { DirectRoute } from '../platform/http.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import type { SpendGate } from '../platform/spend.ts';
 import { createFrontDoor } from './front-door.ts';
@@ -24,22 +25,17 @@ export type { Pipeline } from './pipelines.ts';
 export { webhookMaxPrice } from './routes.ts';
 
 export interface GatewayDeps {
+  config: Config['gateway'];
   database: DatabaseHandle;
   secrets: Secrets;
-  router: Router;
-  config: Config['gateway'];
-  /** TRUST_PROXY: whether an incoming X-Forwarded-For is extended or replaced. */
-  trustProxy: boolean;
   authenticator: Authenticator;
   recorder: Pick<Recorder, 'enqueue'>;
   /** Billing's "may this principal spend?"; ALLOW_ALL_SPEND until billing provides one. */
   spend: SpendGate;
-  /** The signer's price ceiling, answered to go-livepeer's signer as the webhook's maxPrice. */
-  signerMaxPrice: { pricePerUnitWei: bigint; pixelsPerUnit: bigint } | null;
   clock?: Clock;
 }
 
-export interface Gateway {
+export interface Gateway extends Capability {
   /** The go-livepeer paths, answered outside Koa's middleware chain (`Http.listener`). */
   frontDoor: Pick<DirectRoute, 'claims' | 'answer'>;
   streams: StreamService;
@@ -47,19 +43,22 @@ export interface Gateway {
 }
 
 export function createGateway(deps: GatewayDeps): Gateway {
-  const frontDoor = createFrontDoor(deps);
+  const frontDoor = createFrontDoor({ ...deps, trustProxy: deps.config.trustProxy });
   const streams = createStreamService({ db: deps.database.db, secrets: deps.secrets });
-  gatewayRoutes(deps.router, {
-    streams,
-    authenticator: deps.authenticator,
-    spend: deps.spend,
-    webhookSecret: deps.config.webhookSecret,
-    signerMaxPrice: deps.signerMaxPrice,
-    clock: deps.clock ?? systemClock,
-  });
   return {
+    name: 'gateway',
     frontDoor: { claims: frontDoor.claims, answer: frontDoor.answer },
     streams,
+    routes(router) {
+      gatewayRoutes(router, {
+        streams,
+        authenticator: deps.authenticator,
+        spend: deps.spend,
+        webhookSecret: deps.config.webhookSecret,
+        signerMaxPrice: deps.config.signerMaxPrice,
+        clock: deps.clock ?? systemClock,
+      });
+    },
     close: () => frontDoor.close(),
   };
 }

@@ -1,43 +1,42 @@
 // `tollhouse apps …`, `tollhouse accounts …`, `tollhouse identity rotate-keys`: the same
 // services as the REST API, for the operator at the command line. Results are JSON on stdout.
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { CliUsageError, parseSubcommand, printJson, shown } from '../platform/cli.ts';
+import type { CliCommand, CliContext } from '../platform/cli.ts';
 import { LIST_ALL_CAP, collectPages } from '../platform/cursor.ts';
-import { AppError, InvalidRequest } from '../platform/errors.ts';
+import { NotFound } from '../platform/errors.ts';
 import type { AccountsService, AppsService } from './service.ts';
 import type { RotationResult } from './signing-keys.ts';
-import { findAccountByEmail } from './queries.ts';
-import type { Kysely } from 'kysely';
-import type { Database } from '../database.ts';
 import { decodeAccountCursor, encodeAccountCursor, toAppJson } from './schemas.ts';
 import type { Account } from './queries.ts';
 import type { AccountPatch, AppPatch } from './service.ts';
 
 /** What the commands use of the capability (the `Identity` of index.ts, which imports this
  * file: naming it here would close an import cycle). */
-interface Identity {
+export interface IdentityCliDeps {
   accounts: AccountsService;
   apps: AppsService;
   rotateKeys(): Promise<RotationResult>;
 }
 
-export interface CliIo {
-  out(text: string): void;
-  err(text: string): void;
-}
+type Context = CliContext<IdentityCliDeps>;
 
 const CLI_ACTOR = { id: 'cli' };
 // A rotation keeps the old secret for a day unless told otherwise (see routes.ts).
 const DEFAULT_GRACE_SECONDS = 24 * 3600;
 
-export const APPS_USAGE = `tollhouse apps create --name N --kind public|web|machine --owner EMAIL|ACCOUNT_ID
-         [--redirect-uri U]… [--post-logout-redirect-uri U]… [--origin O]… [--scope S]… [--grant-type G]…
-       tollhouse apps list
-       tollhouse apps show APP_ID
-       tollhouse apps update APP_ID [--name N] [--redirect-uri U]… [--post-logout-redirect-uri U]…
-         [--origin O]… [--scope S]… [--grant-type G]… [--status active|disabled]
-       tollhouse apps disable APP_ID
-       tollhouse apps rotate-secret APP_ID [--grace-seconds N]`;
+const APPS_USAGE = `tollhouse apps <subcommand> [options]
+
+  create         --name N --kind public|web|machine --owner EMAIL|ACCOUNT_ID
+                 [--redirect-uri U]… [--post-logout-redirect-uri U]… [--origin O]… [--scope S]…
+                 [--grant-type G]…
+  list
+  show           APP_ID
+  update         APP_ID [--name N] [--redirect-uri U]… [--post-logout-redirect-uri U]…
+                 [--origin O]… [--scope S]… [--grant-type G]… [--status active|disabled]
+  disable        APP_ID
+  rotate-secret  APP_ID [--grace-seconds N]
+`;
 
 const APP_OPTIONS = {
   name: { type: 'string' },
@@ -52,118 +51,15 @@ const APP_OPTIONS = {
   'grace-seconds': { type: 'string' },
 } as const;
 
-/** Runs one command; AppErrors become a message on stderr and exit code 1. */
-async function guarded(io: CliIo, run: () => Promise<unknown>): Promise<number> {
-  try {
-    const result = await run();
-    io.out(`${JSON.stringify(result, null, 2)}\n`);
-    return 0;
-  } catch (error) {
-    if (error instanceof AppError && error.expose) {
-      io.err(`tollhouse: ${error.message}\n`);
-      return 1;
-    }
-    throw error;
-  }
-}
+const ACCOUNTS_USAGE = `tollhouse accounts <subcommand> [options]
 
-export async function appsCommand(
-  identity: Identity,
-  db: Kysely<Database>,
-  args: string[],
-  io: CliIo,
-): Promise<number> {
-  const [sub, ...rest] = args;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    options: APP_OPTIONS,
-    allowPositionals: true,
-    strict: true,
-  });
-  const id = positionals[0];
-  const needId = () => {
-    if (id === undefined) throw new InvalidRequest('expected an app id (app_…)');
-    return id;
-  };
-  const patch = (): AppPatch => ({
-    name: values.name,
-    redirectUris: values['redirect-uri'],
-    postLogoutRedirectUris: values['post-logout-redirect-uri'],
-    allowedOrigins: values.origin,
-    scopes: values.scope,
-    grantTypes: values['grant-type'],
-    status: values.status as AppPatch['status'],
-  });
-  switch (sub) {
-    case 'create':
-      return guarded(io, async () => {
-        const kind = values.kind;
-        if (kind !== 'public' && kind !== 'web' && kind !== 'machine') {
-          throw new InvalidRequest('--kind: expected public, web or machine');
-        }
-        if (!values.name) throw new InvalidRequest('--name: required');
-        if (!values.owner) throw new InvalidRequest('--owner: required (an email or acct_… id)');
-        let owner = values.owner;
-        if (owner.includes('@')) {
-          const account = await findAccountByEmail(db, owner);
-          if (account === undefined) throw new InvalidRequest(`--owner: no account ${owner}`);
-          owner = account.id;
-        }
-        const { app, clientSecret } = await identity.apps.create(
-          { ...patch(), name: values.name, kind, ownerAccountId: owner },
-          CLI_ACTOR,
-        );
-        return { ...toAppJson(app), client_secret: clientSecret };
-      });
-    case 'list':
-      return guarded(io, async () => {
-        // The whole list, as before paging; `next_cursor` is non-null only past the cap.
-        const all = await collectPages(
-          (cursor, limit) => identity.apps.list(null, { limit, cursor }),
-          LIST_ALL_CAP,
-        );
-        return { apps: all.items.map(toAppJson), next_cursor: all.nextCursor };
-      });
-    case 'show':
-      return guarded(io, async () => toAppJson(await identity.apps.get(needId())));
-    case 'update':
-      return guarded(io, async () => {
-        if (
-          values.status !== undefined &&
-          values.status !== 'active' &&
-          values.status !== 'disabled'
-        ) {
-          throw new InvalidRequest('--status: expected active or disabled');
-        }
-        return toAppJson(await identity.apps.update(needId(), patch(), CLI_ACTOR));
-      });
-    case 'disable':
-      return guarded(io, async () =>
-        toAppJson(await identity.apps.update(needId(), { status: 'disabled' }, CLI_ACTOR)),
-      );
-    case 'rotate-secret':
-      return guarded(io, async () => {
-        const raw = values['grace-seconds'];
-        const grace = raw === undefined ? DEFAULT_GRACE_SECONDS : Number(raw);
-        if (raw !== undefined && !/^\d+$/.test(raw)) {
-          throw new InvalidRequest('--grace-seconds: expected a whole number of seconds');
-        }
-        const { app, clientSecret } = await identity.apps.rotateSecret(needId(), grace, CLI_ACTOR);
-        return { ...toAppJson(app), client_secret: clientSecret };
-      });
-    default:
-      io.err(`Usage: ${APPS_USAGE}\n`);
-      return 2;
-  }
-}
-
-export const ACCOUNTS_USAGE = `tollhouse accounts create --email E --password-file F [--name N] [--admin]
-       tollhouse accounts list [--query Q] [--status active|disabled] [--limit N] [--cursor C]
-       tollhouse accounts show ACCOUNT_ID|EMAIL
-       tollhouse accounts update ACCOUNT_ID|EMAIL [--name N | --clear-name] [--email E]
-         [--status active|disabled]
-       tollhouse accounts disable ACCOUNT_ID|EMAIL
-       tollhouse accounts enable ACCOUNT_ID|EMAIL`;
+  create   --email E --password-file F [--name N] [--admin]
+  list     [--query Q] [--status active|disabled] [--limit N] [--cursor C]
+  show     ACCOUNT_ID|EMAIL
+  update   ACCOUNT_ID|EMAIL [--name N | --clear-name] [--email E] [--status active|disabled]
+  disable  ACCOUNT_ID|EMAIL
+  enable   ACCOUNT_ID|EMAIL
+`;
 
 const ACCOUNT_OPTIONS = {
   email: { type: 'string' },
@@ -177,6 +73,112 @@ const ACCOUNT_OPTIONS = {
   cursor: { type: 'string' },
 } as const;
 
+const IDENTITY_USAGE = `tollhouse identity rotate-keys
+`;
+
+export const identityCommands: Record<string, CliCommand<IdentityCliDeps>> = {
+  apps: {
+    summary: 'Manage OIDC apps (clients): create, list, show, update, disable, rotate-secret',
+    usage: APPS_USAGE,
+    run: appsCommand,
+  },
+  accounts: {
+    summary: 'Accounts: create (the first operator: --admin), list, show, update, disable, enable',
+    usage: ACCOUNTS_USAGE,
+    run: accountsCommand,
+  },
+  identity: {
+    summary: 'OIDC signing keys: rotate-keys publishes a new key and retires the old one',
+    usage: IDENTITY_USAGE,
+    run: identityCommand,
+  },
+};
+
+// --- apps ---
+
+const APP_SUBCOMMANDS = ['create', 'list', 'show', 'update', 'disable', 'rotate-secret'];
+
+async function appsCommand(args: string[], context: Context): Promise<number> {
+  const { sub, values, positionals } = parseSubcommand(args, APP_SUBCOMMANDS, APP_OPTIONS);
+  const patch = (): AppPatch => ({
+    name: values.name,
+    redirectUris: values['redirect-uri'],
+    postLogoutRedirectUris: values['post-logout-redirect-uri'],
+    allowedOrigins: values.origin,
+    scopes: values.scope,
+    grantTypes: values['grant-type'],
+    status: appStatus(values.status),
+  });
+  if (sub === 'create') {
+    expectPositionals(sub, positionals, 0);
+    const kind = values.kind;
+    if (kind === undefined) throw new CliUsageError('create needs --kind public|web|machine');
+    if (kind !== 'public' && kind !== 'web' && kind !== 'machine') {
+      throw new CliUsageError(`--kind ${shown(kind)}: expected public, web or machine`);
+    }
+    if (!values.name) throw new CliUsageError('create needs --name');
+    if (!values.owner) throw new CliUsageError('create needs --owner (an email or acct_… id)');
+    const { accounts, apps } = await context.open();
+    const owner = values.owner.includes('@')
+      ? await accountIdByEmail(accounts, values.owner)
+      : values.owner;
+    const { app, clientSecret } = await apps.create(
+      { ...patch(), name: values.name, kind, ownerAccountId: owner },
+      CLI_ACTOR,
+    );
+    printJson(context.io, { ...toAppJson(app), client_secret: clientSecret });
+    return 0;
+  }
+  if (sub === 'list') {
+    expectPositionals(sub, positionals, 0);
+    const { apps } = await context.open();
+    // The whole list, as before paging; `next_cursor` is non-null only past the cap.
+    const all = await collectPages(
+      (cursor, limit) => apps.list(null, { limit, cursor }),
+      LIST_ALL_CAP,
+    );
+    printJson(context.io, { apps: all.items.map(toAppJson), next_cursor: all.nextCursor });
+    return 0;
+  }
+  const id = expectPositionals(sub, positionals, 1, 'an app id (app_…)');
+  if (sub === 'show') {
+    const { apps } = await context.open();
+    printJson(context.io, toAppJson(await apps.get(id)));
+  } else if (sub === 'update') {
+    const changes = patch();
+    const { apps } = await context.open();
+    printJson(context.io, toAppJson(await apps.update(id, changes, CLI_ACTOR)));
+  } else if (sub === 'disable') {
+    const { apps } = await context.open();
+    printJson(context.io, toAppJson(await apps.update(id, { status: 'disabled' }, CLI_ACTOR)));
+  } else {
+    const raw = values['grace-seconds'];
+    if (raw !== undefined && !/^\d{1,9}$/.test(raw)) {
+      throw new CliUsageError(`--grace-seconds ${shown(raw)}: expected a whole number of seconds`);
+    }
+    const { apps } = await context.open();
+    const grace = raw === undefined ? DEFAULT_GRACE_SECONDS : Number(raw);
+    const { app, clientSecret } = await apps.rotateSecret(id, grace, CLI_ACTOR);
+    printJson(context.io, { ...toAppJson(app), client_secret: clientSecret });
+  }
+  return 0;
+}
+
+function appStatus(raw: string | undefined): 'active' | 'disabled' | undefined {
+  if (raw === undefined || raw === 'active' || raw === 'disabled') return raw;
+  throw new CliUsageError(`--status ${shown(raw)}: expected active or disabled`);
+}
+
+async function accountIdByEmail(accounts: AccountsService, email: string): Promise<string> {
+  const account = await accounts.findByEmail(email);
+  if (account === null) throw new NotFound(`--owner: no account has the email ${shown(email)}`);
+  return account.id;
+}
+
+// --- accounts ---
+
+const ACCOUNT_SUBCOMMANDS = ['create', 'list', 'show', 'update', 'disable', 'enable'];
+
 function accountJson(account: Account) {
   return {
     id: account.id,
@@ -187,121 +189,123 @@ function accountJson(account: Account) {
   };
 }
 
-function parseStatus(raw: string | undefined): 'active' | 'disabled' | undefined {
-  if (raw === undefined || raw === 'active' || raw === 'disabled') return raw;
-  throw new InvalidRequest('--status: expected active or disabled');
-}
-
-export async function accountsCommand(
-  identity: Identity,
-  args: string[],
-  io: CliIo,
-): Promise<number> {
-  const [sub, ...rest] = args;
-  const known = ['create', 'list', 'show', 'update', 'disable', 'enable'];
-  if (sub === undefined || !known.includes(sub)) {
-    io.err(`Usage: ${ACCOUNTS_USAGE}\n`);
-    return 2;
-  }
-  const { values, positionals } = parseArgs({
-    args: rest,
-    options: ACCOUNT_OPTIONS,
-    allowPositionals: sub !== 'create' && sub !== 'list',
-    strict: true,
-  });
-  const target = async () => {
-    const key = positionals[0];
-    if (key === undefined || positionals.length > 1) {
-      throw new InvalidRequest('expected one account id (acct_…) or email');
-    }
-    return identity.accounts.find(key);
-  };
-  const update = async (patch: AccountPatch) => {
-    const account = await target();
-    return accountJson(await identity.accounts.update(account.id, patch, CLI_ACTOR));
-  };
-  switch (sub) {
-    case 'list':
-      return guarded(io, async () => {
-        const raw = values.limit ?? '50';
-        if (!/^\d{1,3}$/.test(raw)) throw new InvalidRequest('--limit: expected a number');
-        // The same opaque cursor as GET /v1/accounts.
-        const after = values.cursor === undefined ? null : decodeAccountCursor(values.cursor);
-        if (after === null && values.cursor !== undefined) {
-          throw new InvalidRequest('--cursor: not a cursor printed by accounts list');
-        }
-        const page = await identity.accounts.list({
-          search: values.query ?? null,
-          status: parseStatus(values.status) ?? null,
-          limit: Number(raw),
-          after,
-        });
-        return {
-          accounts: page.accounts.map(accountJson),
-          next_cursor: page.next === null ? null : encodeAccountCursor(page.next),
-        };
-      });
-    case 'show':
-      return guarded(io, async () => accountJson(await target()));
-    case 'update':
-      return guarded(io, async () => {
-        if (values.name !== undefined && values['clear-name']) {
-          throw new InvalidRequest('--name and --clear-name: give one of them');
-        }
-        return update({
-          name: values['clear-name'] ? null : values.name,
-          email: values.email,
-          status: parseStatus(values.status),
-        });
-      });
-    case 'disable':
-      return guarded(io, () => update({ status: 'disabled' }));
-    case 'enable':
-      return guarded(io, () => update({ status: 'active' }));
-  }
-  return guarded(io, async () => {
-    if (!values.email) throw new InvalidRequest('--email: required');
-    const file = values['password-file'];
-    if (!file)
-      throw new InvalidRequest('--password-file: required (the password is never an argument)');
-    let password: string;
-    try {
-      // Files written by editors and `echo` end with a newline that is not part of the password.
-      password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-    } catch (error) {
-      throw new InvalidRequest(
-        `--password-file: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,
-      );
-    }
-    const account = await identity.accounts.create({
+async function accountsCommand(args: string[], context: Context): Promise<number> {
+  const { sub, values, positionals } = parseSubcommand(args, ACCOUNT_SUBCOMMANDS, ACCOUNT_OPTIONS);
+  if (sub === 'create') {
+    expectPositionals(sub, positionals, 0);
+    const password = passwordFromFile(values['password-file']);
+    if (!values.email) throw new CliUsageError('create needs --email');
+    const { accounts } = await context.open();
+    const account = await accounts.create({
       email: values.email,
       password,
       name: values.name ?? null,
       isAdmin: values.admin ?? false,
     });
-    return accountJson(account);
-  });
+    printJson(context.io, accountJson(account));
+    return 0;
+  }
+  if (sub === 'list') {
+    expectPositionals(sub, positionals, 0);
+    const raw = values.limit ?? '50';
+    if (!/^\d{1,3}$/.test(raw) || Number(raw) === 0) {
+      throw new CliUsageError(`--limit ${shown(raw)}: expected a number from 1 to 999`);
+    }
+    // The same opaque cursor as GET /v1/accounts.
+    const after = values.cursor === undefined ? null : decodeAccountCursor(values.cursor);
+    if (after === null && values.cursor !== undefined) {
+      throw new CliUsageError('--cursor: not a cursor printed by accounts list');
+    }
+    const status = accountStatus(values.status) ?? null;
+    const { accounts } = await context.open();
+    const page = await accounts.list({
+      search: values.query ?? null,
+      status,
+      limit: Number(raw),
+      after,
+    });
+    printJson(context.io, {
+      accounts: page.accounts.map(accountJson),
+      next_cursor: page.next === null ? null : encodeAccountCursor(page.next),
+    });
+    return 0;
+  }
+  const key = expectPositionals(sub, positionals, 1, 'an account id (acct_…) or email');
+  let patch: AccountPatch | null = null;
+  if (sub === 'update') {
+    if (values.name !== undefined && values['clear-name']) {
+      throw new CliUsageError('--name and --clear-name: give one of them');
+    }
+    patch = {
+      name: values['clear-name'] ? null : values.name,
+      email: values.email,
+      status: accountStatus(values.status),
+    };
+  } else if (sub === 'disable') {
+    patch = { status: 'disabled' };
+  } else if (sub === 'enable') {
+    patch = { status: 'active' };
+  }
+  const { accounts } = await context.open();
+  const account = await accounts.find(key);
+  printJson(
+    context.io,
+    accountJson(patch === null ? account : await accounts.update(account.id, patch, CLI_ACTOR)),
+  );
+  return 0;
 }
 
-export const IDENTITY_USAGE = 'tollhouse identity rotate-keys';
+function accountStatus(raw: string | undefined): 'active' | 'disabled' | undefined {
+  if (raw === undefined || raw === 'active' || raw === 'disabled') return raw;
+  throw new CliUsageError(`--status ${shown(raw)}: expected active or disabled`);
+}
 
-export async function identityCommand(
-  identity: Identity,
-  args: string[],
-  io: CliIo,
-): Promise<number> {
-  if (args[0] !== 'rotate-keys' || args.length !== 1) {
-    io.err(`Usage: ${IDENTITY_USAGE}\n`);
-    return 2;
+function passwordFromFile(file: string | undefined): string {
+  if (!file) {
+    throw new CliUsageError('create needs --password-file (a password is never an argument)');
   }
-  return guarded(io, async () => {
-    const result = await identity.rotateKeys();
-    return {
-      active_kid: result.activeKid,
-      next_kid: result.nextKid,
-      retired_kid: result.retiredKid,
-      retired_key_published_until: result.retireAfter.toISOString(),
-      note: 'Running replicas switch to the new key now (no restart needed).',
-    };
+  try {
+    // Files written by editors and `echo` end with a newline that is not part of the password.
+    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (error) {
+    throw new CliUsageError(
+      `--password-file: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+    );
+  }
+}
+
+// --- identity ---
+
+async function identityCommand(args: string[], context: Context): Promise<number> {
+  const { positionals } = parseSubcommand(args, ['rotate-keys'], {});
+  expectPositionals('rotate-keys', positionals, 0);
+  const identity = await context.open();
+  const result = await identity.rotateKeys();
+  printJson(context.io, {
+    active_kid: result.activeKid,
+    next_kid: result.nextKid,
+    retired_kid: result.retiredKid,
+    retired_key_published_until: result.retireAfter.toISOString(),
+    note: 'Running replicas switch to the new key now (no restart needed).',
   });
+  return 0;
+}
+
+/** Exactly `count` positionals (0 or 1); returns the one. */
+function expectPositionals(
+  sub: string,
+  positionals: readonly string[],
+  count: 0 | 1,
+  what = '',
+): string {
+  if (count === 0 && positionals.length > 0) {
+    throw new CliUsageError(
+      `${sub} takes no arguments besides options (got ${shown(positionals[0]!)})`,
+    );
+  }
+  if (count === 1 && positionals.length === 0) throw new CliUsageError(`${sub} needs ${what}`);
+  if (count === 1 && positionals.length > 1) {
+    throw new CliUsageError(`${sub} takes one argument, ${what}, not ${positionals.length}`);
+  }
+  return positionals[0] ?? '';
 }

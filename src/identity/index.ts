@@ -1,11 +1,10 @@
 // Identity: accounts (people) and app users, OIDC apps (clients), signing keys and the OpenID
 // provider with its pages. Other capabilities reach identity only through what is exported here.
-import type { Kysely } from 'kysely';
-import type { Middleware } from 'koa';
 import type Provider from 'oidc-provider';
+import type { Config } from '../config.ts';
 import type { Authenticator, CredentialVerifier } from '../platform/auth.ts';
-import type { Database, DatabaseHandle } from '../database.ts';
-import type { Router } from '../platform/http.ts';
+import type { Capability } from '../platform/capability.ts';
+import type { DatabaseHandle } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { startSweeper } from './adapter.ts';
@@ -39,67 +38,50 @@ export type {
   SigningKeysTable,
 } from './table.ts';
 export type { Account, App as OidcApp, AppKind } from './queries.ts';
-export {
-  findAccountByEmail,
-  findAccountById,
-  findAppOwner,
-  insertAccount,
-  toAccount,
-} from './queries.ts';
+export { findAccountById, findAppOwner, toAccount } from './queries.ts';
 export type { AccountPatch, AccountsService, AppCaller, AppsService } from './service.ts';
-export { ACCOUNTS_CHANNEL } from './service.ts';
+export { ACCOUNTS_CHANNEL, createAccountsService } from './service.ts';
 export type { FirstPartyClient } from './clients.ts';
 export { sweepExpiredPayloads } from './adapter.ts';
 export { API_KEY_TOKEN_TYPE, APP_USER_TOKEN_TYPE } from './token-exchange.ts';
-export {
-  ACCOUNTS_USAGE,
-  APPS_USAGE,
-  IDENTITY_USAGE,
-  accountsCommand,
-  appsCommand,
-  identityCommand,
-} from './cli.ts';
+export { identityCommands } from './cli.ts';
+export type { IdentityCliDeps } from './cli.ts';
 export { hashPassword, verifyPassword } from './passwords.ts';
 
-export interface IdentityConfig {
-  publicUrl: string;
-  trustProxy: boolean;
-  accessTokenTtlSeconds: number;
-  loginAttemptsPerMinute: number;
-  loginAttemptsPerIpPerMinute: number;
-  tokenRequestsPerIpPerMinute: number;
-  tokenRequestsPerClientPerMinute: number;
+export type IdentityConfig = Config['identity'];
+
+/** What identity needs of the API-key verifier (keys'), named here so identity imports no keys. */
+export interface KeyCredentials {
+  /** Told when an account changes (in this process or, by NOTIFY, another), or null when
+   * changes may have been missed: drops that account's cached keys. */
+  forgetAccount(accountId: string | null): void;
+  /** Why a token made from API key `keyId` must be refused now, or null. */
+  keyRefusal(keyId: string): Promise<string | null>;
 }
 
 export interface IdentityDeps {
-  db: Kysely<Database>;
-  /** LISTEN for app changes made by other replicas and the CLI. */
-  listen: DatabaseHandle['listen'];
+  config: IdentityConfig;
+  /** Queries, and LISTEN for account and app changes made by other replicas and the CLI. */
+  database: DatabaseHandle;
   log: Logger;
   secrets: Secrets;
   /** The service's authenticator (token exchange turns API keys into access tokens with it). */
   authenticator: Authenticator;
-  config: IdentityConfig;
-  /** Told when an account changes (in this process or, by NOTIFY, another), or null when
-   * changes may have been missed: the API-key verifier drops that account's cached keys. */
-  onAccountChanged?: (accountId: string | null) => void;
+  /** API keys: a disabled account's keys are refused at once, and a token made from a key dies
+   * with the key. Absent in tests of identity alone. */
+  keys?: KeyCredentials;
   /** Clients tollhouse runs itself (the console), registered as static OIDC clients. */
   firstPartyClients?: readonly FirstPartyClient[];
   clock?: Clock;
-  /** Why a token made from API key `keyId` must be refused now, or null (keys' verifier). */
-  keyRefusal?: (keyId: string) => Promise<string | null>;
 }
 
-export interface Identity {
+export interface Identity extends Capability {
   accounts: AccountsService;
   apps: AppsService;
   /** The provider serving now (a new instance after every signing-key change). */
   readonly provider: Provider;
   /** Bearer JWT access tokens → principal (register in the authenticator's verifiers). */
   verifier: CredentialVerifier;
-  /** Mount before the router: runs oidc-provider under /oidc. */
-  middleware: Middleware;
-  routes(router: Router): void;
   /** Publishes a new next key and makes the previous next key sign, in every running replica
    * (NOTIFY), this one before it returns. */
   rotateKeys(): Promise<RotationResult>;
@@ -111,7 +93,8 @@ export interface Identity {
 const SWEEP_INTERVAL_MS = 60_000;
 
 export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
-  const { db, listen, log, secrets, authenticator, config } = deps;
+  const { log, secrets, authenticator, config } = deps;
+  const { db, listen } = deps.database;
   const keyBox = secrets.box('oidc-signing-keys');
   const cleanups: Array<() => Promise<void> | void> = [];
   const closeAll = async () => {
@@ -138,7 +121,7 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
     const accountChanged = (accountId: string | null): Promise<void> => {
       if (accountId === null) apps.invalidate(null);
       else apps.invalidateOwner(accountId);
-      deps.onAccountChanged?.(accountId);
+      deps.keys?.forgetAccount(accountId);
       // A failed read is logged and retried by `disabled` itself; a change that committed is not
       // reported to its caller as failed.
       return disabled.changed(accountId).catch(() => undefined);
@@ -169,8 +152,8 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
         ) {
           return 'app user disabled';
         }
-        if (principal.keyId !== null && deps.keyRefusal !== undefined) {
-          return deps.keyRefusal(principal.keyId);
+        if (principal.keyId !== null && deps.keys !== undefined) {
+          return deps.keys.keyRefusal(principal.keyId);
         }
         return null;
       },
@@ -197,20 +180,20 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
       onKeys: (keys) => verifier.setKeys(keys.publicJwks),
     });
     cleanups.push(() => live.close());
-    const sweeper = startSweeper(db, log, SWEEP_INTERVAL_MS);
-    cleanups.push(() => sweeper.stop());
     const loginPerAccount = createRateLimiter(config.loginAttemptsPerMinute);
     const loginPerIp = createRateLimiter(config.loginAttemptsPerIpPerMinute);
     const tokenPerIp = createRateLimiter(config.tokenRequestsPerIpPerMinute);
     const tokenPerClient = createRateLimiter(config.tokenRequestsPerClientPerMinute);
     return {
+      name: 'identity',
       accounts,
       apps,
       get provider() {
         return live.current();
       },
       verifier,
-      middleware: oidcMiddleware(live.current, { tokenPerIp, tokenPerClient }),
+      // Before the router: runs oidc-provider under /oidc.
+      middleware: [oidcMiddleware(live.current, { tokenPerIp, tokenPerClient })],
       routes(router) {
         interactionRoutes(router, {
           provider: live.current,
@@ -228,6 +211,10 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
         const result = await rotateSigningKeys(db, keyBox, longest);
         await live.reload();
         return result;
+      },
+      start() {
+        const sweeper = startSweeper(db, log, SWEEP_INTERVAL_MS);
+        cleanups.push(() => sweeper.stop());
       },
       close: closeAll,
     };

@@ -78,6 +78,8 @@ export interface AccountsService {
    * same time, for an unknown email, a wrong password and a disabled account. */
   authenticate(email: string, password: string): Promise<Account | null>;
   get(id: string): Promise<Account | null>;
+  /** The account with this email (compared without case), or null. */
+  findByEmail(email: string): Promise<Account | null>;
   /** By id (`acct_…`) or email; NotFound otherwise. */
   find(idOrEmail: string): Promise<Account>;
   list(filter: {
@@ -152,6 +154,10 @@ export function createAccountsService({ db, onChanged }: AccountsDeps): Accounts
       return toAccount(row);
     },
     get,
+    async findByEmail(email) {
+      const row = await findAccountByEmail(db, email.trim());
+      return row === undefined ? null : toAccount(row);
+    },
     async find(idOrEmail) {
       const row = idOrEmail.includes('@')
         ? await findAccountByEmail(db, idOrEmail.trim())

@@ -1,14 +1,12 @@
 // `tollhouse keys create|list|show|update|revoke|rotate`: the operator's side of key
-// management. Results are JSON on stdout (create and rotate include the key, shown once).
-// `create --admin --email <address>` bootstraps an operator key on a fresh install: it creates
-// the account (is_admin) when no account has that email yet.
-import { parseArgs } from 'node:util';
-import { z } from 'zod';
-import { findAccountByEmail, insertAccount } from '../identity/index.ts';
-import type { DatabaseHandle } from '../database.ts';
+// management. Results are the API's JSON on stdout (create and rotate include the key, shown
+// once). `create --admin --email <address>` bootstraps an operator key on a fresh install: it
+// creates the account (an administrator) through identity when no account has that email yet.
+import type { z } from 'zod';
+import { CliUsageError, parseSubcommand, printJson, shown } from '../platform/cli.ts';
+import type { CliCommand, CliContext } from '../platform/cli.ts';
 import { LIST_ALL_CAP, collectPages } from '../platform/cursor.ts';
-import { AppError } from '../platform/errors.ts';
-import { newId } from '../platform/ids.ts';
+import { NotFound } from '../platform/errors.ts';
 import {
   createKeyBody,
   keyId,
@@ -25,14 +23,25 @@ import {
 import { CLI_CALLER } from './service.ts';
 import type { KeyService } from './service.ts';
 
-export interface KeysCliDeps {
-  /** Builds the service (migrating the database) and returns what the commands need. */
-  open(): Promise<{ keyService: KeyService; database: DatabaseHandle; close(): Promise<void> }>;
-  out: (text: string) => void;
-  err: (text: string) => void;
+/** What `keys create --email` needs of identity's accounts (app.ts passes identity's). */
+export interface AccountDirectory {
+  /** The account with this email, or null. */
+  findByEmail(email: string): Promise<{ id: string } | null>;
+  /** Creates an account; identity checks the email. */
+  create(input: {
+    email: string;
+    password: null;
+    name: string;
+    isAdmin: boolean;
+  }): Promise<{ id: string; email: string }>;
 }
 
-export const KEYS_USAGE = `tollhouse keys <subcommand> [options]
+export interface KeysCliDeps {
+  keyService: KeyService;
+  accounts: AccountDirectory;
+}
+
+const USAGE = `tollhouse keys <subcommand> [options]
 
   create  --email <address> | --account <acct_…>  [--name <name>] [--kind backend|browser]
           [--scope <scope>]… [--origin <origin>]… [--resource <name>]… [--app <app_…>]
@@ -61,150 +70,213 @@ const OPTIONS = {
   'grace-seconds': { type: 'string' },
 } as const;
 
-class UsageError extends Error {}
+const SUBCOMMAND_NAMES = ['create', 'list', 'show', 'update', 'revoke', 'rotate'] as const;
+type Subcommand = (typeof SUBCOMMAND_NAMES)[number];
+type Input = ReturnType<typeof parseSubcommand<typeof OPTIONS>> & { sub: Subcommand };
+type Context = CliContext<KeysCliDeps>;
 
-export async function keysCommand(args: string[], deps: KeysCliDeps): Promise<number> {
-  const [sub, ...rest] = args;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    options: OPTIONS,
-    strict: true,
-    allowPositionals: true,
+const SUBCOMMANDS = {
+  create: createKey,
+  list: listKeys,
+  show: showKey,
+  update: updateKey,
+  revoke: revokeKey,
+  rotate: rotateKey,
+} satisfies Record<Subcommand, (input: Input, context: Context) => Promise<number>>;
+
+export const keysCommands: Record<string, CliCommand<KeysCliDeps>> = {
+  keys: {
+    summary: 'Manage API keys: create, list, show, update, revoke, rotate',
+    usage: USAGE,
+    run(args, context) {
+      const input = parseInput(args);
+      return SUBCOMMANDS[input.sub](input, context);
+    },
+  },
+};
+
+function parseInput(args: readonly string[]): Input {
+  const parsed = parseSubcommand(args, SUBCOMMAND_NAMES, OPTIONS);
+  return { ...parsed, sub: parsed.sub as Subcommand };
+}
+
+async function createKey(input: Input, context: Context): Promise<number> {
+  const { values } = input;
+  noPositionals(input);
+  const account = accountOption(input, 'create');
+  const { keyService, accounts } = await context.open();
+  const accountId =
+    account.id ?? (await accountByEmail(accounts, account.email, values.admin === true, context));
+  const body = parseOptions(createKeyBody, {
+    name: values.name ?? (values.admin ? 'operator' : 'cli'),
+    kind: values.kind,
+    account_id: accountId,
+    app_id: values.app,
+    scopes: values.admin ? ['admin', ...(values.scope ?? [])] : values.scope,
+    allowed_origins: values.origin,
+    allowed_resources: values.resource,
+    expires_at: values['expires-at'],
   });
-  const print = (value: unknown) => deps.out(`${JSON.stringify(value, null, 2)}\n`);
-  const idArg = () => {
-    const parsed = keyId.safeParse(positionals[0]);
-    if (!parsed.success) throw new UsageError(`${sub} needs a key id (key_…)`);
-    return parsed.data;
-  };
-  if (
-    sub === undefined ||
-    !['create', 'list', 'show', 'update', 'revoke', 'rotate'].includes(sub)
-  ) {
-    deps.err(`Unknown keys subcommand ${JSON.stringify(sub ?? '')}.\n\n${KEYS_USAGE}`);
-    return 2;
-  }
-  let app: Awaited<ReturnType<KeysCliDeps['open']>> | undefined;
-  try {
-    // Arguments are checked before the database is opened: a typo answers at once.
-    const id = ['show', 'update', 'revoke', 'rotate'].includes(sub) ? idArg() : '';
-    const grace = values['grace-seconds'];
-    const rotateBody =
-      sub === 'rotate'
-        ? rotateKeyBody.parse({
-            grace_seconds: grace === undefined ? undefined : Number(grace),
-            expires_at: values['expires-at'],
-          })
-        : undefined;
-    app = await deps.open();
-    const { keyService, database } = app;
-    const accountOf = async (create: boolean): Promise<string> => {
-      if (values.account !== undefined) return values.account;
-      if (values.email === undefined) {
-        throw new UsageError(
-          create
-            ? 'name the account: --email <address> (with --admin, created if missing) or --account <acct_…>'
-            : 'name the account: --email <address> or --account <acct_…>',
-        );
-      }
-      const found = await findAccountByEmail(database.db, values.email);
-      if (found !== undefined) return found.id;
-      if (!(create && values.admin))
-        throw new UsageError(`no account has the email ${values.email}`);
-      const email = z.email().safeParse(values.email);
-      if (!email.success) throw new UsageError(`${values.email} is not an email address`);
-      const account = await insertAccount(database.db, {
-        id: newId('acct'),
-        email: email.data,
-        name: 'Operator',
-        is_admin: true,
-        email_verified: true,
-      });
-      deps.err(`created administrator account ${account.id} (${account.email})\n`);
-      return account.id;
-    };
-    const expiry = () =>
-      values['no-expiry']
-        ? null
-        : values['expires-at'] === undefined
-          ? undefined
-          : values['expires-at'];
+  printJson(context.io, toIssuedKeyView(await keyService.create(CLI_CALLER, toNewKeyInput(body))));
+  return 0;
+}
 
-    switch (sub) {
-      case 'create': {
-        const body = createKeyBody.parse({
-          name: values.name ?? (values.admin ? 'operator' : 'cli'),
-          kind: values.kind,
-          account_id: await accountOf(true),
-          app_id: values.app,
-          scopes: values.admin ? ['admin', ...(values.scope ?? [])] : values.scope,
-          allowed_origins: values.origin,
-          allowed_resources: values.resource,
-          expires_at: values['expires-at'],
-        });
-        print(toIssuedKeyView(await keyService.create(CLI_CALLER, toNewKeyInput(body))));
-        return 0;
-      }
-      case 'list': {
-        // The whole list, as before paging; `next_cursor` is non-null only past the cap.
-        const accountId = await accountOf(false);
-        const all = await collectPages(
-          (cursor, limit) => keyService.list(CLI_CALLER, { accountId, limit, cursor }),
-          LIST_ALL_CAP,
-        );
-        print(toKeyListView(all));
-        return 0;
-      }
-      case 'show':
-        print(toApiKeyView(await keyService.show(CLI_CALLER, id)));
-        return 0;
-      case 'update': {
-        const body = updateKeyBody.parse(
-          Object.fromEntries(
-            Object.entries({
-              name: values.name,
-              scopes: values.scope,
-              allowed_origins: values.origin,
-              allowed_resources: values.resource,
-              expires_at: expiry(),
-            }).filter(([, v]) => v !== undefined),
-          ),
-        );
-        print(toApiKeyView(await keyService.update(CLI_CALLER, id, toKeyPatch(body))));
-        return 0;
-      }
-      case 'revoke':
-        print(toApiKeyView(await keyService.revoke(CLI_CALLER, id)));
-        return 0;
-      case 'rotate':
-        print(
-          toRotatedKeyView(
-            await keyService.rotate(
-              CLI_CALLER,
-              id,
-              toRotateInput(rotateBody ?? rotateKeyBody.parse({})),
-            ),
-          ),
-        );
-        return 0;
-    }
-    return 2;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      deps.err(`tollhouse keys ${sub}: ${error.message}\n`);
-      return 2;
-    }
-    if (error instanceof z.ZodError) {
-      const lines = error.issues.map((i) => `  - ${i.path.join('.') || 'input'}: ${i.message}`);
-      deps.err(`tollhouse keys ${sub}: invalid options\n${lines.join('\n')}\n`);
-      return 2;
-    }
-    if (error instanceof AppError && error.expose) {
-      deps.err(`tollhouse keys ${sub}: ${error.message}\n`);
-      return 1;
-    }
-    throw error;
-  } finally {
-    await app?.close();
+async function listKeys(input: Input, context: Context): Promise<number> {
+  noPositionals(input);
+  const account = accountOption(input, 'list');
+  const { keyService, accounts } = await context.open();
+  const accountId = account.id ?? (await accountByEmail(accounts, account.email, false, context));
+  // The whole list, as before paging; `next_cursor` is non-null only past the cap.
+  const all = await collectPages(
+    (cursor, limit) => keyService.list(CLI_CALLER, { accountId, limit, cursor }),
+    LIST_ALL_CAP,
+  );
+  printJson(context.io, toKeyListView(all));
+  return 0;
+}
+
+async function showKey(input: Input, context: Context): Promise<number> {
+  const id = existing(keyArgument(input));
+  const { keyService } = await context.open();
+  printJson(context.io, toApiKeyView(await keyService.show(CLI_CALLER, id)));
+  return 0;
+}
+
+async function updateKey(input: Input, context: Context): Promise<number> {
+  const { values } = input;
+  const id = existing(keyArgument(input));
+  if (values['no-expiry'] && values['expires-at'] !== undefined) {
+    throw new CliUsageError('--expires-at and --no-expiry: give one of them');
   }
+  const body = parseOptions(
+    updateKeyBody,
+    Object.fromEntries(
+      Object.entries({
+        name: values.name,
+        scopes: values.scope,
+        allowed_origins: values.origin,
+        allowed_resources: values.resource,
+        expires_at: values['no-expiry'] ? null : values['expires-at'],
+      }).filter(([, v]) => v !== undefined),
+    ),
+  );
+  const { keyService } = await context.open();
+  printJson(context.io, toApiKeyView(await keyService.update(CLI_CALLER, id, toKeyPatch(body))));
+  return 0;
+}
+
+async function revokeKey(input: Input, context: Context): Promise<number> {
+  const id = existing(keyArgument(input));
+  const { keyService } = await context.open();
+  printJson(context.io, toApiKeyView(await keyService.revoke(CLI_CALLER, id)));
+  return 0;
+}
+
+async function rotateKey(input: Input, context: Context): Promise<number> {
+  const { values } = input;
+  const id = existing(keyArgument(input));
+  const grace = values['grace-seconds'];
+  if (grace !== undefined && !/^\d{1,9}$/.test(grace)) {
+    throw new CliUsageError(`--grace-seconds ${shown(grace)}: expected a whole number of seconds`);
+  }
+  const body = parseOptions(rotateKeyBody, {
+    grace_seconds: grace === undefined ? undefined : Number(grace),
+    expires_at: values['expires-at'],
+  });
+  const { keyService } = await context.open();
+  printJson(
+    context.io,
+    toRotatedKeyView(await keyService.rotate(CLI_CALLER, id, toRotateInput(body))),
+  );
+  return 0;
+}
+
+/** The one positional of show/update/revoke/rotate: present, and not a key's secret. */
+function keyArgument(input: Input): string {
+  const [id, ...extra] = input.positionals;
+  if (id === undefined) throw new CliUsageError(`${input.sub} needs a key id (key_…)`);
+  if (extra.length > 0)
+    throw new CliUsageError(`${input.sub} takes one key id, not ${input.positionals.length}`);
+  // A secret pasted where the id goes must not be echoed back into a terminal's scrollback.
+  if (id.startsWith('th_')) {
+    throw new CliUsageError(
+      `${input.sub} needs the key's id (key_…), not its secret; \`tollhouse keys list\` shows the ids`,
+    );
+  }
+  return id;
+}
+
+/** An id that cannot exist is answered as one that does not: "No API key …", as the API does. */
+function existing(id: string): string {
+  if (!keyId.safeParse(id).success) throw new NotFound(`No API key ${shown(id)}`);
+  return id;
+}
+
+function noPositionals(input: Input): void {
+  if (input.positionals.length > 0) {
+    throw new CliUsageError(
+      `${input.sub} takes no arguments besides options (got ${shown(input.positionals[0]!)})`,
+    );
+  }
+}
+
+/** --account or --email (exactly one), checked before the database is opened. */
+function accountOption(
+  input: Input,
+  sub: 'create' | 'list',
+): { id: string; email?: undefined } | { id?: undefined; email: string } {
+  const { account, email, admin } = input.values;
+  if (account !== undefined && email !== undefined) {
+    throw new CliUsageError('--account and --email: give one of them');
+  }
+  if (account !== undefined) return { id: account };
+  if (email !== undefined) return { email };
+  throw new CliUsageError(
+    sub === 'create' && admin
+      ? 'name the account: --email <address> (created if missing) or --account <acct_…>'
+      : 'name the account: --email <address> or --account <acct_…>',
+  );
+}
+
+/** The account with this email; with `--admin` on create, created (first run) when missing. */
+async function accountByEmail(
+  accounts: AccountDirectory,
+  email: string,
+  createAdministrator: boolean,
+  context: Context,
+): Promise<string> {
+  const found = await accounts.findByEmail(email);
+  if (found !== null) return found.id;
+  if (!createAdministrator) throw new NotFound(`No account has the email ${shown(email)}`);
+  const account = await accounts.create({ email, password: null, name: 'Operator', isAdmin: true });
+  context.io.err(`created administrator account ${account.id} (${account.email})\n`);
+  return account.id;
+}
+
+/** The API's own body schema over the options: its messages, named by option (exit 2). */
+function parseOptions<T>(schema: z.ZodType<T>, input: unknown): T {
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map(
+    (issue) => `${optionName(issue.path.join('.'))}: ${issue.message}`,
+  );
+  throw new CliUsageError(lines.join('; '));
+}
+
+const OPTION_OF_FIELD: Record<string, string> = {
+  name: '--name',
+  kind: '--kind',
+  scopes: '--scope',
+  account_id: '--account',
+  app_id: '--app',
+  allowed_origins: '--origin',
+  allowed_resources: '--resource',
+  expires_at: '--expires-at',
+  grace_seconds: '--grace-seconds',
+};
+
+function optionName(path: string): string {
+  const [field, ...rest] = path.split('.');
+  const option = OPTION_OF_FIELD[field ?? ''];
+  return option === undefined ? path || 'options' : [option, ...rest].join('.');
 }

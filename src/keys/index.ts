@@ -3,9 +3,10 @@
 // Other capabilities reach keys only through what is exported here.
 import { Gauge } from 'prom-client';
 import type { Middleware } from 'koa';
+import type { Config } from '../config.ts';
 import type { Authenticator } from '../platform/auth.ts';
 import type { DatabaseHandle } from '../database.ts';
-import type { Router } from '../platform/http.ts';
+import type { Capability } from '../platform/capability.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Metrics } from '../platform/metrics.ts';
 import type { Secrets } from '../platform/secrets.ts';
@@ -27,31 +28,32 @@ export type { ApiKeyView, Caller, IssuedKey, KeyService } from './service.ts';
 export { CLI_CALLER, createKeyService } from './service.ts';
 export type { KeyVerifier, KeyVerifierDeps } from './verify.ts';
 export { KEY_HASH_PURPOSE, createKeyVerifier } from './verify.ts';
-export type { KeysCliDeps } from './cli.ts';
-export { KEYS_USAGE, keysCommand } from './cli.ts';
+export type { AccountDirectory, KeysCliDeps } from './cli.ts';
+export { keysCommands } from './cli.ts';
 // The front door checks a browser key's resource list with this (it knows the pipeline/model).
 export { assertResourceAllowed } from '../platform/auth.ts';
 
 export interface KeysDeps {
+  config: Config['keys'];
   database: DatabaseHandle;
   secrets: Secrets;
   log: Logger;
   metrics: Metrics;
-  config: { cacheMax: number; lastUsedFlushMs: number };
+  /** Bearer credentials → principal (the management routes of browser keys read it). */
+  authenticator: Authenticator;
   clock?: Clock;
 }
 
-export interface Keys {
+export interface Keys extends Capability {
   service: KeyService;
   /** The `th_` credential verifier: register it first in the authenticator's list. */
   verifier: KeyVerifier;
-  /** CORS for browser keys: install before the router. */
+  /** CORS for browser keys: before the router, and before the front door (app.ts). */
   cors: Middleware;
-  routes(router: Router, authenticator: Authenticator): void;
   close(): Promise<void>;
 }
 
-export async function createKeys(deps: KeysDeps): Promise<Keys> {
+export function createKeys(deps: KeysDeps): Keys {
   const { database, secrets, log, metrics } = deps;
   const clock = deps.clock ?? systemClock;
   const origins = createBrowserOrigins(database.db, log, clock);
@@ -65,8 +67,6 @@ export async function createKeys(deps: KeysDeps): Promise<Keys> {
     onChange: () => origins.changed(),
     clock,
   });
-  await verifier.start();
-  await origins.reload();
   const service = createKeyService({
     db: database.db,
     secrets,
@@ -91,12 +91,24 @@ export async function createKeys(deps: KeysDeps): Promise<Keys> {
       }
     },
   });
+  const cors = browserCors(origins);
   return {
+    name: 'keys',
     service,
     verifier,
-    cors: browserCors(origins),
-    routes: (router, authenticator) =>
-      keyRoutes(router, { keyService: service, authenticator, db: database.db }),
+    cors,
+    middleware: [cors],
+    routes: (router) =>
+      keyRoutes(router, {
+        keyService: service,
+        authenticator: deps.authenticator,
+        db: database.db,
+      }),
+    async start() {
+      // LISTEN before the first read, so a change committed in between is not missed.
+      await verifier.start();
+      await origins.reload();
+    },
     async close() {
       origins.close();
       await verifier.close();

@@ -1,7 +1,7 @@
 // Metering: every billable event recorded exactly once, rolled up hourly, and queryable.
 import type { Authenticator } from '../platform/auth.ts';
+import type { Capability } from '../platform/capability.ts';
 import type { DatabaseHandle } from '../database.ts';
-import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import { createRecorder } from './recorder.ts';
 import type { Recorder } from './recorder.ts';
@@ -18,7 +18,8 @@ export type { MeteringService, Recorder };
 export { GROUP_BY } from './queries.ts';
 export type { GroupBy, UsageRow } from './queries.ts';
 export { USAGE_EVENT_TYPE } from './schemas.ts';
-export { CliUsageError, USAGE_HELP, usageCommand } from './cli.ts';
+export { meteringCommands } from './cli.ts';
+export type { MeteringCliDeps } from './cli.ts';
 export { createRecorder } from './recorder.ts';
 export { createMeteringService } from './service.ts';
 
@@ -26,7 +27,6 @@ export interface MeteringDeps {
   database: DatabaseHandle;
   log: Logger;
   authenticator: Authenticator;
-  router: Router;
   /** The account that owns an app (identity's), to check app ids in ingested events. */
   appOwner: (appId: string) => Promise<{ accountId: string } | null>;
   clock?: Clock;
@@ -38,11 +38,10 @@ export interface MeteringDeps {
   };
 }
 
-export interface Metering {
+export interface Metering extends Capability {
   service: MeteringService;
   /** The buffered writer for the front door; `recordNow` for paths that must be durable. */
   recorder: Recorder;
-  start(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -53,15 +52,19 @@ export function createMetering(deps: MeteringDeps): Metering {
     log: deps.log.child({ component: 'usage-recorder' }),
     ...deps.recorder,
   });
-  meteringRoutes(deps.router, {
-    service,
-    authenticator: deps.authenticator,
-    appOwner: deps.appOwner,
-    clock: deps.clock ?? systemClock,
-  });
   return {
+    name: 'metering',
     service,
     recorder,
+    routes(router) {
+      meteringRoutes(router, {
+        service,
+        authenticator: deps.authenticator,
+        appOwner: deps.appOwner,
+        clock: deps.clock ?? systemClock,
+      });
+    },
+    // LISTEN for partitions other processes create or drop (a one-shot command needs none).
     start: () => service.start(),
     async close() {
       await recorder.close();

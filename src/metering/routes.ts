@@ -1,4 +1,5 @@
 // HTTP: POST /v1/usage/events (ingest), GET /v1/usage (totals), GET /v1/usage/events (raw).
+import type { z } from 'zod';
 import type { Authenticator, AuthState, Principal } from '../platform/auth.ts';
 import { hasScope, ruleFailed } from '../platform/auth.ts';
 import type { Access, Owner } from '../platform/authz.ts';
@@ -7,7 +8,7 @@ import { InvalidRequest } from '../platform/errors.ts';
 import { defineRoute } from '../platform/http.ts';
 import type { Router } from '../platform/http.ts';
 import type { UsageEvent } from './model.ts';
-import type { EventCursor } from './queries.ts';
+import type { EventCursor, GroupBy, UsageRow } from './queries.ts';
 import {
   EARLIEST_EVENT_TIME,
   FUTURE_TOLERANCE_MS,
@@ -202,37 +203,7 @@ export function meteringRoutes(router: Router, { service, appOwner, clock }: Met
         toUsageQuery(query, range),
         groupBy,
       );
-      const quantities = new Map<string, bigint>();
-      let events = 0n;
-      let failed = 0n;
-      let fee = 0n;
-      for (const row of rows) {
-        events += row.events;
-        failed += row.failedEvents;
-        fee += row.feeWei;
-        quantities.set(row.unit, (quantities.get(row.unit) ?? 0n) + row.quantity);
-      }
-      return {
-        from: range.from.toISOString(),
-        to: range.to.toISOString(),
-        group_by: groupBy,
-        totals: {
-          events: Number(events),
-          failed_events: Number(failed),
-          fee_wei: fee.toString(),
-          quantities: [...quantities]
-            .sort(([a], [b]) => a.localeCompare(b))
-            .map(([unit, quantity]) => ({ unit, quantity: quantity.toString() })),
-        },
-        rows: rows.map((r) => ({
-          ...r.dimensions,
-          unit: r.unit,
-          events: Number(r.events),
-          failed_events: Number(r.failedEvents),
-          quantity: r.quantity.toString(),
-          fee_wei: r.feeWei.toString(),
-        })),
-      };
+      return usageSummaryView(range, groupBy, rows);
     },
   );
 
@@ -304,6 +275,48 @@ function toUsageQuery(
 }
 
 /** Default: the current UTC month. Rollup queries are widened to whole hours. */
+/**
+ * GET /v1/usage's answer, from rollup rows: the rows and their totals, counts as numbers and
+ * amounts as decimal strings. `tollhouse usage show` prints the same view.
+ */
+export function usageSummaryView(
+  range: { from: Date; to: Date },
+  groupBy: readonly GroupBy[],
+  rows: readonly UsageRow[],
+): z.output<typeof summaryResponse> {
+  const quantities = new Map<string, bigint>();
+  let events = 0n;
+  let failed = 0n;
+  let fee = 0n;
+  for (const row of rows) {
+    events += row.events;
+    failed += row.failedEvents;
+    fee += row.feeWei;
+    quantities.set(row.unit, (quantities.get(row.unit) ?? 0n) + row.quantity);
+  }
+  return {
+    from: range.from.toISOString(),
+    to: range.to.toISOString(),
+    group_by: [...groupBy],
+    totals: {
+      events: Number(events),
+      failed_events: Number(failed),
+      fee_wei: fee.toString(),
+      quantities: [...quantities]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([unit, quantity]) => ({ unit, quantity: quantity.toString() })),
+    },
+    rows: rows.map((r) => ({
+      ...r.dimensions,
+      unit: r.unit,
+      events: Number(r.events),
+      failed_events: Number(r.failedEvents),
+      quantity: r.quantity.toString(),
+      fee_wei: r.feeWei.toString(),
+    })),
+  };
+}
+
 function resolveRange(
   from: string | undefined,
   to: string | undefined,

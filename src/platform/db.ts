@@ -9,6 +9,7 @@ import type { Dialect, LogEvent } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import type { Logger } from './log.ts';
+import { SetupError } from './errors.ts';
 
 export type DatabaseKind = 'postgres' | 'pglite';
 
@@ -237,7 +238,7 @@ async function openPGlite<DB>({
 }
 
 /** Thrown when a second process tries to open the same embedded database. */
-export class DataDirLocked extends Error {}
+export class DataDirLocked extends SetupError {}
 
 /**
  * PGlite is single-process: two processes writing one data folder corrupt it. A pid file

@@ -12,6 +12,18 @@ export interface AppErrorOptions {
   expose?: boolean;
 }
 
+/**
+ * A problem with the setup that the operator can fix, found outside any request (a keystore
+ * that will not open, a data folder another process holds): the command line prints its
+ * message as one line, without a stack, and exits 1.
+ */
+export class SetupError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
 export class AppError extends Error {
   readonly status: number;
   readonly code: string;

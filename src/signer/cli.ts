@@ -2,116 +2,138 @@
 // JSON; nothing here ever prints key material or a password.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { AppError } from '../platform/errors.ts';
-import { SignerStartupError } from './errors.ts';
+import { CliFailure, CliUsageError, parseSubcommand, printJson, shown } from '../platform/cli.ts';
+import type { CliCommand, CliContext } from '../platform/cli.ts';
 import { keystoreAddress, parsePrivateKey, writeKeystore } from './keystore.ts';
 import { fundingTransactionJson, signerStatusJson } from './schemas.ts';
 import type { Signer } from './service.ts';
 import type { FundingKind } from './table.ts';
 
-export interface CliIo {
-  stdin: NodeJS.ReadableStream;
-  stdout: NodeJS.WritableStream;
-  stderr: NodeJS.WritableStream;
-}
+/** What `tollhouse signer …` uses of the signer (app.ts passes its facade). */
+export type SignerCliDeps = Pick<Signer, 'enabled' | 'refresh' | 'status' | 'operate'>;
 
-export const KEYSTORE_USAGE = [
-  'tollhouse keystore create --out FILE --password-file FILE',
-  '       tollhouse keystore import --out FILE --password-file FILE   (private key on stdin)',
-  '       tollhouse keystore address FILE',
-].join('\n');
+type Context = CliContext<SignerCliDeps>;
 
-export const SIGNER_USAGE = [
-  'tollhouse signer status',
-  '       tollhouse signer fund --deposit WEI --reserve WEI',
-  '       tollhouse signer unlock | cancel-unlock | withdraw',
-].join('\n');
+const KEYSTORE_USAGE = `tollhouse keystore <subcommand> [options]
 
-const print = (io: CliIo, value: unknown) => io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  create   --out FILE --password-file FILE
+  import   --out FILE --password-file FILE   (the private key on stdin)
+  address  FILE
+`;
 
-export async function runKeystoreCommand(args: string[], io: CliIo): Promise<number> {
-  const [sub, ...rest] = args;
-  try {
-    if (sub === 'address') {
-      const { positionals } = parseArgs({ args: rest, allowPositionals: true, strict: true });
-      if (positionals.length !== 1) return usage(io, KEYSTORE_USAGE);
-      print(io, { address: keystoreAddress(positionals[0]!) });
-      return 0;
-    }
-    if (sub !== 'create' && sub !== 'import') return usage(io, KEYSTORE_USAGE);
-    const { values } = parseArgs({
-      args: rest,
-      options: { out: { type: 'string' }, 'password-file': { type: 'string' } },
-      strict: true,
-    });
-    if (values.out === undefined || values['password-file'] === undefined) {
-      return usage(io, KEYSTORE_USAGE);
-    }
-    const password = readPasswordFile(values['password-file']);
-    const key =
-      sub === 'create'
-        ? `0x${randomBytes(32).toString('hex')}`
-        : parsePrivateKey(await readAll(io.stdin));
-    const address = await writeKeystore(values.out, key, password);
-    print(io, { address, file: values.out });
+const SIGNER_USAGE = `tollhouse signer <subcommand> [options]
+
+  status
+  fund           --deposit WEI --reserve WEI   (either may be left out)
+  unlock
+  cancel-unlock
+  withdraw
+`;
+
+export const signerCommands: Record<string, CliCommand<SignerCliDeps>> = {
+  keystore: {
+    summary: 'Create, import or inspect the Ethereum keystore of the payment signer',
+    usage: KEYSTORE_USAGE,
+    run: keystoreCommand,
+  },
+  signer: {
+    summary: 'Payment signer: status, fund deposit/reserve, unlock, cancel-unlock, withdraw',
+    usage: SIGNER_USAGE,
+    run: signerCommand,
+  },
+};
+
+const KEYSTORE_OPTIONS = {
+  out: { type: 'string' },
+  'password-file': { type: 'string' },
+} as const;
+
+/** Works on files only: it never opens the database or reads the configuration. */
+async function keystoreCommand(args: string[], context: Context): Promise<number> {
+  const { sub, values, positionals } = parseSubcommand(
+    args,
+    ['create', 'import', 'address'],
+    KEYSTORE_OPTIONS,
+  );
+  if (sub === 'address') {
+    if (positionals.length !== 1) throw new CliUsageError('address needs one keystore FILE');
+    printJson(context.io, { address: keystoreAddress(positionals[0]!) });
     return 0;
-  } catch (error) {
-    return fail(io, error);
   }
-}
-
-export async function runSignerCommand(signer: Signer, args: string[], io: CliIo): Promise<number> {
-  const [sub, ...rest] = args;
+  if (positionals.length > 0) {
+    throw new CliUsageError(
+      `${sub} takes no arguments besides options (got ${shown(positionals[0]!)})`,
+    );
+  }
+  if (values.out === undefined) throw new CliUsageError(`${sub} needs --out FILE`);
+  if (values['password-file'] === undefined) {
+    throw new CliUsageError(`${sub} needs --password-file FILE`);
+  }
+  const password = readPasswordFile(values['password-file']);
+  const key =
+    sub === 'create'
+      ? `0x${randomBytes(32).toString('hex')}`
+      : parsePrivateKey(await readAll(context.io.stdin));
   try {
-    if (sub === 'status') {
-      parseArgs({ args: rest, strict: true });
-      let readable = signer.enabled;
-      if (signer.enabled) {
-        await signer.refresh().catch((error: unknown) => {
-          readable = false;
-          io.stderr.write(`tollhouse: ${(error as Error).message}\n`);
-        });
-      }
-      print(io, signerStatusJson(await signer.status()));
-      return readable ? 0 : 1;
-    }
-    const kinds: Record<string, FundingKind> = {
-      fund: 'fund',
-      unlock: 'unlock',
-      'cancel-unlock': 'cancel_unlock',
-      withdraw: 'withdraw',
-    };
-    const kind = sub === undefined ? undefined : kinds[sub];
-    if (kind === undefined) return usage(io, SIGNER_USAGE);
-    const { values } = parseArgs({
-      args: rest,
-      options: kind === 'fund' ? { deposit: { type: 'string' }, reserve: { type: 'string' } } : {},
-      strict: true,
-    });
-    const amounts = values as { deposit?: string; reserve?: string };
-    let depositWei = 0n;
-    let reserveWei = 0n;
-    if (kind === 'fund') {
-      depositWei = parseWei('--deposit', amounts.deposit ?? '0');
-      reserveWei = parseWei('--reserve', amounts.reserve ?? '0');
-      if (depositWei + reserveWei === 0n) {
-        throw new ArgumentError('give --deposit and/or --reserve in wei (above zero)');
-      }
-    }
-    const row = await signer.operate({ kind, depositWei, reserveWei, actor: 'cli' });
-    print(io, fundingTransactionJson(row));
-    return row.status === 'confirmed' ? 0 : 1;
+    const address = await writeKeystore(values.out, key, password);
+    printJson(context.io, { address, file: values.out });
   } catch (error) {
-    return fail(io, error);
+    if ((error as { code?: string }).code === 'EEXIST') {
+      throw new CliFailure(`${values.out} already exists; refusing to overwrite a keystore`);
+    }
+    throw error;
   }
+  return 0;
 }
 
-class ArgumentError extends Error {}
+const FUNDING_KINDS: Record<string, FundingKind> = {
+  fund: 'fund',
+  unlock: 'unlock',
+  'cancel-unlock': 'cancel_unlock',
+  withdraw: 'withdraw',
+};
+
+async function signerCommand(args: string[], context: Context): Promise<number> {
+  const { sub, values } = parseSubcommand(
+    args,
+    ['status', ...Object.keys(FUNDING_KINDS)],
+    { deposit: { type: 'string' }, reserve: { type: 'string' } },
+    false,
+  );
+  if (sub !== 'fund' && (values.deposit !== undefined || values.reserve !== undefined)) {
+    throw new CliUsageError(`${sub} takes no options (--deposit and --reserve are for fund)`);
+  }
+  if (sub === 'status') {
+    const signer = await context.open();
+    let readable = signer.enabled;
+    if (signer.enabled) {
+      await signer.refresh().catch((error: unknown) => {
+        readable = false;
+        context.io.err(`tollhouse signer status: ${(error as Error).message}\n`);
+      });
+    }
+    printJson(context.io, signerStatusJson(await signer.status()));
+    return readable ? 0 : 1;
+  }
+  const kind = FUNDING_KINDS[sub]!;
+  let depositWei = 0n;
+  let reserveWei = 0n;
+  if (kind === 'fund') {
+    depositWei = parseWei('--deposit', values.deposit ?? '0');
+    reserveWei = parseWei('--reserve', values.reserve ?? '0');
+    if (depositWei + reserveWei === 0n) {
+      throw new CliUsageError('fund needs --deposit and/or --reserve in wei (above zero)');
+    }
+  }
+  const signer = await context.open();
+  const row = await signer.operate({ kind, depositWei, reserveWei, actor: 'cli' });
+  printJson(context.io, fundingTransactionJson(row));
+  return row.status === 'confirmed' ? 0 : 1;
+}
 
 function parseWei(flag: string, value: string): bigint {
   if (!/^\d{1,78}$/.test(value))
-    throw new ArgumentError(`${flag}: expected an amount in wei (a whole number)`);
+    throw new CliUsageError(`${flag} ${shown(value)}: expected an amount in wei (a whole number)`);
   return BigInt(value);
 }
 
@@ -120,13 +142,13 @@ function readPasswordFile(file: string): string {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new ArgumentError(
-      `cannot read the password file ${file} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+    throw new CliUsageError(
+      `--password-file: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`,
     );
   }
   // Files written by editors and `echo` end with a newline that is not part of the password.
   const password = text.replace(/\r?\n$/, '');
-  if (password === '') throw new ArgumentError(`the password file ${file} is empty`);
+  if (password === '') throw new CliUsageError(`--password-file: ${file} is empty`);
   return password;
 }
 
@@ -134,28 +156,4 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   let text = '';
   for await (const chunk of stream) text += chunk.toString();
   return text;
-}
-
-function usage(io: CliIo, text: string): number {
-  io.stderr.write(`Usage: ${text}\n`);
-  return 2;
-}
-
-function fail(io: CliIo, error: unknown): number {
-  const known =
-    error instanceof AppError ||
-    error instanceof SignerStartupError ||
-    error instanceof ArgumentError ||
-    (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true ||
-    (error as { code?: string }).code === 'EEXIST';
-  if (!known) throw error;
-  const message =
-    (error as { code?: string }).code === 'EEXIST'
-      ? `${(error as { path?: string }).path ?? 'the file'} already exists; refusing to overwrite a keystore`
-      : (error as Error).message;
-  io.stderr.write(`tollhouse: ${message}\n`);
-  return error instanceof ArgumentError ||
-    (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-    ? 2
-    : 1;
 }

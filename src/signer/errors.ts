@@ -1,14 +1,9 @@
 // Errors of the signer. Start-up problems (keystore, settings) are SignerStartupError: the
-// command line prints their message as one line and exits non-zero, without a stack.
-import { AppError, Conflict, ServiceUnavailable } from '../platform/errors.ts';
+// command line prints their message as one line and exits 1, without a stack (SetupError).
+import { AppError, Conflict, ServiceUnavailable, SetupError } from '../platform/errors.ts';
 import type { AppErrorOptions } from '../platform/errors.ts';
 
-export class SignerStartupError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = new.target.name;
-  }
-}
+export class SignerStartupError extends SetupError {}
 
 export class KeystoreUnreadable extends SignerStartupError {}
 

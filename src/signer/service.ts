@@ -73,14 +73,14 @@ export interface Signer {
   stop(): Promise<void>;
 }
 
-export interface SignerDeps {
+export interface SignerServiceDeps {
   config: Config['signer'];
   db: Kysely<Database>;
   log: Logger;
   metrics?: Metrics;
 }
 
-export async function createSigner(deps: SignerDeps): Promise<Signer> {
+export async function createSignerService(deps: SignerServiceDeps): Promise<Signer> {
   const { config, db } = deps;
   const log = deps.log.child({ capability: 'signer' });
   const missing = [

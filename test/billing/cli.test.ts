@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATEMENT_COLUMNS } from '../../src/billing/index.ts';
 import { createMetering } from '../../src/metering/index.ts';
 import { createAuthenticator } from '../../src/platform/auth.ts';
-import { Router } from '../../src/platform/http.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { createAccount } from '../support/fixtures.ts';
 import { runCli } from '../support/process.ts';
@@ -39,7 +38,6 @@ beforeAll(async () => {
       log,
       authenticator: createAuthenticator([]),
       appOwner: async () => null,
-      router: new Router(),
     });
     await service.record(
       Array.from({ length: 5 }, (_, i) => ({
@@ -105,9 +103,36 @@ describe('tollhouse plans / billing', () => {
     const again = await runCli(['billing', 'close', '--month', '2026-08'], env);
     expect(JSON.parse(again.stdout)).toMatchObject({ closed: false, statements: 1 });
     const early = await runCli(['billing', 'close', '--month', '2099-01'], env);
-    expect(early.code).toBe(2);
+    // A refusal of the service exits 1; a malformed command line exits 2, naming what is wrong.
+    expect(early.code).toBe(1);
     expect(early.stderr).toMatch(/not over yet/);
-    expect((await runCli(['billing', 'close'], env)).stderr).toMatch(/--month YYYY-MM is required/);
+    const missing = await runCli(['billing', 'close'], env);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/^tollhouse billing: close needs --month YYYY-MM\n/);
+    const invalid = await runCli(['billing', 'close', '--month', '2026-13'], env);
+    expect(invalid.code).toBe(2);
+    expect(invalid.stderr).toMatch(
+      /^tollhouse billing: --month "2026-13": not a month; expected YYYY-MM/,
+    );
+    for (const [args, message] of [
+      [
+        ['billing', 'export', '--month', '2026-08', '--format', 'xml'],
+        '--format "xml": expected csv or json',
+      ],
+      [['billing', 'credit', '--account', 'acct_x', '--usd', '1'], 'credit needs --reference'],
+      [['billing', 'credit', '--account', 'acct_x', '--usd', 'lots', '--reference', 'r'], '--usd'],
+      [['plans', 'subscribe', '--account', 'acct_x'], 'subscribe needs --plan'],
+      [
+        ['plans', 'subscribe', '--account', 'acct_x', '--plan', 'p', '--effective', '2026-00'],
+        '--effective "2026-00": not a month',
+      ],
+      [['plans', 'show'], 'show needs one plan id'],
+      [['plans', 'launch'], 'unknown sub-command "launch"'],
+    ] as const) {
+      const refused = await runCli([...args], env);
+      expect({ args, code: refused.code }).toEqual({ args, code: 2 });
+      expect(refused.stderr).toContain(message);
+    }
 
     const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'tollhouse-billing-cli-')), 'aug.csv');
     const exported = await runCli(
@@ -159,8 +184,9 @@ describe('tollhouse plans / billing', () => {
       recorded: false,
       balance_usd_micros: '12500000',
     });
+    // Not a usage mistake but a setup the operator must change: 1, naming the setting.
     const stripe = await runCli(['billing', 'stripe-sync'], env);
-    expect(stripe.code).toBe(2);
+    expect(stripe.code).toBe(1);
     expect(stripe.stderr).toMatch(/STRIPE_SECRET_KEY/);
   });
 });

@@ -6,7 +6,6 @@ import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATEMENT_COLUMNS, createBilling } from '../../src/billing/index.ts';
 import type { UsageEvent } from '../../src/metering/index.ts';
-import { Router } from '../../src/platform/http.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
@@ -364,7 +363,6 @@ describe('month close', () => {
         database,
         log,
         authenticator: t.app.authenticator,
-        router: new Router(),
         clock,
         config: {
           rates: { fixed: '3150.25', feedAddress: null, rpcUrl: null, maxAgeSeconds: 3600 },

@@ -4,7 +4,6 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertAccount } from '../../src/identity/index.ts';
 import { PaymentRequired } from '../../src/platform/spend.ts';
 import type { SpendGate } from '../../src/platform/spend.ts';
 import { startTestApp } from '../support/app.ts';
@@ -723,7 +722,12 @@ describe('anonymous mode', () => {
       },
     });
     try {
-      await insertAccount(anon.app.database.db, { id: anonymous, email: 'anonymous@example.com' });
+      // GATEWAY_ANONYMOUS_ACCOUNT names the account before the app starts, so its row is
+      // written with that id directly (the accounts service mints its own ids).
+      await anon.app.database.db
+        .insertInto('accounts')
+        .values({ id: anonymous, email: 'anonymous@example.com' })
+        .execute();
       const id = requestId();
       const ok = await call(anon, 'POST', '/text-to-speech', {
         headers: { 'x-request-id': id },

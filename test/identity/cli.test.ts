@@ -126,8 +126,8 @@ describe('tollhouse accounts / apps / identity', () => {
       '--password-file',
       path.join(dir, 'nope'),
     ]);
-    expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain('cannot read');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('--password-file: cannot read');
     const kind = await cli([
       'apps',
       'create',
@@ -138,23 +138,29 @@ describe('tollhouse accounts / apps / identity', () => {
       '--owner',
       'ops@example.com',
     ]);
-    expect(kind.code).toBe(1);
-    expect(kind.stderr).toContain('--kind');
+    expect(kind.code).toBe(2);
+    expect(kind.stderr).toContain('--kind "rocket": expected public, web or machine');
     const unknown = await cli(['apps', 'show', 'app_0000000000000000000000']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('No app');
     const usage = await runCli(['apps', 'explode'], env);
     expect(usage.code).toBe(2);
-    for (const [args, message] of [
-      [['accounts', 'show', 'nobody@example.com'], 'No account'],
-      [['accounts', 'update', 'ops@corp.example', '--status', 'gone'], '--status'],
-      [['accounts', 'update', 'ops@corp.example'], 'at least one'],
-      [['accounts', 'update', 'ops@corp.example', '--email', 'not-an-email'], 'email'],
-      [['accounts', 'list', '--cursor', '!!'], '--cursor'],
-      [['accounts', 'disable'], 'expected one account'],
+    // 1: the service refused; 2: the command line is wrong.
+    for (const [args, code, message] of [
+      [['accounts', 'show', 'nobody@example.com'], 1, 'No account'],
+      [['accounts', 'update', 'ops@corp.example'], 1, 'at least one'],
+      [['accounts', 'update', 'ops@corp.example', '--email', 'not-an-email'], 1, 'email'],
+      [['accounts', 'update', 'ops@corp.example', '--status', 'gone'], 2, '--status "gone"'],
+      [['accounts', 'list', '--cursor', '!!'], 2, '--cursor'],
+      [['accounts', 'list', '--limit', '0'], 2, '--limit "0"'],
+      [['accounts', 'disable'], 2, 'disable needs an account id (acct_…) or email'],
+      [['accounts', 'create', '--password-file', path.join(dir, 'nope')], 2, 'cannot read'],
+      [['apps', 'show'], 2, 'show needs an app id (app_…)'],
+      [['apps', 'rotate-secret', 'app_x', '--grace-seconds', '-1'], 2, '--grace-seconds'],
+      [['identity', 'rotate-keys', 'now'], 2, 'rotate-keys takes no arguments'],
     ] as const) {
       const refused = await cli([...args]);
-      expect({ args, code: refused.code }).toEqual({ args, code: 1 });
+      expect({ args, code: refused.code }).toEqual({ args, code });
       expect(refused.stderr).toContain(message);
     }
     expect((await runCli(['accounts', 'explode'], env)).code).toBe(2);

@@ -87,20 +87,53 @@ describe('tollhouse keys', () => {
   });
 
   it('explains bad invocations without a stack trace', async () => {
+    // 2: the command line is wrong (it names the option); 1: the service refused (it names
+    // what does not exist or is not allowed).
     const cases: Array<[string[], number, RegExp]> = [
-      [['frobnicate'], 2, /Unknown keys subcommand/],
-      [['show', 'nope'], 2, /needs a key id/],
-      [['show', 'key_0000000000000000000000'], 1, /No API key/],
-      [['create', '--email', 'nobody@example.com'], 2, /no account has the email/],
+      [
+        ['frobnicate'],
+        2,
+        /^tollhouse keys: unknown sub-command "frobnicate"; expected one of create,/,
+      ],
+      [['show'], 2, /^tollhouse keys: show needs a key id \(key_…\)\n/],
+      [['show', 'key_nope'], 1, /^tollhouse: No API key "key_nope"\n$/],
+      [['revoke', 'nope'], 1, /^tollhouse: No API key "nope"\n$/],
+      [['show', 'key_0000000000000000000000'], 1, /No API key key_0000000000000000000000/],
+      [['show', 'key_a', 'key_b'], 2, /show takes one key id, not 2/],
+      [['create', '--email', 'nobody@example.com'], 1, /No account has the email "nobody@/],
+      [['create', '--account', 'acct_a', '--email', 'a@example.com'], 2, /give one of them/],
+      [['list'], 2, /name the account: --email <address> or --account <acct_…>/],
       [['create', '--email', 'ops@example.com', '--kind', 'browser'], 1, /allowed_origins/],
-      [['create', '--email', 'ops@example.com', '--scope', 'root'], 2, /scopes/],
-      [['rotate', 'key_0000000000000000000000', '--grace-seconds', 'soon'], 2, /grace_seconds/],
+      [['create', '--email', 'ops@example.com', '--scope', 'root'], 2, /--scope/],
+      [['create', '--email', 'ops@example.com', '--kind', 'kettle'], 2, /--kind/],
+      [
+        ['update', 'key_0000000000000000000000', '--no-expiry', '--expires-at', 'x'],
+        2,
+        /one of them/,
+      ],
+      [
+        ['rotate', 'key_0000000000000000000000', '--grace-seconds', 'soon'],
+        2,
+        /--grace-seconds "soon": expected a whole number/,
+      ],
+      [['list', '--email'], 2, /--email/],
+      [['list', '--colour', 'red'], 2, /Unknown option '--colour'/],
     ];
     for (const [args, code, message] of cases) {
       const result = await keys(...args);
       expect(result.code, args.join(' ')).toBe(code);
       expect(result.stderr, args.join(' ')).toMatch(message);
       expect(result.stderr).not.toMatch(/\n\s+at /);
+      expect(result.stdout, args.join(' ')).toBe('');
     }
+  });
+
+  it('never echoes a key secret given where its id belongs', async () => {
+    const secret = 'th_sk_0vJMpRLf0oX9m2lwdmw572F84UEvI2Adz2hyzMU';
+    const result = await keys('show', secret);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/needs the key's id \(key_…\), not its secret/);
+    expect(result.stderr).not.toContain(secret);
+    expect(result.stderr).not.toContain(secret.slice(0, 12));
   });
 });

@@ -3,7 +3,7 @@
 // a millisecond or a whole timestamp, and hostile limits and cursors answered with 400.
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keysCommand } from '../../src/keys/index.ts';
+import { keysCommands } from '../../src/keys/index.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
 import { createResponseValidator } from '../support/openapi.ts';
@@ -91,14 +91,14 @@ describe('GET /v1/keys paging', () => {
              md5(${many} || g), 'th_x', 'test'
       from generate_series(1, 450) g`.execute(t.app.database.db);
     let stdout = '';
-    const code = await keysCommand(['list', '--account', many], {
-      open: async () => ({
-        keyService: t.app.keys.service,
-        database: t.app.database,
-        close: async () => {},
-      }),
-      out: (text) => (stdout += text),
-      err: () => {},
+    const code = await keysCommands.keys!.run(['list', '--account', many], {
+      io: {
+        out: (text) => (stdout += text),
+        err: () => {},
+        stdout: process.stdout,
+        stdin: process.stdin,
+      },
+      open: async () => ({ keyService: t.app.keys.service, accounts: t.app.identity.accounts }),
     });
     expect(code).toBe(0);
     const printed = JSON.parse(stdout) as { keys: Array<{ id: string }>; next_cursor: null };

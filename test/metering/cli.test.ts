@@ -85,23 +85,34 @@ describe('tollhouse usage', () => {
     );
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
+    // The view GET /v1/usage answers: counts are numbers, amounts decimal strings, with totals.
     expect(JSON.parse(result.stdout)).toEqual({
       from: '2026-10-01T00:00:00.000Z',
       to: '2026-11-01T00:00:00.000Z',
+      group_by: ['pipeline'],
+      totals: {
+        events: 3,
+        failed_events: 0,
+        fee_wei: (10n ** 30n + 8n).toString(),
+        quantities: [
+          { unit: 'pixels', quantity: '4096' },
+          { unit: 'tokens', quantity: '150' },
+        ],
+      },
       rows: [
         {
           pipeline: 'llm',
           unit: 'tokens',
-          events: '2',
-          failed_events: '0',
+          events: 2,
+          failed_events: 0,
           quantity: '150',
           fee_wei: '8',
         },
         {
           pipeline: 'upscale',
           unit: 'pixels',
-          events: '1',
-          failed_events: '0',
+          events: 1,
+          failed_events: 0,
           quantity: '4096',
           fee_wei: (10n ** 30n).toString(),
         },
@@ -118,9 +129,21 @@ describe('tollhouse usage', () => {
   it('refuses bad arguments with status 2 and a message', async () => {
     const by = await runCli(['usage', 'show', '--by', 'colour'], env);
     expect(by.code).toBe(2);
-    expect(by.stderr).toMatch(/--by: unknown colour/);
+    expect(by.stderr).toMatch(/^tollhouse usage: --by: unknown "colour"; use up to three of /);
     const prune = await runCli(['usage', 'prune', '--before', '2026-13'], env);
     expect(prune.code).toBe(2);
-    expect(prune.stderr).toMatch(/--before YYYY-MM is required/);
+    expect(prune.stderr).toMatch(/--before "2026-13": not a month; expected YYYY-MM/);
+    const missing = await runCli(['usage', 'prune'], env);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/prune needs --before YYYY-MM/);
+    const range = await runCli(
+      ['usage', 'show', '--from', '2026-10-02', '--to', '2026-10-01'],
+      env,
+    );
+    expect(range.code).toBe(2);
+    expect(range.stderr).toMatch(/--to 2026-10-01T00:00:00.000Z is not after --from/);
+    const time = await runCli(['usage', 'show', '--from', 'yesterday'], env);
+    expect(time.code).toBe(2);
+    expect(time.stderr).toMatch(/--from "yesterday": expected a date or RFC 3339 time/);
   });
 });

@@ -1,8 +1,10 @@
-import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { ConfigError, SETTINGS, loadConfig, parseConfig } from '../../src/config.ts';
+import type { Config, Setting, SettingValues } from '../../src/config.ts';
+import { renderConfigurationReference, renderEnvExample } from '../../src/config-reference.ts';
 import { ROOT, runCli } from '../support/process.ts';
 
 const SECRET = 'x'.repeat(64);
@@ -104,19 +106,34 @@ describe('configuration', () => {
     expect(readFileSync(file, 'utf8').trim()).toBe(first.config.secret);
   });
 
-  // Until docs/configuration.md is generated from SETTINGS (and checked to be current), every
-  // setting must at least be named somewhere in the README or the docs/ pages.
-  it('documents every setting in the docs and .env.example', () => {
-    const docs = ['README.md', ...readdirSync(path.join(ROOT, 'docs')).map((f) => `docs/${f}`)]
-      .filter((f) => f.endsWith('.md'))
-      .map((f) => readFileSync(path.join(ROOT, f), 'utf8'))
-      .join('\n');
+  it('is what docs/configuration.md and .env.example say (regenerate with npm run docs:config)', () => {
+    const reference = readFileSync(path.join(ROOT, 'docs/configuration.md'), 'utf8');
     const example = readFileSync(path.join(ROOT, '.env.example'), 'utf8');
-    for (const setting of SETTINGS) {
-      expect(docs, `README.md and docs/ lack ${setting.name}`).toContain(`\`${setting.name}\``);
-      expect(example, `.env.example lacks ${setting.name}`).toMatch(
-        new RegExp(`^#? ?${setting.name}=`, 'm'),
-      );
+    expect(reference).toBe(renderConfigurationReference());
+    expect(example).toBe(renderEnvExample());
+    // The rendering itself names every setting, with its default and secrecy.
+    for (const [name, setting] of Object.entries(SETTINGS) as Array<[string, Setting]>) {
+      const label = setting.secret === true ? `\`${name}\` 🔒` : `\`${name}\``;
+      expect(reference, `docs/configuration.md lacks ${name}`).toContain(`| ${label} |`);
+      expect(example, `.env.example lacks ${name}`).toMatch(new RegExp(`^# ${name}=`, 'm'));
+    }
+  });
+
+  it('types each value by its schema, so a misspelt setting does not compile', () => {
+    // Checked by tsc (npm run typecheck), not at run time: the parsed record is typed by name,
+    // optional exactly when the setting has no default.
+    expectTypeOf<SettingValues['PORT']>().toEqualTypeOf<number>();
+    expectTypeOf<SettingValues['TRUST_PROXY']>().toEqualTypeOf<boolean>();
+    expectTypeOf<SettingValues['SIGNER_MAX_PER_TX_WEI']>().toEqualTypeOf<bigint | undefined>();
+    expectTypeOf<SettingValues['LOG_LEVEL']>().toEqualTypeOf<Config['log']['level']>();
+    expectTypeOf<SettingValues>().not.toHaveProperty('PORTT');
+    expectTypeOf<Config['billing']['closeAfterMs']>().toEqualTypeOf<number | null>();
+  });
+
+  it('parses every documented default with its own schema', () => {
+    for (const [name, setting] of Object.entries(SETTINGS) as Array<[string, Setting]>) {
+      if (setting.default === undefined) continue;
+      expect(setting.schema.safeParse(setting.default).success, name).toBe(true);
     }
   });
 });

@@ -148,9 +148,9 @@ describe('the command line', () => {
   it('rejects an unknown command or option with status 2', async () => {
     const unknown = await runCli(['frobnicate']);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain('Unknown command "frobnicate"');
+    expect(unknown.stderr).toMatch(/^tollhouse: unknown command "frobnicate"/);
     const option = await runCli(['migrate', '--sideways']);
     expect(option.code).toBe(2);
-    expect(option.stderr).toMatch(/^tollhouse: Unknown option '--sideways'/);
+    expect(option.stderr).toMatch(/^tollhouse migrate: Unknown option '--sideways'/);
   });
 });

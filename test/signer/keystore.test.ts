@@ -115,9 +115,12 @@ describe('keystore', () => {
   it('answers bad arguments with usage and exit status 2', async () => {
     const noOut = await runCli(['keystore', 'create']);
     expect(noOut.code).toBe(2);
-    expect(noOut.stderr).toMatch(/^Usage: tollhouse keystore create/);
+    expect(noOut.stderr).toMatch(/^tollhouse keystore: create needs --out FILE\n/);
     const unknown = await runCli(['keystore', 'frobnicate']);
     expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/^tollhouse keystore: unknown sub-command "frobnicate"/);
+    // The usage follows an unknown sub-command.
+    expect(unknown.stderr).toMatch(/\n\nUsage: tollhouse keystore <subcommand>/);
     const notKeystore = await runCli(['keystore', 'address', path.join(ROOT, 'package.json')]);
     expect(notKeystore.code).toBe(1);
     expect(notKeystore.stderr).toMatch(/is not a Web3 Secret Storage v3 keystore/);

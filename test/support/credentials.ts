@@ -1,6 +1,5 @@
 // Credentials for tests of any capability: accounts and API keys made through the keys
 // capability's own service, plus a small HTTP helper that returns status, headers and JSON.
-import { insertAccount } from '../../src/identity/index.ts';
 import { CLI_CALLER } from '../../src/keys/index.ts';
 import type { IssuedKey } from '../../src/keys/index.ts';
 import type { Scope } from '../../src/platform/auth.ts';
@@ -8,8 +7,8 @@ import { newId } from '../../src/platform/ids.ts';
 import type { TestApp } from './app.ts';
 
 export async function newAccount(t: Pick<TestApp, 'app'>, email = `${newId('u')}@example.com`) {
-  const row = await insertAccount(t.app.database.db, { id: newId('acct'), email });
-  return row.id;
+  const account = await t.app.identity.accounts.create({ email, password: null });
+  return account.id;
 }
 
 export async function issueKey(

@@ -1,6 +1,6 @@
-// Rows tests need as context (accounts …), created through the capabilities' own queries.
+// Rows tests need as context (accounts …), created through the capabilities' own services.
 import type { Kysely } from 'kysely';
-import { insertAccount } from '../../src/identity/index.ts';
+import { createAccountsService } from '../../src/identity/index.ts';
 import type { Database } from '../../src/database.ts';
 import { newId } from '../../src/platform/ids.ts';
 
@@ -8,13 +8,10 @@ export async function createAccount(
   db: Kysely<Database>,
   overrides: { email?: string; isAdmin?: boolean } = {},
 ): Promise<string> {
-  const id = newId('acct');
-  await insertAccount(db, {
-    id,
-    email: overrides.email ?? `${id}@example.test`,
-    name: null,
-    password_hash: null,
-    is_admin: overrides.isAdmin ?? false,
+  const account = await createAccountsService({ db }).create({
+    email: overrides.email ?? `${newId('u')}@example.test`,
+    password: null,
+    isAdmin: overrides.isAdmin ?? false,
   });
-  return id;
+  return account.id;
 }

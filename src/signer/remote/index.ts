@@ -25,8 +25,6 @@ export interface RemoteSignerDeps {
   recorder: Pick<Recorder, 'recordNow'>;
   authenticator: Authenticator;
   spend: SpendGate;
-  /** Each router gets the routes: the main listener's, and the signer-only listener's. */
-  routers: readonly Router[];
   /** Seals the payment state handed to gateways (HMAC under TOLLHOUSE_SECRET). */
   secrets: Pick<Secrets, 'hmacBytes'>;
   /** The front door's streams (gateway), for shared gateway credentials; null without one. */
@@ -34,7 +32,13 @@ export interface RemoteSignerDeps {
   clock?: () => Date;
 }
 
-export function createRemoteSigner(deps: RemoteSignerDeps): RemoteSignerService {
+export interface RemoteSigner {
+  service: RemoteSignerService;
+  /** Registers the protocol's routes at the root: on the main listener and the signer-only one. */
+  routes(router: Router): void;
+}
+
+export function createRemoteSigner(deps: RemoteSignerDeps): RemoteSigner {
   const service = createRemoteSignerService({
     db: deps.db,
     log: deps.log.child({ capability: 'signer', component: 'remote-signer' }),
@@ -56,6 +60,5 @@ export function createRemoteSigner(deps: RemoteSignerDeps): RemoteSignerService 
     }),
     orchestrators: deps.config.orchestrators,
   };
-  for (const router of deps.routers) remoteSignerRoutes(router, routeDeps);
-  return service;
+  return { service, routes: (router) => remoteSignerRoutes(router, routeDeps) };
 }
