@@ -11,7 +11,6 @@
 // signature (half of a one-ticket payment's signing), and keeps the Ethereum key for tickets.
 // The address is in the MAC so that a new keystore invalidates old states, as a new key
 // would in go-livepeer (their balances are credit with the old sender).
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { getBytes, hexlify, toUtf8Bytes } from 'ethers';
 import { keccak256Bytes } from '../keccak.ts';
 import type { Kysely } from 'kysely';
@@ -44,13 +43,11 @@ import type {
   LivePaymentRequest,
   Offer,
   Session,
-  SessionStore,
   TicketCount,
   TicketTerms,
   Tickets,
 } from './payment.ts';
-import { findSessionByStateId } from './queries.ts';
-import type { SessionRow } from './queries.ts';
+import { createSessions, stateDigest } from './sessions.ts';
 import { encodeState } from './state.ts';
 import type { PaymentState } from './state.ts';
 import type { Wire } from './wire.ts';
@@ -91,28 +88,13 @@ export interface RemoteSignerDeps {
 
 // Live streams a replica serves at once, with room to spare (~100 bytes each).
 const SEG_SIGNATURE_CACHE = 10_000;
-const SESSION_CACHE = 10_000;
-const STATE_MAC_PURPOSE = 'signer-state';
 
 export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerService {
   const { db, config, wire } = deps;
   const clock = deps.clock ?? (() => new Date());
   const claims = createClaimWriter({ db, recorder: deps.recorder, log: deps.log });
 
-  // The states this replica handed out last, by their digest sha256(State ‖ Sig), with the
-  // session row as written then: the next payment of a stream (every few seconds, usually to
-  // the same replica) presents exactly those bytes and needs no read, no parse and no
-  // signature recovery. Bounded like the map below.
-  const handedOut = new Map<string, { row: SessionRow; state: PaymentState }>();
-  const remember = (
-    replaced: string | null,
-    digest: string,
-    entry: { row: SessionRow; state: PaymentState },
-  ) => {
-    if (replaced !== null) handedOut.delete(replaced);
-    if (handedOut.size >= SESSION_CACHE) handedOut.clear();
-    handedOut.set(digest, entry);
-  };
+  const sessions = createSessions({ db, secrets: deps.secrets });
 
   // The segCreds signature covers only the ManifestID (seq 0, empty hash) and is deterministic
   // (RFC 6979), so it is computed once per stream: one signature fewer per payment.
@@ -132,16 +114,6 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
     if (s === null) throw new SignerNotReady('The payment signer has no keystore');
     return s;
   };
-  /** `sender`: the signer address as 20 bytes. */
-  const sealState = (sender: Uint8Array, state: Uint8Array): Uint8Array =>
-    deps.secrets.hmacBytes(STATE_MAC_PURPOSE, [sender, state]);
-  const sessionStore = (sender: Uint8Array): SessionStore => ({
-    handedOut: (digest) => handedOut.get(digest),
-    findSession: (stateId) => findSessionByStateId(db, stateId),
-    sealed: (state, sig) => sig.length === 32 && timingSafeEqual(sealState(sender, state), sig),
-    digest: stateDigest,
-  });
-
   const service: RemoteSignerService = {
     async signOrchestratorInfo() {
       const s = signer();
@@ -156,7 +128,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       const now = clock();
       const payer = { principal, caller: attribution?.caller ?? principal };
       const offer = readOffer(wire, request);
-      const session = await restoreSession(sessionStore(sender), request, offer, payer, now);
+      const session = await restoreSession(sessions.store(sender), request, offer, payer, now);
       const terms = checkRefresh(deps.snapshot(), config, offer, now);
       const units = billableUnits(offer.type, session, request.inPixels, now);
       const prices = checkPriceCeilings(config, request, offer, session);
@@ -207,7 +179,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
     const next = nextState(p.session, p.offer, p.terms, p.count, p.tickets, p.now);
     const stateBytes = encodeState(next);
     const signatures = await s.signMessages(p.tickets.hashes);
-    const stateSig = sealState(sender, stateBytes);
+    const stateSig = sessions.seal(sender, stateBytes);
     const payment = wire.encodePayment({
       ticketParams: p.offer.params,
       sender,
@@ -249,7 +221,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       event,
     });
     if (!won) throw new StaleState('state replayed: another payment used it first');
-    remember(session.previous?.stateDigest ?? null, signed.digest, {
+    sessions.remember(session.previous?.stateDigest ?? null, signed.digest, {
       row: {
         accountId: principal.accountId,
         lastSeq: state.SequenceNumber,
@@ -267,9 +239,4 @@ interface SignedPayment {
   next: PaymentState;
   digest: string;
   response: LivePaymentResponse;
-}
-
-/** sha256(State ‖ Sig), hex: the fingerprint of a state handed out (signer_sessions). */
-function stateDigest(state: Uint8Array, sig: Uint8Array): string {
-  return createHash('sha256').update(state).update(sig).digest('hex');
 }
