@@ -183,6 +183,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     closeTasks.push(() => metering.close());
     const billing = createBilling({
       database,
+      usage: metering.reads,
       log,
       clock,
       authenticator,

@@ -257,6 +257,7 @@ function billingCli() {
         service: app.billing.service,
         stripe: app.billing.stripe,
         db: app.database.db,
+        usage: app.metering.reads,
         close: () => app.close(),
       };
     },

@@ -6,6 +6,7 @@ import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import type { Kysely } from 'kysely';
 import type { Database } from '../database.ts';
+import type { UsageReads } from '../metering/index.ts';
 import { AppError } from '../platform/errors.ts';
 import { exportMonth, exportUsage } from './export.ts';
 import { MONTH_PATTERN, parseUsd } from './pricing.ts';
@@ -40,6 +41,7 @@ export interface BillingCliDeps {
     service: BillingService;
     stripe: StripeSync;
     db: Kysely<Database>;
+    usage: Pick<UsageReads, 'events'>;
     close(): Promise<void>;
   }>;
   out: (text: string) => void;
@@ -217,7 +219,7 @@ export async function billingCommand(args: string[], deps: BillingCliDeps): Prom
       const source =
         sub === 'export'
           ? exportMonth(app.db, m, format as 'csv' | 'json')
-          : exportUsage(app.db, m);
+          : exportUsage(app.usage, m);
       const target = values.out === undefined ? deps.stdout : createWriteStream(values.out);
       await pipeline(source, target, { end: values.out !== undefined });
     } else if (sub === 'stripe-sync') {

@@ -5,6 +5,7 @@ import type { Authenticator } from '../platform/auth.ts';
 import type { DatabaseHandle } from '../database.ts';
 import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
+import type { UsageReads } from '../metering/index.ts';
 import { addMonths, monthOfDate, monthStart } from './pricing.ts';
 import { createRateSource } from './rates.ts';
 import type { RateConfig, RateSource } from './rates.ts';
@@ -52,6 +53,8 @@ export interface BillingDeps {
   authenticator: Authenticator;
   router: Router;
   config: BillingConfig;
+  /** Metering's usage: spend for the gate, what a close bills, raw events for exports. */
+  usage: UsageReads;
   clock?: Clock;
 }
 
@@ -71,9 +74,10 @@ export function createBilling(deps: BillingDeps): Billing {
   const { database, log, config } = deps;
   const clock = deps.clock ?? systemClock;
   const rates = createRateSource(config.rates, clock);
-  const service = createBillingService({ db: database.db, rates, log, clock });
+  const service = createBillingService({ db: database.db, usage: deps.usage, rates, log, clock });
   const spendGate = createSpendView({
     db: database.db,
+    usage: deps.usage,
     listen: database.listen,
     rates,
     log: log.child({ component: 'spend-view' }),

@@ -12,7 +12,6 @@ import { MonthNotClosable } from './errors.ts';
 import { addMonths, chargeLine, monthOfDate, monthStart, statementTotals } from './pricing.ts';
 import type { Price } from './pricing.ts';
 import {
-  aggregateUsageForClose,
   clearDefaultPlan,
   closeCutoff,
   deleteSpendCap,
@@ -37,7 +36,8 @@ import {
   upsertSpendCap,
   upsertSubscription,
 } from './queries.ts';
-import type { Plan, SpendCap, Statement, StatementLine, UsageAggregate } from './queries.ts';
+import type { Plan, SpendCap, Statement, StatementLine } from './queries.ts';
+import type { BillableUsage, UsageReads } from '../metering/index.ts';
 import type { RateSource } from './rates.ts';
 import type { Clock } from '../platform/clock.ts';
 
@@ -67,6 +67,8 @@ export interface CloseResult {
 
 export interface BillingServiceDeps {
   db: Kysely<Database>;
+  /** Metering's usage, read in the close's transaction. */
+  usage: Pick<UsageReads, 'billableUsage'>;
   rates: RateSource;
   log: Logger;
   clock: Clock;
@@ -74,7 +76,13 @@ export interface BillingServiceDeps {
 
 export type BillingService = ReturnType<typeof createBillingService>;
 
-export function createBillingService({ db, rates, log, clock }: BillingServiceDeps) {
+export function createBillingService({
+  db,
+  usage: meteringUsage,
+  rates,
+  log,
+  clock,
+}: BillingServiceDeps) {
   async function requireAccount(accountId: string) {
     if ((await findAccountById(db, accountId)) === undefined) {
       throw new NotFound(`No account ${accountId}`);
@@ -262,8 +270,12 @@ export function createBillingService({ db, rates, log, clock }: BillingServiceDe
         );
       }
       const cutoff = await closeCutoff(trx);
-      const usage = await aggregateUsageForClose(trx, month, cutoff, last?.cutoff ?? null);
-      const byAccount = new Map<string, UsageAggregate[]>();
+      const usage = await meteringUsage.billableUsage(trx, {
+        month,
+        cutoff,
+        previousCutoff: last?.cutoff ?? null,
+      });
+      const byAccount = new Map<string, BillableUsage[]>();
       for (const row of usage) {
         const list = byAccount.get(row.accountId) ?? [];
         list.push(row);

@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATEMENT_COLUMNS, createBilling } from '../../src/billing/index.ts';
+import { createUsageReads } from '../../src/metering/index.ts';
 import type { UsageEvent } from '../../src/metering/index.ts';
 import { Router } from '../../src/platform/http.ts';
 import { createLogger } from '../../src/platform/log.ts';
@@ -337,7 +338,7 @@ describe('month close', () => {
   it('exports the raw usage of a month as JSON Lines', async () => {
     const { exportUsage } = await import('../../src/billing/index.ts');
     let text = '';
-    for await (const c of exportUsage(t.app.database.db, '2026-10')) text += String(c);
+    for await (const c of exportUsage(t.app.metering.reads, '2026-10')) text += String(c);
     const lines = text
       .trim()
       .split('\n')
@@ -362,6 +363,7 @@ describe('month close', () => {
     const instances = handles.map((database) =>
       createBilling({
         database,
+        usage: createUsageReads(database.db),
         log,
         authenticator: t.app.authenticator,
         router: new Router(),

@@ -199,6 +199,7 @@ describe('spend view upkeep', () => {
       // refreshes are far off, so only the reload after the drop can show the cap.
       const gate = createSpendView({
         db: t.app.database.db,
+        usage: t.app.metering.reads,
         listen: t.app.database.listen,
         rates: createRateSource({
           fixed: '2000',
