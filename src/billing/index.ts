@@ -34,6 +34,9 @@ export {
   plansCommand,
 } from './cli.ts';
 export { chargeLine, weiToUsdMicros, parseUsd, formatUsd } from './pricing.ts';
+// Month-close steps that decide amounts, for their own tests.
+export { priceStatements, usageByAccount } from './close.ts';
+export type { CloseResult, Plans } from './close.ts';
 export { parseDecimalRate, statementTotals } from './pricing.ts';
 
 export interface BillingConfig {
