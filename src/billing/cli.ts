@@ -11,7 +11,7 @@ import { AppError } from '../platform/errors.ts';
 import { exportMonth, exportUsage } from './export.ts';
 import { MONTH_PATTERN, parseUsd } from './pricing.ts';
 import type { Price } from './pricing.ts';
-import { planJson } from './routes.ts';
+import { planJson } from './routes/views.ts';
 import type { BillingService } from './service.ts';
 import type { StripeSync } from './stripe.ts';
 
