@@ -11,9 +11,10 @@ import { Router } from '../../src/platform/http.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { adminKey, bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
 import { onRealPostgres } from '../support/db.ts';
 import { createResponseValidator } from '../support/openapi.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 const validate = createResponseValidator();
 const RATE = { answer: 315025n, decimals: 2 }; // 3150.25 USD per ETH

@@ -12,9 +12,10 @@ import { startTestApp } from '../support/app.ts';
 import { fixedClock, monthOfUtc } from '../support/clock.ts';
 import { eventually } from '../support/eventually.ts';
 import type { TestApp } from '../support/app.ts';
-import { adminKey, bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
 import { onRealPostgres } from '../support/db.ts';
 import { createResponseValidator } from '../support/openapi.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 const validate = createResponseValidator();
 let t: TestApp;

@@ -8,19 +8,19 @@ import type { Browser, Page } from 'playwright-core';
 import type { UsageEvent } from '../../src/metering/index.ts';
 import type { TestApp } from '../support/app.ts';
 import { fixedClock, monthOfUtc, monthStartUtc } from '../support/clock.ts';
-import { adminKey, bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
 import { startFakeStripe } from '../support/fake-stripe.ts';
 import type { FakeStripe } from '../support/fake-stripe.ts';
 import {
   HAVE_CHROMIUM,
   authorize,
-  createAccount,
   expectAccessible,
   launch,
   screenshot,
   signIn,
   startConsoleApp,
 } from './support.ts';
+import { accountWithPassword, newAccount } from '../support/fixtures.ts';
 
 function usageEvent(accountId: string, id: string, time: Date, pipeline: string, feeWei: string) {
   return {
@@ -66,8 +66,8 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', () => {
       fixedClock(),
     );
     browser = await launch();
-    customerId = (await createAccount(t, 'customer@example.com')).id;
-    await createAccount(t, 'operator@example.com', true);
+    customerId = (await accountWithPassword(t, 'customer@example.com')).id;
+    await accountWithPassword(t, 'operator@example.com', { admin: true });
     usageKey = (await issueKey(t, customerId, { scopes: ['usage:write'] })).secret;
     const admin = await adminKey(t);
     const plan = await call(t, 'POST', '/v1/plans', {

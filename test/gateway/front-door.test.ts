@@ -4,12 +4,11 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertAccount } from '../../src/identity/index.ts';
 import { PaymentRequired } from '../../src/platform/spend.ts';
 import type { SpendGate } from '../../src/platform/spend.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { bearer, call, issueKey } from '../support/credentials.ts';
 import { fakeLlmSse, startFakeGateway, FAKE_USAGE } from '../support/fake-gateway.ts';
 import type { FakeGateway } from '../support/fake-gateway.ts';
 import {
@@ -21,6 +20,7 @@ import {
   requestId,
 } from './support.ts';
 import { eventually } from '../support/eventually.ts';
+import { createAccount, newAccount } from '../support/fixtures.ts';
 
 const PRICES = JSON.stringify({
   'text-to-image': {
@@ -723,7 +723,7 @@ describe('anonymous mode', () => {
       },
     });
     try {
-      await insertAccount(anon.app.database.db, { id: anonymous, email: 'anonymous@example.com' });
+      await createAccount(anon.app.database.db, { id: anonymous, email: 'anonymous@example.com' });
       const id = requestId();
       const ok = await call(anon, 'POST', '/text-to-speech', {
         headers: { 'x-request-id': id },
