@@ -91,7 +91,7 @@ describe('GET /v1/signer', () => {
       expect(validate('GET', '/v1/signer', 200, status)).toBeNull();
       expect(status).toMatchObject({
         enabled: false,
-        reason: 'signer disabled: ETH_RPC_URL is not set; SIGNER_KEYSTORE_FILE is not set',
+        reason: 'ETH_RPC_URL is not set; SIGNER_KEYSTORE_FILE is not set',
         address: null,
         chain: null,
         warnings: ['signer disabled: ETH_RPC_URL is not set; SIGNER_KEYSTORE_FILE is not set'],
