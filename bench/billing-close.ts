@@ -17,6 +17,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { createBilling, exportMonth } from '../src/billing/index.ts';
+import { createUsageReads } from '../src/metering/index.ts';
 import { createAuthenticator } from '../src/platform/auth.ts';
 import type { Principal } from '../src/platform/auth.ts';
 import { createBenchDatabase } from './support.ts';
@@ -103,6 +104,7 @@ try {
   // 2. Close + CSV export.
   const billing = createBilling({
     database,
+    usage: createUsageReads(database.db),
     log,
     authenticator: createAuthenticator([]),
     config: {

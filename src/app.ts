@@ -114,6 +114,7 @@ export const COMMANDS: Readonly<Record<string, CliCommand<App>>> = {
     service: app.billing.service,
     stripe: app.billing.stripe,
     db: app.database.db,
+    usage: app.metering.reads,
   })),
 };
 
@@ -218,7 +219,14 @@ export async function createApp(options: AppOptions): Promise<App> {
       }),
     );
     const billing = add(
-      createBilling({ config: config.billing, database, log, clock, authenticator }),
+      createBilling({
+        config: config.billing,
+        database,
+        usage: metering.reads,
+        log,
+        clock,
+        authenticator,
+      }),
     );
     // Billing's gate: balances and spend caps, checked before the front door forwards a
     // request and before the signer signs a payment.

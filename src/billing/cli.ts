@@ -6,10 +6,11 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../database.ts';
 import { CliFailure, CliUsageError, parseSubcommand, printJson, shown } from '../platform/cli.ts';
 import type { CliCommand, CliContext } from '../platform/cli.ts';
+import type { UsageReads } from '../metering/index.ts';
 import { exportMonth, exportUsage } from './export.ts';
 import { MONTH_PATTERN, parseUsd } from './pricing.ts';
 import type { Price } from './pricing.ts';
-import { planJson } from './routes.ts';
+import { planJson } from './routes/views.ts';
 import type { BillingService } from './service.ts';
 import type { StripeSync } from './stripe.ts';
 
@@ -37,6 +38,8 @@ export interface BillingCliDeps {
   stripe: StripeSync;
   /** For the exports, which stream straight from the database. */
   db: Kysely<Database>;
+  /** Raw usage events for export-usage (metering's read API). */
+  usage: Pick<UsageReads, 'events'>;
 }
 
 type Context = CliContext<BillingCliDeps>;
@@ -214,7 +217,9 @@ async function billingCommand(args: string[], context: Context): Promise<number>
     printJson(context.io, { ...result, cutoff: result.cutoff.toISOString() });
   } else if (sub === 'export' || sub === 'export-usage') {
     const source =
-      sub === 'export' ? exportMonth(app.db, m, format as 'csv' | 'json') : exportUsage(app.db, m);
+      sub === 'export'
+        ? exportMonth(app.db, m, format as 'csv' | 'json')
+        : exportUsage(app.usage, m);
     const target = values.out === undefined ? context.io.stdout : createWriteStream(values.out);
     await pipeline(source, target, { end: values.out !== undefined });
   } else if (sub === 'stripe-sync') {

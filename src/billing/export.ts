@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import type { Kysely } from 'kysely';
 import type { Database } from '../database.ts';
+import type { UsageReads } from '../metering/index.ts';
 import { formatUsd, monthStart, addMonths } from './pricing.ts';
 import { findStatementById, findStatementLines, pageMonthLines } from './queries.ts';
 import type { Statement, StatementLine } from './queries.ts';
@@ -125,52 +126,31 @@ export function exportStatement(
 }
 
 /** Raw usage events that occurred in `month`, as JSON Lines, in (occurred_at, id) order. */
-export function exportUsage(db: Kysely<Database>, month: string): Readable {
+export function exportUsage(usage: Pick<UsageReads, 'events'>, month: string): Readable {
   const from = monthStart(month);
   const to = monthStart(addMonths(month, 1));
   const lines = async function* (): AsyncGenerator<string> {
-    let cursor: { at: Date; id: bigint } | null = null;
-    for (;;) {
-      let query = db
-        .selectFrom('usage_events')
-        .selectAll()
-        .where('occurred_at', '>=', from)
-        .where('occurred_at', '<', to);
-      if (cursor !== null) {
-        const c = cursor;
-        query = query.where((eb) =>
-          eb.or([
-            eb('occurred_at', '>', c.at),
-            eb.and([eb('occurred_at', '=', c.at), eb('id', '>', c.id)]),
-          ]),
-        );
-      }
-      const page = await query.orderBy('occurred_at').orderBy('id').limit(PAGE).execute();
-      for (const r of page) {
-        yield `${JSON.stringify({
-          id: r.id.toString(),
-          source: r.source,
-          event_id: r.event_id,
-          occurred_at: r.occurred_at.toISOString(),
-          recorded_at: r.recorded_at.toISOString(),
-          account_id: r.account_id,
-          app_id: r.app_id,
-          key_id: r.key_id,
-          client_id: r.client_id,
-          end_user_id: r.end_user_id,
-          pipeline: r.pipeline,
-          model_id: r.model_id,
-          unit: r.unit,
-          quantity: r.quantity,
-          fee_wei: r.fee_wei,
-          status: r.status,
-          latency_ms: r.latency_ms,
-          attributes: r.attributes,
-        })}\n`;
-      }
-      if (page.length < PAGE) return;
-      const last = page[page.length - 1]!;
-      cursor = { at: last.occurred_at, id: BigInt(last.id) };
+    for await (const e of usage.events(from, to)) {
+      yield `${JSON.stringify({
+        id: e.id.toString(),
+        source: e.source,
+        event_id: e.eventId,
+        occurred_at: e.occurredAt.toISOString(),
+        recorded_at: e.recordedAt.toISOString(),
+        account_id: e.accountId,
+        app_id: e.appId,
+        key_id: e.keyId,
+        client_id: e.clientId,
+        end_user_id: e.endUserId,
+        pipeline: e.pipeline,
+        model_id: e.modelId,
+        unit: e.unit,
+        quantity: e.quantity.toString(),
+        fee_wei: e.feeWei.toString(),
+        status: e.status,
+        latency_ms: e.latencyMs,
+        attributes: e.attributes,
+      })}\n`;
     }
   };
   return Readable.from(lines());

@@ -5,6 +5,7 @@ import type { Authenticator } from '../platform/auth.ts';
 import type { Capability } from '../platform/capability.ts';
 import type { DatabaseHandle } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
+import type { UsageReads } from '../metering/index.ts';
 import { addMonths, monthOfDate, monthStart } from './pricing.ts';
 import { createRateSource } from './rates.ts';
 import type { RateConfig, RateSource } from './rates.ts';
@@ -28,6 +29,9 @@ export { STATEMENT_COLUMNS, exportMonth, exportUsage, exportStatement } from './
 export { billingCommands } from './cli.ts';
 export type { BillingCliDeps } from './cli.ts';
 export { chargeLine, weiToUsdMicros, parseUsd, formatUsd } from './pricing.ts';
+// Month-close steps that decide amounts, for their own tests.
+export { priceStatements, usageByAccount } from './close.ts';
+export type { CloseResult, Plans } from './close.ts';
 export { parseDecimalRate, statementTotals } from './pricing.ts';
 
 export interface BillingConfig {
@@ -46,6 +50,8 @@ export interface BillingDeps {
   log: Logger;
   authenticator: Authenticator;
   config: BillingConfig;
+  /** Metering's usage: spend for the gate, what a close bills, raw events for exports. */
+  usage: UsageReads;
   clock?: Clock;
 }
 
@@ -65,9 +71,10 @@ export function createBilling(deps: BillingDeps): Billing {
   const { database, log, config } = deps;
   const clock = deps.clock ?? systemClock;
   const rates = createRateSource(config.rates, clock);
-  const service = createBillingService({ db: database.db, rates, log, clock });
+  const service = createBillingService({ db: database.db, usage: deps.usage, rates, log, clock });
   const spendGate = createSpendView({
     db: database.db,
+    usage: deps.usage,
     listen: database.listen,
     rates,
     log: log.child({ component: 'spend-view' }),

@@ -8,15 +8,12 @@ import type { Database } from '../database.ts';
 import { Conflict, InvalidRequest, NotFound } from '../platform/errors.ts';
 import { newId } from '../platform/ids.ts';
 import type { Logger } from '../platform/log.ts';
-import { MonthNotClosable } from './errors.ts';
-import { addMonths, chargeLine, monthOfDate, monthStart, statementTotals } from './pricing.ts';
+import { createMonthClose } from './close.ts';
+import { addMonths, monthOfDate } from './pricing.ts';
 import type { Price } from './pricing.ts';
 import {
-  aggregateUsageForClose,
   clearDefaultPlan,
-  closeCutoff,
   deleteSpendCap,
-  findClose,
   findEffectivePlans,
   findLastClose,
   findLedgerEntries,
@@ -25,19 +22,16 @@ import {
   findStatementById,
   findStatementLines,
   findSubscriptions,
-  insertClose,
   insertLedgerEntry,
   insertPlan,
-  insertStatements,
-  insertSyncRows,
   listStatements,
-  lockMonthClose,
   notifyBillingChanged,
   sumBalances,
   upsertSpendCap,
   upsertSubscription,
 } from './queries.ts';
-import type { Plan, SpendCap, Statement, StatementLine, UsageAggregate } from './queries.ts';
+import type { Plan, SpendCap } from './queries.ts';
+import type { UsageReads } from '../metering/index.ts';
 import type { RateSource } from './rates.ts';
 import type { Clock } from '../platform/clock.ts';
 
@@ -57,16 +51,12 @@ export interface NewPlan {
   prices: Price[];
 }
 
-export interface CloseResult {
-  month: string;
-  /** False when the month was already closed (nothing changed). */
-  closed: boolean;
-  cutoff: Date;
-  statements: number;
-}
+export type { CloseResult } from './close.ts';
 
 export interface BillingServiceDeps {
   db: Kysely<Database>;
+  /** Metering's usage, read in the close's transaction. */
+  usage: Pick<UsageReads, 'billableUsage'>;
   rates: RateSource;
   log: Logger;
   clock: Clock;
@@ -74,7 +64,13 @@ export interface BillingServiceDeps {
 
 export type BillingService = ReturnType<typeof createBillingService>;
 
-export function createBillingService({ db, rates, log, clock }: BillingServiceDeps) {
+export function createBillingService({
+  db,
+  usage: meteringUsage,
+  rates,
+  log,
+  clock,
+}: BillingServiceDeps) {
   async function requireAccount(accountId: string) {
     if ((await findAccountById(db, accountId)) === undefined) {
       throw new NotFound(`No account ${accountId}`);
@@ -231,133 +227,7 @@ export function createBillingService({ db, rates, log, clock }: BillingServiceDe
     return findSpendCaps(db, cap.accountId);
   }
 
-  /**
-   * Closes `month` (YYYY-MM): one immutable statement per account with usage billed in it
-   * or a plan with a monthly fee. Idempotent: a closed month returns what was closed.
-   * Replicas serialise on an advisory lock, and `statements (account_id, month)` is unique.
-   */
-  async function closeMonth(month: string): Promise<CloseResult> {
-    const now = clock();
-    if (monthStart(addMonths(month, 1)).getTime() > now.getTime()) {
-      throw new MonthNotClosable(`${month} is not over yet`);
-    }
-    const done = await findClose(db, month);
-    if (done !== null)
-      return { month, closed: false, cutoff: done.cutoff, statements: done.statements };
-    const rate = await rates.current();
-    const started = Date.now();
-    const result = await db.transaction().execute(async (trx) => {
-      await lockMonthClose(trx);
-      const again = await findClose(trx, month);
-      if (again !== null) {
-        return { month, closed: false, cutoff: again.cutoff, statements: again.statements };
-      }
-      const last = await findLastClose(trx);
-      if (last !== null && last.month > month) {
-        throw new MonthNotClosable(`${last.month} is already closed; months close in order`);
-      }
-      if (last !== null && addMonths(last.month, 1) !== month) {
-        throw new MonthNotClosable(
-          `close ${addMonths(last.month, 1)} first; months close in order`,
-        );
-      }
-      const cutoff = await closeCutoff(trx);
-      const usage = await aggregateUsageForClose(trx, month, cutoff, last?.cutoff ?? null);
-      const byAccount = new Map<string, UsageAggregate[]>();
-      for (const row of usage) {
-        const list = byAccount.get(row.accountId) ?? [];
-        list.push(row);
-        byAccount.set(row.accountId, list);
-      }
-      const plans = new Map((await findPlans(trx)).map((p) => [p.id, p]));
-      const defaultPlan = [...plans.values()].find((p) => p.isDefault) ?? null;
-      const effective = await findEffectivePlans(trx, month);
-      // Subscribed accounts pay their plan's fee even in a month without usage.
-      for (const [accountId, planId] of effective) {
-        if ((plans.get(planId)?.monthlyFeeUsdMicros ?? 0n) > 0n && !byAccount.has(accountId)) {
-          byAccount.set(accountId, []);
-        }
-      }
-      const accounts = [...byAccount.keys()].sort();
-      const balances = await sumBalances(trx, accounts);
-      const statements: Array<{ statement: Statement; lines: StatementLine[] }> = [];
-      for (const accountId of accounts) {
-        const planId = effective.get(accountId);
-        const plan = planId === undefined ? defaultPlan : (plans.get(planId) ?? null);
-        const prices = plan?.prices ?? [];
-        const lines: StatementLine[] = (byAccount.get(accountId) ?? []).map((u, i) => {
-          const charge = chargeLine(prices, u, rate);
-          return {
-            line: i + 1,
-            originMonth: u.originMonth,
-            late: u.originMonth < month,
-            pipeline: u.pipeline,
-            modelId: u.modelId,
-            unit: u.unit,
-            events: u.events,
-            quantity: u.quantity,
-            feeWei: u.feeWei,
-            priceCurrency: charge.price.currency,
-            priceAmount: charge.price.amount,
-            pricePerUnits: charge.price.perUnits,
-            chargeWei: charge.chargeWei,
-            chargeUsdMicros: charge.chargeUsdMicros,
-          };
-        });
-        const totals = statementTotals({
-          usageUsdMicros: lines.reduce((sum, l) => sum + l.chargeUsdMicros, 0n),
-          monthlyFeeUsdMicros: plan?.monthlyFeeUsdMicros ?? 0n,
-          includedUsdMicros: plan?.includedUsdMicros ?? 0n,
-          balanceUsdMicros: balances.get(accountId) ?? 0n,
-        });
-        statements.push({
-          statement: {
-            id: newId('stmt'),
-            accountId,
-            month,
-            planId: plan?.id ?? null,
-            closedAt: cutoff,
-            rate,
-            feeWei: lines.reduce((sum, l) => sum + l.feeWei, 0n),
-            ...totals,
-          },
-          lines,
-        });
-      }
-      await insertStatements(trx, statements);
-      for (const { statement } of statements) {
-        if (statement.creditsAppliedUsdMicros > 0n) {
-          await insertLedgerEntry(trx, {
-            accountId: statement.accountId,
-            kind: 'statement',
-            amountUsdMicros: -statement.creditsAppliedUsdMicros,
-            reference: `statement:${statement.id}`,
-            memo: `credit applied to the ${month} statement`,
-          });
-        }
-      }
-      await insertSyncRows(
-        trx,
-        statements.map(({ statement }) => ({
-          statementId: statement.id,
-          state: statement.totalUsdMicros > 0n ? 'pending' : 'skipped',
-        })),
-      );
-      await insertClose(trx, { month, cutoff, statements: statements.length });
-      await recordAudit(trx, {
-        actor: 'system',
-        action: 'billing.close',
-        subject: month,
-        details: { statements: statements.length, cutoff: cutoff.toISOString(), rate: rate.source },
-      });
-      await notifyBillingChanged(trx, 'close');
-      return { month, closed: true, cutoff, statements: statements.length };
-    });
-    if (result.closed) {
-      log.info({ month, statements: result.statements, ms: Date.now() - started }, 'month closed');
-    }
-    return result;
-  }
+  const closeMonth = createMonthClose({ db, usage: meteringUsage, rates, log, clock });
 
   async function statement(id: string) {
     const found = await findStatementById(db, id);

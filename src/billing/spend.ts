@@ -25,8 +25,8 @@ import {
   findPlans,
   findSpendCaps,
   sumBalances,
-  sumRollupSpend,
 } from './queries.ts';
+import type { PayerSpend, UsageReads } from '../metering/index.ts';
 import type { SpendCap } from './queries.ts';
 import type { RateSource } from './rates.ts';
 import type { Clock } from '../platform/clock.ts';
@@ -37,6 +37,8 @@ const DEBOUNCE_MS = 50;
 
 export interface SpendViewDeps {
   db: Kysely<Database>;
+  /** Metering's spend per payer (the rollups); caps, balances and plans are billing's. */
+  usage: Pick<UsageReads, 'spendByPayer'>;
   listen: (channel: string, handler: NotificationHandler) => Promise<() => Promise<void>>;
   rates: RateSource;
   log: Logger;
@@ -66,7 +68,7 @@ interface Spend {
 
 const emptySpend = (): Spend => ({ account: new Map(), app: new Map(), endUser: new Map() });
 
-function addSpend(into: Spend, rows: Awaited<ReturnType<typeof sumRollupSpend>>) {
+function addSpend(into: Spend, rows: readonly PayerSpend[]) {
   const add = (map: Totals, key: string, wei: bigint) => map.set(key, (map.get(key) ?? 0n) + wei);
   for (const r of rows) {
     add(into.account, r.accountId, r.feeWei);
@@ -181,9 +183,9 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
       const hourStart = Math.floor(now.getTime() / HOUR_MS) * HOUR_MS - HOUR_MS;
       const nextTailFrom = new Date(Math.max(hourStart, from.getTime()));
       const nextBase = emptySpend();
-      addSpend(nextBase, await sumRollupSpend(db, from, nextTailFrom));
+      addSpend(nextBase, await deps.usage.spendByPayer(from, nextTailFrom));
       const nextTail = emptySpend();
-      addSpend(nextTail, await sumRollupSpend(db, nextTailFrom, to));
+      addSpend(nextTail, await deps.usage.spendByPayer(nextTailFrom, to));
       month = current;
       tailFrom = nextTailFrom;
       base = nextBase;
@@ -191,7 +193,7 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
       lastFull = now.getTime();
     } else {
       const nextTail = emptySpend();
-      addSpend(nextTail, await sumRollupSpend(db, tailFrom, to));
+      addSpend(nextTail, await deps.usage.spendByPayer(tailFrom, to));
       tail = nextTail;
     }
     lastRefresh = now;

@@ -8,13 +8,18 @@ import type { Recorder } from './recorder.ts';
 import { meteringRoutes } from './routes.ts';
 import { createMeteringService } from './service.ts';
 import type { MeteringService } from './service.ts';
+import { createUsageReads } from './reads.ts';
+import type { UsageReads } from './reads.ts';
 import type { Clock } from '../platform/clock.ts';
 import { systemClock } from '../platform/clock.ts';
 
 export type { UsageEventsTable, UsageRollupsTable } from './table.ts';
 export type { RecordOutcome, Unit, UsageEvent } from './model.ts';
 export { UNITS } from './model.ts';
-export type { MeteringService, Recorder };
+export type { MeteringService, Recorder, UsageReads };
+export type { BillableUsage, PayerSpend } from './reads.ts';
+export { createUsageReads } from './reads.ts';
+export type { StoredUsageEvent } from './model.ts';
 export { GROUP_BY } from './queries.ts';
 export type { GroupBy, UsageRow } from './queries.ts';
 export { USAGE_EVENT_TYPE } from './schemas.ts';
@@ -42,6 +47,8 @@ export interface Metering extends Capability {
   service: MeteringService;
   /** The buffered writer for the front door; `recordNow` for paths that must be durable. */
   recorder: Recorder;
+  /** What billing reads of usage (spend, month close, exports). */
+  reads: UsageReads;
   close(): Promise<void>;
 }
 
@@ -56,6 +63,7 @@ export function createMetering(deps: MeteringDeps): Metering {
     name: 'metering',
     service,
     recorder,
+    reads: createUsageReads(deps.database.db),
     routes(router) {
       meteringRoutes(router, {
         service,

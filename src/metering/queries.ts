@@ -337,3 +337,85 @@ export async function listUsageEvents(
     attributes: r.attributes,
   }));
 }
+
+// ---- reads for billing (./reads.ts) --------------------------------------------------------
+
+export interface PayerSpend {
+  accountId: string;
+  /** '' when the usage had none (the rollups' default). */
+  appId: string;
+  endUserId: string;
+  feeWei: bigint;
+}
+
+/** fee_wei per account / app / end user from the hourly rollups of [from, to). */
+export async function sumRollupFees(db: Db, from: Date, to: Date): Promise<PayerSpend[]> {
+  const rows = await db
+    .selectFrom('usage_rollups')
+    .select(['account_id', 'app_id', 'end_user_id', sql<string>`sum(fee_wei)::text`.as('fee_wei')])
+    .where('hour', '>=', from)
+    .where('hour', '<', to)
+    .groupBy(['account_id', 'app_id', 'end_user_id'])
+    .execute();
+  return rows.map((r) => ({
+    accountId: r.account_id,
+    appId: r.app_id,
+    endUserId: r.end_user_id,
+    feeWei: BigInt(r.fee_wei),
+  }));
+}
+
+export interface BillableUsage {
+  accountId: string;
+  /** The month the usage occurred in (YYYY-MM): earlier than the closed month when late. */
+  originMonth: string;
+  pipeline: string;
+  /** '' when the events had none. */
+  modelId: string;
+  unit: string;
+  events: bigint;
+  quantity: bigint;
+  feeWei: bigint;
+}
+
+/**
+ * What the close of `forMonth` bills: the month's events recorded up to `cutoff`, plus
+ * events of earlier months recorded after the previous close's cutoff (late).
+ */
+export async function sumBillableUsage(
+  db: Db,
+  forMonth: string,
+  cutoff: Date,
+  previousCutoff: Date | null,
+): Promise<BillableUsage[]> {
+  const first = `${forMonth}-01`;
+  const rows = await sql<{
+    account_id: string;
+    origin_month: string;
+    pipeline: string;
+    model_id: string;
+    unit: string;
+    events: string;
+    quantity: string;
+    fee_wei: string;
+  }>`
+    select account_id, to_char(occurred_month, 'YYYY-MM') as origin_month, pipeline,
+      coalesce(model_id, '') as model_id, unit, count(*)::text as events,
+      sum(quantity)::text as quantity, sum(fee_wei)::text as fee_wei
+    from usage_events
+    where occurred_month <= ${first}::date and recorded_at <= ${cutoff}
+      and (occurred_month = ${first}::date
+        ${previousCutoff === null ? sql`or true` : sql`or recorded_at > ${previousCutoff}`})
+    group by 1, 2, 3, 4, 5
+    order by 1, 2, 3, 4, 5`.execute(db);
+  return rows.rows.map((r) => ({
+    accountId: r.account_id,
+    originMonth: r.origin_month,
+    pipeline: r.pipeline,
+    modelId: r.model_id,
+    unit: r.unit,
+    events: BigInt(r.events),
+    quantity: BigInt(r.quantity),
+    feeWei: BigInt(r.fee_wei),
+  }));
+}

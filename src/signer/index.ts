@@ -37,6 +37,18 @@ export { FUNDING_LOCK_KEY } from './funding.ts';
 export { SIGNER_PATHS, isSignerPath, signerNotFound } from './remote/routes.ts';
 export type { SignerSessionsTable } from './remote/table.ts';
 export type { RemoteSignerService, LivePaymentRequest } from './remote/service.ts';
+// The steps of one payment, for their own tests (test/signer/payment-steps.test.ts).
+export {
+  billableUnits,
+  checkPriceCeilings,
+  checkRefresh,
+  countTickets,
+  makeTickets,
+  readOffer,
+  restoreSession,
+} from './remote/payment.ts';
+export type { Offer, Session, TicketTerms } from './remote/payment.ts';
+export { createSessions } from './remote/sessions.ts';
 export type { StreamDirectory, StreamOwner } from './remote/payers.ts';
 export { createWire } from './remote/wire.ts';
 export type { Wire } from './remote/wire.ts';

@@ -36,7 +36,7 @@ export interface PaymentSigner {
 
 export interface SignerStatus {
   enabled: boolean;
-  /** Why the signer is disabled, when it is. */
+  /** Why the signer is disabled, when it is: the causes (`ETH_RPC_URL is not set; …`). */
   reason: string | null;
   address: string | null;
   beneficiary: string | null;
@@ -87,7 +87,10 @@ export async function createSignerService(deps: SignerServiceDeps): Promise<Sign
     config.rpcUrl === null ? 'ETH_RPC_URL is not set' : null,
     config.keystoreFile === null ? 'SIGNER_KEYSTORE_FILE is not set' : null,
   ].filter((m): m is string => m !== null);
-  const reason = missing.length > 0 ? `signer disabled: ${missing.join('; ')}` : null;
+  // Why the signer is disabled (the status's `reason`: the causes alone, so a page can say
+  // "The signer is disabled: …" once), and the line that says so in the log and warnings.
+  const why = missing.length > 0 ? missing.join('; ') : null;
+  const reason = why === null ? null : `signer disabled: ${why}`;
 
   let wallet: Wallet | HDNodeWallet | null = null;
   if (config.keystoreFile !== null) {
@@ -225,7 +228,7 @@ export async function createSignerService(deps: SignerServiceDeps): Promise<Sign
       const run = funding?.lastOutcome() ?? null;
       return {
         enabled: reason === null,
-        reason,
+        reason: why,
         address: wallet?.address ?? null,
         beneficiary,
         chainId: chain?.chainId ?? snapshot?.chainId ?? null,

@@ -5,13 +5,15 @@ import { sql } from 'kysely';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATEMENT_COLUMNS, createBilling } from '../../src/billing/index.ts';
+import { createUsageReads } from '../../src/metering/index.ts';
 import type { UsageEvent } from '../../src/metering/index.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { adminKey, bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
 import { onRealPostgres } from '../support/db.ts';
 import { createResponseValidator } from '../support/openapi.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 const validate = createResponseValidator();
 const RATE = { answer: 315025n, decimals: 2 }; // 3150.25 USD per ETH
@@ -336,7 +338,7 @@ describe('month close', () => {
   it('exports the raw usage of a month as JSON Lines', async () => {
     const { exportUsage } = await import('../../src/billing/index.ts');
     let text = '';
-    for await (const c of exportUsage(t.app.database.db, '2026-10')) text += String(c);
+    for await (const c of exportUsage(t.app.metering.reads, '2026-10')) text += String(c);
     const lines = text
       .trim()
       .split('\n')
@@ -361,6 +363,7 @@ describe('month close', () => {
     const instances = handles.map((database) =>
       createBilling({
         database,
+        usage: createUsageReads(database.db),
         log,
         authenticator: t.app.authenticator,
         clock,

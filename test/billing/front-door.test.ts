@@ -3,9 +3,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { adminKey, bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
 import { startFakeGateway } from '../support/fake-gateway.ts';
 import type { FakeGateway } from '../support/fake-gateway.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 let t: TestApp;
 let fake: FakeGateway;

@@ -3,9 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_SECRET, startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { newAccount } from '../support/credentials.ts';
 import { onRealPostgres } from '../support/db.ts';
 import { runCli } from '../support/process.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 let t: TestApp;
 const accounts: string[] = [];

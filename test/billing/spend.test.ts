@@ -12,9 +12,10 @@ import { startTestApp } from '../support/app.ts';
 import { fixedClock, monthOfUtc } from '../support/clock.ts';
 import { eventually } from '../support/eventually.ts';
 import type { TestApp } from '../support/app.ts';
-import { adminKey, bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
 import { onRealPostgres } from '../support/db.ts';
 import { createResponseValidator } from '../support/openapi.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 const validate = createResponseValidator();
 let t: TestApp;
@@ -199,6 +200,7 @@ describe('spend view upkeep', () => {
       // refreshes are far off, so only the reload after the drop can show the cap.
       const gate = createSpendView({
         db: t.app.database.db,
+        usage: t.app.metering.reads,
         listen: t.app.database.listen,
         rates: createRateSource({
           fixed: '2000',

@@ -6,11 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UsageEvent } from '../../src/metering/index.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { adminKey, bearer, issueKey, newAccount } from '../support/credentials.ts';
+import { adminKey, bearer, issueKey } from '../support/credentials.ts';
 import { startFakeStripe } from '../support/fake-stripe.ts';
 import type { FakeStripe } from '../support/fake-stripe.ts';
 import { json } from '../support/http.ts';
 import { createResponseValidator } from '../support/openapi.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 const WEBHOOK_SECRET = 'whsec_test_secret_for_tollhouse';
 let t: TestApp;

@@ -10,13 +10,13 @@ import { Browser } from '../identity/support.ts';
 import {
   appRows,
   authorize,
-  createAccount,
   otherAccountApp,
   post,
   signInHttp,
   startConsoleApp,
 } from './support.ts';
 import type { HttpSession } from './support.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 let t: TestApp;
 let customer: HttpSession;
@@ -27,8 +27,8 @@ let otherApp: string;
 
 beforeAll(async () => {
   t = await startConsoleApp();
-  customerId = (await createAccount(t, 'edit@example.com')).id;
-  const other = await createAccount(t, 'other@example.com');
+  customerId = (await accountWithPassword(t, 'edit@example.com')).id;
+  const other = await accountWithPassword(t, 'other@example.com');
   customer = await signInHttp(t, 'edit@example.com');
   const created = await t.app.identity.apps.create(
     {

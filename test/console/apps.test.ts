@@ -3,15 +3,9 @@
 // requests are refused with a page that says why, and nothing is written.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestApp } from '../support/app.ts';
-import {
-  appRows,
-  createAccount,
-  otherAccountApp,
-  post,
-  signInHttp,
-  startConsoleApp,
-} from './support.ts';
+import { appRows, otherAccountApp, post, signInHttp, startConsoleApp } from './support.ts';
 import type { HttpSession } from './support.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 let t: TestApp;
 let customer: HttpSession;
@@ -20,8 +14,8 @@ let otherApp: string;
 
 beforeAll(async () => {
   t = await startConsoleApp();
-  customerId = (await createAccount(t, 'apps@example.com')).id;
-  const other = await createAccount(t, 'other@example.com');
+  customerId = (await accountWithPassword(t, 'apps@example.com')).id;
+  const other = await accountWithPassword(t, 'other@example.com');
   customer = await signInHttp(t, 'apps@example.com');
   otherApp = await otherAccountApp(t, other.id);
 });

@@ -8,19 +8,19 @@ import type { Browser, Page } from 'playwright-core';
 import type { UsageEvent } from '../../src/metering/index.ts';
 import type { TestApp } from '../support/app.ts';
 import { fixedClock, monthOfUtc, monthStartUtc } from '../support/clock.ts';
-import { adminKey, bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
 import { startFakeStripe } from '../support/fake-stripe.ts';
 import type { FakeStripe } from '../support/fake-stripe.ts';
 import {
   HAVE_CHROMIUM,
   authorize,
-  createAccount,
   expectAccessible,
   launch,
   screenshot,
   signIn,
   startConsoleApp,
 } from './support.ts';
+import { accountWithPassword, newAccount } from '../support/fixtures.ts';
 
 function usageEvent(accountId: string, id: string, time: Date, pipeline: string, feeWei: string) {
   return {
@@ -66,8 +66,8 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', () => {
       fixedClock(),
     );
     browser = await launch();
-    customerId = (await createAccount(t, 'customer@example.com')).id;
-    await createAccount(t, 'operator@example.com', true);
+    customerId = (await accountWithPassword(t, 'customer@example.com')).id;
+    await accountWithPassword(t, 'operator@example.com', { admin: true });
     usageKey = (await issueKey(t, customerId, { scopes: ['usage:write'] })).secret;
     const admin = await adminKey(t);
     const plan = await call(t, 'POST', '/v1/plans', {
@@ -391,6 +391,13 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', () => {
       operator.getByRole('table', { name: 'Stripe sync per closed month' }).innerText(),
     ).resolves.toMatch(new RegExp(`${month}\\s+3\\s+0\\s+1\\s+1\\s+0\\s+0\\s+1`));
     await visit(operator, `${t.url}/console/admin/signer`, 'signer-disabled');
+    // Said once, in a sentence: not "The signer is disabled: signer disabled: …", nor again
+    // under "Needs attention".
+    const signerPage = await operator.locator('main').innerText();
+    expect(signerPage).toContain(
+      'The signer is disabled: ETH_RPC_URL is not set; SIGNER_KEYSTORE_FILE is not set.',
+    );
+    expect(signerPage.match(/disabled/gi)).toHaveLength(1);
     await visit(operator, `${t.url}/console/admin/health`, 'health');
     await visit(operator, `${t.url}/console/apps`, 'apps');
     await operator.getByLabel('Name').fill('Storefront');
@@ -401,5 +408,63 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', () => {
     await operator.getByRole('button', { name: 'Register app' }).click();
     await expect(operator.locator('#new-secret').textContent()).resolves.toMatch(/^thcs_/);
     await expectAccessible(operator);
+  });
+
+  it('keeps a long spend figure inside its card at 1280 px', async () => {
+    // Wei have 18 decimals: a spend of 123,456 ETH and change is 29 characters on the page.
+    const spender = await accountWithPassword(t, 'big-spender@example.com');
+    const event: UsageEvent = {
+      source: 'console-test',
+      eventId: 'big-spend',
+      occurredAt: t.clock(),
+      accountId: spender.id,
+      appId: null,
+      keyId: null,
+      clientId: null,
+      endUserId: null,
+      pipeline: 'llm',
+      modelId: 'm',
+      unit: 'requests',
+      quantity: 1n,
+      feeWei: 123_456_123_456_789_012_345_678n,
+      status: 200,
+      latencyMs: 1,
+      attributes: {},
+    };
+    await t.app.metering.service.record([event]);
+    const page = await signIn(browser, t, 'big-spender@example.com');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await expect(page.locator('#month-spend').textContent()).resolves.toBe(
+      '123456.123456789012345678 ETH',
+    );
+    const overflows = await page.evaluate(() => {
+      interface Box {
+        id: string;
+        scrollWidth: number;
+        clientWidth: number;
+        closest(selector: string): Box;
+        getBoundingClientRect(): { right: number };
+      }
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the DOM lives in the page
+      const doc = (globalThis as any).document as { querySelectorAll(s: string): Iterable<Box> };
+      return [...doc.querySelectorAll('.cards .figure')].map((figure) => {
+        const card = figure.closest('.card');
+        return {
+          id: figure.id,
+          figure: figure.scrollWidth > figure.clientWidth,
+          card: card.scrollWidth > card.clientWidth,
+          right: figure.getBoundingClientRect().right > card.getBoundingClientRect().right,
+        };
+      });
+    });
+    expect(overflows).toEqual(
+      ['total-events', 'month-spend', 'balance'].map((id) => ({
+        id,
+        figure: false,
+        card: false,
+        right: false,
+      })),
+    );
+    await expectAccessible(page);
   });
 });

@@ -3,8 +3,9 @@
 // each refused with a page that says why, and nothing written.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestApp } from '../support/app.ts';
-import { createAccount, post, signInHttp, startConsoleApp } from './support.ts';
+import { post, signInHttp, startConsoleApp } from './support.ts';
 import type { HttpSession } from './support.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 let t: TestApp;
 let customer: HttpSession;
@@ -27,8 +28,8 @@ async function ledgerCount(accountId: string): Promise<number> {
 
 beforeAll(async () => {
   t = await startConsoleApp();
-  customerId = (await createAccount(t, 'hostile@example.com')).id;
-  await createAccount(t, 'op@example.com', true);
+  customerId = (await accountWithPassword(t, 'hostile@example.com')).id;
+  await accountWithPassword(t, 'op@example.com', { admin: true });
   customer = await signInHttp(t, 'hostile@example.com');
   operator = await signInHttp(t, 'op@example.com');
 });

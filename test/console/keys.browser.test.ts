@@ -5,13 +5,13 @@ import type { Browser } from 'playwright-core';
 import type { TestApp } from '../support/app.ts';
 import {
   HAVE_CHROMIUM,
-  createAccount,
   expectAccessible,
   launch,
   screenshot,
   signIn,
   startConsoleApp,
 } from './support.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 // A browser makes these slower than API tests, and the machine may be busy.
 describe.skipIf(!HAVE_CHROMIUM)('console: API keys in a browser', () => {
@@ -29,7 +29,7 @@ describe.skipIf(!HAVE_CHROMIUM)('console: API keys in a browser', () => {
   });
 
   it('signs in, creates a browser key, lists it and revokes it', async () => {
-    const account = await createAccount(t, 'keys@example.com');
+    const account = await accountWithPassword(t, 'keys@example.com');
     const page = await signIn(browser, t, 'keys@example.com', { checkLoginPage: true });
     await expect(
       page.getByRole('heading', { level: 1, name: 'Overview' }).isVisible(),

@@ -4,8 +4,9 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestApp } from '../support/app.ts';
 import { CONSOLE_LIST_CAP } from '../../src/console/index.ts';
-import { createAccount, signInHttp, startConsoleApp } from './support.ts';
+import { signInHttp, startConsoleApp } from './support.ts';
 import type { HttpSession } from './support.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 let t: TestApp;
 let customer: HttpSession;
@@ -13,7 +14,7 @@ const TOTAL = CONSOLE_LIST_CAP + 5;
 
 beforeAll(async () => {
   t = await startConsoleApp();
-  const account = await createAccount(t, 'many@example.com');
+  const account = await accountWithPassword(t, 'many@example.com');
   customer = await signInHttp(t, 'many@example.com');
   // Straight into the table: issuing 505 keys one by one would only slow the test down.
   await sql`insert into api_keys (id, account_id, kind, name, scopes, key_hash, display_prefix, created_by, created_at)

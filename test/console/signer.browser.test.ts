@@ -5,33 +5,31 @@
 import { parseEther } from 'ethers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { deployLivepeer, startAnvil } from '../support/anvil.ts';
-import type { Anvil } from '../support/anvil.ts';
 import type { TestApp } from '../support/app.ts';
-import { eventually, fundedAccount, signerEnv } from '../signer/helpers.ts';
+import { fundedAccount, signerEnv } from '../signer/helpers.ts';
 import type { SignerAccount } from '../signer/helpers.ts';
 import {
   HAVE_CHROMIUM,
-  createAccount,
   expectAccessible,
   launch,
   screenshot,
   signIn,
   startConsoleApp,
 } from './support.ts';
+import { CHAIN_POLL } from '../support/anvil.ts';
+import { accountWithPassword, useLivepeerChain } from '../support/fixtures.ts';
+import { eventually } from '../support/eventually.ts';
 
 describe.skipIf(!HAVE_CHROMIUM)('console: signer page on a real chain', () => {
-  let anvil: Anvil;
+  const chain = useLivepeerChain({ database: false });
   let account: SignerAccount;
   let t: TestApp;
   let browser: Browser;
 
   beforeAll(async () => {
-    anvil = await startAnvil();
-    const livepeer = await deployLivepeer(anvil);
-    account = await fundedAccount(anvil, '10');
+    account = await fundedAccount(chain.anvil, '10');
     t = await startConsoleApp(
-      signerEnv(anvil.url, livepeer, account, {
+      signerEnv(chain.anvil.url, chain.livepeer, account, {
         SIGNER_TARGET_DEPOSIT_WEI: parseEther('1').toString(),
         SIGNER_TARGET_RESERVE_WEI: parseEther('0.5').toString(),
         SIGNER_MAX_PER_TX_WEI: parseEther('2').toString(),
@@ -44,20 +42,22 @@ describe.skipIf(!HAVE_CHROMIUM)('console: signer page on a real chain', () => {
   afterAll(async () => {
     await browser?.close();
     await t?.close();
-    await anvil?.stop();
   });
 
   it('shows address, ETH, deposit and reserve against their targets', async () => {
-    await createAccount(t, 'signer-op@example.com', true);
+    await accountWithPassword(t, 'signer-op@example.com', { admin: true });
     // The funding policy tops the deposit and reserve up to their targets on its own.
-    await eventually('funded', async () => {
-      const s = await t.app.signer.status();
-      return (
-        s.view !== null &&
-        s.view.sender.depositWei >= parseEther('1') &&
-        s.view.sender.reserveWei >= parseEther('0.5')
-      );
-    });
+    await eventually(
+      async () => {
+        const s = await t.app.signer.status();
+        return (
+          s.view !== null &&
+          s.view.sender.depositWei >= parseEther('1') &&
+          s.view.sender.reserveWei >= parseEther('0.5')
+        );
+      },
+      { ...CHAIN_POLL, what: 'funded' },
+    );
     const page = await signIn(browser, t, 'signer-op@example.com');
     await page.goto(`${t.url}/console/admin/signer`);
     await expect(page.locator('#signer-address').textContent()).resolves.toBe(

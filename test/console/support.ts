@@ -11,10 +11,10 @@ import type { TestClock } from '../support/clock.ts';
 import type { TestApp } from '../support/app.ts';
 import { ROOT, freePort } from '../support/process.ts';
 import { Browser as IdentityBrowser } from '../identity/support.ts';
+import { PASSWORD } from '../support/fixtures.ts';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const HAVE_CHROMIUM = existsSync(CHROMIUM);
-export const PASSWORD = 'correct horse battery staple';
 
 export async function startConsoleApp(
   env: Record<string, string> = {},
@@ -22,10 +22,6 @@ export async function startConsoleApp(
 ): Promise<TestApp> {
   const port = await freePort();
   return startTestApp({ port, clock, env: { PUBLIC_URL: `http://127.0.0.1:${port}`, ...env } });
-}
-
-export async function createAccount(t: TestApp, email: string, admin = false) {
-  return t.app.identity.accounts.create({ email, password: PASSWORD, isAdmin: admin });
 }
 
 export async function launch(): Promise<Browser> {

@@ -6,10 +6,11 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { bearer, issueKey, newAccount } from '../support/credentials.ts';
+import { bearer, issueKey } from '../support/credentials.ts';
 import { startFakeGateway } from '../support/fake-gateway.ts';
 import type { FakeGateway } from '../support/fake-gateway.ts';
 import { eventCount, eventsOf, requestId } from './support.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 let fake: FakeGateway;
 let t: TestApp;

@@ -8,7 +8,7 @@ import { PaymentRequired } from '../../src/platform/spend.ts';
 import type { SpendGate } from '../../src/platform/spend.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { bearer, call, issueKey } from '../support/credentials.ts';
 import { fakeLlmSse, startFakeGateway, FAKE_USAGE } from '../support/fake-gateway.ts';
 import type { FakeGateway } from '../support/fake-gateway.ts';
 import {
@@ -20,6 +20,7 @@ import {
   requestId,
 } from './support.ts';
 import { eventually } from '../support/eventually.ts';
+import { createAccount, newAccount } from '../support/fixtures.ts';
 
 const PRICES = JSON.stringify({
   'text-to-image': {
@@ -722,12 +723,7 @@ describe('anonymous mode', () => {
       },
     });
     try {
-      // GATEWAY_ANONYMOUS_ACCOUNT names the account before the app starts, so its row is
-      // written with that id directly (the accounts service mints its own ids).
-      await anon.app.database.db
-        .insertInto('accounts')
-        .values({ id: anonymous, email: 'anonymous@example.com' })
-        .execute();
+      await createAccount(anon.app.database.db, { id: anonymous, email: 'anonymous@example.com' });
       const id = requestId();
       const ok = await call(anon, 'POST', '/text-to-speech', {
         headers: { 'x-request-id': id },

@@ -7,11 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/platform/log.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { bearer, call, issueKey } from '../support/credentials.ts';
 import { startFakeGateway } from '../support/fake-gateway.ts';
 import type { FakeGateway } from '../support/fake-gateway.ts';
 import { requestId } from './support.ts';
 import { eventually } from '../support/eventually.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 const ORIGIN = 'https://app.example.com';
 const lines: Array<Record<string, unknown>> = [];

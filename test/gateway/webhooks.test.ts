@@ -5,8 +5,9 @@ import { PaymentRequired } from '../../src/platform/spend.ts';
 import type { SpendGate } from '../../src/platform/spend.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { bearer, call, issueKey } from '../support/credentials.ts';
 import { createResponseValidator } from '../support/openapi.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 const SECRET = 'webhook-secret-0123456789abcdef';
 let t: TestApp;

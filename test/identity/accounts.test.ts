@@ -6,15 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer, issueKey } from '../support/credentials.ts';
 import { json } from '../support/http.ts';
 import { createResponseValidator } from '../support/openapi.ts';
-import {
-  Browser,
-  browserLogin,
-  createAccount,
-  discover,
-  pkce,
-  startIdentityApp,
-} from './support.ts';
+import { Browser, browserLogin, discover, pkce, startIdentityApp } from './support.ts';
 import type { IdentityTestApp } from './support.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 let t: IdentityTestApp;
 let adminId: string;
@@ -24,10 +18,10 @@ const validate = createResponseValidator();
 
 beforeAll(async () => {
   t = await startIdentityApp();
-  const admin = await createAccount(t, 'root@ops.example', { admin: true, name: 'Root' });
+  const admin = await accountWithPassword(t, 'root@ops.example', { admin: true, name: 'Root' });
   adminId = admin.id;
   adminKey = (await issueKey(t, admin.id, { scopes: ['admin'] })).secret;
-  const user = await createAccount(t, 'plain@users.example');
+  const user = await accountWithPassword(t, 'plain@users.example');
   userKey = (await issueKey(t, user.id, { scopes: ['gateway', 'usage:read'] })).secret;
 });
 afterAll(async () => t.close());
@@ -64,7 +58,7 @@ describe('/v1/accounts', () => {
       ['cy_100%@search.example', 'Cy'],
       ['dee@elsewhere.example', 'Dee Search'],
     ] as const) {
-      await createAccount(t, email, name === null ? {} : { name });
+      await accountWithPassword(t, email, name === null ? {} : { name });
     }
     // Email or name, case-insensitive, in email order.
     const found = await call('GET', '/v1/accounts?q=SEARCH&limit=2');
@@ -121,8 +115,8 @@ describe('/v1/accounts', () => {
   });
 
   it('refuses hostile input with a documented error and changes nothing', async () => {
-    const victim = await createAccount(t, 'victim@hostile.example', { name: 'Victim' });
-    await createAccount(t, 'taken@hostile.example');
+    const victim = await accountWithPassword(t, 'victim@hostile.example', { name: 'Victim' });
+    await accountWithPassword(t, 'taken@hostile.example');
     const path = `/v1/accounts/${victim.id}`;
     const cases: Array<[string, string, Parameters<typeof call>[2], number, string]> = [
       ['GET', '/v1/accounts', { key: null }, 401, 'Unauthorized'],
@@ -194,7 +188,7 @@ describe('/v1/accounts', () => {
 
 describe('disabling an account', () => {
   it('refuses at once its API keys, access tokens, refresh tokens, apps and sign-in; enabling restores them', async () => {
-    const owner = await createAccount(t, 'owner@disable.example');
+    const owner = await accountWithPassword(t, 'owner@disable.example');
     const key = (await issueKey(t, owner.id, { scopes: ['gateway'] })).secret;
     const { app: machine, clientSecret } = await t.app.identity.apps.create(
       { name: 'Backend', kind: 'machine', ownerAccountId: owner.id, scopes: ['gateway'] },

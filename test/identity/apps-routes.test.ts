@@ -5,8 +5,9 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { json } from '../support/http.ts';
 import { createResponseValidator } from '../support/openapi.ts';
-import { createAccount, discover, startIdentityApp } from './support.ts';
+import { discover, startIdentityApp } from './support.ts';
 import type { IdentityTestApp } from './support.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 let t: IdentityTestApp;
 let adminToken: string;
@@ -24,8 +25,8 @@ async function tokenFor(ownerId: string, scopes: string[]) {
 
 beforeAll(async () => {
   t = await startIdentityApp();
-  const admin = await createAccount(t, 'admin@example.com', { admin: true });
-  const user = await createAccount(t, 'user@example.com');
+  const admin = await accountWithPassword(t, 'admin@example.com', { admin: true });
+  const user = await accountWithPassword(t, 'user@example.com');
   adminToken = await tokenFor(admin.id, ['admin']);
   userToken = await tokenFor(user.id, ['gateway']);
 });
@@ -161,7 +162,7 @@ describe('/v1/apps', () => {
   });
 
   it('refuses admin scope for an app whose owner is not an admin', async () => {
-    const user = await createAccount(t, 'plain@example.com');
+    const user = await accountWithPassword(t, 'plain@example.com');
     const result = await call('POST', '/v1/apps', {
       name: 'x',
       kind: 'machine',
@@ -204,7 +205,7 @@ describe('/v1/apps', () => {
 
 describe('/v1/apps/{id}/users', () => {
   it("lets the app's own backend and admins manage its users, and no one else", async () => {
-    const owner = await createAccount(t, 'backend-owner@example.com');
+    const owner = await accountWithPassword(t, 'backend-owner@example.com');
     const { app, clientSecret } = await t.app.identity.apps.create(
       { name: 'Backend', kind: 'machine', ownerAccountId: owner.id, scopes: ['gateway'] },
       { id: 'test' },
@@ -269,7 +270,7 @@ describe('GET /v1/apps paging', () => {
   }
 
   it('walks every app exactly once, oldest first, through shared timestamps, for a customer and an admin', async () => {
-    const owner = await createAccount(t, 'pager@example.com');
+    const owner = await accountWithPassword(t, 'pager@example.com');
     const token = await tokenFor(owner.id, ['gateway']);
     for (let i = 0; i < 11; i++) {
       await t.app.identity.apps.create(
@@ -316,7 +317,7 @@ describe('GET /v1/apps paging', () => {
       expect(response.status, `limit=${limit}`).toBe(400);
     }
     const adminCursor = (await call('GET', '/v1/apps?limit=1')).body.next_cursor as string;
-    const other = await createAccount(t, 'pager2@example.com');
+    const other = await accountWithPassword(t, 'pager2@example.com');
     const otherToken = await tokenFor(other.id, ['gateway']);
     await t.app.identity.apps.create(
       { name: 'second', kind: 'machine', ownerAccountId: other.id, scopes: ['gateway'] },

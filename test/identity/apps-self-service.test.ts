@@ -7,8 +7,9 @@ import { APP_USER_TOKEN_TYPE } from '../../src/identity/index.ts';
 import { issueKey } from '../support/credentials.ts';
 import { json } from '../support/http.ts';
 import { createResponseValidator } from '../support/openapi.ts';
-import { createAccount, discover, startIdentityApp } from './support.ts';
+import { discover, startIdentityApp } from './support.ts';
 import type { IdentityTestApp } from './support.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 let t: IdentityTestApp;
 let aliceId: string;
@@ -23,9 +24,9 @@ const validate = createResponseValidator();
 
 beforeAll(async () => {
   t = await startIdentityApp();
-  aliceId = (await createAccount(t, 'alice@example.com')).id;
-  bobId = (await createAccount(t, 'bob@example.com')).id;
-  const adminId = (await createAccount(t, 'root@example.com', { admin: true })).id;
+  aliceId = (await accountWithPassword(t, 'alice@example.com')).id;
+  bobId = (await accountWithPassword(t, 'bob@example.com')).id;
+  const adminId = (await accountWithPassword(t, 'root@example.com', { admin: true })).id;
   alice = (await issueKey(t, aliceId, { scopes: ['gateway', 'usage:read'] })).secret;
   bob = (await issueKey(t, bobId, { scopes: ['gateway'] })).secret;
   admin = (await issueKey(t, adminId, { scopes: ['admin'] })).secret;

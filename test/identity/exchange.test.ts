@@ -5,8 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY_TOKEN_TYPE, APP_USER_TOKEN_TYPE } from '../../src/identity/index.ts';
 import { CLI_CALLER } from '../../src/keys/index.ts';
 import { issueKey } from '../support/credentials.ts';
-import { createAccount, discover, startIdentityApp } from './support.ts';
+import { discover, startIdentityApp } from './support.ts';
 import type { IdentityTestApp } from './support.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 let t: IdentityTestApp;
@@ -14,7 +15,7 @@ let ownerId: string;
 
 beforeAll(async () => {
   t = await startIdentityApp();
-  ownerId = (await createAccount(t, 'builder@example.com')).id;
+  ownerId = (await accountWithPassword(t, 'builder@example.com')).id;
 });
 afterAll(async () => t.close());
 
@@ -142,7 +143,7 @@ describe('API key exchange', () => {
 describe('API key exchange with real keys', () => {
   it('turns a backend key into a short-lived access token for the same account and key', async () => {
     const { config } = await machine();
-    const accountId = (await createAccount(t, 'key-owner@example.com')).id;
+    const accountId = (await accountWithPassword(t, 'key-owner@example.com')).id;
     const key = await issueKey(t, accountId, { scopes: ['gateway', 'usage:read'] });
     const tokens = await oidc.genericGrantRequest(config, TOKEN_EXCHANGE, {
       subject_token: key.secret,
@@ -171,7 +172,7 @@ describe('API key exchange with real keys', () => {
 
   it('refuses a browser key: exchanging it would shed its origin and resource limits', async () => {
     const { config } = await machine();
-    const accountId = (await createAccount(t, 'browser-owner@example.com')).id;
+    const accountId = (await accountWithPassword(t, 'browser-owner@example.com')).id;
     const key = await issueKey(t, accountId, {
       kind: 'browser',
       scopes: ['gateway'],
@@ -188,7 +189,7 @@ describe('API key exchange with real keys', () => {
 
   it('refuses a revoked key', async () => {
     const { config } = await machine();
-    const accountId = (await createAccount(t, 'revoked-owner@example.com')).id;
+    const accountId = (await accountWithPassword(t, 'revoked-owner@example.com')).id;
     const key = await issueKey(t, accountId, { scopes: ['gateway'] });
     await t.app.keys.service.revoke(CLI_CALLER, key.key.id);
     await expect(

@@ -2,15 +2,9 @@
 // login/consent pages submitted as a browser would.
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  Browser,
-  browserLogin,
-  createAccount,
-  discover,
-  pkce,
-  startIdentityApp,
-} from './support.ts';
+import { Browser, browserLogin, discover, pkce, startIdentityApp } from './support.ts';
 import type { IdentityTestApp } from './support.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 let t: IdentityTestApp;
 let ownerId: string;
@@ -18,8 +12,10 @@ const REDIRECT = 'http://127.0.0.1:9/callback';
 
 beforeAll(async () => {
   t = await startIdentityApp();
-  ownerId = (await createAccount(t, 'owner@example.com', { admin: true, name: 'Olive Owner' })).id;
-  await createAccount(t, 'user@example.com', { name: 'Uma User' });
+  ownerId = (
+    await accountWithPassword(t, 'owner@example.com', { admin: true, name: 'Olive Owner' })
+  ).id;
+  await accountWithPassword(t, 'user@example.com', { name: 'Uma User' });
 });
 afterAll(async () => t.close());
 

@@ -3,17 +3,9 @@ import { SignJWT, generateKeyPair, importJWK } from 'jose';
 import { sql } from 'kysely';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  Browser,
-  PASSWORD,
-  browserLogin,
-  createAccount,
-  discover,
-  parseForm,
-  pkce,
-  startIdentityApp,
-} from './support.ts';
+import { Browser, browserLogin, discover, parseForm, pkce, startIdentityApp } from './support.ts';
 import type { IdentityTestApp } from './support.ts';
+import { PASSWORD, accountWithPassword } from '../support/fixtures.ts';
 
 let t: IdentityTestApp;
 let ownerId: string;
@@ -21,8 +13,8 @@ const REDIRECT = 'http://127.0.0.1:9/callback';
 
 beforeAll(async () => {
   t = await startIdentityApp({ LOGIN_ATTEMPTS_PER_MINUTE: '3' });
-  ownerId = (await createAccount(t, 'owner@example.com', { admin: true })).id;
-  await createAccount(t, 'user@example.com');
+  ownerId = (await accountWithPassword(t, 'owner@example.com', { admin: true })).id;
+  await accountWithPassword(t, 'user@example.com');
 });
 afterAll(async () => t.close());
 
@@ -191,7 +183,7 @@ describe('token endpoint', () => {
   });
 
   it('refuses client credentials for an app whose owner account is disabled', async () => {
-    const owner = await createAccount(t, 'owner-soon-gone@example.com');
+    const owner = await accountWithPassword(t, 'owner-soon-gone@example.com');
     const { app, clientSecret } = await t.app.identity.apps.create(
       { name: 'M', kind: 'machine', ownerAccountId: owner.id, scopes: ['gateway'] },
       { id: 'test' },
@@ -265,7 +257,7 @@ describe('login page', () => {
   }
 
   it('answers an unknown email, a wrong password and a disabled account with the same message', async () => {
-    const disabled = await createAccount(t, 'gone@example.com');
+    const disabled = await accountWithPassword(t, 'gone@example.com');
     await t.app.database.db
       .updateTable('accounts')
       .set({ status: 'disabled' })
@@ -288,7 +280,7 @@ describe('login page', () => {
   });
 
   it('stops refresh tokens of an account once it is disabled', async () => {
-    const account = await createAccount(t, 'soon-gone@example.com');
+    const account = await accountWithPassword(t, 'soon-gone@example.com');
     const { config } = await webApp();
     const { callback, state, verifier } = await codeFor(
       config,

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
 import { freePort, runCli } from '../support/process.ts';
-import { Browser, createAccount, PASSWORD } from './support.ts';
+import { Browser } from './support.ts';
+import { PASSWORD, accountWithPassword } from '../support/fixtures.ts';
 
 /** A TLS-terminating proxy, simulated: https URLs are fetched over http with the header. */
 class ProxiedBrowser extends Browser {
@@ -49,7 +50,7 @@ describe('behind a TLS proxy (TRUST_PROXY=true)', () => {
     const port = await freePort();
     publicUrl = `https://127.0.0.1:${port}`;
     t = await startTestApp({ port, env: { PUBLIC_URL: publicUrl, TRUST_PROXY: 'true' } });
-    await createAccount(t, 'user@example.com');
+    await accountWithPassword(t, 'user@example.com');
   });
   afterAll(async () => t?.close());
 

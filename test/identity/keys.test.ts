@@ -6,9 +6,10 @@ import { createApp } from '../../src/app.ts';
 import { sweepExpiredPayloads } from '../../src/identity/index.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { startServer } from '../../src/platform/server.ts';
-import { createAccount, startIdentityApp } from './support.ts';
+import { startIdentityApp } from './support.ts';
 import type { IdentityTestApp } from './support.ts';
 import { eventually } from '../support/eventually.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 let t: IdentityTestApp;
 beforeAll(async () => {
@@ -49,7 +50,7 @@ describe('signing keys', () => {
   });
 
   it('rotate: the published next key signs at once (and after a restart), and tokens from either key verify', async () => {
-    const owner = await createAccount(t, 'keys@example.com');
+    const owner = await accountWithPassword(t, 'keys@example.com');
     const { app, clientSecret } = await t.app.identity.apps.create(
       { name: 'M', kind: 'machine', ownerAccountId: owner.id, scopes: ['gateway'] },
       { id: 'test' },
@@ -119,7 +120,7 @@ describe('signing keys', () => {
 
 describe('app changes across replicas', () => {
   it('a replica that cached an app stops issuing its tokens once another replica disables it', async () => {
-    const owner = await createAccount(t, 'replicas@example.com');
+    const owner = await accountWithPassword(t, 'replicas@example.com');
     const { app, clientSecret } = await t.app.identity.apps.create(
       { name: 'M', kind: 'machine', ownerAccountId: owner.id, scopes: ['gateway'] },
       { id: 'test' },

@@ -6,15 +6,9 @@
 import { hash } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  Browser,
-  browserLogin,
-  createAccount,
-  discover,
-  pkce,
-  startIdentityApp,
-} from './support.ts';
+import { Browser, browserLogin, discover, pkce, startIdentityApp } from './support.ts';
 import type { IdentityTestApp } from './support.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 let t: IdentityTestApp;
 let ownerId: string;
@@ -24,8 +18,8 @@ const STOP = 'http://never/';
 
 beforeAll(async () => {
   t = await startIdentityApp();
-  ownerId = (await createAccount(t, 'owner@example.com', { admin: true })).id;
-  await createAccount(t, 'user@example.com');
+  ownerId = (await accountWithPassword(t, 'owner@example.com', { admin: true })).id;
+  await accountWithPassword(t, 'user@example.com');
 });
 afterAll(async () => t?.close());
 

@@ -3,8 +3,9 @@
 // back as text, never as markup.
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Browser, PASSWORD, createAccount, discover, pkce, startIdentityApp } from './support.ts';
+import { Browser, discover, pkce, startIdentityApp } from './support.ts';
 import type { IdentityTestApp } from './support.ts';
+import { PASSWORD, accountWithPassword } from '../support/fixtures.ts';
 
 let t: IdentityTestApp;
 let ownerId: string;
@@ -18,8 +19,8 @@ const ESCAPED_EMAIL = '&quot;&gt;&lt;img src=x onerror=alert(1)&gt;@example.com'
 
 beforeAll(async () => {
   t = await startIdentityApp();
-  ownerId = (await createAccount(t, 'owner@example.com')).id;
-  await createAccount(t, 'user@example.com');
+  ownerId = (await accountWithPassword(t, 'owner@example.com')).id;
+  await accountWithPassword(t, 'user@example.com');
 });
 afterAll(async () => t.close());
 

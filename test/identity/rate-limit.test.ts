@@ -1,7 +1,8 @@
 // The token endpoint's per-client and per-IP limits (login limits: hostile.test.ts).
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createAccount, startIdentityApp } from './support.ts';
+import { startIdentityApp } from './support.ts';
 import type { IdentityTestApp } from './support.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 let t: IdentityTestApp;
 beforeAll(async () => {
@@ -13,7 +14,7 @@ beforeAll(async () => {
 afterAll(async () => t.close());
 
 it('limits token requests per client, then per IP, with Retry-After and an OAuth error body', async () => {
-  const owner = await createAccount(t, 'limits@example.com');
+  const owner = await accountWithPassword(t, 'limits@example.com');
   const clients = await Promise.all(
     ['A', 'B', 'C'].map((name) =>
       t.app.identity.apps.create(

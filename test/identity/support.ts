@@ -4,6 +4,7 @@ import * as oidc from 'openid-client';
 import { expect } from 'vitest';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
+import { PASSWORD } from '../support/fixtures.ts';
 import { freePort } from '../support/process.ts';
 
 export interface IdentityTestApp extends TestApp {
@@ -15,21 +16,6 @@ export async function startIdentityApp(env: Record<string, string> = {}): Promis
   const url = `http://127.0.0.1:${port}`;
   const t = await startTestApp({ port, env: { PUBLIC_URL: url, ...env } });
   return Object.assign(t, { issuer: `${url}/oidc` });
-}
-
-export const PASSWORD = 'correct horse battery staple';
-
-export async function createAccount(
-  t: TestApp,
-  email: string,
-  options: { admin?: boolean; name?: string } = {},
-) {
-  return t.app.identity.accounts.create({
-    email,
-    password: PASSWORD,
-    name: options.name ?? null,
-    isAdmin: options.admin ?? false,
-  });
 }
 
 /** A minimal browser: cookie jar (by name), manual redirects, form submission. */

@@ -3,7 +3,6 @@
 import { sql } from 'kysely';
 import type { KyselyPlugin, PluginTransformQueryArgs } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAccountsService } from '../../src/identity/index.ts';
 import { CLI_CALLER, createKeyService, createKeyVerifier, mintKey } from '../../src/keys/index.ts';
 import type { KeyVerifier } from '../../src/keys/index.ts';
 import { migrateToLatest } from '../../src/platform/migrations.ts';
@@ -14,6 +13,7 @@ import { createSecrets } from '../../src/platform/secrets.ts';
 import { createTestDatabase, onRealPostgres } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
 import { eventually } from '../support/eventually.ts';
+import { createAccount } from '../support/fixtures.ts';
 
 const secrets = createSecrets('x'.repeat(64));
 let database: TestDatabase;
@@ -37,12 +37,7 @@ beforeAll(async () => {
   database = await createTestDatabase();
   handle = await database.open();
   await migrateToLatest(handle.db);
-  accountId = (
-    await createAccountsService({ db: handle.db }).create({
-      email: 'c@example.com',
-      password: null,
-    })
-  ).id;
+  accountId = await createAccount(handle.db, { email: 'c@example.com' });
   service = createKeyService({ db: handle.db, secrets });
   verifier = createKeyVerifier({
     db: handle.db.withPlugin(counter),

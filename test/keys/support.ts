@@ -1,7 +1,8 @@
 // Shared set-up for the keys tests: accounts and keys made through the public interfaces.
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/platform/log.ts';
-export { bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+export { bearer, call, issueKey } from '../support/credentials.ts';
+export { newAccount } from '../support/fixtures.ts';
 
 export const INVALID = { error: 'Unauthorized', message: 'Invalid API key' };
 

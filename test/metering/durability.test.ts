@@ -11,9 +11,10 @@ import { parseConfig } from '../../src/config.ts';
 import { createDatabase } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { createTestDatabase, onRealPostgres } from '../support/db.ts';
-import { issueKey, newAccount } from '../support/credentials.ts';
+import { issueKey } from '../support/credentials.ts';
 import { freePort, serve, waitReady } from '../support/process.ts';
 import { eventually } from '../support/eventually.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 const log = createLogger({ level: 'silent' });
 

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { adminKey, bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
 import { createResponseValidator } from '../support/openapi.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 const validate = createResponseValidator();
 let t: TestApp;

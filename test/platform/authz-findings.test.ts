@@ -5,8 +5,9 @@ import { consoleClient } from '../../src/console/index.ts';
 import { API_KEY_TOKEN_TYPE, APP_USER_TOKEN_TYPE } from '../../src/identity/index.ts';
 import { USAGE_EVENT_TYPE } from '../../src/metering/index.ts';
 import { bearer, call, issueKey } from '../support/credentials.ts';
-import { createAccount, discover, startIdentityApp } from '../identity/support.ts';
+import { discover, startIdentityApp } from '../identity/support.ts';
 import type { IdentityTestApp } from '../identity/support.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const SCOPES = ['gateway', 'usage:read', 'usage:write', 'billing:read'];
@@ -31,9 +32,9 @@ async function machineApp(ownerAccountId: string) {
 
 beforeAll(async () => {
   t = await startIdentityApp();
-  const victimAccount = await createAccount(t, 'victim@example.com');
+  const victimAccount = await accountWithPassword(t, 'victim@example.com');
   victim = { accountId: victimAccount.id, appId: (await machineApp(victimAccount.id)).app.id };
-  const attackerAccount = await createAccount(t, 'attacker@example.com');
+  const attackerAccount = await accountWithPassword(t, 'attacker@example.com');
   const { app, config } = await machineApp(attackerAccount.id);
   const key = await issueKey(t, attackerAccount.id, { scopes: SCOPES as never });
   attacker = {

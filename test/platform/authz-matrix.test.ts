@@ -16,8 +16,9 @@ import {
 } from '../../src/platform/authz.ts';
 import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
 import { loadSpec, specOperations } from '../support/openapi.ts';
-import { createAccount, discover, startIdentityApp } from '../identity/support.ts';
+import { discover, startIdentityApp } from '../identity/support.ts';
 import type { IdentityTestApp } from '../identity/support.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ORIGIN = 'https://shop.example';
@@ -39,7 +40,7 @@ interface Customer {
 const customers: Record<'own' | 'foreign', Customer> = {} as never;
 
 async function customer(name: string): Promise<Customer> {
-  const account = await createAccount(t, `${name}-${Date.now()}@example.com`);
+  const account = await accountWithPassword(t, `${name}-${Date.now()}@example.com`);
   const key = await issueKey(t, account.id, { scopes: [...SCOPES] });
   const browser = await issueKey(t, account.id, {
     kind: 'browser',

@@ -10,8 +10,9 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { adminKey, bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
 import { loadSpec } from '../support/openapi.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 // At most this many body and query cases per operation and principal (drawn from all of them
 // with the seeded generator): 2 principals × ~40 operations × this stays in the low thousands.

@@ -5,10 +5,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findUncleanString, isCleanPath, isCleanString } from '../../src/platform/strings.ts';
 import { adminKey, bearer, call } from '../support/credentials.ts';
-import { createAccount, post, signInHttp, startConsoleApp } from '../console/support.ts';
+import { post, signInHttp, startConsoleApp } from '../console/support.ts';
 import type { HttpSession } from '../console/support.ts';
 import type { TestApp } from '../support/app.ts';
 import { Browser } from '../identity/support.ts';
+import { accountWithPassword } from '../support/fixtures.ts';
 
 const RULE = 'text must not contain NUL characters or unpaired UTF-16 surrogates';
 
@@ -51,7 +52,7 @@ describe('at every boundary', () => {
   let admin: string;
   beforeAll(async () => {
     t = await startConsoleApp();
-    customerId = (await createAccount(t, 'strings@example.com')).id;
+    customerId = (await accountWithPassword(t, 'strings@example.com')).id;
     customer = await signInHttp(t, 'strings@example.com');
     admin = (await adminKey(t)).secret;
   });

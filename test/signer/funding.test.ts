@@ -1,38 +1,18 @@
 // The funding policy and journal on a real chain (anvil) and the real database, in process.
 import { parseEther } from 'ethers';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { migrateToLatest } from '../../src/platform/migrations.ts';
-import { deployLivepeer, startAnvil } from '../support/anvil.ts';
-import type { Anvil, Livepeer } from '../support/anvil.ts';
-import { adminKey, bearer, issueKey, newAccount } from '../support/credentials.ts';
-import { createTestDatabase } from '../support/db.ts';
+import { adminKey, bearer, issueKey } from '../support/credentials.ts';
 import type { TestDatabase } from '../support/db.ts';
 import { json } from '../support/http.ts';
 import { createResponseValidator } from '../support/openapi.ts';
-import {
-  depositEvents,
-  eventually,
-  fundedAccount,
-  senderInfo,
-  signerEnv,
-  startSignerApp,
-} from './helpers.ts';
+import { depositEvents, fundedAccount, senderInfo, signerEnv, startSignerApp } from './helpers.ts';
+import { newAccount, useLivepeerChain } from '../support/fixtures.ts';
+import { CHAIN_POLL } from '../support/anvil.ts';
+import { eventually } from '../support/eventually.ts';
 
-let anvil: Anvil;
-let livepeer: Livepeer;
-let database: TestDatabase;
+const chain = useLivepeerChain();
 const validate = createResponseValidator();
-
-beforeAll(async () => {
-  anvil = await startAnvil();
-  livepeer = await deployLivepeer(anvil);
-  database = await createTestDatabase();
-});
-
-afterAll(async () => {
-  await database?.destroy();
-  await anvil?.stop();
-});
 
 const journal = async (handle: Awaited<ReturnType<TestDatabase['open']>>, from: string) =>
   handle.db
@@ -47,11 +27,11 @@ vi.setConfig({ testTimeout: 120_000 });
 
 describe('funding policy', () => {
   it('brings deposit and reserve to target in transactions no larger than the per-transaction cap', async () => {
-    const handle = await database.open();
-    const account = await fundedAccount(anvil);
+    const handle = await chain.database.open();
+    const account = await fundedAccount(chain.anvil);
     const running = await startSignerApp(
       handle,
-      signerEnv(anvil.url, livepeer, account, {
+      signerEnv(chain.anvil.url, chain.livepeer, account, {
         SIGNER_TARGET_DEPOSIT_WEI: parseEther('1').toString(),
         SIGNER_TARGET_RESERVE_WEI: parseEther('0.5').toString(),
         SIGNER_MAX_PER_TX_WEI: parseEther('0.4').toString(),
@@ -59,11 +39,14 @@ describe('funding policy', () => {
       }),
     );
     try {
-      await eventually('funding to settle at target', async () => {
-        const status = await running.app.signer.status();
-        return status.funding?.lastRun.state === 'idle' && status;
-      });
-      const info = await senderInfo(livepeer, account.wallet.address);
+      await eventually(
+        async () => {
+          const status = await running.app.signer.status();
+          return status.funding?.lastRun.state === 'idle' && status;
+        },
+        { ...CHAIN_POLL, what: 'funding to settle at target' },
+      );
+      const info = await senderInfo(chain.livepeer, account.wallet.address);
       expect(info.deposit).toBe(parseEther('1'));
       expect(info.reserve).toBe(parseEther('0.5'));
 
@@ -76,7 +59,7 @@ describe('funding policy', () => {
         parseEther('0.3').toString(),
       ]);
       expect(rows.every((r) => r.status === 'confirmed' && r.origin === 'policy')).toBe(true);
-      expect(await depositEvents(livepeer, account.wallet.address)).toHaveLength(4);
+      expect(await depositEvents(chain.livepeer, account.wallet.address)).toHaveLength(4);
 
       // The cached view caught up through the TicketBroker events, and so did the gauges.
       const status = await running.app.signer.status();
@@ -100,19 +83,22 @@ describe('funding policy', () => {
   });
 
   it('stops at the daily cap and still holds it after a restart', async () => {
-    const handle = await database.open();
-    const account = await fundedAccount(anvil);
-    const env = signerEnv(anvil.url, livepeer, account, {
+    const handle = await chain.database.open();
+    const account = await fundedAccount(chain.anvil);
+    const env = signerEnv(chain.anvil.url, chain.livepeer, account, {
       SIGNER_TARGET_DEPOSIT_WEI: parseEther('1').toString(),
       SIGNER_TARGET_RESERVE_WEI: parseEther('1').toString(),
       SIGNER_MAX_PER_TX_WEI: parseEther('0.5').toString(),
       SIGNER_MAX_PER_DAY_WEI: parseEther('1.2').toString(),
     });
     const capped = async (running: Awaited<ReturnType<typeof startSignerApp>>) =>
-      eventually('the daily cap', async () => {
-        const status = await running.app.signer.status();
-        return status.funding?.lastRun.state === 'capped' && status;
-      });
+      eventually(
+        async () => {
+          const status = await running.app.signer.status();
+          return status.funding?.lastRun.state === 'capped' && status;
+        },
+        { ...CHAIN_POLL, what: 'the daily cap' },
+      );
 
     const first = await startSignerApp(handle, env);
     let status;
@@ -137,17 +123,17 @@ describe('funding policy', () => {
       await second.close();
     }
     expect(await journal(handle, account.wallet.address)).toHaveLength(3);
-    const info = await senderInfo(livepeer, account.wallet.address);
+    const info = await senderInfo(chain.livepeer, account.wallet.address);
     expect(info.deposit + info.reserve).toBe(parseEther('1.2'));
   });
 
   it('funds another address with fundDepositAndReserveFor', async () => {
-    const handle = await database.open();
-    const account = await fundedAccount(anvil);
-    const gateway = (await fundedAccount(anvil, '0')).wallet.address;
+    const handle = await chain.database.open();
+    const account = await fundedAccount(chain.anvil);
+    const gateway = (await fundedAccount(chain.anvil, '0')).wallet.address;
     const running = await startSignerApp(
       handle,
-      signerEnv(anvil.url, livepeer, account, {
+      signerEnv(chain.anvil.url, chain.livepeer, account, {
         SIGNER_TARGET_DEPOSIT_WEI: '3000',
         SIGNER_TARGET_RESERVE_WEI: '2000',
         SIGNER_MAX_PER_TX_WEI: '100000',
@@ -156,34 +142,37 @@ describe('funding policy', () => {
       }),
     );
     try {
-      await eventually('funding of the gateway', async () => {
-        const status = await running.app.signer.status();
-        return status.funding?.lastRun.state === 'idle' && status;
-      });
+      await eventually(
+        async () => {
+          const status = await running.app.signer.status();
+          return status.funding?.lastRun.state === 'idle' && status;
+        },
+        { ...CHAIN_POLL, what: 'funding of the gateway' },
+      );
     } finally {
       await running.close();
     }
-    expect(await senderInfo(livepeer, gateway)).toEqual({
+    expect(await senderInfo(chain.livepeer, gateway)).toEqual({
       deposit: 3000n,
       reserve: 2000n,
       withdrawRound: 0n,
     });
-    expect(await senderInfo(livepeer, account.wallet.address)).toMatchObject({ deposit: 0n });
+    expect(await senderInfo(chain.livepeer, account.wallet.address)).toMatchObject({ deposit: 0n });
   });
 
   it('rebroadcasts a journaled transaction the node never saw instead of funding again', async () => {
-    const handle = await database.open();
+    const handle = await chain.database.open();
     await migrateToLatest(handle.db);
-    const account = await fundedAccount(anvil);
+    const account = await fundedAccount(chain.anvil);
     // A crash after the journal recorded the signed transaction but before the broadcast:
     // the row is `sent`, the node has never heard of the hash.
-    const wallet = account.wallet.connect(anvil.provider);
-    const data = livepeer.ticketBroker.interface.encodeFunctionData('fundDepositAndReserve', [
+    const wallet = account.wallet.connect(chain.anvil.provider);
+    const data = chain.livepeer.ticketBroker.interface.encodeFunctionData('fundDepositAndReserve', [
       600n,
       400n,
     ]);
     const populated = await wallet.populateTransaction({
-      to: await livepeer.ticketBroker.getAddress(),
+      to: await chain.livepeer.ticketBroker.getAddress(),
       data,
       value: 1000n,
     });
@@ -216,7 +205,7 @@ describe('funding policy', () => {
 
     const running = await startSignerApp(
       handle,
-      signerEnv(anvil.url, livepeer, account, {
+      signerEnv(chain.anvil.url, chain.livepeer, account, {
         SIGNER_TARGET_DEPOSIT_WEI: '600',
         SIGNER_TARGET_RESERVE_WEI: '400',
         SIGNER_MAX_PER_TX_WEI: '100000',
@@ -224,29 +213,34 @@ describe('funding policy', () => {
       }),
     );
     try {
-      await eventually('the policy to go idle', async () => {
-        const status = await running.app.signer.status();
-        return status.funding?.lastRun.state === 'idle' && status;
-      });
+      await eventually(
+        async () => {
+          const status = await running.app.signer.status();
+          return status.funding?.lastRun.state === 'idle' && status;
+        },
+        { ...CHAIN_POLL, what: 'the policy to go idle' },
+      );
     } finally {
       await running.close();
     }
     const rows = await journal(handle, account.wallet.address);
     expect(rows.map((r) => [r.status, r.tx_hash])).toEqual([['confirmed', tx.hash]]);
-    expect(await depositEvents(livepeer, account.wallet.address)).toHaveLength(1);
-    expect(await senderInfo(livepeer, account.wallet.address)).toMatchObject({
+    expect(await depositEvents(chain.livepeer, account.wallet.address)).toHaveLength(1);
+    expect(await senderInfo(chain.livepeer, account.wallet.address)).toMatchObject({
       deposit: 600n,
       reserve: 400n,
     });
   });
 
   it('settles a manual transaction a command stopped waiting for, also without funding targets', async () => {
-    const handle = await database.open();
+    const handle = await chain.database.open();
     await migrateToLatest(handle.db);
-    const account = await fundedAccount(anvil);
+    const account = await fundedAccount(chain.anvil);
     // `signer unlock` gave up waiting (or was killed) after the broadcast; the chain mined it.
-    const wallet = account.wallet.connect(anvil.provider);
-    const broker = livepeer.ticketBroker.connect(wallet) as typeof livepeer.ticketBroker;
+    const wallet = account.wallet.connect(chain.anvil.provider);
+    const broker = chain.livepeer.ticketBroker.connect(
+      wallet,
+    ) as typeof chain.livepeer.ticketBroker;
     await (
       (await broker.getFunction('fundDeposit')({ value: 10n })) as { wait(): Promise<unknown> }
     ).wait();
@@ -275,12 +269,18 @@ describe('funding policy', () => {
         settled_at: null,
       })
       .execute();
-    const running = await startSignerApp(handle, signerEnv(anvil.url, livepeer, account));
+    const running = await startSignerApp(
+      handle,
+      signerEnv(chain.anvil.url, chain.livepeer, account),
+    );
     try {
-      const status = await eventually('the pending row to settle', async () => {
-        const s = await running.app.signer.status();
-        return s.funding?.lastTransaction?.status === 'confirmed' && s;
-      });
+      const status = await eventually(
+        async () => {
+          const s = await running.app.signer.status();
+          return s.funding?.lastTransaction?.status === 'confirmed' && s;
+        },
+        { ...CHAIN_POLL, what: 'the pending row to settle' },
+      );
       expect(status.funding?.lastTransaction).toMatchObject({ kind: 'unlock', txHash: sent.hash });
       expect(status.funding?.lastRun.state).toBe('disabled');
     } finally {
@@ -291,11 +291,11 @@ describe('funding policy', () => {
 
 describe('GET /v1/signer/funding', () => {
   it('pages the whole journal newest first, wei as decimal strings, to admins only', async () => {
-    const handle = await database.open();
-    const account = await fundedAccount(anvil);
+    const handle = await chain.database.open();
+    const account = await fundedAccount(chain.anvil);
     const running = await startSignerApp(
       handle,
-      signerEnv(anvil.url, livepeer, account, {
+      signerEnv(chain.anvil.url, chain.livepeer, account, {
         SIGNER_TARGET_DEPOSIT_WEI: parseEther('1').toString(),
         SIGNER_TARGET_RESERVE_WEI: parseEther('0.5').toString(),
         SIGNER_MAX_PER_TX_WEI: parseEther('0.4').toString(),
@@ -303,10 +303,13 @@ describe('GET /v1/signer/funding', () => {
       }),
     );
     try {
-      await eventually('funding to settle at target', async () => {
-        const status = await running.app.signer.status();
-        return status.funding?.lastRun.state === 'idle' && status;
-      });
+      await eventually(
+        async () => {
+          const status = await running.app.signer.status();
+          return status.funding?.lastRun.state === 'idle' && status;
+        },
+        { ...CHAIN_POLL, what: 'funding to settle at target' },
+      );
       const t = { app: running.app };
       const admin = bearer((await adminKey(t)).secret);
       const get = async (query: string, headers: Record<string, string> = admin) => {

@@ -15,7 +15,6 @@ import type { RunningServer } from '../../src/platform/server.ts';
 import { writeKeystore } from '../../src/signer/index.ts';
 import { testConfig } from '../support/app.ts';
 import type { Anvil, Livepeer } from '../support/anvil.ts';
-import { eventually as pollUntil } from '../support/eventually.ts';
 
 export const PASSWORD = 'correct horse battery staple';
 // Tests only: a cheap scrypt so each start decrypts in milliseconds.
@@ -82,15 +81,6 @@ export async function startSignerApp(
       await app.close();
     },
   };
-}
-
-/** The shared polling helper (test/support/eventually.ts), with the signer tests' argument order. */
-export function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 45_000,
-): Promise<T> {
-  return pollUntil(probe, { what, timeoutMs, intervalMs: 100 });
 }
 
 export async function senderInfo(livepeer: Livepeer, address: string) {

@@ -14,35 +14,22 @@ import {
   ZeroAddress,
   ZeroHash,
 } from 'ethers';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/platform/log.ts';
 import { signerStatusJson as signerStatusJsonForTests } from '../../src/signer/index.ts';
-import { DEPLOYER_KEY, deployLivepeer, startAnvil, startRelay } from '../support/anvil.ts';
-import type { Anvil, Livepeer } from '../support/anvil.ts';
+import { DEPLOYER_KEY, startRelay } from '../support/anvil.ts';
 import { startTestApp } from '../support/app.ts';
-import { adminKey, bearer, issueKey, newAccount } from '../support/credentials.ts';
-import { createTestDatabase } from '../support/db.ts';
-import type { TestDatabase } from '../support/db.ts';
+import { adminKey, bearer, issueKey } from '../support/credentials.ts';
 import { json } from '../support/http.ts';
 import { createResponseValidator } from '../support/openapi.ts';
 import { ROOT } from '../support/process.ts';
-import { eventually, fundedAccount, senderInfo, signerEnv, startSignerApp } from './helpers.ts';
+import { fundedAccount, senderInfo, signerEnv, startSignerApp } from './helpers.ts';
+import { newAccount, useLivepeerChain } from '../support/fixtures.ts';
+import { CHAIN_POLL } from '../support/anvil.ts';
+import { eventually } from '../support/eventually.ts';
 
-let anvil: Anvil;
-let livepeer: Livepeer;
-let database: TestDatabase;
+const chain = useLivepeerChain();
 const validate = createResponseValidator();
-
-beforeAll(async () => {
-  anvil = await startAnvil();
-  livepeer = await deployLivepeer(anvil);
-  database = await createTestDatabase();
-});
-
-afterAll(async () => {
-  await database?.destroy();
-  await anvil?.stop();
-});
 
 vi.setConfig({ testTimeout: 120_000 });
 
@@ -70,9 +57,12 @@ describe('GET /v1/signer', () => {
   });
 
   it('serves the status to an admin key and refuses a key without the admin scope', async () => {
-    const handle = await database.open();
-    const account = await fundedAccount(anvil);
-    const running = await startSignerApp(handle, signerEnv(anvil.url, livepeer, account));
+    const handle = await chain.database.open();
+    const account = await fundedAccount(chain.anvil);
+    const running = await startSignerApp(
+      handle,
+      signerEnv(chain.anvil.url, chain.livepeer, account),
+    );
     try {
       const t = { app: running.app };
       const admin = await adminKey(t);
@@ -101,7 +91,7 @@ describe('GET /v1/signer', () => {
       expect(validate('GET', '/v1/signer', 200, status)).toBeNull();
       expect(status).toMatchObject({
         enabled: false,
-        reason: 'signer disabled: ETH_RPC_URL is not set; SIGNER_KEYSTORE_FILE is not set',
+        reason: 'ETH_RPC_URL is not set; SIGNER_KEYSTORE_FILE is not set',
         address: null,
         chain: null,
         warnings: ['signer disabled: ETH_RPC_URL is not set; SIGNER_KEYSTORE_FILE is not set'],
@@ -117,9 +107,12 @@ describe('GET /v1/signer', () => {
 
 describe('operator transactions', () => {
   it('funds, unlocks, refuses an early withdraw, and withdraws after the unlock period', async () => {
-    const handle = await database.open();
-    const account = await fundedAccount(anvil);
-    const running = await startSignerApp(handle, signerEnv(anvil.url, livepeer, account));
+    const handle = await chain.database.open();
+    const account = await fundedAccount(chain.anvil);
+    const running = await startSignerApp(
+      handle,
+      signerEnv(chain.anvil.url, chain.livepeer, account),
+    );
     const { signer } = running.app;
     try {
       const funded = await signer.operate({
@@ -157,17 +150,17 @@ describe('operator transactions', () => {
         status: 502,
         message: expect.stringContaining('account is locked'),
       });
-      await livepeer.advanceRound();
-      await livepeer.advanceRound();
-      const before = await anvil.provider.getBalance(account.wallet.address);
+      await chain.livepeer.advanceRound();
+      await chain.livepeer.advanceRound();
+      const before = await chain.anvil.provider.getBalance(account.wallet.address);
       const withdrawn = await signer.operate({ kind: 'withdraw', actor: 'cli' });
       expect(withdrawn.status).toBe('confirmed');
-      const after = await anvil.provider.getBalance(account.wallet.address);
+      const after = await chain.anvil.provider.getBalance(account.wallet.address);
       // 1.5 ETH back, less gas.
       expect(after - before).toBeGreaterThan(parseEther('1.49'));
       // The real TicketBroker leaves withdrawRound set after a withdrawal (protocol
       // MixinTicketBrokerCore.withdraw); tollhouse does not call an empty account unlocking.
-      expect(await senderInfo(livepeer, account.wallet.address)).toEqual({
+      expect(await senderInfo(chain.livepeer, account.wallet.address)).toEqual({
         deposit: 0n,
         reserve: 0n,
         withdrawRound: 102n,
@@ -204,9 +197,12 @@ describe('operator transactions', () => {
   });
 
   it('cancels an unlock, and refuses to cancel when none is in progress', async () => {
-    const handle = await database.open();
-    const account = await fundedAccount(anvil);
-    const running = await startSignerApp(handle, signerEnv(anvil.url, livepeer, account));
+    const handle = await chain.database.open();
+    const account = await fundedAccount(chain.anvil);
+    const running = await startSignerApp(
+      handle,
+      signerEnv(chain.anvil.url, chain.livepeer, account),
+    );
     const { signer } = running.app;
     try {
       await expect(signer.operate({ kind: 'unlock', actor: 'cli' })).rejects.toMatchObject({
@@ -214,13 +210,13 @@ describe('operator transactions', () => {
       });
       await signer.operate({ kind: 'fund', depositWei: 10n, reserveWei: 10n, actor: 'cli' });
       await signer.operate({ kind: 'unlock', actor: 'cli' });
-      expect((await senderInfo(livepeer, account.wallet.address)).withdrawRound).toBeGreaterThan(
-        0n,
-      );
+      expect(
+        (await senderInfo(chain.livepeer, account.wallet.address)).withdrawRound,
+      ).toBeGreaterThan(0n);
       expect((await signer.operate({ kind: 'cancel_unlock', actor: 'cli' })).status).toBe(
         'confirmed',
       );
-      expect((await senderInfo(livepeer, account.wallet.address)).withdrawRound).toBe(0n);
+      expect((await senderInfo(chain.livepeer, account.wallet.address)).withdrawRound).toBe(0n);
       await expect(signer.operate({ kind: 'cancel_unlock', actor: 'cli' })).rejects.toMatchObject({
         message: expect.stringContaining('no unlock request in progress'),
       });
@@ -232,9 +228,9 @@ describe('operator transactions', () => {
 
 describe('chain view', () => {
   it('backs off while the RPC endpoint is down, says so, keeps serving, and recovers', async () => {
-    const handle = await database.open();
-    const account = await fundedAccount(anvil);
-    const relay = await startRelay(anvil.port);
+    const handle = await chain.database.open();
+    const account = await fundedAccount(chain.anvil);
+    const relay = await startRelay(chain.anvil.port);
     const lines: Array<{ msg: string; retryInMs?: number; failures?: number }> = [];
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {
@@ -244,14 +240,24 @@ describe('chain view', () => {
       },
     });
     const log = createLogger({ level: 'info', destination: sink });
-    const running = await startSignerApp(handle, signerEnv(relay.url, livepeer, account), log);
+    const running = await startSignerApp(
+      handle,
+      signerEnv(relay.url, chain.livepeer, account),
+      log,
+    );
     try {
-      await eventually('a first chain view', () => running.app.signer.snapshot() ?? undefined);
-      await relay.cut();
-      const down = await eventually('the outage to show', async () => {
-        const status = await running.app.signer.status();
-        return (status.rpc?.consecutiveFailures ?? 0) >= 3 && status;
+      await eventually(() => running.app.signer.snapshot() ?? undefined, {
+        ...CHAIN_POLL,
+        what: 'a first chain view',
       });
+      await relay.cut();
+      const down = await eventually(
+        async () => {
+          const status = await running.app.signer.status();
+          return (status.rpc?.consecutiveFailures ?? 0) >= 3 && status;
+        },
+        { ...CHAIN_POLL, what: 'the outage to show' },
+      );
       expect(down.rpc).toMatchObject({ state: 'unreachable', nextRetryAt: expect.any(Date) });
       expect(down.rpc?.lastError).toMatch(/ECONNREFUSED|ECONNRESET|socket|connect/i);
       expect(down.rpc?.lastError).not.toContain(relay.url);
@@ -268,12 +274,11 @@ describe('chain view', () => {
 
       await relay.restore();
       const up = await eventually(
-        'recovery',
         async () => {
           const status = await running.app.signer.status();
           return status.rpc?.state === 'ok' && status;
         },
-        90_000,
+        { ...CHAIN_POLL, what: 'recovery', timeoutMs: 90_000 },
       );
       expect(up.rpc).toMatchObject({ consecutiveFailures: 0, lastError: null });
       expect(up.warnings.filter((w) => w.includes('unreachable'))).toEqual([]);
@@ -286,42 +291,48 @@ describe('chain view', () => {
 
 describe('chain view events', () => {
   it('re-reads at once on a TicketBroker event for the account, and not for others', async () => {
-    const handle = await database.open();
-    const account = await fundedAccount(anvil);
-    const other = await fundedAccount(anvil);
+    const handle = await chain.database.open();
+    const account = await fundedAccount(chain.anvil);
+    const other = await fundedAccount(chain.anvil);
     // A full re-read on the timer only every ten minutes: any change seen sooner came from events.
     const running = await startSignerApp(
       handle,
-      signerEnv(anvil.url, livepeer, account, { SIGNER_REFRESH_INTERVAL_MS: '600000' }),
+      signerEnv(chain.anvil.url, chain.livepeer, account, { SIGNER_REFRESH_INTERVAL_MS: '600000' }),
     );
     const fund = async (who: typeof account, wei: bigint) => {
-      const broker = livepeer.ticketBroker.connect(
-        who.wallet.connect(anvil.provider),
-      ) as typeof livepeer.ticketBroker;
+      const broker = chain.livepeer.ticketBroker.connect(
+        who.wallet.connect(chain.anvil.provider),
+      ) as typeof chain.livepeer.ticketBroker;
       const tx = (await broker.getFunction('fundDeposit')({ value: wei })) as {
         wait(): Promise<{ blockNumber: number }>;
       };
       return BigInt((await tx.wait()).blockNumber);
     };
     try {
-      const first = await eventually(
-        'a first view',
-        () => running.app.signer.snapshot() ?? undefined,
-      );
+      const first = await eventually(() => running.app.signer.snapshot() ?? undefined, {
+        ...CHAIN_POLL,
+        what: 'a first view',
+      });
       expect(first.sender.depositWei).toBe(0n);
 
       const unrelated = await fund(other, 5n);
-      const later = await eventually('the view to pass the unrelated block', () => {
-        const s = running.app.signer.snapshot();
-        return s !== null && s.blockNumber >= unrelated && s;
-      });
+      const later = await eventually(
+        () => {
+          const s = running.app.signer.snapshot();
+          return s !== null && s.blockNumber >= unrelated && s;
+        },
+        { ...CHAIN_POLL, what: 'the view to pass the unrelated block' },
+      );
       expect(later.refreshedAt).toEqual(first.refreshedAt);
 
       await fund(account, 7n);
-      const refreshed = await eventually('the event-driven refresh', () => {
-        const s = running.app.signer.snapshot();
-        return s !== null && s.sender.depositWei === 7n && s;
-      });
+      const refreshed = await eventually(
+        () => {
+          const s = running.app.signer.snapshot();
+          return s !== null && s.sender.depositWei === 7n && s;
+        },
+        { ...CHAIN_POLL, what: 'the event-driven refresh' },
+      );
       expect(refreshed.refreshedAt.getTime()).toBeGreaterThan(first.refreshedAt.getTime());
     } finally {
       await running.close();
@@ -331,16 +342,19 @@ describe('chain view events', () => {
 
 describe('chain view at start-up', () => {
   it('starts without a reachable RPC endpoint, reports it, and connects once it answers', async () => {
-    const handle = await database.open();
-    const account = await fundedAccount(anvil);
-    const relay = await startRelay(anvil.port);
+    const handle = await chain.database.open();
+    const account = await fundedAccount(chain.anvil);
+    const relay = await startRelay(chain.anvil.port);
     await relay.cut();
-    const running = await startSignerApp(handle, signerEnv(relay.url, livepeer, account));
+    const running = await startSignerApp(handle, signerEnv(relay.url, chain.livepeer, account));
     try {
-      const down = await eventually('the outage to show', async () => {
-        const status = await running.app.signer.status();
-        return (status.rpc?.consecutiveFailures ?? 0) >= 2 && status;
-      });
+      const down = await eventually(
+        async () => {
+          const status = await running.app.signer.status();
+          return (status.rpc?.consecutiveFailures ?? 0) >= 2 && status;
+        },
+        { ...CHAIN_POLL, what: 'the outage to show' },
+      );
       expect(down).toMatchObject({ enabled: true, view: null, contracts: null });
       expect(down.warnings).toEqual([
         expect.stringMatching(/^the Ethereum RPC endpoint is unreachable/),
@@ -348,14 +362,13 @@ describe('chain view at start-up', () => {
       ]);
       await relay.restore();
       const up = await eventually(
-        'the first chain view',
         async () => {
           const status = await running.app.signer.status();
           return status.view !== null && status;
         },
-        90_000,
+        { ...CHAIN_POLL, what: 'the first chain view', timeoutMs: 90_000 },
       );
-      expect(up.contracts?.ticketBroker).toBe(await livepeer.ticketBroker.getAddress());
+      expect(up.contracts?.ticketBroker).toBe(await chain.livepeer.ticketBroker.getAddress());
       expect(up.view?.ethWei).toBe(parseEther('10'));
     } finally {
       await running.close();
@@ -382,16 +395,21 @@ describe('TicketBroker (the real bytecode)', () => {
         recipientRandHash: ZeroHash,
         auxData: '0x',
       };
-      expect(await livepeer.ticketBroker.getFunction('getTicketHash')(ticket)).toBe(vector.hash);
+      expect(await chain.livepeer.ticketBroker.getFunction('getTicketHash')(ticket)).toBe(
+        vector.hash,
+      );
     }
   });
 });
 
 describe('payment signer interface', () => {
   it('signs a ticket that the TicketBroker redeems (hash, EIP-191 signature, winning check)', async () => {
-    const handle = await database.open();
-    const account = await fundedAccount(anvil);
-    const running = await startSignerApp(handle, signerEnv(anvil.url, livepeer, account));
+    const handle = await chain.database.open();
+    const account = await fundedAccount(chain.anvil);
+    const running = await startSignerApp(
+      handle,
+      signerEnv(chain.anvil.url, chain.livepeer, account),
+    );
     try {
       const { signer } = running.app;
       await signer.operate({ kind: 'fund', depositWei: 1000n, reserveWei: 1000n, actor: 'cli' });
@@ -400,7 +418,7 @@ describe('payment signer interface', () => {
       expect(payment.address).toBe(account.wallet.address);
       expect(Object.keys(payment)).not.toContain('privateKey');
 
-      const recipient = new Wallet(DEPLOYER_KEY, anvil.provider);
+      const recipient = new Wallet(DEPLOYER_KEY, chain.anvil.provider);
       const recipientRand = 123456789n;
       const ticket = {
         recipient: recipient.address,
@@ -430,7 +448,9 @@ describe('payment signer interface', () => {
       );
       const sig = hexlify(payment.signMessage(getBytes(hash)));
       expect(getBytes(sig)).toHaveLength(65);
-      const broker = livepeer.ticketBroker.connect(recipient) as typeof livepeer.ticketBroker;
+      const broker = chain.livepeer.ticketBroker.connect(
+        recipient,
+      ) as typeof chain.livepeer.ticketBroker;
       expect(await broker.getFunction('getTicketHash')(ticket)).toBe(hash);
 
       // A signature by anyone else is refused.
@@ -444,7 +464,7 @@ describe('payment signer interface', () => {
       };
       await tx.wait();
       // 1000 from the deposit, 500 from the reserve.
-      expect(await senderInfo(livepeer, payment.address)).toMatchObject({
+      expect(await senderInfo(chain.livepeer, payment.address)).toMatchObject({
         deposit: 0n,
         reserve: 500n,
       });

@@ -5,59 +5,39 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseEther } from 'ethers';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createDatabase } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
-import { deployLivepeer, startAnvil } from '../support/anvil.ts';
-import type { Anvil, Livepeer } from '../support/anvil.ts';
-import { createTestDatabase, onRealPostgres } from '../support/db.ts';
-import type { TestDatabase } from '../support/db.ts';
+import { onRealPostgres } from '../support/db.ts';
 import { createResponseValidator } from '../support/openapi.ts';
 import { freePort, runCli, serve, waitReady } from '../support/process.ts';
 import type { ServeProcess } from '../support/process.ts';
-import {
-  PASSWORD,
-  depositEvents,
-  eventually,
-  fundedAccount,
-  senderInfo,
-  signerEnv,
-} from './helpers.ts';
+import { PASSWORD, depositEvents, fundedAccount, senderInfo, signerEnv } from './helpers.ts';
+import { useLivepeerChain } from '../support/fixtures.ts';
+import { CHAIN_POLL } from '../support/anvil.ts';
+import { eventually } from '../support/eventually.ts';
 
 vi.setConfig({ testTimeout: 180_000 });
 
-let anvil: Anvil;
-let livepeer: Livepeer;
-let database: TestDatabase;
+const chain = useLivepeerChain();
 const validate = createResponseValidator();
 
-beforeAll(async () => {
-  anvil = await startAnvil();
-  livepeer = await deployLivepeer(anvil);
-  database = await createTestDatabase();
-});
-
-afterAll(async () => {
-  await database?.destroy();
-  await anvil?.stop();
-});
-
-/** Where a child process keeps its data: this file's PostgreSQL database, or a PGlite folder. */
+/** Where a child process keeps its data: this file's PostgreSQL chain.database, or a PGlite folder. */
 // Every test here shares the file's database, so every process must share its secret too.
 const SECRET = randomBytes(32).toString('hex');
 
 function storage(): { env: Record<string, string>; dataDir: string } {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-signer-proc-'));
   const env: Record<string, string> =
-    database.url === null
+    chain.database.url === null
       ? { TOLLHOUSE_DATA_DIR: dataDir }
-      : { DATABASE_URL: database.url, TOLLHOUSE_SECRET: SECRET };
+      : { DATABASE_URL: chain.database.url, TOLLHOUSE_SECRET: SECRET };
   return { env, dataDir };
 }
 
 async function readJournal(dataDir: string, from: string) {
   const handle = await createDatabase({
-    config: { url: database.url, poolMax: 1, dataDir },
+    config: { url: chain.database.url, poolMax: 1, dataDir },
     log: createLogger({ level: 'silent' }),
   });
   try {
@@ -85,11 +65,11 @@ async function stop(proc: ServeProcess) {
 
 describe('tollhouse serve with funding targets', () => {
   it('does not fund twice after being killed between sending and confirming', async () => {
-    const account = await fundedAccount(anvil);
+    const account = await fundedAccount(chain.anvil);
     const { env: db, dataDir } = storage();
     const env = {
       ...db,
-      ...signerEnv(anvil.url, livepeer, account, {
+      ...signerEnv(chain.anvil.url, chain.livepeer, account, {
         SIGNER_TARGET_DEPOSIT_WEI: parseEther('1').toString(),
         SIGNER_TARGET_RESERVE_WEI: parseEther('0.5').toString(),
         SIGNER_MAX_PER_TX_WEI: parseEther('5').toString(),
@@ -97,29 +77,37 @@ describe('tollhouse serve with funding targets', () => {
       }),
     };
     // Transactions now wait in the mempool until the test mines a block.
-    await anvil.setAutomine(false);
+    await chain.anvil.setAutomine(false);
     try {
       const first = serve(await freePort(), env);
       // The journal marks a transaction `sent` before broadcasting it, so once the node holds
       // it the journal does too: kill the process before it can see it confirmed.
-      await eventually('the funding transaction in the mempool', async () => {
-        const pending = BigInt(
-          await anvil.rpc<string>('eth_getTransactionCount', [account.wallet.address, 'pending']),
-        );
-        return pending > 0n;
-      });
+      await eventually(
+        async () => {
+          const pending = BigInt(
+            await chain.anvil.rpc<string>('eth_getTransactionCount', [
+              account.wallet.address,
+              'pending',
+            ]),
+          );
+          return pending > 0n;
+        },
+        { ...CHAIN_POLL, what: 'the funding transaction in the mempool' },
+      );
       first.child.kill('SIGKILL');
       expect((await first.exited).signal).toBe('SIGKILL');
 
       const second = serve(await freePort(), env);
       try {
-        await eventually('the restarted signer to find the pending transaction', () =>
-          fundingStates(second).includes('waiting_for_pending'),
-        );
-        await anvil.mine();
-        await eventually('the restarted signer to settle', () =>
-          fundingStates(second).includes('idle'),
-        );
+        await eventually(() => fundingStates(second).includes('waiting_for_pending'), {
+          ...CHAIN_POLL,
+          what: 'the restarted signer to find the pending transaction',
+        });
+        await chain.anvil.mine();
+        await eventually(() => fundingStates(second).includes('idle'), {
+          ...CHAIN_POLL,
+          what: 'the restarted signer to settle',
+        });
       } finally {
         await stop(second);
       }
@@ -133,10 +121,10 @@ describe('tollhouse serve with funding targets', () => {
         expect(output).not.toContain(PASSWORD);
       }
     } finally {
-      await anvil.setAutomine(true);
+      await chain.anvil.setAutomine(true);
     }
-    expect(await depositEvents(livepeer, account.wallet.address)).toHaveLength(1);
-    expect(await senderInfo(livepeer, account.wallet.address)).toMatchObject({
+    expect(await depositEvents(chain.livepeer, account.wallet.address)).toHaveLength(1);
+    expect(await senderInfo(chain.livepeer, account.wallet.address)).toMatchObject({
       deposit: parseEther('1'),
       reserve: parseEther('0.5'),
     });
@@ -149,11 +137,11 @@ describe('tollhouse serve with funding targets', () => {
   it.runIf(onRealPostgres())(
     'sends one funding transaction when two replicas share the database',
     async () => {
-      const account = await fundedAccount(anvil);
+      const account = await fundedAccount(chain.anvil);
       const { env: db, dataDir } = storage();
       const env = {
         ...db,
-        ...signerEnv(anvil.url, livepeer, account, {
+        ...signerEnv(chain.anvil.url, chain.livepeer, account, {
           SIGNER_TARGET_DEPOSIT_WEI: parseEther('1').toString(),
           SIGNER_TARGET_RESERVE_WEI: parseEther('1').toString(),
           SIGNER_MAX_PER_TX_WEI: parseEther('5').toString(),
@@ -162,13 +150,14 @@ describe('tollhouse serve with funding targets', () => {
       };
       const replicas = [serve(await freePort(), env), serve(await freePort(), env)];
       try {
-        await eventually('both replicas to see the account funded', () =>
-          replicas.every((r) => fundingStates(r).includes('idle')),
-        );
+        await eventually(() => replicas.every((r) => fundingStates(r).includes('idle')), {
+          ...CHAIN_POLL,
+          what: 'both replicas to see the account funded',
+        });
       } finally {
         await Promise.all(replicas.map(stop));
       }
-      expect(await depositEvents(livepeer, account.wallet.address)).toHaveLength(1);
+      expect(await depositEvents(chain.livepeer, account.wallet.address)).toHaveLength(1);
       const journal = await readJournal(dataDir, account.wallet.address);
       expect(journal.map((r) => [r.kind, r.status])).toEqual([['fund', 'confirmed']]);
       // Exactly one of them sent it.
@@ -180,9 +169,13 @@ describe('tollhouse serve with funding targets', () => {
 
 describe('tollhouse signer commands', () => {
   it('show status, fund, unlock, and withdraw only after the unlock period', async () => {
-    const account = await fundedAccount(anvil);
+    const account = await fundedAccount(chain.anvil);
     const { env: db } = storage();
-    const env = { ...db, ...signerEnv(anvil.url, livepeer, account), LOG_LEVEL: 'error' };
+    const env = {
+      ...db,
+      ...signerEnv(chain.anvil.url, chain.livepeer, account),
+      LOG_LEVEL: 'error',
+    };
     const cli = (...args: string[]) => runCli(['signer', ...args], env);
 
     const status = await cli('status');
@@ -194,7 +187,7 @@ describe('tollhouse signer commands', () => {
     };
     expect(validate('GET', '/v1/signer', 200, document)).toBeNull();
     expect(document.address).toBe(account.wallet.address);
-    expect(document.contracts.ticket_broker).toBe(await livepeer.ticketBroker.getAddress());
+    expect(document.contracts.ticket_broker).toBe(await chain.livepeer.ticketBroker.getAddress());
     expect(document.chain.eth_wei).toBe(parseEther('10').toString());
     expect(status.stdout).not.toContain(account.wallet.privateKey.slice(2));
     expect(status.stdout + status.stderr).not.toContain(PASSWORD);
@@ -221,21 +214,25 @@ describe('tollhouse signer commands', () => {
     expect(early.stderr).toMatch(
       /^tollhouse: The TicketBroker refused withdraw: .*account is locked/,
     );
-    await livepeer.advanceRound();
-    await livepeer.advanceRound();
+    await chain.livepeer.advanceRound();
+    await chain.livepeer.advanceRound();
     const withdraw = await cli('withdraw');
     expect(withdraw.code).toBe(0);
     expect(JSON.parse(withdraw.stdout)).toMatchObject({ kind: 'withdraw', status: 'confirmed' });
-    expect(await senderInfo(livepeer, account.wallet.address)).toMatchObject({
+    expect(await senderInfo(chain.livepeer, account.wallet.address)).toMatchObject({
       deposit: 0n,
       reserve: 0n,
     });
   });
 
   it('refuse bad amounts, and report a disabled signer', async () => {
-    const account = await fundedAccount(anvil);
+    const account = await fundedAccount(chain.anvil);
     const { env: db } = storage();
-    const env = { ...db, ...signerEnv(anvil.url, livepeer, account), LOG_LEVEL: 'error' };
+    const env = {
+      ...db,
+      ...signerEnv(chain.anvil.url, chain.livepeer, account),
+      LOG_LEVEL: 'error',
+    };
     for (const args of [
       ['fund', '--deposit', '1.5'],
       ['fund', '--deposit', '-1'],
@@ -261,12 +258,12 @@ describe('tollhouse signer commands', () => {
 
 describe('tollhouse serve with SIGNER_PORT', () => {
   it('serves the remote signer (and health) alone on the second port, and still on PORT', async () => {
-    const account = await fundedAccount(anvil);
+    const account = await fundedAccount(chain.anvil);
     const { env: db } = storage();
     const signerPort = await freePort();
     const proc = serve(await freePort(), {
       ...db,
-      ...signerEnv(anvil.url, livepeer, account),
+      ...signerEnv(chain.anvil.url, chain.livepeer, account),
       SIGNER_PORT: String(signerPort),
       SIGNER_HOST: '127.0.0.1',
     });

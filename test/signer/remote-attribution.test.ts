@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PaymentRequired } from '../../src/platform/spend.ts';
 import type { TestApp } from '../support/app.ts';
-import { bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { bearer, call, issueKey } from '../support/credentials.ts';
 import {
   paymentBody,
   receivePayment,
@@ -19,6 +19,7 @@ import {
   testOrchestrator,
 } from './remote-support.ts';
 import type { RemoteSignerWorld, TestOrchestrator } from './remote-support.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 let world: RemoteSignerWorld;
 let shared: TestApp;

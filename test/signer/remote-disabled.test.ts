@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
-import { bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { bearer, call, issueKey } from '../support/credentials.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 let t: TestApp;
 let secret: string;

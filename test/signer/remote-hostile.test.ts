@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import { Wallet } from 'ethers';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { PaymentRequired } from '../../src/platform/spend.ts';
-import { bearer, call, issueKey, newAccount } from '../support/credentials.ts';
+import { bearer, call, issueKey } from '../support/credentials.ts';
 import {
   paymentBody,
   sessionRows,
@@ -14,6 +14,7 @@ import {
   testOrchestrator,
 } from './remote-support.ts';
 import type { RemoteSignerWorld, TestOrchestrator } from './remote-support.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 let world: RemoteSignerWorld;
 let orch: TestOrchestrator;

@@ -17,11 +17,14 @@ import type { Anvil, Livepeer } from '../support/anvil.ts';
 import { testConfig } from '../support/app.ts';
 import { movingClock } from '../support/clock.ts';
 import type { TestApp } from '../support/app.ts';
-import { issueKey, newAccount } from '../support/credentials.ts';
+import { issueKey } from '../support/credentials.ts';
 import { createTestDatabase } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
-import { eventually, fundedAccount, signerEnv } from './helpers.ts';
+import { fundedAccount, signerEnv } from './helpers.ts';
 import type { SignerAccount } from './helpers.ts';
+import { CHAIN_POLL } from '../support/anvil.ts';
+import { eventually } from '../support/eventually.ts';
+import { newAccount } from '../support/fixtures.ts';
 
 export interface RemoteSignerWorld {
   anvil: Anvil;
@@ -77,10 +80,13 @@ export async function startRemoteSignerWorld(
       await app.close();
     },
   };
-  await eventually('a chain view with the deposit', () => {
-    const s = app.signer.snapshot();
-    return s !== null && s.sender.depositWei > 0n && s.sender.reserveWei > 0n;
-  });
+  await eventually(
+    () => {
+      const s = app.signer.snapshot();
+      return s !== null && s.sender.depositWei > 0n && s.sender.reserveWei > 0n;
+    },
+    { ...CHAIN_POLL, what: 'a chain view with the deposit' },
+  );
   const accountId = await newAccount(t);
   const issued = await issueKey(t, accountId, { scopes: ['signer'] });
   return {
@@ -122,10 +128,13 @@ export async function startReplica(
     shutdownTimeoutMs: config.http.shutdownTimeoutMs,
     log,
   });
-  await eventually('a chain view with the deposit', () => {
-    const s = app.signer.snapshot();
-    return s !== null && s.sender.depositWei > 0n && s.sender.reserveWei > 0n;
-  });
+  await eventually(
+    () => {
+      const s = app.signer.snapshot();
+      return s !== null && s.sender.depositWei > 0n && s.sender.reserveWei > 0n;
+    },
+    { ...CHAIN_POLL, what: 'a chain view with the deposit' },
+  );
   return {
     app,
     server,

@@ -25,6 +25,14 @@ const ANVIL = path.join(
 export const DEPLOYER_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
 export const CHAIN_ID = 31337;
 
+/**
+ * How tests wait for something on the chain (a funding transaction, a chain view): it moves
+ * at block pace, so every 100 ms is often enough without loading anvil with calls, and a wait
+ * that has not ended after 45 s says what it was waiting for rather than hitting the test's
+ * own time limit. Use with eventually: `eventually(probe, { ...CHAIN_POLL, what })`.
+ */
+export const CHAIN_POLL = { intervalMs: 100, timeoutMs: 45_000 };
+
 export interface Anvil {
   url: string;
   port: number;

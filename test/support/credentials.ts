@@ -1,15 +1,11 @@
-// Credentials for tests of any capability: accounts and API keys made through the keys
-// capability's own service, plus a small HTTP helper that returns status, headers and JSON.
+// Credentials for tests of any capability: API keys made through the keys capability's own
+// service (accounts come from ./fixtures.ts), plus a small HTTP helper that returns status,
+// headers and JSON.
 import { CLI_CALLER } from '../../src/keys/index.ts';
 import type { IssuedKey } from '../../src/keys/index.ts';
 import type { Scope } from '../../src/platform/auth.ts';
-import { newId } from '../../src/platform/ids.ts';
 import type { TestApp } from './app.ts';
-
-export async function newAccount(t: Pick<TestApp, 'app'>, email = `${newId('u')}@example.com`) {
-  const account = await t.app.identity.accounts.create({ email, password: null });
-  return account.id;
-}
+import { newAccount } from './fixtures.ts';
 
 export async function issueKey(
   t: Pick<TestApp, 'app'>,

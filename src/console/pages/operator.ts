@@ -394,7 +394,8 @@ function signerBody(s: SignerStatus, funding: FundingPage, older: boolean): Html
         : notice('warning', `The signer is disabled${s.reason === null ? '' : `: ${s.reason}`}.`)
     }
     ${
-      s.warnings.length === 0
+      // A disabled signer's one warning is the notice above: said once.
+      !s.enabled || s.warnings.length === 0
         ? ''
         : html`<section class="card" aria-labelledby="warn">
             <h2 id="warn">Needs attention</h2>

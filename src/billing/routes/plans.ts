@@ -1,0 +1,63 @@
+// /v1/plans: list and show (readers), create (operators). Plans are immutable once created.
+import { defineRoute } from '../../platform/http.ts';
+import type { Router } from '../../platform/http.ts';
+import { createPlanBody, planList, planParams, planView } from '../schemas.ts';
+import { actorOf, admin, reader } from './access.ts';
+import type { BillingRouteDeps } from './access.ts';
+import { planJson } from './views.ts';
+
+export function planRoutes(router: Router, deps: BillingRouteDeps): void {
+  const { service } = deps;
+  defineRoute(
+    router,
+    { method: 'get', path: '/v1/plans', access: reader(), response: planList },
+    async function listPlans() {
+      return { plans: (await service.plans()).map(planJson) };
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'post',
+      path: '/v1/plans',
+      access: admin,
+      body: createPlanBody,
+      response: planView,
+      status: 201,
+    },
+    async function createPlan({ body, ctx }) {
+      const plan = await service.createPlan(actorOf(ctx), {
+        id: body.id,
+        name: body.name,
+        monthlyFeeUsdMicros: BigInt(body.monthly_fee_usd_micros),
+        includedUsdMicros: BigInt(body.included_usd_micros),
+        prepaid: body.prepaid,
+        isDefault: body.default,
+        prices: body.prices.map((p) => ({
+          pipeline: p.pipeline,
+          modelId: p.model_id,
+          unit: p.unit,
+          currency: p.currency,
+          amount: BigInt(p.amount),
+          perUnits: BigInt(p.per_units),
+        })),
+      });
+      return planJson(plan);
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/plans/:id',
+      access: reader(),
+      params: planParams,
+      response: planView,
+    },
+    async function showPlan({ params }) {
+      return planJson(await service.plan(params.id));
+    },
+  );
+}
