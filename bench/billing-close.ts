@@ -17,6 +17,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { createBilling, exportMonth } from '../src/billing/index.ts';
+import { createDirectory } from '../src/identity/index.ts';
 import { createUsageReads } from '../src/metering/index.ts';
 import { createAuthenticator } from '../src/platform/auth.ts';
 import type { Principal } from '../src/platform/auth.ts';
@@ -105,6 +106,7 @@ try {
   const billing = createBilling({
     database,
     usage: createUsageReads(database.db),
+    directory: createDirectory(database.db),
     log,
     authenticator: createAuthenticator([]),
     config: {

@@ -10,7 +10,7 @@ import { createDatabase } from './database.ts';
 import type { DatabaseHandle } from './database.ts';
 import { createGateway } from './gateway/index.ts';
 import type { Gateway } from './gateway/index.ts';
-import { createIdentity, findAppOwner, identityCommands } from './identity/index.ts';
+import { createDirectory, createIdentity, identityCommands } from './identity/index.ts';
 import type { Identity, IdentityCliDeps } from './identity/index.ts';
 import { createKeys, keysCommands } from './keys/index.ts';
 import type { Keys, KeysCliDeps } from './keys/index.ts';
@@ -189,9 +189,20 @@ export async function createApp(options: AppOptions): Promise<App> {
 
     // The capabilities, in dependency order: each gets its config section, what every one
     // gets (database, log, clock, metrics, secrets, the authenticator) and the ports of the
-    // ones before it.
+    // ones before it. Who owns which account and app is identity's knowledge; the others ask
+    // through the Directory port, built first because keys (made before identity) need it.
+    const directory = createDirectory(database.db);
     const keys = add(
-      createKeys({ config: config.keys, database, secrets, log, metrics, clock, authenticator }),
+      createKeys({
+        config: config.keys,
+        database,
+        secrets,
+        log,
+        metrics,
+        clock,
+        authenticator,
+        directory,
+      }),
     );
     verifiers.push(keys.verifier);
     const identity = add(
@@ -215,7 +226,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         log,
         clock,
         authenticator,
-        appOwner: (appId) => findAppOwner(database.db, appId),
+        appOwner: directory.appOwner,
       }),
     );
     const billing = add(
@@ -223,6 +234,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         config: config.billing,
         database,
         usage: metering.reads,
+        directory,
         log,
         clock,
         authenticator,

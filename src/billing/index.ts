@@ -1,6 +1,7 @@
 // Billing: plans and prices, balances and spend caps, month close into immutable statements,
 // exports, and Stripe. Other capabilities reach billing only through what is exported here;
 // the front door and the signer take `spendGate` (platform SpendGate).
+import type { Directory } from '../platform/directory.ts';
 import type { Authenticator } from '../platform/auth.ts';
 import type { Capability } from '../platform/capability.ts';
 import type { DatabaseHandle } from '../database.ts';
@@ -52,6 +53,8 @@ export interface BillingDeps {
   config: BillingConfig;
   /** Metering's usage: spend for the gate, what a close bills, raw events for exports. */
   usage: UsageReads;
+  /** Whether an account exists (identity's accounts, through the platform port). */
+  directory: Pick<Directory, 'accountExists'>;
   clock?: Clock;
 }
 
@@ -71,7 +74,14 @@ export function createBilling(deps: BillingDeps): Billing {
   const { database, log, config } = deps;
   const clock = deps.clock ?? systemClock;
   const rates = createRateSource(config.rates, clock);
-  const service = createBillingService({ db: database.db, usage: deps.usage, rates, log, clock });
+  const service = createBillingService({
+    db: database.db,
+    usage: deps.usage,
+    directory: deps.directory,
+    rates,
+    log,
+    clock,
+  });
   const spendGate = createSpendView({
     db: database.db,
     usage: deps.usage,

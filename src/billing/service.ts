@@ -2,7 +2,7 @@
 // boundary, the append-only ledger, spend caps, and the month close that turns usage into
 // immutable statements. Every change that the spend view depends on NOTIFYs in its transaction.
 import type { Kysely } from 'kysely';
-import { findAccountById } from '../identity/index.ts';
+import type { Directory } from '../platform/directory.ts';
 import { recordAudit } from '../platform/audit.ts';
 import type { Database } from '../database.ts';
 import { Conflict, InvalidRequest, NotFound } from '../platform/errors.ts';
@@ -58,6 +58,8 @@ export interface BillingServiceDeps {
   /** Metering's usage, read in the close's transaction. */
   usage: Pick<UsageReads, 'billableUsage'>;
   rates: RateSource;
+  /** Whether an account exists (identity's, through the platform port). */
+  directory: Pick<Directory, 'accountExists'>;
   log: Logger;
   clock: Clock;
 }
@@ -68,11 +70,12 @@ export function createBillingService({
   db,
   usage: meteringUsage,
   rates,
+  directory,
   log,
   clock,
 }: BillingServiceDeps) {
   async function requireAccount(accountId: string) {
-    if ((await findAccountById(db, accountId)) === undefined) {
+    if (!(await directory.accountExists(accountId))) {
       throw new NotFound(`No account ${accountId}`);
     }
   }

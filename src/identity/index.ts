@@ -38,9 +38,8 @@ export type {
   SigningKeysTable,
 } from './table.ts';
 export type { Account, App as OidcApp, AppKind } from './queries.ts';
-export { findAccountById, findAppOwner, toAccount } from './queries.ts';
 export type { AccountPatch, AccountsService, AppCaller, AppsService } from './service.ts';
-export { ACCOUNTS_CHANNEL, createAccountsService } from './service.ts';
+export { ACCOUNTS_CHANNEL, createAccountsService, createDirectory } from './service.ts';
 export type { FirstPartyClient } from './clients.ts';
 export { sweepExpiredPayloads } from './adapter.ts';
 export { API_KEY_TOKEN_TYPE, APP_USER_TOKEN_TYPE } from './token-exchange.ts';

@@ -19,6 +19,7 @@ import {
   updateAccountById,
   findAppByClientId,
   findAppById,
+  findAppOwner,
   insertAccount,
   insertApp,
   listApps,
@@ -36,6 +37,7 @@ function toAppUser(row: AppUserRow): AppUser {
 }
 import type { Account, App, AppKind } from './queries.ts';
 import type { Clock } from '../platform/clock.ts';
+import type { Directory } from '../platform/directory.ts';
 import { systemClock } from '../platform/clock.ts';
 
 export interface Actor {
@@ -615,4 +617,12 @@ function checkOrigin(origin: string): void {
       `allowed_origins: ${JSON.stringify(origin.slice(0, 100))} is not an origin (scheme://host[:port])`,
     );
   }
+}
+
+/** Identity's answer to the platform Directory port (accounts and apps other capabilities check). */
+export function createDirectory(db: Kysely<Database>): Directory {
+  return {
+    accountExists: async (accountId) => (await findAccountById(db, accountId)) !== undefined,
+    appOwner: (appId) => findAppOwner(db, appId),
+  };
 }

@@ -7,6 +7,7 @@ import type { Config } from '../config.ts';
 import type { Authenticator } from '../platform/auth.ts';
 import type { DatabaseHandle } from '../database.ts';
 import type { Capability } from '../platform/capability.ts';
+import type { Directory } from '../platform/directory.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Metrics } from '../platform/metrics.ts';
 import type { Secrets } from '../platform/secrets.ts';
@@ -41,6 +42,8 @@ export interface KeysDeps {
   metrics: Metrics;
   /** Bearer credentials → principal (the management routes of browser keys read it). */
   authenticator: Authenticator;
+  /** Accounts and apps (identity's): a key is made for an existing account, bound to its own app. */
+  directory: Directory;
   clock?: Clock;
 }
 
@@ -70,6 +73,7 @@ export function createKeys(deps: KeysDeps): Keys {
   const service = createKeyService({
     db: database.db,
     secrets,
+    directory: deps.directory,
     clock,
     onChanged: (id) => verifier.forget(id),
   });
@@ -102,7 +106,7 @@ export function createKeys(deps: KeysDeps): Keys {
       keyRoutes(router, {
         keyService: service,
         authenticator: deps.authenticator,
-        db: database.db,
+        directory: deps.directory,
       }),
     async start() {
       // LISTEN before the first read, so a change committed in between is not missed.

@@ -3,9 +3,7 @@
 import type { Authenticator, AuthState, Principal, Scope } from '../platform/auth.ts';
 import { assertResourceAllowed, hasScope, ruleFailed } from '../platform/auth.ts';
 import type { Access, IdRule } from '../platform/authz.ts';
-import { findAppOwner } from '../identity/index.ts';
-import type { Kysely } from 'kysely';
-import type { Database } from '../database.ts';
+import type { Directory } from '../platform/directory.ts';
 import type { AppContext, Router } from '../platform/http.ts';
 import { BadRequest } from '../platform/errors.ts';
 import { defineRoute } from '../platform/http.ts';
@@ -37,7 +35,8 @@ import { callerFromPrincipal } from './service.ts';
 export interface KeyRoutesDeps {
   keyService: KeyService;
   authenticator: Authenticator;
-  db: Kysely<Database>;
+  /** Whose app an `app_id` is (identity's, through the platform port). */
+  directory: Pick<Directory, 'appOwner'>;
 }
 
 // The request URI a proxy forwards is split into at most this many path segments.
@@ -47,14 +46,21 @@ function caller(ctx: AppContext) {
   return callerFromPrincipal((ctx.state as AuthState).principal, ctx.state.requestId);
 }
 
-export function keyRoutes(router: Router, { keyService, authenticator, db }: KeyRoutesDeps): void {
+export function keyRoutes(
+  router: Router,
+  { keyService, authenticator, directory }: KeyRoutesDeps,
+): void {
   const ownAccount: IdRule = { rule: 'own_account', names: 'account' };
   const ownKey: IdRule = {
     rule: 'own_account',
     names: 'API key',
     find: (id) => keyService.owner(id),
   };
-  const ownApp: IdRule = { rule: 'own_account', names: 'app', find: (id) => findAppOwner(db, id) };
+  const ownApp: IdRule = {
+    rule: 'own_account',
+    names: 'app',
+    find: (id) => directory.appOwner(id),
+  };
   // Keys outlive the credential that made them, so only credentials that are themselves the
   // account's (its keys and its own tokens) manage them: not an app, an app's end user, a
   // token made from a key (its key would survive the parent's revocation) or a browser key.

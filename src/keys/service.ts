@@ -2,7 +2,7 @@
 // with a grace window. Every change is audited and NOTIFYs its key id in the same transaction,
 // so the audit record, the change and the cache invalidation commit together.
 import type { Kysely, Transaction } from 'kysely';
-import { findAccountById, findAppOwner } from '../identity/index.ts';
+import type { Directory } from '../platform/directory.ts';
 import { recordAudit } from '../platform/audit.ts';
 import type { Principal, Scope } from '../platform/auth.ts';
 import { ruleFailed } from '../platform/auth.ts';
@@ -105,6 +105,7 @@ export interface IssuedKey {
 export interface KeyServiceDeps {
   db: Kysely<Database>;
   secrets: Secrets;
+  directory: Directory;
   clock?: Clock;
   /**
    * Called after a change to key `id` commits. This process applies it to its own cache at
@@ -239,12 +240,12 @@ export function createKeyService(deps: KeyServiceDeps) {
       const accountId = input.accountId ?? caller.accountId;
       if (accountId === null) throw new InvalidRequest('account_id is required');
       assertOwnAccount(caller, accountId);
-      const account = await findAccountById(db, accountId);
-      if (account === undefined) throw new NotFound(`No account ${accountId}`);
+      if (!(await deps.directory.accountExists(accountId)))
+        throw new NotFound(`No account ${accountId}`);
       if (input.appId !== undefined && input.appId !== null) {
         // A key bound to an app reports its usage under that app: only the key's own
         // account's apps (for an operator too), or another account would see this usage.
-        const owner = await findAppOwner(db, input.appId);
+        const owner = await deps.directory.appOwner(input.appId);
         if (owner === null || owner.accountId !== accountId) {
           throw new NotFound(`No app ${input.appId} in account ${accountId}`);
         }

@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATEMENT_COLUMNS, createBilling } from '../../src/billing/index.ts';
+import { createDirectory } from '../../src/identity/index.ts';
 import { createUsageReads } from '../../src/metering/index.ts';
 import type { UsageEvent } from '../../src/metering/index.ts';
 import { createLogger } from '../../src/platform/log.ts';
@@ -364,6 +365,7 @@ describe('month close', () => {
       createBilling({
         database,
         usage: createUsageReads(database.db),
+        directory: createDirectory(database.db),
         log,
         authenticator: t.app.authenticator,
         clock,

@@ -3,6 +3,7 @@
 import { sql } from 'kysely';
 import type { KyselyPlugin, PluginTransformQueryArgs } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDirectory } from '../../src/identity/index.ts';
 import { CLI_CALLER, createKeyService, createKeyVerifier, mintKey } from '../../src/keys/index.ts';
 import type { KeyVerifier } from '../../src/keys/index.ts';
 import { migrateToLatest } from '../../src/platform/migrations.ts';
@@ -38,7 +39,7 @@ beforeAll(async () => {
   handle = await database.open();
   await migrateToLatest(handle.db);
   accountId = await createAccount(handle.db, { email: 'c@example.com' });
-  service = createKeyService({ db: handle.db, secrets });
+  service = createKeyService({ db: handle.db, secrets, directory: createDirectory(handle.db) });
   verifier = createKeyVerifier({
     db: handle.db.withPlugin(counter),
     listen: handle.listen,

@@ -106,3 +106,38 @@ describe('import graph of src/', () => {
     expect(importedFiles.map((f) => f.fileName)).toEqual(['./a.ts', './b.ts', './c.ts']);
   });
 });
+
+// "Services across capabilities, never raw queries": what one capability needs of another's
+// tables it asks through a service or a platform port (the Directory, metering's UsageReads),
+// so a capability's index.ts exports nothing callable from its queries.ts (types and
+// constants are fine).
+describe("capabilities' public surface", () => {
+  it('no index.ts re-exports a query function', () => {
+    const offenders: string[] = [];
+    for (const entry of readdirSync(SRC, { withFileTypes: true })) {
+      if (!entry.isDirectory() || entry.name === 'platform') continue;
+      const index = path.join(SRC, entry.name, 'index.ts');
+      let text: string;
+      try {
+        text = readFileSync(index, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const match of text.matchAll(
+        /export\s+(type\s+)?\{([^}]*)\}\s+from\s+'\.\/queries\.ts'/g,
+      )) {
+        if (match[1] !== undefined) continue;
+        for (const name of match[2]!.split(',').map((n) =>
+          n
+            .trim()
+            .split(/\s+as\s+/)
+            .pop()!,
+        )) {
+          if (name === '' || name.startsWith('type ') || /^[A-Z][A-Z0-9_]*$/.test(name)) continue;
+          offenders.push(`src/${entry.name}/index.ts exports ${name} from queries.ts`);
+        }
+      }
+    }
+    expect(offenders).toEqual([]);
+  });
+});
