@@ -27,6 +27,7 @@ import type { Metrics } from './platform/metrics.ts';
 import { migrateToLatest, shippedMigrations } from './platform/migrations.ts';
 import { loadOpenApi, openapiRoutes } from './platform/openapi.ts';
 import { createSecrets } from './platform/secrets.ts';
+import { createSmtpMailer, disabledMailer } from './platform/mail.ts';
 import type { Secrets } from './platform/secrets.ts';
 import {
   createRemoteSigner,
@@ -123,6 +124,13 @@ export async function createApp(options: AppOptions): Promise<App> {
     // The console signs in through identity as a first-party client, so identity learns of it
     // first; its pages are registered with the other routes below.
     const consoleOidcClient = consoleClient(config.http.publicUrl);
+    // issue 18: e-mail for sign-up, password reset and invitations (SMTP_URL, MAIL_FROM).
+    const { smtpUrl, mailFrom, ...onboarding } = config.onboarding;
+    const mailer =
+      smtpUrl === null || mailFrom === null
+        ? disabledMailer
+        : createSmtpMailer({ url: smtpUrl, from: mailFrom, log });
+    closeTasks.push(() => mailer.close());
     const identity = await createIdentity({
       db: database.db,
       listen: (channel, handler) => database.listen(channel, handler),
@@ -135,7 +143,9 @@ export async function createApp(options: AppOptions): Promise<App> {
         publicUrl: config.http.publicUrl,
         trustProxy: config.http.trustProxy,
         ...config.identity,
+        onboarding,
       },
+      mailer,
       // A disabled account's API keys are refused at once, not when the cache entry ages out.
       onAccountChanged: (accountId) => keys.verifier.forgetAccount(accountId),
       // A token made from a key is refused once the key is (revoked, past its grace).

@@ -285,6 +285,52 @@ export const SETTINGS: readonly Setting[] = [
     doc: 'Requests to the OIDC token and device endpoints allowed per authenticated client (client_id) per minute (per process); 0 disables the limit.',
     schema: integer(0, 10_000_000),
   },
+  // issue 18: sign-up policy and e-mail (src/identity/onboarding.ts)
+  {
+    name: 'SIGNUP_POLICY',
+    default: 'closed',
+    doc: 'Who may create an account: `closed` (operators only), `invite` (an invitation link), or `open` (anyone, see SIGNUP_EMAIL_DOMAINS). See docs/onboarding.md.',
+    schema: z.enum(['closed', 'invite', 'open'], { error: 'expected closed, invite or open' }),
+  },
+  {
+    name: 'SIGNUP_EMAIL_DOMAINS',
+    doc: 'With SIGNUP_POLICY=open: comma-separated e-mail domains allowed to sign up (`example.com, example.org`). Unset: any domain.',
+    schema: commaList.pipe(
+      z
+        .array(
+          z
+            .string()
+            .regex(/^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/, 'expected domain names such as example.com'),
+        )
+        .transform((domains) => domains.map((d) => d.toLowerCase())),
+    ),
+  },
+  {
+    name: 'SMTP_URL',
+    secret: true,
+    doc: 'Mail server for verification, password reset and invitation e-mails: `smtps://user:password@host:465` or `smtp://host:587` (STARTTLS when offered). Unset: no e-mail; operators get links from the command line.',
+    schema: z.string().refine((v) => URL.canParse(v) && /^smtps?:$/.test(new URL(v).protocol), {
+      error: 'expected an smtp:// or smtps:// URL',
+    }),
+  },
+  {
+    name: 'MAIL_FROM',
+    doc: 'Sender of the e-mails, e.g. `Example API <no-reply@example.com>`. Required with SMTP_URL.',
+    schema: z.string().min(3).max(320),
+  },
+  {
+    name: 'SIGNUP_ATTEMPTS_PER_IP_PER_HOUR',
+    default: '20',
+    doc: 'Sign-up, forgot-password and invitation-accept forms sent per client IP per hour (per process).',
+    schema: integer(1, 1_000_000),
+  },
+  {
+    name: 'EMAILS_PER_ADDRESS_PER_HOUR',
+    default: '5',
+    doc: 'Sign-up and password-reset e-mails sent to one address per hour (per process): a form cannot be used to flood a mailbox.',
+    schema: integer(1, 1000),
+  },
+  // end of issue 18
   {
     name: 'METRICS_TOKEN',
     secret: true,
@@ -547,6 +593,17 @@ export interface Config {
   };
   readonly metrics: { readonly token: string | null };
   readonly keys: { readonly cacheMax: number; readonly lastUsedFlushMs: number };
+  // issue 18: sign-up policy and e-mail
+  readonly onboarding: {
+    readonly signupPolicy: 'closed' | 'invite' | 'open';
+    /** Lower-case domains; empty → any. */
+    readonly signupEmailDomains: readonly string[];
+    /** null → e-mail is not configured. */
+    readonly smtpUrl: string | null;
+    readonly mailFrom: string | null;
+    readonly signupAttemptsPerIpPerHour: number;
+    readonly emailsPerAddressPerHour: number;
+  };
   readonly identity: {
     readonly accessTokenTtlSeconds: number;
     readonly loginAttemptsPerMinute: number;
@@ -715,6 +772,14 @@ export function parseConfig(
       'TOLLHOUSE_SECRET: required when DATABASE_URL is set (every replica must share it); generate one with `openssl rand -hex 32`',
     );
   }
+  // issue 18: mail needs a sender.
+  if (
+    get<unknown>('SMTP_URL') !== undefined &&
+    get<unknown>('MAIL_FROM') === undefined &&
+    !problems.some(isAbout('MAIL_FROM'))
+  ) {
+    problems.push('MAIL_FROM: required with SMTP_URL (the sender of the e-mails)');
+  }
   const signerProblems = checkSigner(get, problems);
   problems.push(...signerProblems.filter((p) => !problems.some(isAbout(p.split(':')[0]!))));
   if (problems.length > 0) throw new ConfigError(problems);
@@ -764,6 +829,15 @@ export function parseConfig(
     keys: {
       cacheMax: get<number>('API_KEYS_CACHE_MAX'),
       lastUsedFlushMs: get<number>('API_KEYS_FLUSH_SECONDS') * 1000,
+    },
+    // issue 18
+    onboarding: {
+      signupPolicy: get<'closed' | 'invite' | 'open'>('SIGNUP_POLICY'),
+      signupEmailDomains: get<string[] | undefined>('SIGNUP_EMAIL_DOMAINS') ?? [],
+      smtpUrl: get<string | undefined>('SMTP_URL') ?? null,
+      mailFrom: get<string | undefined>('MAIL_FROM') ?? null,
+      signupAttemptsPerIpPerHour: get<number>('SIGNUP_ATTEMPTS_PER_IP_PER_HOUR'),
+      emailsPerAddressPerHour: get<number>('EMAILS_PER_ADDRESS_PER_HOUR'),
     },
     identity: {
       accessTokenTtlSeconds: get<number>('ACCESS_TOKEN_TTL_SECONDS'),

@@ -12,12 +12,14 @@ import type { Database } from '../database.ts';
 import { decodeAccountCursor, encodeAccountCursor, toAppJson } from './schemas.ts';
 import type { Account } from './queries.ts';
 import type { AccountPatch, AppPatch } from './service.ts';
+import type { OnboardingService } from './onboarding.ts';
 
 /** What the commands use of the capability (the `Identity` of index.ts, which imports this
  * file: naming it here would close an import cycle). */
 interface Identity {
   accounts: AccountsService;
   apps: AppsService;
+  onboarding: OnboardingService;
   rotateKeys(): Promise<RotationResult>;
 }
 
@@ -163,7 +165,14 @@ export const ACCOUNTS_USAGE = `tollhouse accounts create --email E --password-fi
        tollhouse accounts update ACCOUNT_ID|EMAIL [--name N | --clear-name] [--email E]
          [--status active|disabled]
        tollhouse accounts disable ACCOUNT_ID|EMAIL
-       tollhouse accounts enable ACCOUNT_ID|EMAIL`;
+       tollhouse accounts enable ACCOUNT_ID|EMAIL
+       tollhouse accounts invite EMAIL [--no-email]
+       tollhouse accounts reset-link ACCOUNT_ID|EMAIL
+       tollhouse accounts verify ACCOUNT_ID|EMAIL
+
+invite sends the invitation by e-mail when SMTP_URL is set (unless --no-email) and prints the
+link when it did not; reset-link prints a password-reset link to hand over (nothing is sent);
+verify marks the account's e-mail address as confirmed.`;
 
 const ACCOUNT_OPTIONS = {
   email: { type: 'string' },
@@ -175,6 +184,7 @@ const ACCOUNT_OPTIONS = {
   status: { type: 'string' },
   limit: { type: 'string' },
   cursor: { type: 'string' },
+  'no-email': { type: 'boolean' },
 } as const;
 
 function accountJson(account: Account) {
@@ -182,6 +192,7 @@ function accountJson(account: Account) {
     id: account.id,
     email: account.email,
     name: account.name,
+    email_verified: account.emailVerified,
     is_admin: account.isAdmin,
     status: account.status,
   };
@@ -198,7 +209,17 @@ export async function accountsCommand(
   io: CliIo,
 ): Promise<number> {
   const [sub, ...rest] = args;
-  const known = ['create', 'list', 'show', 'update', 'disable', 'enable'];
+  const known = [
+    'create',
+    'list',
+    'show',
+    'update',
+    'disable',
+    'enable',
+    'invite',
+    'reset-link',
+    'verify',
+  ];
   if (sub === undefined || !known.includes(sub)) {
     io.err(`Usage: ${ACCOUNTS_USAGE}\n`);
     return 2;
@@ -258,6 +279,40 @@ export async function accountsCommand(
       return guarded(io, () => update({ status: 'disabled' }));
     case 'enable':
       return guarded(io, () => update({ status: 'active' }));
+    // Issue #18: links for the operator when e-mail is not configured (or not wanted).
+    case 'invite':
+      return guarded(io, async () => {
+        const email = positionals[0];
+        if (email === undefined || positionals.length > 1 || !email.includes('@')) {
+          throw new InvalidRequest('expected one email address to invite');
+        }
+        const invitation = await identity.onboarding.invite(email, CLI_ACTOR, {
+          send: !values['no-email'],
+        });
+        return {
+          email: invitation.email,
+          expires_at: invitation.expiresAt.toISOString(),
+          email_sent: invitation.emailSent,
+          link: invitation.link,
+          ...(invitation.emailSent || values['no-email']
+            ? {}
+            : { note: 'E-mail is not configured (SMTP_URL): hand this link to the invitee.' }),
+        };
+      });
+    case 'reset-link':
+      return guarded(io, async () => {
+        const account = await target();
+        const issued = await identity.onboarding.resetLink(account.id, CLI_ACTOR);
+        return {
+          email: issued.email,
+          link: issued.link,
+          expires_at: issued.expiresAt.toISOString(),
+        };
+      });
+    case 'verify':
+      return guarded(io, async () =>
+        accountJson(await identity.onboarding.markVerified((await target()).id, CLI_ACTOR)),
+      );
   }
   return guarded(io, async () => {
     if (!values.email) throw new InvalidRequest('--email: required');

@@ -73,6 +73,8 @@ export interface AccountsService {
     password: string | null;
     name?: string | null;
     isAdmin?: boolean;
+    /** Default true: the operator typed the address in. Self sign-up passes false. */
+    emailVerified?: boolean;
   }): Promise<Account>;
   /** The active account these credentials belong to, or null — the same answer, in about the
    * same time, for an unknown email, a wrong password and a disabled account. */
@@ -98,7 +100,7 @@ export interface AccountsDeps {
   onChanged?: (accountId: string) => Promise<void> | void;
 }
 
-function checkEmail(raw: string): string {
+export function checkEmail(raw: string): string {
   const email = raw.trim();
   if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > MAX_EMAIL) {
     throw new InvalidRequest('email: expected an email address');
@@ -106,7 +108,7 @@ function checkEmail(raw: string): string {
   return email;
 }
 
-function checkName(raw: string | null): string | null {
+export function checkName(raw: string | null): string | null {
   if (raw === null) return null;
   const name = raw.trim();
   // No control characters (C0 and DEL): a name is shown in pages, logs and the console.
@@ -137,8 +139,8 @@ export function createAccountsService({ db, onChanged }: AccountsDeps): Accounts
         name: input.name ?? null,
         password_hash: input.password === null ? null : await hashPassword(input.password),
         is_admin: input.isAdmin ?? false,
-        // The operator typed it in: treat it as verified (there is no email sending yet).
-        email_verified: true,
+        // The operator typed it in: treat it as verified. Self sign-up confirms it by e-mail.
+        email_verified: input.emailVerified ?? true,
       });
       return toAccount(row);
     },

@@ -2,7 +2,7 @@
 // with a grace window. Every change is audited and NOTIFYs its key id in the same transaction,
 // so the audit record, the change and the cache invalidation commit together.
 import type { Kysely, Transaction } from 'kysely';
-import { findAccountById, findAppOwner } from '../identity/index.ts';
+import { EmailNotVerified, findAccountById, findAppOwner } from '../identity/index.ts';
 import { recordAudit } from '../platform/audit.ts';
 import type { Principal, Scope } from '../platform/auth.ts';
 import { ruleFailed } from '../platform/auth.ts';
@@ -260,6 +260,8 @@ export function createKeyService(deps: KeyServiceDeps) {
           input.allowedResources === undefined ? null : dedupe(input.allowedResources),
         expiresAt: input.expiresAt ?? null,
       };
+      // Issue #18: before the scope rules, so an unconfirmed account hears the real reason.
+      if (!account.email_verified && spends(fields.scopes)) throw new EmailNotVerified();
       checkRules(caller, fields.kind, fields, true);
       return db.transaction().execute(async (trx) => {
         const { row, secret } = await issue(trx, caller, fields);
@@ -326,6 +328,10 @@ export function createKeyService(deps: KeyServiceDeps) {
               : patch.allowedResources && dedupe(patch.allowedResources),
           expiresAt: patch.expiresAt === undefined ? row.expires_at : patch.expiresAt,
         };
+        if (patch.scopes !== undefined && spends(next.scopes)) {
+          const account = await findAccountById(db, row.account_id);
+          if (account !== undefined && !account.email_verified) throw new EmailNotVerified();
+        }
         checkRules(caller, row.kind, next, patch.expiresAt !== undefined);
         const updated = await updateKeyById(trx, id, {
           ...(patch.name === undefined ? {} : { name: patch.name }),
@@ -419,4 +425,10 @@ export function createKeyService(deps: KeyServiceDeps) {
 
 function dedupe<T>(values: readonly T[]): T[] {
   return [...new Set(values)];
+}
+
+/** Whether a key with these scopes can spend: what an account with an unconfirmed e-mail
+ * address may not hold (issue #18). */
+function spends(scopes: readonly Scope[]): boolean {
+  return scopes.some((s) => s === 'gateway' || s === 'signer');
 }
