@@ -9,7 +9,7 @@ export class EmailNotVerified extends AppError {
       403,
       'EmailNotVerified',
       message ??
-        'Confirm the account’s e-mail address first (open the link in the verification e-mail): until then it gets no gateway or signer credentials',
+        'Confirm the e-mail address of the account first (open the link in the verification e-mail): until then it gets no gateway or signer credentials',
       options,
     );
   }

@@ -210,26 +210,36 @@ export function createOnboardingService(deps: OnboardingDeps): OnboardingService
       const name = checkName(input.name === null || input.name.trim() === '' ? null : input.name);
       checkDomain(email);
       const existing = await findAccountByEmail(db, email);
+      // Hashed either way, so the answer takes as long for a taken address as for a new one.
+      const passwordHash = await hashPassword(input.password);
       let account: Account | null = null;
       if (existing === undefined) {
         try {
-          account = await deps.accounts.create({
-            email,
-            password: input.password,
-            name,
-            emailVerified: false,
+          const row = await db.transaction().execute(async (trx) => {
+            const created = await insertAccount(trx, {
+              id: newId('acct'),
+              email,
+              name,
+              password_hash: passwordHash,
+              email_verified: false,
+            });
+            // Every replica's verifier learns the account is unconfirmed (no gateway scope).
+            await notifyChanged(trx, created.id);
+            await recordAudit(trx, {
+              actor: created.id,
+              action: 'account.sign_up',
+              subject: created.id,
+              requestId: null,
+              details: {},
+            });
+            return created;
           });
+          await deps.onChanged?.(row.id);
+          account = toAccount(row);
         } catch (error) {
           // Created meanwhile by another request: answered as for any existing address.
-          if (
-            !(error instanceof Conflict) &&
-            (error as { code?: string }).code !== UNIQUE_VIOLATION
-          )
-            throw error;
+          if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
         }
-      } else {
-        // The scrypt a new account costs, so the answer takes as long either way.
-        await hashPassword(input.password);
       }
       if (!mailer.configured) return;
       if (account !== null) {

@@ -329,7 +329,8 @@ export function createKeyService(deps: KeyServiceDeps) {
           expiresAt: patch.expiresAt === undefined ? row.expires_at : patch.expiresAt,
         };
         if (patch.scopes !== undefined && spends(next.scopes)) {
-          const account = await findAccountById(db, row.account_id);
+          // trx, not db: inside a transaction on PGlite's one connection, db would wait forever.
+          const account = await findAccountById(trx, row.account_id);
           if (account !== undefined && !account.email_verified) throw new EmailNotVerified();
         }
         checkRules(caller, row.kind, next, patch.expiresAt !== undefined);
