@@ -91,7 +91,8 @@ const COMMANDS: Record<string, Command> = {
     run: (args) => withApp((app) => appsCommand(app.identity, app.database.db, args, stdio)),
   },
   accounts: {
-    summary: 'Accounts: create (the first operator: --admin), list, show, update, disable, enable',
+    summary:
+      'Accounts: create (the first operator: --admin), list, show, update, disable, enable, invite, reset-link, verify',
     usage: ACCOUNTS_USAGE,
     run: (args) => withApp((app) => accountsCommand(app.identity, args, stdio)),
   },

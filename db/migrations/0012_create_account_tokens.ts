@@ -2,10 +2,19 @@
 // invitation. Only a keyed hash of each token is stored, so a database leak hands out no live
 // link. An invitation names an address, not an account: the account is created when it is
 // accepted. Frozen in time: imports nothing from the app.
+//
+// Until now every account was made by an operator, and an address an operator typed in counts
+// as confirmed (the accounts service already said so; accounts made by `keys create --email`
+// took the column's default, false). From now on an unconfirmed address means something: no
+// gateway or signer credentials until the owner confirms it. So every existing account is
+// marked confirmed, and an account is confirmed unless whoever creates it says otherwise, as
+// self sign-up does.
 import { sql } from 'kysely';
 import type { Kysely } from 'kysely';
 
 export async function up(db: Kysely<any>): Promise<void> {
+  await sql`update accounts set email_verified = true where email_verified = false`.execute(db);
+  await sql`alter table accounts alter column email_verified set default true`.execute(db);
   await db.schema
     .createTable('account_tokens')
     // HMAC-SHA256 (TOLLHOUSE_SECRET subkey) of the token in the link.
@@ -39,4 +48,6 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable('account_tokens').execute();
+  // Which accounts were confirmed before `up` is not known: they stay confirmed.
+  await sql`alter table accounts alter column email_verified set default false`.execute(db);
 }
