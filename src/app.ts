@@ -33,6 +33,7 @@ import type { Metrics } from './platform/metrics.ts';
 import { migrateToLatest, shippedMigrations } from './platform/migrations.ts';
 import { loadOpenApi, openapiRoutes } from './platform/openapi.ts';
 import { createSecrets } from './platform/secrets.ts';
+import { createSmtpMailer, disabledMailer } from './platform/mail.ts';
 import type { Secrets } from './platform/secrets.ts';
 import type { SpendGate } from './platform/spend.ts';
 import { createSigner, isSignerPath, signerCommands, signerNotFound } from './signer/index.ts';
@@ -205,6 +206,12 @@ export async function createApp(options: AppOptions): Promise<App> {
       }),
     );
     verifiers.push(keys.verifier);
+    // Outgoing e-mail for sign-up, password reset and invitations (SMTP_URL, MAIL_FROM).
+    const mailer =
+      config.mail.smtpUrl === null || config.mail.from === null
+        ? disabledMailer
+        : createSmtpMailer({ url: config.mail.smtpUrl, from: config.mail.from, log });
+    closeTasks.push(() => mailer.close());
     const identity = add(
       await createIdentity({
         config: config.identity,
@@ -217,6 +224,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         keys: keys.verifier,
         // The console signs in through identity as a first-party client.
         firstPartyClients: [consoleClient(config.console.publicUrl)],
+        mailer,
       }),
     );
     verifiers.push(identity.verifier);

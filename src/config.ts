@@ -92,6 +92,7 @@ export const SECTIONS = {
   log: 'Logs and metrics',
   keys: 'API keys',
   identity: 'Identity (OpenID Connect)',
+  onboarding: 'Sign-up and e-mail',
   gateway: 'Front door',
   billing: 'Billing and Stripe',
   signer: 'Payment signer',
@@ -233,6 +234,50 @@ export const SETTINGS = {
     default: '6000',
     doc: 'Requests to the OIDC token and device endpoints allowed per authenticated client (client_id) per minute (per process); 0 disables the limit.',
     schema: integer(0, 10_000_000),
+  },
+  SIGNUP_POLICY: {
+    section: 'onboarding',
+    default: 'closed',
+    doc: 'Who may create an account: `closed` (operators only), `invite` (an invitation link), or `open` (anyone, see SIGNUP_EMAIL_DOMAINS). See docs/onboarding.md.',
+    schema: z.enum(['closed', 'invite', 'open'], { error: 'expected closed, invite or open' }),
+  },
+  SIGNUP_EMAIL_DOMAINS: {
+    section: 'onboarding',
+    doc: 'With SIGNUP_POLICY=open: comma-separated e-mail domains allowed to sign up (`example.com, example.org`). Unset: any domain.',
+    schema: commaList.pipe(
+      z
+        .array(
+          z
+            .string()
+            .regex(/^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$/, 'expected domain names such as example.com'),
+        )
+        .transform((domains) => domains.map((d) => d.toLowerCase())),
+    ),
+  },
+  SMTP_URL: {
+    section: 'onboarding',
+    secret: true,
+    doc: 'Mail server for verification, password reset and invitation e-mails: `smtps://user:password@host:465` or `smtp://host:587` (STARTTLS when offered). Unset: no e-mail; operators get links from the command line.',
+    schema: z.string().refine((v) => URL.canParse(v) && /^smtps?:$/.test(new URL(v).protocol), {
+      error: 'expected an smtp:// or smtps:// URL',
+    }),
+  },
+  MAIL_FROM: {
+    section: 'onboarding',
+    doc: 'Sender of the e-mails, e.g. `Example API <no-reply@example.com>`. Required with SMTP_URL.',
+    schema: z.string().min(3).max(320),
+  },
+  SIGNUP_ATTEMPTS_PER_IP_PER_HOUR: {
+    section: 'onboarding',
+    default: '20',
+    doc: 'Sign-up, forgot-password and invitation-accept forms sent per client IP per hour (per process).',
+    schema: integer(1, 1_000_000),
+  },
+  EMAILS_PER_ADDRESS_PER_HOUR: {
+    section: 'onboarding',
+    default: '5',
+    doc: 'Sign-up and password-reset e-mails sent to one address per hour (per process): a form cannot be used to flood a mailbox.',
+    schema: integer(1, 1000),
   },
   GATEWAY_URL: {
     section: 'gateway',
@@ -689,6 +734,19 @@ function buildConfig(v: SettingValues) {
       loginAttemptsPerIpPerMinute: v.LOGIN_ATTEMPTS_PER_IP_PER_MINUTE,
       tokenRequestsPerIpPerMinute: v.TOKEN_REQUESTS_PER_IP_PER_MINUTE,
       tokenRequestsPerClientPerMinute: v.TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE,
+      /** Sign-up policy and the limits of the onboarding forms. */
+      onboarding: {
+        signupPolicy: v.SIGNUP_POLICY,
+        /** Lower-case domains; empty → any. */
+        signupEmailDomains: v.SIGNUP_EMAIL_DOMAINS ?? [],
+        signupAttemptsPerIpPerHour: v.SIGNUP_ATTEMPTS_PER_IP_PER_HOUR,
+        emailsPerAddressPerHour: v.EMAILS_PER_ADDRESS_PER_HOUR,
+      },
+    },
+    /** Outgoing e-mail (verification, reset, invitations); null url → not configured. */
+    mail: {
+      smtpUrl: v.SMTP_URL ?? null,
+      from: v.MAIL_FROM ?? null,
     },
     gateway: {
       /** null → no upstream gateway: the front door answers 503. */
@@ -810,6 +868,14 @@ export function parseConfig(
     problems.push(
       'TOLLHOUSE_SECRET: required when DATABASE_URL is set (every replica must share it); generate one with `openssl rand -hex 32`',
     );
+  }
+  // Mail needs a sender.
+  if (
+    values.SMTP_URL !== undefined &&
+    values.MAIL_FROM === undefined &&
+    !problems.some(isAbout('MAIL_FROM'))
+  ) {
+    problems.push('MAIL_FROM: required with SMTP_URL (the sender of the e-mails)');
   }
   const signerProblems = checkSigner(values, problems);
   problems.push(...signerProblems.filter((p) => !problems.some(isAbout(p.split(':')[0]!))));

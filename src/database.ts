@@ -23,6 +23,7 @@ import type {
 import type { ConsoleSessionsTable } from './console/table.ts';
 import type { StreamsTable } from './gateway/table.ts';
 import type {
+  AccountTokensTable,
   AccountsTable,
   AppUsersTable,
   AppsTable,
@@ -43,6 +44,7 @@ export interface Database {
   audit_log: AuditLogTable;
   // identity
   accounts: AccountsTable;
+  account_tokens: AccountTokensTable;
   apps: AppsTable;
   app_users: AppUsersTable;
   oidc_payloads: OidcPayloadsTable;

@@ -54,7 +54,7 @@ export interface BillingDeps {
   /** Metering's usage: spend for the gate, what a close bills, raw events for exports. */
   usage: UsageReads;
   /** Whether an account exists (identity's accounts, through the platform port). */
-  directory: Pick<Directory, 'accountExists'>;
+  directory: Pick<Directory, 'account'>;
   clock?: Clock;
 }
 

@@ -59,7 +59,7 @@ export interface BillingServiceDeps {
   usage: Pick<UsageReads, 'billableUsage'>;
   rates: RateSource;
   /** Whether an account exists (identity's, through the platform port). */
-  directory: Pick<Directory, 'accountExists'>;
+  directory: Pick<Directory, 'account'>;
   log: Logger;
   clock: Clock;
 }
@@ -75,7 +75,7 @@ export function createBillingService({
   clock,
 }: BillingServiceDeps) {
   async function requireAccount(accountId: string) {
-    if (!(await directory.accountExists(accountId))) {
+    if ((await directory.account(accountId)) === null) {
       throw new NotFound(`No account ${accountId}`);
     }
   }

@@ -10,12 +10,14 @@ import type { RotationResult } from './signing-keys.ts';
 import { decodeAccountCursor, encodeAccountCursor, toAppJson } from './schemas.ts';
 import type { Account } from './queries.ts';
 import type { AccountPatch, AppPatch } from './service.ts';
+import type { OnboardingService } from './onboarding.ts';
 
 /** What the commands use of the capability (the `Identity` of index.ts, which imports this
  * file: naming it here would close an import cycle). */
 export interface IdentityCliDeps {
   accounts: AccountsService;
   apps: AppsService;
+  onboarding: OnboardingService;
   rotateKeys(): Promise<RotationResult>;
 }
 
@@ -59,6 +61,13 @@ const ACCOUNTS_USAGE = `tollhouse accounts <subcommand> [options]
   update   ACCOUNT_ID|EMAIL [--name N | --clear-name] [--email E] [--status active|disabled]
   disable  ACCOUNT_ID|EMAIL
   enable   ACCOUNT_ID|EMAIL
+  invite      EMAIL [--no-email]
+  reset-link  ACCOUNT_ID|EMAIL
+  verify      ACCOUNT_ID|EMAIL
+
+invite sends the invitation by e-mail when SMTP_URL is set (unless --no-email) and prints the
+link when it did not; reset-link prints a password-reset link to hand over (nothing is sent);
+verify marks the account's e-mail address as confirmed.
 `;
 
 const ACCOUNT_OPTIONS = {
@@ -71,6 +80,7 @@ const ACCOUNT_OPTIONS = {
   status: { type: 'string' },
   limit: { type: 'string' },
   cursor: { type: 'string' },
+  'no-email': { type: 'boolean' },
 } as const;
 
 const IDENTITY_USAGE = `tollhouse identity rotate-keys
@@ -83,7 +93,8 @@ export const identityCommands: Record<string, CliCommand<IdentityCliDeps>> = {
     run: appsCommand,
   },
   accounts: {
-    summary: 'Accounts: create (the first operator: --admin), list, show, update, disable, enable',
+    summary:
+      'Accounts: create (the first operator: --admin), list, show, update, disable, enable, invite, reset-link, verify',
     usage: ACCOUNTS_USAGE,
     run: accountsCommand,
   },
@@ -177,7 +188,17 @@ async function accountIdByEmail(accounts: AccountsService, email: string): Promi
 
 // --- accounts ---
 
-const ACCOUNT_SUBCOMMANDS = ['create', 'list', 'show', 'update', 'disable', 'enable'];
+const ACCOUNT_SUBCOMMANDS = [
+  'create',
+  'list',
+  'show',
+  'update',
+  'disable',
+  'enable',
+  'invite',
+  'reset-link',
+  'verify',
+];
 
 function accountJson(account: Account) {
   return {
@@ -186,6 +207,7 @@ function accountJson(account: Account) {
     name: account.name,
     is_admin: account.isAdmin,
     status: account.status,
+    email_verified: account.emailVerified,
   };
 }
 
@@ -230,7 +252,40 @@ async function accountsCommand(args: string[], context: Context): Promise<number
     });
     return 0;
   }
+  // Links for the operator when e-mail is not configured (or not wanted).
+  if (sub === 'invite') {
+    const email = expectPositionals(sub, positionals, 1, 'the email address to invite');
+    if (!email.includes('@'))
+      throw new CliUsageError(`invite ${shown(email)}: not an email address`);
+    const { onboarding } = await context.open();
+    const invitation = await onboarding.invite(email, CLI_ACTOR, { send: !values['no-email'] });
+    printJson(context.io, {
+      email: invitation.email,
+      expires_at: invitation.expiresAt.toISOString(),
+      email_sent: invitation.emailSent,
+      link: invitation.link,
+      ...(invitation.emailSent || values['no-email']
+        ? {}
+        : { note: 'E-mail is not configured (SMTP_URL): hand this link to the invitee.' }),
+    });
+    return 0;
+  }
   const key = expectPositionals(sub, positionals, 1, 'an account id (acct_…) or email');
+  if (sub === 'reset-link' || sub === 'verify') {
+    const { accounts, onboarding } = await context.open();
+    const account = await accounts.find(key);
+    if (sub === 'verify') {
+      printJson(context.io, accountJson(await onboarding.markVerified(account.id, CLI_ACTOR)));
+    } else {
+      const issued = await onboarding.resetLink(account.id, CLI_ACTOR);
+      printJson(context.io, {
+        email: issued.email,
+        link: issued.link,
+        expires_at: issued.expiresAt.toISOString(),
+      });
+    }
+    return 0;
+  }
   let patch: AccountPatch | null = null;
   if (sub === 'update') {
     if (values.name !== undefined && values['clear-name']) {

@@ -1,16 +1,19 @@
-// Which accounts are disabled, in memory, for the access-token verifier: a JWT is checked
-// without a database round trip, so the refusal list must be local. It is loaded at start and
+// Which accounts are disabled, and which have an address not yet confirmed (issue #18), in
+// memory, for the access-token verifier: a JWT is checked without a database round trip, so
+// these lists must be local. It is loaded at start and
 // kept current by ACCOUNTS_CHANNEL: each notification re-reads that account's status (the
 // payload only names it, so a late or reordered notification cannot leave a stale status).
-// Memory: one id per disabled account.
+// Memory: one id per disabled or unconfirmed account (rate-limited sign-up bounds the latter).
 import type { Kysely } from 'kysely';
 import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import { createSerialReads } from '../platform/serial-reads.ts';
-import { findAccountStatuses, listDisabledAccountIds } from './queries.ts';
+import { findAccountStatuses, listRestrictedAccounts } from './queries.ts';
 
 export interface DisabledAccounts {
   has(accountId: string): boolean;
+  /** True while the account's e-mail address is not confirmed. */
+  unverified(accountId: string): boolean;
   /** Re-reads `accountId`'s status, or every status (null); resolves once applied. */
   changed(accountId: string | null): Promise<void>;
   close(): void;
@@ -27,23 +30,33 @@ export function createDisabledAccounts({
   log: Logger;
 }): DisabledAccounts {
   const disabled = new Set<string>();
+  const unverified = new Set<string>();
   const pending = new Set<string>();
   let full = false;
+
+  function apply(row: { id: string; status: 'active' | 'disabled'; email_verified: boolean }) {
+    if (row.status === 'disabled') disabled.add(row.id);
+    if (!row.email_verified) unverified.add(row.id);
+  }
 
   async function readOnce() {
     if (full) {
       full = false;
       pending.clear();
-      const ids = await listDisabledAccountIds(db);
+      const rows = await listRestrictedAccounts(db);
       disabled.clear();
-      for (const id of ids) disabled.add(id);
+      unverified.clear();
+      for (const row of rows) apply(row);
       return;
     }
     const ids = [...pending];
     pending.clear();
     const rows = await findAccountStatuses(db, ids);
-    for (const id of ids) disabled.delete(id);
-    for (const row of rows) if (row.status === 'disabled') disabled.add(row.id);
+    for (const id of ids) {
+      disabled.delete(id);
+      unverified.delete(id);
+    }
+    for (const row of rows) apply(row);
   }
 
   // After a failure the whole list is read again: the failed read consumed the pending ids.
@@ -60,6 +73,7 @@ export function createDisabledAccounts({
 
   return {
     has: (accountId) => disabled.has(accountId),
+    unverified: (accountId) => unverified.has(accountId),
     changed(accountId) {
       if (accountId === null) full = true;
       else pending.add(accountId);

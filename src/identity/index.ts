@@ -27,6 +27,11 @@ import type { AccountsService, AppsService } from './service.ts';
 import { loadSigningKeys, rotateSigningKeys } from './signing-keys.ts';
 import type { RotationResult } from './signing-keys.ts';
 import { createAccessTokenVerifier } from './verifier.ts';
+import { createOnboardingService } from './onboarding.ts';
+import type { OnboardingService } from './onboarding.ts';
+import { invitationRoutes, loginLinks, onboardingPageRoutes } from './onboarding-routes.ts';
+import { disabledMailer } from '../platform/mail.ts';
+import type { Mailer } from '../platform/mail.ts';
 import type { Clock } from '../platform/clock.ts';
 import { systemClock } from '../platform/clock.ts';
 
@@ -46,6 +51,8 @@ export { API_KEY_TOKEN_TYPE, APP_USER_TOKEN_TYPE } from './token-exchange.ts';
 export { identityCommands } from './cli.ts';
 export type { IdentityCliDeps } from './cli.ts';
 export { hashPassword, verifyPassword } from './passwords.ts';
+export { EmailNotVerified } from './errors.ts';
+export type { Invitation, IssuedLink, OnboardingService, SignupPolicy } from './onboarding.ts';
 
 export type IdentityConfig = Config['identity'];
 
@@ -72,11 +79,15 @@ export interface IdentityDeps {
   /** Clients tollhouse runs itself (the console), registered as static OIDC clients. */
   firstPartyClients?: readonly FirstPartyClient[];
   clock?: Clock;
+  /** Verification, reset and invitation e-mails (default: not configured). */
+  mailer?: Mailer;
 }
 
 export interface Identity extends Capability {
   accounts: AccountsService;
   apps: AppsService;
+  /** Sign-up, e-mail verification, password reset, invitations (issue #18). */
+  onboarding: OnboardingService;
   /** The provider serving now (a new instance after every signing-key change). */
   readonly provider: Provider;
   /** Bearer JWT access tokens → principal (register in the authenticator's verifiers). */
@@ -133,12 +144,29 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
     );
     await disabled.changed(null);
     const accounts = createAccountsService({ db, onChanged: accountChanged });
+    // Issue #18: one hour windows; the per-minute login limits stay as they are.
+    const onboardingConfig = config.onboarding;
+    const onboarding = createOnboardingService({
+      db,
+      accounts,
+      mailer: deps.mailer ?? disabledMailer,
+      secrets,
+      log,
+      clock: deps.clock ?? systemClock,
+      config: { publicUrl: config.publicUrl, ...onboardingConfig },
+      onChanged: accountChanged,
+    });
+    cleanups.push(() => onboarding.close());
+    const HOUR_MS = 3_600_000;
+    const onboardingPerIp = createRateLimiter(onboardingConfig.signupAttemptsPerIpPerHour, HOUR_MS);
+    const onboardingPerEmail = createRateLimiter(onboardingConfig.emailsPerAddressPerHour, HOUR_MS);
 
     const verifier = createAccessTokenVerifier({
       issuer: `${config.publicUrl}/oidc`,
       audience: config.publicUrl,
       publicJwks: [],
       isAccountDisabled: (accountId) => disabled.has(accountId),
+      isAccountUnverified: (accountId) => disabled.unverified(accountId),
       // A credential dies with what it was made from: its app, its app user, its API key.
       parentRefusal(principal) {
         if (principal.appId !== null && disabledApps.appDisabled(principal.appId)) {
@@ -187,6 +215,7 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
       name: 'identity',
       accounts,
       apps,
+      onboarding,
       get provider() {
         return live.current();
       },
@@ -200,7 +229,15 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
           loginPerAccount,
           loginPerIp,
           secureCookies: config.publicUrl.startsWith('https:'),
+          loginLinks: loginLinks(onboarding),
         });
+        onboardingPageRoutes(router, {
+          onboarding,
+          secureCookies: config.publicUrl.startsWith('https:'),
+          perIp: onboardingPerIp,
+          perEmail: onboardingPerEmail,
+        });
+        invitationRoutes(router, { onboarding });
         appRoutes(router, { apps, appOwner: (id) => findAppOwnerQuery(db, id) });
         accountRoutes(router, { accounts });
       },

@@ -27,6 +27,8 @@ export interface InteractionDeps {
   loginPerAccount: RateLimiter;
   loginPerIp: RateLimiter;
   secureCookies: boolean;
+  /** Issue #18: the login page's links to the onboarding pages (onboarding-routes.ts). */
+  loginLinks?: (uid: string) => { forgotPassword: string | null; signUp: string | null };
 }
 
 export function interactionRoutes(router: Router, deps: InteractionDeps): void {
@@ -117,6 +119,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
         appName: name,
         email: '',
         error: null,
+        links: deps.loginLinks?.(interaction.uid),
       });
       return;
     }
@@ -156,6 +159,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
         appName: await appName(provider, interaction.params.client_id),
         email,
         error,
+        links: deps.loginLinks?.(interaction.uid),
       });
     };
     const wait = Math.max(

@@ -16,6 +16,8 @@ button{margin-top:1rem;padding:.6rem 1.2rem;font-size:1rem;border:0;border-radiu
 button.secondary{background:#e4e4e7;color:#18181b}
 :focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
 .error{color:#991b1b;background:#fee2e2;padding:.5rem;border-radius:.25rem}
+.links{margin-top:1.5rem;font-size:.95rem}
+a{color:#1d4ed8}
 ul{padding-left:1.2rem}
 `;
 
@@ -40,7 +42,7 @@ export const SIGN_IN_CONTENT_SECURITY_POLICY = [
 // element's text: a Content-Security-Policy may allow this style by the hash of its content.
 const STYLE_ELEMENT = raw(`<style>${STYLE}</style>`);
 
-function layout(title: string, body: Html): string {
+export function layout(title: string, body: Html): string {
   return html`<!doctype html>
     <html lang="en">
       <head>
@@ -56,7 +58,7 @@ function layout(title: string, body: Html): string {
     </html> `.value;
 }
 
-function alert(message: string | null): Html | null {
+export function alert(message: string | null): Html | null {
   return message === null ? null : html`<p class="error" role="alert">${message}</p>`;
 }
 
@@ -66,7 +68,11 @@ export function loginPage(input: {
   appName: string;
   email: string;
   error: string | null;
+  /** Issue #18: "forgot password" and, with open sign-up, "create an account". */
+  links?: { forgotPassword: string | null; signUp: string | null };
 }): string {
+  const forgot = input.links?.forgotPassword ?? null;
+  const signUp = input.links?.signUp ?? null;
   return layout(
     'Sign in',
     html`<h1>Sign in to continue to ${input.appName}</h1>
@@ -92,7 +98,16 @@ export function loginPage(input: {
           required
         />
         <button type="submit">Sign in</button>
-      </form>`,
+      </form>
+      ${
+        forgot === null && signUp === null
+          ? null
+          : html`<p class="links">
+              ${forgot === null ? null : html`<a href="${forgot}">Forgot your password?</a>`}
+              ${forgot !== null && signUp !== null ? html`<br />` : null}
+              ${signUp === null ? null : html`<a href="${signUp}">Create an account</a>`}
+            </p>`
+      }`,
   );
 }
 

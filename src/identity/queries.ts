@@ -115,22 +115,28 @@ export async function listAccounts(
   return query.execute();
 }
 
-/** Ids of every disabled account (the access-token verifier's refusal list). */
-export async function listDisabledAccountIds(db: Db): Promise<string[]> {
-  const rows = await db
+/** Every account the access-token verifier treats specially: disabled, or with an address not
+ * yet confirmed (issue #18: no gateway or signer scope until it is). */
+export async function listRestrictedAccounts(
+  db: Db,
+): Promise<Array<{ id: string; status: 'active' | 'disabled'; email_verified: boolean }>> {
+  return db
     .selectFrom('accounts')
-    .select('id')
-    .where('status', '=', 'disabled')
+    .select(['id', 'status', 'email_verified'])
+    .where((eb) => eb.or([eb('status', '=', 'disabled'), eb('email_verified', '=', false)]))
     .execute();
-  return rows.map((r) => r.id);
 }
 
 export async function findAccountStatuses(
   db: Db,
   ids: string[],
-): Promise<Array<{ id: string; status: 'active' | 'disabled' }>> {
+): Promise<Array<{ id: string; status: 'active' | 'disabled'; email_verified: boolean }>> {
   if (ids.length === 0) return [];
-  return db.selectFrom('accounts').select(['id', 'status']).where('id', 'in', ids).execute();
+  return db
+    .selectFrom('accounts')
+    .select(['id', 'status', 'email_verified'])
+    .where('id', 'in', ids)
+    .execute();
 }
 
 /** Locks the account row for the rest of the transaction (concurrent edits serialize). */

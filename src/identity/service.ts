@@ -75,6 +75,8 @@ export interface AccountsService {
     password: string | null;
     name?: string | null;
     isAdmin?: boolean;
+    /** Default true: the operator typed the address in. Self sign-up passes false. */
+    emailVerified?: boolean;
   }): Promise<Account>;
   /** The active account these credentials belong to, or null — the same answer, in about the
    * same time, for an unknown email, a wrong password and a disabled account. */
@@ -102,7 +104,7 @@ export interface AccountsDeps {
   onChanged?: (accountId: string) => Promise<void> | void;
 }
 
-function checkEmail(raw: string): string {
+export function checkEmail(raw: string): string {
   const email = raw.trim();
   if (!/^[^\s@]+@[^\s@]+$/.test(email) || email.length > MAX_EMAIL) {
     throw new InvalidRequest('email: expected an email address');
@@ -110,7 +112,7 @@ function checkEmail(raw: string): string {
   return email;
 }
 
-function checkName(raw: string | null): string | null {
+export function checkName(raw: string | null): string | null {
   if (raw === null) return null;
   const name = raw.trim();
   // No control characters (C0 and DEL): a name is shown in pages, logs and the console.
@@ -141,8 +143,8 @@ export function createAccountsService({ db, onChanged }: AccountsDeps): Accounts
         name: input.name ?? null,
         password_hash: input.password === null ? null : await hashPassword(input.password),
         is_admin: input.isAdmin ?? false,
-        // The operator typed it in: treat it as verified (there is no email sending yet).
-        email_verified: true,
+        // The operator typed it in: treat it as verified. Self sign-up confirms it by e-mail.
+        email_verified: input.emailVerified ?? true,
       });
       return toAccount(row);
     },
@@ -622,7 +624,10 @@ function checkOrigin(origin: string): void {
 /** Identity's answer to the platform Directory port (accounts and apps other capabilities check). */
 export function createDirectory(db: Kysely<Database>): Directory {
   return {
-    accountExists: async (accountId) => (await findAccountById(db, accountId)) !== undefined,
+    async account(accountId) {
+      const row = await findAccountById(db, accountId);
+      return row === undefined ? null : { emailVerified: row.email_verified };
+    },
     appOwner: (appId) => findAppOwner(db, appId),
   };
 }

@@ -88,3 +88,19 @@ export interface SigningKeysTable {
 }
 
 export type SigningKeyRow = Selectable<SigningKeysTable>;
+
+/** Single-use e-mailed tokens (issue #18): only their keyed hash is stored. */
+export interface AccountTokensTable {
+  token_hash: string;
+  purpose: AccountTokenPurpose;
+  account_id: string | null;
+  email: string;
+  created_by: string;
+  created_at: Date;
+  expires_at: Date;
+  used_at: Date | null;
+}
+
+export type AccountTokenPurpose = 'verify_email' | 'reset_password' | 'invitation';
+export type AccountTokenRow = Selectable<AccountTokensTable>;
+export type NewAccountTokenRow = Insertable<AccountTokensTable>;

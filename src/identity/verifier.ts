@@ -13,6 +13,8 @@ import { SIGNING_ALG } from './signing-keys.ts';
 const COMPACT_JWS = /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 // Clock skew tolerated between replicas (and the machines that mint and check tokens).
 const CLOCK_TOLERANCE_SECONDS = 5;
+// The scopes that spend money: held back from an account whose address is not confirmed.
+const UNVERIFIED_WITHHELD = new Set<string>(['gateway', 'signer']);
 
 export interface AccessTokenVerifier extends CredentialVerifier {
   /** Verifies with these public keys from now on (the live JWKS after a rotation). */
@@ -25,6 +27,9 @@ export function createAccessTokenVerifier(input: {
   publicJwks: JWK[];
   /** True while the account is disabled: its tokens are refused even though they verify. */
   isAccountDisabled(accountId: string): boolean;
+  /** True while the account's address is not confirmed: its tokens carry no gateway or signer
+   * scope (issue #18), whatever they were issued with, and gain them once it is. */
+  isAccountUnverified?(accountId: string): boolean;
   /**
    * Why a token must be refused although it verifies — what it was made from is gone (its
    * key revoked or past its grace, its app or app user disabled) — or null.
@@ -62,6 +67,7 @@ export function createAccessTokenVerifier(input: {
         throw invalidCredential();
       }
       const scope = typeof payload['scope'] === 'string' ? payload['scope'] : '';
+      const unverified = input.isAccountUnverified?.(accountId) === true;
       const principal: Principal = {
         via: 'access_token',
         accountId,
@@ -69,7 +75,9 @@ export function createAccessTokenVerifier(input: {
         keyId: typeof payload['key_id'] === 'string' ? payload['key_id'] : null,
         clientId: typeof payload['client_id'] === 'string' ? payload['client_id'] : null,
         endUserId: typeof payload['end_user_id'] === 'string' ? payload['end_user_id'] : null,
-        scopes: scope.split(' ').filter((s): s is Scope => known.has(s)),
+        scopes: scope
+          .split(' ')
+          .filter((s): s is Scope => known.has(s) && !(unverified && UNVERIFIED_WITHHELD.has(s))),
         allowedOrigins: null,
         allowedResources: null,
       };

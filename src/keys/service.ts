@@ -2,6 +2,7 @@
 // with a grace window. Every change is audited and NOTIFYs its key id in the same transaction,
 // so the audit record, the change and the cache invalidation commit together.
 import type { Kysely, Transaction } from 'kysely';
+import { EmailNotVerified } from '../identity/index.ts';
 import type { Directory } from '../platform/directory.ts';
 import { recordAudit } from '../platform/audit.ts';
 import type { Principal, Scope } from '../platform/auth.ts';
@@ -240,8 +241,8 @@ export function createKeyService(deps: KeyServiceDeps) {
       const accountId = input.accountId ?? caller.accountId;
       if (accountId === null) throw new InvalidRequest('account_id is required');
       assertOwnAccount(caller, accountId);
-      if (!(await deps.directory.accountExists(accountId)))
-        throw new NotFound(`No account ${accountId}`);
+      const account = await deps.directory.account(accountId);
+      if (account === null) throw new NotFound(`No account ${accountId}`);
       if (input.appId !== undefined && input.appId !== null) {
         // A key bound to an app reports its usage under that app: only the key's own
         // account's apps (for an operator too), or another account would see this usage.
@@ -261,6 +262,8 @@ export function createKeyService(deps: KeyServiceDeps) {
           input.allowedResources === undefined ? null : dedupe(input.allowedResources),
         expiresAt: input.expiresAt ?? null,
       };
+      // Issue #18: before the scope rules, so an unconfirmed account hears the real reason.
+      if (!account.emailVerified && spends(fields.scopes)) throw new EmailNotVerified();
       checkRules(caller, fields.kind, fields, true);
       return db.transaction().execute(async (trx) => {
         const { row, secret } = await issue(trx, caller, fields);
@@ -312,6 +315,15 @@ export function createKeyService(deps: KeyServiceDeps) {
 
     async update(caller: Caller, id: string, patch: KeyPatch): Promise<ApiKeyView> {
       assertMayManage(caller);
+      if (patch.scopes !== undefined && spends(patch.scopes)) {
+        // An unconfirmed account gets no credential that spends (issue #18). Asked before the
+        // transaction: the directory reads through its own connection, which inside a
+        // transaction on PGlite's single connection would wait forever.
+        const current = visible(caller, await findKeyById(db, id), id);
+        if ((await deps.directory.account(current.account_id))?.emailVerified === false) {
+          throw new EmailNotVerified();
+        }
+      }
       const result = await db.transaction().execute(async (trx) => {
         const row = visible(caller, await findKeyByIdForUpdate(trx, id), id);
         if (row.revoked_at !== null) throw new Conflict(`API key ${id} is revoked`);
@@ -420,4 +432,10 @@ export function createKeyService(deps: KeyServiceDeps) {
 
 function dedupe<T>(values: readonly T[]): T[] {
   return [...new Set(values)];
+}
+
+/** Whether a key with these scopes can spend: what an account with an unconfirmed e-mail
+ * address may not hold (issue #18). */
+function spends(scopes: readonly Scope[]): boolean {
+  return scopes.some((s) => s === 'gateway' || s === 'signer');
 }

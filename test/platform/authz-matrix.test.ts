@@ -214,6 +214,13 @@ const rows: Record<string, Row> = {
   'PATCH /v1/accounts/{id}': {
     request: (who) => ({ path: `/v1/accounts/${who.accountId}`, body: { name: 'Renamed' } }),
   },
+  'POST /v1/invitations': {
+    request: () => ({
+      path: '/v1/invitations',
+      body: { email: `invitee-${unique()}@example.com` },
+    }),
+    noIds: true,
+  },
   'GET /v1/signer': { request: () => ({ path: '/v1/signer' }), noIds: true },
   'GET /v1/signer/funding': { request: () => ({ path: '/v1/signer/funding' }), noIds: true },
   'GET /v1/plans': { request: () => ({ path: '/v1/plans' }), noIds: true },

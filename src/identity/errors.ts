@@ -1,0 +1,69 @@
+// Identity's refusals that have a name of their own (issue #18: sign-up, e-mail, tokens).
+import { AppError } from '../platform/errors.ts';
+import type { AppErrorOptions } from '../platform/errors.ts';
+
+/** The account's address is not confirmed: it gets no gateway or signer credentials yet. */
+export class EmailNotVerified extends AppError {
+  constructor(message?: string, options?: AppErrorOptions) {
+    super(
+      403,
+      'EmailNotVerified',
+      message ??
+        'Confirm the e-mail address of the account first (open the link in the verification e-mail): until then it gets no gateway or signer credentials',
+      options,
+    );
+  }
+}
+
+/** SIGNUP_POLICY does not let this person create an account. */
+export class SignUpClosed extends AppError {
+  constructor(message: string, options?: AppErrorOptions) {
+    super(403, 'SignUpClosed', message, options);
+  }
+}
+
+/** SIGNUP_EMAIL_DOMAINS does not list the address's domain. */
+export class EmailDomainNotAllowed extends AppError {
+  constructor(domains: readonly string[], options?: AppErrorOptions) {
+    super(
+      403,
+      'EmailDomainNotAllowed',
+      `Sign-up is limited to addresses at ${domains.join(', ')}`,
+      options,
+    );
+  }
+}
+
+/** A link that is unknown, used, expired or of another kind: one answer for all of them. */
+export class InvalidLink extends AppError {
+  constructor(options?: AppErrorOptions) {
+    super(
+      400,
+      'InvalidLink',
+      'This link is not valid: it has been used already, has expired, or was copied incompletely',
+      options,
+    );
+  }
+}
+
+/** The flow needs e-mail and SMTP_URL is not set. */
+export class EmailNotConfigured extends AppError {
+  constructor(options?: AppErrorOptions) {
+    super(
+      503,
+      'EmailNotConfigured',
+      'E-mail is not configured on this server (SMTP_URL): ask its operator for the link instead',
+      { expose: true, ...options },
+    );
+  }
+}
+
+/** The mail server did not accept the message. */
+export class EmailNotSent extends AppError {
+  constructor(options?: AppErrorOptions) {
+    super(502, 'EmailNotSent', 'The mail server did not accept the message; try again later', {
+      expose: true,
+      ...options,
+    });
+  }
+}

@@ -1,0 +1,487 @@
+// HTTP for onboarding (issue #18): the pages under /account/ (sign up, confirm an address,
+// forgot password, new password, accept an invitation) and POST /v1/invitations for operators.
+// The pages work like the sign-in pages (interactions.ts): no-store, the sign-in pages' CSP and
+// security headers, a double-submit CSRF token on every form, rate limits per IP and per
+// address. A link's token arrives in the query string (request logs record the path only) and
+// is used up only by the form's POST, never by opening the link.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import coBody from 'co-body';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import type { Access } from '../platform/authz.ts';
+import type { AuthState } from '../platform/auth.ts';
+import type { AppError } from '../platform/errors.ts';
+import { Conflict, InvalidRequest } from '../platform/errors.ts';
+import { setPageHeaders } from '../platform/html.ts';
+import { defineRoute } from '../platform/http.ts';
+import type { Router } from '../platform/http.ts';
+import { findUncleanString, uncleanStringMessage } from '../platform/strings.ts';
+import { EmailDomainNotAllowed, EmailNotConfigured, InvalidLink, SignUpClosed } from './errors.ts';
+import { RESET_TTL_MINUTES } from './onboarding.ts';
+import type { OnboardingService } from './onboarding.ts';
+import {
+  closedPage,
+  donePage,
+  emailNotConfiguredPage,
+  forgotPasswordPage,
+  invalidLinkPage,
+  invitationPage,
+  resetPasswordPage,
+  resetRequestedPage,
+  signUpDonePage,
+  signUpPage,
+  verifyEmailPage,
+} from './onboarding-pages.ts';
+import { SIGN_IN_CONTENT_SECURITY_POLICY, errorPage } from './pages.ts';
+import type { RateLimiter } from './rate-limit.ts';
+
+const CSRF_COOKIE = 'tollhouse_account_csrf';
+const BASE = '/account';
+// These forms are a few hundred bytes; anything larger is not a browser submitting them.
+const FORM_LIMIT = '16kb';
+// An interaction uid from the sign-in page (oidc-provider's nanoid), carried so the person can
+// return to the sign-in they came from.
+const INTERACTION_UID = /^[A-Za-z0-9_-]{1,64}$/;
+// Where "Continue to sign in" leads when no sign-in is waiting: the console starts one.
+const CONSOLE = '/console';
+const TOO_MANY = 'Too many attempts from here. Wait a while, then try again.';
+const MISMATCH = 'The two passwords are not the same.';
+
+export const PATHS = {
+  signUp: `${BASE}/sign-up`,
+  verifyEmail: `${BASE}/verify-email`,
+  forgotPassword: `${BASE}/forgot-password`,
+  resetPassword: `${BASE}/reset-password`,
+  invitation: `${BASE}/invitation`,
+} as const;
+
+export interface OnboardingRoutesDeps {
+  onboarding: OnboardingService;
+  secureCookies: boolean;
+  /** Form posts per client IP. */
+  perIp: RateLimiter;
+  /** E-mails one address may be sent (sign-up, forgot password). */
+  perEmail: RateLimiter;
+}
+
+/** The sign-in page's links to these pages (interactions.ts). */
+export function loginLinks(onboarding: OnboardingService) {
+  return (uid: string) => ({
+    forgotPassword: PATHS.forgotPassword,
+    signUp:
+      onboarding.policy === 'open'
+        ? `${PATHS.signUp}?interaction=${encodeURIComponent(uid)}`
+        : null,
+  });
+}
+
+export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps): void {
+  const { onboarding } = deps;
+
+  function csrfToken(ctx: Context): string {
+    const existing = ctx.cookies.get(CSRF_COOKIE);
+    if (existing !== undefined && /^[A-Za-z0-9_-]{43}$/.test(existing)) return existing;
+    const token = randomBytes(32).toString('base64url');
+    ctx.cookies.set(CSRF_COOKIE, token, {
+      httpOnly: true,
+      sameSite: 'strict',
+      path: BASE,
+      secure: deps.secureCookies,
+      overwrite: true,
+    });
+    return token;
+  }
+
+  function csrfValid(ctx: Context, submitted: unknown): boolean {
+    const cookie = ctx.cookies.get(CSRF_COOKIE);
+    if (typeof submitted !== 'string' || cookie === undefined) return false;
+    const a = Buffer.from(cookie);
+    const b = Buffer.from(submitted);
+    return a.length === b.length && timingSafeEqual(a, b);
+  }
+
+  /** Every answer: never cached (links and CSRF tokens), the sign-in pages' headers. */
+  function page(ctx: Context, status: number, body: string) {
+    ctx.set('Cache-Control', 'no-store');
+    setPageHeaders(ctx, SIGN_IN_CONTENT_SECURITY_POLICY);
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.body = body;
+  }
+
+  async function readForm(ctx: Context): Promise<Record<string, string>> {
+    if (!ctx.request.is('application/x-www-form-urlencoded')) return {};
+    const form = (await coBody.form(ctx.req, { limit: FORM_LIMIT })) as Record<string, unknown>;
+    // The string rule (platform/strings.ts), as on the sign-in form.
+    const unclean = findUncleanString(form);
+    if (unclean !== null) throw new InvalidRequest(uncleanStringMessage('body', unclean));
+    // Only single text fields: a repeated field (an array) counts as absent.
+    const fields: Record<string, string> = {};
+    for (const [name, value] of Object.entries(form)) {
+      if (typeof value === 'string') fields[name] = value;
+    }
+    return fields;
+  }
+
+  /** Reads the form of a POST; answers 403 itself (and returns null) when CSRF fails. */
+  async function submitted(ctx: Context): Promise<Record<string, string> | null> {
+    const form = await readForm(ctx);
+    if (!csrfValid(ctx, form.csrf)) {
+      page(
+        ctx,
+        403,
+        errorPage('The form could not be verified', 'Reload the page and submit it again.'),
+      );
+      return null;
+    }
+    return form;
+  }
+
+  /** Counts the hit; answers 429 (via `render`) and returns false when over a limit. */
+  function allowed(ctx: Context, limits: Array<[RateLimiter, string]>): boolean {
+    const wait = Math.max(...limits.map(([limiter, key]) => limiter.hit(key)));
+    if (wait <= 0) return true;
+    ctx.set('Retry-After', String(wait));
+    return false;
+  }
+
+  function signInFrom(form: Record<string, string> | URLSearchParams): string {
+    const uid = form instanceof URLSearchParams ? form.get('interaction') : form.interaction;
+    return typeof uid === 'string' && INTERACTION_UID.test(uid) ? `/interaction/${uid}` : CONSOLE;
+  }
+
+  const normalized = (email: string) => email.trim().toLowerCase().slice(0, 320);
+  const queryToken = (ctx: Context) =>
+    typeof ctx.query.token === 'string' ? ctx.query.token : undefined;
+
+  // --- sign up -------------------------------------------------------------------------
+  function closed(ctx: Context) {
+    page(
+      ctx,
+      403,
+      onboarding.policy === 'invite'
+        ? closedPage(
+            'Sign-up is by invitation',
+            'Accounts here are created from an invitation. Ask the operator of this service for one.',
+          )
+        : closedPage(
+            'Sign-up is closed',
+            'Accounts here are created by the operator of this service. Ask them for one.',
+          ),
+    );
+  }
+
+  function renderSignUp(
+    ctx: Context,
+    status: number,
+    form: { email: string; name: string; interaction: string },
+    error: string | null,
+  ) {
+    const interaction = INTERACTION_UID.test(form.interaction) ? form.interaction : '';
+    page(
+      ctx,
+      status,
+      signUpPage({
+        action:
+          interaction === ''
+            ? PATHS.signUp
+            : `${PATHS.signUp}?interaction=${encodeURIComponent(interaction)}`,
+        csrf: csrfToken(ctx),
+        email: form.email,
+        name: form.name,
+        domains: onboarding.signupEmailDomains,
+        error,
+      }),
+    );
+  }
+
+  router.get(PATHS.signUp, async function showSignUp(ctx) {
+    if (onboarding.policy !== 'open') return closed(ctx);
+    const interaction = typeof ctx.query.interaction === 'string' ? ctx.query.interaction : '';
+    renderSignUp(ctx, 200, { email: '', name: '', interaction }, null);
+  });
+
+  router.post(PATHS.signUp, async function submitSignUp(ctx) {
+    if (onboarding.policy !== 'open') return closed(ctx);
+    const form = await submitted(ctx);
+    if (form === null) return;
+    const email = (form.email ?? '').slice(0, 320);
+    const values = {
+      email,
+      name: (form.name ?? '').slice(0, 200),
+      interaction: typeof ctx.query.interaction === 'string' ? ctx.query.interaction : '',
+    };
+    if (
+      !allowed(ctx, [
+        [deps.perIp, ctx.ip],
+        [deps.perEmail, normalized(email)],
+      ])
+    ) {
+      return renderSignUp(ctx, 429, values, TOO_MANY);
+    }
+    if ((form.password ?? '') !== (form.password_confirm ?? '')) {
+      return renderSignUp(ctx, 400, values, MISMATCH);
+    }
+    try {
+      await onboarding.signUp({
+        email,
+        password: form.password ?? '',
+        name: values.name === '' ? null : values.name,
+      });
+    } catch (error) {
+      if (error instanceof SignUpClosed) return closed(ctx);
+      if (error instanceof InvalidRequest || error instanceof EmailDomainNotAllowed) {
+        return renderSignUp(ctx, error.status, values, error.message);
+      }
+      throw error;
+    }
+    page(
+      ctx,
+      200,
+      signUpDonePage({
+        email: email.trim(),
+        emailConfigured: onboarding.emailConfigured,
+        signIn: signInFrom(ctx.request.URL.searchParams),
+      }),
+    );
+  });
+
+  // --- confirm an address ----------------------------------------------------------------
+  function invalid(ctx: Context, error: AppError = new InvalidLink()) {
+    page(ctx, error.status, invalidLinkPage(error.message));
+  }
+
+  router.get(PATHS.verifyEmail, async function showVerifyEmail(ctx) {
+    const token = queryToken(ctx);
+    const email = await onboarding.peek(token, 'verify_email');
+    if (email === null || token === undefined) return invalid(ctx);
+    page(
+      ctx,
+      200,
+      verifyEmailPage({ action: PATHS.verifyEmail, csrf: csrfToken(ctx), token, email }),
+    );
+  });
+
+  router.post(PATHS.verifyEmail, async function submitVerifyEmail(ctx) {
+    const form = await submitted(ctx);
+    if (form === null) return;
+    if (!allowed(ctx, [[deps.perIp, ctx.ip]])) return page(ctx, 429, invalidLinkPage(TOO_MANY));
+    try {
+      await onboarding.verifyEmail(form.token ?? '');
+    } catch (error) {
+      if (error instanceof InvalidLink) return invalid(ctx, error);
+      throw error;
+    }
+    page(
+      ctx,
+      200,
+      donePage(
+        'Address confirmed',
+        'Thank you. Your account can now create API keys and use the API.',
+        CONSOLE,
+      ),
+    );
+  });
+
+  // --- forgot password ---------------------------------------------------------------------
+  function notConfigured(ctx: Context) {
+    page(ctx, 503, emailNotConfiguredPage('password reset'));
+  }
+
+  router.get(PATHS.forgotPassword, async function showForgotPassword(ctx) {
+    if (!onboarding.emailConfigured) return notConfigured(ctx);
+    page(
+      ctx,
+      200,
+      forgotPasswordPage({
+        action: PATHS.forgotPassword,
+        csrf: csrfToken(ctx),
+        email: '',
+        error: null,
+      }),
+    );
+  });
+
+  router.post(PATHS.forgotPassword, async function submitForgotPassword(ctx) {
+    if (!onboarding.emailConfigured) return notConfigured(ctx);
+    const form = await submitted(ctx);
+    if (form === null) return;
+    const email = (form.email ?? '').slice(0, 320);
+    if (
+      !allowed(ctx, [
+        [deps.perIp, ctx.ip],
+        [deps.perEmail, normalized(email)],
+      ])
+    ) {
+      return page(
+        ctx,
+        429,
+        forgotPasswordPage({
+          action: PATHS.forgotPassword,
+          csrf: csrfToken(ctx),
+          email,
+          error: TOO_MANY,
+        }),
+      );
+    }
+    try {
+      await onboarding.requestPasswordReset(email);
+    } catch (error) {
+      if (error instanceof EmailNotConfigured) return notConfigured(ctx);
+      throw error;
+    }
+    page(ctx, 200, resetRequestedPage(email.trim(), RESET_TTL_MINUTES));
+  });
+
+  // --- choose a new password ---------------------------------------------------------------
+  async function renderReset(ctx: Context, status: number, token: string, error: string | null) {
+    const email = await onboarding.peek(token, 'reset_password');
+    if (email === null) return invalid(ctx);
+    page(
+      ctx,
+      status,
+      resetPasswordPage({
+        action: PATHS.resetPassword,
+        csrf: csrfToken(ctx),
+        token,
+        email,
+        error,
+      }),
+    );
+  }
+
+  router.get(PATHS.resetPassword, async function showResetPassword(ctx) {
+    await renderReset(ctx, 200, queryToken(ctx) ?? '', null);
+  });
+
+  router.post(PATHS.resetPassword, async function submitResetPassword(ctx) {
+    const form = await submitted(ctx);
+    if (form === null) return;
+    const token = form.token ?? '';
+    if (!allowed(ctx, [[deps.perIp, ctx.ip]])) return page(ctx, 429, invalidLinkPage(TOO_MANY));
+    if ((form.password ?? '') !== (form.password_confirm ?? '')) {
+      return renderReset(ctx, 400, token, MISMATCH);
+    }
+    try {
+      await onboarding.resetPassword(token, form.password ?? '');
+    } catch (error) {
+      if (error instanceof InvalidLink) return invalid(ctx, error);
+      if (error instanceof InvalidRequest) return renderReset(ctx, 400, token, error.message);
+      throw error;
+    }
+    page(
+      ctx,
+      200,
+      donePage(
+        'Password changed',
+        'Sign in with your new password. Every other sign-in session has ended.',
+        CONSOLE,
+      ),
+    );
+  });
+
+  // --- accept an invitation ----------------------------------------------------------------
+  async function renderInvitation(
+    ctx: Context,
+    status: number,
+    token: string,
+    name: string,
+    error: string | null,
+  ) {
+    const email = await onboarding.peek(token, 'invitation');
+    if (email === null) return invalid(ctx);
+    page(
+      ctx,
+      status,
+      invitationPage({
+        action: PATHS.invitation,
+        csrf: csrfToken(ctx),
+        token,
+        email,
+        name,
+        error,
+      }),
+    );
+  }
+
+  router.get(PATHS.invitation, async function showInvitation(ctx) {
+    await renderInvitation(ctx, 200, queryToken(ctx) ?? '', '', null);
+  });
+
+  router.post(PATHS.invitation, async function acceptInvitation(ctx) {
+    const form = await submitted(ctx);
+    if (form === null) return;
+    const token = form.token ?? '';
+    const name = (form.name ?? '').slice(0, 200);
+    if (!allowed(ctx, [[deps.perIp, ctx.ip]])) return page(ctx, 429, invalidLinkPage(TOO_MANY));
+    if ((form.password ?? '') !== (form.password_confirm ?? '')) {
+      return renderInvitation(ctx, 400, token, name, MISMATCH);
+    }
+    try {
+      await onboarding.acceptInvitation(token, {
+        password: form.password ?? '',
+        name: name === '' ? null : name,
+      });
+    } catch (error) {
+      if (error instanceof InvalidLink || error instanceof Conflict) return invalid(ctx, error);
+      if (error instanceof InvalidRequest) {
+        return renderInvitation(ctx, 400, token, name, error.message);
+      }
+      throw error;
+    }
+    page(
+      ctx,
+      200,
+      donePage('Account created', 'Your account is ready. Sign in with your password.', CONSOLE),
+    );
+  });
+}
+
+// --- POST /v1/invitations ------------------------------------------------------------------
+
+const createInvitationBody = z.strictObject({
+  email: z.string().min(3).max(320),
+  /** false: make the link only (the operator hands it over); default true when e-mail works. */
+  send_email: z.boolean().optional(),
+});
+
+const invitationSchema = z.strictObject({
+  email: z.string(),
+  expires_at: z.string(),
+  email_sent: z.boolean(),
+  /** Only when no e-mail was sent: the link then travels through the operator. */
+  link: z.string().nullable(),
+});
+
+export function invitationRoutes(
+  router: Router,
+  { onboarding }: { onboarding: OnboardingService },
+) {
+  const admin: Access = { kinds: ['operator'], scope: 'admin' };
+  defineRoute(
+    router,
+    {
+      method: 'post',
+      path: '/v1/invitations',
+      body: createInvitationBody,
+      response: invitationSchema,
+      status: 201,
+      access: admin,
+    },
+    async ({ body, ctx }) => {
+      ctx.set('Cache-Control', 'no-store');
+      const { principal, requestId } = ctx.state as AuthState;
+      const invitation = await onboarding.invite(
+        body.email,
+        { id: principal.keyId ?? principal.accountId, requestId },
+        { send: body.send_email ?? true },
+      );
+      return {
+        email: invitation.email,
+        expires_at: invitation.expiresAt.toISOString(),
+        email_sent: invitation.emailSent,
+        link: invitation.link,
+      };
+    },
+  );
+}
