@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import type { Kysely } from 'kysely';
 import type { Database } from '../database.ts';
+import { toUsageEventView } from '../metering/index.ts';
 import type { UsageReads } from '../metering/index.ts';
 import { formatUsd, monthStart, addMonths } from './pricing.ts';
 import { findStatementById, findStatementLines, pageMonthLines } from './queries.ts';
@@ -131,26 +132,7 @@ export function exportUsage(usage: Pick<UsageReads, 'events'>, month: string): R
   const to = monthStart(addMonths(month, 1));
   const lines = async function* (): AsyncGenerator<string> {
     for await (const e of usage.events(from, to)) {
-      yield `${JSON.stringify({
-        id: e.id.toString(),
-        source: e.source,
-        event_id: e.eventId,
-        occurred_at: e.occurredAt.toISOString(),
-        recorded_at: e.recordedAt.toISOString(),
-        account_id: e.accountId,
-        app_id: e.appId,
-        key_id: e.keyId,
-        client_id: e.clientId,
-        end_user_id: e.endUserId,
-        pipeline: e.pipeline,
-        model_id: e.modelId,
-        unit: e.unit,
-        quantity: e.quantity.toString(),
-        fee_wei: e.feeWei.toString(),
-        status: e.status,
-        latency_ms: e.latencyMs,
-        attributes: e.attributes,
-      })}\n`;
+      yield `${JSON.stringify(toUsageEventView(e))}\n`;
     }
   };
   return Readable.from(lines());

@@ -20,6 +20,7 @@ import {
   ingestResponse,
   summaryQuery,
   summaryResponse,
+  toUsageEventView,
 } from './schemas.ts';
 import type { MeteringService, UsageQuery } from './service.ts';
 import type { Clock } from '../platform/clock.ts';
@@ -227,26 +228,7 @@ export function meteringRoutes(router: Router, { service, appOwner, clock }: Met
       );
       const last = events.length === query.limit ? events[events.length - 1] : undefined;
       return {
-        events: events.map((e) => ({
-          id: e.id.toString(),
-          source: e.source,
-          event_id: e.eventId,
-          occurred_at: e.occurredAt.toISOString(),
-          recorded_at: e.recordedAt.toISOString(),
-          account_id: e.accountId,
-          app_id: e.appId,
-          key_id: e.keyId,
-          client_id: e.clientId,
-          end_user_id: e.endUserId,
-          pipeline: e.pipeline,
-          model_id: e.modelId,
-          unit: e.unit,
-          quantity: e.quantity.toString(),
-          fee_wei: e.feeWei.toString(),
-          status: e.status,
-          latency_ms: e.latencyMs,
-          attributes: e.attributes,
-        })),
+        events: events.map(toUsageEventView),
         next_cursor:
           last === undefined ? null : encodeCursor({ occurredAt: last.occurredAt, id: last.id }),
       };

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { isWeiString } from '../platform/money.ts';
 import { GROUP_BY } from './queries.ts';
 import { UNITS } from './model.ts';
+import type { StoredUsageEvent } from './model.ts';
 
 /** The CloudEvents `type` tollhouse ingests; anything else is rejected, not guessed at. */
 export const USAGE_EVENT_TYPE = 'tollhouse.usage.v1';
@@ -145,3 +146,27 @@ export const eventsResponse = z.object({
   events: z.array(eventResponse),
   next_cursor: z.string().nullable(),
 });
+
+/** The one view of a stored usage event: `GET /v1/usage/events` and the JSON Lines usage export. */
+export function toUsageEventView(e: StoredUsageEvent): z.infer<typeof eventResponse> {
+  return {
+    id: e.id.toString(),
+    source: e.source,
+    event_id: e.eventId,
+    occurred_at: e.occurredAt.toISOString(),
+    recorded_at: e.recordedAt.toISOString(),
+    account_id: e.accountId,
+    app_id: e.appId,
+    key_id: e.keyId,
+    client_id: e.clientId,
+    end_user_id: e.endUserId,
+    pipeline: e.pipeline,
+    model_id: e.modelId,
+    unit: e.unit,
+    quantity: e.quantity.toString(),
+    fee_wei: e.feeWei.toString(),
+    status: e.status,
+    latency_ms: e.latencyMs,
+    attributes: e.attributes,
+  };
+}
