@@ -1,7 +1,7 @@
 // The login and consent pages oidc-provider sends browsers to (`/interaction/:uid`), and the
 // OIDC mount itself. A page only works with the `_interaction` cookie oidc-provider set for
 // that uid (SameSite=Lax), and every form also carries a double-submit CSRF token.
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCsrf } from '../platform/csrf.ts';
 import coBody from 'co-body';
 import type { Context, Middleware, Next } from 'koa';
 import type Provider from 'oidc-provider';
@@ -36,27 +36,11 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
   // Each handler takes the current provider once, so one request never spans two instances.
   const current = deps.provider;
 
-  function csrfToken(ctx: Context): string {
-    const existing = ctx.cookies.get(CSRF_COOKIE);
-    if (existing !== undefined && /^[A-Za-z0-9_-]{43}$/.test(existing)) return existing;
-    const token = randomBytes(32).toString('base64url');
-    ctx.cookies.set(CSRF_COOKIE, token, {
-      httpOnly: true,
-      sameSite: 'strict',
-      path: '/interaction',
-      secure: deps.secureCookies,
-      overwrite: true,
-    });
-    return token;
-  }
-
-  function csrfValid(ctx: Context, submitted: unknown): boolean {
-    const cookie = ctx.cookies.get(CSRF_COOKIE);
-    if (typeof submitted !== 'string' || cookie === undefined) return false;
-    const a = Buffer.from(cookie);
-    const b = Buffer.from(submitted);
-    return a.length === b.length && timingSafeEqual(a, b);
-  }
+  const forms = createCsrf({
+    cookie: CSRF_COOKIE,
+    path: '/interaction',
+    secure: deps.secureCookies,
+  });
 
   async function details(ctx: Context, provider: Provider) {
     try {
@@ -110,7 +94,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
     const interaction = await details(ctx, provider);
     if (interaction === null || interaction.uid !== ctx.params.uid) return expired(ctx);
     const name = await appName(provider, interaction.params.client_id);
-    const csrf = csrfToken(ctx);
+    const csrf = forms.token(ctx);
     ctx.type = 'html';
     if (interaction.prompt.name === 'login') {
       ctx.body = loginPage({
@@ -147,7 +131,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
     if (interaction === null || interaction.uid !== ctx.params.uid) return expired(ctx);
     if (interaction.prompt.name !== 'login') return expired(ctx);
     const form = await readForm(ctx);
-    if (!csrfValid(ctx, form.csrf)) return refuseCsrf(ctx);
+    if (!forms.valid(ctx, form.csrf)) return refuseCsrf(ctx);
     const email = typeof form.email === 'string' ? form.email.slice(0, 320) : '';
     const password = typeof form.password === 'string' ? form.password : '';
     const render = async (status: number, error: string) => {
@@ -155,7 +139,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
       ctx.type = 'html';
       ctx.body = loginPage({
         action: `/interaction/${interaction.uid}/login`,
-        csrf: csrfToken(ctx),
+        csrf: forms.token(ctx),
         appName: await appName(provider, interaction.params.client_id),
         email,
         error,
@@ -185,7 +169,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
     if (interaction === null || interaction.uid !== ctx.params.uid) return expired(ctx);
     if (interaction.prompt.name !== 'consent') return expired(ctx);
     const form = await readForm(ctx);
-    if (!csrfValid(ctx, form.csrf)) return refuseCsrf(ctx);
+    if (!forms.valid(ctx, form.csrf)) return refuseCsrf(ctx);
     const accountId = interaction.session?.accountId;
     const clientId = interaction.params.client_id;
     if (accountId === undefined || typeof clientId !== 'string') return expired(ctx);
@@ -219,7 +203,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
     const interaction = await details(ctx, provider);
     if (interaction === null || interaction.uid !== ctx.params.uid) return expired(ctx);
     const form = await readForm(ctx);
-    if (!csrfValid(ctx, form.csrf)) return refuseCsrf(ctx);
+    if (!forms.valid(ctx, form.csrf)) return refuseCsrf(ctx);
     await finish(ctx, provider, {
       error: 'access_denied',
       error_description: 'The user denied access',

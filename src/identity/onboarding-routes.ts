@@ -4,7 +4,7 @@
 // security headers, a double-submit CSRF token on every form, rate limits per IP and per
 // address. A link's token arrives in the query string (request logs record the path only) and
 // is used up only by the form's POST, never by opening the link.
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCsrf } from '../platform/csrf.ts';
 import coBody from 'co-body';
 import type { Context } from 'koa';
 import { z } from 'zod';
@@ -78,27 +78,7 @@ export function loginLinks(onboarding: OnboardingService) {
 export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps): void {
   const { onboarding } = deps;
 
-  function csrfToken(ctx: Context): string {
-    const existing = ctx.cookies.get(CSRF_COOKIE);
-    if (existing !== undefined && /^[A-Za-z0-9_-]{43}$/.test(existing)) return existing;
-    const token = randomBytes(32).toString('base64url');
-    ctx.cookies.set(CSRF_COOKIE, token, {
-      httpOnly: true,
-      sameSite: 'strict',
-      path: BASE,
-      secure: deps.secureCookies,
-      overwrite: true,
-    });
-    return token;
-  }
-
-  function csrfValid(ctx: Context, submitted: unknown): boolean {
-    const cookie = ctx.cookies.get(CSRF_COOKIE);
-    if (typeof submitted !== 'string' || cookie === undefined) return false;
-    const a = Buffer.from(cookie);
-    const b = Buffer.from(submitted);
-    return a.length === b.length && timingSafeEqual(a, b);
-  }
+  const csrf = createCsrf({ cookie: CSRF_COOKIE, path: BASE, secure: deps.secureCookies });
 
   /** Every answer: never cached (links and CSRF tokens), the sign-in pages' headers. */
   function page(ctx: Context, status: number, body: string) {
@@ -126,7 +106,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
   /** Reads the form of a POST; answers 403 itself (and returns null) when CSRF fails. */
   async function submitted(ctx: Context): Promise<Record<string, string> | null> {
     const form = await readForm(ctx);
-    if (!csrfValid(ctx, form.csrf)) {
+    if (!csrf.valid(ctx, form.csrf)) {
       page(
         ctx,
         403,
@@ -186,7 +166,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
           interaction === ''
             ? PATHS.signUp
             : `${PATHS.signUp}?interaction=${encodeURIComponent(interaction)}`,
-        csrf: csrfToken(ctx),
+        csrf: csrf.token(ctx),
         email: form.email,
         name: form.name,
         domains: onboarding.signupEmailDomains,
@@ -258,7 +238,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
     page(
       ctx,
       200,
-      verifyEmailPage({ action: PATHS.verifyEmail, csrf: csrfToken(ctx), token, email }),
+      verifyEmailPage({ action: PATHS.verifyEmail, csrf: csrf.token(ctx), token, email }),
     );
   });
 
@@ -295,7 +275,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
       200,
       forgotPasswordPage({
         action: PATHS.forgotPassword,
-        csrf: csrfToken(ctx),
+        csrf: csrf.token(ctx),
         email: '',
         error: null,
       }),
@@ -318,7 +298,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
         429,
         forgotPasswordPage({
           action: PATHS.forgotPassword,
-          csrf: csrfToken(ctx),
+          csrf: csrf.token(ctx),
           email,
           error: TOO_MANY,
         }),
@@ -342,7 +322,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
       status,
       resetPasswordPage({
         action: PATHS.resetPassword,
-        csrf: csrfToken(ctx),
+        csrf: csrf.token(ctx),
         token,
         email,
         error,
@@ -395,7 +375,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
       status,
       invitationPage({
         action: PATHS.invitation,
-        csrf: csrfToken(ctx),
+        csrf: csrf.token(ctx),
         token,
         email,
         name,
