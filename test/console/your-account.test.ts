@@ -67,6 +67,35 @@ describe('console: your account', () => {
     );
   });
 
+  it('ends a sign-in from its row, and says when e-mail is not configured', async () => {
+    await accountWithPassword(t, 'ender@example.com');
+    const session = await signInHttp(t, 'ender@example.com');
+    const page = await get(session.cookie, '/console/account');
+    const actions = [
+      ...page.text.matchAll(/action="\/console\/account\/sessions\/([^/"]+)\/end"/g),
+    ];
+    expect(actions.length).toBeGreaterThan(0);
+    const ended = await post(t, session, `/console/account/sessions/${actions[0]![1]}/end`, {
+      csrf: session.csrf,
+    });
+    expect(ended.status).toBe(303);
+    expect(ended.location).toBe('/console/account?done=ended');
+    const bad = await post(t, session, '/console/account/sessions/not-an-id/end', {
+      csrf: session.csrf,
+    });
+    expect(bad.status).toBe(400);
+
+    // No SMTP_URL in this app: the form shows the API's reason, and the address stays.
+    const moved = await post(t, session, '/console/account/email', {
+      csrf: session.csrf,
+      email: 'elsewhere@example.com',
+      current_password: PASSWORD,
+    });
+    expect(moved.status).toBe(400);
+    expect(moved.text).toContain('E-mail is not configured');
+    expect(await t.app.identity.accounts.findByEmail('ender@example.com')).not.toBeNull();
+  });
+
   it('changes the password, then deletes the account', async () => {
     const account = await accountWithPassword(t, 'leaver@example.com');
     const session = await signInHttp(t, 'leaver@example.com');
