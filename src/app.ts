@@ -12,7 +12,7 @@ import { createGateway } from './gateway/index.ts';
 import type { Gateway } from './gateway/index.ts';
 import { createDirectory, createIdentity, identityCommands } from './identity/index.ts';
 import type { Identity, IdentityCliDeps } from './identity/index.ts';
-import { createKeys, keysCommands } from './keys/index.ts';
+import { CLI_CALLER, createKeys, keysCommands } from './keys/index.ts';
 import type { Keys, KeysCliDeps } from './keys/index.ts';
 import { createMetering, meteringCommands } from './metering/index.ts';
 import type { Metering, MeteringCliDeps } from './metering/index.ts';
@@ -222,6 +222,22 @@ export async function createApp(options: AppOptions): Promise<App> {
         authenticator,
         // A disabled account's keys are refused at once; a token made from a key dies with it.
         keys: keys.verifier,
+        // An account its holder deletes loses its keys through keys' own service (audited
+        // there, cache and NOTIFY as for any revocation), acting as the holder.
+        accountKeys: {
+          async revokeAll(accountId, requestId) {
+            const caller = { ...CLI_CALLER, actor: accountId, requestId };
+            const active: string[] = [];
+            for (let cursor: string | undefined; ;) {
+              const page = await keys.service.list(caller, { accountId, limit: 100, cursor });
+              active.push(...page.items.filter((k) => k.status === 'active').map((k) => k.id));
+              if (page.nextCursor === null) break;
+              cursor = page.nextCursor;
+            }
+            for (const id of active) await keys.service.revoke(caller, id);
+            return active.length;
+          },
+        },
         // The console signs in through identity as a first-party client.
         firstPartyClients: [consoleClient(config.console.publicUrl)],
         mailer,

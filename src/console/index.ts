@@ -19,6 +19,7 @@ import { operatorPages } from './pages/operator.ts';
 import { overviewPage } from './pages/overview.ts';
 import { statementPages } from './pages/statements.ts';
 import { usagePages } from './pages/usage.ts';
+import { yourAccountPages } from './pages/your-account.ts';
 import { createSessionStore } from './session.ts';
 import { CONSOLE_API_SCOPES, CONSOLE_CLIENT_ID, signInRoutes } from './signin.ts';
 import { staticRoutes } from './static.ts';
@@ -110,6 +111,7 @@ export function createConsole(deps: ConsoleDeps): Console {
       usagePages(framework);
       statementPages(framework, api);
       accountPages(framework);
+      yourAccountPages(framework);
       operatorPages(framework, api);
     },
     async close() {

@@ -16,6 +16,7 @@ const CUSTOMER_NAV = [
   ['apps', '/console/apps', 'Apps'],
   ['usage', '/console/usage', 'Usage'],
   ['statements', '/console/statements', 'Statements'],
+  ['account', '/console/account', 'Your account'],
 ] as const;
 
 const OPERATOR_NAV = [

@@ -15,10 +15,11 @@ const PREFIX: Record<AccountTokenPurpose, string> = {
   verify_email: 'thve',
   reset_password: 'thpr',
   invitation: 'thiv',
+  change_email: 'thce',
 };
 // 32 random bytes → 43 base62 characters (randomBase62 is fixed width).
 const TOKEN_BYTES = 32;
-const TOKEN_SHAPE = /^(thve|thpr|thiv)_[0-9A-Za-z]{43}$/;
+const TOKEN_SHAPE = /^(thve|thpr|thiv|thce)_[0-9A-Za-z]{43}$/;
 
 export function mintAccountToken(purpose: AccountTokenPurpose): string {
   return `${PREFIX[purpose]}_${randomBase62(TOKEN_BYTES)}`;

@@ -179,3 +179,86 @@ export function passwordChangedMessage(
     ),
   };
 }
+
+/** Sent to the new address of an e-mail change: the link proves the caller reads it. */
+export function confirmEmailChangeMessage(
+  ctx: EmailContext,
+  input: { to: string; link: string; hours: number },
+): MailMessage {
+  const subject = `Confirm your new e-mail address for ${ctx.service}`;
+  return {
+    to: input.to,
+    subject,
+    text: [
+      `Someone, hopefully you, asked to use this address for an account on ${ctx.service}.`,
+      '',
+      'Open this link to confirm the address:',
+      input.link,
+      '',
+      `The link works once, for ${input.hours} hours. Until it is used the account keeps its old address.`,
+      'If you did not ask for this, ignore this message: nothing happens without the link.',
+    ].join('\n'),
+    html: htmlBody(
+      subject,
+      html`<p>
+          Someone, hopefully you, asked to use this address for an account on ${ctx.service}.
+        </p>
+        ${button(input.link, 'Confirm my new address')}
+        <p>
+          The link works once, for ${input.hours} hours. Until it is used the account keeps its old
+          address.
+        </p>
+        <p>If you did not ask for this, ignore this message: nothing happens without the link.</p>`,
+    ),
+  };
+}
+
+/** Sent to the old address when a change is asked for and when it is made: whoever holds the
+ * password cannot move the account away without its owner hearing of it. */
+export function emailChangeNoticeMessage(
+  ctx: EmailContext,
+  input: { to: string; newEmail: string; at: Date; done: boolean; resetUrl: string },
+): MailMessage {
+  const subject = input.done
+    ? `The e-mail address of your account on ${ctx.service} was changed`
+    : `A change of e-mail address was requested on ${ctx.service}`;
+  const when = input.at.toISOString().replace('T', ' ').slice(0, 16);
+  const what = input.done
+    ? `At ${when} UTC the account on ${ctx.service} that used this address changed it to ${input.newEmail}. Messages about the account now go there.`
+    : `At ${when} UTC someone signed in to your account on ${ctx.service} asked to change its address to ${input.newEmail}. It changes only when the link sent there is opened.`;
+  return {
+    to: input.to,
+    subject,
+    text: [
+      what,
+      '',
+      'If this was you, there is nothing to do.',
+      `If it was not, reset your password now at ${input.resetUrl} and tell the operator of ${ctx.service}.`,
+    ].join('\n'),
+    html: htmlBody(
+      subject,
+      html`<p>${what}</p>
+        <p>If this was you, there is nothing to do.</p>
+        <p>
+          If it was not, <a href="${input.resetUrl}">reset your password now</a> and tell the
+          operator of ${ctx.service}.
+        </p>`,
+    ),
+  };
+}
+
+/** Sent to the address an account had when its holder deleted it. */
+export function accountDeletedMessage(
+  ctx: EmailContext,
+  input: { to: string; at: Date },
+): MailMessage {
+  const subject = `Your account on ${ctx.service} was deleted`;
+  const when = input.at.toISOString().replace('T', ' ').slice(0, 16);
+  const text = `Your account on ${ctx.service} was deleted at ${when} UTC: its API keys were revoked, its apps disabled and every session ended. If you did not do this, tell the operator of ${ctx.service}.`;
+  return {
+    to: input.to,
+    subject,
+    text,
+    html: htmlBody(subject, html`<p>${text}</p>`),
+  };
+}

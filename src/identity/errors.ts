@@ -67,3 +67,11 @@ export class EmailNotSent extends AppError {
     });
   }
 }
+
+/** Self-service changes ask for the current password again; it was not the right one. A 400
+ * (a wrong field), not 401/403: the credential that made the request is fine. */
+export class WrongPassword extends AppError {
+  constructor(options?: AppErrorOptions) {
+    super(400, 'WrongPassword', 'current_password: not the password of this account', options);
+  }
+}

@@ -8,7 +8,7 @@ import type { DatabaseHandle } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { startSweeper } from './adapter.ts';
-import { findAppOwner as findAppOwnerQuery } from './queries.ts';
+import { findAppByClientId, findAppOwner as findAppOwnerQuery } from './queries.ts';
 import { createDisabledAccounts } from './disabled-accounts.ts';
 import { createDisabledApps } from './disabled-apps.ts';
 import type { FirstPartyClient } from './clients.ts';
@@ -30,6 +30,9 @@ import { createAccessTokenVerifier } from './verifier.ts';
 import { createOnboardingService } from './onboarding.ts';
 import type { OnboardingService } from './onboarding.ts';
 import { invitationRoutes, loginLinks, onboardingPageRoutes } from './onboarding-routes.ts';
+import { createSelfService } from './self-service.ts';
+import type { AccountKeys, SelfService } from './self-service.ts';
+import { selfServiceRoutes } from './self-service-routes.ts';
 import { disabledMailer } from '../platform/mail.ts';
 import type { Mailer } from '../platform/mail.ts';
 import type { Clock } from '../platform/clock.ts';
@@ -53,6 +56,7 @@ export type { IdentityCliDeps } from './cli.ts';
 export { hashPassword, verifyPassword } from './passwords.ts';
 export { EmailNotVerified } from './errors.ts';
 export type { Invitation, IssuedLink, OnboardingService, SignupPolicy } from './onboarding.ts';
+export type { AccountKeys, AccountSession, SelfService } from './self-service.ts';
 
 export type IdentityConfig = Config['identity'];
 
@@ -81,6 +85,8 @@ export interface IdentityDeps {
   clock?: Clock;
   /** Verification, reset and invitation e-mails (default: not configured). */
   mailer?: Mailer;
+  /** Revokes a deleted account's API keys (keys' service, wired in app.ts). */
+  accountKeys?: AccountKeys;
 }
 
 export interface Identity extends Capability {
@@ -88,6 +94,8 @@ export interface Identity extends Capability {
   apps: AppsService;
   /** Sign-up, e-mail verification, password reset, invitations (issue #18). */
   onboarding: OnboardingService;
+  /** The account holder's own password, address, sessions and deletion (issue #18 item 7). */
+  selfService: SelfService;
   /** The provider serving now (a new instance after every signing-key change). */
   readonly provider: Provider;
   /** Bearer JWT access tokens → principal (register in the authenticator's verifiers). */
@@ -208,6 +216,26 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
     });
     cleanups.push(() => live.close());
     const loginPerAccount = createRateLimiter(config.loginAttemptsPerMinute);
+    const firstParty = deps.firstPartyClients ?? [];
+    const selfService = createSelfService({
+      db,
+      accounts,
+      apps,
+      ...(deps.accountKeys === undefined ? {} : { keys: deps.accountKeys }),
+      mailer: deps.mailer ?? disabledMailer,
+      secrets,
+      log,
+      clock: deps.clock ?? systemClock,
+      publicUrl: config.publicUrl,
+      passwordAttempts: loginPerAccount,
+      async clientName(clientId) {
+        const fixed = firstParty.find((client) => client.clientId === clientId);
+        if (fixed !== undefined) return fixed.name;
+        return (await findAppByClientId(db, clientId))?.name ?? null;
+      },
+      onChanged: accountChanged,
+    });
+    cleanups.push(() => selfService.close());
     const loginPerIp = createRateLimiter(config.loginAttemptsPerIpPerMinute);
     const tokenPerIp = createRateLimiter(config.tokenRequestsPerIpPerMinute);
     const tokenPerClient = createRateLimiter(config.tokenRequestsPerClientPerMinute);
@@ -216,6 +244,7 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
       accounts,
       apps,
       onboarding,
+      selfService,
       get provider() {
         return live.current();
       },
@@ -236,10 +265,12 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
           secureCookies: config.publicUrl.startsWith('https:'),
           perIp: onboardingPerIp,
           perEmail: onboardingPerEmail,
+          selfService,
         });
         invitationRoutes(router, { onboarding });
         appRoutes(router, { apps, appOwner: (id) => findAppOwnerQuery(db, id) });
         accountRoutes(router, { accounts });
+        selfServiceRoutes(router, { selfService });
       },
       async rotateKeys() {
         // A retired key stays published until every token it signed has expired.

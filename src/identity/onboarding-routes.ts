@@ -19,6 +19,7 @@ import { findUncleanString, uncleanStringMessage } from '../platform/strings.ts'
 import { EmailDomainNotAllowed, EmailNotConfigured, InvalidLink, SignUpClosed } from './errors.ts';
 import { RESET_TTL_MINUTES } from './onboarding.ts';
 import type { OnboardingService } from './onboarding.ts';
+import type { SelfService } from './self-service.ts';
 import {
   closedPage,
   donePage,
@@ -53,6 +54,7 @@ export const PATHS = {
   forgotPassword: `${BASE}/forgot-password`,
   resetPassword: `${BASE}/reset-password`,
   invitation: `${BASE}/invitation`,
+  confirmEmail: `${BASE}/confirm-email`,
 } as const;
 
 export interface OnboardingRoutesDeps {
@@ -62,6 +64,8 @@ export interface OnboardingRoutesDeps {
   perIp: RateLimiter;
   /** E-mails one address may be sent (sign-up, forgot password). */
   perEmail: RateLimiter;
+  /** Confirms a change of address (the link sent to the new one). */
+  selfService: SelfService;
 }
 
 /** The sign-in page's links to these pages (interactions.ts). */
@@ -258,6 +262,39 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
       donePage(
         'Address confirmed',
         'Thank you. Your account can now create API keys and use the API.',
+        CONSOLE,
+      ),
+    );
+  });
+
+  // --- confirm a new address (self-service change of e-mail) ------------------------------
+  router.get(PATHS.confirmEmail, async function showConfirmEmail(ctx) {
+    const token = queryToken(ctx);
+    const email = await onboarding.peek(token, 'change_email');
+    if (email === null || token === undefined) return invalid(ctx);
+    page(
+      ctx,
+      200,
+      verifyEmailPage({ action: PATHS.confirmEmail, csrf: csrf.token(ctx), token, email }),
+    );
+  });
+
+  router.post(PATHS.confirmEmail, async function submitConfirmEmail(ctx) {
+    const form = await submitted(ctx);
+    if (form === null) return;
+    if (!allowed(ctx, [[deps.perIp, ctx.ip]])) return page(ctx, 429, invalidLinkPage(TOO_MANY));
+    try {
+      await deps.selfService.confirmEmailChange(form.token ?? '');
+    } catch (error) {
+      if (error instanceof InvalidLink) return invalid(ctx, error);
+      throw error;
+    }
+    page(
+      ctx,
+      200,
+      donePage(
+        'Address changed',
+        'Thank you. Your account now uses this address: sign in with it from now on.',
         CONSOLE,
       ),
     );

@@ -72,17 +72,21 @@ export interface OnboardingConfig {
 export const RESET_TTL_MINUTES = 30;
 export const VERIFY_TTL_HOURS = 24;
 export const INVITATION_TTL_DAYS = 7;
-const TTL_MS: Record<AccountTokenPurpose, number> = {
+// A new address is proved like a sign-up's, so it lives as long: a day.
+export const CHANGE_EMAIL_TTL_HOURS = 24;
+export const TTL_MS: Record<AccountTokenPurpose, number> = {
   reset_password: RESET_TTL_MINUTES * 60_000,
   verify_email: VERIFY_TTL_HOURS * 3_600_000,
   invitation: INVITATION_TTL_DAYS * 86_400_000,
+  change_email: CHANGE_EMAIL_TTL_HOURS * 3_600_000,
 };
-const PATHS: Record<AccountTokenPurpose, string> = {
+export const TOKEN_PATHS: Record<AccountTokenPurpose, string> = {
   verify_email: '/account/verify-email',
   reset_password: '/account/reset-password',
   invitation: '/account/invitation',
+  change_email: '/account/confirm-email',
 };
-const TOKEN_HASH_PURPOSE = 'account-tokens';
+export const TOKEN_HASH_PURPOSE = 'account-tokens';
 const UNIQUE_VIOLATION = '23505';
 
 export interface IssuedLink {
@@ -146,7 +150,7 @@ export function createOnboardingService(deps: OnboardingDeps): OnboardingService
   const pending = new Set<Promise<void>>();
 
   function link(purpose: AccountTokenPurpose, token: string): string {
-    return `${config.publicUrl}${PATHS[purpose]}?token=${token}`;
+    return `${config.publicUrl}${TOKEN_PATHS[purpose]}?token=${token}`;
   }
 
   async function issue(

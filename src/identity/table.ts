@@ -101,6 +101,6 @@ export interface AccountTokensTable {
   used_at: Date | null;
 }
 
-export type AccountTokenPurpose = 'verify_email' | 'reset_password' | 'invitation';
+export type AccountTokenPurpose = 'verify_email' | 'reset_password' | 'invitation' | 'change_email';
 export type AccountTokenRow = Selectable<AccountTokensTable>;
 export type NewAccountTokenRow = Insertable<AccountTokensTable>;

@@ -308,6 +308,8 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', () => {
     );
     await expectAccessible(page);
     await screenshot(page, 'statement');
+    // "Your account" (issue #18 item 7): its sign-ins table and forms pass axe as well.
+    await visit(page, `${t.url}/console/account`, 'your-account');
     await page.context().close();
   });
 

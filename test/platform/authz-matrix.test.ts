@@ -150,6 +150,29 @@ function usageEvent(subject: string) {
   ];
 }
 
+/** A refresh grant of `who`'s as oidc-provider stores it, for the one operation that ends one. */
+async function freshGrant(who: Customer) {
+  const grantId = `matrix${unique().replace(/\D/g, '')}`;
+  const iat = Math.floor(Date.now() / 1000);
+  await t.app.database.db
+    .insertInto('oidc_payloads')
+    .values({
+      model: 'RefreshToken',
+      id: `matrix-${grantId}`,
+      payload: JSON.stringify({ accountId: who.accountId, grantId, clientId: who.clientId, iat }),
+      grant_id: grantId,
+      user_code: null,
+      uid: null,
+      expires_at: new Date(Date.now() + 3_600_000),
+    })
+    .execute();
+  return `grt_${grantId}`;
+}
+
+// The self-service routes that take the current password get a wrong one: an allowed caller
+// gets its 400 `WrongPassword` (nothing is changed or deleted), a refused one its 403.
+const WRONG_PASSWORD = 'not the password of anyone';
+
 interface Row {
   /** The request, built with the ids of `who` (the caller's own customer, or the other). */
   request(
@@ -213,6 +236,32 @@ const rows: Record<string, Row> = {
   'GET /v1/accounts/{id}': { request: (who) => ({ path: `/v1/accounts/${who.accountId}` }) },
   'PATCH /v1/accounts/{id}': {
     request: (who) => ({ path: `/v1/accounts/${who.accountId}`, body: { name: 'Renamed' } }),
+  },
+  'POST /v1/account/password': {
+    request: () => ({
+      path: '/v1/account/password',
+      body: { current_password: WRONG_PASSWORD, new_password: 'a new passphrase' },
+    }),
+    noIds: true,
+  },
+  'POST /v1/account/email': {
+    request: () => ({
+      path: '/v1/account/email',
+      body: { current_password: WRONG_PASSWORD, email: `moved-${unique()}@example.com` },
+    }),
+    noIds: true,
+  },
+  'GET /v1/account/sessions': { request: () => ({ path: '/v1/account/sessions' }), noIds: true },
+  'DELETE /v1/account/sessions': {
+    request: () => ({ path: '/v1/account/sessions' }),
+    noIds: true,
+  },
+  'DELETE /v1/account/sessions/{id}': {
+    request: async (who) => ({ path: `/v1/account/sessions/${await freshGrant(who)}` }),
+  },
+  'POST /v1/account/delete': {
+    request: () => ({ path: '/v1/account/delete', body: { current_password: WRONG_PASSWORD } }),
+    noIds: true,
   },
   'POST /v1/invitations': {
     request: () => ({
