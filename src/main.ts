@@ -207,6 +207,15 @@ async function serve(args: string[]): Promise<number> {
     { port: server.port, publicUrl: config.http.publicUrl, database: app.database.kind },
     'tollhouse is listening',
   );
+  // First run: the JSON log line may scroll by or go to a collector; a person who just typed
+  // `npm start` reads the terminal.
+  const setupLink = app.identity.firstRun.link;
+  if (setupLink !== null) {
+    process.stderr.write(
+      `\n  No operator yet. Create the first one here (the link works once, for 24 hours):\n\n` +
+        `    ${setupLink}\n\n`,
+    );
+  }
   // SIGNER_PORT: the remote-signer routes alone, for a gateway on a private network.
   const signerServer =
     config.signer.listen === null
