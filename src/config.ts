@@ -118,6 +118,17 @@ export interface Setting {
  * checks the compose file against it. A setting is named once, here; `Config` is built from the
  * values these schemas parse, so a misspelt name is a type error.
  */
+/**
+ * The embedded data folder the environment names, or null with DATABASE_URL. Read without
+ * parsing the whole configuration (no secret generated, no setting checked), so a CLI command
+ * can look for a running server's control socket before anything else.
+ */
+export function embeddedDataDir(env: NodeJS.ProcessEnv = process.env): string | null {
+  if (env.DATABASE_URL !== undefined && env.DATABASE_URL !== '') return null;
+  const dir = env.TOLLHOUSE_DATA_DIR;
+  return path.resolve(dir === undefined || dir === '' ? SETTINGS.TOLLHOUSE_DATA_DIR.default : dir);
+}
+
 export const SETTINGS = {
   PORT: {
     section: 'http',

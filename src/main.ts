@@ -9,7 +9,13 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { COMMANDS, createApp } from './app.ts';
 import type { App } from './app.ts';
-import { ConfigError, loadConfig, servingProblems, wantsStackTraces } from './config.ts';
+import {
+  ConfigError,
+  embeddedDataDir,
+  loadConfig,
+  servingProblems,
+  wantsStackTraces,
+} from './config.ts';
 import type { LoadedConfig } from './config.ts';
 import { createDatabase } from './database.ts';
 import {
@@ -28,6 +34,7 @@ import type { Logger } from './platform/log.ts';
 import { listMigrations, migrateToLatest } from './platform/migrations.ts';
 import { SealedValueUnreadable } from './platform/secrets.ts';
 import { startServer } from './platform/server.ts';
+import { forwardToControlServer, startControlServer } from './platform/control.ts';
 
 // Hard ceiling for a graceful shutdown: Docker sends SIGKILL 10 s after SIGTERM.
 const SHUTDOWN_DEADLINE_MS = 9_500;
@@ -162,6 +169,12 @@ async function runCapabilityCommand(
   args: string[],
   flags: GlobalFlags,
 ): Promise<number> {
+  // Embedded mode with a server running: it holds the database, so it runs the command.
+  const dataDir = embeddedDataDir();
+  if (dataDir !== null && current !== null) {
+    const forwarded = await forwardToControlServer(dataDir, [current, ...args], io);
+    if (forwarded !== null) return forwarded;
+  }
   let opened: Promise<App> | null = null;
   try {
     return await command.run(args, {
@@ -207,6 +220,15 @@ async function serve(args: string[]): Promise<number> {
     { port: server.port, publicUrl: config.http.publicUrl, database: app.database.kind },
     'tollhouse is listening',
   );
+  // First run: the JSON log line may scroll by or go to a collector; a person who just typed
+  // `npm start` reads the terminal.
+  const setupLink = app.identity.firstRun.link;
+  if (setupLink !== null) {
+    process.stderr.write(
+      `\n  No operator yet. Create the first one here (the link works once, for 24 hours):\n\n` +
+        `    ${setupLink}\n\n`,
+    );
+  }
   // SIGNER_PORT: the remote-signer routes alone, for a gateway on a private network.
   const signerServer =
     config.signer.listen === null
@@ -219,6 +241,23 @@ async function serve(args: string[]): Promise<number> {
   if (signerServer !== null) {
     log.info({ port: signerServer.port }, 'remote signer is listening');
   }
+  // Embedded mode: CLI commands run meanwhile reach this process instead of being refused by
+  // the database lock. A socket that cannot be opened (a data folder path too long for a Unix
+  // socket) only costs that convenience.
+  const control =
+    config.database.url === null
+      ? await startControlServer({
+          dataDir: config.database.dataDir,
+          log,
+          run: (argv, commandIo) => runInServer(app, argv, commandIo),
+        }).catch((error: unknown) => {
+          log.warn(
+            { err: error },
+            'control socket not available; CLI commands need the server stopped',
+          );
+          return null;
+        })
+      : null;
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
@@ -234,7 +273,7 @@ async function serve(args: string[]): Promise<number> {
       process.exit(1);
     }, SHUTDOWN_DEADLINE_MS).unref();
     app.lifecycle.shuttingDown = true;
-    Promise.all([server.close(), signerServer?.close()])
+    Promise.all([server.close(), signerServer?.close(), control?.close()])
       .then(() => app.close())
       .then(
         () => {
@@ -338,7 +377,11 @@ main(process.argv.slice(2)).then(
  * account, no ETH/USD rate …), a setup problem (another TOLLHOUSE_SECRET, a locked data
  * folder, an unreachable database, a port in use). Null for anything else.
  */
-function expectedFailure(error: unknown): { message: string; code: number } | null {
+function expectedFailure(
+  error: unknown,
+  commandName: string | null = current,
+): { message: string; code: number } | null {
+  const current = commandName;
   const message = error instanceof Error ? error.message : String(error);
   if (isArgumentError(error) || error instanceof CliUsageError) {
     const command = current === null ? null : COMMAND_TABLE[current];
@@ -362,6 +405,26 @@ function expectedFailure(error: unknown): { message: string; code: number } | nu
   }
   const described = describeStartupError(error);
   return described === null ? null : { message: `tollhouse: ${described}`, code: EXIT_FAILED };
+}
+
+/** A command sent over the control socket, run against this server's own app. */
+async function runInServer(app: App, argv: string[], commandIo: CliIo): Promise<number> {
+  const [name, ...args] = argv;
+  const command = name === undefined || !Object.hasOwn(COMMANDS, name) ? null : COMMANDS[name]!;
+  if (command === null) {
+    commandIo.err(
+      `tollhouse: the server runs capability commands only, not ${JSON.stringify(name ?? '')}\n`,
+    );
+    return EXIT_USAGE;
+  }
+  try {
+    return await command.run(args, { io: commandIo, open: () => Promise.resolve(app) });
+  } catch (error) {
+    const expected = expectedFailure(error, name);
+    if (expected === null) throw error;
+    commandIo.err(`${printable(expected.message)}\n`);
+    return expected.code;
+  }
 }
 
 /**

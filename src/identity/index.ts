@@ -28,6 +28,9 @@ import { loadSigningKeys, rotateSigningKeys } from './signing-keys.ts';
 import type { RotationResult } from './signing-keys.ts';
 import { createAccessTokenVerifier } from './verifier.ts';
 import { createOnboardingService } from './onboarding.ts';
+import { createFirstRun } from './first-run.ts';
+import type { FirstRun } from './first-run.ts';
+import { firstRunRoutes } from './first-run-routes.ts';
 import type { OnboardingService } from './onboarding.ts';
 import { invitationRoutes, loginLinks, onboardingPageRoutes } from './onboarding-routes.ts';
 import { createSelfService } from './self-service.ts';
@@ -55,6 +58,8 @@ export { identityCommands } from './cli.ts';
 export type { IdentityCliDeps } from './cli.ts';
 export { hashPassword, verifyPassword } from './passwords.ts';
 export { EmailNotVerified } from './errors.ts';
+export type { FirstRun } from './first-run.ts';
+export { SETUP_PATH, SETUP_TTL_MS } from './first-run.ts';
 export type { Invitation, IssuedLink, OnboardingService, SignupPolicy } from './onboarding.ts';
 export type { AccountKeys, AccountSession, SelfService } from './self-service.ts';
 
@@ -96,6 +101,8 @@ export interface Identity extends Capability {
   onboarding: OnboardingService;
   /** The account holder's own password, address, sessions and deletion (issue #18 item 7). */
   selfService: SelfService;
+  /** First run: the one-time setup link while no operator exists (issue #18 item 6). */
+  firstRun: FirstRun;
   /** The provider serving now (a new instance after every signing-key change). */
   readonly provider: Provider;
   /** Bearer JWT access tokens → principal (register in the authenticator's verifiers). */
@@ -165,6 +172,14 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
       onChanged: accountChanged,
     });
     cleanups.push(() => onboarding.close());
+    const firstRun = createFirstRun({
+      db,
+      secrets,
+      clock: deps.clock ?? systemClock,
+      log,
+      publicUrl: config.publicUrl,
+      onChanged: accountChanged,
+    });
     const HOUR_MS = 3_600_000;
     const onboardingPerIp = createRateLimiter(onboardingConfig.signupAttemptsPerIpPerHour, HOUR_MS);
     const onboardingPerEmail = createRateLimiter(onboardingConfig.emailsPerAddressPerHour, HOUR_MS);
@@ -245,6 +260,7 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
       apps,
       onboarding,
       selfService,
+      firstRun,
       get provider() {
         return live.current();
       },
@@ -259,6 +275,10 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
           loginPerIp,
           secureCookies: config.publicUrl.startsWith('https:'),
           loginLinks: loginLinks(onboarding),
+          // The console is the first-party client an operator signs in to.
+          noOperatorNote: async (clientId) =>
+            (deps.firstPartyClients ?? []).some((c) => c.clientId === clientId) &&
+            !(await firstRun.operatorExists()),
         });
         onboardingPageRoutes(router, {
           onboarding,
@@ -268,6 +288,11 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
           selfService,
         });
         invitationRoutes(router, { onboarding });
+        firstRunRoutes(router, {
+          firstRun,
+          secureCookies: config.publicUrl.startsWith('https:'),
+          perIp: onboardingPerIp,
+        });
         appRoutes(router, { apps, appOwner: (id) => findAppOwnerQuery(db, id) });
         accountRoutes(router, { accounts });
         selfServiceRoutes(router, { selfService });
@@ -279,7 +304,10 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
         await live.reload();
         return result;
       },
-      start() {
+      async start() {
+        // A serving process with no operator prints the one-time setup link (one-shot
+        // commands do not start capabilities, so they mint nothing).
+        await firstRun.mint();
         const sweeper = startSweeper(db, log, SWEEP_INTERVAL_MS);
         cleanups.push(() => sweeper.stop());
       },

@@ -29,6 +29,9 @@ export interface InteractionDeps {
   secureCookies: boolean;
   /** Issue #18: the login page's links to the onboarding pages (onboarding-routes.ts). */
   loginLinks?: (uid: string) => { forgotPassword: string | null; signUp: string | null };
+  /** First run: whether to tell this client's sign-in page that no operator exists yet (the
+   * note names the server log, never the link). */
+  noOperatorNote?: (clientId: unknown) => Promise<boolean>;
 }
 
 export function interactionRoutes(router: Router, deps: InteractionDeps): void {
@@ -104,6 +107,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
         email: '',
         error: null,
         links: deps.loginLinks?.(interaction.uid),
+        noOperator: (await deps.noOperatorNote?.(interaction.params.client_id)) ?? false,
       });
       return;
     }
@@ -144,6 +148,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
         email,
         error,
         links: deps.loginLinks?.(interaction.uid),
+        noOperator: (await deps.noOperatorNote?.(interaction.params.client_id)) ?? false,
       });
     };
     const wait = Math.max(

@@ -247,3 +247,41 @@ export function invalidLinkPage(message: string): string {
       </p>`,
   );
 }
+
+/** First run: the one-time setup link's form, which creates the first operator. */
+export function setupPage(input: {
+  action: string;
+  csrf: string;
+  token: string;
+  email: string;
+  name: string;
+  error: string | null;
+}): string {
+  return layout(
+    'Create the first operator',
+    html`<h1>Create the first operator</h1>
+      ${alert(input.error)}
+      <p>
+        No operator exists yet. This account administers this tollhouse: accounts, plans, the
+        signer. The link works once.
+      </p>
+      <form method="post" action="${input.action}">
+        ${csrfField(input.csrf)}
+        <input type="hidden" name="token" value="${input.token}" />
+        <label for="email">Email</label>
+        <input
+          id="email"
+          name="email"
+          type="email"
+          autocomplete="username"
+          required
+          value="${input.email}"
+          autofocus
+        />
+        <label for="name">Name (optional)</label>
+        <input id="name" name="name" type="text" autocomplete="name" value="${input.name}" />
+        ${newPasswordFields()}
+        <button type="submit">Create the operator</button>
+      </form>`,
+  );
+}

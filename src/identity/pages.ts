@@ -70,12 +70,21 @@ export function loginPage(input: {
   error: string | null;
   /** Issue #18: "forgot password" and, with open sign-up, "create an account". */
   links?: { forgotPassword: string | null; signUp: string | null };
+  /** First run: no operator exists yet (shown on the console's sign-in only). */
+  noOperator?: boolean;
 }): string {
   const forgot = input.links?.forgotPassword ?? null;
   const signUp = input.links?.signUp ?? null;
   return layout(
     'Sign in',
     html`<h1>Sign in to continue to ${input.appName}</h1>
+      ${
+        input.noOperator === true
+          ? html`<p role="note" class="first-run">
+              No operator yet: open the setup link printed in the server log.
+            </p>`
+          : null
+      }
       ${alert(input.error)}
       <form method="post" action="${input.action}">
         <input type="hidden" name="csrf" value="${input.csrf}" />
