@@ -201,7 +201,8 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', () => {
     await page.getByRole('button', { name: 'Register app' }).click();
     const secret = (await page.locator('#new-secret').textContent())!.trim();
     expect(secret).toMatch(/^thcs_/);
-    await expect(page.getByRole('button', { name: 'Copy' }).isVisible()).resolves.toBe(true);
+    // The page's script shows the Copy button once it has loaded: wait for it (isVisible does not).
+    await page.getByRole('button', { name: 'Copy' }).waitFor({ state: 'visible' });
     const appRow = page.getByRole('row', { name: /Customer portal/ });
     await expect(appRow.textContent()).resolves.toContain('https://portal.example.com/callback');
     await expectAccessible(page);

@@ -47,7 +47,8 @@ describe.skipIf(!HAVE_CHROMIUM)('console: API keys in a browser', () => {
 
     const secret = (await page.locator('#new-secret').textContent())!.trim();
     expect(secret).toMatch(/^th_/);
-    await expect(page.getByRole('button', { name: 'Copy' }).isVisible()).resolves.toBe(true);
+    // The page's script shows the Copy button once it has run: wait for it (isVisible does not).
+    await page.getByRole('button', { name: 'Copy' }).waitFor({ state: 'visible' });
     const row = page.getByRole('row', { name: /storefront/ });
     await expect(row.textContent()).resolves.toContain('https://shop.example.com');
     await expectAccessible(page);
