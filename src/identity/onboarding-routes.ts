@@ -235,69 +235,51 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
     page(ctx, error.status, invalidLinkPage(error.message));
   }
 
-  router.get(PATHS.verifyEmail, async function showVerifyEmail(ctx) {
-    const token = queryToken(ctx);
-    const email = await onboarding.peek(token, 'verify_email');
-    if (email === null || token === undefined) return invalid(ctx);
-    page(
-      ctx,
-      200,
-      verifyEmailPage({ action: PATHS.verifyEmail, csrf: csrf.token(ctx), token, email }),
-    );
-  });
+  // A confirmation link (a new account's address, or the new address of a change) opens a page
+  // with one button; only its POST uses the link, so a mail scanner opening it spends nothing.
+  function confirmLinkRoutes(link: {
+    path: string;
+    purpose: 'verify_email' | 'change_email';
+    confirm(token: string): Promise<unknown>;
+    done: [title: string, text: string];
+  }) {
+    router.get(link.path, async function showConfirmLink(ctx) {
+      const token = queryToken(ctx);
+      const email = await onboarding.peek(token, link.purpose);
+      if (email === null || token === undefined) return invalid(ctx);
+      page(ctx, 200, verifyEmailPage({ action: link.path, csrf: csrf.token(ctx), token, email }));
+    });
 
-  router.post(PATHS.verifyEmail, async function submitVerifyEmail(ctx) {
-    const form = await submitted(ctx);
-    if (form === null) return;
-    if (!allowed(ctx, [[deps.perIp, ctx.ip]])) return page(ctx, 429, invalidLinkPage(TOO_MANY));
-    try {
-      await onboarding.verifyEmail(form.token ?? '');
-    } catch (error) {
-      if (error instanceof InvalidLink) return invalid(ctx, error);
-      throw error;
-    }
-    page(
-      ctx,
-      200,
-      donePage(
-        'Address confirmed',
-        'Thank you. Your account can now create API keys and use the API.',
-        CONSOLE,
-      ),
-    );
+    router.post(link.path, async function submitConfirmLink(ctx) {
+      const form = await submitted(ctx);
+      if (form === null) return;
+      if (!allowed(ctx, [[deps.perIp, ctx.ip]])) return page(ctx, 429, invalidLinkPage(TOO_MANY));
+      try {
+        await link.confirm(form.token ?? '');
+      } catch (error) {
+        if (error instanceof InvalidLink) return invalid(ctx, error);
+        throw error;
+      }
+      page(ctx, 200, donePage(...link.done, CONSOLE));
+    });
+  }
+
+  confirmLinkRoutes({
+    path: PATHS.verifyEmail,
+    purpose: 'verify_email',
+    confirm: (token) => onboarding.verifyEmail(token),
+    done: ['Address confirmed', 'Thank you. Your account can now create API keys and use the API.'],
   });
 
   // --- confirm a new address (self-service change of e-mail) ------------------------------
-  router.get(PATHS.confirmEmail, async function showConfirmEmail(ctx) {
-    const token = queryToken(ctx);
-    const email = await onboarding.peek(token, 'change_email');
-    if (email === null || token === undefined) return invalid(ctx);
-    page(
-      ctx,
-      200,
-      verifyEmailPage({ action: PATHS.confirmEmail, csrf: csrf.token(ctx), token, email }),
-    );
-  });
-
-  router.post(PATHS.confirmEmail, async function submitConfirmEmail(ctx) {
-    const form = await submitted(ctx);
-    if (form === null) return;
-    if (!allowed(ctx, [[deps.perIp, ctx.ip]])) return page(ctx, 429, invalidLinkPage(TOO_MANY));
-    try {
-      await deps.selfService.confirmEmailChange(form.token ?? '');
-    } catch (error) {
-      if (error instanceof InvalidLink) return invalid(ctx, error);
-      throw error;
-    }
-    page(
-      ctx,
-      200,
-      donePage(
-        'Address changed',
-        'Thank you. Your account now uses this address: sign in with it from now on.',
-        CONSOLE,
-      ),
-    );
+  confirmLinkRoutes({
+    path: PATHS.confirmEmail,
+    purpose: 'change_email',
+    confirm: (token) => deps.selfService.confirmEmailChange(token),
+    done: [
+      'Address changed',
+      'Thank you. Your account now uses this address: sign in with it from now on.',
+    ],
   });
 
   // --- forgot password ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { identityCommands } from '../../src/identity/index.ts';
 import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
 import { PASSWORD, accountWithPassword } from '../support/fixtures.ts';
-import { Browser, browserLogin, discover, pkce, startIdentityApp } from './support.ts';
+import { Browser, browserLogin, discover, photoStudio, pkce, startIdentityApp } from './support.ts';
 import type { IdentityTestApp } from './support.ts';
 import { linkIn, startSmtp } from './smtp.ts';
 import type { TestSmtp } from './smtp.ts';
@@ -36,18 +36,7 @@ beforeAll(async () => {
     LOGIN_ATTEMPTS_PER_IP_PER_MINUTE: '1000',
   });
   operator = await adminKey(t);
-  const { app, clientSecret } = await t.app.identity.apps.create(
-    {
-      name: 'Photo Studio',
-      kind: 'web',
-      ownerAccountId: operator.accountId,
-      redirectUris: [REDIRECT],
-      scopes: ['gateway'],
-      grantTypes: ['authorization_code', 'refresh_token'],
-    },
-    { id: 'test' },
-  );
-  rp = await discover(t, app.clientId, clientSecret);
+  rp = await photoStudio(t, operator.accountId, REDIRECT);
 });
 afterAll(async () => {
   await t?.close();

@@ -168,3 +168,26 @@ export async function pkce() {
     state: oidc.randomState(),
   };
 }
+
+/**
+ * A confidential web app of `ownerAccountId` ("Photo Studio", code and refresh grants) and the
+ * relying party openid-client makes of it: the app most sign-in and onboarding tests log into.
+ */
+export async function photoStudio(
+  t: IdentityTestApp,
+  ownerAccountId: string,
+  redirectUri: string,
+): Promise<oidc.Configuration> {
+  const { app, clientSecret } = await t.app.identity.apps.create(
+    {
+      name: 'Photo Studio',
+      kind: 'web',
+      ownerAccountId,
+      redirectUris: [redirectUri],
+      scopes: ['gateway'],
+      grantTypes: ['authorization_code', 'refresh_token'],
+    },
+    { id: 'test' },
+  );
+  return discover(t, app.clientId, clientSecret);
+}
