@@ -14,6 +14,7 @@ import type { Clock } from '../platform/clock.ts';
 import type { Database } from '../database.ts';
 import { Conflict, InvalidRequest } from '../platform/errors.ts';
 import type { Logger } from '../platform/log.ts';
+import { createBackgroundMail } from '../platform/mail.ts';
 import type { MailMessage, Mailer } from '../platform/mail.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import {
@@ -147,7 +148,8 @@ export function createOnboardingService(deps: OnboardingDeps): OnboardingService
   const { db, mailer, secrets, log, clock, config } = deps;
   const emailContext: EmailContext = { service: new URL(config.publicUrl).host };
   const hashToken = (token: string) => secrets.hmac(TOKEN_HASH_PURPOSE, token);
-  const pending = new Set<Promise<void>>();
+  const background = createBackgroundMail(mailer, log);
+  const deliver = (message: MailMessage) => background.deliver(message);
 
   function link(purpose: AccountTokenPurpose, token: string): string {
     return `${config.publicUrl}${TOKEN_PATHS[purpose]}?token=${token}`;
@@ -172,16 +174,6 @@ export function createOnboardingService(deps: OnboardingDeps): OnboardingService
       expires_at: expiresAt,
     });
     return { email: input.email, link: link(purpose, token), expiresAt, hash };
-  }
-
-  /** Sends in the background: the answer must not wait for (or reveal) the mail server. */
-  function deliver(message: MailMessage): void {
-    if (!mailer.configured) return;
-    const sending = mailer
-      .send(message)
-      .catch((error: unknown) => log.error({ err: error }, 'e-mail could not be sent'))
-      .finally(() => pending.delete(sending));
-    pending.add(sending);
   }
 
   function checkDomain(email: string): void {
@@ -495,7 +487,7 @@ export function createOnboardingService(deps: OnboardingDeps): OnboardingService
     },
 
     async close() {
-      await Promise.allSettled([...pending]);
+      await background.drain();
     },
   };
 }

@@ -14,6 +14,7 @@ import type { Clock } from '../platform/clock.ts';
 import type { Database } from '../database.ts';
 import { Conflict, NotFound, TooManyRequests } from '../platform/errors.ts';
 import type { Logger } from '../platform/log.ts';
+import { createBackgroundMail } from '../platform/mail.ts';
 import type { MailMessage, Mailer } from '../platform/mail.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import {
@@ -127,16 +128,8 @@ export function createSelfService(deps: SelfServiceDeps): SelfService {
   const { db, accounts, mailer, secrets, log, clock } = deps;
   const emailContext: EmailContext = { service: new URL(deps.publicUrl).host };
   const resetUrl = `${deps.publicUrl}/account/forgot-password`;
-  const pending = new Set<Promise<void>>();
-
-  function deliver(message: MailMessage): void {
-    if (!mailer.configured) return;
-    const sending = mailer
-      .send(message)
-      .catch((error: unknown) => log.error({ err: error }, 'e-mail could not be sent'))
-      .finally(() => pending.delete(sending));
-    pending.add(sending);
-  }
+  const background = createBackgroundMail(mailer, log);
+  const deliver = (message: MailMessage) => background.deliver(message);
 
   /** The caller's account if `password` is its password; WrongPassword otherwise (the same
    * for an account without a password, which signs in upstream or by link). */
@@ -441,7 +434,7 @@ export function createSelfService(deps: SelfServiceDeps): SelfService {
     },
 
     async close() {
-      await Promise.allSettled([...pending]);
+      await background.drain();
     },
   };
 }

@@ -69,3 +69,28 @@ export function createSmtpMailer(input: { url: string; from: string; log: Logger
     },
   };
 }
+
+export interface BackgroundMail {
+  /** Sends without waiting: an answer must not wait for (or reveal) the mail server. A failure
+   * is logged. Nothing is sent when e-mail is not configured. */
+  deliver(message: MailMessage): void;
+  /** Resolves once every message handed over so far has been sent or has failed. */
+  drain(): Promise<void>;
+}
+
+export function createBackgroundMail(mailer: Mailer, log: Logger): BackgroundMail {
+  const pending = new Set<Promise<void>>();
+  return {
+    deliver(message) {
+      if (!mailer.configured) return;
+      const sending = mailer
+        .send(message)
+        .catch((error: unknown) => log.error({ err: error }, 'e-mail could not be sent'))
+        .finally(() => pending.delete(sending));
+      pending.add(sending);
+    },
+    async drain() {
+      await Promise.allSettled([...pending]);
+    },
+  };
+}
