@@ -32,6 +32,7 @@ import type {
 } from './identity/table.ts';
 import type { ApiKeysTable } from './keys/table.ts';
 import type { UsageEventsTable, UsageRollupsTable } from './metering/table.ts';
+import type { OutboundEventsTable } from './notifications/table.ts';
 import type { AuditLogTable } from './platform/audit.ts';
 import { openDatabase } from './platform/db.ts';
 import type { DatabaseHandle as PlatformDatabaseHandle, DatabaseOptions } from './platform/db.ts';
@@ -73,6 +74,8 @@ export interface Database {
   streams: StreamsTable;
   // console
   console_sessions: ConsoleSessionsTable;
+  // notifications
+  outbound_events: OutboundEventsTable;
 }
 
 /** The application's open database (see platform/db.ts for the drivers). */
