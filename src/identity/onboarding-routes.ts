@@ -517,7 +517,7 @@ export function accountStatusRoutes(
       method: 'get',
       path: '/v1/account',
       response: accountSchema,
-      access: { kinds: ['account', 'operator'], note: 'Always the caller’s own account.' },
+      access: { kinds: ['operator', 'account'], note: 'Always the caller’s own account.' },
     },
     async ({ ctx }) => {
       const { principal } = ctx.state as AuthState;

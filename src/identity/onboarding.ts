@@ -515,10 +515,10 @@ export function createOnboardingService(deps: OnboardingDeps): OnboardingService
     },
 
     async resendVerification(accountId, actor) {
-      if (!mailer.configured) throw new EmailNotConfigured();
       const account = await findAccountById(db, accountId);
       if (account === undefined) throw new InvalidRequest(`No account ${accountId}`);
       if (account.email_verified) throw new AlreadyVerified();
+      if (!mailer.configured) throw new EmailNotConfigured();
       const issued = await db.transaction().execute(async (trx) => {
         // The newest link is the one the holder will open: older ones stop working.
         await retireAccountTokens(trx, accountId, 'verify_email', clock());
