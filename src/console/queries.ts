@@ -20,7 +20,11 @@ export async function findConsoleSessionByIdHash(
 ): Promise<(ConsoleSessionRow & { get_started_completed_at: Date | null }) | undefined> {
   return db
     .selectFrom('console_sessions')
-    .leftJoin('console_get_started', 'console_get_started.account_id', 'console_sessions.account_id')
+    .leftJoin(
+      'console_get_started',
+      'console_get_started.account_id',
+      'console_sessions.account_id',
+    )
     .selectAll('console_sessions')
     .select('console_get_started.completed_at as get_started_completed_at')
     .where('id_hash', '=', idHash)

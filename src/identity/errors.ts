@@ -86,6 +86,11 @@ export class InvitationsNotAllowed extends AppError {
 /** A confirmation link was asked for an address that is confirmed already. */
 export class AlreadyVerified extends AppError {
   constructor(options?: AppErrorOptions) {
-    super(409, 'AlreadyVerified', 'The e-mail address of this account is confirmed already', options);
+    super(
+      409,
+      'AlreadyVerified',
+      'The e-mail address of this account is confirmed already',
+      options,
+    );
   }
 }

@@ -47,8 +47,9 @@ async function get(cookie: string, path: string) {
 
 /** The state badge of the step whose heading has id `id`. */
 function stateOf(html: string, id: string): string | undefined {
-  const match = new RegExp(`<h2 id="${id}">[\\s\\S]*?<span class="badge \\w+">(Done|To do)</span>`)
-    .exec(html);
+  const match = new RegExp(
+    `<h2 id="${id}">[\\s\\S]*?<span class="badge \\w+">(Done|To do)</span>`,
+  ).exec(html);
   return match?.[1];
 }
 
@@ -109,11 +110,12 @@ describe('console: get started', () => {
     expect(resent.location).toBe('/console/get-started?done=verification');
     const again = await smtp.next(email, /confirm/i);
     // The newer link works; the one from sign-up stopped working.
-    const oldToken = new URL(linkIn(signUpMail, `${t.url}/account/verify-email?token=`))
-      .searchParams.get('token')!;
-    const newToken = new URL(linkIn(again, `${t.url}/account/verify-email?token=`)).searchParams.get(
-      'token',
-    )!;
+    const oldToken = new URL(
+      linkIn(signUpMail, `${t.url}/account/verify-email?token=`),
+    ).searchParams.get('token')!;
+    const newToken = new URL(
+      linkIn(again, `${t.url}/account/verify-email?token=`),
+    ).searchParams.get('token')!;
     await expect(t.app.identity.onboarding.verifyEmail(oldToken)).rejects.toThrow(/not valid/);
     await t.app.identity.onboarding.verifyEmail(newToken);
 

@@ -186,7 +186,10 @@ async function render(
         'Create your first API key',
         steps.key,
         input.secret !== undefined
-          ? html`<p>Key “${input.keyName ?? ''}” created, with the scopes ${FIRST_KEY_SCOPES.join(', ')}.</p>
+          ? html`<p>
+                Key “${input.keyName ?? ''}” created, with the scopes
+                ${FIRST_KEY_SCOPES.join(', ')}.
+              </p>
               ${secretReveal(input.secret, 'secret')}`
           : steps.key
             ? html`<p>You have a key. Manage your keys on <a href="/console/keys">API keys</a>.</p>`
@@ -216,9 +219,11 @@ async function render(
         steps.request,
         html`<p>
             The same paths and bodies as a go-livepeer gateway, with your key added.
-            ${input.secret === undefined
-              ? html`Put your key's secret in <code>${KEY_PLACEHOLDER}</code> first.`
-              : html`Your new key is filled in.`}
+            ${
+              input.secret === undefined
+                ? html`Put your key's secret in <code>${KEY_PLACEHOLDER}</code> first.`
+                : html`Your new key is filled in.`
+            }
           </p>
           ${copyable('gs-curl', curl, 'the curl command')}`,
       )}
@@ -228,8 +233,7 @@ async function render(
         steps.signerKey,
         html`<p>
             To run your own go-livepeer gateway and let this service pay orchestrators, start it
-            with these flags. The header carries a key with the signer scope (the first key has
-            it).
+            with these flags. The header carries a key with the signer scope (the first key has it).
           </p>
           ${copyable('gs-flags', flags, 'the go-livepeer flags')}`,
       )}
@@ -242,20 +246,21 @@ async function render(
           : html`<p>
               For users who sign in to your product with this service (OpenID Connect, issuer
               <code>${options.publicUrl}/oidc</code>), register an app on
-              <a href="/console/apps">Apps</a>. Give it your callback address as its redirect
-              URI, such as <code>https://app.example.com/callback</code> (http only for
-              localhost).
+              <a href="/console/apps">Apps</a>. Give it your callback address as its redirect URI,
+              such as <code>https://app.example.com/callback</code> (http only for localhost).
             </p>`,
       )}
     </ol>
     ${options.ownerInvitations && steps.verified ? inviteForm(csrf) : ''}
-    ${allDone
-      ? ''
-      : html`<form method="post" action="${PATH}/dismiss">
-          ${csrf}
-          <p class="hint">The menu keeps a link to this page until every step is done.</p>
-          <button type="submit" class="secondary">Not now: go to the overview</button>
-        </form>`}`;
+    ${
+      allDone
+        ? ''
+        : html`<form method="post" action="${PATH}/dismiss">
+            ${csrf}
+            <p class="hint">The menu keeps a link to this page until every step is done.</p>
+            <button type="submit" class="secondary">Not now: go to the overview</button>
+          </form>`
+    }`;
   return {
     title: 'Get started',
     active: 'get-started',
