@@ -139,7 +139,7 @@ describe('console: get started', () => {
       name: 'x'.repeat(500),
     });
     expect(long.status).toBe(400);
-    const account = (await t.app.identity.accounts.find(email))!;
+    const account = await t.app.identity.accounts.find(email);
     expect(await keysOf(account.id)).toEqual([]);
 
     // Another account's id in the form changes nothing: the key is the session's account's.
