@@ -290,6 +290,24 @@ export const SETTINGS = {
     doc: 'Sign-up and password-reset e-mails sent to one address per hour (per process): a form cannot be used to flood a mailbox.',
     schema: integer(1, 1000),
   },
+  SIGNUP_OWNER_INVITATIONS: {
+    section: 'onboarding',
+    default: 'false',
+    doc: 'With SIGNUP_POLICY=invite: whether account holders with a confirmed address may invite others too (`POST /v1/invitations`, the console). Their invitations go only by e-mail, so SMTP_URL is needed.',
+    schema: boolean,
+  },
+  OWNER_INVITATIONS_PER_ACCOUNT_PER_DAY: {
+    section: 'onboarding',
+    default: '10',
+    doc: 'Invitations one account holder may send in 24 hours (counted in the database, so across replicas). Operators are not limited.',
+    schema: integer(1, 10_000),
+  },
+  ACCOUNT_TOKENS_RETENTION_DAYS: {
+    section: 'onboarding',
+    default: '30',
+    doc: 'Used or expired e-mail links (verification, reset, invitation) are deleted this many days after they were used or expired. Until then they stay for support questions.',
+    schema: integer(1, 3650),
+  },
   GATEWAY_URL: {
     section: 'gateway',
     doc: 'The go-livepeer gateway (broadcaster mode) that the front door forwards AI requests to. Unset: the front door is off.',
@@ -752,6 +770,9 @@ function buildConfig(v: SettingValues) {
         signupEmailDomains: v.SIGNUP_EMAIL_DOMAINS ?? [],
         signupAttemptsPerIpPerHour: v.SIGNUP_ATTEMPTS_PER_IP_PER_HOUR,
         emailsPerAddressPerHour: v.EMAILS_PER_ADDRESS_PER_HOUR,
+        ownerInvitations: v.SIGNUP_OWNER_INVITATIONS,
+        ownerInvitationsPerAccountPerDay: v.OWNER_INVITATIONS_PER_ACCOUNT_PER_DAY,
+        accountTokensRetentionDays: v.ACCOUNT_TOKENS_RETENTION_DAYS,
       },
     },
     /** Outgoing e-mail (verification, reset, invitations); null url → not configured. */
@@ -854,7 +875,11 @@ function buildConfig(v: SettingValues) {
       closeAfterMs: v.BILLING_AUTO_CLOSE ? v.BILLING_CLOSE_AFTER_HOURS * 3_600_000 : null,
       jobIntervalMs: BILLING_JOB_INTERVAL_MS,
     },
-    console: { publicUrl },
+    console: {
+      publicUrl,
+      /** Whether the console offers account holders an invitation form. */
+      ownerInvitations: v.SIGNUP_OWNER_INVITATIONS && v.SIGNUP_POLICY === 'invite',
+    },
   };
 }
 

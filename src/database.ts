@@ -20,7 +20,7 @@ import type {
   StripeSyncTable,
   SubscriptionsTable,
 } from './billing/table.ts';
-import type { ConsoleSessionsTable } from './console/table.ts';
+import type { ConsoleGetStartedTable, ConsoleSessionsTable } from './console/table.ts';
 import type { StreamsTable } from './gateway/table.ts';
 import type {
   AccountTokensTable,
@@ -74,6 +74,7 @@ export interface Database {
   streams: StreamsTable;
   // console
   console_sessions: ConsoleSessionsTable;
+  console_get_started: ConsoleGetStartedTable;
   // notifications
   outbound_events: OutboundEventsTable;
 }

@@ -77,7 +77,7 @@ export function createFramework(router: Router, deps: FrameworkDeps) {
       ctx,
       session,
       clock: deps.clock,
-      viewer: { email: session.email, isAdmin: session.isAdmin, csrfToken: session.csrfToken },
+      viewer: viewerOf(session)!,
       async api(method, path, body) {
         const response = await api.call(session.accessToken, method, path, body, {
           'x-request-id': (ctx.state as RequestState).requestId,
@@ -221,7 +221,12 @@ export function createFramework(router: Router, deps: FrameworkDeps) {
 function viewerOf(session: ConsoleSession | null): Viewer | null {
   return session === null
     ? null
-    : { email: session.email, isAdmin: session.isAdmin, csrfToken: session.csrfToken };
+    : {
+        email: session.email,
+        isAdmin: session.isAdmin,
+        csrfToken: session.csrfToken,
+        getStarted: session.getStartedOpen && !session.isAdmin,
+      };
 }
 
 /**

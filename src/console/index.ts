@@ -19,6 +19,9 @@ import { operatorPages } from './pages/operator.ts';
 import { overviewPage } from './pages/overview.ts';
 import { statementPages } from './pages/statements.ts';
 import { usagePages } from './pages/usage.ts';
+import { getStartedPages } from './pages/get-started.ts';
+import type { GetStartedStore } from './pages/get-started.ts';
+import { findGetStarted, markGetStarted } from './queries.ts';
 import { yourAccountPages } from './pages/your-account.ts';
 import { createSessionStore } from './session.ts';
 import { CONSOLE_API_SCOPES, CONSOLE_CLIENT_ID, signInRoutes } from './signin.ts';
@@ -26,7 +29,7 @@ import { staticRoutes } from './static.ts';
 import type { Clock } from '../platform/clock.ts';
 import { systemClock } from '../platform/clock.ts';
 
-export type { ConsoleSessionsTable } from './table.ts';
+export type { ConsoleGetStartedTable, ConsoleSessionsTable } from './table.ts';
 export { CONSOLE_CLIENT_ID } from './signin.ts';
 export { CONTENT_SECURITY_POLICY } from './framework.ts';
 export { CONSOLE_LIST_CAP } from './framework.ts';
@@ -77,6 +80,15 @@ export function createConsole(deps: ConsoleDeps): Console {
     secureCookies,
   });
   const api = createApiClient(deps.handler);
+  const db = deps.database.db;
+  const getStarted: GetStartedStore = {
+    async state(accountId) {
+      const row = await findGetStarted(db, accountId);
+      return { dismissed: row?.dismissed_at != null, completed: row?.completed_at != null };
+    },
+    dismiss: (accountId) => markGetStarted(db, accountId, 'dismissed_at', clock()),
+    complete: (accountId) => markGetStarted(db, accountId, 'completed_at', clock()),
+  };
   let sweeper: NodeJS.Timeout | null = null;
   return {
     name: 'console',
@@ -104,8 +116,14 @@ export function createConsole(deps: ConsoleDeps): Console {
         authenticator: deps.authenticator,
         secureCookies,
         framework,
+        getStarted,
       });
       overviewPage(framework);
+      getStartedPages(framework, {
+        publicUrl,
+        ownerInvitations: deps.config.ownerInvitations,
+        store: getStarted,
+      });
       keyPages(framework);
       appPages(framework);
       usagePages(framework);

@@ -24,6 +24,8 @@ export interface ConsoleSession {
   email: string;
   scopes: string[];
   isAdmin: boolean;
+  /** The account has not finished the "get started" steps (the nav offers the page). */
+  getStartedOpen: boolean;
   accessToken: string;
   csrfToken: string;
   expiresAt: Date;
@@ -102,6 +104,7 @@ export function createSessionStore(deps: {
         email: row.email,
         scopes,
         isAdmin: scopes.includes('admin'),
+        getStartedOpen: row.get_started_completed_at === null,
         accessToken: box.open(row.access_token_sealed, idHash),
         csrfToken: row.csrf_token,
         expiresAt: row.expires_at,

@@ -13,6 +13,8 @@ import { securityHeaders } from './framework.ts';
 import type { createFramework } from './framework.ts';
 import { html } from '../platform/html.ts';
 import type { SessionStore } from './session.ts';
+import { landing } from './pages/get-started.ts';
+import type { GetStartedStore } from './pages/get-started.ts';
 import { layout, notice } from './views.ts';
 
 export const CONSOLE_CLIENT_ID = 'tollhouse-console';
@@ -38,6 +40,7 @@ export interface SignInDeps {
   authenticator: Authenticator;
   secureCookies: boolean;
   framework: ReturnType<typeof createFramework>;
+  getStarted: GetStartedStore;
 }
 
 /** Where a console page may send the browser back to after sign-in: console paths only. */
@@ -177,9 +180,22 @@ export function signInRoutes(router: Router, deps: SignInDeps): void {
       refreshToken: typeof tokens.refresh_token === 'string' ? tokens.refresh_token : null,
       expiresAt: new Date(Date.now() + expiresIn * 1000),
     });
+    // A customer without a key starts on "get started" (issue #18 item 5).
+    const accessToken = tokens.access_token;
+    const target = await landing(
+      deps.getStarted,
+      { accountId: principal.accountId, isAdmin: principal.scopes.includes('admin') },
+      async () => {
+        const keys = await api.call(accessToken, 'GET', '/v1/keys?limit=100');
+        const items = (keys.body as { keys?: Array<{ status: string }> } | undefined)?.keys;
+        // Unreadable: not a reason to send anyone anywhere else.
+        return keys.status !== 200 || (items ?? []).some((k) => k.status === 'active');
+      },
+      pending.returnTo,
+    );
     ctx.set('Cache-Control', 'no-store');
     ctx.status = 303;
-    ctx.redirect(pending.returnTo);
+    ctx.redirect(target);
   });
 
   deps.framework.action('/console/logout', async ({ ctx }) => {

@@ -15,3 +15,11 @@ export interface ConsoleSessionsTable {
 
 export type ConsoleSessionRow = Selectable<ConsoleSessionsTable>;
 export type NewConsoleSessionRow = Insertable<ConsoleSessionsTable>;
+
+export interface ConsoleGetStartedTable {
+  account_id: string;
+  dismissed_at: Date | null;
+  completed_at: Date | null;
+}
+
+export type ConsoleGetStartedRow = Selectable<ConsoleGetStartedTable>;

@@ -8,7 +8,11 @@ export interface Viewer {
   email: string;
   isAdmin: boolean;
   csrfToken: string;
+  /** Offer "Get started" in the navigation (a customer who has not finished its steps). */
+  getStarted?: boolean;
 }
+
+const GET_STARTED_NAV = ['get-started', '/console/get-started', 'Get started'] as const;
 
 const CUSTOMER_NAV = [
   ['overview', '/console', 'Overview'],
@@ -75,7 +79,10 @@ export function layout(input: {
             ? ''
             : html`<nav aria-label="Console">
                 <h2 class="navhead">Your account</h2>
-                ${navList(CUSTOMER_NAV, input.active)}
+                ${navList(
+                  viewer.getStarted === true ? [GET_STARTED_NAV, ...CUSTOMER_NAV] : CUSTOMER_NAV,
+                  input.active,
+                )}
                 ${
                   viewer.isAdmin
                     ? html`<h2 class="navhead">Operator</h2>

@@ -123,3 +123,57 @@ export async function deleteAccountSessions(
     .executeTakeFirst();
   return Number(result.numDeletedRows);
 }
+
+/** Invitations `createdBy` made since `since` (an account holder's daily allowance). */
+export async function countInvitationsSince(
+  db: Db,
+  createdBy: string,
+  since: Date,
+): Promise<number> {
+  const row = await db
+    .selectFrom('account_tokens')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('purpose', '=', 'invitation')
+    .where('created_by', '=', createdBy)
+    .where('created_at', '>', since)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Invitations still usable at `now`, newest first. */
+export async function findPendingInvitations(db: Db, now: Date): Promise<AccountTokenRow[]> {
+  return db
+    .selectFrom('account_tokens')
+    .selectAll()
+    .where('purpose', '=', 'invitation')
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', now)
+    .orderBy('created_at', 'desc')
+    .execute();
+}
+
+/** Ends the usable invitations to `email`; how many there were. */
+export async function revokeInvitationsTo(
+  trx: Transaction<Database>,
+  email: string,
+  now: Date,
+): Promise<number> {
+  const result = await trx
+    .updateTable('account_tokens')
+    .set({ used_at: now })
+    .where('purpose', '=', 'invitation')
+    .where(sql<boolean>`lower(email) = ${email.toLowerCase()}`)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', now)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+/** Deletes the tokens used, or expired, before `before`; how many. */
+export async function deleteStaleAccountTokens(db: Db, before: Date): Promise<number> {
+  const result = await db
+    .deleteFrom('account_tokens')
+    .where((eb) => eb.or([eb('used_at', '<', before), eb('expires_at', '<', before)]))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

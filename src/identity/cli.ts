@@ -64,10 +64,14 @@ const ACCOUNTS_USAGE = `tollhouse accounts <subcommand> [options]
   invite      EMAIL [--no-email]
   reset-link  ACCOUNT_ID|EMAIL
   verify      ACCOUNT_ID|EMAIL
+  invitations list
+  invitations revoke EMAIL
 
 invite sends the invitation by e-mail when SMTP_URL is set (unless --no-email) and prints the
 link when it did not; reset-link prints a password-reset link to hand over (nothing is sent);
-verify marks the account's e-mail address as confirmed.
+verify marks the account's e-mail address as confirmed. invitations list shows the invitations
+not yet accepted, revoked or expired (also those account holders sent); invitations revoke
+makes every open invitation to EMAIL stop working.
 `;
 
 const ACCOUNT_OPTIONS = {
@@ -94,7 +98,7 @@ export const identityCommands: Record<string, CliCommand<IdentityCliDeps>> = {
   },
   accounts: {
     summary:
-      'Accounts: create (the first operator: --admin), list, show, update, disable, enable, invite, reset-link, verify',
+      'Accounts: create (the first operator: --admin), list, show, update, disable, enable, invite, reset-link, verify, invitations',
     usage: ACCOUNTS_USAGE,
     run: accountsCommand,
   },
@@ -198,7 +202,44 @@ const ACCOUNT_SUBCOMMANDS = [
   'invite',
   'reset-link',
   'verify',
+  'invitations',
 ];
+
+async function invitationsCommand(positionals: string[], context: Context): Promise<number> {
+  const [action, ...rest] = positionals;
+  if (action === 'list') {
+    expectPositionals('invitations list', rest, 0);
+    const { onboarding } = await context.open();
+    const pending = await onboarding.pendingInvitations();
+    printJson(context.io, {
+      invitations: pending.map((i) => ({
+        email: i.email,
+        created_by: i.createdBy,
+        created_at: i.createdAt.toISOString(),
+        expires_at: i.expiresAt.toISOString(),
+      })),
+    });
+    return 0;
+  }
+  if (action === 'revoke') {
+    const email = expectPositionals('invitations revoke', rest, 1, 'the invited email address');
+    if (!email.includes('@')) {
+      throw new CliUsageError(`invitations revoke ${shown(email)}: not an email address`);
+    }
+    const { onboarding } = await context.open();
+    const revoked = await onboarding.revokeInvitations(email, CLI_ACTOR);
+    if (revoked === 0) {
+      throw new NotFound(`No open invitation to ${email}`);
+    }
+    printJson(context.io, { email, revoked });
+    return 0;
+  }
+  throw new CliUsageError(
+    action === undefined
+      ? 'invitations needs list or revoke'
+      : `invitations ${shown(action)}: expected list or revoke`,
+  );
+}
 
 function accountJson(account: Account) {
   return {
@@ -270,6 +311,7 @@ async function accountsCommand(args: string[], context: Context): Promise<number
     });
     return 0;
   }
+  if (sub === 'invitations') return invitationsCommand(positionals, context);
   const key = expectPositionals(sub, positionals, 1, 'an account id (acct_…) or email');
   if (sub === 'reset-link' || sub === 'verify') {
     const { accounts, onboarding } = await context.open();

@@ -75,3 +75,22 @@ export class WrongPassword extends AppError {
     super(400, 'WrongPassword', 'current_password: not the password of this account', options);
   }
 }
+
+/** An account holder may not send invitations here (setting off, policy, unconfirmed address). */
+export class InvitationsNotAllowed extends AppError {
+  constructor(message: string, options?: AppErrorOptions) {
+    super(403, 'InvitationsNotAllowed', message, options);
+  }
+}
+
+/** A confirmation link was asked for an address that is confirmed already. */
+export class AlreadyVerified extends AppError {
+  constructor(options?: AppErrorOptions) {
+    super(
+      409,
+      'AlreadyVerified',
+      'The e-mail address of this account is confirmed already',
+      options,
+    );
+  }
+}

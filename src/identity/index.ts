@@ -32,7 +32,12 @@ import { createFirstRun } from './first-run.ts';
 import type { FirstRun } from './first-run.ts';
 import { firstRunRoutes } from './first-run-routes.ts';
 import type { OnboardingService } from './onboarding.ts';
-import { invitationRoutes, loginLinks, onboardingPageRoutes } from './onboarding-routes.ts';
+import {
+  accountStatusRoutes,
+  invitationRoutes,
+  loginLinks,
+  onboardingPageRoutes,
+} from './onboarding-routes.ts';
 import { createSelfService } from './self-service.ts';
 import type { AccountKeys, SelfService } from './self-service.ts';
 import { selfServiceRoutes } from './self-service-routes.ts';
@@ -60,7 +65,13 @@ export { hashPassword, verifyPassword } from './passwords.ts';
 export { EmailNotVerified } from './errors.ts';
 export type { FirstRun } from './first-run.ts';
 export { SETUP_PATH, SETUP_TTL_MS } from './first-run.ts';
-export type { Invitation, IssuedLink, OnboardingService, SignupPolicy } from './onboarding.ts';
+export type {
+  Invitation,
+  IssuedLink,
+  OnboardingService,
+  PendingInvitation,
+  SignupPolicy,
+} from './onboarding.ts';
 export type { AccountKeys, AccountSession, SelfService } from './self-service.ts';
 
 export type IdentityConfig = Config['identity'];
@@ -116,6 +127,8 @@ export interface Identity extends Capability {
 // Expired rows are harmless (every lookup filters on expiry), so sweeping once a minute only
 // bounds table growth.
 const SWEEP_INTERVAL_MS = 60_000;
+// Account tokens are kept for days after use (support questions): hourly is plenty.
+const TOKEN_SWEEP_INTERVAL_MS = 3_600_000;
 
 export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
   const { log, secrets, authenticator, config } = deps;
@@ -288,6 +301,7 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
           selfService,
         });
         invitationRoutes(router, { onboarding });
+        accountStatusRoutes(router, { onboarding, accounts, perEmail: onboardingPerEmail });
         firstRunRoutes(router, {
           firstRun,
           secureCookies: config.publicUrl.startsWith('https:'),
@@ -310,6 +324,17 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
         await firstRun.mint();
         const sweeper = startSweeper(db, log, SWEEP_INTERVAL_MS);
         cleanups.push(() => sweeper.stop());
+        // Every replica sweeps: the DELETE is idempotent, so two at once only repeat work.
+        const tokenSweeper = setInterval(() => {
+          onboarding
+            .sweepTokens()
+            .then((deleted) => {
+              if (deleted > 0) log.info({ deleted }, 'swept used and expired account tokens');
+            })
+            .catch((err: unknown) => log.warn({ err }, 'account token sweep failed'));
+        }, TOKEN_SWEEP_INTERVAL_MS);
+        tokenSweeper.unref();
+        cleanups.push(() => clearInterval(tokenSweeper));
       },
       close: closeAll,
     };

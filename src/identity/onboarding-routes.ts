@@ -9,9 +9,12 @@ import coBody from 'co-body';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Access } from '../platform/authz.ts';
+import { principalKind } from '../platform/authz.ts';
+import { accountSchema, toAccountJson } from './schemas.ts';
+import type { AccountsService } from './service.ts';
 import type { AuthState } from '../platform/auth.ts';
 import type { AppError } from '../platform/errors.ts';
-import { Conflict, InvalidRequest } from '../platform/errors.ts';
+import { Conflict, InvalidRequest, NotFound, TooManyRequests } from '../platform/errors.ts';
 import { setPageHeaders } from '../platform/html.ts';
 import { defineRoute } from '../platform/http.ts';
 import type { Router } from '../platform/http.ts';
@@ -456,7 +459,10 @@ export function invitationRoutes(
   router: Router,
   { onboarding }: { onboarding: OnboardingService },
 ) {
-  const admin: Access = { kinds: ['operator'], scope: 'admin' };
+  const access: Access = {
+    kinds: ['operator', 'account'],
+    note: 'An account holder only with SIGNUP_OWNER_INVITATIONS=true, SIGNUP_POLICY=invite and a confirmed address (else 403 InvitationsNotAllowed); by e-mail only (no link in the answer), at most OWNER_INVITATIONS_PER_ACCOUNT_PER_DAY a day (429).',
+  };
   defineRoute(
     router,
     {
@@ -465,22 +471,85 @@ export function invitationRoutes(
       body: createInvitationBody,
       response: invitationSchema,
       status: 201,
-      access: admin,
+      access,
     },
     async ({ body, ctx }) => {
       ctx.set('Cache-Control', 'no-store');
       const { principal, requestId } = ctx.state as AuthState;
-      const invitation = await onboarding.invite(
-        body.email,
-        { id: principal.keyId ?? principal.accountId, requestId },
-        { send: body.send_email ?? true },
-      );
+      const actor = { id: principal.keyId ?? principal.accountId, requestId };
+      let invitation;
+      if (principalKind(principal) === 'operator') {
+        invitation = await onboarding.invite(body.email, actor, { send: body.send_email ?? true });
+      } else {
+        if (body.send_email === false) {
+          throw new InvalidRequest(
+            'send_email: an account holder’s invitation always goes by e-mail',
+          );
+        }
+        invitation = await onboarding.inviteAsOwner(body.email, {
+          accountId: principal.accountId,
+          actor,
+        });
+      }
       return {
         email: invitation.email,
         expires_at: invitation.expiresAt.toISOString(),
         email_sent: invitation.emailSent,
         link: invitation.link,
       };
+    },
+  );
+}
+
+// --- GET /v1/account, POST /v1/account/verification-email ------------------------------------
+
+/**
+ * The caller's own account (the console's "get started" page reads whether the address is
+ * confirmed), and a new confirmation link when the first one went missing.
+ */
+export function accountStatusRoutes(
+  router: Router,
+  deps: { onboarding: OnboardingService; accounts: AccountsService; perEmail: RateLimiter },
+) {
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/account',
+      response: accountSchema,
+      access: { kinds: ['operator', 'account'], note: 'Always the caller’s own account.' },
+    },
+    async ({ ctx }) => {
+      const { principal } = ctx.state as AuthState;
+      const account = await deps.accounts.get(principal.accountId);
+      if (account === null) throw new NotFound('No such account');
+      return toAccountJson(account);
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'post',
+      path: '/v1/account/verification-email',
+      response: z.strictObject({ email: z.string() }),
+      status: 202,
+      access: {
+        kinds: ['account'],
+        note: 'Always the caller’s own address; 409 AlreadyVerified once confirmed; EMAILS_PER_ADDRESS_PER_HOUR applies.',
+      },
+    },
+    async ({ ctx }) => {
+      const { principal, requestId } = ctx.state as AuthState;
+      const wait = deps.perEmail.hit(`verify:${principal.accountId}`);
+      if (wait > 0) {
+        ctx.set('Retry-After', String(wait));
+        throw new TooManyRequests('Too many confirmation e-mails; try again later');
+      }
+      return deps.onboarding.resendVerification(principal.accountId, {
+        id: principal.keyId ?? principal.accountId,
+        requestId,
+      });
     },
   );
 }

@@ -8,11 +8,11 @@
 // e-mail. And without SMTP_URL nothing pretends to send: the forms say e-mail is not
 // configured, and operators make the links on the command line.
 import { sql } from 'kysely';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { recordAudit } from '../platform/audit.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Database } from '../database.ts';
-import { Conflict, InvalidRequest } from '../platform/errors.ts';
+import { Conflict, InvalidRequest, TooManyRequests } from '../platform/errors.ts';
 import type { Logger } from '../platform/log.ts';
 import { createBackgroundMail } from '../platform/mail.ts';
 import type { MailMessage, Mailer } from '../platform/mail.ts';
@@ -27,6 +27,10 @@ import {
   mintAccountToken,
   retireAccountTokens,
   retireInvitations,
+  countInvitationsSince,
+  deleteStaleAccountTokens,
+  findPendingInvitations,
+  revokeInvitationsTo,
 } from './account-tokens.ts';
 import {
   accountExistsMessage,
@@ -41,11 +45,14 @@ import {
   EmailNotConfigured,
   EmailNotSent,
   InvalidLink,
+  InvitationsNotAllowed,
+  AlreadyVerified,
   SignUpClosed,
 } from './errors.ts';
 import { hashPassword } from './passwords.ts';
 import {
   findAccountByEmail,
+  findAccountById,
   findAccountByIdForUpdate,
   insertAccount,
   toAccount,
@@ -64,6 +71,11 @@ export interface OnboardingConfig {
   signupPolicy: SignupPolicy;
   /** Lower-case domains open sign-up is limited to; empty → any. */
   signupEmailDomains: readonly string[];
+  /** With the invite policy: account holders may invite too (SIGNUP_OWNER_INVITATIONS). */
+  ownerInvitations: boolean;
+  ownerInvitationsPerAccountPerDay: number;
+  /** Used or expired tokens are deleted this long after (ACCOUNT_TOKENS_RETENTION_DAYS). */
+  accountTokensRetentionDays: number;
 }
 
 // Lifetimes. A reset link is a password in transit: 30 minutes (OWASP Forgot Password Cheat
@@ -75,6 +87,7 @@ export const VERIFY_TTL_HOURS = 24;
 export const INVITATION_TTL_DAYS = 7;
 // A new address is proved like a sign-up's, so it lives as long: a day.
 export const CHANGE_EMAIL_TTL_HOURS = 24;
+const DAY_MS = 86_400_000;
 export const TTL_MS: Record<AccountTokenPurpose, number> = {
   reset_password: RESET_TTL_MINUTES * 60_000,
   verify_email: VERIFY_TTL_HOURS * 3_600_000,
@@ -104,6 +117,14 @@ export interface Invitation {
   link: string | null;
 }
 
+export interface PendingInvitation {
+  email: string;
+  /** `acct_…`, `key_…` or `cli`. */
+  createdBy: string;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
 export interface OnboardingService {
   readonly policy: SignupPolicy;
   readonly signupEmailDomains: readonly string[];
@@ -124,6 +145,20 @@ export interface OnboardingService {
   ): Promise<Account>;
   /** The address a still usable token was sent to, or null (decides whether a form is shown). */
   peek(token: unknown, purpose: AccountTokenPurpose): Promise<string | null>;
+  /**
+   * An account holder invites someone (SIGNUP_OWNER_INVITATIONS with the invite policy). Only
+   * by e-mail, never a link in the answer: an accepted invitation counts as a confirmed
+   * address, so the link must reach the mailbox and not the inviter.
+   */
+  inviteAsOwner(email: string, inviter: { accountId: string; actor: Actor }): Promise<Invitation>;
+  /** Invitations not yet accepted, revoked or expired, newest first. */
+  pendingInvitations(): Promise<PendingInvitation[]>;
+  /** Ends the unused invitations to `email`; how many there were. */
+  revokeInvitations(email: string, actor: Actor): Promise<number>;
+  /** A new confirmation link to the account's address (the one from sign-up went missing). */
+  resendVerification(accountId: string, actor: Actor): Promise<{ email: string }>;
+  /** Deletes tokens used or expired more than the retention period ago; how many. */
+  sweepTokens(): Promise<number>;
   /** A reset link for the operator to hand over (nothing is sent). */
   resetLink(email: string, actor: Actor): Promise<IssuedLink>;
   /** The operator confirms the address (they checked it some other way). */
@@ -186,6 +221,61 @@ export function createOnboardingService(deps: OnboardingDeps): OnboardingService
 
   async function notifyChanged(trx: Kysely<Database>, accountId: string): Promise<void> {
     await sql`select pg_notify(${ACCOUNTS_CHANNEL}, ${accountId})`.execute(trx);
+  }
+
+  async function makeInvitation(
+    rawEmail: string,
+    input: {
+      createdBy: string;
+      actor: Actor;
+      send: boolean;
+      /** Runs first in the transaction; throws to refuse (the owners' allowance). */
+      guard?: (trx: Transaction<Database>) => Promise<void>;
+    },
+  ): Promise<Invitation> {
+    const email = checkEmail(rawEmail);
+    // Saying the address is taken reveals nothing new to an operator, and little to an account
+    // holder the per-account allowance does not already bound.
+    if ((await findAccountByEmail(db, email)) !== undefined) {
+      throw new Conflict('An account with this email already exists');
+    }
+    const issued = await db.transaction().execute(async (trx) => {
+      await input.guard?.(trx);
+      const made = await issue(trx, 'invitation', {
+        accountId: null,
+        email,
+        createdBy: input.createdBy,
+      });
+      await recordAudit(trx, {
+        actor: input.actor.id,
+        action: 'account.invite',
+        subject: email,
+        requestId: input.actor.requestId ?? null,
+        details: { expiresAt: made.expiresAt.toISOString(), invitedBy: input.createdBy },
+      });
+      return made;
+    });
+    if (input.send) {
+      try {
+        await mailer.send(
+          invitationMessage(emailContext, {
+            to: email,
+            link: issued.link,
+            days: INVITATION_TTL_DAYS,
+          }),
+        );
+      } catch (error) {
+        // No invitation the invitee never received: the sender tries again.
+        await deleteAccountToken(db, issued.hash);
+        throw new EmailNotSent({ cause: error });
+      }
+    }
+    return {
+      email,
+      expiresAt: issued.expiresAt,
+      emailSent: input.send,
+      link: input.send ? null : issued.link,
+    };
   }
 
   return {
@@ -358,48 +448,107 @@ export function createOnboardingService(deps: OnboardingDeps): OnboardingService
     },
 
     async invite(rawEmail, actor, options = {}) {
-      const email = checkEmail(rawEmail);
-      // An operator's route and command: saying the address is taken reveals nothing new.
-      if ((await findAccountByEmail(db, email)) !== undefined) {
-        throw new Conflict('An account with this email already exists');
+      return makeInvitation(rawEmail, {
+        createdBy: actor.id,
+        actor,
+        send: (options.send ?? true) && mailer.configured,
+      });
+    },
+
+    async inviteAsOwner(rawEmail, inviter) {
+      if (!config.ownerInvitations || config.signupPolicy !== 'invite') {
+        throw new InvitationsNotAllowed('Only operators send invitations on this service');
       }
+      const self = await findAccountById(db, inviter.accountId);
+      if (self === undefined || !self.email_verified) {
+        throw new InvitationsNotAllowed(
+          'Confirm the e-mail address of your account before inviting others',
+        );
+      }
+      if (!mailer.configured) throw new EmailNotConfigured();
+      return makeInvitation(rawEmail, {
+        // The account, not the key that asked: the daily allowance is the account's.
+        createdBy: inviter.accountId,
+        actor: inviter.actor,
+        send: true,
+        async guard(trx) {
+          // One inviter at a time, so two requests cannot both fit in the last slot.
+          await sql`select pg_advisory_xact_lock(hashtext(${`owner-invitations:${inviter.accountId}`}))`.execute(
+            trx,
+          );
+          const since = new Date(clock().getTime() - DAY_MS);
+          const sent = await countInvitationsSince(trx, inviter.accountId, since);
+          if (sent >= config.ownerInvitationsPerAccountPerDay) {
+            throw new TooManyRequests(
+              `An account may send ${config.ownerInvitationsPerAccountPerDay} invitations in 24 hours; try again later`,
+            );
+          }
+        },
+      });
+    },
+
+    async pendingInvitations() {
+      const rows = await findPendingInvitations(db, clock());
+      return rows.map((row) => ({
+        email: row.email,
+        createdBy: row.created_by,
+        createdAt: row.created_at,
+        expiresAt: row.expires_at,
+      }));
+    },
+
+    async revokeInvitations(rawEmail, actor) {
+      const email = rawEmail.trim();
+      return db.transaction().execute(async (trx) => {
+        const revoked = await revokeInvitationsTo(trx, email, clock());
+        if (revoked > 0) {
+          await recordAudit(trx, {
+            actor: actor.id,
+            action: 'account.revoke_invitation',
+            subject: email.toLowerCase(),
+            requestId: actor.requestId ?? null,
+            details: { revoked },
+          });
+        }
+        return revoked;
+      });
+    },
+
+    async resendVerification(accountId, actor) {
+      const account = await findAccountById(db, accountId);
+      if (account === undefined) throw new InvalidRequest(`No account ${accountId}`);
+      if (account.email_verified) throw new AlreadyVerified();
+      if (!mailer.configured) throw new EmailNotConfigured();
       const issued = await db.transaction().execute(async (trx) => {
-        const made = await issue(trx, 'invitation', {
-          accountId: null,
-          email,
-          createdBy: actor.id,
+        // The newest link is the one the holder will open: older ones stop working.
+        await retireAccountTokens(trx, accountId, 'verify_email', clock());
+        const made = await issue(trx, 'verify_email', {
+          accountId,
+          email: account.email,
+          createdBy: 'self',
         });
         await recordAudit(trx, {
           actor: actor.id,
-          action: 'account.invite',
-          subject: email,
+          action: 'account.resend_verification',
+          subject: accountId,
           requestId: actor.requestId ?? null,
-          details: { expiresAt: made.expiresAt.toISOString() },
+          details: {},
         });
         return made;
       });
-      const send = (options.send ?? true) && mailer.configured;
-      if (send) {
-        try {
-          await mailer.send(
-            invitationMessage(emailContext, {
-              to: email,
-              link: issued.link,
-              days: INVITATION_TTL_DAYS,
-            }),
-          );
-        } catch (error) {
-          // No invitation the invitee never received: the operator tries again.
-          await deleteAccountToken(db, issued.hash);
-          throw new EmailNotSent({ cause: error });
-        }
-      }
-      return {
-        email,
-        expiresAt: issued.expiresAt,
-        emailSent: send,
-        link: send ? null : issued.link,
-      };
+      deliver(
+        verifyEmailMessage(emailContext, {
+          to: account.email,
+          link: issued.link,
+          hours: VERIFY_TTL_HOURS,
+        }),
+      );
+      return { email: account.email };
+    },
+
+    async sweepTokens() {
+      const before = new Date(clock().getTime() - config.accountTokensRetentionDays * DAY_MS);
+      return deleteStaleAccountTokens(db, before);
     },
 
     async acceptInvitation(token, input) {

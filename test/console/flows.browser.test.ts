@@ -436,6 +436,8 @@ describe.skipIf(!HAVE_CHROMIUM)('console flows in a browser', () => {
     };
     await t.app.metering.service.record([event]);
     const page = await signIn(browser, t, 'big-spender@example.com');
+    // Without a key the console opens on "get started"; the figure is on the overview.
+    await page.goto(`${t.url}/console`);
     await page.setViewportSize({ width: 1280, height: 900 });
     await expect(page.locator('#month-spend').textContent()).resolves.toBe(
       '123456.123456789012345678 ETH',

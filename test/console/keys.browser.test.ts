@@ -31,8 +31,9 @@ describe.skipIf(!HAVE_CHROMIUM)('console: API keys in a browser', () => {
   it('signs in, creates a browser key, lists it and revokes it', async () => {
     const account = await accountWithPassword(t, 'keys@example.com');
     const page = await signIn(browser, t, 'keys@example.com', { checkLoginPage: true });
+    // No key yet: the console starts on "get started".
     await expect(
-      page.getByRole('heading', { level: 1, name: 'Overview' }).isVisible(),
+      page.getByRole('heading', { level: 1, name: 'Get started' }).isVisible(),
     ).resolves.toBe(true);
     await expectAccessible(page);
 

@@ -59,7 +59,8 @@ export async function signIn(
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(`${t.url}/console`);
+  // A customer without a key lands on "get started" (pages/get-started.ts), anyone else here.
+  await page.waitForURL(new RegExp(`^${t.url}/console(/get-started)?$`));
   return page;
 }
 
@@ -127,17 +128,24 @@ export async function signInHttp(t: TestApp, email: string): Promise<HttpSession
   );
   const callback = await jar.request(done.url);
   expect(callback.status).toBe(303);
-  expect(callback.headers.get('location')).toBe('/console');
+  expect(callback.headers.get('location')).toMatch(/^\/console(\/get-started)?$/);
   const page = await (await jar.request(`${t.url}/console/keys`)).text();
   const csrf = /name="csrf" value="([^"]+)"/.exec(page)?.[1];
   if (csrf === undefined) throw new Error('no CSRF token on the keys page');
-  return { jar, csrf, cookie: jar.cookies.get('tollhouse_console')! };
+  return {
+    jar,
+    csrf,
+    cookie: jar.cookies.get('tollhouse_console')!,
+    landing: callback.headers.get('location')!,
+  };
 }
 
 export interface HttpSession {
   jar: IdentityBrowser;
   csrf: string;
   cookie: string;
+  /** Where the console sent the browser after sign-in. */
+  landing: string;
 }
 
 /** POSTs a console form as a browser on `origin` would. */

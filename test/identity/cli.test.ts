@@ -165,4 +165,21 @@ describe('tollhouse accounts / apps / identity', () => {
     }
     expect((await runCli(['accounts', 'explode'], env)).code).toBe(2);
   });
+  it('lists and revokes open invitations (accounts invitations)', async () => {
+    const invited = await cli(['accounts', 'invite', 'guest@example.com', '--no-email']);
+    expect(invited.code).toBe(0);
+    expect(invited.json.link).toContain('/account/invitation?token=thiv_');
+    const listed = await cli(['accounts', 'invitations', 'list']);
+    expect(listed.code).toBe(0);
+    expect(listed.json.invitations).toEqual([
+      expect.objectContaining({ email: 'guest@example.com', created_by: 'cli' }),
+    ]);
+    const revoked = await cli(['accounts', 'invitations', 'revoke', 'Guest@Example.com']);
+    expect(revoked.json).toEqual({ email: 'Guest@Example.com', revoked: 1 });
+    expect((await cli(['accounts', 'invitations', 'list'])).json.invitations).toEqual([]);
+    const again = await cli(['accounts', 'invitations', 'revoke', 'guest@example.com']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('No open invitation');
+    expect((await cli(['accounts', 'invitations', 'purge'])).code).toBe(2);
+  });
 });

@@ -19,12 +19,15 @@ import { loadSpec, specOperations } from '../support/openapi.ts';
 import { discover, startIdentityApp } from '../identity/support.ts';
 import type { IdentityTestApp } from '../identity/support.ts';
 import { accountWithPassword } from '../support/fixtures.ts';
+import { startSmtp } from '../identity/smtp.ts';
+import type { TestSmtp } from '../identity/smtp.ts';
 
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ORIGIN = 'https://shop.example';
 const SCOPES = ['gateway', 'usage:read', 'usage:write', 'billing:read', 'signer'] as const;
 
 let t: IdentityTestApp;
+let smtp: TestSmtp;
 let operatorSecret: string;
 let planId: string;
 
@@ -80,7 +83,17 @@ async function customer(name: string): Promise<Customer> {
 }
 
 beforeAll(async () => {
-  t = await startIdentityApp({ BILLING_ETH_USD_RATE: '3000', BILLING_AUTO_CLOSE: 'false' });
+  smtp = await startSmtp();
+  t = await startIdentityApp({
+    BILLING_ETH_USD_RATE: '3000',
+    BILLING_AUTO_CLOSE: 'false',
+    // Account holders may invite (POST /v1/invitations), which needs the invite policy and mail.
+    SIGNUP_POLICY: 'invite',
+    SIGNUP_OWNER_INVITATIONS: 'true',
+    OWNER_INVITATIONS_PER_ACCOUNT_PER_DAY: '1000',
+    SMTP_URL: smtp.url,
+    MAIL_FROM: 'Matrix <no-reply@example.com>',
+  });
   operatorSecret = (await adminKey(t)).secret;
   customers.own = await customer('own');
   customers.foreign = await customer('foreign');
@@ -118,7 +131,10 @@ beforeAll(async () => {
     customers[who].statementId = page[0]!.id;
   }
 });
-afterAll(async () => t?.close());
+afterAll(async () => {
+  await t?.close();
+  await smtp?.close();
+});
 
 let counter = 0;
 const unique = () => `${Date.now()}-${++counter}`;
@@ -249,6 +265,12 @@ const rows: Record<string, Row> = {
       path: '/v1/account/email',
       body: { current_password: WRONG_PASSWORD, email: `moved-${unique()}@example.com` },
     }),
+    noIds: true,
+  },
+  'GET /v1/account': { request: () => ({ path: '/v1/account' }), noIds: true },
+  // The matrix's accounts are confirmed: an allowed caller gets 409 AlreadyVerified.
+  'POST /v1/account/verification-email': {
+    request: () => ({ path: '/v1/account/verification-email' }),
     noIds: true,
   },
   'GET /v1/account/sessions': { request: () => ({ path: '/v1/account/sessions' }), noIds: true },
