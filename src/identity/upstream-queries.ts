@@ -115,3 +115,12 @@ export async function updateIdentitySeen(
 export async function deleteIdentityById(db: Db, id: string): Promise<void> {
   await db.deleteFrom('account_identities').where('id', '=', id).execute();
 }
+
+/** Every identity linked to the account (it is deleted: they may sign up or link anew). */
+export async function deleteIdentitiesByAccount(db: Db, accountId: string): Promise<number> {
+  const result = await db
+    .deleteFrom('account_identities')
+    .where('account_id', '=', accountId)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}

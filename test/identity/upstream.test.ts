@@ -43,7 +43,9 @@ interface Downstream {
 
 async function downstream(
   env: Record<string, string>,
-  extraProviders: (url: string) => Promise<Array<Record<string, string | undefined>>> = async () => [],
+  extraProviders: (
+    url: string,
+  ) => Promise<Array<Record<string, string | undefined>>> = async () => [],
 ): Promise<Downstream> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -443,6 +445,21 @@ describe('linking and unlinking from the account', () => {
     });
     expect(gone.status).toBe(204);
     expect(await identities(open, withPassword.id)).toHaveLength(0);
+  });
+
+  it('frees the linked identities of a deleted account', async () => {
+    const me = await holder(closed, 'leaver@example.net');
+    expect((await link(closed, me.headers, 'third@example.com')).status).toBe(200);
+    const deleted = await call(closed.t, 'POST', '/v1/account/delete', {
+      headers: me.headers,
+      body: { current_password: PASSWORD },
+    });
+    expect(deleted.status).toBe(200);
+    expect(await identities(closed, me.id)).toHaveLength(0);
+    // The identity no longer reaches the deleted account: closed sign-up has none for it.
+    const result = await upstreamSignIn(closed, 'third@example.com');
+    expect(result).toMatchObject({ ok: false, status: 403 });
+    expect(!result.ok && result.html).toContain('There is no account for this address');
   });
 
   it('answers hostile input to the REST routes with 4xx', async () => {
