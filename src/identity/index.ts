@@ -320,6 +320,7 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
           upstream,
           provider: live.current,
           secureCookies: config.publicUrl.startsWith('https:'),
+          perIp: loginPerIp,
         });
         upstreamApiRoutes(router, { upstream });
       },

@@ -17,6 +17,7 @@ import { html, setPageHeaders } from '../platform/html.ts';
 import { defineRoute } from '../platform/http.ts';
 import type { RequestState, Router } from '../platform/http.ts';
 import { CSRF_COOKIE } from './interactions.ts';
+import type { RateLimiter } from './rate-limit.ts';
 import { SIGN_IN_CONTENT_SECURITY_POLICY, errorPage, layout } from './pages.ts';
 import { FLOW_TTL_MS, UPSTREAM_LINK_PATH, UpstreamRefused } from './upstream.ts';
 import type { UpstreamCaller, UpstreamSignIn } from './upstream.ts';
@@ -33,6 +34,8 @@ export interface UpstreamRouteDeps {
   /** The provider serving now (it is replaced when the signing keys change). */
   provider: () => Provider;
   secureCookies: boolean;
+  /** The login form's per-IP limiter: each start writes a row before anyone signed in. */
+  perIp: RateLimiter;
 }
 
 /**
@@ -145,6 +148,15 @@ export function upstreamPageRoutes(router: Router, deps: UpstreamRouteDeps): voi
         ctx,
         403,
         errorPage('The form could not be verified', 'Reload the page and submit it again.'),
+      );
+    }
+    const wait = deps.perIp.hit(ctx.ip);
+    if (wait > 0) {
+      ctx.set('Retry-After', String(wait));
+      return page(
+        ctx,
+        429,
+        errorPage('Too many sign-in attempts', 'Wait a minute, then try again.'),
       );
     }
     try {

@@ -238,6 +238,14 @@ describe('first sign-in with an upstream identity', () => {
     expect(await identities(open, account!.id)).toHaveLength(1);
   });
 
+  it('creates an unconfirmed account from an unverified address when none exists (open)', async () => {
+    const result = await upstreamSignIn(open, 'ursula@example.com');
+    expect(result.ok).toBe(true);
+    const account = await open.t.app.identity.accounts.findByEmail('ursula@example.com');
+    // As a sign-up: no gateway or signer credentials until the address is confirmed.
+    expect(account).toMatchObject({ emailVerified: false, status: 'active' });
+  });
+
   it('refuses an address outside SIGNUP_EMAIL_DOMAINS under open sign-up', async () => {
     const result = await upstreamSignIn(open, 'outsider@elsewhere.org');
     expect(result).toMatchObject({ ok: false, status: 403 });
