@@ -85,6 +85,26 @@ const gatewayPrices = z.record(
 );
 export type GatewayPrices = z.output<typeof gatewayPrices>;
 
+// UPSTREAM_OIDC_PROVIDERS: the OpenID providers accounts may sign in with (issue #18 item 3).
+const upstreamProvider = z.strictObject({
+  // Stored with every linked identity and part of the callback URL: never renamed.
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/),
+  name: z.string().trim().min(1).max(60),
+  issuer: httpUrl,
+  client_id: z.string().min(1).max(500),
+  client_secret: z.string().min(1).max(2000),
+  scopes: z
+    .string()
+    .regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/)
+    .refine((v) => v.split(' ').includes('openid'))
+    .optional(),
+});
+const upstreamProviders = z
+  .array(upstreamProvider)
+  .max(20)
+  .refine((list) => new Set(list.map((p) => p.id)).size === list.length);
+export type UpstreamProviderSetting = z.output<typeof upstreamProvider>;
+
 /** The sections of the configuration reference (docs/configuration.md), in its order. */
 export const SECTIONS = {
   http: 'HTTP',
@@ -307,6 +327,23 @@ export const SETTINGS = {
     default: '30',
     doc: 'Used or expired e-mail links (verification, reset, invitation) are deleted this many days after they were used or expired. Until then they stay for support questions.',
     schema: integer(1, 3650),
+  },
+  UPSTREAM_OIDC_PROVIDERS: {
+    section: 'onboarding',
+    secret: true,
+    doc: 'OpenID Connect providers accounts may sign in with, as a JSON list: `[{"id":"google","name":"Google","issuer":"https://accounts.google.com","client_id":"…","client_secret":"…"}]`; optional `"scopes"` (default `openid email profile`). Register `<PUBLIC_URL>/upstream/<id>/callback` at each provider. Keep each `id`: linked accounts refer to it. Unset: no upstream sign-in. See docs/upstream-sign-in.md.',
+    schema: z.string().transform((raw, ctx) => {
+      try {
+        return upstreamProviders.parse(JSON.parse(raw));
+      } catch {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            'expected a JSON list of {"id": "a-z0-9-", "name", "issuer": "https://…", "client_id", "client_secret", "scopes"?} with distinct ids',
+        });
+        return z.NEVER;
+      }
+    }),
   },
   GATEWAY_URL: {
     section: 'gateway',
@@ -774,6 +811,8 @@ function buildConfig(v: SettingValues) {
         ownerInvitationsPerAccountPerDay: v.OWNER_INVITATIONS_PER_ACCOUNT_PER_DAY,
         accountTokensRetentionDays: v.ACCOUNT_TOKENS_RETENTION_DAYS,
       },
+      /** Upstream OpenID providers for "Continue with …"; empty → none. */
+      upstreamProviders: v.UPSTREAM_OIDC_PROVIDERS ?? [],
     },
     /** Outgoing e-mail (verification, reset, invitations); null url → not configured. */
     mail: {

@@ -30,6 +30,7 @@ import type {
   OidcPayloadsTable,
   SigningKeysTable,
 } from './identity/table.ts';
+import type { AccountIdentitiesTable, UpstreamFlowsTable } from './identity/upstream-table.ts';
 import type { ApiKeysTable } from './keys/table.ts';
 import type { UsageEventsTable, UsageRollupsTable } from './metering/table.ts';
 import type { OutboundEventsTable } from './notifications/table.ts';
@@ -50,6 +51,8 @@ export interface Database {
   app_users: AppUsersTable;
   oidc_payloads: OidcPayloadsTable;
   signing_keys: SigningKeysTable;
+  account_identities: AccountIdentitiesTable;
+  upstream_flows: UpstreamFlowsTable;
   // keys
   api_keys: ApiKeysTable;
   // metering

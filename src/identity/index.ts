@@ -45,6 +45,9 @@ import { disabledMailer } from '../platform/mail.ts';
 import type { Mailer } from '../platform/mail.ts';
 import type { Clock } from '../platform/clock.ts';
 import { systemClock } from '../platform/clock.ts';
+import { createUpstreamSignIn } from './upstream.ts';
+import type { UpstreamSignIn } from './upstream.ts';
+import { upstreamApiRoutes, upstreamButtons, upstreamPageRoutes } from './upstream-routes.ts';
 
 export type {
   AccountsTable,
@@ -73,6 +76,8 @@ export type {
   SignupPolicy,
 } from './onboarding.ts';
 export type { AccountKeys, AccountSession, SelfService } from './self-service.ts';
+export type { LinkedIdentity, UpstreamProvider, UpstreamSignIn } from './upstream.ts';
+export { finishUpstreamSignIn } from './upstream-routes.ts';
 
 export type IdentityConfig = Config['identity'];
 
@@ -114,6 +119,8 @@ export interface Identity extends Capability {
   selfService: SelfService;
   /** First run: the one-time setup link while no operator exists (issue #18 item 6). */
   firstRun: FirstRun;
+  /** Sign in with an upstream OpenID provider, and linked identities (issue #18 item 3). */
+  upstream: UpstreamSignIn;
   /** The provider serving now (a new instance after every signing-key change). */
   readonly provider: Provider;
   /** Bearer JWT access tokens → principal (register in the authenticator's verifiers). */
@@ -191,6 +198,17 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
       clock: deps.clock ?? systemClock,
       log,
       publicUrl: config.publicUrl,
+      onChanged: accountChanged,
+    });
+    const upstream = createUpstreamSignIn({
+      db,
+      secrets,
+      log,
+      clock: deps.clock ?? systemClock,
+      publicUrl: config.publicUrl,
+      providers: config.upstreamProviders,
+      signupPolicy: onboardingConfig.signupPolicy,
+      signupEmailDomains: onboardingConfig.signupEmailDomains,
       onChanged: accountChanged,
     });
     const HOUR_MS = 3_600_000;
@@ -274,6 +292,7 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
       onboarding,
       selfService,
       firstRun,
+      upstream,
       get provider() {
         return live.current();
       },
@@ -288,6 +307,7 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
           loginPerIp,
           secureCookies: config.publicUrl.startsWith('https:'),
           loginLinks: loginLinks(onboarding),
+          upstreamButtons: upstreamButtons(upstream),
           // The console is the first-party client an operator signs in to.
           noOperatorNote: async (clientId) =>
             (deps.firstPartyClients ?? []).some((c) => c.clientId === clientId) &&
@@ -310,6 +330,13 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
         appRoutes(router, { apps, appOwner: (id) => findAppOwnerQuery(db, id) });
         accountRoutes(router, { accounts });
         selfServiceRoutes(router, { selfService });
+        upstreamPageRoutes(router, {
+          upstream,
+          provider: live.current,
+          secureCookies: config.publicUrl.startsWith('https:'),
+          perIp: loginPerIp,
+        });
+        upstreamApiRoutes(router, { upstream });
       },
       async rotateKeys() {
         // A retired key stays published until every token it signed has expired.
@@ -335,6 +362,13 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
         }, TOKEN_SWEEP_INTERVAL_MS);
         tokenSweeper.unref();
         cleanups.push(() => clearInterval(tokenSweeper));
+        const flows = setInterval(() => {
+          upstream
+            .sweep()
+            .catch((error: unknown) => log.warn({ err: error }, 'sweeping upstream flows failed'));
+        }, SWEEP_INTERVAL_MS);
+        flows.unref();
+        cleanups.push(() => clearInterval(flows));
       },
       close: closeAll,
     };

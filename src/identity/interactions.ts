@@ -14,7 +14,7 @@ import { SIGN_IN_CONTENT_SECURITY_POLICY, consentPage, errorPage, loginPage } fr
 import type { RateLimiter } from './rate-limit.ts';
 import type { AccountsService } from './service.ts';
 
-const CSRF_COOKIE = 'tollhouse_csrf';
+export const CSRF_COOKIE = 'tollhouse_csrf';
 // Login forms are a few hundred bytes; anything larger is not a browser submitting them.
 const FORM_LIMIT = '16kb';
 const GENERIC_LOGIN_ERROR = 'The email or password is not right, or the account cannot sign in.';
@@ -32,6 +32,8 @@ export interface InteractionDeps {
   /** First run: whether to tell this client's sign-in page that no operator exists yet (the
    * note names the server log, never the link). */
   noOperatorNote?: (clientId: unknown) => Promise<boolean>;
+  /** Issue #18: "Continue with …" buttons for the upstream providers (upstream-routes.ts). */
+  upstreamButtons?: (uid: string) => Array<{ name: string; action: string }>;
 }
 
 export function interactionRoutes(router: Router, deps: InteractionDeps): void {
@@ -107,6 +109,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
         email: '',
         error: null,
         links: deps.loginLinks?.(interaction.uid),
+        upstream: deps.upstreamButtons?.(interaction.uid),
         noOperator: (await deps.noOperatorNote?.(interaction.params.client_id)) ?? false,
       });
       return;
@@ -148,6 +151,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
         email,
         error,
         links: deps.loginLinks?.(interaction.uid),
+        upstream: deps.upstreamButtons?.(interaction.uid),
         noOperator: (await deps.noOperatorNote?.(interaction.params.client_id)) ?? false,
       });
     };

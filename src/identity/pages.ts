@@ -72,6 +72,8 @@ export function loginPage(input: {
   links?: { forgotPassword: string | null; signUp: string | null };
   /** First run: no operator exists yet (shown on the console's sign-in only). */
   noOperator?: boolean;
+  /** Issue #18: "Continue with …" for each upstream provider (a form posting `csrf`). */
+  upstream?: Array<{ name: string; action: string }>;
 }): string {
   const forgot = input.links?.forgotPassword ?? null;
   const signUp = input.links?.signUp ?? null;
@@ -108,6 +110,13 @@ export function loginPage(input: {
         />
         <button type="submit">Sign in</button>
       </form>
+      ${(input.upstream ?? []).map(
+        (p) =>
+          html`<form method="post" action="${p.action}" class="upstream">
+            <input type="hidden" name="csrf" value="${input.csrf}" />
+            <button type="submit" class="secondary">Continue with ${p.name}</button>
+          </form>`,
+      )}
       ${
         forgot === null && signUp === null
           ? null

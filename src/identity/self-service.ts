@@ -45,6 +45,7 @@ import type { Account } from './queries.ts';
 import { ACCOUNTS_CHANNEL, checkEmail, checkPassword } from './service.ts';
 import type { AccountsService, AppsService } from './service.ts';
 import type { RateLimiter } from './rate-limit.ts';
+import { deleteIdentitiesByAccount } from './upstream-queries.ts';
 import {
   deleteAccountGrants,
   deleteSessionRow,
@@ -418,6 +419,8 @@ export function createSelfService(deps: SelfServiceDeps): SelfService {
           await retireAccountTokens(trx, account.id, purpose, now);
         }
         const ended = await deleteAccountSessions(trx, account.id);
+        // Upstream identities are freed like the address: they may link to a new account.
+        await deleteIdentitiesByAccount(trx, account.id);
         await notify(trx, account.id);
         await recordAudit(trx, {
           actor: caller.actor,

@@ -185,6 +185,24 @@ async function freshGrant(who: Customer) {
   return `grt_${grantId}`;
 }
 
+/** An upstream identity linked to `who`'s account (its id, `idn_…`). */
+async function freshIdentity(who: Customer) {
+  const id = `idn_matrix${unique().replace(/\D/g, '')}`;
+  await t.app.database.db
+    .insertInto('account_identities')
+    .values({
+      id,
+      provider: 'matrix',
+      subject: id,
+      account_id: who.accountId,
+      email: null,
+      linked_at: new Date(),
+      last_used_at: null,
+    })
+    .execute();
+  return id;
+}
+
 // The self-service routes that take the current password get a wrong one: an allowed caller
 // gets its 400 `WrongPassword` (nothing is changed or deleted), a refused one its 403.
 const WRONG_PASSWORD = 'not the password of anyone';
@@ -280,6 +298,19 @@ const rows: Record<string, Row> = {
   },
   'DELETE /v1/account/sessions/{id}': {
     request: async (who) => ({ path: `/v1/account/sessions/${await freshGrant(who)}` }),
+  },
+  'GET /v1/account/identities': {
+    request: () => ({ path: '/v1/account/identities' }),
+    noIds: true,
+  },
+  // Not a provider id: an allowed caller gets its 400 after authorization (no provider is
+  // configured here to start a link with), a refused one its 403.
+  'POST /v1/account/identities': {
+    request: () => ({ path: '/v1/account/identities', body: { provider: 'Not An Id' } }),
+    noIds: true,
+  },
+  'DELETE /v1/account/identities/{id}': {
+    request: async (who) => ({ path: `/v1/account/identities/${await freshIdentity(who)}` }),
   },
   'POST /v1/account/delete': {
     request: () => ({ path: '/v1/account/delete', body: { current_password: WRONG_PASSWORD } }),

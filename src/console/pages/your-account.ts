@@ -22,7 +22,21 @@ const DONE: Record<string, string> = {
     'A confirmation link is on its way to the new address. Until you open it, nothing changes.',
   ended: 'The sign-in is ended.',
   ended_all: 'Every sign-in is ended.',
+  unlinked: 'The provider is unlinked: it no longer signs in to this account.',
 };
+
+interface IdentityView {
+  id: string;
+  provider: string;
+  provider_name: string;
+  email: string | null;
+  linked_at: string;
+  last_used_at: string | null;
+}
+
+// The ids /v1/account/identities gives out, and the provider ids it accepts.
+const IDENTITY_ID = /^idn_[0-9A-Za-z]{22}$/;
+const PROVIDER_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
 
 // The ids /v1/account/sessions gives out (self-service.ts SESSION_ID).
 const SESSION_ID = /^(ses_[0-9a-f]{64}|grt_[A-Za-z0-9_-]{1,64})$/;
@@ -67,6 +81,34 @@ export function yourAccountPages(framework: ReturnType<typeof createFramework>):
     return { redirect: '/console/account?done=ended' };
   });
 
+  framework.action('/console/account/identities/link', async (ac) => {
+    const provider = field(ac.form, 'provider');
+    if (!PROVIDER_ID.test(provider)) return render(ac, { error: 'No such provider.', status: 400 });
+    const response = await ac.api('POST', '/v1/account/identities', { provider });
+    if (response.status !== 202) return render(ac, { error: apiMessage(response), status: 400 });
+    const linkUrl = response.body.link_url as string;
+    // A page with a plain link rather than a redirect: the console's CSP (form-action 'self')
+    // would stop a form's redirect chain at the provider's origin.
+    return {
+      title: 'Link a sign-in provider',
+      active: 'account',
+      body: html`<p>
+          Sign in at the provider to link it to ${ac.viewer.email}. The link works once, for ten
+          minutes.
+        </p>
+        <p><a class="button" href="${linkUrl}">Continue to the provider</a></p>
+        <p><a href="/console/account">Cancel</a></p>`,
+    };
+  });
+
+  framework.action('/console/account/identities/:id/unlink', async (ac) => {
+    const id = ac.ctx.params.id!;
+    if (!IDENTITY_ID.test(id)) return render(ac, { error: 'No such provider link.', status: 400 });
+    const response = await ac.api('DELETE', `/v1/account/identities/${id}`);
+    if (response.status !== 204) return render(ac, { error: apiMessage(response), status: 400 });
+    return { redirect: '/console/account?done=unlinked' };
+  });
+
   framework.action('/console/account/delete', async (ac) => {
     if (field(ac.form, 'confirm') !== 'delete') {
       return render(ac, { error: 'Type delete to confirm.', status: 400 });
@@ -97,7 +139,24 @@ async function render(
     };
   }
   const sessions = ok(listed).body.sessions as SessionView[];
+  const linked = ok(await pc.api('GET', '/v1/account/identities')).body as {
+    identities: IdentityView[];
+    providers: Array<{ id: string; name: string }>;
+  };
   const csrf = csrfField(pc.viewer);
+  const identityRows = linked.identities.map((i) => [
+    i.provider_name,
+    i.email ?? '—',
+    when(i.linked_at),
+    when(i.last_used_at),
+    html`<form method="post" action="/console/account/identities/${i.id}/unlink">
+      ${csrf}
+      <button type="submit" class="secondary">Unlink</button>
+    </form>`,
+  ]);
+  const linkable = linked.providers.filter(
+    (p) => !linked.identities.some((i) => i.provider === p.id),
+  );
   const rows = sessions.map((s) => [
     s.kind === 'browser_session' ? 'Browser sign-in' : 'App sign-in (refresh token)',
     s.clients.map((c) => c.name ?? c.client_id).join(', ') || '—',
@@ -118,6 +177,27 @@ async function render(
         <button type="submit" class="secondary">End every sign-in</button>
       </form>
     </section>
+    ${
+      linked.providers.length === 0 && linked.identities.length === 0
+        ? null
+        : html`<section aria-labelledby="acct-providers">
+            <h2 id="acct-providers">Sign-in providers</h2>
+            ${table(
+              'Linked sign-in providers',
+              ['Provider', 'Address there', 'Linked', 'Last used', ''],
+              identityRows,
+              'No provider is linked.',
+            )}
+            ${linkable.map(
+              (p) =>
+                html`<form method="post" action="/console/account/identities/link">
+                  ${csrf}
+                  <input type="hidden" name="provider" value="${p.id}" />
+                  <button type="submit" class="secondary">Link ${p.name}</button>
+                </form>`,
+            )}
+          </section>`
+    }
     <section aria-labelledby="acct-password">
       <h2 id="acct-password">Change password</h2>
       <form method="post" action="/console/account/password">
