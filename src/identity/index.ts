@@ -36,6 +36,11 @@ import { invitationRoutes, loginLinks, onboardingPageRoutes } from './onboarding
 import { createSelfService } from './self-service.ts';
 import type { AccountKeys, SelfService } from './self-service.ts';
 import { selfServiceRoutes } from './self-service-routes.ts';
+import { createSecondFactors } from './second-factor.ts';
+import type { SecondFactors } from './second-factor.ts';
+import { createSignInFlow } from './second-factor-flow.ts';
+import type { SignInFlow } from './second-factor-flow.ts';
+import { secondFactorRoutes } from './second-factor-routes.ts';
 import { disabledMailer } from '../platform/mail.ts';
 import type { Mailer } from '../platform/mail.ts';
 import type { Clock } from '../platform/clock.ts';
@@ -62,6 +67,9 @@ export type { FirstRun } from './first-run.ts';
 export { SETUP_PATH, SETUP_TTL_MS } from './first-run.ts';
 export type { Invitation, IssuedLink, OnboardingService, SignupPolicy } from './onboarding.ts';
 export type { AccountKeys, AccountSession, SelfService } from './self-service.ts';
+export type { SecondFactors } from './second-factor.ts';
+export type { SignInFlow } from './second-factor-flow.ts';
+export { ACR_MFA, ACR_PASSWORD } from './second-factor.ts';
 
 export type IdentityConfig = Config['identity'];
 
@@ -103,6 +111,10 @@ export interface Identity extends Capability {
   selfService: SelfService;
   /** First run: the one-time setup link while no operator exists (issue #18 item 6). */
   firstRun: FirstRun;
+  /** TOTP, recovery codes and passkeys (issue #18 item 4). */
+  secondFactors: SecondFactors;
+  /** The end of every sign-in: second factor, step-up, amr/acr (second-factor-flow.ts). */
+  signIn: SignInFlow;
   /** The provider serving now (a new instance after every signing-key change). */
   readonly provider: Provider;
   /** Bearer JWT access tokens → principal (register in the authenticator's verifiers). */
@@ -225,6 +237,7 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
             publicUrl: config.publicUrl,
             trustProxy: config.trustProxy,
             accessTokenTtlSeconds: config.accessTokenTtlSeconds,
+            requireMfaForAdmins: config.requireMfaForAdmins,
           },
         }),
       onKeys: (keys) => verifier.setKeys(keys.publicJwks),
@@ -254,6 +267,21 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
     const loginPerIp = createRateLimiter(config.loginAttemptsPerIpPerMinute);
     const tokenPerIp = createRateLimiter(config.tokenRequestsPerIpPerMinute);
     const tokenPerClient = createRateLimiter(config.tokenRequestsPerClientPerMinute);
+    // A 6-digit code has a million values: the per-account sign-in limit bounds guessing too.
+    const secondFactors = createSecondFactors({
+      db,
+      secrets,
+      clock: deps.clock ?? systemClock,
+      publicUrl: config.publicUrl,
+      attempts: createRateLimiter(config.loginAttemptsPerMinute),
+    });
+    const signIn = createSignInFlow({
+      provider: live.current,
+      factors: secondFactors,
+      accounts,
+      requireMfaForAdmins: config.requireMfaForAdmins,
+      secureCookies: config.publicUrl.startsWith('https:'),
+    });
     return {
       name: 'identity',
       accounts,
@@ -261,6 +289,8 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
       onboarding,
       selfService,
       firstRun,
+      secondFactors,
+      signIn,
       get provider() {
         return live.current();
       },
@@ -279,7 +309,10 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
           noOperatorNote: async (clientId) =>
             (deps.firstPartyClients ?? []).some((c) => c.clientId === clientId) &&
             !(await firstRun.operatorExists()),
+          signIn,
         });
+        signIn.routes(router);
+        secondFactorRoutes(router, { factors: secondFactors, accounts });
         onboardingPageRoutes(router, {
           onboarding,
           secureCookies: config.publicUrl.startsWith('https:'),
@@ -310,6 +343,13 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
         await firstRun.mint();
         const sweeper = startSweeper(db, log, SWEEP_INTERVAL_MS);
         cleanups.push(() => sweeper.stop());
+        const states = setInterval(() => {
+          secondFactors.sweep().catch((error: unknown) => {
+            log.warn({ err: error }, 'sweeping second-factor states failed');
+          });
+        }, SWEEP_INTERVAL_MS);
+        states.unref();
+        cleanups.push(() => clearInterval(states));
       },
       close: closeAll,
     };

@@ -72,6 +72,8 @@ export function loginPage(input: {
   links?: { forgotPassword: string | null; signUp: string | null };
   /** First run: no operator exists yet (shown on the console's sign-in only). */
   noOperator?: boolean;
+  /** Issue #18 item 4: where "Sign in with a passkey" posts (second-factor-flow.ts). */
+  passkeyAction?: string;
 }): string {
   const forgot = input.links?.forgotPassword ?? null;
   const signUp = input.links?.signUp ?? null;
@@ -108,6 +110,14 @@ export function loginPage(input: {
         />
         <button type="submit">Sign in</button>
       </form>
+      ${
+        input.passkeyAction === undefined
+          ? null
+          : html`<form method="post" action="${input.passkeyAction}">
+              <input type="hidden" name="csrf" value="${input.csrf}" />
+              <button type="submit" class="secondary">Sign in with a passkey</button>
+            </form>`
+      }
       ${
         forgot === null && signUp === null
           ? null
