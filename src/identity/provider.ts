@@ -96,7 +96,9 @@ export function createProvider(deps: ProviderDeps): Provider {
       keys: [secrets.hmac('oidc-cookies', 'v1')],
     },
     claims: {
-      openid: ['sub'],
+      // Issue #18 item 4: every ID token says what the sign-in used (amr, RFC 8176) and its
+      // level (acr, docs/second-factor.md); both are read from the session, not the account.
+      openid: ['sub', 'acr', 'amr'],
       email: ['email', 'email_verified'],
       profile: ['name'],
     },

@@ -64,7 +64,11 @@ export interface SignInFlowDeps {
 
 export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
   const { factors, accounts } = deps;
-  const forms = createCsrf({ cookie: CSRF_COOKIE, path: '/interaction', secure: deps.secureCookies });
+  const forms = createCsrf({
+    cookie: CSRF_COOKIE,
+    path: '/interaction',
+    secure: deps.secureCookies,
+  });
   const script = readFileSync(new URL('./static/passkey.js', import.meta.url));
 
   async function details(ctx: Context, provider: Provider): Promise<Interaction | null> {
@@ -252,7 +256,10 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
       }
       const amr = (interaction.session?.amr ?? ['pwd']) as Amr[];
       // The session's factors stand; a second one is asked for (or set up) on top of them.
-      await completeSignIn(ctx, provider, interaction, { accountId, amr: amr.filter((m) => m !== 'mfa') });
+      await completeSignIn(ctx, provider, interaction, {
+        accountId,
+        amr: amr.filter((m) => m !== 'mfa'),
+      });
       return true;
     },
 

@@ -47,52 +47,58 @@ export function secondFactorPage(input: {
     html`<h1>Confirm it is you</h1>
       <p>Your password was right. ${input.appName} needs a second factor too.</p>
       ${alert(input.error)}
-      ${input.totp
-        ? html`<form method="post" action="${input.base}/totp">
-            <input type="hidden" name="csrf" value="${input.csrf}" />
-            <label for="code">Code from your authenticator app</label>
-            <input
-              id="code"
-              name="code"
-              type="text"
-              inputmode="numeric"
-              autocomplete="one-time-code"
-              pattern="[0-9]{6}"
-              maxlength="6"
-              required
-              autofocus
-            />
-            <button type="submit">Verify</button>
-          </form>`
-        : null}
-      ${input.passkeyOptions === null
-        ? null
-        : html`<form method="post" action="${input.base}/passkey">
-            <input type="hidden" name="csrf" value="${input.csrf}" />
-            ${passkeyButton({
-              mode: 'get',
-              options: input.passkeyOptions,
-              label: 'Use a passkey',
-              field: 'passkey-response',
-              secondary: input.totp,
-            })}
-          </form>`}
-      ${input.recoveryCodes
-        ? html`<form method="post" action="${input.base}/recovery">
-            <input type="hidden" name="csrf" value="${input.csrf}" />
-            <label for="recovery">Or a recovery code</label>
-            <input
-              id="recovery"
-              name="code"
-              type="text"
-              autocomplete="off"
-              spellcheck="false"
-              maxlength="32"
-              required
-            />
-            <button type="submit" class="secondary">Use the recovery code</button>
-          </form>`
-        : null}
+      ${
+        input.totp
+          ? html`<form method="post" action="${input.base}/totp">
+              <input type="hidden" name="csrf" value="${input.csrf}" />
+              <label for="code">Code from your authenticator app</label>
+              <input
+                id="code"
+                name="code"
+                type="text"
+                inputmode="numeric"
+                autocomplete="one-time-code"
+                pattern="[0-9]{6}"
+                maxlength="6"
+                required
+                autofocus
+              />
+              <button type="submit">Verify</button>
+            </form>`
+          : null
+      }
+      ${
+        input.passkeyOptions === null
+          ? null
+          : html`<form method="post" action="${input.base}/passkey">
+              <input type="hidden" name="csrf" value="${input.csrf}" />
+              ${passkeyButton({
+                mode: 'get',
+                options: input.passkeyOptions,
+                label: 'Use a passkey',
+                field: 'passkey-response',
+                secondary: input.totp,
+              })}
+            </form>`
+      }
+      ${
+        input.recoveryCodes
+          ? html`<form method="post" action="${input.base}/recovery">
+              <input type="hidden" name="csrf" value="${input.csrf}" />
+              <label for="recovery">Or a recovery code</label>
+              <input
+                id="recovery"
+                name="code"
+                type="text"
+                autocomplete="off"
+                spellcheck="false"
+                maxlength="32"
+                required
+              />
+              <button type="submit" class="secondary">Use the recovery code</button>
+            </form>`
+          : null
+      }
       ${input.passkeyOptions === null ? null : script}`,
   );
 }
@@ -110,9 +116,11 @@ export function enrolPage(input: {
     'Set up a second factor',
     html`<h1>Set up a second factor</h1>
       <p>
-        ${input.why === 'required'
-          ? 'This tollhouse requires a second factor for operator accounts.'
-          : 'The app you are signing in to asks for a second factor.'}
+        ${
+          input.why === 'required'
+            ? 'This tollhouse requires a second factor for operator accounts.'
+            : 'The app you are signing in to asks for a second factor.'
+        }
         Scan the code with an authenticator app, then type the 6-digit code it shows.
       </p>
       ${alert(input.error)}
@@ -140,7 +148,11 @@ export function enrolPage(input: {
   );
 }
 
-export function recoveryCodesPage(input: { action: string; csrf: string; codes: string[] }): string {
+export function recoveryCodesPage(input: {
+  action: string;
+  csrf: string;
+  codes: string[];
+}): string {
   return layout(
     'Recovery codes',
     html`<h1>Save your recovery codes</h1>

@@ -319,7 +319,12 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
       limit(accountId);
       if (normalizeRecoveryCode(code).length !== 10) return false;
       return db.transaction().execute(async (trx) => {
-        const used = await useRecoveryCodeRow(trx, accountId, recoveryHash(accountId, code), clock());
+        const used = await useRecoveryCodeRow(
+          trx,
+          accountId,
+          recoveryHash(accountId, code),
+          clock(),
+        );
         if (!used) return false;
         await recordAudit(trx, {
           actor: accountId,
@@ -342,7 +347,10 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
         userName: email,
         userID: new TextEncoder().encode(accountId),
         attestationType: 'none',
-        excludeCredentials: existing.map((p) => ({ id: p.credential_id, transports: p.transports })),
+        excludeCredentials: existing.map((p) => ({
+          id: p.credential_id,
+          transports: p.transports,
+        })),
         // Discoverable, so the same passkey also signs in without a password.
         authenticatorSelection: { residentKey: 'required', userVerification: 'preferred' },
       });
