@@ -1,7 +1,8 @@
 // /v1/account/second-factor… and /v1/account/passkeys…: the holder sets up and manages its own
 // second factors (issue #18 item 4), as the console's "Your account" page does. Always the
-// caller's own account. Operators may call them too (unlike the rest of /v1/account): with
-// REQUIRE_MFA_FOR_ADMINS an operator must be able to manage the factor it signs in with.
+// caller's own account, and like the rest of /v1/account only an account credential may call
+// (an operator's admin-scoped session is refused): an operator sets up its authenticator app
+// on the sign-in's set-up page (REQUIRE_MFA_FOR_ADMINS, or an app asking for the mfa acr).
 // WebAuthn options and answers keep the W3C's JSON names (they go to and come from the
 // browser's API unchanged), so their schemas are opaque objects here.
 import { z } from 'zod';
@@ -47,8 +48,8 @@ export function secondFactorRoutes(
   { factors, accounts }: { factors: SecondFactors; accounts: AccountsService },
 ) {
   const self: Access = {
-    kinds: ['account', 'operator'],
-    note: 'Always the caller’s own account (an operator’s too: its own second factor).',
+    kinds: ['account'],
+    note: 'Always the caller’s own account.',
   };
   const callerOf = (ctx: { state: unknown }): SecondFactorCaller => {
     const { principal, requestId } = ctx.state as AuthState;

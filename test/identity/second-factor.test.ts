@@ -572,7 +572,9 @@ describe('hostile input', () => {
   });
 
   it('discovery lists the acr values', async () => {
-    const meta = await (await fetch(`${t.issuer}/.well-known/openid-configuration`)).json();
+    const meta = (await (await fetch(`${t.issuer}/.well-known/openid-configuration`)).json()) as {
+      acr_values_supported: string[];
+    };
     expect(meta.acr_values_supported).toEqual([ACR_PASSWORD, ACR_MFA]);
   });
 });
