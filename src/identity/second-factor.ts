@@ -392,7 +392,7 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
         credential_id: info.credential.id,
         public_key: Buffer.from(info.credential.publicKey).toString('base64url'),
         sign_count: BigInt(info.credential.counter),
-        transports: (info.credential.transports ?? []) as string[],
+        transports: info.credential.transports ?? [],
         device_type: info.credentialDeviceType,
         backed_up: info.credentialBackedUp,
         name,
