@@ -246,6 +246,26 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
 
   const TOO_MANY = 'Too many attempts. Wait a minute, then try again.';
 
+  /**
+   * Set-up is for an account without a factor: one that has a factor proves it instead (a
+   * password alone must not add a second authenticator app over the first).
+   */
+  async function hasFactorAlready(
+    ctx: Context,
+    state: { interaction: Interaction; pending: PendingSignIn },
+  ) {
+    if (
+      isMultiFactor(state.pending.amr) ||
+      !(await factors.hasSecondFactor(state.pending.accountId))
+    ) {
+      return false;
+    }
+    ctx.set('Cache-Control', 'no-store');
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${state.interaction.uid}/second-factor`);
+    return true;
+  }
+
   return {
     completeSignIn,
 
@@ -334,6 +354,7 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
       router.get('/interaction/:uid/enrol', async function showEnrol(ctx) {
         const state = await pendingOf(ctx);
         if (state === null) return expired(ctx);
+        if (await hasFactorAlready(ctx, state)) return;
         await renderEnrol(ctx, state, 200, null);
       });
 
@@ -342,6 +363,7 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
         if (state === null) return expired(ctx);
         const form = await readForm(ctx);
         if (form === null) return;
+        if (await hasFactorAlready(ctx, state)) return;
         const code = typeof form.code === 'string' ? form.code.slice(0, 32) : '';
         const caller = {
           accountId: state.pending.accountId,

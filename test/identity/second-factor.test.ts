@@ -531,6 +531,10 @@ describe('hostile input', () => {
     const browser = new Browser();
     const { page, html } = await afterPassword(browser, who.config, who.email);
     const uid = /\/interaction\/([^/]+)\/second-factor$/.exec(page.url)![1]!;
+    // The set-up page is not a way around the factor the account has.
+    const enrol = await browser.request(`${t.url}/interaction/${uid}/enrol`);
+    expect(enrol.status).toBe(303);
+    expect(enrol.headers.get('location')).toBe(`/interaction/${uid}/second-factor`);
     // Another browser (no interaction cookie) gets nothing.
     const stranger = new Browser();
     expect((await stranger.request(`${t.url}/interaction/${uid}/second-factor`)).status).toBe(400);
