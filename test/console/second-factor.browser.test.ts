@@ -7,6 +7,7 @@
 import { generate } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { ACR_MFA } from '../../src/identity/index.ts';
 import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
 import { PASSWORD, accountWithPassword } from '../support/fixtures.ts';
@@ -68,6 +69,23 @@ describe.skipIf(!HAVE_CHROMIUM)('second factors in a browser', () => {
 
   let secret = '';
 
+  /** What the newest browser session of the account says it was signed in with. */
+  async function lastSession() {
+    const rows = await t.app.database.db
+      .selectFrom('oidc_payloads')
+      .select(['payload', 'expires_at'])
+      .where('model', '=', 'Session')
+      .execute();
+    const mine = rows
+      .map((r) => ({
+        ...(r.payload as { accountId?: string; amr?: string[]; acr?: string }),
+        at: r.expires_at!.getTime(),
+      }))
+      .filter((p) => p.accountId === accountId)
+      .sort((a, b) => b.at - a.at);
+    return { amr: mine[0]?.amr, acr: mine[0]?.acr };
+  }
+
   it('sets up an authenticator app from "Your account"', async () => {
     await page.goto(`${url}/console`);
     await password();
@@ -114,6 +132,7 @@ describe.skipIf(!HAVE_CHROMIUM)('second factors in a browser', () => {
     await page.getByLabel('Code from your authenticator app').fill(await code(secret));
     await page.getByRole('button', { name: 'Verify' }).click();
     await page.waitForURL(`${url}/console`);
+    expect(await lastSession()).toEqual({ amr: ['pwd', 'otp', 'mfa'], acr: ACR_MFA });
   });
 
   it('signs in with the password and the passkey', async () => {
@@ -126,6 +145,8 @@ describe.skipIf(!HAVE_CHROMIUM)('second factors in a browser', () => {
       .select('last_used_at')
       .executeTakeFirstOrThrow();
     expect(used.last_used_at).not.toBeNull();
+    // The virtual authenticator is device-bound (hwk) and verifies the user.
+    expect(await lastSession()).toEqual({ amr: ['pwd', 'hwk', 'user', 'mfa'], acr: ACR_MFA });
   });
 
   it('signs in with the passkey alone', async () => {
@@ -137,5 +158,6 @@ describe.skipIf(!HAVE_CHROMIUM)('second factors in a browser', () => {
     await page.getByRole('button', { name: 'Choose a passkey' }).click();
     await page.waitForURL(`${url}/console`);
     await expect.poll(() => page.getByText(EMAIL).count()).toBeGreaterThan(0);
+    expect(await lastSession()).toEqual({ amr: ['hwk', 'user', 'mfa'], acr: ACR_MFA });
   });
 });
