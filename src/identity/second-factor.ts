@@ -553,9 +553,10 @@ export function isMultiFactor(amr: readonly string[]): boolean {
 /** The amr and acr a finished sign-in reports (RFC 8176; `mfa` when two factors). */
 export function claimsFor(amr: readonly Amr[]): { amr: string[]; acr: string } {
   const multi = isMultiFactor(amr);
-  const methods = [...new Set(amr)];
+  // `mfa` is a conclusion, not a method: drawn here, never carried over from the input.
+  const methods = [...new Set(amr)].filter((m) => m !== 'mfa');
   return {
-    amr: multi && !methods.includes('mfa') ? [...methods, 'mfa'] : methods,
+    amr: multi ? [...methods, 'mfa'] : methods,
     acr: multi ? ACR_MFA : ACR_PASSWORD,
   };
 }
