@@ -69,7 +69,7 @@ export type { Invitation, IssuedLink, OnboardingService, SignupPolicy } from './
 export type { AccountKeys, AccountSession, SelfService } from './self-service.ts';
 export type { SecondFactors } from './second-factor.ts';
 export type { SignInFlow } from './second-factor-flow.ts';
-export { ACR_MFA, ACR_PASSWORD } from './second-factor.ts';
+export { ACR_MFA, ACR_PASSWORD, claimsFor } from './second-factor.ts';
 
 export type IdentityConfig = Config['identity'];
 

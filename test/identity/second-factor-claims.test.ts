@@ -2,7 +2,7 @@
 // password, upstream provider (`fed`, issue #18 item 3's path), TOTP, passkeys with and
 // without user verification.
 import { describe, expect, it } from 'vitest';
-import { ACR_MFA, ACR_PASSWORD, claimsFor } from '../../src/identity/second-factor.ts';
+import { ACR_MFA, ACR_PASSWORD, claimsFor } from '../../src/identity/index.ts';
 
 describe('claimsFor', () => {
   it.each([
