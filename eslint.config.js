@@ -116,10 +116,13 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
   {
-    // The console's progressive-enhancement script runs in browsers.
-    files: ['src/console/static/**/*.js'],
+    // The console's progressive-enhancement script and identity's passkey script run in
+    // browsers.
+    files: ['src/console/static/**/*.js', 'src/identity/static/**/*.js'],
     languageOptions: {
       globals: {
+        atob: 'readonly',
+        btoa: 'readonly',
         document: 'readonly',
         window: 'readonly',
         navigator: 'readonly',

@@ -254,6 +254,12 @@ export const SETTINGS = {
     doc: 'Sign-in attempts allowed per client IP per minute (per process).',
     schema: integer(1, 100_000),
   },
+  REQUIRE_MFA_FOR_ADMINS: {
+    section: 'identity',
+    default: 'false',
+    doc: 'When true, an operator account (`is_admin`, the accounts that get the `admin` scope) that signs in without a second factor must enrol one (TOTP or a passkey) before the sign-in finishes. See docs/second-factor.md.',
+    schema: boolean,
+  },
   TOKEN_REQUESTS_PER_IP_PER_MINUTE: {
     section: 'identity',
     default: '6000',
@@ -798,6 +804,7 @@ function buildConfig(v: SettingValues) {
       accessTokenTtlSeconds: v.ACCESS_TOKEN_TTL_SECONDS,
       loginAttemptsPerMinute: v.LOGIN_ATTEMPTS_PER_MINUTE,
       loginAttemptsPerIpPerMinute: v.LOGIN_ATTEMPTS_PER_IP_PER_MINUTE,
+      requireMfaForAdmins: v.REQUIRE_MFA_FOR_ADMINS,
       tokenRequestsPerIpPerMinute: v.TOKEN_REQUESTS_PER_IP_PER_MINUTE,
       tokenRequestsPerClientPerMinute: v.TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE,
       /** Sign-up policy and the limits of the onboarding forms. */

@@ -23,11 +23,15 @@ import type {
 import type { ConsoleGetStartedTable, ConsoleSessionsTable } from './console/table.ts';
 import type { StreamsTable } from './gateway/table.ts';
 import type {
+  AccountPasskeysTable,
+  AccountRecoveryCodesTable,
   AccountTokensTable,
+  AccountTotpTable,
   AccountsTable,
   AppUsersTable,
   AppsTable,
   OidcPayloadsTable,
+  SecondFactorStatesTable,
   SigningKeysTable,
 } from './identity/table.ts';
 import type { AccountIdentitiesTable, UpstreamFlowsTable } from './identity/upstream-table.ts';
@@ -47,6 +51,10 @@ export interface Database {
   // identity
   accounts: AccountsTable;
   account_tokens: AccountTokensTable;
+  account_totp: AccountTotpTable;
+  account_recovery_codes: AccountRecoveryCodesTable;
+  account_passkeys: AccountPasskeysTable;
+  second_factor_states: SecondFactorStatesTable;
   apps: AppsTable;
   app_users: AppUsersTable;
   oidc_payloads: OidcPayloadsTable;

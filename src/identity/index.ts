@@ -41,6 +41,11 @@ import {
 import { createSelfService } from './self-service.ts';
 import type { AccountKeys, SelfService } from './self-service.ts';
 import { selfServiceRoutes } from './self-service-routes.ts';
+import { createSecondFactors } from './second-factor.ts';
+import type { SecondFactors } from './second-factor.ts';
+import { createSignInFlow } from './second-factor-flow.ts';
+import type { SignInFlow } from './second-factor-flow.ts';
+import { secondFactorRoutes } from './second-factor-routes.ts';
 import { disabledMailer } from '../platform/mail.ts';
 import type { Mailer } from '../platform/mail.ts';
 import type { Clock } from '../platform/clock.ts';
@@ -77,7 +82,9 @@ export type {
 } from './onboarding.ts';
 export type { AccountKeys, AccountSession, SelfService } from './self-service.ts';
 export type { LinkedIdentity, UpstreamProvider, UpstreamSignIn } from './upstream.ts';
-export { finishUpstreamSignIn } from './upstream-routes.ts';
+export type { SecondFactors } from './second-factor.ts';
+export type { SignInFlow } from './second-factor-flow.ts';
+export { ACR_MFA, ACR_PASSWORD, claimsFor } from './second-factor.ts';
 
 export type IdentityConfig = Config['identity'];
 
@@ -121,6 +128,10 @@ export interface Identity extends Capability {
   firstRun: FirstRun;
   /** Sign in with an upstream OpenID provider, and linked identities (issue #18 item 3). */
   upstream: UpstreamSignIn;
+  /** TOTP, recovery codes and passkeys (issue #18 item 4). */
+  secondFactors: SecondFactors;
+  /** The end of every sign-in: second factor, step-up, amr/acr (second-factor-flow.ts). */
+  signIn: SignInFlow;
   /** The provider serving now (a new instance after every signing-key change). */
   readonly provider: Provider;
   /** Bearer JWT access tokens → principal (register in the authenticator's verifiers). */
@@ -256,6 +267,7 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
             publicUrl: config.publicUrl,
             trustProxy: config.trustProxy,
             accessTokenTtlSeconds: config.accessTokenTtlSeconds,
+            requireMfaForAdmins: config.requireMfaForAdmins,
           },
         }),
       onKeys: (keys) => verifier.setKeys(keys.publicJwks),
@@ -285,6 +297,21 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
     const loginPerIp = createRateLimiter(config.loginAttemptsPerIpPerMinute);
     const tokenPerIp = createRateLimiter(config.tokenRequestsPerIpPerMinute);
     const tokenPerClient = createRateLimiter(config.tokenRequestsPerClientPerMinute);
+    // A 6-digit code has a million values: the per-account sign-in limit bounds guessing too.
+    const secondFactors = createSecondFactors({
+      db,
+      secrets,
+      clock: deps.clock ?? systemClock,
+      publicUrl: config.publicUrl,
+      attempts: createRateLimiter(config.loginAttemptsPerMinute),
+    });
+    const signIn = createSignInFlow({
+      provider: live.current,
+      factors: secondFactors,
+      accounts,
+      requireMfaForAdmins: config.requireMfaForAdmins,
+      secureCookies: config.publicUrl.startsWith('https:'),
+    });
     return {
       name: 'identity',
       accounts,
@@ -293,6 +320,8 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
       selfService,
       firstRun,
       upstream,
+      secondFactors,
+      signIn,
       get provider() {
         return live.current();
       },
@@ -312,7 +341,10 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
           noOperatorNote: async (clientId) =>
             (deps.firstPartyClients ?? []).some((c) => c.clientId === clientId) &&
             !(await firstRun.operatorExists()),
+          signIn,
         });
+        signIn.routes(router);
+        secondFactorRoutes(router, { factors: secondFactors, accounts });
         onboardingPageRoutes(router, {
           onboarding,
           secureCookies: config.publicUrl.startsWith('https:'),
@@ -335,6 +367,7 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
           provider: live.current,
           secureCookies: config.publicUrl.startsWith('https:'),
           perIp: loginPerIp,
+          signIn,
         });
         upstreamApiRoutes(router, { upstream });
       },
@@ -369,6 +402,13 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
         }, SWEEP_INTERVAL_MS);
         flows.unref();
         cleanups.push(() => clearInterval(flows));
+        const states = setInterval(() => {
+          secondFactors.sweep().catch((error: unknown) => {
+            log.warn({ err: error }, 'sweeping second-factor states failed');
+          });
+        }, SWEEP_INTERVAL_MS);
+        states.unref();
+        cleanups.push(() => clearInterval(states));
       },
       close: closeAll,
     };

@@ -13,6 +13,7 @@ import { findUncleanString, uncleanStringMessage } from '../platform/strings.ts'
 import { SIGN_IN_CONTENT_SECURITY_POLICY, consentPage, errorPage, loginPage } from './pages.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { AccountsService } from './service.ts';
+import type { SignInFlow } from './second-factor-flow.ts';
 
 export const CSRF_COOKIE = 'tollhouse_csrf';
 // Login forms are a few hundred bytes; anything larger is not a browser submitting them.
@@ -34,6 +35,8 @@ export interface InteractionDeps {
   noOperatorNote?: (clientId: unknown) => Promise<boolean>;
   /** Issue #18: "Continue with …" buttons for the upstream providers (upstream-routes.ts). */
   upstreamButtons?: (uid: string) => Array<{ name: string; action: string }>;
+  /** Issue #18 item 4: the second factor, step-up and passkey sign-in (second-factor-flow.ts). */
+  signIn?: SignInFlow;
 }
 
 export function interactionRoutes(router: Router, deps: InteractionDeps): void {
@@ -46,6 +49,9 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
     path: '/interaction',
     secure: deps.secureCookies,
   });
+
+  const passkeyAction = (uid: string) =>
+    deps.signIn === undefined ? {} : { passkeyAction: `/interaction/${uid}/passkey` };
 
   async function details(ctx: Context, provider: Provider) {
     try {
@@ -102,6 +108,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
     const csrf = forms.token(ctx);
     ctx.type = 'html';
     if (interaction.prompt.name === 'login') {
+      if ((await deps.signIn?.stepUp(ctx, provider, interaction)) === true) return;
       ctx.body = loginPage({
         action: `/interaction/${interaction.uid}/login`,
         csrf,
@@ -111,6 +118,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
         links: deps.loginLinks?.(interaction.uid),
         upstream: deps.upstreamButtons?.(interaction.uid),
         noOperator: (await deps.noOperatorNote?.(interaction.params.client_id)) ?? false,
+        ...passkeyAction(interaction.uid),
       });
       return;
     }
@@ -153,6 +161,7 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
         links: deps.loginLinks?.(interaction.uid),
         upstream: deps.upstreamButtons?.(interaction.uid),
         noOperator: (await deps.noOperatorNote?.(interaction.params.client_id)) ?? false,
+        ...passkeyAction(interaction.uid),
       });
     };
     const wait = Math.max(
@@ -167,6 +176,12 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
     if (account === null) {
       (ctx.state as RequestState).log.info('login refused');
       return render(401, GENERIC_LOGIN_ERROR);
+    }
+    if (deps.signIn !== undefined) {
+      return deps.signIn.completeSignIn(ctx, provider, interaction, {
+        accountId: account.id,
+        amr: ['pwd'],
+      });
     }
     await finish(ctx, provider, { login: { accountId: account.id } });
   });

@@ -74,6 +74,8 @@ export function loginPage(input: {
   noOperator?: boolean;
   /** Issue #18: "Continue with …" for each upstream provider (a form posting `csrf`). */
   upstream?: Array<{ name: string; action: string }>;
+  /** Issue #18 item 4: where "Sign in with a passkey" posts (second-factor-flow.ts). */
+  passkeyAction?: string;
 }): string {
   const forgot = input.links?.forgotPassword ?? null;
   const signUp = input.links?.signUp ?? null;
@@ -117,6 +119,14 @@ export function loginPage(input: {
             <button type="submit" class="secondary">Continue with ${p.name}</button>
           </form>`,
       )}
+      ${
+        input.passkeyAction === undefined
+          ? null
+          : html`<form method="post" action="${input.passkeyAction}">
+              <input type="hidden" name="csrf" value="${input.csrf}" />
+              <button type="submit" class="secondary">Sign in with a passkey</button>
+            </form>`
+      }
       ${
         forgot === null && signUp === null
           ? null

@@ -2,7 +2,7 @@
 // oidc-provider's; this file decides policy (which flows, which algorithms, lifetimes, what a
 // token says about its caller) and wires storage, accounts and pages into it.
 import { hash } from 'node:crypto';
-import Provider, { errors } from 'oidc-provider';
+import Provider, { errors, interactionPolicy } from 'oidc-provider';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import type { Kysely } from 'kysely';
 import type { Authenticator } from '../platform/auth.ts';
@@ -21,6 +21,7 @@ import {
   SIGN_IN_CONTENT_SECURITY_POLICY,
 } from './pages.ts';
 import { findAccountById } from './queries.ts';
+import { ACR_MFA, ACR_VALUES } from './second-factor.ts';
 import { SIGNING_ALG } from './signing-keys.ts';
 import type { SigningKeySet } from './signing-keys.ts';
 import {
@@ -40,6 +41,8 @@ export interface ProviderSettings {
   publicUrl: string;
   trustProxy: boolean;
   accessTokenTtlSeconds: number;
+  /** Issue #18: operators' sessions signed in with one factor sign in again (step-up). */
+  requireMfaForAdmins?: boolean;
 }
 
 // Lifetimes, in seconds. Codes are single-use and redeemed by the client at once (RFC 6749
@@ -93,7 +96,9 @@ export function createProvider(deps: ProviderDeps): Provider {
       keys: [secrets.hmac('oidc-cookies', 'v1')],
     },
     claims: {
-      openid: ['sub'],
+      // Issue #18 item 4: every ID token says what the sign-in used (amr, RFC 8176) and its
+      // level (acr, docs/second-factor.md); both are read from the session, not the account.
+      openid: ['sub', 'acr', 'amr'],
       email: ['email', 'email_verified'],
       profile: ['name'],
     },
@@ -190,8 +195,11 @@ export function createProvider(deps: ProviderDeps): Provider {
       ClientCredentials: settings.accessTokenTtlSeconds,
     },
     interactions: {
+      policy: signInPolicy(db, settings.requireMfaForAdmins === true),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
+    // Issue #18: what a sign-in used (docs/second-factor.md); apps ask for ACR_MFA to get it.
+    acrValues: [...ACR_VALUES],
     features: {
       devInteractions: { enabled: false },
       // The gateway's verifier checks bearer JWTs only; a DPoP-bound token it accepted without
@@ -319,6 +327,33 @@ export function createProvider(deps: ProviderDeps): Provider {
     log.error({ err: error }, 'OIDC provider error');
   });
   return provider;
+}
+
+/**
+ * oidc-provider's prompts, plus step-up: an app that asks for `acr_values` naming the mfa acr
+ * while the browser's session was signed in with one factor gets the login prompt again, and
+ * the sign-in pages ask for the second factor only (second-factor-flow.ts).
+ */
+export const STEP_UP_REASON = 'mfa_acr_requested';
+
+function signInPolicy(db: Kysely<Database>, requireMfaForAdmins: boolean) {
+  const { Check, base } = interactionPolicy;
+  const policy = base();
+  policy.get('login')!.checks.add(
+    new Check(STEP_UP_REASON, 'a second factor is required', async (ctx) => {
+      const { oidc } = ctx;
+      const accountId = oidc.session?.accountId;
+      if (accountId === undefined || oidc.acr === ACR_MFA) return Check.NO_NEED_TO_PROMPT;
+      const requested = String(oidc.params?.acr_values ?? '').split(' ');
+      if (requested.includes(ACR_MFA)) return Check.REQUEST_PROMPT;
+      // A session an operator opened before REQUIRE_MFA_FOR_ADMINS was turned on.
+      if (requireMfaForAdmins && (await findAccountById(db, accountId))?.is_admin === true) {
+        return Check.REQUEST_PROMPT;
+      }
+      return Check.NO_NEED_TO_PROMPT;
+    }),
+  );
+  return policy;
 }
 
 function constantEquals(a: unknown, b: string): boolean {

@@ -104,3 +104,43 @@ export interface AccountTokensTable {
 export type AccountTokenPurpose = 'verify_email' | 'reset_password' | 'invitation' | 'change_email';
 export type AccountTokenRow = Selectable<AccountTokensTable>;
 export type NewAccountTokenRow = Insertable<AccountTokensTable>;
+
+/** Second factors (issue #18 item 4). */
+export interface AccountTotpTable {
+  account_id: string;
+  secret_sealed: string;
+  confirmed_at: Date | null;
+  last_step: bigint | null;
+  created_at: Date;
+}
+
+export interface AccountRecoveryCodesTable {
+  code_hash: string;
+  account_id: string;
+  created_at: Date;
+  used_at: Date | null;
+}
+
+export interface AccountPasskeysTable {
+  id: string;
+  account_id: string;
+  credential_id: string;
+  public_key: string;
+  sign_count: bigint;
+  transports: JsonWithDefault<string[]>;
+  device_type: 'singleDevice' | 'multiDevice';
+  backed_up: boolean;
+  name: string;
+  created_at: Date;
+  last_used_at: Date | null;
+}
+
+export type AccountPasskeyRow = Selectable<AccountPasskeysTable>;
+
+export interface SecondFactorStatesTable {
+  key_hash: string;
+  account_id: string | null;
+  amr: JsonWithDefault<string[]>;
+  challenge: string | null;
+  expires_at: Date;
+}

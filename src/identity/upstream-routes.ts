@@ -21,6 +21,7 @@ import type { RateLimiter } from './rate-limit.ts';
 import { SIGN_IN_CONTENT_SECURITY_POLICY, errorPage, layout } from './pages.ts';
 import { FLOW_TTL_MS, UPSTREAM_LINK_PATH, UpstreamRefused } from './upstream.ts';
 import type { UpstreamCaller, UpstreamSignIn } from './upstream.ts';
+import type { SignInFlow } from './second-factor-flow.ts';
 
 const STATE_COOKIE = 'tollhouse_upstream';
 const PROVIDER_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
@@ -36,26 +37,8 @@ export interface UpstreamRouteDeps {
   secureCookies: boolean;
   /** The login form's per-IP limiter: each start writes a row before anyone signed in. */
   perIp: RateLimiter;
-}
-
-/**
- * Ends a sign-in that an upstream provider vouched for: the one place an upstream login is
- * handed to oidc-provider, so a further check (a second factor) can be put in front of it.
- */
-export async function finishUpstreamSignIn(
-  ctx: Context,
-  provider: Provider,
-  accountId: string,
-): Promise<void> {
-  // RFC 8176: `fed`, authenticated by a federated identity provider.
-  const returnTo = await provider.interactionResult(
-    ctx.req,
-    ctx.res,
-    { login: { accountId, amr: ['fed'] } },
-    { mergeWithLastSubmission: false },
-  );
-  ctx.status = 303;
-  ctx.redirect(returnTo);
+  /** Where every sign-in ends (second factor, step-up, amr/acr): upstream logins are `fed`. */
+  signIn: SignInFlow;
 }
 
 /** The login page's "Continue with …" buttons for interaction `uid`. */
@@ -214,9 +197,8 @@ export function upstreamPageRoutes(router: Router, deps: UpstreamRouteDeps): voi
     '/interaction/:uid/upstream/:provider/callback',
     async function finishUpstreamLogin(ctx) {
       const provider = deps.provider();
-      if (!UID.test(ctx.params.uid!) || (await details(ctx, provider)) === null) {
-        return expired(ctx);
-      }
+      const interaction = UID.test(ctx.params.uid!) ? await details(ctx, provider) : null;
+      if (interaction === null) return expired(ctx);
       let accountId: string;
       try {
         const account = await upstream.completeLogin({
@@ -231,7 +213,9 @@ export function upstreamPageRoutes(router: Router, deps: UpstreamRouteDeps): voi
       }
       setStateCookie(ctx, null);
       ctx.set('Cache-Control', 'no-store');
-      await finishUpstreamSignIn(ctx, provider, accountId);
+      // RFC 8176 `fed`: a federated identity provider vouched for the first factor; a second
+      // factor, when the account has one or must have one, is asked for as after a password.
+      await deps.signIn.completeSignIn(ctx, provider, interaction, { accountId, amr: ['fed'] });
     },
   );
 

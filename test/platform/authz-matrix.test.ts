@@ -167,6 +167,27 @@ function usageEvent(subject: string) {
 }
 
 /** A refresh grant of `who`'s as oidc-provider stores it, for the one operation that ends one. */
+/** A passkey row of `who` (the matrix checks who may name it, not WebAuthn). */
+async function freshPasskey(who: Customer) {
+  const id = `pk_matrix${unique().replace(/\D/g, '')}`;
+  await t.app.database.db
+    .insertInto('account_passkeys')
+    .values({
+      id,
+      account_id: who.accountId,
+      credential_id: `cred-${id}`,
+      public_key: 'AA',
+      sign_count: 0n,
+      transports: '[]',
+      device_type: 'singleDevice',
+      backed_up: false,
+      name: 'Matrix',
+      created_at: new Date(),
+    })
+    .execute();
+  return id;
+}
+
 async function freshGrant(who: Customer) {
   const grantId = `matrix${unique().replace(/\D/g, '')}`;
   const iat = Math.floor(Date.now() / 1000);
@@ -315,6 +336,51 @@ const rows: Record<string, Row> = {
   'POST /v1/account/delete': {
     request: () => ({ path: '/v1/account/delete', body: { current_password: WRONG_PASSWORD } }),
     noIds: true,
+  },
+  'GET /v1/account/second-factor': {
+    request: () => ({ path: '/v1/account/second-factor' }),
+    noIds: true,
+  },
+  'POST /v1/account/second-factor/totp': {
+    request: () => ({ path: '/v1/account/second-factor/totp' }),
+    noIds: true,
+  },
+  'POST /v1/account/second-factor/totp/confirm': {
+    request: async (who) => {
+      // A set-up under way, so an allowed caller's wrong code is a 400, not "nothing to confirm".
+      await t.app.identity.secondFactors.beginTotp(
+        { accountId: who.accountId, actor: 'test', requestId: null },
+        'matrix',
+      );
+      return { path: '/v1/account/second-factor/totp/confirm', body: { code: '000000' } };
+    },
+    noIds: true,
+  },
+  'POST /v1/account/second-factor/totp/remove': {
+    request: () => ({ path: '/v1/account/second-factor/totp/remove', body: { code: '000000' } }),
+    noIds: true,
+  },
+  'POST /v1/account/second-factor/recovery-codes': {
+    request: () => ({ path: '/v1/account/second-factor/recovery-codes' }),
+    noIds: true,
+  },
+  'GET /v1/account/passkeys': { request: () => ({ path: '/v1/account/passkeys' }), noIds: true },
+  'POST /v1/account/passkeys': {
+    request: () => ({ path: '/v1/account/passkeys', body: { name: 'Laptop', response: {} } }),
+    noIds: true,
+  },
+  'POST /v1/account/passkeys/options': {
+    request: () => ({ path: '/v1/account/passkeys/options' }),
+    noIds: true,
+  },
+  'PATCH /v1/account/passkeys/{id}': {
+    request: async (who) => ({
+      path: `/v1/account/passkeys/${await freshPasskey(who)}`,
+      body: { name: 'Renamed' },
+    }),
+  },
+  'DELETE /v1/account/passkeys/{id}': {
+    request: async (who) => ({ path: `/v1/account/passkeys/${await freshPasskey(who)}` }),
   },
   'POST /v1/invitations': {
     request: () => ({

@@ -4,7 +4,9 @@
 // an operator's console session (admin scope) is refused there, and this page says so.
 import { apiMessage, field, ok } from '../framework.ts';
 import type { PageContext, PageResult, createFramework } from '../framework.ts';
+import QRCode from 'qrcode';
 import { html } from '../../platform/html.ts';
+import type { Html } from '../../platform/html.ts';
 import { csrfField, doneMessage, notice, table, when } from '../views.ts';
 
 interface SessionView {
@@ -23,6 +25,10 @@ const DONE: Record<string, string> = {
   ended: 'The sign-in is ended.',
   ended_all: 'Every sign-in is ended.',
   unlinked: 'The provider is unlinked: it no longer signs in to this account.',
+  totp_removed: 'The authenticator app is off.',
+  passkey_added: 'The passkey is added: use it to sign in, with or without your password.',
+  passkey_renamed: 'The passkey is renamed.',
+  passkey_removed: 'The passkey is removed.',
 };
 
 interface IdentityView {
@@ -37,6 +43,19 @@ interface IdentityView {
 // The ids /v1/account/identities gives out, and the provider ids it accepts.
 const IDENTITY_ID = /^idn_[0-9A-Za-z]{22}$/;
 const PROVIDER_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
+
+interface PasskeyView {
+  id: string;
+  name: string;
+  device_type: string;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+// The ids /v1/account/passkeys gives out (second-factor.ts newId('pk')).
+const PASSKEY_ID = /^pk_[0-9A-Za-z]{1,40}$/;
+// The browser-side helper identity serves for the sign-in pages (second-factor-pages.ts).
+const PASSKEY_SCRIPT = '/sign-in/passkey.js';
 
 // The ids /v1/account/sessions gives out (self-service.ts SESSION_ID).
 const SESSION_ID = /^(ses_[0-9a-f]{64}|grt_[A-Za-z0-9_-]{1,64})$/;
@@ -109,6 +128,83 @@ export function yourAccountPages(framework: ReturnType<typeof createFramework>):
     return { redirect: '/console/account?done=unlinked' };
   });
 
+  framework.action('/console/account/totp/begin', async (ac) => {
+    const response = await ac.api('POST', '/v1/account/second-factor/totp');
+    if (response.status !== 201) return render(ac, { error: apiMessage(response), status: 400 });
+    const { secret, otpauth_uri: uri } = response.body as { secret: string; otpauth_uri: string };
+    return render(ac, { setup: await totpSetup(ac, secret, uri) });
+  });
+
+  framework.action('/console/account/totp/confirm', async (ac) => {
+    const response = await ac.api('POST', '/v1/account/second-factor/totp/confirm', {
+      code: field(ac.form, 'code'),
+    });
+    if (response.status !== 200) return render(ac, { error: apiMessage(response), status: 400 });
+    const codes = (response.body as { recovery_codes: string[] }).recovery_codes;
+    return render(ac, {
+      success: 'The authenticator app is on: sign-ins ask for its code after the password.',
+      setup: recoveryCodes(codes),
+    });
+  });
+
+  framework.action('/console/account/totp/remove', async (ac) => {
+    const response = await ac.api('POST', '/v1/account/second-factor/totp/remove', {
+      code: field(ac.form, 'code'),
+    });
+    if (response.status !== 200) return render(ac, { error: apiMessage(response), status: 400 });
+    return { redirect: '/console/account?done=totp_removed' };
+  });
+
+  framework.action('/console/account/recovery-codes', async (ac) => {
+    const response = await ac.api('POST', '/v1/account/second-factor/recovery-codes');
+    if (response.status !== 200) return render(ac, { error: apiMessage(response), status: 400 });
+    const codes = (response.body as { recovery_codes: string[] }).recovery_codes;
+    return render(ac, {
+      success: 'New recovery codes: the old ones no longer work.',
+      setup: recoveryCodes(codes),
+    });
+  });
+
+  framework.action('/console/account/passkeys/begin', async (ac) => {
+    const response = await ac.api('POST', '/v1/account/passkeys/options');
+    if (response.status !== 200) return render(ac, { error: apiMessage(response), status: 400 });
+    const options = (response.body as { options: unknown }).options;
+    return render(ac, { setup: passkeySetup(ac, options) });
+  });
+
+  framework.action('/console/account/passkeys/add', async (ac) => {
+    let answer: unknown;
+    try {
+      answer = JSON.parse(field(ac.form, 'response'));
+    } catch {
+      return render(ac, { error: 'The browser sent no passkey; try again.', status: 400 });
+    }
+    const response = await ac.api('POST', '/v1/account/passkeys', {
+      name: field(ac.form, 'name') || 'Passkey',
+      response: answer,
+    });
+    if (response.status !== 201) return render(ac, { error: apiMessage(response), status: 400 });
+    return { redirect: '/console/account?done=passkey_added' };
+  });
+
+  framework.action('/console/account/passkeys/:id/rename', async (ac) => {
+    const id = ac.ctx.params.id!;
+    if (!PASSKEY_ID.test(id)) return render(ac, { error: 'No such passkey.', status: 400 });
+    const response = await ac.api('PATCH', `/v1/account/passkeys/${id}`, {
+      name: field(ac.form, 'name'),
+    });
+    if (response.status !== 200) return render(ac, { error: apiMessage(response), status: 400 });
+    return { redirect: '/console/account?done=passkey_renamed' };
+  });
+
+  framework.action('/console/account/passkeys/:id/remove', async (ac) => {
+    const id = ac.ctx.params.id!;
+    if (!PASSKEY_ID.test(id)) return render(ac, { error: 'No such passkey.', status: 400 });
+    const response = await ac.api('DELETE', `/v1/account/passkeys/${id}`);
+    if (response.status !== 204) return render(ac, { error: apiMessage(response), status: 400 });
+    return { redirect: '/console/account?done=passkey_removed' };
+  });
+
   framework.action('/console/account/delete', async (ac) => {
     if (field(ac.form, 'confirm') !== 'delete') {
       return render(ac, { error: 'Type delete to confirm.', status: 400 });
@@ -122,9 +218,140 @@ export function yourAccountPages(framework: ReturnType<typeof createFramework>):
   });
 }
 
+async function totpSetup(pc: PageContext, secret: string, uri: string): Promise<Html> {
+  const svg = await QRCode.toString(uri, { type: 'svg', margin: 1 });
+  const csrf = csrfField(pc.viewer);
+  return html`<section aria-labelledby="totp-setup">
+    <h2 id="totp-setup">Set up an authenticator app</h2>
+    <p>Scan the code with an authenticator app, then type the 6-digit code it shows.</p>
+    <img
+      src="data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}"
+      width="200"
+      height="200"
+      alt="QR code of the key below"
+    />
+    <p>Or enter this key by hand: <code id="totp-secret">${secret}</code></p>
+    <form method="post" action="/console/account/totp/confirm">
+      ${csrf}
+      <label for="totp-code">Code from the app</label>
+      <input
+        id="totp-code"
+        name="code"
+        type="text"
+        inputmode="numeric"
+        autocomplete="one-time-code"
+        pattern="[0-9]{6}"
+        maxlength="6"
+        required
+      />
+      <button type="submit">Turn on</button>
+    </form>
+  </section>`;
+}
+
+function recoveryCodes(codes: string[]): Html {
+  return html`<section aria-labelledby="recovery-codes">
+    <h2 id="recovery-codes">Your recovery codes</h2>
+    <p>
+      Each code signs in once if you lose your authenticator app or passkeys. They are shown only
+      now: print them or keep them in a password manager.
+    </p>
+    <ul id="recovery-code-list">
+      ${codes.map((c) => html`<li><code>${c}</code></li>`)}
+    </ul>
+  </section>`;
+}
+
+function passkeySetup(pc: PageContext, options: unknown): Html {
+  return html`<section aria-labelledby="passkey-setup">
+    <h2 id="passkey-setup">Add a passkey</h2>
+    <form method="post" action="/console/account/passkeys/add">
+      ${csrfField(pc.viewer)}
+      <label for="passkey-name">Name (to tell your passkeys apart)</label>
+      <input id="passkey-name" name="name" type="text" maxlength="64" value="Passkey" required />
+      <input type="hidden" id="passkey-response" name="response" value="" />
+      <button
+        type="button"
+        data-passkey="create"
+        data-field="passkey-response"
+        data-options="${JSON.stringify(options)}"
+        hidden
+      >
+        Create the passkey
+      </button>
+      <noscript><p>Adding a passkey needs JavaScript in this browser.</p></noscript>
+      <p id="passkey-response-status" role="status"></p>
+    </form>
+    <script src="${PASSKEY_SCRIPT}" defer></script>
+  </section>`;
+}
+
+function secondFactorSection(
+  pc: PageContext,
+  state: { totp: string; recovery_codes_left: number; passkeys: PasskeyView[] },
+): Html {
+  const csrf = csrfField(pc.viewer);
+  const totp =
+    state.totp === 'on'
+      ? html`<p>An authenticator app is on. ${state.recovery_codes_left} recovery codes left.</p>
+          <form method="post" action="/console/account/recovery-codes">
+            ${csrf}
+            <button type="submit" class="secondary">New recovery codes</button>
+          </form>
+          <form method="post" action="/console/account/totp/remove">
+            ${csrf}
+            <label for="totp-remove-code">Code from the app (to turn it off)</label>
+            <input
+              id="totp-remove-code"
+              name="code"
+              type="text"
+              inputmode="numeric"
+              autocomplete="one-time-code"
+              maxlength="6"
+              required
+            />
+            <button type="submit" class="danger">Turn off the authenticator app</button>
+          </form>`
+      : html`<form method="post" action="/console/account/totp/begin">
+          ${csrf}
+          <button type="submit">Set up an authenticator app</button>
+        </form>`;
+  const rows = state.passkeys.map((k) => [
+    html`<form method="post" action="/console/account/passkeys/${k.id}/rename">
+      ${csrf}
+      <input
+        name="name"
+        type="text"
+        maxlength="64"
+        value="${k.name}"
+        aria-label="Name of passkey ${k.name}"
+        required
+      />
+      <button type="submit" class="secondary">Rename</button>
+    </form>`,
+    k.device_type === 'multiDevice' ? 'Synced' : 'This device only',
+    when(k.created_at),
+    when(k.last_used_at),
+    html`<form method="post" action="/console/account/passkeys/${k.id}/remove">
+      ${csrf}
+      <button type="submit" class="secondary">Remove ${k.name}</button>
+    </form>`,
+  ]);
+  return html`<section aria-labelledby="acct-second-factor">
+    <h2 id="acct-second-factor">Second factor</h2>
+    ${totp}
+    <h3>Passkeys</h3>
+    ${table('Your passkeys', ['Name', 'Kind', 'Added', 'Last used', ''], rows, 'No passkeys.')}
+    <form method="post" action="/console/account/passkeys/begin">
+      ${csrf}
+      <button type="submit">Add a passkey</button>
+    </form>
+  </section>`;
+}
+
 async function render(
   pc: PageContext,
-  input: { success?: string | null; error?: string; status?: number },
+  input: { success?: string | null; error?: string; status?: number; setup?: Html },
 ): Promise<PageResult> {
   const listed = await pc.api('GET', '/v1/account/sessions');
   if (listed.status === 403) {
@@ -142,6 +369,11 @@ async function render(
   const linked = ok(await pc.api('GET', '/v1/account/identities')).body as {
     identities: IdentityView[];
     providers: Array<{ id: string; name: string }>;
+  };
+  const factors = ok(await pc.api('GET', '/v1/account/second-factor')).body as {
+    totp: string;
+    recovery_codes_left: number;
+    passkeys: PasskeyView[];
   };
   const csrf = csrfField(pc.viewer);
   const identityRows = linked.identities.map((i) => [
@@ -168,7 +400,8 @@ async function render(
     </form>`,
   ]);
   const body = html`${notice('success', input.success ?? null)}
-    ${notice('error', input.error ?? null)}
+    ${notice('error', input.error ?? null)} ${input.setup ?? null}
+    ${secondFactorSection(pc, factors)}
     <section aria-labelledby="acct-sessions">
       <h2 id="acct-sessions">Where you are signed in</h2>
       ${table('Your sign-ins', ['Kind', 'Apps', 'Signed in', 'Last used', ''], rows, 'No sign-ins.')}
