@@ -3,6 +3,7 @@
 // submitted as a browser would. Two downstream tollhouses use it: one with open sign-up
 // (limited to example.com) and one closed.
 import * as oidc from 'openid-client';
+import { generate } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp } from '../support/app.ts';
 import { bearer, call, issueKey } from '../support/credentials.ts';
@@ -95,6 +96,7 @@ beforeAll(async () => {
   await accountWithPassword(upstream, 'taken@example.com');
   await accountWithPassword(upstream, 'second@example.com');
   await accountWithPassword(upstream, 'third@example.com');
+  await accountWithPassword(upstream, 'tess@example.com');
   const flakyOwner = await accountWithPassword(flaky, 'flaky-owner@example.com');
   await accountWithPassword(flaky, 'flaky@example.com');
   // Nothing listens there.
@@ -217,6 +219,30 @@ describe('first sign-in with an upstream identity', () => {
     // The second time goes by the linked sub, not the address.
     const again = await upstreamSignIn(closed, 'vera@example.com');
     expect(again.ok && again.claims.sub).toBe(vera.id);
+  });
+
+  it('asks an account with an authenticator app for its code after the upstream, as after a password', async () => {
+    const tess = await accountWithPassword(closed.t, 'tess@example.com');
+    const headers = bearer((await issueKey(closed.t, tess.id)).secret);
+    const begun = await call(closed.t, 'POST', '/v1/account/second-factor/totp', { headers });
+    expect(begun.status).toBe(201);
+    const epoch = Math.floor(closed.t.clock().getTime() / 1000);
+    const code = await generate({ secret: begun.body.secret as string, epoch });
+    const confirmed = await call(closed.t, 'POST', '/v1/account/second-factor/totp/confirm', {
+      headers,
+      body: { code },
+    });
+    expect(confirmed.status).toBe(200);
+
+    const browser = new TwoSiteBrowser();
+    const { page } = await startAtDownstream(closed, browser);
+    // The upstream vouched for the first factor; the downstream stops at its own second step
+    // instead of finishing the sign-in, so no code reaches the app yet.
+    const end = await signInUpstream(browser, page, 'tess@example.com', REDIRECT);
+    expect(end.url).not.toContain(REDIRECT);
+    expect(new URL(end.url).origin).toBe(new URL(closed.t.url).origin);
+    expect(end.url).toMatch(/\/interaction\/[^/]+\/second-factor$/);
+    expect(await identities(closed, tess.id)).toHaveLength(1);
   });
 
   it('refuses an unverified upstream address for an existing account, and writes nothing', async () => {
