@@ -32,7 +32,11 @@ import type {
 } from './identity/table.ts';
 import type { ApiKeysTable } from './keys/table.ts';
 import type { UsageEventsTable, UsageRollupsTable } from './metering/table.ts';
-import type { OutboundEventsTable } from './notifications/table.ts';
+import type {
+  OutboundEventsTable,
+  WebhookDeliveriesTable,
+  WebhookEndpointsTable,
+} from './notifications/table.ts';
 import type { AuditLogTable } from './platform/audit.ts';
 import { openDatabase } from './platform/db.ts';
 import type { DatabaseHandle as PlatformDatabaseHandle, DatabaseOptions } from './platform/db.ts';
@@ -76,6 +80,8 @@ export interface Database {
   console_sessions: ConsoleSessionsTable;
   // notifications
   outbound_events: OutboundEventsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 /** The application's open database (see platform/db.ts for the drivers). */
