@@ -227,6 +227,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         clock,
         authenticator,
         directory,
+        events: notifications.events,
       }),
     );
     verifiers.push(keys.verifier);
@@ -280,6 +281,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         log,
         clock,
         authenticator,
+        events: notifications.events,
       }),
     );
     // Billing's gate: balances and spend caps, checked before the front door forwards a
@@ -310,6 +312,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         // A shared gateway credential's payments belong to the owner of the stream the front
         // door issued (its streams are the signer's directory).
         streams: gateway.streams,
+        events: notifications.events,
       }),
     );
     // The console calls /v1 through this app's own handler (defined below).
