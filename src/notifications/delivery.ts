@@ -12,7 +12,7 @@ import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import type { FannedEvent, AttemptResult } from './queries.ts';
 import { fanOut, leaseDue, loadContext, recordAttempt } from './queries.ts';
-import type { WebhookEndpointRow } from './table.ts';
+import type { WebhookDeliveryRow, WebhookEndpointRow } from './table.ts';
 import { assertDeliverable, guardedLookup } from './urls.ts';
 import type { UrlPolicy } from './urls.ts';
 
@@ -157,18 +157,28 @@ export function createSender(deps: SenderDeps): Sender {
     }
   }
 
-  async function deliver(delivery: Awaited<ReturnType<typeof leaseDue>>[number]): Promise<void> {
+  /** Sends `first`, then goes on with its endpoint's queue while deliveries succeed. */
+  async function deliver(first: WebhookDeliveryRow): Promise<void> {
+    for (let delivery: WebhookDeliveryRow | undefined = first; delivery !== undefined;) {
+      delivery = await deliverOne(delivery);
+    }
+  }
+
+  /** One attempt; on success the endpoint's next delivery, leased, when one is due. */
+  async function deliverOne(delivery: WebhookDeliveryRow): Promise<WebhookDeliveryRow | undefined> {
     const context = await loadContext(db, delivery);
-    if (context === null) return;
+    if (context === null) return undefined;
     const result = await attempt(context.endpoint, context.event);
     const retryInMs = result.ok ? null : retryDelay(delivery.attempts);
-    const disabled = await recordAttempt(db, {
+    const at = clock();
+    const { disabled, next } = await recordAttempt(db, {
       delivery,
       result,
-      at: clock(),
+      at,
       retryInMs,
       disableAfterMs: deps.disableAfterMs,
       disableAfterFailures: deps.disableAfterFailures,
+      ...(closed ? {} : { leaseNextUntil: new Date(at.getTime() + leaseMs) }),
     });
     deps.onAttempt(
       result.ok ? 'succeeded' : retryInMs === null ? 'failed' : 'retrying',
@@ -189,6 +199,7 @@ export function createSender(deps: SenderDeps): Sender {
       log.warn({ endpoint: disabled.id }, 'webhook endpoint disabled after repeated failures');
       deps.onDisabled(disabled);
     }
+    return next;
   }
 
   async function pass(): Promise<void> {

@@ -210,15 +210,19 @@ export async function leaseDue(
   leaseUntil: Date,
   limit: number,
 ): Promise<WebhookDeliveryRow[]> {
+  // Per enabled endpoint, the first pending delivery by the (endpoint_id, seq) index: the cost
+  // grows with the number of endpoints, not with the backlog.
   const heads = await sql<{ id: string }>`
-    select h.id from (
-      select distinct on (d.endpoint_id) d.id, d.endpoint_id, d.next_attempt_at, d.lease_until
+    select h.id from webhook_endpoints e
+    cross join lateral (
+      select d.id, d.next_attempt_at, d.lease_until
       from webhook_deliveries d
-      where d.status = 'pending'
-      order by d.endpoint_id, d.seq
+      where d.endpoint_id = e.id and d.status = 'pending'
+      order by d.seq
+      limit 1
     ) h
-    join webhook_endpoints e on e.id = h.endpoint_id and e.enabled
-    where h.next_attempt_at <= ${at} and (h.lease_until is null or h.lease_until <= ${at})
+    where e.enabled
+      and h.next_attempt_at <= ${at} and (h.lease_until is null or h.lease_until <= ${at})
     order by h.next_attempt_at
     limit ${limit}`.execute(db);
   if (heads.rows.length === 0) return [];
@@ -236,6 +240,44 @@ export async function leaseDue(
     .execute();
 }
 
+/**
+ * The next delivery of one endpoint, leased, when it is due and nobody holds it (the sender
+ * goes straight on with an endpoint's queue after a success, without a new scan).
+ */
+export async function leaseNext(
+  db: Kysely<Database>,
+  endpointId: string,
+  at: Date,
+  leaseUntil: Date,
+): Promise<WebhookDeliveryRow | undefined> {
+  return db
+    .updateTable('webhook_deliveries')
+    .set((eb) => ({ lease_until: leaseUntil, attempts: eb('attempts', '+', 1) }))
+    .where('id', '=', (eb) =>
+      eb
+        .selectFrom('webhook_deliveries')
+        .select('id')
+        .where('endpoint_id', '=', endpointId)
+        .where('status', '=', 'pending')
+        .orderBy('seq')
+        .limit(1),
+    )
+    .where('status', '=', 'pending')
+    .where('next_attempt_at', '<=', at)
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', at)]))
+    .where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('webhook_endpoints')
+          .select('id')
+          .where('id', '=', endpointId)
+          .where('enabled', '=', true),
+      ),
+    )
+    .returningAll()
+    .executeTakeFirst();
+}
+
 export interface DeliveryContext {
   delivery: WebhookDeliveryRow;
   endpoint: WebhookEndpointRow;
@@ -246,22 +288,31 @@ export async function loadContext(
   db: Kysely<Database>,
   delivery: WebhookDeliveryRow,
 ): Promise<DeliveryContext | null> {
-  const endpoint = await findEndpoint(db, delivery.endpoint_id);
-  const event = await db
-    .selectFrom('outbound_events')
-    .select(['id', 'type', 'account_id', 'data', 'occurred_at'])
-    .where('id', '=', delivery.event_id)
+  const row = await db
+    .selectFrom('webhook_endpoints as w')
+    .innerJoin('outbound_events as e', (join) => join.on('e.id', '=', delivery.event_id))
+    .selectAll('w')
+    .select([
+      'e.id as event_id',
+      'e.type as event_type',
+      'e.account_id as event_account_id',
+      'e.data as event_data',
+      'e.occurred_at as event_occurred_at',
+    ])
+    .where('w.id', '=', delivery.endpoint_id)
     .executeTakeFirst();
-  if (endpoint === undefined || event === undefined) return null;
+  if (row === undefined) return null;
+  const { event_id, event_type, event_account_id, event_data, event_occurred_at, ...endpoint } =
+    row;
   return {
     delivery,
     endpoint,
     event: {
-      id: event.id,
-      type: event.type,
-      accountId: event.account_id,
-      data: event.data,
-      occurredAt: event.occurred_at,
+      id: event_id,
+      type: event_type,
+      accountId: event_account_id,
+      data: event_data,
+      occurredAt: event_occurred_at,
     },
   };
 }
@@ -287,8 +338,10 @@ export async function recordAttempt(
     retryInMs: number | null;
     disableAfterMs: number;
     disableAfterFailures: number;
+    /** On success, also lease the endpoint's next delivery until then (one commit for both). */
+    leaseNextUntil?: Date;
   },
-): Promise<WebhookEndpointRow | null> {
+): Promise<{ disabled: WebhookEndpointRow | null; next: WebhookDeliveryRow | undefined }> {
   const { delivery, result, at } = input;
   return db.transaction().execute(async (trx: Transaction<Database>) => {
     const status = result.ok ? 'succeeded' : input.retryInMs === null ? 'failed' : 'pending';
@@ -314,7 +367,11 @@ export async function recordAttempt(
         .where('id', '=', delivery.endpoint_id)
         .where('consecutive_failures', '>', 0)
         .execute();
-      return null;
+      const next =
+        input.leaseNextUntil === undefined
+          ? undefined
+          : await leaseNext(trx, delivery.endpoint_id, at, input.leaseNextUntil);
+      return { disabled: null, next };
     }
     const endpoint = await trx
       .updateTable('webhook_endpoints')
@@ -331,7 +388,7 @@ export async function recordAttempt(
       endpoint.consecutive_failures < input.disableAfterFailures ||
       at.getTime() - (endpoint.failing_since ?? at).getTime() < input.disableAfterMs
     ) {
-      return null;
+      return { disabled: null, next: undefined };
     }
     const disabled = await trx
       .updateTable('webhook_endpoints')
@@ -344,7 +401,7 @@ export async function recordAttempt(
       .where('enabled', '=', true)
       .returningAll()
       .executeTakeFirst();
-    return disabled ?? null;
+    return { disabled: disabled ?? null, next: undefined };
   });
 }
 
