@@ -142,10 +142,11 @@ export function createKeys(deps: KeysDeps): Keys {
     );
   }
   let rotationTimer: NodeJS.Timeout | null = null;
-  const scanRotation = () =>
+  const scanRotation = (): void => {
     announceRotationDue().catch((error: unknown) =>
       log.warn({ err: error }, 'could not announce API keys due for rotation'),
     );
+  };
   return {
     name: 'keys',
     service,
@@ -162,7 +163,7 @@ export function createKeys(deps: KeysDeps): Keys {
       // LISTEN before the first read, so a change committed in between is not missed.
       await verifier.start();
       await origins.reload();
-      void scanRotation();
+      scanRotation();
       rotationTimer = setInterval(scanRotation, ROTATION_SCAN_MS);
       rotationTimer.unref();
     },

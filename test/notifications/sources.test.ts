@@ -42,7 +42,7 @@ describe('event sources', () => {
         endUserId: null,
         pipeline: 'text-to-image',
         modelId: null,
-        unit: 'requests' as never,
+        unit: 'requests',
         quantity: 1n,
         feeWei: 1_000_000_000_000n,
         status: 200,
