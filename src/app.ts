@@ -14,6 +14,8 @@ import { createDirectory, createIdentity, identityCommands } from './identity/in
 import type { Identity, IdentityCliDeps } from './identity/index.ts';
 import { CLI_CALLER, createKeys, keysCommands } from './keys/index.ts';
 import type { Keys, KeysCliDeps } from './keys/index.ts';
+import { createNotifications } from './notifications/index.ts';
+import type { Notifications } from './notifications/index.ts';
 import { createMetering, meteringCommands } from './metering/index.ts';
 import type { Metering, MeteringCliDeps } from './metering/index.ts';
 import { createAuthenticator } from './platform/auth.ts';
@@ -79,6 +81,8 @@ export interface App {
    * without a chain and a keystore. */
   signer: Signer;
   console: Console;
+  /** Outbound events (the EventSink), webhook endpoints and their deliveries, alert e-mails. */
+  notifications: Notifications;
   /** Every capability, in the order they were built (and are started; closed in reverse). */
   capabilities: readonly Capability[];
   lifecycle: Lifecycle;
@@ -193,6 +197,26 @@ export async function createApp(options: AppOptions): Promise<App> {
     // ones before it. Who owns which account and app is identity's knowledge; the others ask
     // through the Directory port, built first because keys (made before identity) need it.
     const directory = createDirectory(database.db);
+    // Outgoing e-mail for sign-up, password reset, invitations and alerts (SMTP_URL, MAIL_FROM).
+    const mailer =
+      config.mail.smtpUrl === null || config.mail.from === null
+        ? disabledMailer
+        : createSmtpMailer({ url: config.mail.smtpUrl, from: config.mail.from, log });
+    closeTasks.push(() => mailer.close());
+    // First, so every capability can publish outbound events (its EventSink) and so it closes
+    // last: events published while the others shut down still get sent by the next start.
+    const notifications = add(
+      createNotifications({
+        config: config.notifications,
+        database,
+        secrets,
+        log,
+        metrics,
+        clock,
+        mailer,
+        directory,
+      }),
+    );
     const keys = add(
       createKeys({
         config: config.keys,
@@ -203,15 +227,10 @@ export async function createApp(options: AppOptions): Promise<App> {
         clock,
         authenticator,
         directory,
+        events: notifications.events,
       }),
     );
     verifiers.push(keys.verifier);
-    // Outgoing e-mail for sign-up, password reset and invitations (SMTP_URL, MAIL_FROM).
-    const mailer =
-      config.mail.smtpUrl === null || config.mail.from === null
-        ? disabledMailer
-        : createSmtpMailer({ url: config.mail.smtpUrl, from: config.mail.from, log });
-    closeTasks.push(() => mailer.close());
     const identity = add(
       await createIdentity({
         config: config.identity,
@@ -262,6 +281,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         log,
         clock,
         authenticator,
+        events: notifications.events,
       }),
     );
     // Billing's gate: balances and spend caps, checked before the front door forwards a
@@ -292,6 +312,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         // A shared gateway credential's payments belong to the owner of the stream the front
         // door issued (its streams are the signer's directory).
         streams: gateway.streams,
+        events: notifications.events,
       }),
     );
     // The console calls /v1 through this app's own handler (defined below).
@@ -366,6 +387,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       gateway,
       signer,
       console: consolePages,
+      notifications,
       capabilities,
       lifecycle,
       handler,

@@ -117,6 +117,7 @@ export const SECTIONS = {
   billing: 'Billing and Stripe',
   signer: 'Payment signer',
   remoteSigner: 'Remote signer (go-livepeer protocol)',
+  notifications: 'Webhooks and alerts',
 } as const;
 export type Section = keyof typeof SECTIONS;
 
@@ -636,6 +637,47 @@ export const SETTINGS = {
         .min(1, 'expected at least one credential id'),
     ),
   },
+  WEBHOOK_ALLOW_HTTP: {
+    section: 'notifications',
+    default: 'false',
+    doc: 'Let webhook endpoints use plain `http://` URLs on any host. Off: https is required, except for loopback hosts (which WEBHOOK_ALLOW_PRIVATE_ADDRESSES must also allow). See docs/webhooks.md.',
+    schema: boolean,
+  },
+  WEBHOOK_ALLOW_PRIVATE_ADDRESSES: {
+    section: 'notifications',
+    default: 'false',
+    doc: 'Let webhooks be delivered to loopback, private (RFC 1918, ULA), link-local and other non-public addresses. Off: such URLs are refused when registered, and a host name that resolves to one is refused at delivery time (server-side request forgery).',
+    schema: boolean,
+  },
+  WEBHOOK_TIMEOUT_SECONDS: {
+    section: 'notifications',
+    default: '15',
+    doc: 'How long one webhook delivery attempt may take (connect, send, response headers and body) before it counts as failed and is retried.',
+    schema: integer(1, 300),
+  },
+  WEBHOOK_DISABLE_AFTER_HOURS: {
+    section: 'notifications',
+    default: '120',
+    doc: 'An endpoint whose deliveries have failed without a single success for this many hours (and at least WEBHOOK_DISABLE_AFTER_FAILURES times in a row) is disabled, and its owner is told by e-mail.',
+    schema: integer(1, 100_000),
+  },
+  WEBHOOK_DISABLE_AFTER_FAILURES: {
+    section: 'notifications',
+    default: '10',
+    doc: 'The least number of consecutive failed attempts before an endpoint can be disabled (see WEBHOOK_DISABLE_AFTER_HOURS).',
+    schema: integer(1, 1_000_000),
+  },
+  WEBHOOK_POLL_SECONDS: {
+    section: 'notifications',
+    default: '5',
+    doc: 'How often each replica looks for due webhook deliveries without being woken (new events wake it at once through LISTEN/NOTIFY; retries become due on this poll).',
+    schema: integer(1, 3600),
+  },
+  ALERT_OPERATOR_EMAIL: {
+    section: 'notifications',
+    doc: 'Address that gets deployment-wide alerts (signer deposit, reserve and funding) by e-mail when SMTP is configured. Unset: operators get them only through webhook endpoints.',
+    schema: z.email(),
+  },
 } as const satisfies Record<string, Setting>;
 
 type Settings = typeof SETTINGS;
@@ -925,6 +967,17 @@ function buildConfig(v: SettingValues) {
       publicUrl,
       /** Whether the console offers account holders an invitation form. */
       ownerInvitations: v.SIGNUP_OWNER_INVITATIONS && v.SIGNUP_POLICY === 'invite',
+    },
+    notifications: {
+      allowHttp: v.WEBHOOK_ALLOW_HTTP,
+      allowPrivateAddresses: v.WEBHOOK_ALLOW_PRIVATE_ADDRESSES,
+      timeoutMs: v.WEBHOOK_TIMEOUT_SECONDS * 1000,
+      disableAfterMs: v.WEBHOOK_DISABLE_AFTER_HOURS * 3_600_000,
+      disableAfterFailures: v.WEBHOOK_DISABLE_AFTER_FAILURES,
+      pollMs: v.WEBHOOK_POLL_SECONDS * 1000,
+      /** null → deployment-wide alerts go only to operators' webhook endpoints. */
+      operatorEmail: v.ALERT_OPERATOR_EMAIL ?? null,
+      publicUrl,
     },
   };
 }

@@ -37,7 +37,11 @@ import type {
 import type { AccountIdentitiesTable, UpstreamFlowsTable } from './identity/upstream-table.ts';
 import type { ApiKeysTable } from './keys/table.ts';
 import type { UsageEventsTable, UsageRollupsTable } from './metering/table.ts';
-import type { OutboundEventsTable } from './notifications/table.ts';
+import type {
+  OutboundEventsTable,
+  WebhookDeliveriesTable,
+  WebhookEndpointsTable,
+} from './notifications/table.ts';
 import type { AuditLogTable } from './platform/audit.ts';
 import { openDatabase } from './platform/db.ts';
 import type { DatabaseHandle as PlatformDatabaseHandle, DatabaseOptions } from './platform/db.ts';
@@ -88,6 +92,8 @@ export interface Database {
   console_get_started: ConsoleGetStartedTable;
   // notifications
   outbound_events: OutboundEventsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 /** The application's open database (see platform/db.ts for the drivers). */

@@ -7,6 +7,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { BillableUsage, UsageReads } from '../metering/index.ts';
 import { recordAudit } from '../platform/audit.ts';
 import type { Clock } from '../platform/clock.ts';
+import type { EventSink, OutboundEvent } from '../platform/events.ts';
 import type { Database } from '../database.ts';
 import { newId } from '../platform/ids.ts';
 import type { Logger } from '../platform/log.ts';
@@ -44,6 +45,8 @@ export interface MonthCloseDeps {
   rates: RateSource;
   log: Logger;
   clock: Clock;
+  /** Outbound events (notifications): `statement.closed`, one per statement, in the close. */
+  events?: EventSink;
 }
 
 /** What pricing a month needs besides usage: plans, who is on which, credit balances. */
@@ -88,12 +91,31 @@ export function createMonthClose(deps: MonthCloseDeps) {
       const balances = await sumBalances(trx, [...byAccount.keys()]);
       const statements = priceStatements({ month, cutoff, rate, byAccount, plans, balances });
       await writeClose(trx, { month, cutoff, rate, statements });
+      await deps.events?.publish(
+        trx,
+        statements.map(({ statement }) => statementClosed(statement)),
+      );
       return { month, closed: true, cutoff, statements: statements.length };
     });
     if (result.closed) {
       log.info({ month, statements: result.statements, ms: Date.now() - started }, 'month closed');
     }
     return result;
+  };
+}
+
+/** The event a closed statement's account hears; one per statement (its id is the key). */
+function statementClosed(statement: Statement): OutboundEvent {
+  return {
+    type: 'statement.closed',
+    accountId: statement.accountId,
+    key: `statement.closed:${statement.id}`,
+    data: {
+      statement_id: statement.id,
+      month: statement.month,
+      fee_wei: statement.feeWei.toString(),
+      total_usd_micros: statement.totalUsdMicros.toString(),
+    },
   };
 }
 

@@ -17,6 +17,7 @@ import { createSpendView } from './spend.ts';
 import type { SpendView } from './spend.ts';
 import { createStripeClient, createStripeSync } from './stripe.ts';
 import type { StripeConfig, StripeSync } from './stripe.ts';
+import type { EventSink } from '../platform/events.ts';
 import type { Clock } from '../platform/clock.ts';
 import { systemClock } from '../platform/clock.ts';
 
@@ -56,6 +57,8 @@ export interface BillingDeps {
   /** Whether an account exists (identity's accounts, through the platform port). */
   directory: Pick<Directory, 'account'>;
   clock?: Clock;
+  /** Outbound events (notifications' EventSink). */
+  events?: EventSink;
 }
 
 export interface Billing extends Capability {
@@ -81,6 +84,7 @@ export function createBilling(deps: BillingDeps): Billing {
     rates,
     log,
     clock,
+    events: deps.events,
   });
   const spendGate = createSpendView({
     db: database.db,

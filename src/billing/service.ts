@@ -33,6 +33,7 @@ import {
 import type { Plan, SpendCap } from './queries.ts';
 import type { UsageReads } from '../metering/index.ts';
 import type { RateSource } from './rates.ts';
+import type { EventSink } from '../platform/events.ts';
 import type { Clock } from '../platform/clock.ts';
 
 /** Who acts, for the audit log: `key_…`, `acct_…` or `cli`. */
@@ -62,6 +63,8 @@ export interface BillingServiceDeps {
   directory: Pick<Directory, 'account'>;
   log: Logger;
   clock: Clock;
+  /** Outbound events (notifications); the month close publishes `statement.closed`. */
+  events?: EventSink;
 }
 
 export type BillingService = ReturnType<typeof createBillingService>;
@@ -73,6 +76,7 @@ export function createBillingService({
   directory,
   log,
   clock,
+  events,
 }: BillingServiceDeps) {
   async function requireAccount(accountId: string) {
     if ((await directory.account(accountId)) === null) {
@@ -230,7 +234,7 @@ export function createBillingService({
     return findSpendCaps(db, cap.accountId);
   }
 
-  const closeMonth = createMonthClose({ db, usage: meteringUsage, rates, log, clock });
+  const closeMonth = createMonthClose({ db, usage: meteringUsage, rates, log, clock, events });
 
   async function statement(id: string) {
     const found = await findStatementById(db, id);

@@ -15,6 +15,7 @@ import { createFramework } from './framework.ts';
 import { accountPages } from './pages/accounts.ts';
 import { appPages } from './pages/apps.ts';
 import { keyPages } from './pages/keys.ts';
+import { webhookPages } from './pages/webhooks.ts';
 import { operatorPages } from './pages/operator.ts';
 import { overviewPage } from './pages/overview.ts';
 import { statementPages } from './pages/statements.ts';
@@ -125,6 +126,7 @@ export function createConsole(deps: ConsoleDeps): Console {
         store: getStarted,
       });
       keyPages(framework);
+      webhookPages(framework);
       appPages(framework);
       usagePages(framework);
       statementPages(framework, api);

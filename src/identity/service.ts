@@ -629,5 +629,9 @@ export function createDirectory(db: Kysely<Database>): Directory {
       return row === undefined ? null : { emailVerified: row.email_verified };
     },
     appOwner: (appId) => findAppOwner(db, appId),
+    async alertAddress(accountId) {
+      const row = await findAccountById(db, accountId);
+      return row !== undefined && row.email_verified && row.status === 'active' ? row.email : null;
+    },
   };
 }

@@ -12,7 +12,8 @@ import type { Logger } from '../platform/log.ts';
 import type { Metrics } from '../platform/metrics.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import { browserCors, createBrowserOrigins } from './cors.ts';
-import { ROTATION_DUE_MS, countKeysCreatedBefore } from './queries.ts';
+import { ROTATION_DUE_MS, countKeysCreatedBefore, findKeysCreatedBetween } from './queries.ts';
+import type { EventSink } from '../platform/events.ts';
 import { keyRoutes } from './routes.ts';
 import { createKeyService } from './service.ts';
 import type { KeyService } from './service.ts';
@@ -45,7 +46,14 @@ export interface KeysDeps {
   /** Accounts and apps (identity's): a key is made for an existing account, bound to its own app. */
   directory: Directory;
   clock?: Clock;
+  /** Outbound events (notifications): `key.rotation_due`, once per key. */
+  events?: EventSink;
 }
+
+// How often each replica looks for keys that became due for rotation, and how far back: a key
+// that fell due while every replica was down for up to a week is still announced.
+const ROTATION_SCAN_MS = 3_600_000;
+const ROTATION_LOOKBACK_MS = 7 * 24 * 3_600_000;
 
 export interface Keys extends Capability {
   service: KeyService;
@@ -53,6 +61,8 @@ export interface Keys extends Capability {
   verifier: KeyVerifier;
   /** CORS for browser keys: before the router, and before the front door (app.ts). */
   cors: Middleware;
+  /** One scan for keys due for rotation (start() runs it hourly). */
+  announceRotationDue(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -96,6 +106,47 @@ export function createKeys(deps: KeysDeps): Keys {
     },
   });
   const cors = browserCors(origins);
+  /**
+   * Publishes `key.rotation_due` for every active key that reached 90 days in the last week.
+   * The event key names the key and its due day, so every replica and every scan may publish
+   * it and the outbox keeps one.
+   */
+  async function announceRotationDue(): Promise<void> {
+    const events = deps.events;
+    if (events === undefined) return;
+    const now = clock();
+    const dueBefore = new Date(now.getTime() - ROTATION_DUE_MS);
+    const rows = await findKeysCreatedBetween(
+      database.db,
+      new Date(dueBefore.getTime() - ROTATION_LOOKBACK_MS),
+      dueBefore,
+      now,
+    );
+    if (rows.length === 0) return;
+    await events.publish(
+      database.db,
+      rows.map((row) => {
+        const due = new Date(row.created_at.getTime() + ROTATION_DUE_MS);
+        return {
+          type: 'key.rotation_due' as const,
+          accountId: row.account_id,
+          key: `key.rotation_due:${row.id}:${due.toISOString().slice(0, 10)}`,
+          data: {
+            key_id: row.id,
+            name: row.name,
+            created_at: row.created_at.toISOString(),
+            rotation_due_at: due.toISOString(),
+          },
+        };
+      }),
+    );
+  }
+  let rotationTimer: NodeJS.Timeout | null = null;
+  const scanRotation = (): void => {
+    announceRotationDue().catch((error: unknown) =>
+      log.warn({ err: error }, 'could not announce API keys due for rotation'),
+    );
+  };
   return {
     name: 'keys',
     service,
@@ -112,8 +163,13 @@ export function createKeys(deps: KeysDeps): Keys {
       // LISTEN before the first read, so a change committed in between is not missed.
       await verifier.start();
       await origins.reload();
+      scanRotation();
+      rotationTimer = setInterval(scanRotation, ROTATION_SCAN_MS);
+      rotationTimer.unref();
     },
+    announceRotationDue,
     async close() {
+      if (rotationTimer !== null) clearInterval(rotationTimer);
       origins.close();
       await verifier.close();
     },

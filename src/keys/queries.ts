@@ -191,6 +191,25 @@ export async function countKeysCreatedBefore(
   return Number(row.count);
 }
 
+/** Active keys created in [from, to): their rotation fell due in that window shifted by 90 days. */
+export async function findKeysCreatedBetween(
+  db: Kysely<Database>,
+  from: Date,
+  to: Date,
+  now: Date,
+): Promise<Array<{ id: string; account_id: string; name: string; created_at: Date }>> {
+  return db
+    .selectFrom('api_keys')
+    .select(['id', 'account_id', 'name', 'created_at'])
+    .where('created_at', '>=', from)
+    .where('created_at', '<', to)
+    .where('revoked_at', 'is', null)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+    .orderBy('created_at')
+    .limit(10_000)
+    .execute();
+}
+
 /** Every origin some active browser key allows (answers CORS preflights). */
 export async function findActiveBrowserOrigins(db: Kysely<Database>, now: Date): Promise<string[]> {
   const rows = await db

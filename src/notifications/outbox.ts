@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import type { Clock } from '../platform/clock.ts';
 import type { AnyExecutor, EventSink, OutboundEvent } from '../platform/events.ts';
 import { newId } from '../platform/ids.ts';
+import { WEBHOOKS_CHANNEL } from './queries.ts';
 
 export function createOutbox(deps: { clock: Clock }): EventSink {
   return {
@@ -18,6 +19,8 @@ export function createOutbox(deps: { clock: Clock }): EventSink {
       await sql`insert into outbound_events (id, type, account_id, key, data, occurred_at)
         values ${sql.join(rows)}
         on conflict (key) do nothing`.execute(db);
+      // Delivered at commit (and dropped with a rollback): wakes every replica's sender.
+      await sql`select pg_notify(${WEBHOOKS_CHANNEL}, '')`.execute(db);
     },
   };
 }

@@ -9,4 +9,6 @@ export interface Directory {
   account(accountId: string): Promise<{ emailVerified: boolean } | null>;
   /** The account that owns app `appId`, or null when there is no such app. */
   appOwner(appId: string): Promise<{ accountId: string } | null>;
+  /** Where alerts for account `accountId` go: its address once confirmed, else null. */
+  alertAddress(accountId: string): Promise<string | null>;
 }

@@ -15,6 +15,7 @@
 import { Transaction } from 'ethers';
 import type { Wallet, HDNodeWallet } from 'ethers';
 import type { Kysely } from 'kysely';
+import type { EventSink, OutboundEvent } from '../platform/events.ts';
 import { recordAudit } from '../platform/audit.ts';
 import type { Database } from '../database.ts';
 import { newId } from '../platform/ids.ts';
@@ -83,6 +84,8 @@ export interface FundingDeps {
   wallet: Wallet | HDNodeWallet;
   policy: FundingPolicy | null;
   gasReserveWei: bigint;
+  /** Outbound events (notifications): deposit/reserve low and funding failed, per episode. */
+  events?: EventSink;
 }
 
 export interface ManualRequest {
@@ -310,6 +313,36 @@ export function createFunding(deps: FundingDeps): Funding {
     const pct = BigInt(p.refillThresholdPercent);
     const below =
       deposit * 100n < p.targetDepositWei * pct || reserveWei * 100n < p.targetReserveWei * pct;
+    // An episode lasts from one funding transaction to the next: the latest journal row names
+    // it, so a low deposit is announced once, and again only after a refill (re-armed).
+    const episode = (await findLatestFunding(conn, address))?.id ?? 'initial';
+    const lows: OutboundEvent[] = [];
+    const facts = { address: beneficiary, threshold_percent: p.refillThresholdPercent };
+    if (deposit * 100n < p.targetDepositWei * pct) {
+      lows.push({
+        type: 'signer.deposit_low',
+        accountId: null,
+        key: `signer.deposit_low:${beneficiary}:${episode}`,
+        data: {
+          ...facts,
+          deposit_wei: deposit.toString(),
+          target_deposit_wei: p.targetDepositWei.toString(),
+        },
+      });
+    }
+    if (reserveWei * 100n < p.targetReserveWei * pct) {
+      lows.push({
+        type: 'signer.reserve_low',
+        accountId: null,
+        key: `signer.reserve_low:${beneficiary}:${episode}`,
+        data: {
+          ...facts,
+          reserve_wei: reserveWei.toString(),
+          target_reserve_wei: p.targetReserveWei.toString(),
+        },
+      });
+    }
+    await deps.events?.publish(conn, lows);
     // A refill a cap cut short continues to target on the next run, whichever replica runs it.
     const last = below ? null : await findLatestPolicyFunding(conn, address, beneficiary);
     const unfinished = last !== null && last.origin === 'policy' && last.valueWei < last.wantedWei;
@@ -325,6 +358,19 @@ export function createFunding(deps: FundingDeps): Funding {
     const spendable = balance > deps.gasReserveWei ? balance - deps.gasReserveWei : 0n;
     const allowed = [want, p.maxPerTxWei, dayLeft, spendable].reduce((a, b) => (b < a ? b : a));
     if (allowed === 0n) {
+      await deps.events?.publish(conn, [
+        {
+          type: 'signer.funding_failed',
+          accountId: null,
+          key: `signer.funding_failed:${beneficiary}:${episode}:${dayLeft === 0n ? 'capped' : 'insufficient_eth'}`,
+          data: {
+            address: beneficiary,
+            reason: dayLeft === 0n ? 'daily_cap_reached' : 'insufficient_eth',
+            wanted_wei: want.toString(),
+            eth_balance_wei: balance.toString(),
+          },
+        },
+      ]);
       return dayLeft === 0n
         ? { state: 'capped', message: `the daily cap (${p.maxPerDayWei} wei) is used up`, at }
         : {

@@ -6,6 +6,7 @@ import type { DatabaseHandle } from '../database.ts';
 import type { Recorder } from '../metering/index.ts';
 import type { Authenticator } from '../platform/auth.ts';
 import type { Capability } from '../platform/capability.ts';
+import type { EventSink } from '../platform/events.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
@@ -69,6 +70,8 @@ export interface SignerDeps {
   /** The front door's streams, for shared gateway credentials; null without one. */
   streams: Streams | null;
   clock?: Clock;
+  /** Outbound events (notifications' EventSink). */
+  events?: EventSink;
 }
 
 /** The signer as the composition root sees it: the service's operations, plus the protocol. */
@@ -85,6 +88,7 @@ export async function createSigner(deps: SignerDeps): Promise<Signer> {
     db: deps.database.db,
     log: deps.log,
     metrics: deps.metrics,
+    events: deps.events,
   });
   const remote = createRemoteSigner({
     db: deps.database.db,

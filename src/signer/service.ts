@@ -4,6 +4,7 @@
 import type { HDNodeWallet, Wallet } from 'ethers';
 import { Gauge } from 'prom-client';
 import type { Kysely } from 'kysely';
+import type { EventSink } from '../platform/events.ts';
 import type { Config } from '../config.ts';
 import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
@@ -78,6 +79,8 @@ export interface SignerServiceDeps {
   db: Kysely<Database>;
   log: Logger;
   metrics?: Metrics;
+  /** Outbound events (notifications), for the funding policy's alerts. */
+  events?: EventSink;
 }
 
 export async function createSignerService(deps: SignerServiceDeps): Promise<Signer> {
@@ -108,6 +111,7 @@ export async function createSignerService(deps: SignerServiceDeps): Promise<Sign
           wallet,
           policy: config.funding,
           gasReserveWei: config.gasReserveWei,
+          events: deps.events,
         });
   const view: ChainView | null =
     wallet === null || config.rpcUrl === null

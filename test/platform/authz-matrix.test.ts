@@ -38,6 +38,9 @@ interface Customer {
   clientId: string;
   externalUserId: string;
   statementId: string;
+  /** A webhook endpoint of the account's, and one delivery of it (a test event). */
+  endpointId: string;
+  deliveryId: string;
   headers: Record<Exclude<PrincipalKind, 'operator'>, Record<string, string>>;
 }
 const customers: Record<'own' | 'foreign', Customer> = {} as never;
@@ -72,6 +75,7 @@ async function customer(name: string): Promise<Customer> {
     clientId: app.clientId,
     externalUserId,
     statementId: '',
+    ...(await webhookEndpoint(account.id)),
     headers: {
       account: bearer(key.secret),
       app_client: bearer(appToken.access_token),
@@ -80,6 +84,15 @@ async function customer(name: string): Promise<Customer> {
       derived: bearer(derived.access_token),
     },
   };
+}
+
+async function webhookEndpoint(accountId: string) {
+  const caller = { actor: 'test', accountId, operator: false, requestId: null };
+  const { endpoint } = await t.app.notifications.service.create(caller, {
+    url: 'https://hooks.example.com/matrix',
+  });
+  const delivery = await t.app.notifications.service.sendTest(caller, endpoint.id);
+  return { endpointId: endpoint.id, deliveryId: delivery.id };
 }
 
 beforeAll(async () => {
@@ -451,6 +464,46 @@ const rows: Record<string, Row> = {
   'GET /discover-orchestrators': {
     request: () => ({ path: '/discover-orchestrators' }),
     noIds: true,
+  },
+  'POST /v1/webhooks/endpoints': {
+    request: (who) => ({
+      path: '/v1/webhooks/endpoints',
+      body: { url: 'https://hooks.example.com/m', account_id: who.accountId },
+    }),
+  },
+  'GET /v1/webhooks/endpoints': {
+    request: (who) => ({ path: `/v1/webhooks/endpoints?account_id=${who.accountId}` }),
+  },
+  'GET /v1/webhooks/endpoints/{id}': {
+    request: (who) => ({ path: `/v1/webhooks/endpoints/${who.endpointId}` }),
+  },
+  'PATCH /v1/webhooks/endpoints/{id}': {
+    request: (who) => ({
+      path: `/v1/webhooks/endpoints/${who.endpointId}`,
+      body: { description: 'renamed' },
+    }),
+  },
+  'DELETE /v1/webhooks/endpoints/{id}': {
+    request: async (who) => ({
+      path: `/v1/webhooks/endpoints/${(await webhookEndpoint(who.accountId)).endpointId}`,
+    }),
+  },
+  'POST /v1/webhooks/endpoints/{id}/rotate-secret': {
+    request: (who) => ({ path: `/v1/webhooks/endpoints/${who.endpointId}/rotate-secret` }),
+  },
+  'POST /v1/webhooks/endpoints/{id}/enable': {
+    request: (who) => ({ path: `/v1/webhooks/endpoints/${who.endpointId}/enable` }),
+  },
+  'POST /v1/webhooks/endpoints/{id}/test': {
+    request: (who) => ({ path: `/v1/webhooks/endpoints/${who.endpointId}/test` }),
+  },
+  'GET /v1/webhooks/endpoints/{id}/deliveries': {
+    request: (who) => ({ path: `/v1/webhooks/endpoints/${who.endpointId}/deliveries` }),
+  },
+  'POST /v1/webhooks/endpoints/{id}/deliveries/{delivery_id}/resend': {
+    request: (who) => ({
+      path: `/v1/webhooks/endpoints/${who.endpointId}/deliveries/${who.deliveryId}/resend`,
+    }),
   },
   'DELETE /v1/streams/{id}': {
     request: async (who) => ({ path: `/v1/streams/${await freshStream(who)}` }),

@@ -77,6 +77,25 @@ describe('funding policy', () => {
         .execute();
       expect(audit).toHaveLength(4);
       expect(audit.every((a) => a.actor === 'system')).toBe(true);
+
+      // The low deposit and reserve were announced to operators once per episode (from one
+      // funding transaction to the next), not once per policy run.
+      const alerts = await handle.db
+        .selectFrom('outbound_events')
+        .selectAll()
+        .where('type', 'in', ['signer.deposit_low', 'signer.reserve_low'])
+        .orderBy('seq')
+        .execute();
+      const episodes = ['initial', ...rows.map((r) => r.id)];
+      expect(alerts.length).toBeGreaterThanOrEqual(2);
+      expect(alerts.every((a) => a.account_id === null)).toBe(true);
+      expect(alerts.map((a) => a.key.split(':').at(-1))).toEqual(
+        expect.arrayContaining(['initial']),
+      );
+      for (const alert of alerts) expect(episodes).toContain(alert.key.split(':').at(-1));
+      expect(alerts.filter((a) => a.type === 'signer.deposit_low').length).toBeLessThanOrEqual(
+        rows.length,
+      );
     } finally {
       await running.close();
     }
