@@ -15,6 +15,7 @@ import type { Identity, IdentityCliDeps } from './identity/index.ts';
 import { CLI_CALLER, createKeys, keysCommands } from './keys/index.ts';
 import type { Keys, KeysCliDeps } from './keys/index.ts';
 import { createMetering, meteringCommands } from './metering/index.ts';
+import { createOutbox } from './notifications/outbox.ts';
 import type { Metering, MeteringCliDeps } from './metering/index.ts';
 import { createAuthenticator } from './platform/auth.ts';
 import type { Authenticator, CredentialVerifier } from './platform/auth.ts';
@@ -262,6 +263,8 @@ export async function createApp(options: AppOptions): Promise<App> {
         log,
         clock,
         authenticator,
+        // The outbox; the notifications capability delivers what is published here.
+        events: createOutbox({ clock }),
       }),
     );
     // Billing's gate: balances and spend caps, checked before the front door forwards a
