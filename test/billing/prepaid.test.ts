@@ -158,6 +158,33 @@ async function gateAdmits(accountId: string) {
   }
 }
 
+function replica(database: DatabaseHandle, reserveUsdMicros = 0n): Billing {
+  return createBilling({
+    database,
+    usage: createUsageReads(database.db),
+    directory: createDirectory(database.db),
+    log: createLogger({ level: 'silent' }),
+    authenticator: t.app.authenticator,
+    events: createOutbox({ clock }),
+    clock,
+    config: {
+      rates: { fixed: '2000', feedAddress: null, rpcUrl: null, maxAgeSeconds: 3600 },
+      stripe: {
+        secretKey: fake.secretKey,
+        webhookSecret: WEBHOOK_SECRET,
+        apiBase: fake.url,
+        finalize: false,
+        daysUntilDue: 30,
+      },
+      spendRefreshMs: 60_000,
+      spendFullReloadMs: 600_000,
+      closeAfterMs: null,
+      jobIntervalMs: 600_000,
+      prepaidReserveUsdMicros: reserveUsdMicros,
+    },
+  });
+}
+
 describe('Add credit (Stripe Checkout)', () => {
   it('refuses hostile input and callers that are not the account', async () => {
     const who = await prepaidAccount();
@@ -291,32 +318,6 @@ describe('balance events', () => {
 });
 
 describe('auto-recharge', () => {
-  function replica(database: DatabaseHandle): Billing {
-    return createBilling({
-      database,
-      usage: createUsageReads(database.db),
-      directory: createDirectory(database.db),
-      log: createLogger({ level: 'silent' }),
-      authenticator: t.app.authenticator,
-      events: createOutbox({ clock }),
-      clock,
-      config: {
-        rates: { fixed: '2000', feedAddress: null, rpcUrl: null, maxAgeSeconds: 3600 },
-        stripe: {
-          secretKey: fake.secretKey,
-          webhookSecret: WEBHOOK_SECRET,
-          apiBase: fake.url,
-          finalize: false,
-          daysUntilDue: 30,
-        },
-        spendRefreshMs: 60_000,
-        spendFullReloadMs: 600_000,
-        closeAfterMs: null,
-        jobIntervalMs: 600_000,
-      },
-    });
-  }
-
   /** Off-session charges (auto-recharges) Stripe made for the account. */
   const charges = (accountId: string) =>
     [...fake.paymentIntents.values()].filter((p) => {
@@ -384,7 +385,7 @@ describe('auto-recharge', () => {
     const handles = onRealPostgres()
       ? [await t.database.open(), await t.database.open()]
       : [t.app.database, t.app.database];
-    const replicas = handles.map(replica);
+    const replicas = handles.map((h) => replica(h));
     try {
       await Promise.all([
         replicas[0]!.prepaid.run(),
@@ -485,5 +486,70 @@ describe('auto-recharge', () => {
     await t.app.billing.prepaid.run();
     expect(charges(who.accountId)).toHaveLength(1);
     expect((await prepaidView(who)).balance_usd_micros).toBe(String(50n * USD));
+  });
+});
+
+describe('the prepaid gate across replicas', () => {
+  // Each replica answers from its own view, refreshed every BILLING_SPEND_REFRESH_SECONDS; here
+  // a refresh happens after every `PER_WINDOW` requests per replica, so the bound is a count
+  // of requests, not a timing: once the balance is used up, each replica admits at most the
+  // requests of one refresh window before it sees it.
+  const PER_WINDOW = 5;
+  const FEE_USD = 1n;
+
+  async function drain(reserve: bigint) {
+    const who = await prepaidAccount();
+    await t.app.billing.service.addLedgerEntry(
+      { actor: 'test', requestId: null },
+      {
+        accountId: who.accountId,
+        kind: 'grant',
+        amountUsdMicros: 12n * USD,
+        reference: `g-${who.accountId}`,
+      },
+    );
+    const handles = onRealPostgres()
+      ? [await t.database.open(), await t.database.open()]
+      : [t.app.database, t.app.database];
+    const replicas = handles.map((h) => replica(h, reserve));
+    try {
+      await Promise.all(replicas.map((r) => r.spendGate.reload()));
+      let admitted = 0;
+      for (let window = 0; window < 100; window++) {
+        const outcomes = await Promise.all(
+          replicas.flatMap((r) =>
+            Array.from({ length: PER_WINDOW }, async () => {
+              try {
+                r.spendGate.assertMaySpend(principal(who.accountId));
+              } catch (error) {
+                if (error instanceof PaymentRequired) return false;
+                throw error;
+              }
+              await spend(who.accountId, FEE_USD);
+              return true;
+            }),
+          ),
+        );
+        const now = outcomes.filter(Boolean).length;
+        admitted += now;
+        if (now === 0) break;
+        await Promise.all(replicas.map((r) => r.spendGate.refresh()));
+      }
+      const used = BigInt(admitted) * FEE_USD * USD;
+      return { overshoot: used - 12n * USD, admitted };
+    } finally {
+      await Promise.all(replicas.map((r) => r.close()));
+      if (onRealPostgres()) await Promise.all(handles.map((h) => h.close()));
+    }
+  }
+
+  it('overshoots the balance by at most one refresh window of every replica, and not at all with that reserve', async () => {
+    const bound = BigInt(2 * PER_WINDOW) * FEE_USD * USD;
+    const plain = await drain(0n);
+    expect(plain.overshoot).toBeGreaterThanOrEqual(0n);
+    expect(plain.overshoot).toBeLessThanOrEqual(bound);
+    const reserved = await drain(bound);
+    expect(reserved.overshoot).toBeLessThanOrEqual(0n);
+    expect(reserved.admitted).toBeGreaterThan(0);
   });
 });
