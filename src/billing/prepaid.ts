@@ -400,7 +400,8 @@ export function createPrepaid(deps: PrepaidDeps) {
       throw new StripeNotConfigured('Stripe is not configured: set STRIPE_SECRET_KEY');
     }
     const customer = await stripe.customerFor(accountId);
-    const back = `${config.publicUrl}/console/billing`;
+    // The console overview, until the console has a billing page of its own.
+    const back = `${config.publicUrl}/console`;
     const session = await stripe.client().checkout.sessions.create(
       {
         mode: 'payment',
