@@ -10,6 +10,8 @@
 //      time and the process's peak RSS;
 //   3. the spend gate: in-process `assertMaySpend` checks per second, beside a bare Map.get
 //      loop over the same principals.
+import { createOutbox } from '../src/notifications/outbox.ts';
+import { systemClock } from '../src/platform/clock.ts';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
@@ -108,6 +110,7 @@ try {
     usage: createUsageReads(database.db),
     directory: createDirectory(database.db),
     log,
+    events: createOutbox({ clock: systemClock }),
     authenticator: createAuthenticator([]),
     config: {
       rates: { fixed: '3150.25', feedAddress: null, rpcUrl: null, maxAgeSeconds: 3600 },

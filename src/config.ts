@@ -68,6 +68,15 @@ const commaList = z.string().transform((v) =>
     .map((item) => item.trim())
     .filter((item) => item !== ''),
 );
+/** Decimal dollars (at most 6 decimals) → integer micro-dollars, exactly. */
+function usdMicros(value: string): bigint {
+  const [whole, frac = ''] = value.split('.');
+  return BigInt(whole!) * 1_000_000n + BigInt(frac.padEnd(6, '0'));
+}
+const usdAmount = z
+  .string()
+  .regex(/^\d{1,12}(\.\d{1,6})?$/, 'expected dollars such as 5 or 0.25')
+  .transform(usdMicros);
 const ARBITRUM_CONTROLLER = '0xD8E8328501E9645d16Cf49539efC04f734606ee4';
 // GATEWAY_PRICES: wei as decimal strings (never JS numbers), per pipeline with optional
 // per-model overrides; go-livepeer prices are price_per_unit wei per pixels_per_unit units.
@@ -473,6 +482,46 @@ export const SETTINGS = {
     default: '6',
     doc: 'Hours after a month ends before the scheduled close, so usage still in transit lands in its own month.',
     schema: integer(0, 24 * 27),
+  },
+  BILLING_PREPAID_RESERVE_USD: {
+    section: 'billing',
+    default: '0',
+    doc: "Prepaid accounts are refused once their spendable balance (ledger balance minus this month's usage at cost) is at or below this many dollars. Raise it to keep the overshoot of a prepaid balance at zero: set it to what your traffic spends in BILLING_SPEND_REFRESH_SECONDS plus 0.1 s (docs/metering-and-billing.md, the in-flight bound).",
+    schema: usdAmount,
+  },
+  BILLING_TOPUP_AMOUNTS_USD: {
+    section: 'billing',
+    default: '10,25,50,100',
+    doc: 'The amounts (dollars, whole cents) a customer may add as prepaid credit through Stripe Checkout ("Add credit").',
+    schema: commaList.pipe(
+      z
+        .array(
+          z
+            .string()
+            .regex(/^\d{1,9}(\.\d{1,2})?$/, 'expected dollar amounts such as 10 or 25.50')
+            .transform(usdMicros)
+            .refine((v) => v > 0n, 'expected amounts above 0'),
+        )
+        .min(1, 'expected at least one amount'),
+    ),
+  },
+  BILLING_SPEND_ALERT_PERCENTS: {
+    section: 'billing',
+    default: '50,80,100',
+    doc: 'Percentages of a monthly spend cap that publish a `spend.threshold_reached` event (once per cap, month and percentage).',
+    schema: commaList.pipe(z.array(integer(1, 1000)).min(1, 'expected at least one percentage')),
+  },
+  BILLING_RECHARGE_MAX_ATTEMPTS: {
+    section: 'billing',
+    default: '5',
+    doc: 'Declined auto-recharges are retried with backoff (30 s doubling, at most 6 h) this many times in all, then given up until the next credit.',
+    schema: integer(1, 20),
+  },
+  BILLING_PREPAID_INTERVAL_SECONDS: {
+    section: 'billing',
+    default: '30',
+    doc: 'How often each replica looks at prepaid balances and spend caps: publishes balance and spend alerts, opens and charges auto-recharges.',
+    schema: integer(1, 3600),
   },
   STRIPE_SECRET_KEY: {
     section: 'billing',
@@ -962,6 +1011,16 @@ function buildConfig(v: SettingValues) {
       /** null: no scheduled close. */
       closeAfterMs: v.BILLING_AUTO_CLOSE ? v.BILLING_CLOSE_AFTER_HOURS * 3_600_000 : null,
       jobIntervalMs: BILLING_JOB_INTERVAL_MS,
+      prepaidReserveUsdMicros: v.BILLING_PREPAID_RESERVE_USD,
+      prepaidIntervalMs: v.BILLING_PREPAID_INTERVAL_SECONDS * 1000,
+      prepaid: {
+        topUpAmountsUsdMicros: [...v.BILLING_TOPUP_AMOUNTS_USD].sort((a, b) =>
+          a < b ? -1 : a > b ? 1 : 0,
+        ),
+        spendAlertPercents: v.BILLING_SPEND_ALERT_PERCENTS,
+        rechargeMaxAttempts: v.BILLING_RECHARGE_MAX_ATTEMPTS,
+        publicUrl,
+      },
     },
     console: {
       publicUrl,

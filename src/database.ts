@@ -19,6 +19,9 @@ import type {
   StripeEventsTable,
   StripeSyncTable,
   SubscriptionsTable,
+  BillingAccountsTable,
+  RechargesTable,
+  StripePaymentsTable,
 } from './billing/table.ts';
 import type { ConsoleGetStartedTable, ConsoleSessionsTable } from './console/table.ts';
 import type { StreamsTable } from './gateway/table.ts';
@@ -82,6 +85,9 @@ export interface Database {
   stripe_customers: StripeCustomersTable;
   stripe_sync: StripeSyncTable;
   stripe_events: StripeEventsTable;
+  billing_accounts: BillingAccountsTable;
+  stripe_payments: StripePaymentsTable;
+  recharges: RechargesTable;
   // signer
   funding_transactions: FundingTransactionsTable;
   signer_sessions: SignerSessionsTable;

@@ -13,19 +13,32 @@ import type { RateConfig, RateSource } from './rates.ts';
 import { billingRoutes } from './routes.ts';
 import { createBillingService } from './service.ts';
 import type { BillingService } from './service.ts';
+import { DEFAULT_PREPAID_CONFIG, createPrepaid, createPrepaidWebhooks } from './prepaid.ts';
+import type { Prepaid, PrepaidConfig } from './prepaid.ts';
 import { createSpendView } from './spend.ts';
 import type { SpendView } from './spend.ts';
+import type { EventSink } from '../platform/events.ts';
 import { createStripeClient, createStripeSync } from './stripe.ts';
 import type { StripeConfig, StripeSync } from './stripe.ts';
-import type { EventSink } from '../platform/events.ts';
 import type { Clock } from '../platform/clock.ts';
 import { systemClock } from '../platform/clock.ts';
+import { NotFound } from '../platform/errors.ts';
 
-export type { BillingService, RateConfig, RateSource, SpendView, StripeConfig, StripeSync };
+export type {
+  BillingService,
+  Prepaid,
+  PrepaidConfig,
+  RateConfig,
+  RateSource,
+  SpendView,
+  StripeConfig,
+  StripeSync,
+};
 export type { EthUsdRate, Price } from './pricing.ts';
 export type { Plan, SpendCap, Statement, StatementLine } from './queries.ts';
 export { createRateSource } from './rates.ts';
 export { createSpendView } from './spend.ts';
+export { DEFAULT_PREPAID_CONFIG } from './prepaid.ts';
 export { RateUnavailable, MonthNotClosable } from './errors.ts';
 export { STATEMENT_COLUMNS, exportMonth, exportUsage, exportStatement } from './export.ts';
 export { billingCommands } from './cli.ts';
@@ -41,6 +54,15 @@ export interface BillingConfig {
   stripe: StripeConfig;
   spendRefreshMs: number;
   spendFullReloadMs: number;
+  /**
+   * Prepaid accounts are refused once their spendable balance is at or below this (micro-
+   * dollars): headroom for work admitted before the gate sees it (docs: the in-flight bound).
+   */
+  prepaidReserveUsdMicros?: bigint;
+  /** How often prepaid balances are looked at (alerts, auto-recharge); null: only runJobs. */
+  prepaidIntervalMs?: number | null;
+  /** Defaults: DEFAULT_PREPAID_CONFIG. */
+  prepaid?: PrepaidConfig;
   /** Close a month this long after it ends; null: only `tollhouse billing close`. */
   closeAfterMs: number | null;
   /** How often the scheduled jobs (close, Stripe sync) look for work. */
@@ -56,9 +78,9 @@ export interface BillingDeps {
   usage: UsageReads;
   /** Whether an account exists (identity's accounts, through the platform port). */
   directory: Pick<Directory, 'account'>;
+  /** Where balance, spend-cap and statement events are published (notifications' outbox). */
+  events: EventSink;
   clock?: Clock;
-  /** Outbound events (notifications' EventSink). */
-  events?: EventSink;
 }
 
 export interface Billing extends Capability {
@@ -67,6 +89,8 @@ export interface Billing extends Capability {
   spendGate: SpendView;
   stripe: StripeSync;
   rates: RateSource;
+  /** Prepaid credit: Checkout top-ups, auto-recharge, balance alerts. */
+  prepaid: Prepaid;
   /** One pass of the scheduled jobs (close the last month when due, sync Stripe). */
   runJobs(): Promise<void>;
   start(): Promise<void>;
@@ -95,6 +119,7 @@ export function createBilling(deps: BillingDeps): Billing {
     clock,
     refreshMs: config.spendRefreshMs,
     fullReloadMs: config.spendFullReloadMs,
+    prepaidReserveUsdMicros: config.prepaidReserveUsdMicros,
   });
   const stripe = createStripeSync({
     db: database.db,
@@ -102,6 +127,22 @@ export function createBilling(deps: BillingDeps): Billing {
     config: config.stripe,
     log,
     clock,
+    handleEvent: createPrepaidWebhooks({ events: deps.events, clock }),
+  });
+  const prepaid = createPrepaid({
+    db: database.db,
+    stripe,
+    events: deps.events,
+    usage: deps.usage,
+    rates,
+    log: log.child({ component: 'prepaid' }),
+    clock,
+    config: config.prepaid ?? DEFAULT_PREPAID_CONFIG,
+    requireAccount: async (accountId) => {
+      if ((await deps.directory.account(accountId)) === null) {
+        throw new NotFound(`No account ${accountId}`);
+      }
+    },
   });
   let timer: NodeJS.Timeout | null = null;
   let jobs: Promise<void> | null = null;
@@ -128,7 +169,10 @@ export function createBilling(deps: BillingDeps): Billing {
       }
     }
     if (stripe.configured) await stripe.run();
+    await prepaid.run();
   }
+  let prepaidTimer: NodeJS.Timeout | null = null;
+  let prepaidPass: Promise<unknown> | null = null;
 
   return {
     name: 'billing',
@@ -136,12 +180,14 @@ export function createBilling(deps: BillingDeps): Billing {
     spendGate,
     stripe,
     rates,
+    prepaid,
     runJobs,
     routes(router) {
       billingRoutes(router, {
         service,
         spend: spendGate,
         stripe,
+        prepaid,
         authenticator: deps.authenticator,
         db: database.db,
       });
@@ -156,10 +202,24 @@ export function createBilling(deps: BillingDeps): Billing {
           });
       }, config.jobIntervalMs);
       timer.unref();
+      const every = config.prepaidIntervalMs ?? null;
+      if (every !== null) {
+        prepaidTimer = setInterval(() => {
+          prepaidPass ??= prepaid
+            .run()
+            .catch((error: unknown) => log.warn({ err: error }, 'prepaid pass failed'))
+            .finally(() => {
+              prepaidPass = null;
+            });
+        }, every);
+        prepaidTimer.unref();
+      }
     },
     async close() {
       if (timer !== null) clearInterval(timer);
+      if (prepaidTimer !== null) clearInterval(prepaidTimer);
       await jobs;
+      await prepaidPass;
       await spendGate.close();
       rates.close();
     },

@@ -230,3 +230,59 @@ export const stripeSyncView = z.object({
   ),
   next_cursor: z.string().nullable(),
 });
+
+// Prepaid credit. Amounts are micro-dollars; at most 10^15 (a billion dollars) so that a
+// charge in cents is always a safe integer for Stripe.
+const usdMicros = z
+  .string()
+  .regex(/^(0|[1-9]\d{0,14})$/, 'expected an integer number of micro-dollars up to 10^15');
+
+export const billingModeBody = z.strictObject({ mode: z.enum(['postpaid', 'prepaid']) });
+
+export const autoRechargeBody = z.strictObject({
+  enabled: z.boolean(),
+  threshold_usd_micros: usdMicros,
+  amount_usd_micros: usdMicros,
+  monthly_max_usd_micros: usdMicros,
+});
+
+export const checkoutBody = z.strictObject({ amount_usd_micros: usdMicros });
+export const checkoutView = z.object({ id: z.string(), url: z.string().nullable() });
+
+const rechargeView = z.object({
+  account_id: z.string(),
+  window: z.string(),
+  month: z.string(),
+  amount_usd_micros: z.string(),
+  state: z.enum(['pending', 'succeeded', 'failed']),
+  attempts: z.number().int(),
+  last_error: z.string().nullable(),
+  next_attempt_at: z.string().nullable(),
+  stripe_payment_intent_id: z.string().nullable(),
+  created_at: z.string(),
+});
+
+export const prepaidSettingsView = z.object({
+  account_id: z.string(),
+  mode: z.enum(['postpaid', 'prepaid']),
+  auto_recharge: z.object({
+    enabled: z.boolean(),
+    threshold_usd_micros: z.string(),
+    amount_usd_micros: z.string(),
+    monthly_max_usd_micros: z.string(),
+    payment_method_saved: z.boolean(),
+  }),
+});
+
+export const prepaidView = prepaidSettingsView.extend({
+  balance_usd_micros: z.string(),
+  month_usage_wei: z.string(),
+  month_usage_usd_micros: z.string().nullable(),
+  spendable_usd_micros: z.string().nullable(),
+  top_up_amounts_usd_micros: z.array(z.string()),
+  entries: balanceView.shape.entries,
+  recharges: z.array(rechargeView),
+});
+
+export const rechargesQuery = z.strictObject({ account_id: accountParams.shape.id.optional() });
+export const rechargeList = z.object({ recharges: z.array(rechargeView) });

@@ -28,6 +28,7 @@ import {
 } from './queries.ts';
 import type { PayerSpend, UsageReads } from '../metering/index.ts';
 import type { SpendCap } from './queries.ts';
+import { findPrepaidAccounts } from './prepaid-queries.ts';
 import type { RateSource } from './rates.ts';
 import type { Clock } from '../platform/clock.ts';
 
@@ -45,6 +46,8 @@ export interface SpendViewDeps {
   clock: Clock;
   refreshMs: number;
   fullReloadMs: number;
+  /** Prepaid accounts are refused at or below this spendable balance (micro-dollars). */
+  prepaidReserveUsdMicros?: bigint;
 }
 
 export interface SpendView extends SpendGate {
@@ -106,6 +109,7 @@ const PREPAID_USED_UP = 'The prepaid balance is used up; add credit to continue'
 
 export function createSpendView(deps: SpendViewDeps): SpendView {
   const { db, log, clock, rates } = deps;
+  const reserve = deps.prepaidReserveUsdMicros ?? 0n;
   let month = '';
   let tailFrom = new Date(0);
   let base = emptySpend();
@@ -158,6 +162,8 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
     prepaid = new Set(
       [...effective].filter(([, planId]) => prepaidPlans.has(planId)).map(([a]) => a),
     );
+    // Accounts an operator put in prepaid mode, whatever their plan.
+    for (const p of await findPrepaidAccounts(db)) prepaid.add(p.accountId);
     balances = await sumBalances(db);
     if (defaultPrepaid) {
       // Every account without a subscription is prepaid: ask for the balances of all of
@@ -269,7 +275,7 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
         continue;
       }
       const spentUsd = weiToUsdMicros(spend.account.get(accountId) ?? 0n, rate);
-      if (balance - spentUsd <= 0n) {
+      if (balance - spentUsd <= reserve) {
         next.account.set(accountId, PREPAID_USED_UP);
       }
     }

@@ -6,7 +6,7 @@
 // original object. (Stripe keeps keys for at least 24 hours; a sync retried after longer than
 // that could duplicate a step, so `stripe-sync` retries with backoff capped at 6 hours.)
 import Stripe from 'stripe';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import { InvalidSignature, StripeNotConfigured } from './errors.ts';
@@ -20,9 +20,7 @@ import {
   findStatementLines,
   findSync,
   insertCustomer,
-  insertLedgerEntry,
   insertStripeEvent,
-  notifyBillingChanged,
   pageSyncStatus,
   updateSync,
   updateSyncByInvoice,
@@ -139,11 +137,13 @@ export interface StripeSyncDeps {
   config: StripeConfig;
   log: Logger;
   clock: Clock;
+  /** Applies the events that are not about invoices (prepaid top-ups, refunds, disputes). */
+  handleEvent?: (trx: Transaction<Database>, event: Stripe.Event) => Promise<'applied' | 'ignored'>;
 }
 
 export type StripeSync = ReturnType<typeof createStripeSync>;
 
-export function createStripeSync({ db, stripe, config, log, clock }: StripeSyncDeps) {
+export function createStripeSync({ db, stripe, config, log, clock, handleEvent }: StripeSyncDeps) {
   function client(): Stripe {
     if (stripe === null)
       throw new StripeNotConfigured('Stripe is not configured: set STRIPE_SECRET_KEY');
@@ -285,37 +285,8 @@ export function createStripeSync({ db, stripe, config, log, clock }: StripeSyncD
       if (event.type === 'invoice.paid' || event.type === 'invoice.payment_failed') {
         const state = event.type === 'invoice.paid' ? 'paid' : 'payment_failed';
         if (await updateSyncByInvoice(trx, String(object.id), state)) outcome = 'applied';
-      } else if (event.type === 'checkout.session.completed') {
-        const metadata = (object.metadata ?? {}) as Record<string, string>;
-        const accountId = metadata.tollhouse_account_id;
-        const cents = object.amount_total;
-        if (
-          typeof accountId === 'string' &&
-          object.payment_status === 'paid' &&
-          typeof cents === 'number' &&
-          Number.isSafeInteger(cents) &&
-          cents > 0 &&
-          String(object.currency).toLowerCase() === 'usd'
-        ) {
-          const account = await trx
-            .selectFrom('accounts')
-            .select('id')
-            .where('id', '=', accountId)
-            .executeTakeFirst();
-          if (account !== undefined) {
-            const added = await insertLedgerEntry(trx, {
-              accountId,
-              kind: 'top_up',
-              amountUsdMicros: BigInt(cents) * 10_000n,
-              reference: `stripe:checkout:${String(object.id)}`,
-              memo: 'Stripe Checkout top-up',
-            });
-            if (added) {
-              await notifyBillingChanged(trx, `account:${accountId}`);
-              outcome = 'applied';
-            }
-          }
-        }
+      } else if (handleEvent !== undefined) {
+        outcome = await handleEvent(trx, event);
       }
       return { id: event.id, type: event.type, outcome };
     });
@@ -372,5 +343,13 @@ export function createStripeSync({ db, stripe, config, log, clock }: StripeSyncD
     };
   }
 
-  return { run, syncStatement, handleWebhook, status, configured: stripe !== null };
+  return {
+    run,
+    syncStatement,
+    handleWebhook,
+    status,
+    customerFor,
+    client,
+    configured: stripe !== null,
+  };
 }

@@ -34,7 +34,8 @@ export interface SubscriptionsTable {
   created_at: ColumnType<Date, never, never>;
 }
 
-export type LedgerKind = 'top_up' | 'grant' | 'statement' | 'adjustment';
+export type LedgerKind =
+  'top_up' | 'grant' | 'statement' | 'adjustment' | 'recharge' | 'refund' | 'dispute';
 
 export interface LedgerEntriesTable {
   id: Generated<bigint>;
@@ -123,4 +124,41 @@ export interface StripeEventsTable {
   id: string;
   type: string;
   received_at: ColumnType<Date, never, never>;
+}
+
+export type BillingMode = 'postpaid' | 'prepaid';
+
+export interface BillingAccountsTable {
+  account_id: string;
+  mode: ColumnType<BillingMode, BillingMode | undefined, BillingMode>;
+  auto_recharge: ColumnType<boolean, boolean | undefined, boolean>;
+  recharge_threshold_usd_micros: ColumnType<string, string | undefined, string>;
+  recharge_amount_usd_micros: ColumnType<string, string | undefined, string>;
+  recharge_monthly_max_usd_micros: ColumnType<string, string | undefined, string>;
+  payment_method_id: ColumnType<string | null, string | null | undefined, string | null>;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
+export interface StripePaymentsTable {
+  payment_intent_id: string;
+  account_id: string;
+  source: 'checkout' | 'recharge';
+  amount_usd_micros: Numeric;
+  created_at: ColumnType<Date, Date | undefined, never>;
+}
+
+export type RechargeState = 'pending' | 'succeeded' | 'failed';
+
+export interface RechargesTable {
+  window_key: string;
+  account_id: string;
+  month: MonthDate;
+  amount_usd_micros: Numeric;
+  state: RechargeState;
+  payment_intent_id: string | null;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_attempt_at: Date;
+  last_error: string | null;
+  created_at: ColumnType<Date, Date, never>;
+  updated_at: Date;
 }

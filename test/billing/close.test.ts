@@ -1,5 +1,6 @@
 // Month close: a randomized month of usage priced under two plans, recounted from the raw
 // events to the wei; idempotent and concurrent closes; late events; immutability; exports.
+import { createOutbox } from '../../src/notifications/outbox.ts';
 import { randomInt } from 'node:crypto';
 import { sql } from 'kysely';
 import { parse } from 'csv-parse/sync';
@@ -367,6 +368,7 @@ describe('month close', () => {
         usage: createUsageReads(database.db),
         directory: createDirectory(database.db),
         log,
+        events: createOutbox({ clock: clock }),
         authenticator: t.app.authenticator,
         clock,
         config: {

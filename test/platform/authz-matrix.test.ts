@@ -425,6 +425,38 @@ const rows: Record<string, Row> = {
       body: { amount_usd_micros: '1', reference: unique() },
     }),
   },
+  'GET /v1/accounts/{id}/prepaid': {
+    request: (who) => ({ path: `/v1/accounts/${who.accountId}/prepaid` }),
+  },
+  'PUT /v1/accounts/{id}/billing-mode': {
+    request: (who) => ({
+      path: `/v1/accounts/${who.accountId}/billing-mode`,
+      body: { mode: 'postpaid' },
+    }),
+  },
+  'PUT /v1/accounts/{id}/auto-recharge': {
+    request: (who) => ({
+      path: `/v1/accounts/${who.accountId}/auto-recharge`,
+      body: {
+        enabled: false,
+        threshold_usd_micros: '0',
+        amount_usd_micros: '0',
+        monthly_max_usd_micros: '0',
+      },
+    }),
+  },
+  // Stripe is not configured here: an amount that is not allowed answers 400 once the caller
+  // is authorized (a refused caller gets 403 before the amount is looked at).
+  'POST /v1/accounts/{id}/checkout': {
+    request: (who) => ({
+      path: `/v1/accounts/${who.accountId}/checkout`,
+      body: { amount_usd_micros: '1' },
+    }),
+  },
+  'GET /v1/billing/recharges': {
+    request: () => ({ path: '/v1/billing/recharges' }),
+    noIds: true,
+  },
   'GET /v1/accounts/{id}/spend-caps': {
     request: (who) => ({ path: `/v1/accounts/${who.accountId}/spend-caps` }),
   },

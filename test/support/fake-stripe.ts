@@ -4,7 +4,10 @@
 // Idempotency-Key with the original response (and refuses the same key with other parameters,
 // as Stripe does), and can inject failures: an error answer, or a "crash" (the request is
 // processed but the connection is dropped before the answer, as if our process died).
-import { createHash, randomBytes } from 'node:crypto';
+// Prepaid credit adds Checkout Sessions (completed by the test, as a customer paying would),
+// PaymentIntents (retrieve; off-session create, declined for a card in `declineCards`),
+// refunds and disputes, and webhook events signed as Stripe signs them.
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 
@@ -23,6 +26,23 @@ export interface FakeStripe {
   customers: Map<string, Record<string, unknown>>;
   invoices: Map<string, Record<string, unknown>>;
   invoiceItems: Map<string, Record<string, unknown>>;
+  checkoutSessions: Map<string, Record<string, unknown>>;
+  paymentIntents: Map<string, Record<string, unknown>>;
+  /** Payment methods whose off-session PaymentIntents are declined (402 card_error). */
+  declineCards: Set<string>;
+  /** The customer pays a session with `paymentMethod`: a succeeded PaymentIntent; the session. */
+  completeCheckout(sessionId: string, paymentMethod?: string): Record<string, unknown>;
+  /** A refund of `cents` of the PaymentIntent's charge: the charge, as `charge.refunded` sends it. */
+  refund(paymentIntentId: string, cents: number): Record<string, unknown>;
+  /** A dispute of `cents` of the PaymentIntent's charge, as `charge.dispute.created` sends it. */
+  dispute(paymentIntentId: string, cents: number): Record<string, unknown>;
+  /** An event as Stripe sends it, and its body and Stripe-Signature header signed at `at`. */
+  event(
+    type: string,
+    object: Record<string, unknown>,
+    secret: string,
+    at: Date,
+  ): { id: string; body: string; signature: string };
   /** The next `count` POSTs to `pathPattern` answer 500 without doing anything. */
   failNext(pathPattern: RegExp, count?: number): void;
   /**
@@ -64,10 +84,61 @@ export async function startFakeStripe(): Promise<FakeStripe> {
   const customers = new Map<string, Record<string, unknown>>();
   const invoices = new Map<string, Record<string, unknown>>();
   const invoiceItems = new Map<string, Record<string, unknown>>();
+  const checkoutSessions = new Map<string, Record<string, unknown>>();
+  const paymentIntents = new Map<string, Record<string, unknown>>();
+  const charges = new Map<string, Record<string, unknown>>();
+  const declineCards = new Set<string>();
   const idempotency = new Map<string, { hash: string; status: number; body: string }>();
   const failures: Array<{ pattern: RegExp; count: number }> = [];
   const crashes: Array<{ pattern: RegExp; count: number }> = [];
   const created = Math.floor(Date.now() / 1000);
+
+  function newIntent(
+    amount: number,
+    currency: string,
+    customer: string,
+    paymentMethod: string,
+    metadata: Record<string, string>,
+  ) {
+    const charge = {
+      id: id('ch'),
+      object: 'charge',
+      amount,
+      amount_refunded: 0,
+      currency,
+      payment_intent: '',
+      refunds: { object: 'list', data: [] as Array<Record<string, unknown>> },
+    };
+    const pi = {
+      id: id('pi'),
+      object: 'payment_intent',
+      created,
+      amount,
+      amount_received: amount,
+      currency,
+      customer,
+      payment_method: paymentMethod,
+      status: 'succeeded',
+      latest_charge: charge.id,
+      metadata,
+    };
+    charge.payment_intent = pi.id;
+    charges.set(charge.id, charge);
+    paymentIntents.set(pi.id, pi);
+    return pi;
+  }
+  const chargeOf = (paymentIntentId: string) => {
+    const pi = paymentIntents.get(paymentIntentId);
+    const charge = pi === undefined ? undefined : charges.get(String(pi.latest_charge));
+    if (charge === undefined) throw new Error(`fake Stripe: no charge for ${paymentIntentId}`);
+    return charge as {
+      id: string;
+      amount: number;
+      amount_refunded: number;
+      currency: string;
+      refunds: { data: Array<Record<string, unknown>> };
+    };
+  };
 
   function handle(method: string, path: string, params: Record<string, string>): [number, unknown] {
     if (method === 'POST' && path === '/v1/customers') {
@@ -120,6 +191,72 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       };
       invoiceItems.set(item.id, item);
       return [200, item];
+    }
+    if (method === 'POST' && path === '/v1/checkout/sessions') {
+      if (!customers.has(params.customer ?? ''))
+        return [400, stripeError('invalid_request_error', 'No such customer')];
+      const unit = Number(params['line_items[0][price_data][unit_amount]']);
+      const quantity = Number(params['line_items[0][quantity]'] ?? '1');
+      if (!Number.isSafeInteger(unit) || unit <= 0 || params.mode !== 'payment')
+        return [400, stripeError('invalid_request_error', 'Invalid line_items or mode')];
+      const session = {
+        id: id('cs'),
+        object: 'checkout.session',
+        created,
+        mode: params.mode,
+        customer: params.customer,
+        currency: params['line_items[0][price_data][currency]'],
+        amount_total: unit * quantity,
+        metadata: metadataOf(params),
+        payment_intent: null as string | null,
+        payment_status: 'unpaid',
+        status: 'open',
+        setup_future_usage: params['payment_intent_data[setup_future_usage]'] ?? null,
+        payment_intent_metadata: Object.fromEntries(
+          Object.entries(params)
+            .map(([k, v]) => [/^payment_intent_data\[metadata\]\[(.+)\]$/.exec(k)?.[1], v])
+            .filter(([k]) => k !== undefined),
+        ) as Record<string, string>,
+        success_url: params.success_url,
+        cancel_url: params.cancel_url,
+        url: `https://checkout.stripe.test/pay/${id('cs')}`,
+      };
+      checkoutSessions.set(session.id, session);
+      return [200, session];
+    }
+    const intent = /^\/v1\/payment_intents\/([^/]+)$/.exec(path);
+    if (method === 'GET' && intent) {
+      const found = paymentIntents.get(intent[1]!);
+      return found === undefined
+        ? [404, stripeError('invalid_request_error', 'No such payment_intent')]
+        : [200, found];
+    }
+    if (method === 'POST' && path === '/v1/payment_intents') {
+      if (!customers.has(params.customer ?? ''))
+        return [400, stripeError('invalid_request_error', 'No such customer')];
+      const amount = Number(params.amount);
+      if (!Number.isSafeInteger(amount) || amount <= 0)
+        return [400, stripeError('invalid_request_error', 'Invalid amount')];
+      if (params.off_session !== 'true' || params.confirm !== 'true')
+        return [400, stripeError('invalid_request_error', 'Expected off_session and confirm')];
+      const pm = params.payment_method ?? '';
+      if (declineCards.has(pm)) {
+        return [
+          402,
+          {
+            error: {
+              type: 'card_error',
+              code: 'card_declined',
+              decline_code: 'insufficient_funds',
+              message: 'Your card has insufficient funds.',
+            },
+          },
+        ];
+      }
+      return [
+        200,
+        newIntent(amount, params.currency ?? 'usd', params.customer!, pm, metadataOf(params)),
+      ];
     }
     const finalize = /^\/v1\/invoices\/([^/]+)\/finalize$/.exec(path);
     if (method === 'POST' && finalize) {
@@ -214,6 +351,63 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     customers,
     invoices,
     invoiceItems,
+    checkoutSessions,
+    paymentIntents,
+    declineCards,
+    completeCheckout(sessionId, paymentMethod = 'pm_card_visa') {
+      const session = checkoutSessions.get(sessionId);
+      if (session === undefined) throw new Error(`fake Stripe: no session ${sessionId}`);
+      const pi = newIntent(
+        Number(session.amount_total),
+        String(session.currency),
+        String(session.customer),
+        paymentMethod,
+        session.payment_intent_metadata as Record<string, string>,
+      );
+      Object.assign(session, { status: 'complete', payment_status: 'paid', payment_intent: pi.id });
+      return { ...session };
+    },
+    refund(paymentIntentId, cents) {
+      const charge = chargeOf(paymentIntentId);
+      if (charge.amount_refunded + cents > charge.amount)
+        throw new Error('fake Stripe: refund above the charge');
+      charge.amount_refunded += cents;
+      charge.refunds.data.unshift({
+        id: id('re'),
+        object: 'refund',
+        amount: cents,
+        currency: charge.currency,
+        status: 'succeeded',
+      });
+      return structuredClone(charge);
+    },
+    dispute(paymentIntentId, cents) {
+      const charge = chargeOf(paymentIntentId);
+      return {
+        id: id('dp'),
+        object: 'dispute',
+        amount: cents,
+        currency: charge.currency,
+        charge: charge.id,
+        payment_intent: paymentIntentId,
+        status: 'needs_response',
+      };
+    },
+    event(type, object, secret, at) {
+      const event = {
+        id: id('evt'),
+        object: 'event',
+        api_version: '2024-06-20',
+        created: Math.floor(at.getTime() / 1000),
+        type,
+        data: { object },
+      };
+      const body = JSON.stringify(event);
+      const t = Math.floor(at.getTime() / 1000);
+      // Stripe's scheme: v1 = HMAC-SHA256(secret, "<t>.<body>").
+      const v1 = createHmac('sha256', secret).update(`${t}.${body}`).digest('hex');
+      return { id: event.id, body, signature: `t=${t},v1=${v1}` };
+    },
     violations,
     failNext(pattern, count = 1) {
       failures.push({ pattern, count });

@@ -9,12 +9,14 @@ import type { Database } from '../../database.ts';
 import type { SpendGate } from '../../platform/spend.ts';
 import type { BillingService } from '../service.ts';
 import type { StripeSync } from '../stripe.ts';
+import type { Prepaid } from '../prepaid.ts';
 
 /** What every billing route registrar is given. */
 export interface BillingRouteDeps {
   service: BillingService;
   spend: SpendGate;
   stripe: StripeSync;
+  prepaid: Prepaid;
   authenticator: Authenticator;
   db: Kysely<Database>;
 }
@@ -45,3 +47,13 @@ export const reader = (ids?: Access['ids']): Access => ({
 });
 
 export const admin: Access = { kinds: ['operator'], scope: 'admin' };
+
+/**
+ * What moves the account's own money (Add credit, auto-recharge settings): the account's own
+ * credentials (its backend keys and the console) and operators; never an app acting for it.
+ */
+export const owner = (ids?: Access['ids']): Access => ({
+  kinds: ['operator', 'account'],
+  scope: 'billing:read',
+  ...(ids === undefined ? {} : { ids }),
+});

@@ -1,0 +1,285 @@
+// Queries of prepaid credit: billing mode and auto-recharge settings per account, the Stripe
+// payments that credited a balance, and the auto-recharge windows.
+import { sql } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from '../database.ts';
+import type { BillingMode, RechargeState } from './table.ts';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+export interface PrepaidSettings {
+  accountId: string;
+  mode: BillingMode;
+  autoRecharge: boolean;
+  thresholdUsdMicros: bigint;
+  amountUsdMicros: bigint;
+  monthlyMaxUsdMicros: bigint;
+  paymentMethodId: string | null;
+}
+
+const defaults = (accountId: string): PrepaidSettings => ({
+  accountId,
+  mode: 'postpaid',
+  autoRecharge: false,
+  thresholdUsdMicros: 0n,
+  amountUsdMicros: 0n,
+  monthlyMaxUsdMicros: 0n,
+  paymentMethodId: null,
+});
+
+type Row = {
+  account_id: string;
+  mode: BillingMode;
+  auto_recharge: boolean;
+  recharge_threshold_usd_micros: string;
+  recharge_amount_usd_micros: string;
+  recharge_monthly_max_usd_micros: string;
+  payment_method_id: string | null;
+};
+
+const toSettings = (r: Row): PrepaidSettings => ({
+  accountId: r.account_id,
+  mode: r.mode,
+  autoRecharge: r.auto_recharge,
+  thresholdUsdMicros: BigInt(r.recharge_threshold_usd_micros),
+  amountUsdMicros: BigInt(r.recharge_amount_usd_micros),
+  monthlyMaxUsdMicros: BigInt(r.recharge_monthly_max_usd_micros),
+  paymentMethodId: r.payment_method_id,
+});
+
+export async function findPrepaidSettings(db: Db, accountId: string): Promise<PrepaidSettings> {
+  const row = await db
+    .selectFrom('billing_accounts')
+    .selectAll()
+    .where('account_id', '=', accountId)
+    .executeTakeFirst();
+  return row === undefined ? defaults(accountId) : toSettings(row);
+}
+
+/** Every account in prepaid mode (a few per deployment at most thousands; read on reload). */
+export async function findPrepaidAccounts(db: Db): Promise<PrepaidSettings[]> {
+  const rows = await db
+    .selectFrom('billing_accounts')
+    .selectAll()
+    .where('mode', '=', 'prepaid')
+    .execute();
+  return rows.map(toSettings);
+}
+
+export async function upsertPrepaidSettings(
+  db: Db,
+  s: Omit<PrepaidSettings, 'paymentMethodId'>,
+  at: Date,
+): Promise<void> {
+  const values = {
+    mode: s.mode,
+    auto_recharge: s.autoRecharge,
+    recharge_threshold_usd_micros: s.thresholdUsdMicros.toString(),
+    recharge_amount_usd_micros: s.amountUsdMicros.toString(),
+    recharge_monthly_max_usd_micros: s.monthlyMaxUsdMicros.toString(),
+    updated_at: at,
+  };
+  await db
+    .insertInto('billing_accounts')
+    .values({ account_id: s.accountId, ...values })
+    .onConflict((oc) => oc.column('account_id').doUpdateSet(values))
+    .execute();
+}
+
+export async function savePaymentMethod(db: Db, accountId: string, pm: string, at: Date) {
+  await db
+    .insertInto('billing_accounts')
+    .values({ account_id: accountId, payment_method_id: pm, updated_at: at })
+    .onConflict((oc) =>
+      oc.column('account_id').doUpdateSet({ payment_method_id: pm, updated_at: at }),
+    )
+    .execute();
+}
+
+export async function insertStripePayment(
+  db: Db,
+  p: {
+    paymentIntentId: string;
+    accountId: string;
+    source: 'checkout' | 'recharge';
+    amountUsdMicros: bigint;
+  },
+): Promise<void> {
+  await db
+    .insertInto('stripe_payments')
+    .values({
+      payment_intent_id: p.paymentIntentId,
+      account_id: p.accountId,
+      source: p.source,
+      amount_usd_micros: p.amountUsdMicros.toString(),
+    })
+    .onConflict((oc) => oc.column('payment_intent_id').doNothing())
+    .execute();
+}
+
+export async function findPaymentAccount(db: Db, paymentIntentId: string): Promise<string | null> {
+  const row = await db
+    .selectFrom('stripe_payments')
+    .select('account_id')
+    .where('payment_intent_id', '=', paymentIntentId)
+    .executeTakeFirst();
+  return row?.account_id ?? null;
+}
+
+export async function latestCheckoutPayment(db: Db, accountId: string): Promise<string | null> {
+  const row = await db
+    .selectFrom('stripe_payments')
+    .select('payment_intent_id')
+    .where('account_id', '=', accountId)
+    .where('source', '=', 'checkout')
+    .orderBy('created_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.payment_intent_id ?? null;
+}
+
+/** The id of the account's latest credit (a positive ledger entry): it names a low-balance window. */
+export async function latestCreditId(db: Db, accountId: string): Promise<string> {
+  const row = await db
+    .selectFrom('ledger_entries')
+    .select(sql<string>`max(id)::text`.as('id'))
+    .where('account_id', '=', accountId)
+    .where(sql<boolean>`amount_usd_micros > 0`)
+    .executeTakeFirst();
+  return row?.id ?? '0';
+}
+
+export interface Recharge {
+  windowKey: string;
+  accountId: string;
+  month: string;
+  amountUsdMicros: bigint;
+  state: RechargeState;
+  paymentIntentId: string | null;
+  attempts: number;
+  nextAttemptAt: Date;
+  lastError: string | null;
+  createdAt: Date;
+}
+
+type RechargeRow = {
+  window_key: string;
+  account_id: string;
+  month: Date;
+  amount_usd_micros: string;
+  state: RechargeState;
+  payment_intent_id: string | null;
+  attempts: number;
+  next_attempt_at: Date;
+  last_error: string | null;
+  created_at: Date;
+};
+
+const toRecharge = (r: RechargeRow): Recharge => ({
+  windowKey: r.window_key,
+  accountId: r.account_id,
+  month: r.month.toISOString().slice(0, 7),
+  amountUsdMicros: BigInt(r.amount_usd_micros),
+  state: r.state,
+  paymentIntentId: r.payment_intent_id,
+  attempts: r.attempts,
+  nextAttemptAt: r.next_attempt_at,
+  lastError: r.last_error,
+  createdAt: r.created_at,
+});
+
+/** Opens a recharge window; false when it exists (another replica, or an earlier pass). */
+export async function openRecharge(
+  db: Db,
+  r: { windowKey: string; accountId: string; month: string; amountUsdMicros: bigint },
+  at: Date,
+): Promise<boolean> {
+  const inserted = await db
+    .insertInto('recharges')
+    .values({
+      window_key: r.windowKey,
+      account_id: r.accountId,
+      month: `${r.month}-01`,
+      amount_usd_micros: r.amountUsdMicros.toString(),
+      state: 'pending',
+      next_attempt_at: at,
+      created_at: at,
+      updated_at: at,
+    })
+    .onConflict((oc) => oc.column('window_key').doNothing())
+    .returning('window_key')
+    .executeTakeFirst();
+  return inserted !== undefined;
+}
+
+/** This month's recharges that count against the monthly maximum (not the failed ones). */
+export async function rechargedThisMonth(
+  db: Db,
+  accountId: string,
+  month: string,
+): Promise<bigint> {
+  const row = await db
+    .selectFrom('recharges')
+    .select(sql<string>`coalesce(sum(amount_usd_micros), 0)::text`.as('total'))
+    .where('account_id', '=', accountId)
+    .where(sql<string>`month`, '=', `${month}-01`)
+    .where('state', '!=', 'failed')
+    .executeTakeFirst();
+  return BigInt(row?.total ?? '0');
+}
+
+/**
+ * Claims due pending recharges for `leaseMs`: the claim is one UPDATE, so two replicas never
+ * work on the same window at once (and if they did, the Idempotency-Key makes it one charge).
+ */
+export async function claimDueRecharges(
+  db: Db,
+  now: Date,
+  leaseMs: number,
+  limit: number,
+): Promise<Recharge[]> {
+  const rows = await db
+    .updateTable('recharges')
+    .set({ next_attempt_at: new Date(now.getTime() + leaseMs), updated_at: now })
+    .where(
+      'window_key',
+      'in',
+      db
+        .selectFrom('recharges')
+        .select('window_key')
+        .where('state', '=', 'pending')
+        .where('next_attempt_at', '<=', now)
+        .limit(limit),
+    )
+    .where('state', '=', 'pending')
+    .where('next_attempt_at', '<=', now)
+    .returningAll()
+    .execute();
+  return rows.map(toRecharge);
+}
+
+export async function updateRecharge(
+  db: Db,
+  windowKey: string,
+  set: {
+    state?: RechargeState;
+    payment_intent_id?: string | null;
+    attempts?: number;
+    next_attempt_at?: Date;
+    last_error?: string | null;
+  },
+  at: Date,
+): Promise<void> {
+  await db
+    .updateTable('recharges')
+    .set({ ...set, updated_at: at })
+    .where('window_key', '=', windowKey)
+    .execute();
+}
+
+export async function findRecharges(db: Db, accountId: string | null, limit: number) {
+  let q = db.selectFrom('recharges').selectAll();
+  if (accountId !== null) q = q.where('account_id', '=', accountId);
+  const rows = await q.orderBy('created_at', 'desc').limit(limit).execute();
+  return rows.map(toRecharge);
+}
