@@ -19,10 +19,12 @@ import { signerRoutes } from './routes.ts';
 import { createSignerService } from './service.ts';
 import type { Signer as Service } from './service.ts';
 
-export type { FundingTransactionsTable } from './table.ts';
+export type { FundingTransactionsTable, SignerConfirmationsTable } from './table.ts';
 export type { ChainSnapshot, ContractAddresses, RpcStatus, SenderInfo } from './chain.ts';
 export type { PaymentSigner, Signer as SignerService, SignerStatus } from './service.ts';
 export type { FundingTransaction } from './queries.ts';
+export type { OperationPreview, OperationRequest, OperationResult } from './operations.ts';
+export { CONFIRMATION_TTL_MS } from './operations.ts';
 export { createSignerService } from './service.ts';
 export { fundingTransactionJson, signerStatusJson } from './schemas.ts';
 export type { SignerStatusJson } from './schemas.ts';
@@ -85,6 +87,7 @@ export async function createSigner(deps: SignerDeps): Promise<Signer> {
     db: deps.database.db,
     log: deps.log,
     metrics: deps.metrics,
+    ...(deps.clock === undefined ? {} : { clock: deps.clock }),
   });
   const remote = createRemoteSigner({
     db: deps.database.db,
@@ -109,6 +112,8 @@ export async function createSigner(deps: SignerDeps): Promise<Signer> {
     fundingHistory: (before, limit) => service.fundingHistory(before, limit),
     refresh: () => service.refresh(),
     operate: (request) => service.operate(request),
+    preview: (request) => service.preview(request),
+    execute: (kind, token, actor) => service.execute(kind, token, actor),
     remote: remote.service,
     routes(router) {
       signerRoutes(router, { signer: service, authenticator: deps.authenticator });

@@ -8,6 +8,8 @@ import type { Config } from '../config.ts';
 import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Metrics } from '../platform/metrics.ts';
+import { systemClock } from '../platform/clock.ts';
+import type { Clock } from '../platform/clock.ts';
 import { createChainView } from './chain.ts';
 import type {
   ChainSnapshot,
@@ -20,9 +22,12 @@ import { SignerUnavailable } from './errors.ts';
 import { createFunding } from './funding.ts';
 import type { Funding, ManualRequest, PolicyOutcome } from './funding.ts';
 import { openKeystore } from './keystore.ts';
+import { createOperations } from './operations.ts';
+import type { OperationPreview, OperationRequest, OperationResult } from './operations.ts';
 import { createMessageSigner, createSigningPool } from './signing.ts';
 import { pageFunding } from './queries.ts';
 import type { FundingTransaction } from './queries.ts';
+import type { FundingKind } from './table.ts';
 
 /** What the remote-signer protocol (part 2) signs with. Never exposes the private key. */
 export interface PaymentSigner {
@@ -68,6 +73,10 @@ export interface Signer {
   refresh(): Promise<ChainSnapshot>;
   /** One operator transaction, journaled and audited; waits until it is mined. */
   operate(request: ManualRequest): Promise<FundingTransaction>;
+  /** Step one over the API: what an operation would do and cost, and its confirmation token. */
+  preview(request: OperationRequest): Promise<OperationPreview>;
+  /** Step two: sends the previewed operation once, however often the token is presented. */
+  execute(kind: FundingKind, token: string, actor: string): Promise<OperationResult>;
   /** Starts the chain poll and the funding policy (serve only). */
   start(): void;
   stop(): Promise<void>;
@@ -78,6 +87,7 @@ export interface SignerServiceDeps {
   db: Kysely<Database>;
   log: Logger;
   metrics?: Metrics;
+  clock?: Clock;
 }
 
 export async function createSignerService(deps: SignerServiceDeps): Promise<Signer> {
@@ -217,6 +227,34 @@ export async function createSignerService(deps: SignerServiceDeps): Promise<Sign
     }
   };
 
+  const operate = async (request: ManualRequest) => {
+    const v = requireView();
+    await refresh();
+    const result = await funding!.manual(v.chain()!, request);
+    await v.refresh().catch(() => undefined);
+    return result;
+  };
+  const operations =
+    wallet === null
+      ? null
+      : createOperations({
+          db,
+          clock: deps.clock ?? systemClock,
+          address: wallet.address,
+          policy: config.funding,
+          gasReserveWei: config.gasReserveWei,
+          chain: async () => {
+            await refresh();
+            return requireView().chain()!;
+          },
+          spentLastDayWei: () => funding!.spentLastDayWei(),
+          operate,
+        });
+  const requireOperations = () => {
+    requireView();
+    return operations!;
+  };
+
   return {
     enabled: reason === null,
     paymentSigner: () => paymentSigner,
@@ -251,13 +289,9 @@ export async function createSignerService(deps: SignerServiceDeps): Promise<Sign
     // Every row of the journal, whichever key wrote it: history survives a key rotation.
     fundingHistory: (before, limit) => pageFunding(db, before, limit),
     refresh,
-    async operate(request) {
-      const v = requireView();
-      await refresh();
-      const result = await funding!.manual(v.chain()!, request);
-      await v.refresh().catch(() => undefined);
-      return result;
-    },
+    operate,
+    preview: (request) => requireOperations().preview(request),
+    execute: (kind, token, actor) => requireOperations().execute(kind, token, actor),
     start() {
       view?.start();
     },
