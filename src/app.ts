@@ -249,6 +249,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         database,
         log,
         clock,
+        metrics,
         authenticator,
         appOwner: directory.appOwner,
       }),
@@ -261,6 +262,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         directory,
         log,
         clock,
+        metrics,
         authenticator,
       }),
     );

@@ -19,6 +19,9 @@ import { createStripeClient, createStripeSync } from './stripe.ts';
 import type { StripeConfig, StripeSync } from './stripe.ts';
 import type { Clock } from '../platform/clock.ts';
 import { systemClock } from '../platform/clock.ts';
+import type { Metrics } from '../platform/metrics.ts';
+import { Gauge } from 'prom-client';
+import { countFailingSyncs } from './queries.ts';
 
 export type { BillingService, RateConfig, RateSource, SpendView, StripeConfig, StripeSync };
 export type { EthUsdRate, Price } from './pricing.ts';
@@ -56,6 +59,7 @@ export interface BillingDeps {
   /** Whether an account exists (identity's accounts, through the platform port). */
   directory: Pick<Directory, 'account'>;
   clock?: Clock;
+  metrics?: Metrics;
 }
 
 export interface Billing extends Capability {
@@ -74,6 +78,21 @@ export function createBilling(deps: BillingDeps): Billing {
   const { database, log, config } = deps;
   const clock = deps.clock ?? systemClock;
   const rates = createRateSource(config.rates, clock);
+  if (deps.metrics !== undefined) {
+    // Read at scrape time from the table every replica shares: the same figure on each.
+    new Gauge({
+      name: 'tollhouse_stripe_sync_failing_statements',
+      help: 'Statements whose Stripe sync is failing (retried with backoff); see GET /v1/billing/stripe-sync',
+      registers: [deps.metrics.registry],
+      async collect() {
+        try {
+          this.set(await countFailingSyncs(database.db));
+        } catch (error) {
+          log.warn({ err: error }, 'could not count failing Stripe syncs');
+        }
+      },
+    });
+  }
   const service = createBillingService({
     db: database.db,
     usage: deps.usage,

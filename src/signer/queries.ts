@@ -359,3 +359,18 @@ export async function finishConfirmation(
     .where('token_hash', '=', tokenHash)
     .execute();
 }
+
+/** Failed journal rows of the last 24 hours (database clock), for the metrics scrape. */
+export async function countFailedFundingLastDay(
+  db: Kysely<Database>,
+  fromAddress: string,
+): Promise<number> {
+  const row = await db
+    .selectFrom('funding_transactions')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('from_address', '=', fromAddress)
+    .where('status', '=', 'failed')
+    .where('created_at', '>', sql<Date>`now() - interval '24 hours'`)
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}

@@ -25,7 +25,7 @@ import { openKeystore } from './keystore.ts';
 import { createOperations } from './operations.ts';
 import type { OperationPreview, OperationRequest, OperationResult } from './operations.ts';
 import { createMessageSigner, createSigningPool } from './signing.ts';
-import { pageFunding } from './queries.ts';
+import { countFailedFundingLastDay, pageFunding } from './queries.ts';
 import type { FundingTransaction } from './queries.ts';
 import type { FundingKind } from './table.ts';
 
@@ -195,7 +195,7 @@ export async function createSignerService(deps: SignerServiceDeps): Promise<Sign
     return warnings;
   };
 
-  if (deps.metrics !== undefined)
+  if (deps.metrics !== undefined) {
     registerGauges(
       deps.metrics,
       () => view?.snapshot() ?? null,
@@ -206,6 +206,17 @@ export async function createSignerService(deps: SignerServiceDeps): Promise<Sign
           funding?.lastOutcome() ?? null,
         ).length,
     );
+    registerFundingGauges(deps.metrics, {
+      policy: config.funding,
+      failedLastDay: async () =>
+        wallet === null ? 0 : countFailedFundingLastDay(db, wallet.address),
+      blocked: () => {
+        const state = funding?.lastOutcome().state;
+        return state === 'capped' || state === 'insufficient_eth' || state === 'error';
+      },
+      log,
+    });
+  }
 
   const requireView = () => {
     if (view === null)
@@ -335,6 +346,59 @@ function registerGauges(
     registers: [metrics.registry],
     collect() {
       this.set(warnings());
+    },
+  });
+}
+
+/** What the alert rules compare against (deploy/prometheus/tollhouse-rules.yml). */
+function registerFundingGauges(
+  metrics: Metrics,
+  deps: {
+    policy: Config['signer']['funding'];
+    failedLastDay: () => Promise<number>;
+    blocked: () => boolean;
+    log: Logger;
+  },
+) {
+  const registers = [metrics.registry];
+  const floor = (target: bigint, percent: number) => Number((target * BigInt(percent)) / 100n);
+  // Without a policy there is no floor: the gauges stay absent rather than report 0.
+  new Gauge({
+    name: 'tollhouse_signer_deposit_floor_wei',
+    help: 'Deposit below which the funding policy refills (SIGNER_TARGET_DEPOSIT_WEI × SIGNER_REFILL_THRESHOLD_PERCENT)',
+    registers,
+    collect() {
+      const p = deps.policy;
+      if (p !== null) this.set(floor(p.targetDepositWei, p.refillThresholdPercent));
+    },
+  });
+  new Gauge({
+    name: 'tollhouse_signer_reserve_floor_wei',
+    help: 'Reserve below which the funding policy refills (SIGNER_TARGET_RESERVE_WEI × SIGNER_REFILL_THRESHOLD_PERCENT)',
+    registers,
+    collect() {
+      const p = deps.policy;
+      if (p !== null) this.set(floor(p.targetReserveWei, p.refillThresholdPercent));
+    },
+  });
+  new Gauge({
+    name: 'tollhouse_signer_funding_failed_last_day',
+    help: 'Funding journal rows (policy and manual) that failed in the last 24 hours',
+    registers,
+    async collect() {
+      try {
+        this.set(await deps.failedLastDay());
+      } catch (error) {
+        deps.log.warn({ err: error }, 'could not count failed funding transactions');
+      }
+    },
+  });
+  new Gauge({
+    name: 'tollhouse_signer_funding_blocked',
+    help: '1 when the last funding policy run could not fund (daily cap used up, ETH at the gas reserve, or an error)',
+    registers,
+    collect() {
+      this.set(deps.blocked() ? 1 : 0);
     },
   });
 }
