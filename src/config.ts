@@ -607,17 +607,17 @@ export const SETTINGS = {
   SIGNER_GAS_RESERVE_WEI: {
     section: 'signer',
     default: '10000000000000000',
-    doc: 'ETH (wei) the funding loop never spends, kept for gas; below it the status warns. Default 0.01 ETH.',
+    doc: 'ETH (wei) the funding loop and API/console funding never spend, kept for gas; below it the status warns. Default 0.01 ETH.',
     schema: wei,
   },
   SIGNER_MAX_PER_TX_WEI: {
     section: 'signer',
-    doc: 'Most wei one automatic funding transaction sends (deposit + reserve). Required with the targets.',
+    doc: 'Most wei one funding transaction sends (deposit + reserve): automatic ones, and those through the API and console (not the CLI). Required with the targets.',
     schema: wei,
   },
   SIGNER_MAX_PER_DAY_WEI: {
     section: 'signer',
-    doc: 'Most wei automatic funding sends in any 24 hours, counted from the funding journal (so it holds across restarts and replicas). Required with the targets.',
+    doc: 'Most wei funding sends in any 24 hours (automatic, and through the API and console; CLI funding counts towards it), counted from the funding journal (so it holds across restarts and replicas). Required with the targets.',
     schema: wei,
   },
   SIGNER_FUND_FOR: {

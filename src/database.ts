@@ -49,7 +49,7 @@ import type { AuditLogTable } from './platform/audit.ts';
 import { openDatabase } from './platform/db.ts';
 import type { DatabaseHandle as PlatformDatabaseHandle, DatabaseOptions } from './platform/db.ts';
 import type { SignerSessionsTable } from './signer/remote/table.ts';
-import type { FundingTransactionsTable } from './signer/table.ts';
+import type { FundingTransactionsTable, SignerConfirmationsTable } from './signer/table.ts';
 
 /** Every table tollhouse owns, keyed by its SQL name. */
 export interface Database {
@@ -91,6 +91,7 @@ export interface Database {
   // signer
   funding_transactions: FundingTransactionsTable;
   signer_sessions: SignerSessionsTable;
+  signer_confirmations: SignerConfirmationsTable;
   // gateway
   streams: StreamsTable;
   // console

@@ -23,6 +23,9 @@ import type { StripeConfig, StripeSync } from './stripe.ts';
 import type { Clock } from '../platform/clock.ts';
 import { systemClock } from '../platform/clock.ts';
 import { NotFound } from '../platform/errors.ts';
+import type { Metrics } from '../platform/metrics.ts';
+import { Gauge } from 'prom-client';
+import { countFailingSyncs } from './queries.ts';
 
 export type {
   BillingService,
@@ -81,6 +84,7 @@ export interface BillingDeps {
   /** Where balance, spend-cap and statement events are published (notifications' outbox). */
   events: EventSink;
   clock?: Clock;
+  metrics?: Metrics;
 }
 
 export interface Billing extends Capability {
@@ -101,6 +105,21 @@ export function createBilling(deps: BillingDeps): Billing {
   const { database, log, config } = deps;
   const clock = deps.clock ?? systemClock;
   const rates = createRateSource(config.rates, clock);
+  if (deps.metrics !== undefined) {
+    // Read at scrape time from the table every replica shares: the same figure on each.
+    new Gauge({
+      name: 'tollhouse_stripe_sync_failing_statements',
+      help: 'Statements whose Stripe sync is failing (retried with backoff); see GET /v1/billing/stripe-sync',
+      registers: [deps.metrics.registry],
+      async collect() {
+        try {
+          this.set(await countFailingSyncs(database.db));
+        } catch (error) {
+          log.warn({ err: error }, 'could not count failing Stripe syncs');
+        }
+      },
+    });
+  }
   const service = createBillingService({
     db: database.db,
     usage: deps.usage,

@@ -787,3 +787,14 @@ export async function pageSyncStatus(
     updatedAt: r.updated_at,
   }));
 }
+
+/** Statements whose Stripe sync is failing (pending with an error), for the metrics scrape. */
+export async function countFailingSyncs(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('stripe_sync')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('state', '=', 'pending')
+    .where('last_error', 'is not', null)
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}

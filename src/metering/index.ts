@@ -3,6 +3,8 @@ import type { Authenticator } from '../platform/auth.ts';
 import type { Capability } from '../platform/capability.ts';
 import type { DatabaseHandle } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
+import { Counter, Gauge } from 'prom-client';
+import type { Metrics } from '../platform/metrics.ts';
 import { createRecorder } from './recorder.ts';
 import type { Recorder } from './recorder.ts';
 import { meteringRoutes } from './routes.ts';
@@ -35,6 +37,7 @@ export interface MeteringDeps {
   /** The account that owns an app (identity's), to check app ids in ingested events. */
   appOwner: (appId: string) => Promise<{ accountId: string } | null>;
   clock?: Clock;
+  metrics?: Metrics;
   recorder?: {
     batchSize?: number;
     flushIntervalMs?: number;
@@ -59,6 +62,28 @@ export function createMetering(deps: MeteringDeps): Metering {
     log: deps.log.child({ component: 'usage-recorder' }),
     ...deps.recorder,
   });
+  if (deps.metrics !== undefined) {
+    const registers = [deps.metrics.registry];
+    new Gauge({
+      name: 'tollhouse_usage_recorder_buffered_events',
+      help: 'Usage events accepted and buffered but not yet written to PostgreSQL (the recorder lag)',
+      registers,
+      collect() {
+        this.set(recorder.stats().buffered);
+      },
+    });
+    let counted = 0;
+    new Counter({
+      name: 'tollhouse_usage_recorder_failed_writes_total',
+      help: 'Batch writes of the usage recorder that failed (and are retried)',
+      registers,
+      collect() {
+        const failed = recorder.stats().failedWrites;
+        if (failed > counted) this.inc(failed - counted);
+        counted = failed;
+      },
+    });
+  }
   return {
     name: 'metering',
     service,

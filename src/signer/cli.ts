@@ -2,6 +2,7 @@
 // JSON; nothing here ever prints key material or a password.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { getAddress } from 'ethers';
 import { CliFailure, CliUsageError, parseSubcommand, printJson, shown } from '../platform/cli.ts';
 import type { CliCommand, CliContext } from '../platform/cli.ts';
 import { keystoreAddress, parsePrivateKey, writeKeystore } from './keystore.ts';
@@ -25,6 +26,8 @@ const SIGNER_USAGE = `tollhouse signer <subcommand> [options]
 
   status
   fund           --deposit WEI --reserve WEI   (either may be left out)
+  fund-for       --address ADDRESS --deposit WEI --reserve WEI
+                 (fundDepositAndReserveFor: credits another account, e.g. a gateway's own)
   unlock
   cancel-unlock
   withdraw
@@ -37,7 +40,8 @@ export const signerCommands: Record<string, CliCommand<SignerCliDeps>> = {
     run: keystoreCommand,
   },
   signer: {
-    summary: 'Payment signer: status, fund deposit/reserve, unlock, cancel-unlock, withdraw',
+    summary:
+      'Payment signer: status, fund deposit/reserve (for itself or another account), unlock, cancel-unlock, withdraw',
     usage: SIGNER_USAGE,
     run: signerCommand,
   },
@@ -88,6 +92,7 @@ async function keystoreCommand(args: string[], context: Context): Promise<number
 
 const FUNDING_KINDS: Record<string, FundingKind> = {
   fund: 'fund',
+  'fund-for': 'fund',
   unlock: 'unlock',
   'cancel-unlock': 'cancel_unlock',
   withdraw: 'withdraw',
@@ -97,11 +102,18 @@ async function signerCommand(args: string[], context: Context): Promise<number> 
   const { sub, values } = parseSubcommand(
     args,
     ['status', ...Object.keys(FUNDING_KINDS)],
-    { deposit: { type: 'string' }, reserve: { type: 'string' } },
+    { deposit: { type: 'string' }, reserve: { type: 'string' }, address: { type: 'string' } },
     false,
   );
-  if (sub !== 'fund' && (values.deposit !== undefined || values.reserve !== undefined)) {
+  const funds = sub === 'fund' || sub === 'fund-for';
+  if (!funds && (values.deposit !== undefined || values.reserve !== undefined)) {
     throw new CliUsageError(`${sub} takes no options (--deposit and --reserve are for fund)`);
+  }
+  if (sub !== 'fund-for' && values.address !== undefined) {
+    throw new CliUsageError(`${sub} takes no --address (it is for fund-for)`);
+  }
+  if (sub === 'fund-for' && !/^0x[0-9a-fA-F]{40}$/.test(values.address ?? '')) {
+    throw new CliUsageError('fund-for needs --address 0x… (the account to fund, 40 hex digits)');
   }
   if (sub === 'status') {
     const signer = await context.open();
@@ -122,11 +134,17 @@ async function signerCommand(args: string[], context: Context): Promise<number> 
     depositWei = parseWei('--deposit', values.deposit ?? '0');
     reserveWei = parseWei('--reserve', values.reserve ?? '0');
     if (depositWei + reserveWei === 0n) {
-      throw new CliUsageError('fund needs --deposit and/or --reserve in wei (above zero)');
+      throw new CliUsageError(`${sub} needs --deposit and/or --reserve in wei (above zero)`);
     }
   }
   const signer = await context.open();
-  const row = await signer.operate({ kind, depositWei, reserveWei, actor: 'cli' });
+  const row = await signer.operate({
+    kind,
+    depositWei,
+    reserveWei,
+    actor: 'cli',
+    ...(sub === 'fund-for' ? { beneficiary: getAddress(values.address!.toLowerCase()) } : {}),
+  });
   printJson(context.io, fundingTransactionJson(row));
   return row.status === 'confirmed' ? 0 : 1;
 }

@@ -35,3 +35,26 @@ export class TransactionFailed extends AppError {
     super(502, 'TransactionFailed', message, options);
   }
 }
+
+/**
+ * An operator transaction that cannot be sent as asked (docs/signer.md, "Operations over the
+ * API"): the chain state or a cap says no, or the confirmation token is not usable. Always 409:
+ * the request was well formed, the state of the signer refuses it.
+ */
+export type OperationRefusal =
+  | 'InsufficientEth'
+  | 'CapExceeded'
+  | 'UnlockPending'
+  | 'NoUnlockPending'
+  | 'UnlockNotFinished'
+  | 'NothingToUnlock'
+  | 'NothingToWithdraw'
+  | 'WouldRevert'
+  | 'ConfirmationInvalid'
+  | 'ConfirmationUsed';
+
+export class OperationRefused extends AppError {
+  constructor(code: OperationRefusal, message: string, options?: AppErrorOptions) {
+    super(409, code, message, options);
+  }
+}

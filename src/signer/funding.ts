@@ -92,6 +92,8 @@ export interface ManualRequest {
   kind: FundingKind;
   depositWei?: bigint;
   reserveWei?: bigint;
+  /** fund only: the TicketBroker account to credit (fund-for); default SIGNER_FUND_FOR or self. */
+  beneficiary?: string;
   /** Who asked, for the audit log (`cli`, `acct_…`). */
   actor: string;
 }
@@ -183,26 +185,8 @@ export function createFunding(deps: FundingDeps): Funding {
     return inFlight;
   };
 
-  const callData = (request: ManualRequest, beneficiary: string) => {
-    const d = request.depositWei ?? 0n;
-    const r = request.reserveWei ?? 0n;
-    switch (request.kind) {
-      case 'fund':
-        return beneficiary === address
-          ? ticketBrokerInterface.encodeFunctionData('fundDepositAndReserve', [d, r])
-          : ticketBrokerInterface.encodeFunctionData('fundDepositAndReserveFor', [
-              beneficiary,
-              d,
-              r,
-            ]);
-      case 'unlock':
-        return ticketBrokerInterface.encodeFunctionData('unlock', []);
-      case 'cancel_unlock':
-        return ticketBrokerInterface.encodeFunctionData('cancelUnlock', []);
-      case 'withdraw':
-        return ticketBrokerInterface.encodeFunctionData('withdraw', []);
-    }
-  };
+  const callData = (request: ManualRequest, beneficiary: string) =>
+    operationCallData(request, address, beneficiary);
 
   /** intent → sign → sent → broadcast, under the lock held by the caller. */
   const send = async (
@@ -440,7 +424,8 @@ export function createFunding(deps: FundingDeps): Funding {
     },
     lastOutcome: () => outcome,
     async manual(chain, request) {
-      const beneficiary = request.kind === 'fund' ? (policy?.fundFor ?? address) : address;
+      const beneficiary =
+        request.kind === 'fund' ? (request.beneficiary ?? policy?.fundFor ?? address) : address;
       const deadline = Date.now() + LOCK_WAIT_MS;
       let id: string;
       for (;;) {
@@ -481,6 +466,28 @@ export function createFunding(deps: FundingDeps): Funding {
     latest: () => findLatestFunding(db, address),
     spentLastDayWei: () => sumFundingLastDay(db, address),
   };
+}
+
+/** The TicketBroker call of one operator transaction (also estimated by a preview). */
+export function operationCallData(
+  request: Pick<ManualRequest, 'kind' | 'depositWei' | 'reserveWei'>,
+  self: string,
+  beneficiary: string,
+): string {
+  const d = request.depositWei ?? 0n;
+  const r = request.reserveWei ?? 0n;
+  switch (request.kind) {
+    case 'fund':
+      return beneficiary === self
+        ? ticketBrokerInterface.encodeFunctionData('fundDepositAndReserve', [d, r])
+        : ticketBrokerInterface.encodeFunctionData('fundDepositAndReserveFor', [beneficiary, d, r]);
+    case 'unlock':
+      return ticketBrokerInterface.encodeFunctionData('unlock', []);
+    case 'cancel_unlock':
+      return ticketBrokerInterface.encodeFunctionData('cancelUnlock', []);
+    case 'withdraw':
+      return ticketBrokerInterface.encodeFunctionData('withdraw', []);
+  }
 }
 
 /** The contract's revert reason or the node's message, short and without request details. */

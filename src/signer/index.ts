@@ -20,10 +20,12 @@ import { signerRoutes } from './routes.ts';
 import { createSignerService } from './service.ts';
 import type { Signer as Service } from './service.ts';
 
-export type { FundingTransactionsTable } from './table.ts';
+export type { FundingTransactionsTable, SignerConfirmationsTable } from './table.ts';
 export type { ChainSnapshot, ContractAddresses, RpcStatus, SenderInfo } from './chain.ts';
 export type { PaymentSigner, Signer as SignerService, SignerStatus } from './service.ts';
 export type { FundingTransaction } from './queries.ts';
+export type { OperationPreview, OperationRequest, OperationResult } from './operations.ts';
+export { CONFIRMATION_TTL_MS } from './operations.ts';
 export { createSignerService } from './service.ts';
 export { fundingTransactionJson, signerStatusJson } from './schemas.ts';
 export type { SignerStatusJson } from './schemas.ts';
@@ -89,6 +91,7 @@ export async function createSigner(deps: SignerDeps): Promise<Signer> {
     log: deps.log,
     metrics: deps.metrics,
     events: deps.events,
+    ...(deps.clock === undefined ? {} : { clock: deps.clock }),
   });
   const remote = createRemoteSigner({
     db: deps.database.db,
@@ -113,6 +116,8 @@ export async function createSigner(deps: SignerDeps): Promise<Signer> {
     fundingHistory: (before, limit) => service.fundingHistory(before, limit),
     refresh: () => service.refresh(),
     operate: (request) => service.operate(request),
+    preview: (request) => service.preview(request),
+    execute: (kind, token, actor) => service.execute(kind, token, actor),
     remote: remote.service,
     routes(router) {
       signerRoutes(router, { signer: service, authenticator: deps.authenticator });

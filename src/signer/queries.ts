@@ -1,9 +1,15 @@
-// SQL of the funding journal (funding_transactions). Wei columns are numeric(78,0): strings
+// SQL of the funding journal (funding_transactions) and the operators' confirmations. Wei columns are numeric(78,0): strings
 // from both drivers, turned into bigint here.
 import { sql } from 'kysely';
-import type { Kysely } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import type { Database } from '../database.ts';
-import type { FundingKind, FundingOrigin, FundingStatus, FundingTransactionRow } from './table.ts';
+import type {
+  FundingKind,
+  FundingOrigin,
+  FundingStatus,
+  FundingTransactionRow,
+  SignerConfirmationsTable,
+} from './table.ts';
 
 export interface FundingTransaction {
   id: string;
@@ -252,4 +258,119 @@ export async function tryAdvisoryLock(db: Kysely<Database>, key: bigint): Promis
 
 export async function advisoryUnlock(db: Kysely<Database>, key: bigint): Promise<void> {
   await sql`select pg_advisory_unlock(${key})`.execute(db);
+}
+
+export interface NewConfirmation {
+  tokenHash: string;
+  kind: FundingKind;
+  actor: string;
+  beneficiary: string;
+  depositWei: bigint;
+  reserveWei: bigint;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+export interface Confirmation extends NewConfirmation {
+  usedAt: Date | null;
+  fundingId: string | null;
+  error: string | null;
+}
+
+function toConfirmation(row: Selectable<SignerConfirmationsTable>): Confirmation {
+  return {
+    tokenHash: row.token_hash,
+    kind: row.kind,
+    actor: row.actor,
+    beneficiary: row.beneficiary,
+    depositWei: BigInt(row.deposit_wei),
+    reserveWei: BigInt(row.reserve_wei),
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    usedAt: row.used_at,
+    fundingId: row.funding_id,
+    error: row.error,
+  };
+}
+
+export async function insertConfirmation(db: Kysely<Database>, c: NewConfirmation): Promise<void> {
+  await db
+    .insertInto('signer_confirmations')
+    .values({
+      token_hash: c.tokenHash,
+      kind: c.kind,
+      actor: c.actor,
+      beneficiary: c.beneficiary,
+      deposit_wei: c.depositWei.toString(),
+      reserve_wei: c.reserveWei.toString(),
+      created_at: c.createdAt,
+      expires_at: c.expiresAt,
+    })
+    .execute();
+  // Spent and expired tokens are of no use after a day; the journal and audit log keep the facts.
+  await db
+    .deleteFrom('signer_confirmations')
+    .where('expires_at', '<', new Date(c.createdAt.getTime() - 86_400_000))
+    .execute();
+}
+
+/**
+ * Claims an unused, unexpired token of this kind and caller once: the one UPDATE that makes
+ * execution idempotent. A token presented on the wrong path or by another caller stays unused.
+ */
+export async function claimConfirmation(
+  db: Kysely<Database>,
+  claim: { tokenHash: string; kind: FundingKind; actor: string; now: Date },
+): Promise<Confirmation | null> {
+  const { tokenHash, now } = claim;
+  const row = await db
+    .updateTable('signer_confirmations')
+    .set({ used_at: now })
+    .where('token_hash', '=', tokenHash)
+    .where('kind', '=', claim.kind)
+    .where('actor', '=', claim.actor)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', now)
+    .returningAll()
+    .executeTakeFirst();
+  return row === undefined ? null : toConfirmation(row);
+}
+
+export async function findConfirmation(
+  db: Kysely<Database>,
+  tokenHash: string,
+): Promise<Confirmation | null> {
+  const row = await db
+    .selectFrom('signer_confirmations')
+    .selectAll()
+    .where('token_hash', '=', tokenHash)
+    .executeTakeFirst();
+  return row === undefined ? null : toConfirmation(row);
+}
+
+export async function finishConfirmation(
+  db: Kysely<Database>,
+  tokenHash: string,
+  outcome: { fundingId: string } | { error: string },
+): Promise<void> {
+  await db
+    .updateTable('signer_confirmations')
+    .set('fundingId' in outcome ? { funding_id: outcome.fundingId } : { error: outcome.error })
+    .where('token_hash', '=', tokenHash)
+    .execute();
+}
+
+/** Failed journal rows of the last 24 hours (database clock), for the metrics scrape. */
+export async function countFailedFundingLastDay(
+  db: Kysely<Database>,
+  fromAddress: string,
+): Promise<number> {
+  const row = await db
+    .selectFrom('funding_transactions')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('from_address', '=', fromAddress)
+    .where('status', '=', 'failed')
+    .where('created_at', '>', sql<Date>`now() - interval '24 hours'`)
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
 }

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import type { SenderInfo } from './chain.ts';
 import type { FundingTransaction } from './queries.ts';
+import type { OperationPreview } from './operations.ts';
 import type { SignerStatus } from './service.ts';
 
 const decimal = z.string().regex(/^\d+$/);
@@ -232,5 +233,115 @@ export function signerStatusJson(s: SignerStatus): SignerStatusJson {
                 : fundingTransactionJson(s.funding.lastTransaction),
           },
     warnings: s.warnings,
+  };
+}
+
+// POST /v1/signer/{fund,fund-for,unlock,cancel-unlock,withdraw}: `dry_run: true` previews
+// (amounts, gas, caps, a confirmation token); `confirmation_token` alone executes the preview.
+const MAX_UINT256 = (1n << 256n) - 1n;
+const weiAmount = z
+  .string()
+  .regex(/^\d{1,78}$/, 'expected an amount in wei (a whole number as a string)')
+  .refine((v) => !/^\d+$/.test(v) || BigInt(v) <= MAX_UINT256, 'exceeds uint256');
+const confirmationToken = z
+  .string()
+  .regex(/^sgc_[A-Za-z0-9_-]{43}$/, 'expected the confirmation_token of a preview');
+
+function twoStep<T extends z.ZodRawShape>(shape: T) {
+  return z
+    .strictObject({
+      dry_run: z.boolean().optional(),
+      confirmation_token: confirmationToken.optional(),
+      ...shape,
+    })
+    .superRefine((parsed, ctx) => {
+      const body = parsed as Record<string, unknown>;
+      const rest = Object.keys(shape).filter((k) => body[k] !== undefined);
+      if (body.dry_run === true) {
+        if (body.confirmation_token !== undefined)
+          ctx.addIssue({
+            code: 'custom',
+            message: 'a preview (dry_run) takes no confirmation_token',
+          });
+      } else if (body.confirmation_token === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'send dry_run: true to preview, then the confirmation_token it returns',
+        });
+      } else if (rest.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `executing takes only the confirmation_token (the preview fixed ${rest.join(', ')})`,
+        });
+      }
+    });
+}
+
+export const operationBodies = {
+  fund: twoStep({ deposit_wei: weiAmount.optional(), reserve_wei: weiAmount.optional() }),
+  'fund-for': twoStep({
+    beneficiary: address.optional(),
+    deposit_wei: weiAmount.optional(),
+    reserve_wei: weiAmount.optional(),
+  }),
+  unlock: twoStep({}),
+  'cancel-unlock': twoStep({}),
+  withdraw: twoStep({}),
+};
+
+const capSchema = z.object({
+  name: z.enum(['max_per_tx', 'max_per_day', 'gas_reserve']),
+  limit_wei: decimal,
+  after_wei: z.string().regex(/^-?\d+$/),
+  ok: z.boolean(),
+  explanation: z.string(),
+});
+
+export const operationPreviewSchema = z.object({
+  operation: z.enum(['fund', 'unlock', 'cancel_unlock', 'withdraw']),
+  from: address,
+  beneficiary: address,
+  deposit_wei: decimal,
+  reserve_wei: decimal,
+  value_wei: decimal,
+  gas: z.object({ limit: decimal, price_wei: decimal, cost_wei: decimal }),
+  eth_wei: decimal,
+  caps: z.array(capSchema),
+  notes: z.array(z.string()),
+  confirmation_token: z.string(),
+  expires_at: time,
+});
+
+export const operationResultSchema = z.object({
+  transaction: fundingTransactionSchema,
+  replayed: z.boolean(),
+});
+
+export const operationResponseSchema = z.union([operationPreviewSchema, operationResultSchema]);
+
+export function operationPreviewJson(p: OperationPreview): z.infer<typeof operationPreviewSchema> {
+  return {
+    operation: p.kind,
+    from: p.from,
+    beneficiary: p.beneficiary,
+    deposit_wei: p.depositWei.toString(),
+    reserve_wei: p.reserveWei.toString(),
+    value_wei: p.valueWei.toString(),
+    gas: {
+      limit: p.gasLimit.toString(),
+      price_wei: p.gasPriceWei.toString(),
+      cost_wei: p.gasCostWei.toString(),
+    },
+    eth_wei: p.ethWei.toString(),
+    caps: p.caps.map((c) => ({
+      name: c.name,
+      limit_wei: c.limitWei.toString(),
+      after_wei: c.afterWei.toString(),
+      ok: c.ok,
+      explanation: c.explanation,
+    })),
+    notes: p.notes,
+    confirmation_token: p.confirmationToken,
+    expires_at: p.expiresAt.toISOString(),
   };
 }

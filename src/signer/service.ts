@@ -9,6 +9,8 @@ import type { Config } from '../config.ts';
 import type { Database } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Metrics } from '../platform/metrics.ts';
+import { systemClock } from '../platform/clock.ts';
+import type { Clock } from '../platform/clock.ts';
 import { createChainView } from './chain.ts';
 import type {
   ChainSnapshot,
@@ -21,9 +23,12 @@ import { SignerUnavailable } from './errors.ts';
 import { createFunding } from './funding.ts';
 import type { Funding, ManualRequest, PolicyOutcome } from './funding.ts';
 import { openKeystore } from './keystore.ts';
+import { createOperations } from './operations.ts';
+import type { OperationPreview, OperationRequest, OperationResult } from './operations.ts';
 import { createMessageSigner, createSigningPool } from './signing.ts';
-import { pageFunding } from './queries.ts';
+import { countFailedFundingLastDay, pageFunding } from './queries.ts';
 import type { FundingTransaction } from './queries.ts';
+import type { FundingKind } from './table.ts';
 
 /** What the remote-signer protocol (part 2) signs with. Never exposes the private key. */
 export interface PaymentSigner {
@@ -69,6 +74,10 @@ export interface Signer {
   refresh(): Promise<ChainSnapshot>;
   /** One operator transaction, journaled and audited; waits until it is mined. */
   operate(request: ManualRequest): Promise<FundingTransaction>;
+  /** Step one over the API: what an operation would do and cost, and its confirmation token. */
+  preview(request: OperationRequest): Promise<OperationPreview>;
+  /** Step two: sends the previewed operation once, however often the token is presented. */
+  execute(kind: FundingKind, token: string, actor: string): Promise<OperationResult>;
   /** Starts the chain poll and the funding policy (serve only). */
   start(): void;
   stop(): Promise<void>;
@@ -81,6 +90,7 @@ export interface SignerServiceDeps {
   metrics?: Metrics;
   /** Outbound events (notifications), for the funding policy's alerts. */
   events?: EventSink;
+  clock?: Clock;
 }
 
 export async function createSignerService(deps: SignerServiceDeps): Promise<Signer> {
@@ -189,7 +199,7 @@ export async function createSignerService(deps: SignerServiceDeps): Promise<Sign
     return warnings;
   };
 
-  if (deps.metrics !== undefined)
+  if (deps.metrics !== undefined) {
     registerGauges(
       deps.metrics,
       () => view?.snapshot() ?? null,
@@ -200,6 +210,17 @@ export async function createSignerService(deps: SignerServiceDeps): Promise<Sign
           funding?.lastOutcome() ?? null,
         ).length,
     );
+    registerFundingGauges(deps.metrics, {
+      policy: config.funding,
+      failedLastDay: async () =>
+        wallet === null ? 0 : countFailedFundingLastDay(db, wallet.address),
+      blocked: () => {
+        const state = funding?.lastOutcome().state;
+        return state === 'capped' || state === 'insufficient_eth' || state === 'error';
+      },
+      log,
+    });
+  }
 
   const requireView = () => {
     if (view === null)
@@ -219,6 +240,34 @@ export async function createSignerService(deps: SignerServiceDeps): Promise<Sign
         },
       );
     }
+  };
+
+  const operate = async (request: ManualRequest) => {
+    const v = requireView();
+    await refresh();
+    const result = await funding!.manual(v.chain()!, request);
+    await v.refresh().catch(() => undefined);
+    return result;
+  };
+  const operations =
+    wallet === null
+      ? null
+      : createOperations({
+          db,
+          clock: deps.clock ?? systemClock,
+          address: wallet.address,
+          policy: config.funding,
+          gasReserveWei: config.gasReserveWei,
+          chain: async () => {
+            await refresh();
+            return requireView().chain()!;
+          },
+          spentLastDayWei: () => funding!.spentLastDayWei(),
+          operate,
+        });
+  const requireOperations = () => {
+    requireView();
+    return operations!;
   };
 
   return {
@@ -255,13 +304,9 @@ export async function createSignerService(deps: SignerServiceDeps): Promise<Sign
     // Every row of the journal, whichever key wrote it: history survives a key rotation.
     fundingHistory: (before, limit) => pageFunding(db, before, limit),
     refresh,
-    async operate(request) {
-      const v = requireView();
-      await refresh();
-      const result = await funding!.manual(v.chain()!, request);
-      await v.refresh().catch(() => undefined);
-      return result;
-    },
+    operate,
+    preview: (request) => requireOperations().preview(request),
+    execute: (kind, token, actor) => requireOperations().execute(kind, token, actor),
     start() {
       view?.start();
     },
@@ -305,6 +350,59 @@ function registerGauges(
     registers: [metrics.registry],
     collect() {
       this.set(warnings());
+    },
+  });
+}
+
+/** What the alert rules compare against (deploy/prometheus/tollhouse-rules.yml). */
+function registerFundingGauges(
+  metrics: Metrics,
+  deps: {
+    policy: Config['signer']['funding'];
+    failedLastDay: () => Promise<number>;
+    blocked: () => boolean;
+    log: Logger;
+  },
+) {
+  const registers = [metrics.registry];
+  const floor = (target: bigint, percent: number) => Number((target * BigInt(percent)) / 100n);
+  // Without a policy there is no floor: the gauges stay absent rather than report 0.
+  new Gauge({
+    name: 'tollhouse_signer_deposit_floor_wei',
+    help: 'Deposit below which the funding policy refills (SIGNER_TARGET_DEPOSIT_WEI × SIGNER_REFILL_THRESHOLD_PERCENT)',
+    registers,
+    collect() {
+      const p = deps.policy;
+      if (p !== null) this.set(floor(p.targetDepositWei, p.refillThresholdPercent));
+    },
+  });
+  new Gauge({
+    name: 'tollhouse_signer_reserve_floor_wei',
+    help: 'Reserve below which the funding policy refills (SIGNER_TARGET_RESERVE_WEI × SIGNER_REFILL_THRESHOLD_PERCENT)',
+    registers,
+    collect() {
+      const p = deps.policy;
+      if (p !== null) this.set(floor(p.targetReserveWei, p.refillThresholdPercent));
+    },
+  });
+  new Gauge({
+    name: 'tollhouse_signer_funding_failed_last_day',
+    help: 'Funding journal rows (policy and manual) that failed in the last 24 hours',
+    registers,
+    async collect() {
+      try {
+        this.set(await deps.failedLastDay());
+      } catch (error) {
+        deps.log.warn({ err: error }, 'could not count failed funding transactions');
+      }
+    },
+  });
+  new Gauge({
+    name: 'tollhouse_signer_funding_blocked',
+    help: '1 when the last funding policy run could not fund (daily cap used up, ETH at the gas reserve, or an error)',
+    registers,
+    collect() {
+      this.set(deps.blocked() ? 1 : 0);
     },
   });
 }

@@ -32,3 +32,18 @@ export interface FundingTransactionsTable {
 
 export type FundingTransactionRow = Selectable<FundingTransactionsTable>;
 export type NewFundingTransactionRow = Insertable<FundingTransactionsTable>;
+
+/** db/migrations/0056_create_signer_confirmations.ts */
+export interface SignerConfirmationsTable {
+  token_hash: string;
+  kind: FundingKind;
+  actor: string;
+  beneficiary: string;
+  deposit_wei: Wei;
+  reserve_wei: Wei;
+  created_at: Date;
+  expires_at: Date;
+  used_at: Date | null;
+  funding_id: string | null;
+  error: string | null;
+}

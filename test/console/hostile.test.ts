@@ -400,4 +400,50 @@ describe('console sign-in and headers', () => {
     expect(url.searchParams.get('redirect_uri')).toBe(`${t.url}/console/callback`);
     expect(url.searchParams.get('client_id')).toBe('tollhouse-console');
   });
+
+  it('refuses hostile signer actions: no CSRF, a customer, bad operations, amounts and tokens', async () => {
+    const journal = async () =>
+      (await t.app.database.db.selectFrom('funding_transactions').select('id').execute()).length;
+    const before = await journal();
+    const fund = { operation: 'fund', deposit_eth: '0.1' };
+    const noCsrf = await post(t, operator, '/console/admin/signer/preview', fund);
+    expect(noCsrf.status).toBe(403);
+    expect(noCsrf.text).toContain('could not be verified');
+    const asCustomer = await post(t, customer, '/console/admin/signer/preview', {
+      ...fund,
+      csrf: customer.csrf,
+    });
+    expect(asCustomer.status).toBe(403);
+    for (const fields of [
+      { operation: 'launch' },
+      { operation: '' },
+      { operation: 'fund', deposit_eth: '1e18' },
+      { operation: 'fund', deposit_eth: '-1' },
+      { operation: 'fund', deposit_eth: '0.1234567890123456789' },
+      { operation: 'fund', deposit_eth: '<script>alert(1)</script>' },
+    ] as Array<Record<string, string>>) {
+      const response = await post(t, operator, '/console/admin/signer/preview', {
+        ...fields,
+        csrf: operator.csrf,
+      });
+      expect(response.status, JSON.stringify(fields)).toBe(400);
+      expect(response.text).not.toContain('<script>alert(1)</script>');
+    }
+    // Well formed, but this app's signer is off: the API's 503 is shown, nothing is sent.
+    const off = await post(t, operator, '/console/admin/signer/preview', {
+      ...fund,
+      csrf: operator.csrf,
+    });
+    expect(off.status).toBe(503);
+    expect(off.text).toContain('The payment signer is disabled');
+    for (const token of ['', 'sgc_x', `sgc_${'a'.repeat(43)}`]) {
+      const response = await post(t, operator, '/console/admin/signer/confirm', {
+        operation: 'fund',
+        confirmation_token: token,
+        csrf: operator.csrf,
+      });
+      expect([400, 409, 503], token).toContain(response.status);
+    }
+    expect(await journal()).toBe(before);
+  });
 });

@@ -404,6 +404,13 @@ const rows: Record<string, Row> = {
   },
   'GET /v1/signer': { request: () => ({ path: '/v1/signer' }), noIds: true },
   'GET /v1/signer/funding': { request: () => ({ path: '/v1/signer/funding' }), noIds: true },
+  // The signer is off in this app: an allowed caller's empty body is a 400 before any chain read.
+  ...Object.fromEntries(
+    ['fund', 'fund-for', 'unlock', 'cancel-unlock', 'withdraw'].map((op) => [
+      `POST /v1/signer/${op}`,
+      { request: () => ({ path: `/v1/signer/${op}`, body: {} }), noIds: true },
+    ]),
+  ),
   'GET /v1/plans': { request: () => ({ path: '/v1/plans' }), noIds: true },
   'POST /v1/plans': { request: () => ({ path: '/v1/plans', body: { name: 'p' } }), noIds: true },
   'GET /v1/plans/{id}': { request: () => ({ path: `/v1/plans/${planId}` }), noIds: true },

@@ -344,7 +344,12 @@ const GO_LIVEPEER_PATHS = [
 
 function problem(answer: Answer, path = ''): string | null {
   const goLivepeer = GO_LIVEPEER_PATHS.some((p) => path === p || path.startsWith(`${p}?`));
-  const signerOff = goLivepeer && answer.status === 503 && /no keystore/.test(answer.text);
+  // The signer's operator transactions (POST /v1/signer/…) document the same 503 when off.
+  const signerOff =
+    answer.status === 503 &&
+    ((goLivepeer && /no keystore/.test(answer.text)) ||
+      (/^\/v1\/signer\/[a-z-]+$/.test(path) &&
+        /"ServiceUnavailable".*payment signer is disabled/.test(answer.text)));
   if (answer.status >= 500 && !signerOff) {
     return `status ${answer.status}: ${answer.text.slice(0, 200)}`;
   }

@@ -10,6 +10,7 @@ import type { App } from '../../src/app.ts';
 import type { DatabaseHandle } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import type { Logger } from '../../src/platform/log.ts';
+import type { Clock } from '../../src/platform/clock.ts';
 import { startServer } from '../../src/platform/server.ts';
 import type { RunningServer } from '../../src/platform/server.ts';
 import { writeKeystore } from '../../src/signer/index.ts';
@@ -63,9 +64,10 @@ export async function startSignerApp(
   database: DatabaseHandle,
   env: Record<string, string>,
   log: Logger = createLogger({ level: 'silent' }),
+  clock?: Clock,
 ): Promise<RunningApp> {
   const config = testConfig({ PORT: '1', ...env });
-  const app = await createApp({ config, log, database });
+  const app = await createApp({ config, log, database, ...(clock === undefined ? {} : { clock }) });
   const server = await startServer(app.handler, {
     host: '127.0.0.1',
     port: 0,

@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { parseEther } from 'ethers';
+import { Wallet, parseEther } from 'ethers';
 import { describe, expect, it, vi } from 'vitest';
 import { createDatabase } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
@@ -201,6 +201,17 @@ describe('tollhouse signer commands', () => {
       deposit_wei: '3000',
       reserve_wei: '2000',
     });
+    // fund-for credits another account (fundDepositAndReserveFor), journaled like fund.
+    const gateway = Wallet.createRandom().address;
+    const fundFor = await cli('fund-for', '--address', gateway.toLowerCase(), '--deposit', '700');
+    expect(fundFor.code).toBe(0);
+    expect(JSON.parse(fundFor.stdout)).toMatchObject({
+      kind: 'fund',
+      beneficiary: gateway,
+      status: 'confirmed',
+      deposit_wei: '700',
+    });
+    expect(await senderInfo(chain.livepeer, gateway)).toMatchObject({ deposit: 700n });
     expect((await cli('unlock')).code).toBe(0);
     const unlocking = JSON.parse((await cli('status')).stdout) as {
       chain: { sender: { unlock_in_progress: boolean; withdraw_round: string } };
@@ -239,6 +250,10 @@ describe('tollhouse signer commands', () => {
       ['fund'],
       ['fund', '--deposit', '0', '--reserve', '0'],
       ['fund', '--bogus', '1'],
+      ['fund', '--address', '0x0000000000000000000000000000000000000001', '--deposit', '1'],
+      ['fund-for', '--deposit', '1'],
+      ['fund-for', '--address', '0x1234', '--deposit', '1'],
+      ['unlock', '--address', '0x0000000000000000000000000000000000000001'],
       ['launch'],
     ]) {
       const result = await runCli(['signer', ...args], env);

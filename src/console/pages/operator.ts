@@ -1,11 +1,15 @@
 // Operator pages: plans and prices, every account's usage, month close, the payment signer and
-// health. Read-only views of /v1 (and /readyz), shown only to sessions with the admin scope.
+// health. Views of /v1 (and /readyz), shown only to sessions with the admin scope; the signer
+// page also acts (fund, fund for, unlock, cancel unlock, withdraw) through POST /v1/signer/….
 import type { ApiClient } from '../api.ts';
-import { ok } from '../framework.ts';
-import type { createFramework } from '../framework.ts';
+import { formatEther, parseEther } from 'ethers';
+import { apiMessage, field, ok } from '../framework.ts';
+import type { ApiResponse } from '../api.ts';
+import type { PageContext, PageResult, createFramework } from '../framework.ts';
 import { html } from '../../platform/html.ts';
 import type { Html } from '../../platform/html.ts';
-import { eth, notice, table, usd, when } from '../views.ts';
+import { csrfField, eth, notice, table, usd, when } from '../views.ts';
+import type { Viewer } from '../views.ts';
 import { usageCsv, usageView } from './usage.ts';
 
 interface Plan {
@@ -120,28 +124,87 @@ export function operatorPages(framework: ReturnType<typeof createFramework>, api
     admin,
   );
 
-  framework.page(
-    '/console/admin/signer',
-    async (pc) => {
-      // Older pages of the journal through ?funding_cursor=; anything but an id is ignored.
-      const raw = pc.ctx.query.funding_cursor;
-      const cursor = typeof raw === 'string' && /^ftx_[0-9A-Za-z]{22}$/.test(raw) ? raw : null;
-      const [status, funding] = await Promise.all([
-        pc.api('GET', '/v1/signer'),
-        pc.api(
-          'GET',
-          `/v1/signer/funding?limit=${FUNDING_PAGE}${cursor === null ? '' : `&cursor=${cursor}`}`,
-        ),
-      ]);
+  // The signer page: status, the operator's actions (each previewed, then confirmed), the
+  // funding journal. Rendered again, with the outcome on top, after an action.
+  const signerPage = async (
+    pc: PageContext,
+    outcome: { error?: string; success?: string; status?: number } = {},
+  ): Promise<PageResult> => {
+    // Older pages of the journal through ?funding_cursor=; anything but an id is ignored.
+    const raw = pc.ctx.query.funding_cursor;
+    const cursor = typeof raw === 'string' && /^ftx_[0-9A-Za-z]{22}$/.test(raw) ? raw : null;
+    const [status, funding] = await Promise.all([
+      pc.api('GET', '/v1/signer'),
+      pc.api(
+        'GET',
+        `/v1/signer/funding?limit=${FUNDING_PAGE}${cursor === null ? '' : `&cursor=${cursor}`}`,
+      ),
+    ]);
+    const s = ok(status).body as SignerStatus;
+    return {
+      title: 'Signer',
+      active: 'signer',
+      ...(outcome.status === undefined ? {} : { status: outcome.status }),
+      body: html`${notice('error', outcome.error ?? null)}${notice('success', outcome.success ?? null)}
+      ${signerBody(s, ok(funding).body as FundingPage, cursor !== null)}
+      ${s.enabled ? signerActions(pc.viewer, s) : ''}`,
+    };
+  };
+
+  framework.page('/console/admin/signer', (pc) => signerPage(pc), admin);
+
+  // Step one: the API's preview (amounts, gas, caps) and a form that confirms exactly it.
+  framework.action(
+    '/console/admin/signer/preview',
+    async (ac) => {
+      const op = field(ac.form, 'operation');
+      if (!isOperation(op)) return signerPage(ac, { error: 'Choose an operation.', status: 400 });
+      const body: Record<string, unknown> = { dry_run: true };
+      if (op === 'fund' || op === 'fund-for') {
+        const deposit = weiOf(field(ac.form, 'deposit_eth'));
+        const reserve = weiOf(field(ac.form, 'reserve_eth'));
+        if (deposit === null || reserve === null) {
+          return signerPage(ac, {
+            error: 'Amounts are in ETH, e.g. 0.5 (at most 18 decimals), or left empty.',
+            status: 400,
+          });
+        }
+        if (deposit !== '0') body.deposit_wei = deposit;
+        if (reserve !== '0') body.reserve_wei = reserve;
+      }
+      if (op === 'fund-for') body.beneficiary = field(ac.form, 'beneficiary');
+      const response = await ac.api('POST', `/v1/signer/${op}`, body);
+      if (response.status !== 200) {
+        return signerPage(ac, { error: apiMessage(response), status: refusedStatus(response) });
+      }
       return {
-        title: 'Signer',
+        title: 'Confirm signer operation',
         active: 'signer',
-        body: signerBody(
-          ok(status).body as SignerStatus,
-          ok(funding).body as FundingPage,
-          cursor !== null,
-        ),
+        body: confirmBody(ac.viewer, op, response.body as OperationPreview),
       };
+    },
+    admin,
+  );
+
+  // Step two: sends what the preview showed (once, however often the form is posted).
+  framework.action(
+    '/console/admin/signer/confirm',
+    async (ac) => {
+      const op = field(ac.form, 'operation');
+      const token = field(ac.form, 'confirmation_token');
+      if (!isOperation(op)) return signerPage(ac, { error: 'Choose an operation.', status: 400 });
+      const response = await ac.api('POST', `/v1/signer/${op}`, { confirmation_token: token });
+      if (response.status !== 200) {
+        return signerPage(ac, { error: apiMessage(response), status: refusedStatus(response) });
+      }
+      const { transaction: t, replayed } = response.body as {
+        transaction: FundingTx;
+        replayed: boolean;
+      };
+      const said = `${t.kind.replace('_', ' ')} ${t.status}${t.tx_hash === null ? '' : ` in ${t.tx_hash}`}${replayed ? ' (already sent from this confirmation; nothing was sent again)' : ''}.`;
+      return t.status === 'confirmed' || t.status === 'sent'
+        ? signerPage(ac, { success: `Done: ${said}` })
+        : signerPage(ac, { error: `Not done: ${said}${t.error === null ? '' : ` ${t.error}`}` });
     },
     admin,
   );
@@ -360,6 +423,7 @@ interface SignerStatus {
       target_deposit_wei: string;
       target_reserve_wei: string;
       refill_threshold_percent: number;
+      max_per_tx_wei: string;
       max_per_day_wei: string;
     } | null;
     gas_reserve_wei: string;
@@ -497,4 +561,224 @@ function signerBody(s: SignerStatus, funding: FundingPage, older: boolean): Html
           : ''
       }
     </section>`;
+}
+
+const OPERATIONS = ['fund', 'fund-for', 'unlock', 'cancel-unlock', 'withdraw'] as const;
+type Operation = (typeof OPERATIONS)[number];
+const isOperation = (value: string): value is Operation =>
+  (OPERATIONS as readonly string[]).includes(value);
+
+const OPERATION_LABELS: Record<Operation, string> = {
+  fund: 'Fund the deposit and reserve',
+  'fund-for': 'Fund another account',
+  unlock: 'Unlock',
+  'cancel-unlock': 'Cancel the unlock',
+  withdraw: 'Withdraw',
+};
+
+interface OperationPreview {
+  operation: string;
+  from: string;
+  beneficiary: string;
+  deposit_wei: string;
+  reserve_wei: string;
+  value_wei: string;
+  gas: { limit: string; price_wei: string; cost_wei: string };
+  eth_wei: string;
+  caps: Array<{
+    name: string;
+    limit_wei: string;
+    after_wei: string;
+    ok: boolean;
+    explanation: string;
+  }>;
+  notes: string[];
+  confirmation_token: string;
+  expires_at: string;
+}
+
+/** "0.5" ETH → wei as a decimal string; '' is 0; null when it is not an amount. */
+function weiOf(text: string): string | null {
+  if (text === '') return '0';
+  if (!/^\d{1,60}(\.\d{1,18})?$/.test(text)) return null;
+  return parseEther(text).toString();
+}
+
+/** The API's refusals keep their status (409 is a state the operator can change); 5xx → 503. */
+function refusedStatus(response: ApiResponse): number {
+  return response.status >= 500 ? 503 : response.status;
+}
+
+/** "0.01 ETH (10000000000000000 wei)": both, since caps and gas are set in wei. */
+function ethAndWei(wei: string): string {
+  return `${formatEther(BigInt(wei))} ETH (${wei} wei)`;
+}
+
+function signerActions(viewer: Viewer, s: SignerStatus): Html {
+  const policy = s.funding?.policy ?? null;
+  const sender = s.chain?.sender;
+  const caps = html`<ul class="hint" id="signer-caps">
+    ${
+      policy === null
+        ? html`<li>
+            No per-transaction or daily cap: automatic funding is off (set the SIGNER_TARGET_*
+            settings to have them).
+          </li>`
+        : html`<li>
+              One transaction sends at most ${eth(policy.max_per_tx_wei)} (SIGNER_MAX_PER_TX_WEI).
+            </li>
+            <li>
+              Funding sends at most ${eth(policy.max_per_day_wei)} in any 24 hours
+              (SIGNER_MAX_PER_DAY_WEI), automatic and manual together;
+              ${s.funding === null ? '' : eth(s.funding.spent_last_day_wei)} sent so far.
+            </li>`
+    }
+    ${
+      s.funding === null
+        ? ''
+        : html`<li>
+            ${eth(s.funding.gas_reserve_wei)} of ETH always stays for gas (SIGNER_GAS_RESERVE_WEI).
+          </li>`
+    }
+  </ul>`;
+  const amounts = (prefix: string) =>
+    html`<label for="${prefix}-deposit">Deposit (ETH)</label>
+      <input
+        id="${prefix}-deposit"
+        name="deposit_eth"
+        type="text"
+        inputmode="decimal"
+        placeholder="0.5"
+      />
+      <label for="${prefix}-reserve">Reserve (ETH)</label>
+      <input
+        id="${prefix}-reserve"
+        name="reserve_eth"
+        type="text"
+        inputmode="decimal"
+        placeholder="0.25"
+      />`;
+  const simple = (op: Operation, why: string, enabled: boolean) =>
+    html`<form method="post" action="/console/admin/signer/preview">
+      ${csrfField(viewer)}
+      <input type="hidden" name="operation" value="${op}" />
+      <p class="hint">${why}</p>
+      <button type="submit" class="secondary" ${enabled ? '' : 'disabled'}>
+        ${OPERATION_LABELS[op]}…
+      </button>
+    </form>`;
+  const unlocking = sender?.unlock_in_progress === true;
+  const held = sender !== undefined && BigInt(sender.deposit_wei) + BigInt(sender.reserve_wei) > 0n;
+  return html`<section class="card" aria-labelledby="sg-act">
+    <h2 id="sg-act">Act</h2>
+    <p>
+      Each action shows its amounts, estimated gas and the caps first; nothing is sent until you
+      confirm. Every transaction lands in the funding history below and in the audit log.
+    </p>
+    <div class="cards">
+      <section aria-labelledby="act-fund">
+        <h3 id="act-fund">Fund</h3>
+        <form method="post" action="/console/admin/signer/preview">
+          ${csrfField(viewer)}
+          <input type="hidden" name="operation" value="fund" />
+          ${amounts('fund')}
+          <button type="submit">Preview funding…</button>
+        </form>
+        ${caps}
+      </section>
+      <section aria-labelledby="act-fund-for">
+        <h3 id="act-fund-for">Fund another account</h3>
+        <form method="post" action="/console/admin/signer/preview">
+          ${csrfField(viewer)}
+          <input type="hidden" name="operation" value="fund-for" />
+          <label for="fund-for-beneficiary">Account (0x address)</label>
+          <input
+            id="fund-for-beneficiary"
+            name="beneficiary"
+            type="text"
+            required
+            pattern="0x[0-9a-fA-F]{40}"
+            autocomplete="off"
+          />
+          <p class="hint">
+            fundDepositAndReserveFor: credits that account's deposit and reserve (a self-keyed
+            go-livepeer gateway), paid from the signer's ETH. The same caps apply.
+          </p>
+          ${amounts('fund-for')}
+          <button type="submit">Preview funding…</button>
+        </form>
+      </section>
+      <section aria-labelledby="act-unlock">
+        <h3 id="act-unlock">Unlock and withdraw</h3>
+        ${
+          unlocking
+            ? html`${simple('withdraw', `Withdrawable from round ${sender?.withdraw_round}: the deposit and reserve go back to the signer.`, true)}
+              ${simple('cancel-unlock', 'Keep the deposit and reserve locked, for tickets again.', true)}`
+            : simple(
+                'unlock',
+                'Starts the unlock period; tickets stop being accepted by orchestrators meanwhile.',
+                held,
+              )
+        }
+      </section>
+    </div>
+  </section>`;
+}
+
+function confirmBody(viewer: Viewer, op: Operation, p: OperationPreview): Html {
+  const funds = p.operation === 'fund';
+  return html`<section class="card" aria-labelledby="confirm-h">
+    <h2 id="confirm-h">Confirm: ${OPERATION_LABELS[op]}</h2>
+    <p>Nothing has been sent yet. Check the figures, then confirm before ${when(p.expires_at)}.</p>
+    <dl class="facts" id="signer-preview">
+      <dt>From</dt>
+      <dd>${p.from}</dd>
+      ${
+        funds
+          ? html`<dt>Credited account</dt>
+              <dd id="preview-beneficiary">${p.beneficiary}</dd>
+              <dt>Deposit</dt>
+              <dd id="preview-deposit">${ethAndWei(p.deposit_wei)}</dd>
+              <dt>Reserve</dt>
+              <dd id="preview-reserve">${ethAndWei(p.reserve_wei)}</dd>
+              <dt>Sent with the call</dt>
+              <dd id="preview-value">${ethAndWei(p.value_wei)}</dd>`
+          : ''
+      }
+      <dt>Estimated gas</dt>
+      <dd id="preview-gas">
+        ${p.gas.limit} gas at up to ${p.gas.price_wei} wei: at most ${ethAndWei(p.gas.cost_wei)}
+      </dd>
+      <dt>Signer's ETH now</dt>
+      <dd>${ethAndWei(p.eth_wei)}</dd>
+    </dl>
+    ${
+      p.caps.length === 0
+        ? html`<p class="hint">No funding cap applies to this operation (it moves no ETH).</p>`
+        : table(
+            'Caps that apply',
+            ['Cap', 'Limit', 'After this', 'Within'],
+            p.caps.map((c) => [
+              c.explanation,
+              eth(c.limit_wei),
+              eth(c.after_wei),
+              c.ok ? 'yes' : 'no',
+            ]),
+          )
+    }
+    ${
+      p.notes.length === 0
+        ? ''
+        : html`<ul>
+            ${p.notes.map((n) => html`<li>${n}</li>`)}
+          </ul>`
+    }
+    <form method="post" action="/console/admin/signer/confirm">
+      ${csrfField(viewer)}
+      <input type="hidden" name="operation" value="${op}" />
+      <input type="hidden" name="confirmation_token" value="${p.confirmation_token}" />
+      <button type="submit" class="danger">Confirm and send</button>
+      <a class="button secondary" href="/console/admin/signer">Cancel</a>
+    </form>
+  </section>`;
 }
