@@ -22,7 +22,7 @@
 // --baseline DIR: also serves the tollhouse of another checkout (e.g. `git worktree add
 // /tmp/base main`, with node_modules) on the same database and key, measured in the same
 // slices: a change's before and after under the same machine load.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -385,9 +385,7 @@ try {
     console.log(
       `  bare Node proxy (no auth, limits, metering): ${fmt(floor)} | ${(floor.rps / direct.rps).toFixed(2)}× of direct; CPU µs per request: ${cpuFmt(floor)}`,
     );
-    console.log(
-      `  GET /healthz: tollhouse ${fmt(healthz)}; bare http handler ${fmt(bareHealthz)}`,
-    );
+    console.log(`  GET /healthz: tollhouse ${fmt(healthz)}; bare http handler ${fmt(bareHealthz)}`);
     rows.push(
       `round ${round}: direct ${fmt(direct)} | front door ${fmt(front)} | throughput ${(front.rps / direct.rps).toFixed(2)}× of direct, added p50 ${(front.p50 - direct.p50).toFixed(3)} ms`,
     );
@@ -440,9 +438,7 @@ try {
     `\n${perSlice * SLICES} requests per target and round in ${SLICES} alternating slices, ${CONNECTIONS} connections, node ${process.version}, ${os.cpus().length} CPUs, load average ${os
       .loadavg()
       .map((l) => l.toFixed(1))
-      .join(
-        ' ',
-      )}`,
+      .join(' ')}`,
   );
 } finally {
   for (const child of children) child.kill('SIGTERM');

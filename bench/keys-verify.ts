@@ -158,7 +158,12 @@ const tallies: Record<string, Tally> = {};
 const measure = async (key: string, count: number) => {
   const { origin: o, requests } = targets[key]!;
   const cpu = process.cpuUsage();
-  const result: LoadResult = await runLoad({ origin: o, connections: CONNECTIONS, count, requests });
+  const result: LoadResult = await runLoad({
+    origin: o,
+    connections: CONNECTIONS,
+    count,
+    requests,
+  });
   const used = process.cpuUsage(cpu);
   if (result.errors > 0) throw new Error(`${key}: ${result.errors} errors, ${result.firstError}`);
   return { result, serverCpu: used.user + used.system };

@@ -97,7 +97,14 @@ try {
       origin,
       connections: CONNECTIONS,
       count: batches,
-      usage: { path: '/v1/usage/events', authorization, accounts, batch: BATCH, offset, source: 'http' },
+      usage: {
+        path: '/v1/usage/events',
+        authorization,
+        accounts,
+        batch: BATCH,
+        offset,
+        source: 'http',
+      },
     });
     offset += batches * BATCH;
     if (result.errors > 0) throw new Error(`ingest: ${result.errors} errors, ${result.firstError}`);

@@ -67,10 +67,7 @@ const started = new Date();
 const failed: string[] = [];
 for (const name of chosen) {
   const bench = BENCHES[name]!;
-  const env: Record<string, string> = { ...process.env, BENCH_RESULTS: results } as Record<
-    string,
-    string
-  >;
+  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_RESULTS: results };
   for (const [key, [short, long]] of Object.entries(bench.env ?? {})) {
     const value = values.long ? long : short;
     if (value !== '') env[key] = value;
