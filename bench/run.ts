@@ -16,7 +16,7 @@ const BENCHES: Record<
 > = {
   keys: {
     script: 'keys-verify.ts',
-    short: ['--iterations', '300000', '--requests', '5000', '--keys', '1000'],
+    short: ['--iterations', '300000', '--requests', '5000', '--keys', '300'],
     long: ['--iterations', '1000000', '--requests', '20000', '--rounds', '3'],
   },
   metering: {
