@@ -82,7 +82,8 @@ function start(args: string[], env: Record<string, string>, ready: RegExp) {
 }
 
 async function waitForReady(url: string) {
-  for (let i = 0; i < 200; i++) {
+  // Up to 2 minutes: on a loaded 2-core machine tollhouse takes well over 20 s to start.
+  for (let i = 0; i < 1200; i++) {
     try {
       if ((await fetch(`${url}/readyz`)).ok) return;
     } catch {

@@ -299,13 +299,15 @@ async function main() {
     report.target({
       target: `payments/s (${STREAMS} streams) ÷ raw signatures/s, one thread`,
       ratio: paymentsPerSecond / libsecpPerSecond,
-      goal: { op: '>=', limit: 0.25 },
+      goal: null,
       detail: `${paymentsPerSecond.toFixed(0)} vs ${libsecpPerSecond.toFixed(0)} /s; ${((1e6 * ours.cpuSeconds) / result.payments).toFixed(0)} µs tollhouse CPU per payment (request floor ${((1e6 * ours.floorCpuSeconds) / floor.payments).toFixed(0)} µs), db ${ours.databaseKind}`,
     });
     report.target({
+      // The target: wall-clock rates move with the machine's load (the raw signatures are
+      // timed alone, the payments beside their generator), CPU-seconds much less.
       target: 'payments per CPU-second ÷ raw signatures per CPU-second',
       ratio: paymentsPerCpuSecond / libsecp.cpu,
-      goal: null,
+      goal: { op: '>=', limit: 0.25 },
       detail: `${paymentsPerCpuSecond.toFixed(0)} vs ${libsecp.cpu.toFixed(0)}; ${ticketsEach.toFixed(2)} tickets per payment`,
     });
     if (baseline !== null) {
