@@ -2,7 +2,7 @@
 // straight to the same fake go-livepeer gateway, in the same run.
 //
 //   node bench/gateway-proxy.ts [--requests 20000] [--connections 16] [--rounds 2] [--slices 5]
-//                               [--pin] [--baseline DIR]
+//                               [--baseline DIR]
 //
 // Three processes: the fake gateway (test/support/fake-gateway.ts), `tollhouse serve` (logs
 // off, limits off, a real API key, metering on, on PostgreSQL — BENCH_DATABASE_URL, default
@@ -14,15 +14,15 @@
 // /proc: generator, fake, tollhouse, its PostgreSQL backends) — the fair comparison on
 // shared cores. A bare Node proxy (no auth, limits or metering) is measured as the floor.
 //
-// --pin (Linux, util-linux `taskset`, 2+ CPUs): the proxy gets a core of its own. The generator
-// and the fake gateway run on CPU 0; tollhouse, the PostgreSQL backends serving the benchmark's
-// database and the bare proxy on CPU 1. Direct then costs CPU 0 only, a proxied request both
-// cores: what the proxy costs without it fighting the load generator for a core.
+// Every process gets the same CPU allowance: none is pinned (an earlier --pin gave direct one
+// core and the proxied path two, which flattered the proxy; issue #21). `/healthz` on tollhouse
+// is compared with a bare `node:http` handler returning the same body (in the bare proxy's
+// process), and the front door's CPU per request with the bare proxy's.
 //
 // --baseline DIR: also serves the tollhouse of another checkout (e.g. `git worktree add
 // /tmp/base main`, with node_modules) on the same database and key, measured in the same
 // slices: a change's before and after under the same machine load.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -31,6 +31,7 @@ import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Pool } from 'undici';
+import { startReport } from './report.ts';
 import { cpuSeconds } from './support.ts';
 
 const { values } = parseArgs({
@@ -39,7 +40,6 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '16' },
     rounds: { type: 'string', default: '2' },
     slices: { type: 'string', default: '5' },
-    pin: { type: 'boolean', default: false },
     baseline: { type: 'string' },
   },
 });
@@ -47,11 +47,7 @@ const REQUESTS = Number(values.requests);
 const CONNECTIONS = Number(values.connections);
 const ROUNDS = Number(values.rounds);
 const SLICES = Number(values.slices);
-const PIN = values.pin;
 const BASELINE = values.baseline === undefined ? undefined : path.resolve(values.baseline);
-// --pin: the generator's core, and the proxy's.
-const LOAD_CPU = 0;
-const PROXY_CPU = 1;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BODY = JSON.stringify({
   prompt: 'a lighthouse at dusk',
@@ -70,17 +66,9 @@ function run(args: string[], env: Record<string, string>): Promise<string> {
   });
 }
 
-/** `node args…`, with --pin on one CPU (taskset execs node: the child's pid is node's). */
-function nodeOn(cpu: number, args: string[]): [string, string[]] {
-  return PIN
-    ? ['taskset', ['-c', String(cpu), process.execPath, ...args]]
-    : [process.execPath, args];
-}
-
 /** Starts a child and resolves with the first stdout line matching `ready`. */
-function start(args: string[], env: Record<string, string>, ready: RegExp, cpu: number) {
-  const [command, argv] = nodeOn(cpu, args);
-  const child = spawn(command, argv, { cwd: ROOT, env: { ...process.env, ...env } });
+function start(args: string[], env: Record<string, string>, ready: RegExp) {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env } });
   return new Promise<{ child: ChildProcess; match: RegExpMatchArray }>((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (c: Buffer) => {
@@ -94,7 +82,8 @@ function start(args: string[], env: Record<string, string>, ready: RegExp, cpu: 
 }
 
 async function waitForReady(url: string) {
-  for (let i = 0; i < 200; i++) {
+  // Up to 2 minutes: on a loaded 2-core machine tollhouse takes well over 20 s to start.
+  for (let i = 0; i < 1200; i++) {
     try {
       if ((await fetch(`${url}/readyz`)).ok) return;
     } catch {
@@ -233,13 +222,7 @@ class Target {
   }
 }
 
-if (PIN) {
-  if (os.cpus().length < 2) throw new Error('--pin needs 2 CPUs');
-  // -a: every thread of this process (the generator), not just the main one.
-  execFileSync('taskset', ['-a', '-p', '-c', String(LOAD_CPU), String(process.pid)], {
-    stdio: 'ignore',
-  });
-}
+const report = startReport('gateway');
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-bench-'));
 const children: ChildProcess[] = [];
 const server = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -258,7 +241,6 @@ try {
     ],
     {},
     /FAKE (\S+)/,
-    LOAD_CPU,
   );
   children.push(fake.child);
   const gatewayUrl = fake.match[1]!;
@@ -273,7 +255,14 @@ try {
       `import http from 'node:http';
        import { Pool } from 'undici';
        const pool = new Pool(${JSON.stringify(gatewayUrl)}, { keepAliveTimeout: 30000 });
+       const health = Buffer.from(JSON.stringify({ status: 'ok' }));
        const server = http.createServer((req, res) => {
+         if (req.url === '/healthz') {
+           req.resume();
+           res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': health.length });
+           res.end(health);
+           return;
+         }
          const chunks = [];
          req.on('data', (c) => chunks.push(c));
          req.on('end', () => {
@@ -292,7 +281,6 @@ try {
     ],
     {},
     /BARE (\S+)/,
-    PROXY_CPU,
   );
   children.push(bare.child);
   const bareUrl = bare.match[1]!;
@@ -320,8 +308,7 @@ try {
   const secret = /"secret":\s*"([^"]+)"/.exec(created)![1]!;
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const serveAt = (cwd: string, port: string) => {
-    const [command, argv] = nodeOn(PROXY_CPU, [...nodeArgs, 'src/main.ts', 'serve']);
-    const child = spawn(command, argv, {
+    const child = spawn(process.execPath, [...nodeArgs, 'src/main.ts', 'serve'], {
       cwd,
       env: { ...process.env, ...env, PORT: port },
       stdio: 'ignore',
@@ -338,27 +325,12 @@ try {
   const baselineUrl = `http://127.0.0.1:${baselinePort}`;
   if (baseline !== null) await waitForReady(baselineUrl);
   // PostgreSQL's share: the backends connected to the benchmark's database (tollhouse's pool).
-  // With --pin they join tollhouse's CPU as they appear (the pool connects on demand).
-  const pinned: number[] = [];
   roles = async () => {
     const backends = await admin.query<{ pid: number }>(
       'select pid from pg_stat_activity where datname = $1',
       [name],
     );
     const pids = backends.rows.map((r) => r.pid);
-    if (PIN) {
-      for (const pid of pids) {
-        if (pinned.includes(pid)) continue;
-        try {
-          execFileSync('taskset', ['-p', '-c', String(PROXY_CPU), String(pid)], {
-            stdio: 'ignore',
-          });
-          pinned.push(pid);
-        } catch {
-          // gone, or not ours to pin (another user's server): counted, not pinned
-        }
-      }
-    }
     return {
       fake: [fake.child.pid!],
       tollhouse: [serve.pid!],
@@ -384,22 +356,29 @@ try {
     bare: new Target(bareUrl, { authorization: `Bearer ${secret}` }),
     // Diagnostic: the same HTTP stack without the front door (what any route costs).
     healthz: new Target(frontUrl, {}, 'GET', '/healthz'),
+    bareHealthz: new Target(bareUrl, {}, 'GET', '/healthz'),
     ...(baseline === null
       ? {}
       : { baseline: new Target(baselineUrl, { authorization: `Bearer ${secret}` }) }),
   };
   for (const target of Object.values(targets)) await target.warm();
   const perSlice = Math.ceil(REQUESTS / SLICES);
+  const all: Record<string, Result[]> = {};
+  const keep = (key: string, r: Result) => {
+    (all[key] ??= []).push(r);
+    return r;
+  };
   for (let round = 1; round <= ROUNDS; round++) {
     for (let slice = 0; slice < SLICES; slice++) {
       for (const target of Object.values(targets)) await target.slice(perSlice);
     }
-    const direct = targets.direct.result();
-    const front = targets.front.result();
-    const floor = targets.bare.result();
-    const healthz = targets.healthz.result();
+    const direct = keep('direct', targets.direct.result());
+    const front = keep('front', targets.front.result());
+    const floor = keep('bare', targets.bare.result());
+    const healthz = keep('healthz', targets.healthz.result());
+    const bareHealthz = keep('bareHealthz', targets.bareHealthz.result());
     if (targets.baseline !== undefined) {
-      const before = targets.baseline.result();
+      const before = keep('baseline', targets.baseline.result());
       console.log(
         `  baseline checkout: ${fmt(before)} | ${(before.rps / direct.rps).toFixed(2)}× of direct; CPU µs per request: ${cpuFmt(before)}`,
       );
@@ -407,7 +386,7 @@ try {
     console.log(
       `  bare Node proxy (no auth, limits, metering): ${fmt(floor)} | ${(floor.rps / direct.rps).toFixed(2)}× of direct; CPU µs per request: ${cpuFmt(floor)}`,
     );
-    console.log(`  tollhouse GET /healthz: ${fmt(healthz)}`);
+    console.log(`  GET /healthz: tollhouse ${fmt(healthz)}; bare http handler ${fmt(bareHealthz)}`);
     rows.push(
       `round ${round}: direct ${fmt(direct)} | front door ${fmt(front)} | throughput ${(front.rps / direct.rps).toFixed(2)}× of direct, added p50 ${(front.p50 - direct.p50).toFixed(3)} ms`,
     );
@@ -417,13 +396,50 @@ try {
     );
   }
   for (const target of Object.values(targets)) await target.close();
+  // Means over the rounds (each round the same number of requests per target).
+  const mean = (key: string, pick: (r: Result) => number) =>
+    all[key]!.reduce((sum, r) => sum + pick(r), 0) / all[key]!.length;
+  const rps = (key: string) => mean(key, (r) => r.rps);
+  const cpuOf = (key: string, role: string) =>
+    mean(key, (r) => (r.cpu[role]?.user ?? 0) + (r.cpu[role]?.system ?? 0));
+  const n = (v: number) => Math.round(v).toLocaleString('en-US');
+  report.target({
+    target: 'front door CPU per request ÷ bare undici proxy',
+    ratio: cpuOf('front', 'tollhouse') / cpuOf('bare', 'bare proxy'),
+    goal: { op: '<=', limit: 1.3 },
+    detail: `${cpuOf('front', 'tollhouse').toFixed(0)} vs ${cpuOf('bare', 'bare proxy').toFixed(0)} µs (+ PostgreSQL ${cpuOf('front', 'postgres').toFixed(0)} µs)`,
+  });
+  report.target({
+    target: 'GET /healthz CPU per request ÷ bare http handler',
+    ratio: cpuOf('healthz', 'tollhouse') / cpuOf('bareHealthz', 'bare proxy'),
+    goal: { op: '<=', limit: 1.2 },
+    detail: `${cpuOf('healthz', 'tollhouse').toFixed(0)} vs ${cpuOf('bareHealthz', 'bare proxy').toFixed(0)} µs; ${n(rps('healthz'))} vs ${n(rps('bareHealthz'))} req/s`,
+  });
+  report.target({
+    target: `front door req/s ÷ direct (${CONNECTIONS} connections, shared cores)`,
+    ratio: rps('front') / rps('direct'),
+    goal: { op: '>=', limit: 0.5 },
+    detail: `${n(rps('front'))} vs ${n(rps('direct'))} req/s; bare undici proxy ${n(rps('bare'))} req/s (${(rps('bare') / rps('direct')).toFixed(2)}× direct)`,
+  });
+  report.target({
+    target: 'front door req/s ÷ bare undici proxy',
+    ratio: rps('front') / rps('bare'),
+    goal: null,
+    detail: `added p50 over direct ${(mean('front', (r) => r.p50) - mean('direct', (r) => r.p50)).toFixed(3)} ms`,
+  });
+  if (all.baseline !== undefined) {
+    report.target({
+      target: `front door CPU per request ÷ --baseline checkout`,
+      ratio: cpuOf('front', 'tollhouse') / cpuOf('baseline', 'tollhouse (baseline)'),
+      goal: null,
+      detail: `${cpuOf('front', 'tollhouse').toFixed(0)} vs ${cpuOf('baseline', 'tollhouse (baseline)').toFixed(0)} µs; req/s ${(rps('front') / rps('baseline')).toFixed(2)}×`,
+    });
+  }
   console.log(
     `\n${perSlice * SLICES} requests per target and round in ${SLICES} alternating slices, ${CONNECTIONS} connections, node ${process.version}, ${os.cpus().length} CPUs, load average ${os
       .loadavg()
       .map((l) => l.toFixed(1))
-      .join(
-        ' ',
-      )}${PIN ? `; pinned: generator and fake gateway on CPU ${LOAD_CPU}, tollhouse, bare proxy and PostgreSQL backends ${pinned.join(', ') || '(none)'} on CPU ${PROXY_CPU}` : ''}`,
+      .join(' ')}`,
   );
 } finally {
   for (const child of children) child.kill('SIGTERM');
@@ -432,3 +448,4 @@ try {
   await admin.query(`drop database if exists ${name} with (force)`);
   await admin.end();
 }
+report.finish();

@@ -27,6 +27,7 @@ import { parseConfig } from '../src/config.ts';
 import { hashPassword, verifyPassword } from '../src/identity/index.ts';
 import { createLogger } from '../src/platform/log.ts';
 import { startServer } from '../src/platform/server.ts';
+import { startReport } from './report.ts';
 
 const { values } = parseArgs({
   options: {
@@ -384,6 +385,7 @@ async function main() {
   const concurrency = Number(values.concurrency);
   const flowConcurrency = Number(values['flow-concurrency']);
   const loadBefore = os.loadavg();
+  const report = startReport('identity');
 
   // Fresh databases for this run, dropped at the end.
   const name = `tollhouse_bench_${process.pid}`;
@@ -484,6 +486,34 @@ async function main() {
       );
     }
   }
+  for (const [label, row] of Object.entries(results)) {
+    const rate = (t: Tally) => (t.done * 1000) / t.ms;
+    const cpu = (t: Tally) => (t.cpuMs === null ? NaN : (t.cpuMs * 1000) / t.done);
+    const [ours, memory] = [row.tollhouse!, row.memory!];
+    const tokens = label.startsWith('client');
+    const what = tokens ? 'client-credentials tokens' : 'auth code + PKCE flows';
+    report.target({
+      target: `${what}/s ÷ in-memory oidc-provider`,
+      ratio: rate(ours) / rate(memory),
+      goal: tokens ? { op: '>=', limit: 1 } : null,
+      detail: `${rate(ours).toFixed(0)} vs ${rate(memory).toFixed(0)} /s`,
+    });
+    report.target({
+      target: `${what}, in-memory CPU ÷ tollhouse CPU per request`,
+      ratio: cpu(memory) / cpu(ours),
+      goal: tokens ? { op: '>=', limit: 1 } : null,
+      detail: `${cpu(ours).toFixed(0)} vs ${cpu(memory).toFixed(0)} µs server CPU${tokens ? '' : ' (scrypt-bound)'}`,
+    });
+    if (row.before !== undefined) {
+      report.target({
+        target: `${what}, --before CPU ÷ this tree's CPU per request`,
+        ratio: cpu(row.before) / cpu(ours),
+        goal: null,
+        detail: `${cpu(ours).toFixed(0)} vs ${cpu(row.before).toFixed(0)} µs`,
+      });
+    }
+  }
+  report.finish();
 }
 
 function freePort(): Promise<number> {

@@ -6,12 +6,10 @@
 // (the state is sealed with an HMAC, the segCreds signature is cached per stream), so
 // signatures/s ÷ tickets per payment is the ceiling of the signing alone on one core.
 //
-// Each measurement runs in its own child process (see main), the load generator in a worker
-// thread of that child.
-//
-// The load generator (STREAMS gateways, each carrying its state from response to request, as
-// go-livepeer does) runs in a worker thread, so its HTTP client does not share the server's
-// event loop; it still shares the machine's two cores.
+// Each measurement runs in its own child process (see main), the load generator in a process
+// of its own again (STREAMS gateways, each carrying its state from response to request, as
+// go-livepeer does), so its HTTP client shares neither the server's event loop nor its CPU
+// accounting; it still shares the machine's two cores.
 //
 //   node bench/signer-payments.ts                     (PGlite in memory)
 //   BENCH_DB=postgres node bench/signer-payments.ts   (a throwaway database in
@@ -30,8 +28,7 @@ import { mkdtempSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { execFile } from 'node:child_process';
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { execFile, spawn } from 'node:child_process';
 import type * as AppModule from '../src/app.ts';
 import type * as ConfigModule from '../src/config.ts';
 import type * as KeysModule from '../src/keys/index.ts';
@@ -57,15 +54,15 @@ interface LoadResult {
   payments: number;
   tickets: number;
   seconds: number;
-  /** CPU time of the load generator's thread, from its start (µs). */
+  /** CPU time of the load generator's process, from its start (µs). */
   cpuMicros: number;
 }
 
 const cpuMicros = (u: NodeJS.CpuUsage) => u.user + u.system;
 
-if (!isMainThread) {
+if (process.env.BENCH_SIGNER_LOAD !== undefined) {
   // The load generator.
-  const load = workerData as Load;
+  const load = JSON.parse(process.env.BENCH_SIGNER_LOAD) as Load;
   const { createWire } = await import('../src/signer/index.ts');
   const wire = createWire();
   let payments = 0;
@@ -117,12 +114,14 @@ if (!isMainThread) {
   await Promise.all(Array.from({ length: load.streams }, (_, i) => stream(`${load.prefix}-${i}`)));
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   await pool.close();
-  parentPort!.postMessage({
-    payments,
-    tickets,
-    seconds,
-    cpuMicros: cpuMicros(process.threadCpuUsage()),
-  } satisfies LoadResult);
+  process.stdout.write(
+    JSON.stringify({
+      payments,
+      tickets,
+      seconds,
+      cpuMicros: cpuMicros(process.cpuUsage()),
+    } satisfies LoadResult),
+  );
 } else {
   await main();
 }
@@ -143,6 +142,8 @@ async function main() {
     process.stdout.write(JSON.stringify(measured));
     return;
   }
+  const { startReport } = await import('./report.ts');
+  const report = startReport('signer');
   const { MAX_WIN_PROB, createMessageSigner, createWire } = await import('../src/signer/index.ts');
   const { deployLivepeer, startAnvil } = await import('../test/support/anvil.ts');
 
@@ -295,6 +296,29 @@ async function main() {
               );
             })()),
     );
+    report.target({
+      target: `payments/s (${STREAMS} streams) ÷ raw signatures/s, one thread`,
+      ratio: paymentsPerSecond / libsecpPerSecond,
+      goal: null,
+      detail: `${paymentsPerSecond.toFixed(0)} vs ${libsecpPerSecond.toFixed(0)} /s; ${((1e6 * ours.cpuSeconds) / result.payments).toFixed(0)} µs tollhouse CPU per payment (request floor ${((1e6 * ours.floorCpuSeconds) / floor.payments).toFixed(0)} µs), db ${ours.databaseKind}`,
+    });
+    report.target({
+      // The target: wall-clock rates move with the machine's load (the raw signatures are
+      // timed alone, the payments beside their generator), CPU-seconds much less.
+      target: 'payments per CPU-second ÷ raw signatures per CPU-second',
+      ratio: paymentsPerCpuSecond / libsecp.cpu,
+      goal: { op: '>=', limit: 0.25 },
+      detail: `${paymentsPerCpuSecond.toFixed(0)} vs ${libsecp.cpu.toFixed(0)}; ${ticketsEach.toFixed(2)} tickets per payment`,
+    });
+    if (baseline !== null) {
+      report.target({
+        target: `payments per CPU-second ÷ --baseline checkout`,
+        ratio: paymentsPerCpuSecond / (baseline.result.payments / baseline.cpuSeconds),
+        goal: null,
+        detail: `payments/s ${(paymentsPerSecond / (baseline.result.payments / baseline.result.seconds)).toFixed(2)}×; ${runs.join('')}`,
+      });
+    }
+    report.finish();
   } finally {
     await anvil.stop();
   }
@@ -403,34 +427,42 @@ async function measureTree(
     // first payment of a stream, one ticket each.
     const run = (prefix: string, perStream: number, mode: Load['mode'] = 'pay') =>
       new Promise<LoadResult>((resolve, reject) => {
-        const worker = new Worker(new URL(import.meta.url), {
-          workerData: {
-            url: `${origin}${signerPath}`,
-            authorization,
-            info: chain.info,
-            streams: settings.streams,
-            perStream,
-            prefix,
-            mode,
-          } satisfies Load,
+        const load: Load = {
+          url: `${origin}${signerPath}`,
+          authorization,
+          info: chain.info,
+          streams: settings.streams,
+          perStream,
+          prefix,
+          mode,
+        };
+        const child = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+          env: { ...process.env, BENCH_SIGNER_LOAD: JSON.stringify(load) },
+          stdio: ['ignore', 'pipe', 'inherit'],
         });
-        worker.once('message', resolve);
-        worker.once('error', reject);
+        let out = '';
+        child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+        child.on('error', reject);
+        child.on('exit', (code) =>
+          code === 0
+            ? resolve(JSON.parse(out) as LoadResult)
+            : reject(new Error(`load generator exited ${code}`)),
+        );
       });
     await run('warm', 10);
-    // The whole process's CPU (request thread, signing threads, PGlite when in process) minus
-    // the load generator's thread: tollhouse's CPU per payment. PostgreSQL's is not counted.
+    // The whole process's CPU (request thread, signing threads, PGlite when in process):
+    // tollhouse's CPU per payment. PostgreSQL's is not counted.
     const cpuBefore = process.cpuUsage();
     const postgresUsed = postgres === null ? null : await postgresCpu(postgres.name);
     const stopProfile = await profileWindow();
     const result = await run('bench', Math.ceil(settings.payments / settings.streams));
     await stopProfile();
     const postgresSeconds = postgresUsed === null ? null : await postgresUsed();
-    const cpuSeconds = (cpuMicros(process.cpuUsage(cpuBefore)) - result.cpuMicros) / 1e6;
+    const cpuSeconds = cpuMicros(process.cpuUsage(cpuBefore)) / 1e6;
     // The request floor: the same HTTP, middleware and authentication, nothing signed or written.
     const floorCpu = process.cpuUsage();
     const floor = await run('floor', Math.ceil(settings.payments / settings.streams), 'floor');
-    const floorCpuSeconds = (cpuMicros(process.cpuUsage(floorCpu)) - floor.cpuMicros) / 1e6;
+    const floorCpuSeconds = cpuMicros(process.cpuUsage(floorCpu)) / 1e6;
     return {
       result,
       floor,

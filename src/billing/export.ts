@@ -130,10 +130,18 @@ export function exportStatement(
 export function exportUsage(usage: Pick<UsageReads, 'events'>, month: string): Readable {
   const from = monthStart(month);
   const to = monthStart(addMonths(month, 1));
+  // Lines are passed on in chunks of ~64 KB: a stream chunk per event cost more than the
+  // event's JSON (BENCHMARKS.md, billing).
   const lines = async function* (): AsyncGenerator<string> {
+    let chunk = '';
     for await (const e of usage.events(from, to)) {
-      yield `${JSON.stringify(toUsageEventView(e))}\n`;
+      chunk += `${JSON.stringify(toUsageEventView(e))}\n`;
+      if (chunk.length >= 65_536) {
+        yield chunk;
+        chunk = '';
+      }
     }
+    if (chunk !== '') yield chunk;
   };
   return Readable.from(lines());
 }
