@@ -59,7 +59,7 @@ describe.skipIf(!HAVE_CHROMIUM)('console: get started in a browser', () => {
     await page.getByRole('link', { name: 'Continue to sign in' }).click();
     await page.getByLabel('Email').fill(email);
     await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 
     // No key yet: the console starts here, and the address is still to confirm.
     await page.waitForURL(`${t.url}/console/get-started`);

@@ -58,7 +58,7 @@ export async function signIn(
   }
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   // A customer without a key lands on "get started" (pages/get-started.ts), anyone else here.
   await page.waitForURL(new RegExp(`^${t.url}/console(/get-started)?$`));
   return page;
