@@ -14,6 +14,10 @@ import { PASSWORD, accountWithPassword } from '../support/fixtures.ts';
 import { freePort } from '../support/process.ts';
 import { HAVE_CHROMIUM, expectAccessible, launch, screenshot } from './support.ts';
 
+/** The console after sign-in: Overview, or Get started for a customer with no key yet. */
+const landed = (url: string) => (u: URL) =>
+  u.href === `${url}/console` || u.href === `${url}/console/get-started`;
+
 const EMAIL = 'two-factors@example.com';
 
 describe.skipIf(!HAVE_CHROMIUM)('second factors in a browser', () => {
@@ -89,7 +93,7 @@ describe.skipIf(!HAVE_CHROMIUM)('second factors in a browser', () => {
   it('sets up an authenticator app from "Your account"', async () => {
     await page.goto(`${url}/console`);
     await password();
-    await page.waitForURL(`${url}/console`);
+    await page.waitForURL(landed(url));
     await page.goto(`${url}/console/account`);
     await expectAccessible(page);
     await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
@@ -131,7 +135,7 @@ describe.skipIf(!HAVE_CHROMIUM)('second factors in a browser', () => {
     t.clock.advance(30_000);
     await page.getByLabel('Code from your authenticator app').fill(await code(secret));
     await page.getByRole('button', { name: 'Verify' }).click();
-    await page.waitForURL(`${url}/console`);
+    await page.waitForURL(landed(url));
     expect(await lastSession()).toEqual({ amr: ['pwd', 'otp', 'mfa'], acr: ACR_MFA });
   });
 
@@ -139,7 +143,7 @@ describe.skipIf(!HAVE_CHROMIUM)('second factors in a browser', () => {
     await signOut();
     await password();
     await page.getByRole('button', { name: 'Use a passkey' }).click();
-    await page.waitForURL(`${url}/console`);
+    await page.waitForURL(landed(url));
     const used = await t.app.database.db
       .selectFrom('account_passkeys')
       .select('last_used_at')
@@ -156,7 +160,7 @@ describe.skipIf(!HAVE_CHROMIUM)('second factors in a browser', () => {
     await page.getByRole('button', { name: 'Choose a passkey' }).waitFor();
     await expectAccessible(page);
     await page.getByRole('button', { name: 'Choose a passkey' }).click();
-    await page.waitForURL(`${url}/console`);
+    await page.waitForURL(landed(url));
     await expect.poll(() => page.getByText(EMAIL).count()).toBeGreaterThan(0);
     expect(await lastSession()).toEqual({ amr: ['hwk', 'user', 'mfa'], acr: ACR_MFA });
   });
