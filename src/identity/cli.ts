@@ -6,6 +6,7 @@ import type { CliCommand, CliContext } from '../platform/cli.ts';
 import { LIST_ALL_CAP, collectPages } from '../platform/cursor.ts';
 import { NotFound } from '../platform/errors.ts';
 import type { AccountsService, AppsService } from './service.ts';
+import type { SecondFactors } from './second-factor.ts';
 import type { RotationResult } from './signing-keys.ts';
 import { decodeAccountCursor, encodeAccountCursor, toAppJson } from './schemas.ts';
 import type { Account } from './queries.ts';
@@ -18,6 +19,7 @@ export interface IdentityCliDeps {
   accounts: AccountsService;
   apps: AppsService;
   onboarding: OnboardingService;
+  secondFactors: Pick<SecondFactors, 'resetAll'>;
   rotateKeys(): Promise<RotationResult>;
 }
 
@@ -64,12 +66,15 @@ const ACCOUNTS_USAGE = `tollhouse accounts <subcommand> [options]
   invite      EMAIL [--no-email]
   reset-link  ACCOUNT_ID|EMAIL
   verify      ACCOUNT_ID|EMAIL
+  reset-second-factor  ACCOUNT_ID|EMAIL
   invitations list
   invitations revoke EMAIL
 
 invite sends the invitation by e-mail when SMTP_URL is set (unless --no-email) and prints the
 link when it did not; reset-link prints a password-reset link to hand over (nothing is sent);
-verify marks the account's e-mail address as confirmed. invitations list shows the invitations
+verify marks the account's e-mail address as confirmed. reset-second-factor removes the
+account's authenticator app, recovery codes and passkeys and ends its sessions, for a holder who
+lost them all: check who is asking first (docs/second-factor.md). invitations list shows the invitations
 not yet accepted, revoked or expired (also those account holders sent); invitations revoke
 makes every open invitation to EMAIL stop working.
 `;
@@ -98,7 +103,7 @@ export const identityCommands: Record<string, CliCommand<IdentityCliDeps>> = {
   },
   accounts: {
     summary:
-      'Accounts: create (the first operator: --admin), list, show, update, disable, enable, invite, reset-link, verify, invitations',
+      'Accounts: create (the first operator: --admin), list, show, update, disable, enable, invite, reset-link, verify, reset-second-factor, invitations',
     usage: ACCOUNTS_USAGE,
     run: accountsCommand,
   },
@@ -202,6 +207,7 @@ const ACCOUNT_SUBCOMMANDS = [
   'invite',
   'reset-link',
   'verify',
+  'reset-second-factor',
   'invitations',
 ];
 
@@ -326,6 +332,20 @@ async function accountsCommand(args: string[], context: Context): Promise<number
         expires_at: issued.expiresAt.toISOString(),
       });
     }
+    return 0;
+  }
+  if (sub === 'reset-second-factor') {
+    const { accounts, secondFactors } = await context.open();
+    const account = await accounts.find(key);
+    const reset = await secondFactors.resetAll(account.id, CLI_ACTOR);
+    printJson(context.io, {
+      id: account.id,
+      email: account.email,
+      totp_removed: reset.totpRemoved,
+      recovery_codes_removed: reset.recoveryCodesRemoved,
+      passkeys_removed: reset.passkeysRemoved,
+      sessions_ended: reset.sessionsEnded,
+    });
     return 0;
   }
   let patch: AccountPatch | null = null;

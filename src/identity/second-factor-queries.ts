@@ -228,3 +228,30 @@ export async function deleteState(db: Db, keyHash: string): Promise<void> {
 export async function deleteExpiredStates(db: Db, now: Date): Promise<void> {
   await db.deleteFrom('second_factor_states').where('expires_at', '<=', now).execute();
 }
+
+/** Removes every second factor of the account: its TOTP secret (set up or not), recovery
+ * codes and passkeys. Returns what was there. */
+export async function deleteAllSecondFactors(
+  db: Db,
+  accountId: string,
+): Promise<{ totp: boolean; recoveryCodes: number; passkeys: number }> {
+  const totp = await db
+    .deleteFrom('account_totp')
+    .where('account_id', '=', accountId)
+    .executeTakeFirst();
+  // Used codes go too (the old set is gone); only unused ones were a way in.
+  const codes = await db
+    .deleteFrom('account_recovery_codes')
+    .where('account_id', '=', accountId)
+    .returning('used_at')
+    .execute();
+  const passkeys = await db
+    .deleteFrom('account_passkeys')
+    .where('account_id', '=', accountId)
+    .executeTakeFirst();
+  return {
+    totp: totp.numDeletedRows > 0n,
+    recoveryCodes: codes.filter((c) => c.used_at === null).length,
+    passkeys: Number(passkeys.numDeletedRows),
+  };
+}

@@ -28,10 +28,12 @@ import type { Database } from '../database.ts';
 import { AppError, BadRequest, Conflict, NotFound, TooManyRequests } from '../platform/errors.ts';
 import { newId } from '../platform/ids.ts';
 import type { Secrets } from '../platform/secrets.ts';
+import { deleteAccountSessions } from './account-tokens.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import {
   claimTotpStep,
   countRecoveryCodesLeft,
+  deleteAllSecondFactors,
   deletePasskeyRow,
   deleteExpiredStates,
   deleteState,
@@ -95,6 +97,16 @@ export interface PendingSignIn {
   amr: Amr[];
 }
 
+/** What an operator's reset of an account's second factors removed. */
+export interface SecondFactorReset {
+  totpRemoved: boolean;
+  /** Unused recovery codes that stopped working. */
+  recoveryCodesRemoved: number;
+  passkeysRemoved: number;
+  /** Browser sessions and refresh-token grants ended (rows). */
+  sessionsEnded: number;
+}
+
 export class WrongCode extends AppError {
   constructor() {
     super(400, 'WrongCode', 'code: not a valid code for this account (or already used)');
@@ -142,6 +154,15 @@ export interface SecondFactors {
   pending(uid: string): Promise<PendingSignIn | null>;
   setPending(uid: string, pending: PendingSignIn): Promise<void>;
   clearPending(uid: string): Promise<void>;
+  /**
+   * The operator's way back in for a holder who lost every factor: removes the account's
+   * authenticator app (also one being set up), recovery codes and passkeys, and ends its
+   * sessions, in one transaction, audited as `account.reset_second_factor`.
+   */
+  resetAll(
+    accountId: string,
+    actor: { id: string; requestId?: string | null },
+  ): Promise<SecondFactorReset>;
   /** Deletes expired sign-in and enrolment states (they are ignored once expired anyway). */
   sweep(): Promise<void>;
 }
@@ -501,6 +522,34 @@ export function createSecondFactors(deps: SecondFactorDeps): SecondFactors {
 
     async clearPending(uid) {
       await deleteState(db, stateKey('sign-in', uid));
+    },
+
+    async resetAll(accountId, actor) {
+      return db.transaction().execute(async (trx) => {
+        const removed = await deleteAllSecondFactors(trx, accountId);
+        // Whoever holds a session now may be the one who took the phone: after the reset the
+        // holder signs in afresh, and so must anyone else.
+        const sessionsEnded = await deleteAccountSessions(trx, accountId);
+        const result: SecondFactorReset = {
+          totpRemoved: removed.totp,
+          recoveryCodesRemoved: removed.recoveryCodes,
+          passkeysRemoved: removed.passkeys,
+          sessionsEnded,
+        };
+        await recordAudit(trx, {
+          actor: actor.id,
+          action: 'account.reset_second_factor',
+          subject: accountId,
+          requestId: actor.requestId ?? null,
+          details: {
+            totp_removed: result.totpRemoved,
+            recovery_codes_removed: result.recoveryCodesRemoved,
+            passkeys_removed: result.passkeysRemoved,
+            sessions_ended: result.sessionsEnded,
+          },
+        });
+        return result;
+      });
     },
 
     async sweep() {

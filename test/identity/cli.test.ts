@@ -165,6 +165,38 @@ describe('tollhouse accounts / apps / identity', () => {
     }
     expect((await runCli(['accounts', 'explode'], env)).code).toBe(2);
   });
+  it('resets a second factor (accounts reset-second-factor): 0, unknown account 1, usage 2', async () => {
+    const passwordFile = path.join(dir, 'password-reset');
+    writeFileSync(passwordFile, 'a long holder password\n', { mode: 0o600 });
+    const holder = await cli([
+      'accounts',
+      'create',
+      '--email',
+      'lost-phone@example.com',
+      '--password-file',
+      passwordFile,
+    ]);
+    const reset = await cli(['accounts', 'reset-second-factor', 'lost-phone@example.com']);
+    expect(reset.code).toBe(0);
+    expect(reset.json).toEqual({
+      id: holder.json.id,
+      email: 'lost-phone@example.com',
+      totp_removed: false,
+      recovery_codes_removed: 0,
+      passkeys_removed: 0,
+      sessions_ended: 0,
+    });
+    const unknown = await cli(['accounts', 'reset-second-factor', 'nobody@example.com']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('No account nobody@example.com');
+    const missing = await cli(['accounts', 'reset-second-factor']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('reset-second-factor needs an account id (acct_…) or email');
+    const extra = await cli(['accounts', 'reset-second-factor', 'a@example.com', 'b@example.com']);
+    expect(extra.code).toBe(2);
+    expect(extra.stderr).toContain('takes one argument');
+  });
+
   it('lists and revokes open invitations (accounts invitations)', async () => {
     const invited = await cli(['accounts', 'invite', 'guest@example.com', '--no-email']);
     expect(invited.code).toBe(0);

@@ -6,7 +6,8 @@ import * as oidc from 'openid-client';
 import { generate } from 'otplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAuditBySubject } from '../../src/platform/audit.ts';
-import { ACR_MFA, ACR_PASSWORD } from '../../src/identity/index.ts';
+import { ACR_MFA, ACR_PASSWORD, identityCommands } from '../../src/identity/index.ts';
+import { NotFound } from '../../src/platform/errors.ts';
 import { bearer, call, issueKey } from '../support/credentials.ts';
 import { PASSWORD, accountWithPassword } from '../support/fixtures.ts';
 import { Browser, parseForm, photoStudio, pkce, startIdentityApp } from './support.ts';
@@ -296,6 +297,121 @@ describe('TOTP', () => {
   });
 });
 
+/** `tollhouse accounts …` in this process, against `app`'s identity; returns exit code and JSON. */
+async function accountsCli(app: IdentityTestApp, args: string[]) {
+  const out: string[] = [];
+  const code = await identityCommands.accounts!.run(args, {
+    io: {
+      out: (text) => out.push(text),
+      err: (text) => out.push(text),
+      stdout: process.stdout,
+      stdin: process.stdin,
+    },
+    open: () => Promise.resolve(app.app.identity),
+  });
+  return { code, json: JSON.parse(out.join('')) as Record<string, unknown> };
+}
+
+describe('an operator resets a lost second factor (accounts reset-second-factor)', () => {
+  it('removes the app, recovery codes and passkeys and ends sessions; the password alone signs in', async () => {
+    const who = await person();
+    const { secret, recoveryCodes } = await enrolTotp(who.headers);
+    // A passkey row as registration stores it (a real registration needs an authenticator).
+    await t.app.database.db
+      .insertInto('account_passkeys')
+      .values({
+        id: `pk_reset${unique().replace(/\D/g, '')}`,
+        account_id: who.account.id,
+        credential_id: `cred-${unique()}`,
+        public_key: 'AAAA',
+        sign_count: 0n,
+        transports: JSON.stringify(['usb']),
+        device_type: 'singleDevice',
+        backed_up: false,
+        name: 'lost key',
+        created_at: t.clock(),
+        last_used_at: null,
+      })
+      .execute();
+    // Signed in with both factors: a browser session and a grant exist.
+    const browser = new Browser();
+    nextStep();
+    const first = await afterPassword(browser, who.config, who.email);
+    const passed = await browser.submit(
+      first.page.url,
+      first.html,
+      '/second-factor/totp',
+      { code: await totp(secret) },
+      REDIRECT,
+    );
+    await toCallback(
+      browser,
+      passed,
+      passed.url.startsWith(REDIRECT) ? '' : await passed.response.text(),
+    );
+    // Someone else's factors are not touched.
+    const bystander = await person();
+    await enrolTotp(bystander.headers);
+
+    const reset = await accountsCli(t, ['reset-second-factor', who.email.toUpperCase()]);
+    expect(reset.code).toBe(0);
+    expect(reset.json).toMatchObject({
+      id: who.account.id,
+      totp_removed: true,
+      recovery_codes_removed: 10,
+      passkeys_removed: 1,
+    });
+    expect(reset.json.sessions_ended).toBeGreaterThan(0);
+
+    const status = await call(t, 'GET', '/v1/account/second-factor', { headers: who.headers });
+    expect(status.body).toEqual({ totp: 'off', recovery_codes_left: 0, passkeys: [] });
+    expect(
+      (await call(t, 'GET', '/v1/account/second-factor', { headers: bystander.headers })).body,
+    ).toMatchObject({ totp: 'on', recovery_codes_left: 10 });
+    expect(
+      await t.app.identity.secondFactors.useRecoveryCode(who.account.id, recoveryCodes[1]!, null),
+    ).toBe(false);
+    const audit = await findAuditBySubject(t.app.database.db, who.account.id);
+    expect(audit.find((e) => e.action === 'account.reset_second_factor')).toMatchObject({
+      actor: 'cli',
+      details: {
+        totp_removed: true,
+        recovery_codes_removed: 10,
+        passkeys_removed: 1,
+        sessions_ended: reset.json.sessions_ended,
+      },
+    });
+
+    // The old browser's session is gone: it is asked for the password, and that is all.
+    const again = await afterPassword(browser, who.config, who.email);
+    expect(again.page.url).not.toMatch(/second-factor|enrol/);
+    const claims = await idToken(
+      who.config,
+      await toCallback(browser, again.page, again.html),
+      again.p,
+    );
+    expect(claims.amr).toEqual(['pwd']);
+    expect(claims.acr).toBe(ACR_PASSWORD);
+
+    // An account without factors: nothing to remove, still audited.
+    const twice = await accountsCli(t, ['reset-second-factor', who.account.id]);
+    expect(twice.json).toMatchObject({
+      totp_removed: false,
+      recovery_codes_removed: 0,
+      passkeys_removed: 0,
+    });
+  });
+
+  it('refuses an unknown account and bad usage', async () => {
+    await expect(accountsCli(t, ['reset-second-factor', 'nobody@example.com'])).rejects.toThrow(
+      NotFound,
+    );
+    await expect(accountsCli(t, ['reset-second-factor'])).rejects.toThrow(
+      'reset-second-factor needs an account id',
+    );
+  });
+});
+
 describe('step-up and required enrolment', () => {
   it('an app asking for the mfa acr gets a second factor over a password session', async () => {
     const who = await person();
@@ -427,6 +543,41 @@ describe('REQUIRE_MFA_FOR_ADMINS', () => {
       REDIRECT,
     );
     expect(signedIn.url).not.toMatch(/\/enrol$/);
+  });
+
+  it('after a reset of its second factor, an operator is sent to set one up again', async () => {
+    const email = `op-reset-${unique()}@example.com`;
+    const operator = await accountWithPassword(strict, email, { admin: true });
+    const factors = strict.app.identity.secondFactors;
+    const caller = { accountId: operator.id, actor: operator.id, requestId: null };
+    const { secret } = await factors.beginTotp(caller, email);
+    const code = await generate({ secret, epoch: Math.floor(strict.clock().getTime() / 1000) });
+    await factors.confirmTotp(caller, code);
+    expect(await factors.hasSecondFactor(operator.id)).toBe(true);
+
+    expect((await accountsCli(strict, ['reset-second-factor', email])).code).toBe(0);
+    expect(await factors.hasSecondFactor(operator.id)).toBe(false);
+    const config = await photoStudio(strict, operator.id, REDIRECT);
+    const browser = new Browser();
+    const p = await pkce();
+    const login = await browser.follow(
+      oidc.buildAuthorizationUrl(config, {
+        redirect_uri: REDIRECT,
+        scope: 'openid email',
+        code_challenge: p.challenge,
+        code_challenge_method: 'S256',
+        state: p.state,
+      }).href,
+      REDIRECT,
+    );
+    const enrol = await browser.submit(
+      login.url,
+      await login.response.text(),
+      '/login',
+      { email, password: PASSWORD },
+      REDIRECT,
+    );
+    expect(enrol.url).toMatch(/\/enrol$/);
   });
 });
 
