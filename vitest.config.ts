@@ -1,4 +1,37 @@
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer } from 'vitest/node';
+import type { TestSpecification } from 'vitest/node';
+
+// Files that take a minute or more because they start tollhouse as a child process many times
+// (CLI exit codes, the keystore, serve), slowest first, as measured in CI. Vitest orders a
+// fresh checkout (no timing cache) by file size, which put some of these last, so one worker
+// ran alone for two minutes at the end of each leg. Starting them first keeps the three
+// workers busy to the end.
+const SLOW_FIRST = [
+  'test/identity/cli.test.ts',
+  'test/platform/cli-errors.test.ts',
+  'test/signer/processes.test.ts',
+  'test/keys/cli.test.ts',
+  'test/billing/cli.test.ts',
+  'test/signer/keystore.test.ts',
+  'test/platform/serve.test.ts',
+  'test/signer/operations.test.ts',
+  'test/metering/cli.test.ts',
+  'test/platform/control-socket.test.ts',
+  'test/console/flows.browser.test.ts',
+];
+
+class SlowFirstSequencer extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const rank = (spec: TestSpecification) => {
+      const i = SLOW_FIRST.findIndex((path) => spec.moduleId.endsWith(path));
+      return i === -1 ? SLOW_FIRST.length : i;
+    };
+    const sorted = await super.sort(files);
+    // Array.prototype.sort is stable: the rest keep Vitest's own order.
+    return sorted.sort((a, b) => rank(a) - rank(b));
+  }
+}
 
 export default defineConfig({
   test: {
@@ -10,6 +43,7 @@ export default defineConfig({
     // three files at a time keep two cores busy; Vitest's default on 2 cores is one.
     // TEST_WORKERS overrides it.
     maxWorkers: Number(process.env.TEST_WORKERS ?? 3),
+    sequence: { sequencer: SlowFirstSequencer },
     // Limits for a hung test, not for a slow one: a loaded 2-core machine running three files
     // at once must never hit them in a passing run. Nothing waits for time to pass (the app's
     // clock is injected), so a test that needs these limits is stuck, not slow.
