@@ -297,37 +297,34 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
         await renderSecondFactor(ctx, state, 200, null);
       });
 
-      router.post('/interaction/:uid/second-factor/totp', async function submitTotp(ctx) {
-        const state = await pendingOf(ctx);
-        if (state === null) return expired(ctx);
-        const form = await readForm(ctx);
-        if (form === null) return;
-        const code = typeof form.code === 'string' ? form.code.slice(0, 32) : '';
-        const ok = await limited(ctx, () => factors.verifyTotp(state.pending.accountId, code));
-        if (ok === 'limited') return renderSecondFactor(ctx, state, 429, TOO_MANY);
-        if (!ok) return renderSecondFactor(ctx, state, 401, WRONG_CODE);
-        await finish(ctx, state.provider, state.interaction.uid, {
-          accountId: state.pending.accountId,
-          amr: [...state.pending.amr, 'otp'],
+      // A typed code (authenticator app or recovery code): both add `otp`, both are limited
+      // and answered alike when wrong.
+      function codeRoute(
+        path: string,
+        check: (ctx: Context, accountId: string, code: string) => Promise<boolean>,
+      ) {
+        router.post(path, async function submitCode(ctx) {
+          const state = await pendingOf(ctx);
+          if (state === null) return expired(ctx);
+          const form = await readForm(ctx);
+          if (form === null) return;
+          const code = typeof form.code === 'string' ? form.code.slice(0, 32) : '';
+          const ok = await limited(ctx, () => check(ctx, state.pending.accountId, code));
+          if (ok === 'limited') return renderSecondFactor(ctx, state, 429, TOO_MANY);
+          if (!ok) return renderSecondFactor(ctx, state, 401, WRONG_CODE);
+          await finish(ctx, state.provider, state.interaction.uid, {
+            accountId: state.pending.accountId,
+            amr: [...state.pending.amr, 'otp'],
+          });
         });
-      });
-
-      router.post('/interaction/:uid/second-factor/recovery', async function submitRecovery(ctx) {
-        const state = await pendingOf(ctx);
-        if (state === null) return expired(ctx);
-        const form = await readForm(ctx);
-        if (form === null) return;
-        const code = typeof form.code === 'string' ? form.code.slice(0, 32) : '';
-        const ok = await limited(ctx, () =>
-          factors.useRecoveryCode(state.pending.accountId, code, requestId(ctx)),
-        );
-        if (ok === 'limited') return renderSecondFactor(ctx, state, 429, TOO_MANY);
-        if (!ok) return renderSecondFactor(ctx, state, 401, WRONG_CODE);
-        (ctx.state as RequestState).log.info('signed in with a recovery code');
-        await finish(ctx, state.provider, state.interaction.uid, {
-          accountId: state.pending.accountId,
-          amr: [...state.pending.amr, 'otp'],
-        });
+      }
+      codeRoute('/interaction/:uid/second-factor/totp', (_ctx, accountId, code) =>
+        factors.verifyTotp(accountId, code),
+      );
+      codeRoute('/interaction/:uid/second-factor/recovery', async (ctx, accountId, code) => {
+        const used = await factors.useRecoveryCode(accountId, code, requestId(ctx));
+        if (used) (ctx.state as RequestState).log.info('signed in with a recovery code');
+        return used;
       });
 
       router.post('/interaction/:uid/second-factor/passkey', async function submitPasskey(ctx) {
