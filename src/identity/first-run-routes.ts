@@ -2,21 +2,17 @@
 // sign-in pages' CSP and headers, a double-submit CSRF token, the string rule on the form.
 // Every refusal (no such link, used, expired, an operator already exists) is the same 404
 // page, so the page tells a prober nothing.
-import coBody from 'co-body';
 import type { Context } from 'koa';
 import { createCsrf } from '../platform/csrf.ts';
 import { Conflict, InvalidRequest } from '../platform/errors.ts';
-import { setPageHeaders } from '../platform/html.ts';
 import type { Router } from '../platform/http.ts';
-import { findUncleanString, uncleanStringMessage } from '../platform/strings.ts';
 import { SETUP_PATH } from './first-run.ts';
 import type { FirstRun } from './first-run.ts';
 import { closedPage, donePage, setupPage } from './onboarding-pages.ts';
-import { SIGN_IN_CONTENT_SECURITY_POLICY, errorPage } from './pages.ts';
+import { readVerifiedForm, sendPage, withinLimits } from './page-forms.ts';
 import type { RateLimiter } from './rate-limit.ts';
 
 const CSRF_COOKIE = 'tollhouse_setup_csrf';
-const FORM_LIMIT = '16kb';
 const REFUSED =
   'This setup link does not work: it was used, it expired, or an operator already exists. ' +
   'Restarting the server prints a new link while no operator exists.';
@@ -28,14 +24,8 @@ export function firstRunRoutes(
   const { firstRun } = deps;
   const csrf = createCsrf({ cookie: CSRF_COOKIE, path: SETUP_PATH, secure: deps.secureCookies });
 
-  function page(ctx: Context, status: number, body: string) {
-    ctx.set('Cache-Control', 'no-store');
-    setPageHeaders(ctx, SIGN_IN_CONTENT_SECURITY_POLICY);
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.body = body;
-  }
-  const refused = (ctx: Context) => page(ctx, 404, closedPage('This link does not work', REFUSED));
+  const refused = (ctx: Context) =>
+    sendPage(ctx, 404, closedPage('This link does not work', REFUSED));
 
   function render(
     ctx: Context,
@@ -44,7 +34,7 @@ export function firstRunRoutes(
     form: { email: string; name: string },
     error: string | null,
   ) {
-    page(
+    sendPage(
       ctx,
       status,
       setupPage({ action: SETUP_PATH, csrf: csrf.token(ctx), token, ...form, error }),
@@ -59,24 +49,10 @@ export function firstRunRoutes(
 
   router.post(SETUP_PATH, async function submitSetup(ctx) {
     if (!ctx.request.is('application/x-www-form-urlencoded')) return refused(ctx);
-    const raw = (await coBody.form(ctx.req, { limit: FORM_LIMIT })) as Record<string, unknown>;
-    const unclean = findUncleanString(raw);
-    if (unclean !== null) throw new InvalidRequest(uncleanStringMessage('body', unclean));
-    const form: Record<string, string> = {};
-    for (const [name, value] of Object.entries(raw)) {
-      if (typeof value === 'string') form[name] = value;
-    }
-    if (!csrf.valid(ctx, form.csrf)) {
-      return page(
-        ctx,
-        403,
-        errorPage('The form could not be verified', 'Reload the page and submit it again.'),
-      );
-    }
-    const wait = deps.perIp.hit(ctx.ip);
-    if (wait > 0) {
-      ctx.set('Retry-After', String(wait));
-      return page(
+    const form = await readVerifiedForm(ctx, csrf);
+    if (form === null) return;
+    if (!withinLimits(ctx, [[deps.perIp, ctx.ip]])) {
+      return sendPage(
         ctx,
         429,
         closedPage('Too many attempts', 'Too many attempts from here. Wait a while.'),
@@ -105,7 +81,7 @@ export function firstRunRoutes(
       throw error;
     }
     if (account === null) return refused(ctx);
-    page(
+    sendPage(
       ctx,
       200,
       donePage(

@@ -2,22 +2,18 @@
 // OIDC mount itself. A page only works with the `_interaction` cookie oidc-provider set for
 // that uid (SameSite=Lax), and every form also carries a double-submit CSRF token.
 import { createCsrf } from '../platform/csrf.ts';
-import coBody from 'co-body';
 import type { Context, Middleware, Next } from 'koa';
 import type Provider from 'oidc-provider';
-import { InvalidRequest } from '../platform/errors.ts';
 import { setPageHeaders } from '../platform/html.ts';
 import type { Router } from '../platform/http.ts';
 import type { RequestState } from '../platform/http.ts';
-import { findUncleanString, uncleanStringMessage } from '../platform/strings.ts';
 import { SIGN_IN_CONTENT_SECURITY_POLICY, consentPage, errorPage, loginPage } from './pages.ts';
+import { readVerifiedForm } from './page-forms.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { AccountsService } from './service.ts';
 import type { SignInFlow } from './second-factor-flow.ts';
 
 export const CSRF_COOKIE = 'tollhouse_csrf';
-// Login forms are a few hundred bytes; anything larger is not a browser submitting them.
-const FORM_LIMIT = '16kb';
 const GENERIC_LOGIN_ERROR = 'The email or password is not right, or the account cannot sign in.';
 const TOO_MANY = 'Too many sign-in attempts. Wait a minute, then try again.';
 
@@ -75,22 +71,6 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
     );
   }
 
-  function refuseCsrf(ctx: Context) {
-    ctx.status = 403;
-    ctx.type = 'html';
-    ctx.body = errorPage('The form could not be verified', 'Reload the page and submit it again.');
-  }
-
-  async function readForm(ctx: Context): Promise<Record<string, unknown>> {
-    if (!ctx.request.is('application/x-www-form-urlencoded')) return {};
-    const form = (await coBody.form(ctx.req, { limit: FORM_LIMIT })) as Record<string, unknown>;
-    // The string rule (platform/strings.ts): an email with a NUL would otherwise reach the
-    // accounts query and fail there as a 500.
-    const unclean = findUncleanString(form);
-    if (unclean !== null) throw new InvalidRequest(uncleanStringMessage('body', unclean));
-    return form;
-  }
-
   async function finish(ctx: Context, provider: Provider, result: Record<string, unknown>) {
     const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, {
       mergeWithLastSubmission: result.login === undefined,
@@ -145,10 +125,10 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
     const interaction = await details(ctx, provider);
     if (interaction === null || interaction.uid !== ctx.params.uid) return expired(ctx);
     if (interaction.prompt.name !== 'login') return expired(ctx);
-    const form = await readForm(ctx);
-    if (!forms.valid(ctx, form.csrf)) return refuseCsrf(ctx);
-    const email = typeof form.email === 'string' ? form.email.slice(0, 320) : '';
-    const password = typeof form.password === 'string' ? form.password : '';
+    const form = await readVerifiedForm(ctx, forms);
+    if (form === null) return;
+    const email = (form.email ?? '').slice(0, 320);
+    const password = form.password ?? '';
     const render = async (status: number, error: string) => {
       ctx.status = status;
       ctx.type = 'html';
@@ -192,8 +172,8 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
     const interaction = await details(ctx, provider);
     if (interaction === null || interaction.uid !== ctx.params.uid) return expired(ctx);
     if (interaction.prompt.name !== 'consent') return expired(ctx);
-    const form = await readForm(ctx);
-    if (!forms.valid(ctx, form.csrf)) return refuseCsrf(ctx);
+    const form = await readVerifiedForm(ctx, forms);
+    if (form === null) return;
     const accountId = interaction.session?.accountId;
     const clientId = interaction.params.client_id;
     if (accountId === undefined || typeof clientId !== 'string') return expired(ctx);
@@ -226,8 +206,8 @@ export function interactionRoutes(router: Router, deps: InteractionDeps): void {
     const provider = current();
     const interaction = await details(ctx, provider);
     if (interaction === null || interaction.uid !== ctx.params.uid) return expired(ctx);
-    const form = await readForm(ctx);
-    if (!forms.valid(ctx, form.csrf)) return refuseCsrf(ctx);
+    const form = await readVerifiedForm(ctx, forms);
+    if (form === null) return;
     await finish(ctx, provider, {
       error: 'access_denied',
       error_description: 'The user denied access',

@@ -5,7 +5,6 @@
 // address. A link's token arrives in the query string (request logs record the path only) and
 // is used up only by the form's POST, never by opening the link.
 import { createCsrf } from '../platform/csrf.ts';
-import coBody from 'co-body';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import type { Access } from '../platform/authz.ts';
@@ -15,10 +14,8 @@ import type { AccountsService } from './service.ts';
 import type { AuthState } from '../platform/auth.ts';
 import type { AppError } from '../platform/errors.ts';
 import { Conflict, InvalidRequest, NotFound, TooManyRequests } from '../platform/errors.ts';
-import { setPageHeaders } from '../platform/html.ts';
 import { defineRoute } from '../platform/http.ts';
 import type { Router } from '../platform/http.ts';
-import { findUncleanString, uncleanStringMessage } from '../platform/strings.ts';
 import { EmailDomainNotAllowed, EmailNotConfigured, InvalidLink, SignUpClosed } from './errors.ts';
 import { RESET_TTL_MINUTES } from './onboarding.ts';
 import type { OnboardingService } from './onboarding.ts';
@@ -36,13 +33,11 @@ import {
   signUpPage,
   verifyEmailPage,
 } from './onboarding-pages.ts';
-import { SIGN_IN_CONTENT_SECURITY_POLICY, errorPage } from './pages.ts';
+import { readVerifiedForm, sendPage, withinLimits } from './page-forms.ts';
 import type { RateLimiter } from './rate-limit.ts';
 
 const CSRF_COOKIE = 'tollhouse_account_csrf';
 const BASE = '/account';
-// These forms are a few hundred bytes; anything larger is not a browser submitting them.
-const FORM_LIMIT = '16kb';
 // An interaction uid from the sign-in page (oidc-provider's nanoid), carried so the person can
 // return to the sign-in they came from.
 const INTERACTION_UID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -87,51 +82,6 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
 
   const csrf = createCsrf({ cookie: CSRF_COOKIE, path: BASE, secure: deps.secureCookies });
 
-  /** Every answer: never cached (links and CSRF tokens), the sign-in pages' headers. */
-  function page(ctx: Context, status: number, body: string) {
-    ctx.set('Cache-Control', 'no-store');
-    setPageHeaders(ctx, SIGN_IN_CONTENT_SECURITY_POLICY);
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.body = body;
-  }
-
-  async function readForm(ctx: Context): Promise<Record<string, string>> {
-    if (!ctx.request.is('application/x-www-form-urlencoded')) return {};
-    const form = (await coBody.form(ctx.req, { limit: FORM_LIMIT })) as Record<string, unknown>;
-    // The string rule (platform/strings.ts), as on the sign-in form.
-    const unclean = findUncleanString(form);
-    if (unclean !== null) throw new InvalidRequest(uncleanStringMessage('body', unclean));
-    // Only single text fields: a repeated field (an array) counts as absent.
-    const fields: Record<string, string> = {};
-    for (const [name, value] of Object.entries(form)) {
-      if (typeof value === 'string') fields[name] = value;
-    }
-    return fields;
-  }
-
-  /** Reads the form of a POST; answers 403 itself (and returns null) when CSRF fails. */
-  async function submitted(ctx: Context): Promise<Record<string, string> | null> {
-    const form = await readForm(ctx);
-    if (!csrf.valid(ctx, form.csrf)) {
-      page(
-        ctx,
-        403,
-        errorPage('The form could not be verified', 'Reload the page and submit it again.'),
-      );
-      return null;
-    }
-    return form;
-  }
-
-  /** Counts the hit; answers 429 (via `render`) and returns false when over a limit. */
-  function allowed(ctx: Context, limits: Array<[RateLimiter, string]>): boolean {
-    const wait = Math.max(...limits.map(([limiter, key]) => limiter.hit(key)));
-    if (wait <= 0) return true;
-    ctx.set('Retry-After', String(wait));
-    return false;
-  }
-
   function signInFrom(form: Record<string, string> | URLSearchParams): string {
     const uid = form instanceof URLSearchParams ? form.get('interaction') : form.interaction;
     return typeof uid === 'string' && INTERACTION_UID.test(uid) ? `/interaction/${uid}` : CONSOLE;
@@ -143,7 +93,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
 
   // --- sign up -------------------------------------------------------------------------
   function closed(ctx: Context) {
-    page(
+    sendPage(
       ctx,
       403,
       onboarding.policy === 'invite'
@@ -165,7 +115,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
     error: string | null,
   ) {
     const interaction = INTERACTION_UID.test(form.interaction) ? form.interaction : '';
-    page(
+    sendPage(
       ctx,
       status,
       signUpPage({
@@ -190,7 +140,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
 
   router.post(PATHS.signUp, async function submitSignUp(ctx) {
     if (onboarding.policy !== 'open') return closed(ctx);
-    const form = await submitted(ctx);
+    const form = await readVerifiedForm(ctx, csrf);
     if (form === null) return;
     const email = (form.email ?? '').slice(0, 320);
     const values = {
@@ -199,7 +149,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
       interaction: typeof ctx.query.interaction === 'string' ? ctx.query.interaction : '',
     };
     if (
-      !allowed(ctx, [
+      !withinLimits(ctx, [
         [deps.perIp, ctx.ip],
         [deps.perEmail, normalized(email)],
       ])
@@ -222,7 +172,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
       }
       throw error;
     }
-    page(
+    sendPage(
       ctx,
       200,
       signUpDonePage({
@@ -235,7 +185,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
 
   // --- confirm an address ----------------------------------------------------------------
   function invalid(ctx: Context, error: AppError = new InvalidLink()) {
-    page(ctx, error.status, invalidLinkPage(error.message));
+    sendPage(ctx, error.status, invalidLinkPage(error.message));
   }
 
   // A confirmation link (a new account's address, or the new address of a change) opens a page
@@ -250,20 +200,25 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
       const token = queryToken(ctx);
       const email = await onboarding.peek(token, link.purpose);
       if (email === null || token === undefined) return invalid(ctx);
-      page(ctx, 200, verifyEmailPage({ action: link.path, csrf: csrf.token(ctx), token, email }));
+      sendPage(
+        ctx,
+        200,
+        verifyEmailPage({ action: link.path, csrf: csrf.token(ctx), token, email }),
+      );
     });
 
     router.post(link.path, async function submitConfirmLink(ctx) {
-      const form = await submitted(ctx);
+      const form = await readVerifiedForm(ctx, csrf);
       if (form === null) return;
-      if (!allowed(ctx, [[deps.perIp, ctx.ip]])) return page(ctx, 429, invalidLinkPage(TOO_MANY));
+      if (!withinLimits(ctx, [[deps.perIp, ctx.ip]]))
+        return sendPage(ctx, 429, invalidLinkPage(TOO_MANY));
       try {
         await link.confirm(form.token ?? '');
       } catch (error) {
         if (error instanceof InvalidLink) return invalid(ctx, error);
         throw error;
       }
-      page(ctx, 200, donePage(...link.done, CONSOLE));
+      sendPage(ctx, 200, donePage(...link.done, CONSOLE));
     });
   }
 
@@ -287,12 +242,12 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
 
   // --- forgot password ---------------------------------------------------------------------
   function notConfigured(ctx: Context) {
-    page(ctx, 503, emailNotConfiguredPage('password reset'));
+    sendPage(ctx, 503, emailNotConfiguredPage('password reset'));
   }
 
   router.get(PATHS.forgotPassword, async function showForgotPassword(ctx) {
     if (!onboarding.emailConfigured) return notConfigured(ctx);
-    page(
+    sendPage(
       ctx,
       200,
       forgotPasswordPage({
@@ -306,16 +261,16 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
 
   router.post(PATHS.forgotPassword, async function submitForgotPassword(ctx) {
     if (!onboarding.emailConfigured) return notConfigured(ctx);
-    const form = await submitted(ctx);
+    const form = await readVerifiedForm(ctx, csrf);
     if (form === null) return;
     const email = (form.email ?? '').slice(0, 320);
     if (
-      !allowed(ctx, [
+      !withinLimits(ctx, [
         [deps.perIp, ctx.ip],
         [deps.perEmail, normalized(email)],
       ])
     ) {
-      return page(
+      return sendPage(
         ctx,
         429,
         forgotPasswordPage({
@@ -332,14 +287,14 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
       if (error instanceof EmailNotConfigured) return notConfigured(ctx);
       throw error;
     }
-    page(ctx, 200, resetRequestedPage(email.trim(), RESET_TTL_MINUTES));
+    sendPage(ctx, 200, resetRequestedPage(email.trim(), RESET_TTL_MINUTES));
   });
 
   // --- choose a new password ---------------------------------------------------------------
   async function renderReset(ctx: Context, status: number, token: string, error: string | null) {
     const email = await onboarding.peek(token, 'reset_password');
     if (email === null) return invalid(ctx);
-    page(
+    sendPage(
       ctx,
       status,
       resetPasswordPage({
@@ -357,10 +312,11 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
   });
 
   router.post(PATHS.resetPassword, async function submitResetPassword(ctx) {
-    const form = await submitted(ctx);
+    const form = await readVerifiedForm(ctx, csrf);
     if (form === null) return;
     const token = form.token ?? '';
-    if (!allowed(ctx, [[deps.perIp, ctx.ip]])) return page(ctx, 429, invalidLinkPage(TOO_MANY));
+    if (!withinLimits(ctx, [[deps.perIp, ctx.ip]]))
+      return sendPage(ctx, 429, invalidLinkPage(TOO_MANY));
     if ((form.password ?? '') !== (form.password_confirm ?? '')) {
       return renderReset(ctx, 400, token, MISMATCH);
     }
@@ -371,7 +327,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
       if (error instanceof InvalidRequest) return renderReset(ctx, 400, token, error.message);
       throw error;
     }
-    page(
+    sendPage(
       ctx,
       200,
       donePage(
@@ -392,7 +348,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
   ) {
     const email = await onboarding.peek(token, 'invitation');
     if (email === null) return invalid(ctx);
-    page(
+    sendPage(
       ctx,
       status,
       invitationPage({
@@ -411,11 +367,12 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
   });
 
   router.post(PATHS.invitation, async function acceptInvitation(ctx) {
-    const form = await submitted(ctx);
+    const form = await readVerifiedForm(ctx, csrf);
     if (form === null) return;
     const token = form.token ?? '';
     const name = (form.name ?? '').slice(0, 200);
-    if (!allowed(ctx, [[deps.perIp, ctx.ip]])) return page(ctx, 429, invalidLinkPage(TOO_MANY));
+    if (!withinLimits(ctx, [[deps.perIp, ctx.ip]]))
+      return sendPage(ctx, 429, invalidLinkPage(TOO_MANY));
     if ((form.password ?? '') !== (form.password_confirm ?? '')) {
       return renderInvitation(ctx, 400, token, name, MISMATCH);
     }
@@ -431,7 +388,7 @@ export function onboardingPageRoutes(router: Router, deps: OnboardingRoutesDeps)
       }
       throw error;
     }
-    page(
+    sendPage(
       ctx,
       200,
       donePage('Account created', 'Your account is ready. Sign in with your password.', CONSOLE),

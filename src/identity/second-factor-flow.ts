@@ -7,17 +7,15 @@
 //   REQUIRE_MFA_FOR_ADMINS is on → set up an authenticator app first.
 // No login result (and so no token) exists until that is done. What the first step proved is
 // kept server-side per interaction (second_factor_states), never in the browser.
-import coBody from 'co-body';
 import { readFileSync } from 'node:fs';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import QRCode from 'qrcode';
 import { createCsrf } from '../platform/csrf.ts';
-import { InvalidRequest, TooManyRequests } from '../platform/errors.ts';
-import { setPageHeaders } from '../platform/html.ts';
+import { TooManyRequests } from '../platform/errors.ts';
 import type { RequestState, Router } from '../platform/http.ts';
-import { findUncleanString, uncleanStringMessage } from '../platform/strings.ts';
-import { SIGN_IN_CONTENT_SECURITY_POLICY, errorPage } from './pages.ts';
+import { readVerifiedForm, sendPage } from './page-forms.ts';
+import { errorPage } from './pages.ts';
 import { STEP_UP_REASON } from './provider.ts';
 import {
   PASSKEY_SCRIPT_PATH,
@@ -34,7 +32,6 @@ type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
 
 // The interaction pages' CSRF cookie (interactions.ts): one token for every form of a sign-in.
 const CSRF_COOKIE = 'tollhouse_csrf';
-const FORM_LIMIT = '16kb';
 const WRONG_CODE = 'That code is not right, or it was already used.';
 const WRONG_PASSKEY = 'That passkey could not be verified. Try again.';
 
@@ -81,16 +78,8 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
     }
   }
 
-  function page(ctx: Context, status: number, body: string) {
-    ctx.set('Cache-Control', 'no-store');
-    setPageHeaders(ctx, SIGN_IN_CONTENT_SECURITY_POLICY);
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.body = body;
-  }
-
   const expired = (ctx: Context) =>
-    page(
+    sendPage(
       ctx,
       400,
       errorPage(
@@ -98,25 +87,6 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
         'Sign-in links work once and for an hour at most.',
       ),
     );
-
-  /** The posted form, or null once the refusal page is written. */
-  async function readForm(ctx: Context): Promise<Record<string, unknown> | null> {
-    // Anything but a form has no CSRF field, and is refused as a form without one.
-    const form = ctx.request.is('application/x-www-form-urlencoded')
-      ? ((await coBody.form(ctx.req, { limit: FORM_LIMIT })) as Record<string, unknown>)
-      : {};
-    const unclean = findUncleanString(form);
-    if (unclean !== null) throw new InvalidRequest(uncleanStringMessage('body', unclean));
-    if (!forms.valid(ctx, form.csrf)) {
-      page(
-        ctx,
-        403,
-        errorPage('The form could not be verified', 'Reload the page and submit it again.'),
-      );
-      return null;
-    }
-    return form;
-  }
 
   async function appName(provider: Provider, clientId: unknown): Promise<string> {
     const client = typeof clientId === 'string' ? await provider.Client.find(clientId) : undefined;
@@ -151,7 +121,7 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
   ): Promise<void> {
     const account = await accounts.get(signedIn.accountId);
     if (account === null || account.status !== 'active') {
-      return page(ctx, 403, errorPage('This account cannot sign in', ''));
+      return sendPage(ctx, 403, errorPage('This account cannot sign in', ''));
     }
     if (!isMultiFactor(signedIn.amr)) {
       const hasFactor = await factors.hasSecondFactor(account.id);
@@ -189,7 +159,7 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
       factorState.passkeys.length === 0
         ? null
         : await factors.passkeySignInOptions(interaction.uid, pending.accountId);
-    page(
+    sendPage(
       ctx,
       status,
       secondFactorPage({
@@ -217,7 +187,7 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
       account.email,
     );
     const svg = await QRCode.toString(setup.uri, { type: 'svg', margin: 1 });
-    page(
+    sendPage(
       ctx,
       status,
       enrolPage({
@@ -306,9 +276,9 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
         router.post(path, async function submitCode(ctx) {
           const state = await pendingOf(ctx);
           if (state === null) return expired(ctx);
-          const form = await readForm(ctx);
+          const form = await readVerifiedForm(ctx, forms);
           if (form === null) return;
-          const code = typeof form.code === 'string' ? form.code.slice(0, 32) : '';
+          const code = (form.code ?? '').slice(0, 32);
           const ok = await limited(ctx, () => check(ctx, state.pending.accountId, code));
           if (ok === 'limited') return renderSecondFactor(ctx, state, 429, TOO_MANY);
           if (!ok) return renderSecondFactor(ctx, state, 401, WRONG_CODE);
@@ -330,7 +300,7 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
       router.post('/interaction/:uid/second-factor/passkey', async function submitPasskey(ctx) {
         const state = await pendingOf(ctx);
         if (state === null) return expired(ctx);
-        const form = await readForm(ctx);
+        const form = await readVerifiedForm(ctx, forms);
         if (form === null) return;
         const response = parseJson(form.response);
         const proved =
@@ -358,10 +328,10 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
       router.post('/interaction/:uid/enrol', async function submitEnrol(ctx) {
         const state = await pendingOf(ctx);
         if (state === null) return expired(ctx);
-        const form = await readForm(ctx);
+        const form = await readVerifiedForm(ctx, forms);
         if (form === null) return;
         if (await hasFactorAlready(ctx, state)) return;
-        const code = typeof form.code === 'string' ? form.code.slice(0, 32) : '';
+        const code = (form.code ?? '').slice(0, 32);
         const caller = {
           accountId: state.pending.accountId,
           actor: state.pending.accountId,
@@ -379,7 +349,7 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
           accountId: state.pending.accountId,
           amr: [...state.pending.amr, 'otp'],
         });
-        page(
+        sendPage(
           ctx,
           200,
           recoveryCodesPage({
@@ -393,7 +363,7 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
       router.post('/interaction/:uid/enrol/done', async function finishEnrol(ctx) {
         const state = await pendingOf(ctx);
         if (state === null) return expired(ctx);
-        const form = await readForm(ctx);
+        const form = await readVerifiedForm(ctx, forms);
         if (form === null) return;
         if (!isMultiFactor(state.pending.amr)) {
           ctx.status = 303;
@@ -411,7 +381,7 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
         status: number,
         error: string | null,
       ) =>
-        page(
+        sendPage(
           ctx,
           status,
           passkeySignInPage({
@@ -428,7 +398,7 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
         const provider = deps.provider();
         const interaction = await details(ctx, provider);
         if (interaction === null) return expired(ctx);
-        const form = await readForm(ctx);
+        const form = await readVerifiedForm(ctx, forms);
         if (form === null) return;
         await showPasskeySignIn(ctx, provider, interaction, 200, null);
       });
@@ -437,7 +407,7 @@ export function createSignInFlow(deps: SignInFlowDeps): SignInFlow {
         const provider = deps.provider();
         const interaction = await details(ctx, provider);
         if (interaction === null) return expired(ctx);
-        const form = await readForm(ctx);
+        const form = await readVerifiedForm(ctx, forms);
         if (form === null) return;
         const response = parseJson(form.response);
         const proved =

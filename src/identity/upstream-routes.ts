@@ -7,18 +7,18 @@
 // and the holder's REST routes under /v1/account/identities.
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import coBody from 'co-body';
 import { z } from 'zod';
 import type { AuthState } from '../platform/auth.ts';
 import type { Access } from '../platform/authz.ts';
 import { createCsrf } from '../platform/csrf.ts';
 import { AppError } from '../platform/errors.ts';
-import { html, setPageHeaders } from '../platform/html.ts';
+import { html } from '../platform/html.ts';
 import { defineRoute } from '../platform/http.ts';
 import type { RequestState, Router } from '../platform/http.ts';
 import { CSRF_COOKIE } from './interactions.ts';
 import type { RateLimiter } from './rate-limit.ts';
-import { SIGN_IN_CONTENT_SECURITY_POLICY, errorPage, layout } from './pages.ts';
+import { readVerifiedForm, sendPage, withinLimits } from './page-forms.ts';
+import { errorPage, layout } from './pages.ts';
 import { FLOW_TTL_MS, UPSTREAM_LINK_PATH, UpstreamRefused } from './upstream.ts';
 import type { UpstreamCaller, UpstreamSignIn } from './upstream.ts';
 import type { SignInFlow } from './second-factor-flow.ts';
@@ -59,21 +59,13 @@ export function upstreamPageRoutes(router: Router, deps: UpstreamRouteDeps): voi
     secure: deps.secureCookies,
   });
 
-  function page(ctx: Context, status: number, body: string) {
-    ctx.set('Cache-Control', 'no-store');
-    setPageHeaders(ctx, SIGN_IN_CONTENT_SECURITY_POLICY);
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.body = body;
-  }
-
   function refused(ctx: Context, error: unknown) {
     if (error instanceof UpstreamRefused) {
       (ctx.state as RequestState).log.info({ code: error.code }, 'upstream sign-in refused');
-      return page(ctx, error.status, errorPage(error.title, error.message));
+      return sendPage(ctx, error.status, errorPage(error.title, error.message));
     }
     if (error instanceof AppError && error.status === 404) {
-      return page(
+      return sendPage(
         ctx,
         404,
         errorPage('No such sign-in provider', 'Start again from the sign-in page.'),
@@ -83,7 +75,7 @@ export function upstreamPageRoutes(router: Router, deps: UpstreamRouteDeps): voi
   }
 
   const expired = (ctx: Context) =>
-    page(
+    sendPage(
       ctx,
       400,
       errorPage(
@@ -123,20 +115,9 @@ export function upstreamPageRoutes(router: Router, deps: UpstreamRouteDeps): voi
   router.post('/interaction/:uid/upstream/:provider', async function startUpstreamLogin(ctx) {
     const provider = deps.provider();
     if (!UID.test(ctx.params.uid!) || (await details(ctx, provider)) === null) return expired(ctx);
-    const form = ctx.request.is('application/x-www-form-urlencoded')
-      ? ((await coBody.form(ctx.req, { limit: '16kb' })) as Record<string, unknown>)
-      : {};
-    if (!forms.valid(ctx, form.csrf)) {
-      return page(
-        ctx,
-        403,
-        errorPage('The form could not be verified', 'Reload the page and submit it again.'),
-      );
-    }
-    const wait = deps.perIp.hit(ctx.ip);
-    if (wait > 0) {
-      ctx.set('Retry-After', String(wait));
-      return page(
+    if ((await readVerifiedForm(ctx, forms)) === null) return;
+    if (!withinLimits(ctx, [[deps.perIp, ctx.ip]])) {
+      return sendPage(
         ctx,
         429,
         errorPage('Too many sign-in attempts', 'Wait a minute, then try again.'),
@@ -175,7 +156,7 @@ export function upstreamPageRoutes(router: Router, deps: UpstreamRouteDeps): voi
         cookieState: cookieState(ctx),
       });
       setStateCookie(ctx, null);
-      page(
+      sendPage(
         ctx,
         200,
         layout(
