@@ -61,10 +61,29 @@ export interface Http {
   /** The Koa application: every route and middleware except the direct route's answer. */
   koa: Koa;
   /**
-   * The Node request listener (call once every middleware is in place): requests the direct
-   * route claims are answered outside Koa's middleware chain, all others go through Koa.
+   * The Node request listener (call once every middleware is in place): fixed answers are sent
+   * before anything else, requests the direct route claims are answered outside Koa's
+   * middleware chain, all others go through Koa.
    */
-  listener(direct: DirectRoute): RequestListener;
+  listener(direct: DirectRoute, fixed?: readonly FixedAnswer[]): RequestListener;
+}
+
+/**
+ * A route whose answer never varies (`GET /healthz`), sent straight from the Node listener
+ * before any Koa context exists: through Koa's chain the base request path cost 3–4× a bare
+ * `node:http` handler (BENCHMARKS.md, gateway), for a constant body. The route stays declared
+ * on the router (authz matrix, OpenAPI, HEAD, OPTIONS, 405); only its plain form is answered
+ * here — this method, exactly this path, no query string, no `Origin` (CORS for browser keys
+ * applies to those) — with what the chain would add: the request id, the
+ * `http_request_duration_seconds` sample, the request log line and the shutdown
+ * `Connection: close`. Everything else about the path goes through Koa as before.
+ */
+export interface FixedAnswer {
+  method: 'GET';
+  path: string;
+  status: number;
+  /** Sent as JSON, as the route declared on the router sends it. */
+  body: unknown;
 }
 
 /**
@@ -85,6 +104,18 @@ export interface DirectRoute {
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
+interface PreparedAnswer {
+  method: string;
+  path: string;
+  status: number;
+  json: Buffer;
+  length: string;
+  sample: { observe(seconds: number): void };
+}
+
+// What Koa sends for a JSON body (koa/lib/response.js), so both paths answer alike.
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
 export function createHttp(options: HttpOptions): Http {
   const { log, metrics, lifecycle, trustProxy, bodyLimitBytes, ownErrorShape } = options;
   const koa = new Koa({ proxy: trustProxy });
@@ -96,8 +127,54 @@ export function createHttp(options: HttpOptions): Http {
   koa.use(cleanInput(ownErrorShape ?? (() => false)));
   return {
     koa,
-    listener(direct) {
+    listener(direct, fixed = []) {
       const viaKoa = koa.callback();
+      const answers = new Map<string, PreparedAnswer>();
+      for (const answer of fixed) {
+        const json = Buffer.from(JSON.stringify(answer.body));
+        answers.set(answer.path, {
+          method: answer.method,
+          path: answer.path,
+          status: answer.status,
+          json,
+          length: String(json.length),
+          // The labelled child, looked up once: prom-client hashes the labels on every call.
+          sample: metrics.httpRequestDuration.labels(
+            answer.method,
+            answer.path,
+            String(answer.status),
+          ),
+        });
+      }
+      /** A FixedAnswer: the headers Koa would send, in one writeHead. */
+      function answerFixed(answer: PreparedAnswer, req: IncomingMessage, res: ServerResponse) {
+        const started = process.hrtime.bigint();
+        const incoming = req.headers['x-request-id'];
+        const requestId =
+          typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+        const headers: Record<string, string> = {
+          'X-Request-Id': requestId,
+          'Content-Type': JSON_CONTENT_TYPE,
+          'Content-Length': answer.length,
+        };
+        if (lifecycle.shuttingDown) headers.Connection = 'close';
+        res.writeHead(answer.status, headers);
+        res.end(answer.json);
+        const elapsed = process.hrtime.bigint() - started;
+        answer.sample.observe(Number(elapsed) / 1e9);
+        if (log.isLevelEnabled('info')) {
+          // The same line as endRequest's; the client address as Koa reads it (TRUST_PROXY).
+          const ip = koa.createContext(req, res).ip;
+          log.child({ requestId }).info(
+            {
+              req: { method: answer.method, path: answer.path, ip },
+              res: { status: answer.status },
+              durationMs: Math.round(Number(elapsed) / 1e3) / 1e3,
+            },
+            'request',
+          );
+        }
+      }
       const chain = compose([...direct.before, direct.answer]);
       // The same three steps as requestContext → measure → renderErrors → Koa's respond, in
       // the same order, as plain calls.
@@ -118,6 +195,15 @@ export function createHttp(options: HttpOptions): Http {
         respondDirect(ctx);
       }
       return async function listener(req, res) {
+        if (answers.size > 0) {
+          // Keyed by the raw target: `/healthz?x` or `http://host/healthz` are not the plain
+          // form and go through Koa, which parses them.
+          const answer = answers.get(req.url ?? '');
+          if (answer !== undefined && req.method === answer.method && !req.headers.origin) {
+            answerFixed(answer, req, res);
+            return;
+          }
+        }
         // A context costs a few objects; Koa makes its own for the requests it answers.
         const ctx = koa.createContext(req, res);
         if (!direct.claims(ctx.method, ctx.path)) return viaKoa(req, res);
