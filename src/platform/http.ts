@@ -195,18 +195,22 @@ export function createHttp(options: HttpOptions): Http {
         respondDirect(ctx);
       }
       return async function listener(req, res) {
+        const url = req.url ?? '';
         if (answers.size > 0) {
           // Keyed by the raw target: `/healthz?x` or `http://host/healthz` are not the plain
           // form and go through Koa, which parses them.
-          const answer = answers.get(req.url ?? '');
+          const answer = answers.get(url);
           if (answer !== undefined && req.method === answer.method && !req.headers.origin) {
             answerFixed(answer, req, res);
             return;
           }
         }
-        // A context costs a few objects; Koa makes its own for the requests it answers.
+        // A context costs a few objects, and Koa makes its own for the requests it answers: the
+        // usual target's path is read without one.
+        const path = plainPath(url);
+        if (path !== null && !direct.claims(req.method ?? '', path)) return viaKoa(req, res);
         const ctx = koa.createContext(req, res);
-        if (!direct.claims(ctx.method, ctx.path)) return viaKoa(req, res);
+        if (path === null && !direct.claims(ctx.method, ctx.path)) return viaKoa(req, res);
         try {
           await answerDirect(ctx);
         } catch (error) {
@@ -217,6 +221,34 @@ export function createHttp(options: HttpOptions): Http {
       };
     },
   };
+}
+
+/**
+ * The path of an origin-form target (`/a/b?c`) as Koa's `ctx.path` reads it (parseurl's fast
+ * path: the part before `?`), or null for anything parseurl hands to the full URL parser
+ * (absolute form, `#`, whitespace), which then goes through a Koa context.
+ */
+function plainPath(url: string): string | null {
+  if (url.charCodeAt(0) !== 0x2f) return null;
+  let end = url.length;
+  for (let i = 1; i < url.length; i++) {
+    const code = url.charCodeAt(i);
+    if (code === 0x3f) {
+      if (end === url.length) end = i;
+    } else if (
+      code === 0x09 ||
+      code === 0x0a ||
+      code === 0x0c ||
+      code === 0x0d ||
+      code === 0x20 ||
+      code === 0x23 ||
+      code === 0xa0 ||
+      code === 0xfeff
+    ) {
+      return null;
+    }
+  }
+  return end === url.length ? url : url.slice(0, end);
 }
 
 function requestContext(log: Logger, lifecycle: Lifecycle, bodyLimitBytes: number): Middleware {
@@ -233,11 +265,13 @@ function requestContext(log: Logger, lifecycle: Lifecycle, bodyLimitBytes: numbe
 
 /** The request id (the caller's, if acceptable) and ctx.state; echoes the id. */
 function beginRequest(ctx: Context, log: Logger, bodyLimitBytes: number): RequestState {
-  const incoming = ctx.get('x-request-id');
-  const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  // Straight from Node's objects: Koa's ctx.get/ctx.set go through three getters each.
+  const incoming = ctx.req.headers['x-request-id'];
+  const requestId =
+    typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
   const state = new RequestStateImpl(log, requestId, bodyLimitBytes);
   ctx.state = Object.assign(state, ctx.state);
-  ctx.set('X-Request-Id', requestId);
+  ctx.res.setHeader('X-Request-Id', requestId);
   return state;
 }
 
