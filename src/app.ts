@@ -25,7 +25,7 @@ import type { Capability } from './platform/capability.ts';
 import type { CliCommand } from './platform/cli.ts';
 import { systemClock } from './platform/clock.ts';
 import type { Clock } from './platform/clock.ts';
-import { healthRoutes } from './platform/health.ts';
+import { LIVENESS, healthRoutes } from './platform/health.ts';
 import { Router, allowedMethods, createHttp } from './platform/http.ts';
 import type { Lifecycle, RequestListener } from './platform/http.ts';
 import { httpsPages } from './platform/https-pages.ts';
@@ -351,8 +351,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     http.koa.use(allowedMethods(router));
     // The front door's paths skip Koa's dispatch (the hot path, issue #6). CORS for browser
     // keys still runs first, as when the front door was a middleware after it (the OIDC mount
-    // in between never matched its paths).
-    const handler = http.listener({ ...gateway.frontDoor, before: [keys.cors] });
+    // in between never matched its paths). Liveness is answered before both (issue #21).
+    const handler = http.listener({ ...gateway.frontDoor, before: [keys.cors] }, [LIVENESS]);
 
     // The signer-only listener: its own Koa app (request ids, logs, metrics, error rendering
     // as on the main one) with only health and the remote-signer routes.
@@ -363,11 +363,10 @@ export async function createApp(options: AppOptions): Promise<App> {
     signer.remoteRoutes(signerRouter);
     signerHttp.koa.use(signerNotFound());
     signerHttp.koa.use(signerRouter.routes());
-    const signerHandler = signerHttp.listener({
-      claims: () => false,
-      before: [],
-      answer: () => undefined,
-    });
+    const signerHandler = signerHttp.listener(
+      { claims: () => false, before: [], answer: () => undefined },
+      [LIVENESS],
+    );
 
     if (options.start !== false) {
       for (const capability of capabilities) await capability.start?.();

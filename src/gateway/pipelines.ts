@@ -114,12 +114,18 @@ function positive(value: unknown): bigint | null {
   return null;
 }
 
+// `/text-to-image` → its pipeline: one lookup per request (every request is asked, front door
+// or not, before Koa's router).
+const BATCH_BY_PATH = new Map(BATCH_PIPELINES.map((p) => [`/${p.name}`, p]));
+
 /** The pipeline served at `path`, or null when the front door does not serve it. */
 export function pipelineForPath(method: string, path: string): Pipeline | null {
+  if (method === 'POST') {
+    const batch = BATCH_BY_PATH.get(path);
+    if (batch !== undefined) return batch;
+  }
   for (const live of LIVE_PREFIXES) {
     if (path.startsWith(live.prefix) && path.length > live.prefix.length) return live.pipeline;
   }
-  if (method !== 'POST') return null;
-  const name = path.slice(1);
-  return BATCH_PIPELINES.find((p) => p.name === name) ?? null;
+  return null;
 }

@@ -4,7 +4,7 @@ import type { QueryExecutorProvider } from 'kysely';
 import { sql } from 'kysely';
 import { z } from 'zod';
 import { Unauthorized } from './errors.ts';
-import type { Lifecycle, Router } from './http.ts';
+import type { FixedAnswer, Lifecycle, Router } from './http.ts';
 import { defineRoute, guardedRoute } from './http.ts';
 import type { Metrics } from './metrics.ts';
 import { pendingMigrations } from './migrations.ts';
@@ -29,6 +29,17 @@ const readiness = z.object({
   message: z.string().optional(),
 });
 
+/**
+ * Liveness never varies: the listener sends it before Koa (http.ts FixedAnswer); the route
+ * below answers the other forms of the request (a query string, HEAD, an Origin) the same way.
+ */
+export const LIVENESS = {
+  method: 'GET',
+  path: '/healthz',
+  status: 200,
+  body: { status: 'ok' },
+} as const satisfies FixedAnswer;
+
 export function healthRoutes(router: Router, deps: HealthDeps): void {
   defineRoute(
     router,
@@ -39,7 +50,7 @@ export function healthRoutes(router: Router, deps: HealthDeps): void {
       access: { kinds: 'anyone' },
     },
     function liveness() {
-      return { status: 'ok' as const };
+      return LIVENESS.body;
     },
   );
 

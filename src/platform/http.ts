@@ -61,10 +61,29 @@ export interface Http {
   /** The Koa application: every route and middleware except the direct route's answer. */
   koa: Koa;
   /**
-   * The Node request listener (call once every middleware is in place): requests the direct
-   * route claims are answered outside Koa's middleware chain, all others go through Koa.
+   * The Node request listener (call once every middleware is in place): fixed answers are sent
+   * before anything else, requests the direct route claims are answered outside Koa's
+   * middleware chain, all others go through Koa.
    */
-  listener(direct: DirectRoute): RequestListener;
+  listener(direct: DirectRoute, fixed?: readonly FixedAnswer[]): RequestListener;
+}
+
+/**
+ * A route whose answer never varies (`GET /healthz`), sent straight from the Node listener
+ * before any Koa context exists: through Koa's chain the base request path cost 3–4× a bare
+ * `node:http` handler (BENCHMARKS.md, gateway), for a constant body. The route stays declared
+ * on the router (authz matrix, OpenAPI, HEAD, OPTIONS, 405); only its plain form is answered
+ * here — this method, exactly this path, no query string, no `Origin` (CORS for browser keys
+ * applies to those) — with what the chain would add: the request id, the
+ * `http_request_duration_seconds` sample, the request log line and the shutdown
+ * `Connection: close`. Everything else about the path goes through Koa as before.
+ */
+export interface FixedAnswer {
+  method: 'GET';
+  path: string;
+  status: number;
+  /** Sent as JSON, as the route declared on the router sends it. */
+  body: unknown;
 }
 
 /**
@@ -85,6 +104,18 @@ export interface DirectRoute {
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
+interface PreparedAnswer {
+  method: string;
+  path: string;
+  status: number;
+  json: Buffer;
+  length: string;
+  sample: { observe(seconds: number): void };
+}
+
+// What Koa sends for a JSON body (koa/lib/response.js), so both paths answer alike.
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
 export function createHttp(options: HttpOptions): Http {
   const { log, metrics, lifecycle, trustProxy, bodyLimitBytes, ownErrorShape } = options;
   const koa = new Koa({ proxy: trustProxy });
@@ -96,8 +127,54 @@ export function createHttp(options: HttpOptions): Http {
   koa.use(cleanInput(ownErrorShape ?? (() => false)));
   return {
     koa,
-    listener(direct) {
+    listener(direct, fixed = []) {
       const viaKoa = koa.callback();
+      const answers = new Map<string, PreparedAnswer>();
+      for (const answer of fixed) {
+        const json = Buffer.from(JSON.stringify(answer.body));
+        answers.set(answer.path, {
+          method: answer.method,
+          path: answer.path,
+          status: answer.status,
+          json,
+          length: String(json.length),
+          // The labelled child, looked up once: prom-client hashes the labels on every call.
+          sample: metrics.httpRequestDuration.labels(
+            answer.method,
+            answer.path,
+            String(answer.status),
+          ),
+        });
+      }
+      /** A FixedAnswer: the headers Koa would send, in one writeHead. */
+      function answerFixed(answer: PreparedAnswer, req: IncomingMessage, res: ServerResponse) {
+        const started = process.hrtime.bigint();
+        const incoming = req.headers['x-request-id'];
+        const requestId =
+          typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+        const headers: Record<string, string> = {
+          'X-Request-Id': requestId,
+          'Content-Type': JSON_CONTENT_TYPE,
+          'Content-Length': answer.length,
+        };
+        if (lifecycle.shuttingDown) headers.Connection = 'close';
+        res.writeHead(answer.status, headers);
+        res.end(answer.json);
+        const elapsed = process.hrtime.bigint() - started;
+        answer.sample.observe(Number(elapsed) / 1e9);
+        if (log.isLevelEnabled('info')) {
+          // The same line as endRequest's; the client address as Koa reads it (TRUST_PROXY).
+          const ip = koa.createContext(req, res).ip;
+          log.child({ requestId }).info(
+            {
+              req: { method: answer.method, path: answer.path, ip },
+              res: { status: answer.status },
+              durationMs: Math.round(Number(elapsed) / 1e3) / 1e3,
+            },
+            'request',
+          );
+        }
+      }
       const chain = compose([...direct.before, direct.answer]);
       // The same three steps as requestContext → measure → renderErrors → Koa's respond, in
       // the same order, as plain calls.
@@ -118,9 +195,22 @@ export function createHttp(options: HttpOptions): Http {
         respondDirect(ctx);
       }
       return async function listener(req, res) {
-        // A context costs a few objects; Koa makes its own for the requests it answers.
+        const url = req.url ?? '';
+        if (answers.size > 0) {
+          // Keyed by the raw target: `/healthz?x` or `http://host/healthz` are not the plain
+          // form and go through Koa, which parses them.
+          const answer = answers.get(url);
+          if (answer !== undefined && req.method === answer.method && !req.headers.origin) {
+            answerFixed(answer, req, res);
+            return;
+          }
+        }
+        // A context costs a few objects, and Koa makes its own for the requests it answers: the
+        // usual target's path is read without one.
+        const path = plainPath(url);
+        if (path !== null && !direct.claims(req.method ?? '', path)) return viaKoa(req, res);
         const ctx = koa.createContext(req, res);
-        if (!direct.claims(ctx.method, ctx.path)) return viaKoa(req, res);
+        if (path === null && !direct.claims(ctx.method, ctx.path)) return viaKoa(req, res);
         try {
           await answerDirect(ctx);
         } catch (error) {
@@ -131,6 +221,34 @@ export function createHttp(options: HttpOptions): Http {
       };
     },
   };
+}
+
+/**
+ * The path of an origin-form target (`/a/b?c`) as Koa's `ctx.path` reads it (parseurl's fast
+ * path: the part before `?`), or null for anything parseurl hands to the full URL parser
+ * (absolute form, `#`, whitespace), which then goes through a Koa context.
+ */
+function plainPath(url: string): string | null {
+  if (url.charCodeAt(0) !== 0x2f) return null;
+  let end = url.length;
+  for (let i = 1; i < url.length; i++) {
+    const code = url.charCodeAt(i);
+    if (code === 0x3f) {
+      if (end === url.length) end = i;
+    } else if (
+      code === 0x09 ||
+      code === 0x0a ||
+      code === 0x0c ||
+      code === 0x0d ||
+      code === 0x20 ||
+      code === 0x23 ||
+      code === 0xa0 ||
+      code === 0xfeff
+    ) {
+      return null;
+    }
+  }
+  return end === url.length ? url : url.slice(0, end);
 }
 
 function requestContext(log: Logger, lifecycle: Lifecycle, bodyLimitBytes: number): Middleware {
@@ -147,11 +265,13 @@ function requestContext(log: Logger, lifecycle: Lifecycle, bodyLimitBytes: numbe
 
 /** The request id (the caller's, if acceptable) and ctx.state; echoes the id. */
 function beginRequest(ctx: Context, log: Logger, bodyLimitBytes: number): RequestState {
-  const incoming = ctx.get('x-request-id');
-  const requestId = REQUEST_ID.test(incoming) ? incoming : randomUUID();
+  // Straight from Node's objects: Koa's ctx.get/ctx.set go through three getters each.
+  const incoming = ctx.req.headers['x-request-id'];
+  const requestId =
+    typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
   const state = new RequestStateImpl(log, requestId, bodyLimitBytes);
   ctx.state = Object.assign(state, ctx.state);
-  ctx.set('X-Request-Id', requestId);
+  ctx.res.setHeader('X-Request-Id', requestId);
   return state;
 }
 

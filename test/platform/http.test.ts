@@ -211,6 +211,91 @@ describe('request ids and logs', () => {
   });
 });
 
+describe('GET /healthz before Koa (Http.listener fixed answers)', () => {
+  // The headers the app sets itself (not Date or Keep-Alive: Node's own).
+  const own = (response: Response) =>
+    Object.fromEntries(
+      ['content-type', 'content-length', 'vary', 'connection', 'allow'].map((name) => [
+        name,
+        response.headers.get(name),
+      ]),
+    );
+  const durations = async () => {
+    const text = await (await fetch(`${t.url}/metrics`)).text();
+    const match =
+      /^http_request_duration_seconds_count\{method="GET",route="\/healthz",status="200"\} (\d+)$/m.exec(
+        text,
+      );
+    return Number(match?.[1] ?? 0);
+  };
+
+  it('answers exactly as the route through Koa does: headers, body, log line, metric', async () => {
+    const before = await durations();
+    // The plain form is answered before Koa; with a query string it goes through the chain.
+    const fast = await fetch(`${t.url}/healthz`, { headers: { 'x-request-id': 'fixed-fast' } });
+    const viaKoa = await fetch(`${t.url}/healthz?probe=1`, {
+      headers: { 'x-request-id': 'fixed-koa' },
+    });
+    expect(fast.status).toBe(200);
+    expect(viaKoa.status).toBe(200);
+    expect(own(fast)).toEqual(own(viaKoa));
+    expect(own(fast)['content-type']).toBe('application/json; charset=utf-8');
+    expect(fast.headers.get('x-request-id')).toBe('fixed-fast');
+    expect(await fast.text()).toBe(await viaKoa.text());
+    const line = (id: string) => {
+      const found = lines.find((l) => l.requestId === id && l.msg === 'request');
+      return { ...found, time: undefined, durationMs: typeof found?.durationMs, requestId: 0 };
+    };
+    expect(line('fixed-fast')).toEqual(line('fixed-koa'));
+    expect(line('fixed-fast')).toMatchObject({
+      req: { method: 'GET', path: '/healthz', ip: '127.0.0.1' },
+      res: { status: 200 },
+      durationMs: 'number',
+    });
+    // Both requests are counted under the same labels.
+    expect(await durations()).toBe(before + 2);
+  });
+
+  it('generates a request id for a missing or hostile one', async () => {
+    const hostile = await fetch(`${t.url}/healthz`, { headers: { 'x-request-id': 'a b <x>' } });
+    expect(hostile.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const missing = await fetch(`${t.url}/healthz`);
+    expect(missing.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(missing.headers.get('x-request-id')).not.toBe(hostile.headers.get('x-request-id'));
+  });
+
+  it('leaves other methods, an Origin and other targets to Koa', async () => {
+    const head = await fetch(`${t.url}/healthz`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+    const post = await fetch(`${t.url}/healthz`, { method: 'POST', body: '{}' });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('HEAD, GET');
+    // CORS for browser keys acts on requests with an Origin (Vary: Origin), so they go through it.
+    const withOrigin = await fetch(`${t.url}/healthz`, {
+      headers: { origin: 'https://app.example.com' },
+    });
+    expect(withOrigin.status).toBe(200);
+    expect(withOrigin.headers.get('vary')).toBe('Origin');
+    expect(await json(withOrigin)).toEqual({ status: 'ok' });
+    const trailing = await fetch(`${t.url}/healthz/`);
+    expect(trailing.status).toBe(200);
+  });
+
+  it('tells the client to close the connection during shutdown, as Koa routes do', async () => {
+    t.app.lifecycle.shuttingDown = true;
+    try {
+      const fast = await fetch(`${t.url}/healthz`);
+      const viaKoa = await fetch(`${t.url}/healthz?probe=1`);
+      expect(fast.status).toBe(200);
+      expect(fast.headers.get('connection')).toBe('close');
+      expect(own(fast)).toEqual(own(viaKoa));
+    } finally {
+      t.app.lifecycle.shuttingDown = false;
+    }
+  });
+});
+
 describe('health and metrics', () => {
   it('reports liveness and readiness', async () => {
     expect(await json(await fetch(`${t.url}/healthz`))).toEqual({ status: 'ok' });
