@@ -46,8 +46,8 @@ const SHUTDOWN_DEADLINE_MS = 9_500;
 
 /** What one run of the command line reads and writes: nothing else, no module state. */
 export interface CommandLineOptions {
-  /** The settings (process.env for the real process), read through src/config.ts. */
-  env: Record<string, string | undefined>;
+  /** The settings, read through src/config.ts (default: the process's environment). */
+  env?: Record<string, string | undefined>;
   /** stdout and stderr (results, messages and a one-shot command's logs), and stdin. */
   io: CliIo;
   /** The time the app reads (default: the wall clock). */

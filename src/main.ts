@@ -4,7 +4,6 @@
 import { runCommandLine } from './command-line.ts';
 
 void runCommandLine(process.argv.slice(2), {
-  env: process.env,
   io: {
     out: (text) => process.stdout.write(text),
     err: (text) => process.stderr.write(text),
