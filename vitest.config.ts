@@ -2,23 +2,24 @@ import { defineConfig } from 'vitest/config';
 import { BaseSequencer } from 'vitest/node';
 import type { TestSpecification } from 'vitest/node';
 
-// Files that take a minute or more because they start tollhouse as a child process many times
-// (CLI exit codes, the keystore, serve), slowest first, as measured in CI. Vitest orders a
-// fresh checkout (no timing cache) by file size, which put some of these last, so one worker
-// ran alone for two minutes at the end of each leg. Starting them first keeps the three
-// workers busy to the end.
+// Files that take a minute or more because they start tollhouse as a child process (serve,
+// replicas, kill -9, the keystore's scrypt), slowest first. Vitest orders a fresh checkout (no
+// timing cache) by file size, which put some of these last, so one worker ran alone for two
+// minutes at the end of each leg. Starting them first keeps the three workers busy to the end.
+// The CLI files (identity, keys, billing, metering, cli-errors) run their commands in-process
+// now, with two or three child processes each; they follow, as they still start a few.
 const SLOW_FIRST = [
-  'test/identity/cli.test.ts',
-  'test/platform/cli-errors.test.ts',
   'test/signer/processes.test.ts',
-  'test/keys/cli.test.ts',
-  'test/billing/cli.test.ts',
-  'test/signer/keystore.test.ts',
   'test/platform/serve.test.ts',
+  'test/signer/keystore.test.ts',
   'test/signer/operations.test.ts',
-  'test/metering/cli.test.ts',
   'test/platform/control-socket.test.ts',
   'test/console/flows.browser.test.ts',
+  'test/platform/cli-errors.test.ts',
+  'test/identity/cli.test.ts',
+  'test/keys/cli.test.ts',
+  'test/billing/cli.test.ts',
+  'test/metering/cli.test.ts',
 ];
 
 class SlowFirstSequencer extends BaseSequencer {

@@ -1,5 +1,6 @@
-// `tollhouse plans …` and `tollhouse billing …` as an operator runs them (child processes on
-// an embedded database).
+// `tollhouse plans …` and `tollhouse billing …` as an operator runs them, in-process (the
+// command line's own entry, as src/main.ts runs it) on this file's database (on PGlite an
+// embedded data folder); one test runs each group as a child process, for the process boundary.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { createMetering } from '../../src/metering/index.ts';
 import { createAuthenticator } from '../../src/platform/auth.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { createAccount } from '../support/fixtures.ts';
+import { runCliInProcess } from '../support/cli.ts';
 import { runCli } from '../support/process.ts';
 import { createTestDatabase } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
@@ -66,7 +68,7 @@ beforeAll(async () => {
 
 describe('tollhouse plans / billing', () => {
   it('creates a plan, closes a month, exports it, and refuses bad arguments', async () => {
-    const plan = await runCli(
+    const plan = await runCliInProcess(
       [
         'plans',
         'create',
@@ -89,27 +91,30 @@ describe('tollhouse plans / billing', () => {
       default: true,
       prices: [{ currency: 'usd_micros', amount: '2000' }],
     });
-    const bad = await runCli(['plans', 'create', '--name', 'x', '--price', 'llm:tokens'], env);
+    const bad = await runCliInProcess(
+      ['plans', 'create', '--name', 'x', '--price', 'llm:tokens'],
+      env,
+    );
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--price llm:tokens: expected/);
 
-    const close = await runCli(['billing', 'close', '--month', '2026-08'], env);
+    const close = await runCliInProcess(['billing', 'close', '--month', '2026-08'], env);
     expect(close.code, close.stderr).toBe(0);
     expect(JSON.parse(close.stdout)).toMatchObject({
       month: '2026-08',
       closed: true,
       statements: 1,
     });
-    const again = await runCli(['billing', 'close', '--month', '2026-08'], env);
+    const again = await runCliInProcess(['billing', 'close', '--month', '2026-08'], env);
     expect(JSON.parse(again.stdout)).toMatchObject({ closed: false, statements: 1 });
-    const early = await runCli(['billing', 'close', '--month', '2099-01'], env);
+    const early = await runCliInProcess(['billing', 'close', '--month', '2099-01'], env);
     // A refusal of the service exits 1; a malformed command line exits 2, naming what is wrong.
     expect(early.code).toBe(1);
     expect(early.stderr).toMatch(/not over yet/);
-    const missing = await runCli(['billing', 'close'], env);
+    const missing = await runCliInProcess(['billing', 'close'], env);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/^tollhouse billing: close needs --month YYYY-MM\n/);
-    const invalid = await runCli(['billing', 'close', '--month', '2026-13'], env);
+    const invalid = await runCliInProcess(['billing', 'close', '--month', '2026-13'], env);
     expect(invalid.code).toBe(2);
     expect(invalid.stderr).toMatch(
       /^tollhouse billing: --month "2026-13": not a month; expected YYYY-MM/,
@@ -129,13 +134,13 @@ describe('tollhouse plans / billing', () => {
       [['plans', 'show'], 'show needs one plan id'],
       [['plans', 'launch'], 'unknown sub-command "launch"'],
     ] as const) {
-      const refused = await runCli([...args], env);
+      const refused = await runCliInProcess([...args], env);
       expect({ args, code: refused.code }).toEqual({ args, code: 2 });
       expect(refused.stderr).toContain(message);
     }
 
     const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'tollhouse-billing-cli-')), 'aug.csv');
-    const exported = await runCli(
+    const exported = await runCliInProcess(
       ['billing', 'export', '--month', '2026-08', '--format', 'csv', '--out', out],
       env,
     );
@@ -155,20 +160,24 @@ describe('tollhouse plans / billing', () => {
       charge_usd: '7.500000',
       eth_usd_rate: '2500',
     });
-    const json = await runCli(['billing', 'export', '--month', '2026-08', '--format', 'json'], env);
+    const json = await runCliInProcess(
+      ['billing', 'export', '--month', '2026-08', '--format', 'json'],
+      env,
+    );
     expect(
       json.stdout
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l)),
     ).toHaveLength(2);
-    const usage = await runCli(['billing', 'export-usage', '--month', '2026-08'], env);
+    const usage = await runCliInProcess(['billing', 'export-usage', '--month', '2026-08'], env);
     expect(usage.stdout.trim().split('\n')).toHaveLength(5);
     expect(
-      (await runCli(['billing', 'export', '--month', '2026-08', '--format', 'xml'], env)).code,
+      (await runCliInProcess(['billing', 'export', '--month', '2026-08', '--format', 'xml'], env))
+        .code,
     ).toBe(2);
 
-    const credit = await runCli(
+    const credit = await runCliInProcess(
       ['billing', 'credit', '--account', account, '--usd', '12.5', '--reference', 'promo'],
       env,
     );
@@ -176,7 +185,7 @@ describe('tollhouse plans / billing', () => {
       recorded: true,
       balance_usd_micros: '12500000',
     });
-    const twice = await runCli(
+    const twice = await runCliInProcess(
       ['billing', 'credit', '--account', account, '--usd', '12.5', '--reference', 'promo'],
       env,
     );
@@ -185,8 +194,19 @@ describe('tollhouse plans / billing', () => {
       balance_usd_micros: '12500000',
     });
     // Not a usage mistake but a setup the operator must change: 1, naming the setting.
-    const stripe = await runCli(['billing', 'stripe-sync'], env);
+    const stripe = await runCliInProcess(['billing', 'stripe-sync'], env);
     expect(stripe.code).toBe(1);
     expect(stripe.stderr).toMatch(/STRIPE_SECRET_KEY/);
+  });
+
+  it('as child processes: JSON on stdout and exit 0, one line on stderr and exit 1', async () => {
+    const plans = await runCli(['plans', 'show', 'std'], env);
+    expect(plans.code, plans.stderr).toBe(0);
+    expect(plans.stderr).toBe('');
+    expect(JSON.parse(plans.stdout)).toMatchObject({ id: 'std', default: true });
+    const early = await runCli(['billing', 'close', '--month', '2099-01'], env);
+    expect(early.code).toBe(1);
+    expect(early.stderr).toMatch(/^tollhouse: .*not over yet/);
+    expect(early.stdout).toBe('');
   });
 });

@@ -1,4 +1,6 @@
-// The operator's commands, run as child processes: accounts …, apps …, identity rotate-keys.
+// The operator's commands: accounts …, apps …, identity rotate-keys. They run in-process (the
+// command line's own entry, as src/main.ts runs it); one test runs each group as a child
+// process, for the process boundary (exit status, stdout, stderr).
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -6,6 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
+import { runCliInProcess } from '../support/cli.ts';
 import { runCli } from '../support/process.ts';
 
 let database: TestDatabase;
@@ -23,7 +26,7 @@ beforeAll(async () => {
 afterAll(async () => database.destroy());
 
 async function cli(args: string[]) {
-  const result = await runCli(args, env);
+  const result = await runCliInProcess(args, env);
   return { ...result, json: result.code === 0 ? JSON.parse(result.stdout) : null };
 }
 
@@ -143,7 +146,7 @@ describe('tollhouse accounts / apps / identity', () => {
     const unknown = await cli(['apps', 'show', 'app_0000000000000000000000']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('No app');
-    const usage = await runCli(['apps', 'explode'], env);
+    const usage = await runCliInProcess(['apps', 'explode'], env);
     expect(usage.code).toBe(2);
     // 1: the service refused; 2: the command line is wrong.
     for (const [args, code, message] of [
@@ -163,7 +166,7 @@ describe('tollhouse accounts / apps / identity', () => {
       expect({ args, code: refused.code }).toEqual({ args, code });
       expect(refused.stderr).toContain(message);
     }
-    expect((await runCli(['accounts', 'explode'], env)).code).toBe(2);
+    expect((await runCliInProcess(['accounts', 'explode'], env)).code).toBe(2);
   });
   it('resets a second factor (accounts reset-second-factor): 0, unknown account 1, usage 2', async () => {
     const passwordFile = path.join(dir, 'password-reset');
@@ -213,5 +216,16 @@ describe('tollhouse accounts / apps / identity', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('No open invitation');
     expect((await cli(['accounts', 'invitations', 'purge'])).code).toBe(2);
+  });
+
+  it('as child processes: JSON on stdout and exit 0, one line on stderr and exit 1', async () => {
+    const accounts = await runCli(['accounts', 'show', 'ops@corp.example'], env);
+    expect(accounts.code, accounts.stderr).toBe(0);
+    expect(accounts.stderr).toBe('');
+    expect(JSON.parse(accounts.stdout)).toMatchObject({ email: 'ops@corp.example' });
+    const unknown = await runCli(['apps', 'show', 'app_0000000000000000000000'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^tollhouse: No app.*\n$/);
+    expect(unknown.stdout).toBe('');
   });
 });

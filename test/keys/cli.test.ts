@@ -1,8 +1,10 @@
-// `tollhouse keys …` as an operator runs it: a child process, JSON on stdout.
+// `tollhouse keys …` as an operator runs it, JSON on stdout: in-process (the command line's
+// own entry, as src/main.ts runs it), and once as a child process for the process boundary.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
+import { runCliInProcess } from '../support/cli.ts';
 import { runCli } from '../support/process.ts';
 
 let database: TestDatabase;
@@ -21,7 +23,7 @@ afterAll(async () => {
 });
 
 async function keys(...args: string[]) {
-  const result = await runCli(['keys', ...args], settings);
+  const result = await runCliInProcess(['keys', ...args], settings);
   return { ...result, json: result.code === 0 ? JSON.parse(result.stdout) : undefined };
 }
 
@@ -135,5 +137,16 @@ describe('tollhouse keys', () => {
     expect(result.stderr).toMatch(/needs the key's id \(key_…\), not its secret/);
     expect(result.stderr).not.toContain(secret);
     expect(result.stderr).not.toContain(secret.slice(0, 12));
+  });
+
+  it('as a child process: JSON on stdout and exit 0, one line on stderr and exit 2', async () => {
+    const listed = await runCli(['keys', 'list', '--email', 'ops@example.com'], settings);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stderr).toBe('');
+    expect(JSON.parse(listed.stdout).keys).toHaveLength(3);
+    const wrong = await runCli(['keys', 'show'], settings);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/^tollhouse keys: show needs a key id \(key_…\)\n/);
+    expect(wrong.stdout).toBe('');
   });
 });

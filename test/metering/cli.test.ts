@@ -1,7 +1,10 @@
+// `tollhouse usage …` as an operator runs it, in-process (the command line's own entry, as
+// src/main.ts runs it); one test runs it as a child process, for the process boundary.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMeteringService } from '../../src/metering/index.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { createAccount } from '../support/fixtures.ts';
+import { runCliInProcess } from '../support/cli.ts';
 import { runCli } from '../support/process.ts';
 import { createTestDatabase } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
@@ -79,7 +82,7 @@ beforeAll(async () => {
 
 describe('tollhouse usage', () => {
   it('shows totals by pipeline for a range', async () => {
-    const result = await runCli(
+    const result = await runCliInProcess(
       ['usage', 'show', '--from', '2026-10-01', '--to', '2026-11-01', '--by', 'pipeline'],
       env,
     );
@@ -121,29 +124,43 @@ describe('tollhouse usage', () => {
   });
 
   it('prunes whole months of raw events', async () => {
-    const result = await runCli(['usage', 'prune', '--before', '2026-10'], env);
+    const result = await runCliInProcess(['usage', 'prune', '--before', '2026-10'], env);
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual({ dropped: ['2026-08'] });
   });
 
   it('refuses bad arguments with status 2 and a message', async () => {
-    const by = await runCli(['usage', 'show', '--by', 'colour'], env);
+    const by = await runCliInProcess(['usage', 'show', '--by', 'colour'], env);
     expect(by.code).toBe(2);
     expect(by.stderr).toMatch(/^tollhouse usage: --by: unknown "colour"; use up to three of /);
-    const prune = await runCli(['usage', 'prune', '--before', '2026-13'], env);
+    const prune = await runCliInProcess(['usage', 'prune', '--before', '2026-13'], env);
     expect(prune.code).toBe(2);
     expect(prune.stderr).toMatch(/--before "2026-13": not a month; expected YYYY-MM/);
-    const missing = await runCli(['usage', 'prune'], env);
+    const missing = await runCliInProcess(['usage', 'prune'], env);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/prune needs --before YYYY-MM/);
-    const range = await runCli(
+    const range = await runCliInProcess(
       ['usage', 'show', '--from', '2026-10-02', '--to', '2026-10-01'],
       env,
     );
     expect(range.code).toBe(2);
     expect(range.stderr).toMatch(/--to 2026-10-01T00:00:00.000Z is not after --from/);
-    const time = await runCli(['usage', 'show', '--from', 'yesterday'], env);
+    const time = await runCliInProcess(['usage', 'show', '--from', 'yesterday'], env);
     expect(time.code).toBe(2);
     expect(time.stderr).toMatch(/--from "yesterday": expected a date or RFC 3339 time/);
+  });
+
+  it('as a child process: JSON on stdout and exit 0, one line on stderr and exit 2', async () => {
+    const shown = await runCli(
+      ['usage', 'show', '--from', '2026-10-01', '--to', '2026-11-01'],
+      env,
+    );
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stderr).toBe('');
+    expect(JSON.parse(shown.stdout)).toMatchObject({ totals: { events: 3 } });
+    const by = await runCli(['usage', 'show', '--by', 'colour'], env);
+    expect(by.code).toBe(2);
+    expect(by.stderr).toMatch(/^tollhouse usage: --by: unknown "colour"/);
+    expect(by.stdout).toBe('');
   });
 });

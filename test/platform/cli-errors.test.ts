@@ -1,4 +1,6 @@
-// The command line as an operator meets it, run as child processes on an embedded database:
+// The command line as an operator meets it, on an embedded database: in-process (the command
+// line's own entry, as src/main.ts runs it), and as child processes where the process is the
+// subject (exit statuses, `serve`, the entry point):
 // expected failures are one line on stderr and a non-zero status (2 for every malformed
 // command line, 1 for refusals), a stack trace only with LOG_LEVEL=debug; one-shot commands
 // print no logs unless --verbose; `serve` on a port in use exits instead of hanging; a Node.js
@@ -11,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeVersionProblem } from '../../bin/node-version.js';
+import { runCliInProcess } from '../support/cli.ts';
 import { ROOT, childEnv, freePort, runCli } from '../support/process.ts';
 
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-cli-errors-'));
@@ -25,14 +28,14 @@ function lines(text: string): string[] {
 
 describe('expected errors are one line', () => {
   it('billing close without an ETH/USD rate: one line, exit 1; the stack only at debug', async () => {
-    const result = await runCli(['billing', 'close', '--month', '2026-01'], base);
+    const result = await runCliInProcess(['billing', 'close', '--month', '2026-01'], base);
     expect(result.code).toBe(1);
     expect(lines(result.stderr)).toEqual([
       'tollhouse: No ETH/USD rate is configured: set BILLING_ETH_USD_RATE, or BILLING_ETH_USD_FEED with ETH_RPC_URL',
     ]);
     expect(result.stdout).toBe('');
 
-    const debug = await runCli(['billing', 'close', '--month', '2026-01'], {
+    const debug = await runCliInProcess(['billing', 'close', '--month', '2026-01'], {
       ...base,
       LOG_LEVEL: 'debug',
     });
@@ -44,7 +47,7 @@ describe('expected errors are one line', () => {
   });
 
   it('an unknown account is one line, exit 1', async () => {
-    const result = await runCli(['accounts', 'show', 'acct_doesnotexist'], base);
+    const result = await runCliInProcess(['accounts', 'show', 'acct_doesnotexist'], base);
     expect(result.code).not.toBe(0);
     expect(lines(result.stderr)).toHaveLength(1);
     expect(result.stderr).toMatch(/^tollhouse: /);
@@ -110,6 +113,13 @@ describe('exit statuses', () => {
       [['help', 'nope'], /^tollhouse help: no command "nope"/],
     ];
     for (const [args, message] of cases) {
+      const result = await runCliInProcess(args, base);
+      expect({ args, code: result.code }).toEqual({ args, code: 2 });
+      expect(result.stderr, args.join(' ')).toMatch(message);
+      expect(result.stderr).not.toMatch(STACK_LINE);
+    }
+    // The same statuses from the process itself.
+    for (const [args, message] of cases.slice(0, 3)) {
       const result = await runCli(args, base);
       expect({ args, code: result.code }).toEqual({ args, code: 2 });
       expect(result.stderr, args.join(' ')).toMatch(message);
@@ -118,7 +128,7 @@ describe('exit statuses', () => {
   });
 
   it('documents the statuses and --verbose in the help', async () => {
-    const help = await runCli(['help'], {});
+    const help = await runCliInProcess(['help'], {});
     expect(help.code).toBe(0);
     expect(help.stdout).toContain(
       'Exit status: 0 done, 1 refused or failed, 2 wrong usage, 78 invalid configuration.',
@@ -147,7 +157,7 @@ describe('hostile arguments', () => {
       [['accounts', 'show', escape], 1],
       [['apps', 'show', escape], 1],
     ] as const) {
-      const result = await runCli([...args], base);
+      const result = await runCliInProcess([...args], base);
       expect({ args: args.join(' ').slice(0, 40), code: result.code }).toEqual({
         args: args.join(' ').slice(0, 40),
         code,
@@ -168,12 +178,12 @@ describe('one-shot commands are quiet', () => {
     // `serve` needs (a generated secret, the signer disabled) are noise for `usage show`.
     const quietDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-cli-quiet-'));
     const env = { TOLLHOUSE_DATA_DIR: quietDir };
-    const quiet = await runCli(['usage', 'show'], env);
+    const quiet = await runCliInProcess(['usage', 'show'], env);
     expect(quiet.code, quiet.stderr).toBe(0);
     expect(quiet.stderr).toBe('');
     expect(JSON.parse(quiet.stdout)).toMatchObject({ totals: { events: 0 } });
 
-    const verbose = await runCli(['--verbose', 'usage', 'show'], env);
+    const verbose = await runCliInProcess(['--verbose', 'usage', 'show'], env);
     expect(verbose.code, verbose.stderr).toBe(0);
     expect(JSON.parse(verbose.stdout)).toMatchObject({ totals: { events: 0 } });
     const logs = lines(verbose.stderr).map((line) => JSON.parse(line) as { msg: string });
@@ -184,12 +194,12 @@ describe('one-shot commands are quiet', () => {
       ]),
     );
     // --verbose is global: after the command too.
-    const after = await runCli(['usage', 'show', '--verbose'], env);
+    const after = await runCliInProcess(['usage', 'show', '--verbose'], env);
     expect(after.code).toBe(0);
     expect(after.stderr).toMatch(/signer disabled/);
 
     // LOG_LEVEL=error is quieter still: not even --verbose brings back info.
-    const errorOnly = await runCli(['usage', 'show'], { ...env, LOG_LEVEL: 'error' });
+    const errorOnly = await runCliInProcess(['usage', 'show'], { ...env, LOG_LEVEL: 'error' });
     expect(errorOnly.stderr).toBe('');
   });
 });

@@ -1,5 +1,6 @@
-// The keystore: `tollhouse keystore` commands, files from another implementation, and how
-// `serve` treats a keystore it cannot open.
+// The keystore: `tollhouse keystore` commands (in-process, the command line's own entry as
+// src/main.ts runs it; a child process where stdin is read), files from another
+// implementation, and how `serve` treats a keystore it cannot open.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -7,6 +8,7 @@ import path from 'node:path';
 import { Wallet } from 'ethers';
 import { describe, expect, it, vi } from 'vitest';
 import { openKeystore, writeKeystore } from '../../src/signer/index.ts';
+import { runCliInProcess } from '../support/cli.ts';
 import { ROOT, freePort, runCli, serve } from '../support/process.ts';
 import type { CliResult } from '../support/process.ts';
 
@@ -42,7 +44,7 @@ describe('keystore', () => {
   it('opens a keystore written by another Web3 Secret Storage implementation', async () => {
     const wallet = await openKeystore(FOREIGN, FOREIGN_PASSWORD);
     expect(wallet.address).toBe(FOREIGN_ADDRESS);
-    const result = await runCli(['keystore', 'address', FOREIGN]);
+    const result = await runCliInProcess(['keystore', 'address', FOREIGN]);
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual({ address: FOREIGN_ADDRESS });
   });
@@ -52,7 +54,7 @@ describe('keystore', () => {
     const passwordFile = path.join(dir, 'password');
     writeFileSync(passwordFile, 'a long passphrase\n');
     const out = path.join(dir, 'key.json');
-    const created = await runCli([
+    const created = await runCliInProcess([
       'keystore',
       'create',
       '--out',
@@ -76,7 +78,7 @@ describe('keystore', () => {
     expect((await openKeystore(out, 'a long passphrase')).address).toBe(address);
     await expect(openKeystore(out, 'a long passphrase\n')).rejects.toThrow(/wrong password/);
 
-    const again = await runCli([
+    const again = await runCliInProcess([
       'keystore',
       'create',
       '--out',
@@ -113,15 +115,19 @@ describe('keystore', () => {
   });
 
   it('answers bad arguments with usage and exit status 2', async () => {
-    const noOut = await runCli(['keystore', 'create']);
+    const noOut = await runCliInProcess(['keystore', 'create']);
     expect(noOut.code).toBe(2);
     expect(noOut.stderr).toMatch(/^tollhouse keystore: create needs --out FILE\n/);
-    const unknown = await runCli(['keystore', 'frobnicate']);
+    const unknown = await runCliInProcess(['keystore', 'frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/^tollhouse keystore: unknown sub-command "frobnicate"/);
     // The usage follows an unknown sub-command.
     expect(unknown.stderr).toMatch(/\n\nUsage: tollhouse keystore <subcommand>/);
-    const notKeystore = await runCli(['keystore', 'address', path.join(ROOT, 'package.json')]);
+    const notKeystore = await runCliInProcess([
+      'keystore',
+      'address',
+      path.join(ROOT, 'package.json'),
+    ]);
     expect(notKeystore.code).toBe(1);
     expect(notKeystore.stderr).toMatch(/is not a Web3 Secret Storage v3 keystore/);
   });

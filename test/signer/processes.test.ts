@@ -1,5 +1,6 @@
-// The signer as operators run it: `tollhouse serve` and `tollhouse signer …` child processes
-// on a real chain (anvil) and the real database.
+// The signer as operators run it on a real chain (anvil) and the real database: `tollhouse
+// serve` child processes, and `tollhouse signer …` in-process (the command line's own entry, as
+// src/main.ts runs it) but for two child processes, for the process boundary.
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { createDatabase } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { onRealPostgres } from '../support/db.ts';
 import { createResponseValidator } from '../support/openapi.ts';
+import { runCliInProcess } from '../support/cli.ts';
 import { freePort, runCli, serve, waitReady } from '../support/process.ts';
 import type { ServeProcess } from '../support/process.ts';
 import { PASSWORD, depositEvents, fundedAccount, senderInfo, signerEnv } from './helpers.ts';
@@ -176,9 +178,10 @@ describe('tollhouse signer commands', () => {
       ...signerEnv(chain.anvil.url, chain.livepeer, account),
       LOG_LEVEL: 'error',
     };
-    const cli = (...args: string[]) => runCli(['signer', ...args], env);
+    const cli = (...args: string[]) => runCliInProcess(['signer', ...args], env);
 
-    const status = await cli('status');
+    // A child process: the command line as an operator runs it.
+    const status = await runCli(['signer', 'status'], env);
     expect(status.code).toBe(0);
     const document = JSON.parse(status.stdout) as {
       address: string;
@@ -256,7 +259,7 @@ describe('tollhouse signer commands', () => {
       ['unlock', '--address', '0x0000000000000000000000000000000000000001'],
       ['launch'],
     ]) {
-      const result = await runCli(['signer', ...args], env);
+      const result = await runCliInProcess(['signer', ...args], env);
       expect(result.code, args.join(' ')).toBe(2);
     }
     const disabled = await runCli(['signer', 'status'], { ...db, LOG_LEVEL: 'error' });
@@ -265,7 +268,7 @@ describe('tollhouse signer commands', () => {
       enabled: false,
       reason: expect.stringContaining('ETH_RPC_URL is not set'),
     });
-    const cannot = await runCli(['signer', 'unlock'], { ...db, LOG_LEVEL: 'error' });
+    const cannot = await runCliInProcess(['signer', 'unlock'], { ...db, LOG_LEVEL: 'error' });
     expect(cannot.code).toBe(1);
     expect(cannot.stderr).toMatch(/^tollhouse: The payment signer is disabled/);
   });
