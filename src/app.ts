@@ -3,7 +3,7 @@
 // services, and nothing is global.
 import { billingCommands, createBilling } from './billing/index.ts';
 import type { Billing, BillingCliDeps } from './billing/index.ts';
-import { consoleClient, createConsole } from './console/index.ts';
+import { checkoutOrigins, consoleClient, createConsole } from './console/index.ts';
 import type { Console } from './console/index.ts';
 import type { Config } from './config.ts';
 import { createDatabase } from './database.ts';
@@ -327,6 +327,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         clock,
         authenticator,
         handler: () => handler,
+        checkoutOrigins: checkoutOrigins(config.billing.stripe.apiBase),
       }),
     );
 
