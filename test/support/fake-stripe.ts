@@ -330,6 +330,11 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       hostedCheckout(method, hosted[1]!, res);
       return;
     }
+    if (!url.pathname.startsWith('/v1/')) {
+      // What a browser on the hosted page asks besides it (favicon.ico): not an API call.
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found');
+      return;
+    }
     const params = Object.fromEntries(new URLSearchParams(method === 'GET' ? url.search : raw));
     const key = (req.headers['idempotency-key'] as string | undefined) ?? null;
     if (req.headers.authorization !== `Bearer ${secretKey}`)

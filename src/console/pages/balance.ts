@@ -238,8 +238,9 @@ async function render(
         <h2 id="bal-balance">Balance</h2>
         <p class="figure" id="balance">${usd(p.balance_usd_micros)}</p>
         <p class="muted">
-          <data value="${p.balance_usd_micros}">${p.balance_usd_micros}</data> micro-dollars in the
-          ledger (credits, top-ups and recharges less closed statements, refunds and disputes).
+          <data id="balance-micros" value="${p.balance_usd_micros}">${p.balance_usd_micros}</data>
+          micro-dollars in the ledger (credits, top-ups and recharges less closed statements,
+          refunds and disputes).
         </p>
       </section>
       <section class="card" aria-labelledby="bal-month">
