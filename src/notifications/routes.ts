@@ -54,6 +54,7 @@ export function webhookHealthRoutes(router: Router, read: () => Promise<Backlog>
     {
       method: 'get',
       path: '/v1/webhooks/health',
+      query: z.strictObject({}),
       response: webhookHealthView,
       access: { kinds: ['operator'], scope: 'admin' },
     },
