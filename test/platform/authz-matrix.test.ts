@@ -464,6 +464,25 @@ const rows: Record<string, Row> = {
     request: () => ({ path: '/v1/billing/recharges' }),
     noIds: true,
   },
+  'POST /v1/accounts/{id}/setup-checkout': {
+    request: (who) => ({ path: `/v1/accounts/${who.accountId}/setup-checkout` }),
+  },
+  'GET /v1/accounts/{id}/ledger': {
+    request: (who) => ({ path: `/v1/accounts/${who.accountId}/ledger` }),
+  },
+  'GET /v1/accounts/{id}/alert-emails': {
+    request: (who) => ({ path: `/v1/accounts/${who.accountId}/alert-emails` }),
+  },
+  'PUT /v1/accounts/{id}/alert-emails': {
+    request: (who) => ({
+      path: `/v1/accounts/${who.accountId}/alert-emails`,
+      body: { muted_event_types: ['balance.low'] },
+    }),
+  },
+  'GET /v1/webhooks/health': {
+    request: () => ({ path: '/v1/webhooks/health' }),
+    noIds: true,
+  },
   'GET /v1/accounts/{id}/spend-caps': {
     request: (who) => ({ path: `/v1/accounts/${who.accountId}/spend-caps` }),
   },
