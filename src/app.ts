@@ -120,6 +120,7 @@ export const COMMANDS: Readonly<Record<string, CliCommand<App>>> = {
     stripe: app.billing.stripe,
     db: app.database.db,
     usage: app.metering.reads,
+    prepaid: app.billing.prepaid,
   })),
 };
 

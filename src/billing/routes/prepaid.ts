@@ -22,7 +22,7 @@ import {
 import { actorOf, admin, owner, ownAccount, reader } from './access.ts';
 import type { BillingRouteDeps } from './access.ts';
 
-const settingsJson = (s: PrepaidSettings) => ({
+export const settingsJson = (s: PrepaidSettings) => ({
   account_id: s.accountId,
   mode: s.mode,
   auto_recharge: {
@@ -34,7 +34,7 @@ const settingsJson = (s: PrepaidSettings) => ({
   },
 });
 
-const rechargeJson = (r: Recharge) => ({
+export const rechargeJson = (r: Recharge) => ({
   account_id: r.accountId,
   window: r.windowKey,
   month: r.month,
