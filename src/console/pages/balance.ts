@@ -12,6 +12,7 @@ import { html } from '../../platform/html.ts';
 import type { Html } from '../../platform/html.ts';
 import { csrfField, eth, nextPageLink, notice, table, usd, when } from '../views.ts';
 import { dollarsToMicros } from './accounts.ts';
+import type { ApiResponse } from '../api.ts';
 
 interface Recharge {
   amount_usd_micros: string;
@@ -115,7 +116,7 @@ export function balancePages(
     const response = await ac.api('POST', `/v1/accounts/${account}/checkout`, {
       amount_usd_micros: field(ac.form, 'amount_usd_micros'),
     });
-    if (response.status !== 201) return failed(ac, allowCheckout, apiMessage(response));
+    if (response.status !== 201) return failed(ac, allowCheckout, checkoutRefused(response));
     const url = (response.body as { url: string | null }).url;
     if (url === null) return failed(ac, allowCheckout, 'Stripe gave no Checkout page to go to.');
     return { redirect: url };
@@ -124,7 +125,7 @@ export function balancePages(
   framework.action('/console/balance/save-card', async (ac) => {
     const account = accountOf(ac, field(ac.form, 'account'));
     const response = await ac.api('POST', `/v1/accounts/${account}/setup-checkout`);
-    if (response.status !== 201) return failed(ac, allowCheckout, apiMessage(response));
+    if (response.status !== 201) return failed(ac, allowCheckout, checkoutRefused(response));
     const url = (response.body as { url: string | null }).url;
     if (url === null) return failed(ac, allowCheckout, 'Stripe gave no Checkout page to go to.');
     return { redirect: url };
@@ -178,6 +179,14 @@ export function balancePages(
     },
     { admin: true },
   );
+}
+
+/** Why Stripe Checkout could not start, in words for the customer. */
+function checkoutRefused(response: ApiResponse): string {
+  // 503 StripeNotConfigured: a 5xx body carries no detail, so say what it means here.
+  return response.status === 503
+    ? 'Payments are not available: this deployment has not set up Stripe.'
+    : apiMessage(response);
 }
 
 /** The account a form acts on: one's own, or (operators) the one the page was opened for. */
@@ -342,8 +351,10 @@ function returned(pc: PageContext, p: Prepaid, entries: Entry[], account: string
       }"
       >Refresh</a
     >`;
-  if (typeof q.checkout === 'string' && SESSION_ID.test(q.checkout)) {
-    const credited = entries.find((e) => e.reference === `stripe:checkout:${q.checkout}`);
+  const checkout = typeof q.checkout === 'string' ? q.checkout : '';
+  if (SESSION_ID.test(checkout)) {
+    // The newest page of the ledger is read with the page: a fresh credit is on it.
+    const credited = entries.find((e) => e.reference === `stripe:checkout:${checkout}`);
     if (credited !== undefined) {
       return html`<p class="notice success" role="status" id="checkout-result">
         Payment received: ${usd(credited.amount_usd_micros)} added. Your balance is
@@ -352,7 +363,7 @@ function returned(pc: PageContext, p: Prepaid, entries: Entry[], account: string
     }
     return html`<p class="notice warning" role="status" id="checkout-result">
       Your payment is being confirmed by Stripe; the credit appears in a moment.
-      ${refresh('checkout', q.checkout)}
+      ${refresh('checkout', checkout)}
     </p>`;
   }
   if (typeof q.setup === 'string' && SESSION_ID.test(q.setup)) {
