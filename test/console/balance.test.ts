@@ -154,4 +154,31 @@ describe('console balance page', () => {
     expect(text).toContain(`<code>${otherId}</code>`);
     expect(text).toMatch(/id="billing-mode">prepaid</);
   });
+
+  it('shows operators webhook health and failed auto-recharges on the Health page', async () => {
+    const now = new Date();
+    await t.app.database.db
+      .insertInto('recharges')
+      .values({
+        window_key: `${otherId}-1`,
+        account_id: otherId,
+        month: '2026-01-01',
+        amount_usd_micros: '25000000',
+        state: 'failed',
+        attempts: 5,
+        next_attempt_at: now,
+        last_error: 'Your card has insufficient funds.',
+        created_at: now,
+        updated_at: now,
+      })
+      .execute();
+    const page = await operator.jar.request(`${t.url}/console/admin/health`);
+    expect(page.status).toBe(200);
+    const text = await page.text();
+    expect(text).toContain('id="webhook-pending">0<');
+    expect(text).toContain('Your card has insufficient funds.');
+    expect(text).toContain(`/console/balance?account=${otherId}`);
+    const refused = await customer.jar.request(`${t.url}/console/admin/health`);
+    expect(refused.status).toBe(403);
+  });
 });
