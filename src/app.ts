@@ -3,7 +3,7 @@
 // services, and nothing is global.
 import { billingCommands, createBilling } from './billing/index.ts';
 import type { Billing, BillingCliDeps } from './billing/index.ts';
-import { consoleClient, createConsole } from './console/index.ts';
+import { checkoutOrigins, consoleClient, createConsole } from './console/index.ts';
 import type { Console } from './console/index.ts';
 import type { Config } from './config.ts';
 import { createDatabase } from './database.ts';
@@ -120,6 +120,7 @@ export const COMMANDS: Readonly<Record<string, CliCommand<App>>> = {
     stripe: app.billing.stripe,
     db: app.database.db,
     usage: app.metering.reads,
+    prepaid: app.billing.prepaid,
   })),
 };
 
@@ -327,6 +328,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         clock,
         authenticator,
         handler: () => handler,
+        checkoutOrigins: checkoutOrigins(config.billing.stripe.apiBase),
       }),
     );
 

@@ -41,6 +41,7 @@ import type { AccountIdentitiesTable, UpstreamFlowsTable } from './identity/upst
 import type { ApiKeysTable } from './keys/table.ts';
 import type { UsageEventsTable, UsageRollupsTable } from './metering/table.ts';
 import type {
+  AlertEmailOptOutsTable,
   OutboundEventsTable,
   WebhookDeliveriesTable,
   WebhookEndpointsTable,
@@ -101,6 +102,7 @@ export interface Database {
   outbound_events: OutboundEventsTable;
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  alert_email_opt_outs: AlertEmailOptOutsTable;
 }
 
 /** The application's open database (see platform/db.ts for the drivers). */

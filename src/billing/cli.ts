@@ -13,6 +13,8 @@ import type { Price } from './pricing.ts';
 import { planJson } from './routes/views.ts';
 import type { BillingService } from './service.ts';
 import type { StripeSync } from './stripe.ts';
+import type { Prepaid } from './prepaid.ts';
+import { rechargeJson, settingsJson } from './routes/prepaid.ts';
 
 const PLANS_USAGE = `tollhouse plans <subcommand> [options]
 
@@ -31,6 +33,10 @@ const BILLING_USAGE = `tollhouse billing <subcommand> [options]
   export-usage  --month YYYY-MM [--out FILE]                     raw usage, JSON Lines
   stripe-sync   [--statement stmt_…]   push closed statements to Stripe
   credit        --account acct_… --usd AMOUNT --reference REF [--kind grant|top_up|adjustment]
+  prepaid show           <account>                        balance, mode, auto-recharge, recharges
+  prepaid set-mode       <account> prepaid|postpaid
+  prepaid auto-recharge  <account> --threshold USD --amount USD --monthly-max USD
+  prepaid auto-recharge  <account> --off
 `;
 
 export interface BillingCliDeps {
@@ -40,6 +46,8 @@ export interface BillingCliDeps {
   db: Kysely<Database>;
   /** Raw usage events for export-usage (metering's read API). */
   usage: Pick<UsageReads, 'events'>;
+  /** Prepaid credit: `billing prepaid …`. */
+  prepaid: Pick<Prepaid, 'overview' | 'setMode' | 'setAutoRecharge'>;
 }
 
 type Context = CliContext<BillingCliDeps>;
@@ -182,9 +190,10 @@ const BILLING_OPTIONS = {
 } as const;
 
 async function billingCommand(args: string[], context: Context): Promise<number> {
+  if (args[0] === 'prepaid') return prepaidCommand(args.slice(1), context);
   const { sub, values } = parseSubcommand(
     args,
-    ['close', 'export', 'export-usage', 'stripe-sync', 'credit'],
+    ['close', 'export', 'export-usage', 'stripe-sync', 'credit', 'prepaid'],
     BILLING_OPTIONS,
     false,
   );
@@ -249,5 +258,99 @@ async function billingCommand(args: string[], context: Context): Promise<number>
       balance_usd_micros: b.balanceUsdMicros.toString(),
     });
   }
+  return 0;
+}
+
+const PREPAID_OPTIONS = {
+  threshold: { type: 'string' },
+  amount: { type: 'string' },
+  'monthly-max': { type: 'string' },
+  off: { type: 'boolean' },
+} as const;
+
+const ACCOUNT_ID = /^acct_[0-9A-Za-z]{1,64}$/;
+
+/** `billing prepaid show|set-mode|auto-recharge <account> …`, audited as the actor `cli`. */
+async function prepaidCommand(args: string[], context: Context): Promise<number> {
+  const { sub, values, positionals } = parseSubcommand(
+    args,
+    ['show', 'set-mode', 'auto-recharge'],
+    PREPAID_OPTIONS,
+  );
+  const [account, mode, ...extra] = positionals;
+  if (account === undefined) throw new CliUsageError(`prepaid ${sub} needs an account (acct_…)`);
+  if (!ACCOUNT_ID.test(account)) {
+    throw new CliUsageError(`${shown(account)}: not an account id (acct_…)`);
+  }
+  const wanted = sub === 'set-mode' ? 1 : 0;
+  if (positionals.length - 1 !== wanted || extra.length > 0) {
+    throw new CliUsageError(
+      sub === 'set-mode'
+        ? 'prepaid set-mode needs an account and prepaid or postpaid'
+        : `prepaid ${sub} takes one account (got ${positionals.length} arguments)`,
+    );
+  }
+  if (sub === 'set-mode' && mode !== 'prepaid' && mode !== 'postpaid') {
+    throw new CliUsageError(`${shown(mode ?? '')}: expected prepaid or postpaid`);
+  }
+  const optionGiven =
+    values.threshold !== undefined ||
+    values.amount !== undefined ||
+    values['monthly-max'] !== undefined;
+  if (sub !== 'auto-recharge' && (optionGiven || values.off !== undefined)) {
+    throw new CliUsageError(`prepaid ${sub} takes no options`);
+  }
+  let settings: { threshold: bigint; amount: bigint; monthlyMax: bigint } | null = null;
+  if (sub === 'auto-recharge') {
+    if (values.off === true && optionGiven) {
+      throw new CliUsageError('--off takes no --threshold, --amount or --monthly-max');
+    }
+    if (values.off !== true) {
+      for (const flag of ['threshold', 'amount', 'monthly-max'] as const) {
+        if (values[flag] === undefined) {
+          throw new CliUsageError(`auto-recharge needs --${flag} USD (or --off)`);
+        }
+      }
+      settings = {
+        threshold: usd('--threshold', values.threshold),
+        amount: usd('--amount', values.amount),
+        monthlyMax: usd('--monthly-max', values['monthly-max']),
+      };
+    }
+  }
+  const { prepaid } = await context.open();
+  if (sub === 'set-mode') {
+    printJson(
+      context.io,
+      settingsJson(await prepaid.setMode(CLI_ACTOR, account, mode as 'prepaid')),
+    );
+    return 0;
+  }
+  if (sub === 'auto-recharge') {
+    const current = (await prepaid.overview(account)).settings;
+    const saved = await prepaid.setAutoRecharge(
+      CLI_ACTOR,
+      account,
+      settings === null
+        ? {
+            enabled: false,
+            threshold: current.thresholdUsdMicros,
+            amount: current.amountUsdMicros,
+            monthlyMax: current.monthlyMaxUsdMicros,
+          }
+        : { enabled: true, ...settings },
+    );
+    printJson(context.io, settingsJson(saved));
+    return 0;
+  }
+  const o = await prepaid.overview(account);
+  printJson(context.io, {
+    ...settingsJson(o.settings),
+    balance_usd_micros: o.balanceUsdMicros.toString(),
+    month_usage_wei: o.monthUsageWei.toString(),
+    month_usage_usd_micros: o.monthUsageUsdMicros?.toString() ?? null,
+    spendable_usd_micros: o.spendableUsdMicros?.toString() ?? null,
+    recharges: o.recharges.map(rechargeJson),
+  });
   return 0;
 }

@@ -140,13 +140,23 @@ export function createBilling(deps: BillingDeps): Billing {
     fullReloadMs: config.spendFullReloadMs,
     prepaidReserveUsdMicros: config.prepaidReserveUsdMicros,
   });
+  const stripeClient = createStripeClient(config.stripe);
   const stripe = createStripeSync({
     db: database.db,
-    stripe: createStripeClient(config.stripe),
+    stripe: stripeClient,
     config: config.stripe,
     log,
     clock,
-    handleEvent: createPrepaidWebhooks({ events: deps.events, clock }),
+    handleEvent: createPrepaidWebhooks({
+      events: deps.events,
+      clock,
+      async setupIntentPaymentMethod(id) {
+        if (stripeClient === null) return null;
+        const intent = await stripeClient.setupIntents.retrieve(id);
+        const pm = intent.payment_method;
+        return typeof pm === 'string' ? pm : (pm?.id ?? null);
+      },
+    }),
   });
   const prepaid = createPrepaid({
     db: database.db,

@@ -44,6 +44,7 @@ import {
 import type { PrepaidSettings, Recharge } from './prepaid-queries.ts';
 import {
   findLedgerEntries,
+  findLedgerPage,
   findSpendCaps,
   insertLedgerEntry,
   notifyBillingChanged,
@@ -90,7 +91,15 @@ export interface Actor {
 const usd = (micros: bigint) => micros.toString();
 
 /** The Stripe webhook events prepaid credit applies, inside the webhook's transaction. */
-export function createPrepaidWebhooks(deps: { events: EventSink; clock: Clock }) {
+export function createPrepaidWebhooks(deps: {
+  events: EventSink;
+  clock: Clock;
+  /**
+   * The payment method a SetupIntent saved (Checkout in `setup` mode): Stripe's
+   * `checkout.session.completed` names the SetupIntent only, never its payment method.
+   */
+  setupIntentPaymentMethod?: (setupIntentId: string) => Promise<string | null>;
+}) {
   const { events } = deps;
 
   async function credit(
@@ -178,6 +187,28 @@ export function createPrepaidWebhooks(deps: { events: EventSink; clock: Clock })
   ): Promise<'applied' | 'ignored'> {
     const object = event.data.object as unknown as Record<string, unknown>;
     const usdOnly = String(object.currency).toLowerCase() === 'usd';
+    if (event.type === 'checkout.session.completed' && object.mode === 'setup') {
+      // "Save a card" (auto-recharge): the SetupIntent's payment method becomes the saved one.
+      // One Stripe read inside the webhook's transaction: the event is rare (a customer saving
+      // a card), and a failure rolls back and Stripe redelivers.
+      const metadata = (object.metadata ?? {}) as Record<string, string>;
+      const accountId = metadata.tollhouse_account_id;
+      const setupIntent = idOf(object.setup_intent);
+      if (
+        typeof accountId !== 'string' ||
+        object.status !== 'complete' ||
+        setupIntent === null ||
+        deps.setupIntentPaymentMethod === undefined ||
+        !(await accountExists(trx, accountId))
+      ) {
+        return 'ignored';
+      }
+      const pm = await deps.setupIntentPaymentMethod(setupIntent);
+      if (pm === null) return 'ignored';
+      await savePaymentMethod(trx, accountId, pm, deps.clock());
+      await notifyBillingChanged(trx, `account:${accountId}`);
+      return 'applied';
+    }
     if (event.type === 'checkout.session.completed') {
       const metadata = (object.metadata ?? {}) as Record<string, string>;
       const accountId = metadata.tollhouse_account_id;
@@ -400,8 +431,8 @@ export function createPrepaid(deps: PrepaidDeps) {
       throw new StripeNotConfigured('Stripe is not configured: set STRIPE_SECRET_KEY');
     }
     const customer = await stripe.customerFor(accountId);
-    // The console overview, until the console has a billing page of its own.
-    const back = `${config.publicUrl}/console`;
+    // The console's balance page: it shows the credit once the webhook has landed.
+    const back = `${config.publicUrl}/console/balance`;
     const session = await stripe.client().checkout.sessions.create(
       {
         mode: 'payment',
@@ -429,6 +460,41 @@ export function createPrepaid(deps: PrepaidDeps) {
       { idempotencyKey: `tollhouse-checkout-${accountId}-${crypto.randomUUID()}` },
     );
     return { id: session.id, url: session.url ?? null };
+  }
+
+  /**
+   * A Checkout Session in `setup` mode: the customer saves a card for auto-recharge without
+   * paying; `checkout.session.completed` (mode setup) saves its payment method.
+   */
+  async function createSetupCheckout(accountId: string) {
+    await deps.requireAccount(accountId);
+    if (!stripe.configured) {
+      throw new StripeNotConfigured('Stripe is not configured: set STRIPE_SECRET_KEY');
+    }
+    const customer = await stripe.customerFor(accountId);
+    const back = `${config.publicUrl}/console/balance`;
+    const session = await stripe.client().checkout.sessions.create(
+      {
+        mode: 'setup',
+        customer,
+        currency: 'usd',
+        setup_intent_data: { metadata: { tollhouse_account_id: accountId } },
+        metadata: { tollhouse_account_id: accountId },
+        success_url: `${back}?setup={CHECKOUT_SESSION_ID}`,
+        cancel_url: back,
+      },
+      { idempotencyKey: `tollhouse-setup-${accountId}-${crypto.randomUUID()}` },
+    );
+    return { id: session.id, url: session.url ?? null };
+  }
+
+  /** The account's ledger, newest first, `limit` entries before the entry `beforeId`. */
+  async function ledger(accountId: string, page: { limit: number; beforeId: bigint | null }) {
+    await deps.requireAccount(accountId);
+    const rows = await findLedgerPage(db, accountId, page.limit + 1, page.beforeId);
+    const more = rows.length > page.limit;
+    const entries = more ? rows.slice(0, page.limit) : rows;
+    return { entries, nextBeforeId: more ? entries[entries.length - 1]!.id : null };
   }
 
   /** Balance and spend-cap crossings, published once per crossing key. */
@@ -669,5 +735,14 @@ export function createPrepaid(deps: PrepaidDeps) {
     return findRecharges(db, accountId, 100);
   }
 
-  return { overview, setMode, setAutoRecharge, createCheckout, run, recharges };
+  return {
+    overview,
+    setMode,
+    setAutoRecharge,
+    createCheckout,
+    createSetupCheckout,
+    ledger,
+    run,
+    recharges,
+  };
 }

@@ -209,6 +209,27 @@ export async function findLedgerEntries(
   }));
 }
 
+/** One page of the account's ledger, newest first, strictly before the entry `beforeId`. */
+export async function findLedgerPage(
+  db: Db,
+  accountId: string,
+  limit: number,
+  beforeId: bigint | null,
+): Promise<LedgerEntry[]> {
+  let q = db.selectFrom('ledger_entries').selectAll().where('account_id', '=', accountId);
+  if (beforeId !== null) q = q.where('id', '<', beforeId.toString() as never);
+  const rows = await q.orderBy('id', 'desc').limit(limit).execute();
+  return rows.map((r) => ({
+    id: BigInt(r.id),
+    accountId: r.account_id,
+    kind: r.kind,
+    amountUsdMicros: BigInt(r.amount_usd_micros),
+    reference: r.reference,
+    memo: r.memo,
+    createdAt: r.created_at,
+  }));
+}
+
 /** Ledger balances (micro-dollars) of `accountIds`, or of every account with entries. */
 export async function sumBalances(
   db: Db,

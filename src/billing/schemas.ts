@@ -1,5 +1,7 @@
 // Wire shapes of the billing API. Money travels as decimal strings: wei, micro-dollars.
 import { z } from 'zod';
+import { pageQuery } from '../platform/cursor.ts';
+import { InvalidRequest } from '../platform/errors.ts';
 import { isWeiString } from '../platform/money.ts';
 import { MONTH_PATTERN } from './pricing.ts';
 
@@ -283,6 +285,33 @@ export const prepaidView = prepaidSettingsView.extend({
   entries: balanceView.shape.entries,
   recharges: z.array(rechargeView),
 });
+
+export const ledgerQuery = z.strictObject(pageQuery);
+export const ledgerPage = z.object({
+  account_id: z.string(),
+  entries: balanceView.shape.entries,
+  next_cursor: z.string().nullable(),
+});
+
+/** A ledger cursor: the last entry's id, tied to the account (another account's is refused). */
+export function encodeLedgerCursor(accountId: string, id: bigint): string {
+  return Buffer.from(`ledger|${accountId}|${id}`, 'utf8').toString('base64url');
+}
+
+export function decodeLedgerCursor(accountId: string, cursor: string): bigint {
+  const decoded = /^[A-Za-z0-9_-]+$/.test(cursor)
+    ? Buffer.from(cursor, 'base64url').toString('utf8')
+    : '';
+  const match = /^ledger\|(acct_[0-9A-Za-z]{1,64})\|([1-9][0-9]{0,18})$/.exec(decoded);
+  if (
+    match === null ||
+    match[1] !== accountId ||
+    encodeLedgerCursor(accountId, BigInt(match[2]!)) !== cursor
+  ) {
+    throw new InvalidRequest('query.cursor: not a cursor returned by this API');
+  }
+  return BigInt(match[2]!);
+}
 
 export const rechargesQuery = z.strictObject({ account_id: accountParams.shape.id.optional() });
 export const rechargeList = z.object({ recharges: z.array(rechargeView) });

@@ -13,6 +13,7 @@ import type { Secrets } from '../platform/secrets.ts';
 import { createApiClient } from './api.ts';
 import { createFramework } from './framework.ts';
 import { accountPages } from './pages/accounts.ts';
+import { balancePages, checkoutOrigins } from './pages/balance.ts';
 import { appPages } from './pages/apps.ts';
 import { keyPages } from './pages/keys.ts';
 import { webhookPages } from './pages/webhooks.ts';
@@ -38,6 +39,7 @@ export { CONSOLE_LIST_CAP } from './framework.ts';
 export { usd, eth } from './views.ts';
 export { safeReturnTo } from './signin.ts';
 export { dollarsToMicros } from './pages/accounts.ts';
+export { checkoutOrigins } from './pages/balance.ts';
 export { stackedBarChart } from './chart.ts';
 
 export interface ConsoleDeps {
@@ -48,6 +50,8 @@ export interface ConsoleDeps {
   authenticator: Authenticator;
   /** The app's request listener (the console calls /v1 through it on a loopback port). */
   handler: () => http.RequestListener;
+  /** Where "Add credit" may send the browser (Stripe Checkout's origins; see pages/balance.ts). */
+  checkoutOrigins?: readonly string[];
   clock?: Clock;
 }
 
@@ -126,6 +130,9 @@ export function createConsole(deps: ConsoleDeps): Console {
         store: getStarted,
       });
       keyPages(framework);
+      balancePages(framework, {
+        checkoutOrigins: deps.checkoutOrigins ?? checkoutOrigins(null),
+      });
       webhookPages(framework);
       appPages(framework);
       usagePages(framework);

@@ -20,6 +20,7 @@ const CUSTOMER_NAV = [
   ['apps', '/console/apps', 'Apps'],
   ['usage', '/console/usage', 'Usage'],
   ['statements', '/console/statements', 'Statements'],
+  ['balance', '/console/balance', 'Balance'],
   ['webhooks', '/console/webhooks', 'Webhooks'],
   ['account', '/console/account', 'Your account'],
 ] as const;

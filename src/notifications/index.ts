@@ -17,9 +17,10 @@ import type { Secrets } from '../platform/secrets.ts';
 import { createSender } from './delivery.ts';
 import type { Sender } from './delivery.ts';
 import { alertMessage, endpointDisabledMessage } from './emails.ts';
+import { createAlertEmails } from './alert-emails.ts';
 import { createOutbox } from './outbox.ts';
 import { WEBHOOKS_CHANNEL, readBacklog } from './queries.ts';
-import { webhookRoutes } from './routes.ts';
+import { alertEmailRoutes, webhookHealthRoutes, webhookRoutes } from './routes.ts';
 import { createWebhookService } from './service.ts';
 import type { WebhookService } from './service.ts';
 
@@ -68,6 +69,7 @@ export function createNotifications(deps: NotificationsDeps): Notifications {
     policy,
     box: deps.secrets.box('webhook-endpoint-secret'),
   });
+  const alertEmails = createAlertEmails({ db, clock });
   const mail = createBackgroundMail(deps.mailer, log);
   const emailContext = { service: new URL(config.publicUrl).host };
   const alertAddress = async (accountId: string | null) =>
@@ -143,11 +145,14 @@ export function createNotifications(deps: NotificationsDeps): Notifications {
     onFannedOut(fanned) {
       if (!deps.mailer.configured) return;
       for (const event of fanned) {
-        void alertAddress(event.accountId)
-          .then((to) => {
-            if (to !== null) mail.deliver(alertMessage(emailContext, to, event));
-          })
-          .catch((error: unknown) => log.warn({ err: error }, 'alert e-mail not sent'));
+        void (async () => {
+          // The account's owner may have opted out of this type (the deployment's alerts,
+          // account null, go to OPERATOR_EMAIL as configured).
+          if (event.accountId !== null && !(await alertEmails.wants(event.accountId, event.type)))
+            return;
+          const to = await alertAddress(event.accountId);
+          if (to !== null) mail.deliver(alertMessage(emailContext, to, event));
+        })().catch((error: unknown) => log.warn({ err: error }, 'alert e-mail not sent'));
       }
     },
     onDisabled(endpoint) {
@@ -182,7 +187,11 @@ export function createNotifications(deps: NotificationsDeps): Notifications {
     service,
     deliverDue: () => sender.run(),
     drainMail: () => mail.drain(),
-    routes: (router) => webhookRoutes(router, service),
+    routes: (router) => {
+      webhookRoutes(router, service);
+      alertEmailRoutes(router, alertEmails);
+      webhookHealthRoutes(router, () => readBacklog(db));
+    },
     async start() {
       // LISTEN first, then the first pass: an event committed in between still wakes us.
       unlisten = await database.listen(WEBHOOKS_CHANNEL, wake);

@@ -23,6 +23,99 @@ import {
   updateEndpointBody,
 } from './schemas.ts';
 import type { WebhookCaller, WebhookService } from './service.ts';
+import type { AlertEmails } from './alert-emails.ts';
+import type { Backlog } from './queries.ts';
+import { EVENT_TYPES } from '../platform/events.ts';
+
+const alertEmailParams = z.object({
+  id: z.string().regex(/^acct_[0-9A-Za-z]{1,64}$/, 'expected an account id (acct_…)'),
+});
+const alertEmailBody = z.strictObject({
+  muted_event_types: z.array(z.enum(EVENT_TYPES)).max(EVENT_TYPES.length),
+});
+const alertEmailView = z.object({
+  account_id: z.string(),
+  muted_event_types: z.array(z.string()),
+  event_types: z.array(z.string()),
+});
+
+const webhookHealthView = z.object({
+  unfanned_events: z.number().int(),
+  pending_deliveries: z.number().int(),
+  oldest_pending_at: z.string().nullable(),
+  failing_endpoints: z.number().int(),
+  disabled_endpoints: z.number().int(),
+});
+
+/** GET /v1/webhooks/health: the deployment's webhook backlog (operators; the console's Health). */
+export function webhookHealthRoutes(router: Router, read: () => Promise<Backlog>): void {
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/webhooks/health',
+      query: z.strictObject({}),
+      response: webhookHealthView,
+      access: { kinds: ['operator'], scope: 'admin' },
+    },
+    async function showWebhookHealth({ ctx }) {
+      const b = await read();
+      ctx.set('Cache-Control', 'no-store');
+      return {
+        unfanned_events: b.unfannedEvents,
+        pending_deliveries: b.pendingDeliveries,
+        oldest_pending_at: b.oldestPendingAt?.toISOString() ?? null,
+        failing_endpoints: b.failingEndpoints,
+        disabled_endpoints: b.disabledEndpoints,
+      };
+    },
+  );
+}
+
+/** GET/PUT /v1/accounts/{id}/alert-emails: which alert e-mails the account gets. */
+export function alertEmailRoutes(router: Router, alertEmails: AlertEmails): void {
+  const ownAccount: IdRule = { rule: 'own_account', names: 'account' };
+  // As webhook endpoints: the account's own credentials and operators, never an app.
+  const access: Access = { kinds: ['operator', 'account'], ids: { 'params.id': ownAccount } };
+  const view = (accountId: string, muted: readonly string[]) => ({
+    account_id: accountId,
+    muted_event_types: [...muted],
+    event_types: [...EVENT_TYPES],
+  });
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/accounts/:id/alert-emails',
+      params: alertEmailParams,
+      response: alertEmailView,
+      access,
+    },
+    async function showAlertEmails({ params }) {
+      return view(params.id, await alertEmails.muted(params.id));
+    },
+  );
+  defineRoute(
+    router,
+    {
+      method: 'put',
+      path: '/v1/accounts/:id/alert-emails',
+      params: alertEmailParams,
+      body: alertEmailBody,
+      response: alertEmailView,
+      access,
+    },
+    async function setAlertEmails({ params, body, ctx }) {
+      const principal = (ctx.state as AuthState).principal;
+      const muted = await alertEmails.setMuted(
+        { actor: principal.keyId ?? principal.accountId, requestId: ctx.state.requestId },
+        params.id,
+        body.muted_event_types,
+      );
+      return view(params.id, muted);
+    },
+  );
+}
 
 function caller(ctx: AppContext): WebhookCaller {
   const principal = (ctx.state as AuthState).principal;

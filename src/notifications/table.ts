@@ -55,3 +55,10 @@ export interface WebhookDeliveriesTable {
 }
 
 export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
+
+/** Alert e-mails an account opted out of (db/migrations/0042_create_alert_email_opt_outs.ts). */
+export interface AlertEmailOptOutsTable {
+  account_id: string;
+  event_type: string;
+  created_at: Date;
+}

@@ -464,6 +464,25 @@ const rows: Record<string, Row> = {
     request: () => ({ path: '/v1/billing/recharges' }),
     noIds: true,
   },
+  'POST /v1/accounts/{id}/setup-checkout': {
+    request: (who) => ({ path: `/v1/accounts/${who.accountId}/setup-checkout` }),
+  },
+  'GET /v1/accounts/{id}/ledger': {
+    request: (who) => ({ path: `/v1/accounts/${who.accountId}/ledger` }),
+  },
+  'GET /v1/accounts/{id}/alert-emails': {
+    request: (who) => ({ path: `/v1/accounts/${who.accountId}/alert-emails` }),
+  },
+  'PUT /v1/accounts/{id}/alert-emails': {
+    request: (who) => ({
+      path: `/v1/accounts/${who.accountId}/alert-emails`,
+      body: { muted_event_types: ['balance.low'] },
+    }),
+  },
+  'GET /v1/webhooks/health': {
+    request: () => ({ path: '/v1/webhooks/health' }),
+    noIds: true,
+  },
   'GET /v1/accounts/{id}/spend-caps': {
     request: (who) => ({ path: `/v1/accounts/${who.accountId}/spend-caps` }),
   },
@@ -629,6 +648,10 @@ describe('authorization matrix', () => {
             // A signer that is not configured answers 503 once the caller is authorized.
             if (goLivepeer && status === 503)
               ok = /no keystore|no orchestrators known/.test(response.body.error.message);
+            // Save a card takes no input to refuse: an authorized caller reaches the Stripe
+            // step, which this app (no STRIPE_SECRET_KEY) answers 503.
+            if (operation === 'POST /v1/accounts/{id}/setup-checkout' && status === 503)
+              ok = response.body?.error === 'StripeNotConfigured';
             // Ingest answers 200 with per-event results: the event itself must be accepted.
             if (operation === 'POST /v1/usage/events') ok &&= response.body?.accepted === 1;
           } else {

@@ -6,7 +6,11 @@
 // processed but the connection is dropped before the answer, as if our process died).
 // Prepaid credit adds Checkout Sessions (completed by the test, as a customer paying would),
 // PaymentIntents (retrieve; off-session create, declined for a card in `declineCards`),
-// refunds and disputes, and webhook events signed as Stripe signs them.
+// refunds and disputes, and webhook events signed as Stripe signs them. Checkout in `setup`
+// mode saves a card (a SetupIntent with a payment method). Every session's `url` is a hosted
+// page on this server (`/pay/<session>`) with a button that pays (or saves the card) and sends
+// the browser to the session's success_url, as Stripe's hosted Checkout does; the test then
+// plays Stripe's webhook.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
@@ -28,10 +32,13 @@ export interface FakeStripe {
   invoiceItems: Map<string, Record<string, unknown>>;
   checkoutSessions: Map<string, Record<string, unknown>>;
   paymentIntents: Map<string, Record<string, unknown>>;
+  setupIntents: Map<string, Record<string, unknown>>;
   /** Payment methods whose off-session PaymentIntents are declined (402 card_error). */
   declineCards: Set<string>;
   /** The customer pays a session with `paymentMethod`: a succeeded PaymentIntent; the session. */
   completeCheckout(sessionId: string, paymentMethod?: string): Record<string, unknown>;
+  /** The customer saves `paymentMethod` in a setup-mode session: a succeeded SetupIntent. */
+  completeSetup(sessionId: string, paymentMethod?: string): Record<string, unknown>;
   /** A refund of `cents` of the PaymentIntent's charge: the charge, as `charge.refunded` sends it. */
   refund(paymentIntentId: string, cents: number): Record<string, unknown>;
   /** A dispute of `cents` of the PaymentIntent's charge, as `charge.dispute.created` sends it. */
@@ -87,11 +94,14 @@ export async function startFakeStripe(): Promise<FakeStripe> {
   const checkoutSessions = new Map<string, Record<string, unknown>>();
   const paymentIntents = new Map<string, Record<string, unknown>>();
   const charges = new Map<string, Record<string, unknown>>();
+  const setupIntents = new Map<string, Record<string, unknown>>();
   const declineCards = new Set<string>();
   const idempotency = new Map<string, { hash: string; status: number; body: string }>();
   const failures: Array<{ pattern: RegExp; count: number }> = [];
   const crashes: Array<{ pattern: RegExp; count: number }> = [];
   const created = Math.floor(Date.now() / 1000);
+  // Known once the server listens; hosted Checkout pages live on it.
+  let baseUrl = '';
 
   function newIntent(
     amount: number,
@@ -192,6 +202,40 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       invoiceItems.set(item.id, item);
       return [200, item];
     }
+    if (method === 'POST' && path === '/v1/checkout/sessions' && params.mode === 'setup') {
+      if (!customers.has(params.customer ?? ''))
+        return [400, stripeError('invalid_request_error', 'No such customer')];
+      // Stripe requires the currency in setup mode unless the payment method types imply it.
+      if (params.currency === undefined && params['payment_method_types[0]'] === undefined)
+        return [400, stripeError('invalid_request_error', 'Missing currency')];
+      const sessionId = id('cs');
+      const session = {
+        id: sessionId,
+        object: 'checkout.session',
+        created,
+        mode: 'setup',
+        customer: params.customer,
+        currency: params.currency ?? null,
+        amount_total: null,
+        metadata: metadataOf(params),
+        payment_intent: null,
+        setup_intent: null as string | null,
+        payment_status: 'no_payment_required',
+        status: 'open',
+        success_url: params.success_url,
+        cancel_url: params.cancel_url,
+        url: `${baseUrl}/pay/${sessionId}`,
+      };
+      checkoutSessions.set(session.id, session);
+      return [200, session];
+    }
+    const setupIntent = /^\/v1\/setup_intents\/([^/]+)$/.exec(path);
+    if (method === 'GET' && setupIntent) {
+      const found = setupIntents.get(setupIntent[1]!);
+      return found === undefined
+        ? [404, stripeError('invalid_request_error', 'No such setupintent')]
+        : [200, found];
+    }
     if (method === 'POST' && path === '/v1/checkout/sessions') {
       if (!customers.has(params.customer ?? ''))
         return [400, stripeError('invalid_request_error', 'No such customer')];
@@ -199,8 +243,9 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       const quantity = Number(params['line_items[0][quantity]'] ?? '1');
       if (!Number.isSafeInteger(unit) || unit <= 0 || params.mode !== 'payment')
         return [400, stripeError('invalid_request_error', 'Invalid line_items or mode')];
+      const sessionId = id('cs');
       const session = {
-        id: id('cs'),
+        id: sessionId,
         object: 'checkout.session',
         created,
         mode: params.mode,
@@ -219,7 +264,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
         ) as Record<string, string>,
         success_url: params.success_url,
         cancel_url: params.cancel_url,
-        url: `https://checkout.stripe.test/pay/${id('cs')}`,
+        url: `${baseUrl}/pay/${sessionId}`,
       };
       checkoutSessions.set(session.id, session);
       return [200, session];
@@ -280,6 +325,16 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     const raw = await readBody(req);
     const url = new URL(req.url ?? '/', 'http://fake');
     const method = req.method ?? 'GET';
+    const hosted = /^\/pay\/(cs_[0-9a-f]+)$/.exec(url.pathname);
+    if (hosted !== null) {
+      hostedCheckout(method, hosted[1]!, res);
+      return;
+    }
+    if (!url.pathname.startsWith('/v1/')) {
+      // What a browser on the hosted page asks besides it (favicon.ico): not an API call.
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found');
+      return;
+    }
     const params = Object.fromEntries(new URLSearchParams(method === 'GET' ? url.search : raw));
     const key = (req.headers['idempotency-key'] as string | undefined) ?? null;
     if (req.headers.authorization !== `Bearer ${secretKey}`)
@@ -341,11 +396,68 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     }
     send(answer.status, answer.body, answer.replayed);
   }
+  /** Stripe's hosted Checkout page, reduced to one button: pay (or save the card), go back. */
+  function hostedCheckout(method: string, sessionId: string, res: ServerResponse) {
+    const session = checkoutSessions.get(sessionId);
+    if (session === undefined) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('No such session');
+      return;
+    }
+    if (method === 'POST') {
+      const done =
+        session.mode === 'setup' ? completeSetup(sessionId) : completeCheckout(sessionId);
+      const back = String(done.success_url).replace('{CHECKOUT_SESSION_ID}', sessionId);
+      res.writeHead(303, { location: back }).end();
+      return;
+    }
+    const label = session.mode === 'setup' ? 'Save card' : 'Pay';
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(
+      `<!doctype html><html lang="en"><head><title>Checkout</title></head><body><main>` +
+        `<h1>Fake Stripe Checkout</h1><form method="post" action="/pay/${sessionId}">` +
+        `<button type="submit">${label}</button></form></main></body></html>`,
+    );
+  }
+
+  function completeCheckout(sessionId: string, paymentMethod = 'pm_card_visa') {
+    const session = checkoutSessions.get(sessionId);
+    if (session === undefined) throw new Error(`fake Stripe: no session ${sessionId}`);
+    const pi = newIntent(
+      Number(session.amount_total),
+      String(session.currency),
+      String(session.customer),
+      paymentMethod,
+      session.payment_intent_metadata as Record<string, string>,
+    );
+    Object.assign(session, { status: 'complete', payment_status: 'paid', payment_intent: pi.id });
+    return { ...session };
+  }
+
+  function completeSetup(sessionId: string, paymentMethod = 'pm_card_visa') {
+    const session = checkoutSessions.get(sessionId);
+    if (session === undefined || session.mode !== 'setup')
+      throw new Error(`fake Stripe: no setup session ${sessionId}`);
+    const si = {
+      id: id('seti'),
+      object: 'setup_intent',
+      created,
+      customer: session.customer,
+      payment_method: paymentMethod,
+      status: 'succeeded',
+      usage: 'off_session',
+      metadata: session.metadata,
+    };
+    setupIntents.set(si.id, si);
+    Object.assign(session, { status: 'complete', setup_intent: si.id });
+    return { ...session };
+  }
+
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
+  baseUrl = `http://127.0.0.1:${port}`;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: baseUrl,
     secretKey,
     requests,
     customers,
@@ -354,19 +466,9 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     checkoutSessions,
     paymentIntents,
     declineCards,
-    completeCheckout(sessionId, paymentMethod = 'pm_card_visa') {
-      const session = checkoutSessions.get(sessionId);
-      if (session === undefined) throw new Error(`fake Stripe: no session ${sessionId}`);
-      const pi = newIntent(
-        Number(session.amount_total),
-        String(session.currency),
-        String(session.customer),
-        paymentMethod,
-        session.payment_intent_metadata as Record<string, string>,
-      );
-      Object.assign(session, { status: 'complete', payment_status: 'paid', payment_intent: pi.id });
-      return { ...session };
-    },
+    setupIntents,
+    completeCheckout,
+    completeSetup,
     refund(paymentIntentId, cents) {
       const charge = chargeOf(paymentIntentId);
       if (charge.amount_refunded + cents > charge.amount)

@@ -10,6 +10,10 @@ import {
   billingModeBody,
   checkoutBody,
   checkoutView,
+  decodeLedgerCursor,
+  encodeLedgerCursor,
+  ledgerPage,
+  ledgerQuery,
   prepaidSettingsView,
   prepaidView,
   rechargeList,
@@ -18,7 +22,7 @@ import {
 import { actorOf, admin, owner, ownAccount, reader } from './access.ts';
 import type { BillingRouteDeps } from './access.ts';
 
-const settingsJson = (s: PrepaidSettings) => ({
+export const settingsJson = (s: PrepaidSettings) => ({
   account_id: s.accountId,
   mode: s.mode,
   auto_recharge: {
@@ -30,7 +34,7 @@ const settingsJson = (s: PrepaidSettings) => ({
   },
 });
 
-const rechargeJson = (r: Recharge) => ({
+export const rechargeJson = (r: Recharge) => ({
   account_id: r.accountId,
   window: r.windowKey,
   month: r.month,
@@ -128,6 +132,53 @@ export function prepaidRoutes(router: Router, deps: BillingRouteDeps): void {
       const session = await prepaid.createCheckout(params.id, BigInt(body.amount_usd_micros));
       setStatus(201);
       return session;
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'post',
+      path: '/v1/accounts/:id/setup-checkout',
+      access: owner({ 'params.id': ownAccount }),
+      params: accountParams,
+      response: checkoutView,
+    },
+    async function createSetupCheckout({ params, setStatus }) {
+      const session = await prepaid.createSetupCheckout(params.id);
+      setStatus(201);
+      return session;
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'get',
+      path: '/v1/accounts/:id/ledger',
+      access: reader({ 'params.id': ownAccount }),
+      params: accountParams,
+      query: ledgerQuery,
+      response: ledgerPage,
+    },
+    async function listLedger({ params, query, ctx }) {
+      const beforeId =
+        query.cursor === undefined ? null : decodeLedgerCursor(params.id, query.cursor);
+      const page = await prepaid.ledger(params.id, { limit: query.limit, beforeId });
+      ctx.set('Cache-Control', 'no-store');
+      return {
+        account_id: params.id,
+        entries: page.entries.map((e) => ({
+          id: e.id.toString(),
+          kind: e.kind,
+          amount_usd_micros: e.amountUsdMicros.toString(),
+          reference: e.reference,
+          memo: e.memo,
+          created_at: e.createdAt.toISOString(),
+        })),
+        next_cursor:
+          page.nextBeforeId === null ? null : encodeLedgerCursor(params.id, page.nextBeforeId),
+      };
     },
   );
 

@@ -223,6 +223,7 @@ async function detail(
       <section class="card" aria-labelledby="acct-balance">
         <h2 id="acct-balance">Balance</h2>
         <p class="figure" id="account-balance">${usd(b.balance_usd_micros)}</p>
+        <p><a href="/console/balance?account=${id}">Prepaid, auto-recharge and history</a></p>
       </section>
       <section class="card" aria-labelledby="acct-plan">
         <h2 id="acct-plan">Plan</h2>

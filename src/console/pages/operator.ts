@@ -1,5 +1,6 @@
 // Operator pages: plans and prices, every account's usage, month close, the payment signer and
-// health. Views of /v1 (and /readyz), shown only to sessions with the admin scope; the signer
+// health (readiness, the webhook backlog with failing and disabled endpoints, failed auto-recharges
+// across accounts). Views of /v1 (and /readyz), shown only to sessions with the admin scope; the signer
 // page also acts (fund, fund for, unlock, cancel unlock, withdraw) through POST /v1/signer/….
 import type { ApiClient } from '../api.ts';
 import { formatEther, parseEther } from 'ethers';
@@ -212,9 +213,12 @@ export function operatorPages(framework: ReturnType<typeof createFramework>, api
   framework.page(
     '/console/admin/health',
     async (pc) => {
-      const [ready, live] = await Promise.all([
+      const [ready, live, hooks, endpoints, recharges] = await Promise.all([
         api.call(null, 'GET', '/readyz'),
         api.call(null, 'GET', '/healthz'),
+        pc.api('GET', '/v1/webhooks/health'),
+        pc.api('GET', '/v1/webhooks/endpoints'),
+        pc.api('GET', '/v1/billing/recharges'),
       ]);
       const body = html`<div class="cards">
           <section class="card" aria-labelledby="h-live">
@@ -229,8 +233,9 @@ export function operatorPages(framework: ReturnType<typeof createFramework>, api
         <section class="card" aria-labelledby="h-checks">
           <h2 id="h-checks">Readiness checks</h2>
           ${typeof ready.body === 'object' && ready.body !== null ? facts(ready.body as Record<string, unknown>) : html`<p>${String(ready.body ?? '')}</p>`}
-        </section>`;
-      void pc;
+        </section>
+        ${webhookHealth(ok(hooks).body as WebhookHealth, (ok(endpoints).body as { endpoints: Endpoint[] }).endpoints)}
+        ${rechargeFailures((ok(recharges).body as { recharges: RechargeRow[] }).recharges)}`;
       return { title: 'Health', active: 'health', body };
     },
     admin,
@@ -780,5 +785,88 @@ function confirmBody(viewer: Viewer, op: Operation, p: OperationPreview): Html {
       <button type="submit" class="danger">Confirm and send</button>
       <a class="button secondary" href="/console/admin/signer">Cancel</a>
     </form>
+  </section>`;
+}
+
+interface WebhookHealth {
+  unfanned_events: number;
+  pending_deliveries: number;
+  oldest_pending_at: string | null;
+  failing_endpoints: number;
+  disabled_endpoints: number;
+}
+
+interface Endpoint {
+  id: string;
+  account_id: string | null;
+  url: string;
+  enabled: boolean;
+  disabled_reason: string | null;
+  consecutive_failures: number;
+  failing_since: string | null;
+}
+
+interface RechargeRow {
+  account_id: string;
+  amount_usd_micros: string;
+  state: 'pending' | 'succeeded' | 'failed';
+  attempts: number;
+  last_error: string | null;
+  next_attempt_at: string | null;
+  created_at: string;
+}
+
+/** Webhook backlog and the endpoints that fail or were disabled, across the deployment. */
+function webhookHealth(h: WebhookHealth, endpoints: Endpoint[]): Html {
+  const troubled = endpoints.filter((e) => !e.enabled || e.consecutive_failures > 0);
+  return html`<section class="card" aria-labelledby="h-webhooks">
+    <h2 id="h-webhooks">Webhooks</h2>
+    <dl class="facts">
+      <dt>Pending deliveries</dt>
+      <dd id="webhook-pending">${h.pending_deliveries}</dd>
+      <dt>Oldest pending</dt>
+      <dd>${when(h.oldest_pending_at)}</dd>
+      <dt>Events not yet fanned out</dt>
+      <dd>${h.unfanned_events}</dd>
+      <dt>Failing endpoints</dt>
+      <dd id="webhook-failing">${h.failing_endpoints}</dd>
+      <dt>Disabled endpoints</dt>
+      <dd id="webhook-disabled">${h.disabled_endpoints}</dd>
+    </dl>
+    ${table(
+      'Failing and disabled webhook endpoints',
+      ['Endpoint', 'Account', 'State', 'Failing since'],
+      troubled.map((e) => [
+        html`<a href="/console/webhooks/${e.id}">${e.url}</a>`,
+        e.account_id ?? 'deployment',
+        e.enabled
+          ? html`<span class="badge warn">failing (${e.consecutive_failures} in a row)</span>`
+          : html`<span class="badge bad">disabled</span
+              >${e.disabled_reason === null ? '' : html` ${e.disabled_reason}`}`,
+        when(e.failing_since),
+      ]),
+      'Every endpoint is healthy.',
+    )}
+  </section>`;
+}
+
+/** Auto-recharges that failed or are waiting to be retried, across accounts. */
+function rechargeFailures(rows: RechargeRow[]): Html {
+  const troubled = rows.filter((r) => r.state === 'failed' || r.last_error !== null);
+  return html`<section class="card" aria-labelledby="h-recharges">
+    <h2 id="h-recharges">Auto-recharge failures</h2>
+    ${table(
+      'Failed and retrying auto-recharges, newest first',
+      ['Account', 'Amount', 'State', 'Attempts', 'Error', 'Next try'],
+      troubled.map((r) => [
+        html`<a href="/console/balance?account=${r.account_id}">${r.account_id}</a>`,
+        usd(r.amount_usd_micros),
+        html`<span class="badge ${r.state === 'failed' ? 'bad' : 'warn'}">${r.state}</span>`,
+        r.attempts,
+        r.last_error ?? '',
+        r.next_attempt_at === null ? '' : when(r.next_attempt_at),
+      ]),
+      'No failed auto-recharge.',
+    )}
   </section>`;
 }

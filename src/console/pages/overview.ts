@@ -1,5 +1,5 @@
 // Overview: the last 30 days of usage by pipeline, this month's spend against the account's
-// cap, and the prepaid balance. Four /v1 reads, made in parallel.
+// cap, and the prepaid balance with the billing mode. Four /v1 reads, made in parallel.
 import { dayRange, stackedBarChart } from '../chart.ts';
 import { ok } from '../framework.ts';
 import type { createFramework } from '../framework.ts';
@@ -28,7 +28,7 @@ export function overviewPage(framework: ReturnType<typeof createFramework>): voi
       pc.api('GET', `/v1/usage?from=${from}&to=${to}&group_by=day,pipeline&account_id=${account}`),
       pc.api('GET', `/v1/usage?account_id=${account}`),
       pc.api('GET', `/v1/accounts/${account}/spend-caps`),
-      pc.api('GET', `/v1/accounts/${account}/balance`),
+      pc.api('GET', `/v1/accounts/${account}/prepaid`),
     ]);
     const rows = ok(recent).body.rows as UsageRow[];
     const pipelines = [...new Set(rows.map((r) => r.pipeline ?? 'unknown'))];
@@ -49,7 +49,12 @@ export function overviewPage(framework: ReturnType<typeof createFramework>): voi
         monthly_cap_wei: string;
       }>
     ).find((c) => c.app_id === null && c.end_user_id === null);
-    const balanceMicros = ok(balance).body.balance_usd_micros as string;
+    const prepaid = ok(balance).body as {
+      mode: 'postpaid' | 'prepaid';
+      balance_usd_micros: string;
+      spendable_usd_micros: string | null;
+      auto_recharge: { enabled: boolean };
+    };
     const body = html`<div class="cards">
         <section class="card" aria-labelledby="ov-events">
           <h2 id="ov-events">Requests, last ${DAYS} days</h2>
@@ -62,8 +67,21 @@ export function overviewPage(framework: ReturnType<typeof createFramework>): voi
         </section>
         <section class="card" aria-labelledby="ov-balance">
           <h2 id="ov-balance">Balance</h2>
-          <p class="figure" id="balance">${usd(balanceMicros)}</p>
-          <p class="muted">Credits and top-ups not yet used.</p>
+          <p class="figure" id="balance">${usd(prepaid.balance_usd_micros)}</p>
+          <p class="muted" id="balance-state">
+            ${
+              prepaid.mode === 'prepaid'
+                ? html`Prepaid:
+                  ${
+                    prepaid.spendable_usd_micros === null
+                      ? 'left to spend unknown (no rate)'
+                      : `${usd(prepaid.spendable_usd_micros)} left to spend this month`
+                  };
+                  auto-recharge ${prepaid.auto_recharge.enabled ? 'on' : 'off'}.`
+                : 'Postpaid: usage is invoiced monthly, credit is used first.'
+            }
+          </p>
+          <p><a href="/console/balance">Balance and history</a></p>
         </section>
       </div>
       <section class="card" aria-labelledby="ov-chart">
