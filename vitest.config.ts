@@ -8,6 +8,8 @@ import type { TestSpecification } from 'vitest/node';
 // ran alone for two minutes at the end of each leg. Starting them first keeps the three
 // workers busy to the end.
 const SLOW_FIRST = [
+  // Three `serve` processes, anvil and a 40 s load with faults: about a minute and a half.
+  'test/fleet/soak.test.ts',
   'test/identity/cli.test.ts',
   'test/platform/cli-errors.test.ts',
   'test/signer/processes.test.ts',
