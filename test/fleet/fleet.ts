@@ -31,7 +31,7 @@ import { deployLivepeer, startAnvil, startRelay } from '../support/anvil.ts';
 import { startFakeGateway } from '../support/fake-gateway.ts';
 import { startFakeStripe } from '../support/fake-stripe.ts';
 import { loadSpec } from '../support/openapi.ts';
-import { freePort, runCli, serve, waitReady } from '../support/process.ts';
+import { freePort, serve, waitReady } from '../support/process.ts';
 import type { ServeProcess } from '../support/process.ts';
 import { paymentBody, receivePayment, testOrchestrator } from '../signer/payment-client.ts';
 import type { TestOrchestrator } from '../signer/payment-client.ts';
@@ -194,9 +194,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         BILLING_AUTO_CLOSE: 'false',
       }),
       log: createLogger({ level: 'silent' }),
+      start: false,
     });
     const accounts: string[] = [];
     let apiKey: string;
+    let operatorKey: string;
     let client: { id: string; secret: string };
     try {
       for (let i = 0; i < 3; i++) {
@@ -214,6 +216,21 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           scopes: ['gateway', 'signer', 'usage:write'],
         })
       ).secret;
+      // Usage for several accounts comes from an operator's key (an account's key may only
+      // report its own usage).
+      const operator = await seeder.identity.accounts.create({
+        email: 'fleet-ops@example.test',
+        password: null,
+        isAdmin: true,
+      });
+      operatorKey = (
+        await seeder.keys.service.create(CLI_CALLER, {
+          accountId: operator.id,
+          kind: 'backend',
+          name: 'fleet-usage',
+          scopes: ['admin', 'usage:write'],
+        })
+      ).secret;
       const machine = await seeder.identity.apps.create(
         { name: 'Fleet', kind: 'machine', ownerAccountId: accounts[0]!, scopes: ['gateway'] },
         { id: 'fleet' },
@@ -223,12 +240,30 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       await seeder.close();
     }
 
+    // The operator's side (closing months, pushing them to Stripe), as the CLI opens it: the
+    // app without its background work.
+    const ops = await createApp({
+      config: parseConfig({
+        DATABASE_URL: options.databaseUrl,
+        TOLLHOUSE_SECRET: secret,
+        LOG_LEVEL: 'silent',
+        BILLING_ETH_USD_RATE: settings.BILLING_ETH_USD_RATE!,
+        BILLING_AUTO_CLOSE: 'false',
+        STRIPE_SECRET_KEY: stripe.secretKey,
+        STRIPE_API_BASE: stripeProxy.url,
+      }),
+      log: createLogger({ level: 'silent' }),
+      start: false,
+    });
+    cleanups.push(() => ops.close());
+
     const replicas: ServeProcess[] = ports.map((port) => serve(port, settings));
     cleanups.push(async () => {
       for (const r of replicas) if (r.child.exitCode === null) r.child.kill('SIGKILL');
       await Promise.all(replicas.map((r) => r.exited));
     });
-    await Promise.all(replicas.map((r) => waitReady(r)));
+    // Generous: three processes start at once on a machine the load test shares.
+    await Promise.all(replicas.map((r) => waitReady(r, 180_000)));
     say(`3 replicas ready on ports ${ports.join(', ')}`);
 
     // --- load ------------------------------------------------------------------------------
@@ -272,6 +307,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     };
     const pause = (status: number) => sleep(status === 0 || status >= 500 ? 200 : 20);
     const json = { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` };
+    const usageJson = { ...json, authorization: `Bearer ${operatorKey}` };
 
     const frontDoor = async () => {
       while (!stopping) {
@@ -305,7 +341,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         }));
         const { status, body } = await send(replica, '/v1/usage/events', {
           method: 'POST',
-          headers: json,
+          headers: usageJson,
           body: JSON.stringify(events),
         });
         record('usage_ingest', replica, status);
@@ -450,11 +486,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       const stripeAt = now();
       stripeProxy.failing = true;
       say(`${(stripeAt / 1000).toFixed(1)} s: Stripe answers 500`);
-      const closeEnv = { ...settings, LOG_LEVEL: 'error' };
-      const closed = await runCli(['billing', 'close', '--month', STRIPE_MONTH], closeEnv);
-      if (closed.code !== 0) throw new Error(`billing close ${STRIPE_MONTH}: ${closed.stderr}`);
-      const during = await runCli(['billing', 'stripe-sync'], closeEnv);
-      const failedDuring = during.code === 0 ? 0 : 1;
+      // The operator's commands (`billing close`, `billing stripe-sync`) run in this process,
+      // the same code the CLI runs: a CLI child takes tens of seconds to start on a loaded CI
+      // machine, which would measure start-up instead of recovery.
+      await ops.billing.service.closeMonth(STRIPE_MONTH);
+      const during = await ops.billing.stripe.run();
+      const failedDuring = during.filter((r) => r.error !== undefined).length;
       const remaining = Math.max(0, options.stripeOutageSeconds * 1000 - (now() - stripeAt));
       await sleep(remaining);
       stripeProxy.failing = false;
@@ -466,10 +503,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           synced = now();
           break;
         }
-        // --statement retries a statement now, whatever its backoff says.
-        for (const id of pending) {
-          await runCli(['billing', 'stripe-sync', '--statement', id], closeEnv);
-        }
+        // One statement at a time retries it now, whatever its backoff says (as
+        // `tollhouse billing stripe-sync --statement` does).
+        for (const statementId of pending) await ops.billing.stripe.run({ statementId });
       }
       faults.push({
         name: `Stripe 500 for ${options.stripeOutageSeconds} s during close + sync`,
@@ -485,7 +521,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const seedIds = Array.from({ length: 30 }, (_, i) => `seed-${i}`);
     const seeded = await send(0, '/v1/usage/events', {
       method: 'POST',
-      headers: json,
+      headers: usageJson,
       body: JSON.stringify(
         seedIds.map((id, i) => ({
           specversion: '1.0',
@@ -573,11 +609,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     }
 
     // Close the load's month and compare every statement with a recount of its events.
-    const closed = await runCli(['billing', 'close', '--month', LOAD_MONTH], {
-      ...settings,
-      LOG_LEVEL: 'error',
-    });
-    if (closed.code !== 0) throw new Error(`billing close ${LOAD_MONTH}: ${closed.stderr}`);
+    await ops.billing.service.closeMonth(LOAD_MONTH);
 
     const checks = await checkDatabase(options.databaseUrl, [...acknowledged], wallet.address);
     const onChain = await fundingOnChain(livepeer.ticketBroker, wallet.address, prefund.hash);
