@@ -62,9 +62,6 @@ try {
     `${new Date().toISOString()}  node ${process.version}  load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}\n` +
       `${formatReport(report)}\n`,
   );
-  for (const line of [...report.undocumented, ...report.unexcused].slice(0, 20)) {
-    process.stdout.write(`  ${line}\n`);
-  }
   const failed =
     report.usage.lost > 0 ||
     report.usage.storedTwice > 0 ||
@@ -74,6 +71,7 @@ try {
     report.funding.unmatched > 0 ||
     report.undocumented.length > 0 ||
     report.unexcused.length > 0 ||
+    report.crashes.length > 0 ||
     report.faults.some((f) => Object.values(f.recovery).some((v) => v === null));
   process.exitCode = failed ? 1 : 0;
 } finally {

@@ -90,6 +90,8 @@ export interface SoakReport {
   undocumented: string[];
   /** 5xx or no answer at a time no fault excuses. */
   unexcused: string[];
+  /** Replicas that exited without being killed by the schedule, with the end of their output. */
+  crashes: string[];
 }
 
 interface Outcome {
@@ -257,8 +259,22 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     });
     cleanups.push(() => ops.close());
 
-    const replicas: ServeProcess[] = ports.map((port) => serve(port, settings));
+    const crashes: string[] = [];
+    const killed = new Set<ServeProcess>();
+    let shuttingDown = false;
+    const start = (port: number) => {
+      const proc = serve(port, settings);
+      void proc.exited.then(({ code, signal }) => {
+        if (killed.has(proc) || shuttingDown) return;
+        crashes.push(
+          `replica on port ${port} exited (${code ?? signal}):\n${proc.output().slice(-2000)}`,
+        );
+      });
+      return proc;
+    };
+    const replicas: ServeProcess[] = ports.map((port) => start(port));
     cleanups.push(async () => {
+      shuttingDown = true;
       for (const r of replicas) if (r.child.exitCode === null) r.child.kill('SIGKILL');
       await Promise.all(replicas.map((r) => r.exited));
     });
@@ -277,8 +293,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const now = () => Date.now() - started;
     const endAt = options.seconds * 1000;
     let stopping = false;
-    let next = 0;
-    const pick = () => next++ % replicas.length;
+    // Each worker goes round the replicas on its own, as through a round-robin balancer (one
+    // counter shared by all would let a kind fall into step with the others and skip one).
+    const roundRobin = (offset: number) => {
+      let next = offset;
+      return () => next++ % replicas.length;
+    };
 
     const record = (kind: LoadKind, replica: number, status: number) =>
       outcomes.push({ kind, replica, status, at: now() });
@@ -309,7 +329,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const json = { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` };
     const usageJson = { ...json, authorization: `Bearer ${operatorKey}` };
 
-    const frontDoor = async () => {
+    const frontDoor = async (worker: number) => {
+      const pick = roundRobin(worker);
       while (!stopping) {
         const r = pick();
         const { status } = await send(r, '/text-to-image', {
@@ -323,7 +344,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     };
 
     let batch = 0;
-    const ingest = async () => {
+    const ingest = async (worker: number) => {
+      const pick = roundRobin(worker);
       const ingestBatch = async (ids: string[], replica: number) => {
         const events = ids.map((id, i) => ({
           specversion: '1.0',
@@ -371,6 +393,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     };
 
     const pay = async (streamIndex: number) => {
+      const pick = roundRobin(streamIndex);
       let orchestrator: TestOrchestrator = testOrchestrator({ anvil, wire });
       let state: { State: string | null; Sig: string | null } = { State: null, Sig: null };
       let manifest = `fleet-${streamIndex}-0`;
@@ -406,7 +429,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       }
     };
 
-    const tokens = async () => {
+    const tokens = async (worker: number) => {
+      const pick = roundRobin(worker);
       const basic = Buffer.from(`${client.id}:${client.secret}`).toString('base64');
       while (!stopping) {
         const r = pick();
@@ -433,19 +457,22 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       await at(0.1);
       const killedIndex = 1;
       const killedAt = now();
+      killed.add(replicas[killedIndex]!);
       replicas[killedIndex]!.child.kill('SIGKILL');
       await replicas[killedIndex]!.exited;
       say(`${(killedAt / 1000).toFixed(1)} s: SIGKILL replica ${killedIndex}`);
-      replicas[killedIndex] = serve(ports[killedIndex]!, settings);
+      replicas[killedIndex] = start(ports[killedIndex]!);
+      await waitReady(replicas[killedIndex], 180_000);
+      // The fault lasts until the replacement answers /readyz (its start-up time); recovery
+      // is from then to its first success on each path.
       faults.push({
-        name: 'replica SIGKILL + restart',
+        name: 'replica SIGKILL, restarted',
         startedAt: killedAt,
         endedAt: now(),
         recovery: {},
         failed: 0,
         replica: killedIndex,
       });
-      await waitReady(replicas[killedIndex], 120_000);
       say(`${(now() / 1000).toFixed(1)} s: replica ${killedIndex} ready again`);
 
       // 2. PostgreSQL.
@@ -539,16 +566,19 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
     say(`load for ${S} s (${concurrency} in flight per kind)`);
     const workers = [
-      ...Array.from({ length: concurrency }, () => frontDoor()),
-      ...Array.from({ length: concurrency }, () => ingest()),
+      ...Array.from({ length: concurrency }, (_, i) => frontDoor(i)),
+      ...Array.from({ length: concurrency }, (_, i) => ingest(i)),
       ...Array.from({ length: concurrency }, (_, i) => pay(i)),
-      ...Array.from({ length: concurrency }, () => tokens()),
+      ...Array.from({ length: concurrency }, (_, i) => tokens(i)),
     ];
     const faulting = schedule();
     await sleep(endAt);
     // The schedule may run past the load (a slow restart, the Stripe catch-up): the load
     // keeps going until it is done, so recovery is measured under load.
     await faulting;
+    // Load after the last fault too, so every path's recovery is seen (the schedule runs late
+    // when a restart is slow).
+    await sleep(Math.max(0, endAt - now(), 0.15 * S * 1000));
     stopping = true;
     await Promise.all(workers);
     const loadSeconds = now() / 1000;
@@ -567,7 +597,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           (o) => o.kind === kind && affected(o) && o.at >= fault.endedAt && ok(o),
         );
         fault.recovery[kind] = first === undefined ? null : (first.at - fault.endedAt) / 1000;
-        if (first !== undefined) lastRecovery = Math.max(lastRecovery, first.at);
+        // A path that never recovers fails the run through its recovery; its failures are
+        // not counted twice.
+        lastRecovery = Math.max(lastRecovery, first?.at ?? Infinity);
       }
       fault.failed = outcomes.filter(
         (o) => !ok(o) && o.at >= fault.startedAt && o.at <= lastRecovery && affected(o),
@@ -580,12 +612,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const documented: Record<LoadKind, Set<number>> = {
       front_door: new Set(FRONT_DOOR_STATUSES),
       token: new Set(TOKEN_STATUSES),
-      usage_ingest: new Set(
-        Object.keys(spec.paths['/v1/usage/events']!.post!.responses).map(Number),
-      ),
-      payment: new Set(
-        Object.keys(spec.paths['/generate-live-payment']!.post!.responses).map(Number),
-      ),
+      usage_ingest: documentedIn(spec, '/v1/usage/events'),
+      payment: documentedIn(spec, '/generate-live-payment'),
     };
     const undocumented: string[] = [];
     const unexcused: string[] = [];
@@ -669,6 +697,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       },
       undocumented,
       unexcused,
+      crashes,
     };
   } finally {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
@@ -676,6 +705,19 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 }
 
 const ok = (o: Outcome) => o.status >= 200 && o.status < 300;
+
+// The remote signer's answers, which openapi.yaml lists as `default` (go-livepeer's error
+// shape): docs/signer.md and src/signer/remote/errors.ts — 400 bad or replayed state, 401/403
+// credentials, 429 limits, 480 refresh the session, 481 price exceeded, 482 no tickets
+// needed, 500 a sender check failed, 503 not ready (no chain view).
+const GO_LIVEPEER_STATUSES = [400, 401, 403, 429, 480, 481, 482, 500, 503];
+
+function documentedIn(spec: ReturnType<typeof loadSpec>, pathname: string): Set<number> {
+  const responses = Object.keys(spec.paths[pathname]!.post!.responses);
+  const statuses = responses.filter((s) => /^\d{3}$/.test(s)).map(Number);
+  if (responses.includes('default')) statuses.push(...GO_LIVEPEER_STATUSES);
+  return new Set(statuses);
+}
 
 /** An HTTP proxy that forwards to `target`, or answers 500 as Stripe does while `failing`. */
 async function startFailingProxy(target: string) {
@@ -844,6 +886,9 @@ export function formatReport(report: SoakReport): string {
     `| funding: journal confirmed / on chain / double-funded / unmatched | ${report.funding.confirmed} / ${report.funding.onChain} / ${report.funding.doubleFunded} / ${report.funding.unmatched} |`,
     `| undocumented statuses | ${report.undocumented.length} |`,
     `| 5xx or no answer outside a fault | ${report.unexcused.length} |`,
+    `| replicas that exited on their own | ${report.crashes.length} |`,
+    ...[...report.undocumented, ...report.unexcused].slice(0, 10).map((line) => `  ${line}`),
+    ...report.crashes,
   );
   return lines.join('\n');
 }

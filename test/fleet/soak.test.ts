@@ -51,6 +51,7 @@ describe.runIf(onRealPostgres())('the fleet under load and faults', () => {
       expect(report.funding.unmatched).toBe(0);
       expect(report.undocumented).toEqual([]);
       expect(report.unexcused).toEqual([]);
+      expect(report.crashes).toEqual([]);
     } finally {
       await database.destroy();
     }
