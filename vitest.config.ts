@@ -8,7 +8,8 @@ import type { TestSpecification } from 'vitest/node';
 // ran alone for two minutes at the end of each leg. Starting them first keeps the three
 // workers busy to the end.
 const SLOW_FIRST = [
-  // Three `serve` processes, anvil and a 40 s load with faults: about a minute and a half.
+  // Three `serve` processes, anvil and a 40 s load with faults: the longest file (2–5 minutes
+  // at load 40–56 on 2 cores).
   'test/fleet/soak.test.ts',
   'test/identity/cli.test.ts',
   'test/platform/cli-errors.test.ts',

@@ -55,7 +55,8 @@ describe.runIf(onRealPostgres())('the fleet under load and faults', () => {
     } finally {
       await database.destroy();
     }
-    // About 90 s on a quiet 2-core machine; at load ≈ 50 a replica takes ~40 s to restart and
-    // the schedule waits for it, so the suite's 300 s limit for a hung test is not enough.
+    // Measured 107–310 s on a 2-core machine at load 40–56: the schedule waits for the killed
+    // replica to start again, which took 30–90 s there, so the suite's 300 s limit for a hung
+    // test is not enough.
   }, 600_000);
 });
