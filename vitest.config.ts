@@ -9,6 +9,8 @@ import type { TestSpecification } from 'vitest/node';
 // The CLI files (identity, keys, billing, metering, cli-errors) run their commands in-process
 // now, with two or three child processes each; they follow, as they still start a few.
 const SLOW_FIRST = [
+  // Three `serve` processes, anvil and a 40 s load with faults: the longest file.
+  'test/fleet/soak.test.ts',
   'test/signer/processes.test.ts',
   'test/platform/serve.test.ts',
   'test/signer/keystore.test.ts',

@@ -92,6 +92,17 @@ async function openPostgres<DB>({ config, log }: DatabaseOptions): Promise<Datab
   pool.on('error', (error: Error & { code?: string }) =>
     log.warn({ error: error.message, code: error.code }, 'idle database connection failed'),
   );
+  // pg-pool listens for errors only while a client is idle. A client checked out but between
+  // queries — a session advisory lock held across RPC calls (signer funding), a transaction
+  // awaiting something else — that loses its connection (PostgreSQL restarted, or
+  // pg_terminate_backend) emitted 'error' with no listener and crashed the process (found by
+  // the fleet soak, test/fleet/). With this listener its next query fails instead, and the
+  // pool drops it when it is released (a client that is not queryable is never reused).
+  pool.on('connect', (client) => {
+    client.on('error', (error: Error & { code?: string }) =>
+      log.debug({ error: error.message, code: error.code }, 'database connection lost'),
+    );
+  });
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }), log: kyselyLog(log) });
   const listener = createPgListener(config.url as string, types, log);
   return {

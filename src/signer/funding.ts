@@ -11,7 +11,8 @@
 // raw bytes (same nonce, so it can never execute twice), and one whose nonce was used by
 // another transaction is replaced. While any row is pending nothing new is sent, so a crash
 // between sending and confirming never funds twice. The daily cap is summed from the journal
-// with the database clock, so it holds across restarts and replicas.
+// with the database clock, under the same lock (policy runs and API operations alike), so it
+// holds across restarts and replicas.
 import { Transaction } from 'ethers';
 import type { Wallet, HDNodeWallet } from 'ethers';
 import type { Kysely } from 'kysely';
@@ -22,7 +23,7 @@ import { newId } from '../platform/ids.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Chain } from './chain.ts';
 import { ticketBrokerInterface } from './contracts.ts';
-import { SignerBusy, TransactionFailed } from './errors.ts';
+import { OperationRefused, SignerBusy, TransactionFailed } from './errors.ts';
 import {
   advisoryUnlock,
   findFundingById,
@@ -96,6 +97,13 @@ export interface ManualRequest {
   beneficiary?: string;
   /** Who asked, for the audit log (`cli`, `acct_…`). */
   actor: string;
+  /**
+   * fund only: the daily cap (SIGNER_MAX_PER_DAY_WEI) this transaction must stay within,
+   * checked against the journal while the funding lock is held. A check made before taking the
+   * lock (the API's preview and execute) is only advice: two replicas can both pass it and then
+   * send one after the other. Unset: no cap (the CLI is the operator's override).
+   */
+  maxPerDayWei?: bigint;
 }
 
 export interface Funding {
@@ -435,6 +443,19 @@ export function createFunding(deps: FundingDeps): Funding {
             throw new SignerBusy(
               `Transaction ${inFlight[0]!.txHash} is still pending; try again once it is mined`,
             );
+          }
+          if (request.kind === 'fund' && request.maxPerDayWei !== undefined) {
+            // Under the lock, so every transaction counted here is already in the journal and
+            // none can be written before this one is.
+            const spent = await sumFundingLastDay(conn, address);
+            const value = (request.depositWei ?? 0n) + (request.reserveWei ?? 0n);
+            if (spent + value > request.maxPerDayWei) {
+              throw new OperationRefused(
+                'CapExceeded',
+                `Over max_per_day: SIGNER_MAX_PER_DAY_WEI: funding sends at most ${request.maxPerDayWei} wei in any 24 hours (${spent} wei sent so far, automatic and manual)`,
+                { details: { caps: ['max_per_day'] } },
+              );
+            }
           }
           return send(conn, chain, { ...request, origin: 'manual', beneficiary });
         });

@@ -330,6 +330,9 @@ export function createOperations(deps: OperationsDeps): Operations {
           depositWei: claimed.depositWei,
           reserveWei: claimed.reserveWei,
           ...(kind === 'fund' ? { beneficiary: claimed.beneficiary } : {}),
+          // assess() above read the journal without the funding lock; the cap is enforced
+          // again under it, where a concurrent execute on another replica cannot slip in.
+          ...(kind === 'fund' && policy !== null ? { maxPerDayWei: policy.maxPerDayWei } : {}),
         });
         await finishConfirmation(db, tokenHash, { fundingId: transaction.id });
         return { transaction, replayed: false };

@@ -8,7 +8,7 @@ import { CONFIRMATION_TTL_MS } from '../../src/signer/index.ts';
 import { adminKey, bearer, call } from '../support/credentials.ts';
 import { createResponseValidator } from '../support/openapi.ts';
 import { useLivepeerChain } from '../support/fixtures.ts';
-import { fundedAccount, senderInfo, signerEnv, startSignerApp } from './helpers.ts';
+import { depositEvents, fundedAccount, senderInfo, signerEnv, startSignerApp } from './helpers.ts';
 
 const chain = useLivepeerChain();
 const validate = createResponseValidator();
@@ -246,6 +246,52 @@ describe('POST /v1/signer/… (two steps)', () => {
       );
       expect(manual).toHaveLength(1);
     } finally {
+      await s.running.close();
+    }
+  });
+
+  it('lets exactly one of two concurrent executions on two replicas through the daily cap', async () => {
+    const env = {
+      SIGNER_TARGET_DEPOSIT_WEI: '1',
+      SIGNER_TARGET_RESERVE_WEI: '1',
+      SIGNER_MAX_PER_TX_WEI: parseEther('1').toString(),
+      SIGNER_MAX_PER_DAY_WEI: parseEther('1.5').toString(),
+    };
+    const s = await start(env, '5');
+    // A second replica: same database, same keystore and settings.
+    const other = await startSignerApp(
+      s.handle,
+      signerEnv(chain.anvil.url, chain.livepeer, s.account, env),
+    );
+    try {
+      const opOn = async (url: string, body: unknown) =>
+        call({ app: s.running.app, url } as never, 'POST', '/v1/signer/fund', {
+          headers: bearer(s.admin.secret),
+          body,
+        });
+      const one = parseEther('1').toString();
+      // Each preview is within the cap on its own (nothing sent yet); together they are not.
+      const a = await opOn(s.running.url, { dry_run: true, deposit_wei: one });
+      const b = await opOn(other.url, { dry_run: true, deposit_wei: one });
+      expect([a.status, b.status]).toEqual([200, 200]);
+      const results = await Promise.all([
+        opOn(s.running.url, { confirmation_token: a.body.confirmation_token }),
+        opOn(other.url, { confirmation_token: b.body.confirmation_token }),
+      ]);
+      expect(results.map((r) => r.status).sort()).toEqual([200, 409]);
+      const refused = results.find((r) => r.status === 409)!;
+      expect(refused.body).toMatchObject({ error: 'CapExceeded', caps: ['max_per_day'] });
+      const sent = (await journal(s, s.account.wallet.address)).filter(
+        (r) => r.value_wei === one && r.status !== 'failed',
+      );
+      expect(sent).toHaveLength(1);
+      // On chain too (the policy's own 1-wei top-up aside): one deposit of 1 ETH.
+      const deposits = (await depositEvents(chain.livepeer, s.account.wallet.address)).filter(
+        (e) => 'args' in e && e.args.amount === parseEther('1'),
+      );
+      expect(deposits).toHaveLength(1);
+    } finally {
+      await other.close();
       await s.running.close();
     }
   });
