@@ -26,7 +26,7 @@ import type { CliCommand } from './platform/cli.ts';
 import { systemClock } from './platform/clock.ts';
 import type { Clock } from './platform/clock.ts';
 import { healthRoutes } from './platform/health.ts';
-import { Router, allowedMethods, createHttp } from './platform/http.ts';
+import { Router, allowedMethods, anyOf, createHttp } from './platform/http.ts';
 import type { Lifecycle, RequestListener } from './platform/http.ts';
 import { httpsPages } from './platform/https-pages.ts';
 import type { Logger } from './platform/log.ts';
@@ -352,7 +352,12 @@ export async function createApp(options: AppOptions): Promise<App> {
     // The front door's paths skip Koa's dispatch (the hot path, issue #6). CORS for browser
     // keys still runs first, as when the front door was a middleware after it (the OIDC mount
     // in between never matched its paths).
-    const handler = http.listener({ ...gateway.frontDoor, before: [keys.cors] });
+    // So do the signer's payments (the same middlewares as in the router, without its
+    // dispatch: signer/remote/routes.ts).
+    const handler = http.listener({
+      ...anyOf([gateway.frontDoor, signer.paymentRoute(router)]),
+      before: [keys.cors],
+    });
 
     // The signer-only listener: its own Koa app (request ids, logs, metrics, error rendering
     // as on the main one) with only health and the remote-signer routes.
@@ -364,9 +369,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     signerHttp.koa.use(signerNotFound());
     signerHttp.koa.use(signerRouter.routes());
     const signerHandler = signerHttp.listener({
-      claims: () => false,
+      ...anyOf([signer.paymentRoute(signerRouter)]),
       before: [],
-      answer: () => undefined,
     });
 
     if (options.start !== false) {
