@@ -37,7 +37,13 @@ export { signerCommands } from './cli.ts';
 export type { SignerCliDeps } from './cli.ts';
 export { FUNDING_LOCK_KEY } from './funding.ts';
 // Part 2: the go-livepeer remote-signer protocol.
-export { SIGNER_PATHS, isSignerPath, signerNotFound } from './remote/routes.ts';
+export {
+  SIGNER_PATHS,
+  createBase64Memo,
+  isSignerPath,
+  parseLivePaymentRequest,
+  signerNotFound,
+} from './remote/routes.ts';
 export type { SignerSessionsTable } from './remote/table.ts';
 export type { RemoteSignerService, LivePaymentRequest } from './remote/service.ts';
 // The steps of one payment, for their own tests (test/signer/payment-steps.test.ts).
@@ -46,6 +52,7 @@ export {
   checkPriceCeilings,
   checkRefresh,
   countTickets,
+  createOfferCache,
   makeTickets,
   readOffer,
   restoreSession,
