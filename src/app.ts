@@ -26,7 +26,7 @@ import type { CliCommand } from './platform/cli.ts';
 import { systemClock } from './platform/clock.ts';
 import type { Clock } from './platform/clock.ts';
 import { LIVENESS, healthRoutes } from './platform/health.ts';
-import { Router, allowedMethods, createHttp } from './platform/http.ts';
+import { Router, allowedMethods, anyOf, createHttp } from './platform/http.ts';
 import type { Lifecycle, RequestListener } from './platform/http.ts';
 import { httpsPages } from './platform/https-pages.ts';
 import type { Logger } from './platform/log.ts';
@@ -354,7 +354,12 @@ export async function createApp(options: AppOptions): Promise<App> {
     // The front door's paths skip Koa's dispatch (the hot path, issue #6). CORS for browser
     // keys still runs first, as when the front door was a middleware after it (the OIDC mount
     // in between never matched its paths). Liveness is answered before both (issue #21).
-    const handler = http.listener({ ...gateway.frontDoor, before: [keys.cors] }, [LIVENESS]);
+    // So do the signer's payments (the same middlewares as in the router, without its
+    // dispatch: signer/remote/routes.ts).
+    const handler = http.listener(
+      { ...anyOf([gateway.frontDoor, signer.paymentRoute(router)]), before: [keys.cors] },
+      [LIVENESS],
+    );
 
     // The signer-only listener: its own Koa app (request ids, logs, metrics, error rendering
     // as on the main one) with only health and the remote-signer routes.
@@ -366,7 +371,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     signerHttp.koa.use(signerNotFound());
     signerHttp.koa.use(signerRouter.routes());
     const signerHandler = signerHttp.listener(
-      { claims: () => false, before: [], answer: () => undefined },
+      { ...anyOf([signer.paymentRoute(signerRouter)]), before: [] },
       [LIVENESS],
     );
 

@@ -116,6 +116,25 @@ interface PreparedAnswer {
 // What Koa sends for a JSON body (koa/lib/response.js), so both paths answer alike.
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
+/**
+ * Several direct routes as one (the front door's pipelines and the signer's payments): the
+ * first that claims a request answers it; null entries (a disabled capability) are skipped.
+ */
+export function anyOf(
+  routes: ReadonlyArray<Pick<DirectRoute, 'claims' | 'answer'> | null>,
+): Pick<DirectRoute, 'claims' | 'answer'> {
+  const present = routes.filter((r) => r !== null);
+  const find = (method: string, path: string) => present.find((r) => r.claims(method, path));
+  return {
+    claims: (method, path) => find(method, path) !== undefined,
+    answer(ctx, next) {
+      const route = find(ctx.method, ctx.path);
+      if (route === undefined) throw new NotFound(`No route for ${ctx.method} ${ctx.path}`);
+      return route.answer(ctx, next);
+    },
+  };
+}
+
 export function createHttp(options: HttpOptions): Http {
   const { log, metrics, lifecycle, trustProxy, bodyLimitBytes, ownErrorShape } = options;
   const koa = new Koa({ proxy: trustProxy });

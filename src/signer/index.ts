@@ -8,7 +8,7 @@ import type { Authenticator } from '../platform/auth.ts';
 import type { Capability } from '../platform/capability.ts';
 import type { EventSink } from '../platform/events.ts';
 import type { Clock } from '../platform/clock.ts';
-import type { Router } from '../platform/http.ts';
+import type { DirectRoute, Router } from '../platform/http.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Metrics } from '../platform/metrics.ts';
 import type { Secrets } from '../platform/secrets.ts';
@@ -37,7 +37,13 @@ export { signerCommands } from './cli.ts';
 export type { SignerCliDeps } from './cli.ts';
 export { FUNDING_LOCK_KEY } from './funding.ts';
 // Part 2: the go-livepeer remote-signer protocol.
-export { SIGNER_PATHS, isSignerPath, signerNotFound } from './remote/routes.ts';
+export {
+  SIGNER_PATHS,
+  createBase64Memo,
+  isSignerPath,
+  parseLivePaymentRequest,
+  signerNotFound,
+} from './remote/routes.ts';
 export type { SignerSessionsTable } from './remote/table.ts';
 export type { RemoteSignerService, LivePaymentRequest } from './remote/service.ts';
 // The steps of one payment, for their own tests (test/signer/payment-steps.test.ts).
@@ -46,6 +52,7 @@ export {
   checkPriceCeilings,
   checkRefresh,
   countTickets,
+  createOfferCache,
   makeTickets,
   readOffer,
   restoreSession,
@@ -82,6 +89,11 @@ export interface Signer extends Capability, Omit<Service, 'start' | 'stop'> {
   remote: RemoteService;
   /** The signer-only listener's routes (SIGNER_PORT): the go-livepeer protocol alone. */
   remoteRoutes(router: Router): void;
+  /**
+   * The payment route registered on `router` (by routes or remoteRoutes), for the listener
+   * to answer outside Koa's dispatch (platform/http.ts DirectRoute); null if none was.
+   */
+  paymentRoute(router: Router): Pick<DirectRoute, 'claims' | 'answer'> | null;
 }
 
 export async function createSigner(deps: SignerDeps): Promise<Signer> {
@@ -124,6 +136,7 @@ export async function createSigner(deps: SignerDeps): Promise<Signer> {
       remote.routes(router);
     },
     remoteRoutes: (router) => remote.routes(router),
+    paymentRoute: (router) => remote.directRoute(router),
     // The chain poll and the funding policy run in a serving process only.
     start: () => service.start(),
     close: () => service.stop(),

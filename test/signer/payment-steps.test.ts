@@ -14,10 +14,14 @@ import {
   billableUnits,
   checkPriceCeilings,
   countTickets,
+  createBase64Memo,
+  createOfferCache,
   createSessions,
   createWire,
   encodeState,
+  expectedValue,
   makeTickets,
+  parseLivePaymentRequest,
   readOffer,
   restoreSession,
   ticketHash,
@@ -144,6 +148,48 @@ describe('readOffer', () => {
     expect(() => readOffer(wire, request({ orchestrator: Uint8Array.of(0xff, 0xff) }))).toThrow(
       'invalid orchestrator info',
     );
+  });
+});
+
+describe('the offer cache (one decode per orchestrator info)', () => {
+  it('decodes the same bytes once, and still checks each request against them', () => {
+    const cache = createOfferCache();
+    const bytes = orchestratorInfo();
+    const first = readOffer(wire, request({ orchestrator: bytes }), cache);
+    const again = readOffer(wire, request({ orchestrator: bytes, type: 'live' }), cache);
+    expect(again.info).toBe(first.info);
+    expect(again).toEqual({ ...first, type: 'live' });
+    // The same values as without a cache, the expected value included.
+    expect(readOffer(wire, request({ orchestrator: bytes }))).toEqual(first);
+    expect(first.ev).toEqual(expectedValue(10n ** 18n, MAX_WIN_PROB));
+    expect(() => readOffer(wire, request({ orchestrator: bytes, type: 'x' }), cache)).toThrow(
+      'invalid job type',
+    );
+  });
+
+  it('keeps no refusal: a bad orchestrator info is refused every time, in the same words', () => {
+    const cache = createOfferCache();
+    const bad = orchestratorInfo({ price: null });
+    for (let i = 0; i < 2; i++) {
+      expect(() => readOffer(wire, request({ orchestrator: bad }), cache)).toThrow(
+        'missing or zero priceInfo',
+      );
+    }
+  });
+
+  it('gives the same bytes object back for the same base64 text, and remembers no bad text', () => {
+    const memo = createBase64Memo(10);
+    const text = Buffer.from(orchestratorInfo()).toString('base64');
+    const body = { orchestrator: text, ManifestID: 'm', inPixels: 1n };
+    const a = parseLivePaymentRequest(body, memo).orchestrator;
+    const b = parseLivePaymentRequest({ ...body }, memo).orchestrator;
+    expect(b).toBe(a);
+    expect(Buffer.from(a).toString('base64')).toBe(text);
+    for (let i = 0; i < 2; i++) {
+      expect(() => parseLivePaymentRequest({ ...body, orchestrator: 'not base64!' }, memo)).toThrow(
+        'orchestrator must be base64',
+      );
+    }
   });
 });
 

@@ -13,6 +13,7 @@ import type { Signer } from '../service.ts';
 import { createPayers } from './payers.ts';
 import type { StreamDirectory } from './payers.ts';
 import { remoteSignerRoutes } from './routes.ts';
+import type { SignerDirectRoute } from './routes.ts';
 import { createRemoteSignerService } from './service.ts';
 import type { RemoteSignerService } from './service.ts';
 import { createWire } from './wire.ts';
@@ -36,6 +37,9 @@ export interface RemoteSigner {
   service: RemoteSignerService;
   /** Registers the protocol's routes at the root: on the main listener and the signer-only one. */
   routes(router: Router): void;
+  /** The payment route of `router`, answered outside Koa's dispatch (routes.ts); null before
+   * routes(router). */
+  directRoute(router: Router): SignerDirectRoute | null;
 }
 
 export function createRemoteSigner(deps: RemoteSignerDeps): RemoteSigner {
@@ -60,5 +64,11 @@ export function createRemoteSigner(deps: RemoteSignerDeps): RemoteSigner {
     }),
     orchestrators: deps.config.orchestrators,
   };
-  return { service, routes: (router) => remoteSignerRoutes(router, routeDeps) };
+  // Each router's own chain: its authorization reads that router's authenticator.
+  const direct = new WeakMap<Router, SignerDirectRoute>();
+  return {
+    service,
+    routes: (router) => void direct.set(router, remoteSignerRoutes(router, routeDeps)),
+    directRoute: (router) => direct.get(router) ?? null,
+  };
 }

@@ -101,14 +101,56 @@ export interface Offer {
   orchestratorAddress: string;
   /** 0x-prefixed hex: the PMSessionID of the state. */
   recipientRandHash: string;
+  /** The params' big integers, read once per orchestrator info (see OfferCache). */
+  faceValue: bigint;
+  winProb: bigint;
+  expirationBlock: bigint;
+  /** faceValue × winProb / (2²⁵⁶ − 1), reduced: a gcd of 256-bit numbers, once per offer. */
+  ev: Rational;
+}
+
+/** What an orchestrator info decodes to, whatever the request around it. */
+type DecodedOffer = Omit<Offer, 'type'>;
+
+/**
+ * Decoded offers by the bytes object they came from. A stream presents the same
+ * OrchestratorInfo on every payment until its session is refreshed (every few minutes), and
+ * ./routes.ts hands the same bytes object back for the same base64 text, so the protobuf
+ * decode, the checks and the expected value (a 256-bit gcd) run once per orchestrator info
+ * instead of once per payment. Only offers that passed every check are kept, so a request
+ * refused before is refused again by the same code. A WeakMap: entries go with the bytes.
+ */
+export type OfferCache = WeakMap<Uint8Array, DecodedOffer>;
+
+export function createOfferCache(): OfferCache {
+  return new WeakMap();
 }
 
 /** Decodes and checks the request's OrchestratorInfo, job type and capabilities (→ 400). */
-export function readOffer(wire: Wire, request: LivePaymentRequest): Offer {
+export function readOffer(wire: Wire, request: LivePaymentRequest, cache?: OfferCache): Offer {
   if (request.orchestrator.length === 0) throw new BadSignerRequest('missing orchestrator');
+  let decoded = cache?.get(request.orchestrator);
+  if (decoded === undefined) {
+    decoded = decodeOffer(wire, request.orchestrator);
+    cache?.set(request.orchestrator, decoded);
+  }
+  if (!(JOB_TYPES as readonly string[]).includes(request.type)) {
+    throw new BadSignerRequest('invalid job type');
+  }
+  if (request.capabilities !== null) {
+    try {
+      wire.checkCapabilities(request.capabilities);
+    } catch {
+      throw new BadSignerRequest('invalid capabilities');
+    }
+  }
+  return { ...decoded, type: request.type as JobType };
+}
+
+function decodeOffer(wire: Wire, bytes: Uint8Array): DecodedOffer {
   let info: OrchestratorInfoMessage;
   try {
-    info = wire.decodeOrchestratorInfo(request.orchestrator);
+    info = wire.decodeOrchestratorInfo(bytes);
   } catch {
     throw new BadSignerRequest('invalid orchestrator info');
   }
@@ -121,23 +163,18 @@ export function readOffer(wire: Wire, request: LivePaymentRequest): Offer {
   if (params.recipient.length !== 20 || params.recipientRandHash.length !== 32) {
     throw new BadSignerRequest('invalid ticketParams');
   }
-  if (!(JOB_TYPES as readonly string[]).includes(request.type)) {
-    throw new BadSignerRequest('invalid job type');
-  }
-  if (request.capabilities !== null) {
-    try {
-      wire.checkCapabilities(request.capabilities);
-    } catch {
-      throw new BadSignerRequest('invalid capabilities');
-    }
-  }
+  const faceValue = toBigInt(params.faceValue);
+  const winProb = toBigInt(params.winProb);
   return {
     info,
     price,
     params,
-    type: request.type as JobType,
     orchestratorAddress: hexlify(info.address).toLowerCase(),
     recipientRandHash: hexlify(params.recipientRandHash),
+    faceValue,
+    winProb,
+    expirationBlock: toBigInt(params.expirationBlock),
+    ev: expectedValue(faceValue, winProb),
   };
 }
 
@@ -286,15 +323,13 @@ export function checkRefresh(
   if (BigInt(now.getTime()) > (authToken.expiration - AUTH_TOKEN_REFRESH_SECONDS) * 1000n) {
     throw new RefreshSession('auth token expired or about to expire', offer.info.transcoder);
   }
-  const faceValue = toBigInt(offer.params.faceValue);
-  const winProb = toBigInt(offer.params.winProb);
   const terms: TicketTerms = {
     snapshot,
     authToken,
-    expirationBlock: toBigInt(offer.params.expirationBlock),
-    faceValue,
-    winProb,
-    ev: expectedValue(faceValue, winProb),
+    expirationBlock: offer.expirationBlock,
+    faceValue: offer.faceValue,
+    winProb: offer.winProb,
+    ev: offer.ev,
   };
   if (paramsExpired(snapshot, terms)) {
     throw new RefreshSession('ticket params expired', offer.info.transcoder);

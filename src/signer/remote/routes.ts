@@ -13,13 +13,14 @@
 // calls `https://host/generate-live-payment`. The old `/signer/…` mount stays as an alias
 // (for SDK clients configured with it): one more router layer each, nothing per request.
 import coBody from 'co-body';
+import compose from 'koa-compose';
 import type { Context, Middleware, Next } from 'koa';
 import type { Authenticator, Principal } from '../../platform/auth.ts';
 import { declare } from '../../platform/authz.ts';
 import type { Access } from '../../platform/authz.ts';
 import { AppError } from '../../platform/errors.ts';
 import { assertCleanInput } from '../../platform/http.ts';
-import type { RequestState, Router } from '../../platform/http.ts';
+import type { DirectRoute, RequestState, Router } from '../../platform/http.ts';
 import type { SpendGate } from '../../platform/spend.ts';
 import { BadSignerRequest, RemoteSignerError, SignerNotReady } from './errors.ts';
 import { parseGoRat } from './rational.ts';
@@ -57,16 +58,26 @@ export function isSignerPath(path: string): boolean {
   return (SIGNER_PATHS as readonly string[]).includes(bare);
 }
 
-export function remoteSignerRoutes(router: Router, deps: RemoteSignerRouteDeps): void {
+/**
+ * The payment route as a direct route (platform/http.ts DirectRoute): `POST
+ * /generate-live-payment` (and its legacy path) through the same middlewares as in the router
+ * — go-livepeer's errors, the method check, authentication and authorization, the spend
+ * check, the handler — without Koa's dispatch and the router's matching, which were a
+ * quarter of a payment's request floor (BENCHMARKS.md, signer). Other methods and paths go
+ * through Koa as before.
+ */
+export type SignerDirectRoute = Pick<DirectRoute, 'claims' | 'answer'>;
+
+export function remoteSignerRoutes(router: Router, deps: RemoteSignerRouteDeps): SignerDirectRoute {
+  const chains = new Map<string, Middleware>();
   // `all` and our own method check, so that a wrong method is a 405 in go-livepeer's shape
   // too (the platform's allowedMethods would answer in the REST shape).
   const route = (
     method: 'GET' | 'POST',
     path: (typeof SIGNER_PATHS)[number],
     handler: Middleware,
-  ) =>
-    router.all(
-      [path, `${LEGACY_PREFIX}${path}`],
+  ) => {
+    const chain = [
       goLivepeerErrors(),
       allowOnly(method),
       // Who may call: declared and enforced like every REST route (platform/authz); a refusal
@@ -74,15 +85,19 @@ export function remoteSignerRoutes(router: Router, deps: RemoteSignerRouteDeps):
       ...declare(router, { method: method.toLowerCase(), path, access: SIGNER_ACCESS }),
       spendCheck(deps),
       handler,
-    );
+    ];
+    chains.set(path, compose(chain));
+    router.all([path, `${LEGACY_PREFIX}${path}`], ...chain);
+  };
 
   // go-livepeer sends no body; Livepeer's Python client POSTs `{}`: the body is never read.
   route('POST', '/sign-orchestrator-info', async function signOrchestratorInfo(ctx) {
     ctx.body = await deps.service.signOrchestratorInfo();
   });
 
+  const orchestrators = createBase64Memo(ORCHESTRATOR_MEMO);
   route('POST', '/generate-live-payment', async function generateLivePayment(ctx) {
-    const request = parseLivePaymentRequest(await readJson(ctx));
+    const request = parseLivePaymentRequest(await readJson(ctx), orchestrators);
     const caller = (ctx.state as SignerState).principal;
     // A shared gateway credential pays with the stream owner's account: found from the
     // Tollhouse-Stream header and spend-checked here, still before anything is signed.
@@ -108,6 +123,17 @@ export function remoteSignerRoutes(router: Router, deps: RemoteSignerRouteDeps):
     }
     ctx.body = deps.orchestrators.map((address) => ({ address, score: 1, capabilities: [] }));
   });
+
+  const pay = chains.get('/generate-live-payment')!;
+  const payPaths = new Set(['/generate-live-payment', `${LEGACY_PREFIX}/generate-live-payment`]);
+  return {
+    claims: (method, path) => method === 'POST' && payPaths.has(path),
+    answer: function generateLivePaymentDirect(ctx, next) {
+      // What the router would have set: the metrics' route label is the path matched.
+      ctx._matchedRoute = ctx.path;
+      return pay(ctx, next);
+    },
+  };
 }
 
 /**
@@ -227,14 +253,49 @@ function field(object: Record<string, unknown>, name: string): unknown {
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-function base64Field(object: Record<string, unknown>, name: string): Uint8Array | null {
+// Orchestrator infos remembered by their base64 text (a few KB each: ~10 MB at most).
+const ORCHESTRATOR_MEMO = 2_000;
+
+/**
+ * Base64 texts already decoded, and their bytes. A stream sends the same OrchestratorInfo
+ * text with every payment until its session is refreshed; the same text gives back the same
+ * bytes object, so the service's offer cache (./payment.ts OfferCache) knows it too. Only
+ * texts that passed the check are kept. Bounded: past `max` texts the map starts over.
+ */
+export interface Base64Memo {
+  get(text: string): Uint8Array | undefined;
+  set(text: string, bytes: Uint8Array): void;
+}
+
+export function createBase64Memo(max: number): Base64Memo {
+  const known = new Map<string, Uint8Array>();
+  return {
+    get: (text) => known.get(text),
+    set(text, bytes) {
+      if (known.size >= max) known.clear();
+      known.set(text, bytes);
+    },
+  };
+}
+
+function base64Field(
+  object: Record<string, unknown>,
+  name: string,
+  memo?: Base64Memo,
+): Uint8Array | null {
   const value = field(object, name);
   if (value === undefined || value === null) return null;
+  if (typeof value === 'string') {
+    const known = memo?.get(value);
+    if (known !== undefined) return known;
+  }
   // Go's base64 decoding of []byte skips \r and \n.
   if (typeof value !== 'string' || !BASE64.test(value.replace(/[\r\n]/g, ''))) {
     throw new BadSignerRequest(`${name} must be base64`);
   }
-  return Buffer.from(value, 'base64');
+  const bytes = Buffer.from(value, 'base64');
+  memo?.set(value, bytes);
+  return bytes;
 }
 
 function stringField(object: Record<string, unknown>, name: string): string {
@@ -258,7 +319,11 @@ function objectField(
 
 const INT64_MAX = (1n << 63n) - 1n;
 
-export function parseLivePaymentRequest(body: unknown): LivePaymentRequest {
+/** `orchestrators`: a memo of decoded orchestrator infos (see createBase64Memo). */
+export function parseLivePaymentRequest(
+  body: unknown,
+  orchestrators?: Base64Memo,
+): LivePaymentRequest {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new BadSignerRequest('request body must be a JSON object');
   }
@@ -294,7 +359,7 @@ export function parseLivePaymentRequest(body: unknown): LivePaymentRequest {
   }
   return {
     state: { state: base64Field(state, 'State'), sig: base64Field(state, 'Sig') },
-    orchestrator: base64Field(o, 'orchestrator') ?? new Uint8Array(0),
+    orchestrator: base64Field(o, 'orchestrator', orchestrators) ?? new Uint8Array(0),
     manifestId: stringField(o, 'ManifestID'),
     app: stringField(o, 'app'),
     inPixels,

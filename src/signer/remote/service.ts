@@ -30,6 +30,7 @@ import {
   checkRefresh,
   checkSender,
   countTickets,
+  createOfferCache,
   encodeSegCreds,
   makeTickets,
   nextState,
@@ -95,6 +96,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
   const claims = createClaimWriter({ db, recorder: deps.recorder, log: deps.log });
 
   const sessions = createSessions({ db, secrets: deps.secrets });
+  const offers = createOfferCache();
 
   // The segCreds signature covers only the ManifestID (seq 0, empty hash) and is deterministic
   // (RFC 6979), so it is computed once per stream: one signature fewer per payment.
@@ -127,7 +129,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       const sender = getBytes(s.address);
       const now = clock();
       const payer = { principal, caller: attribution?.caller ?? principal };
-      const offer = readOffer(wire, request);
+      const offer = readOffer(wire, request, offers);
       const session = await restoreSession(sessions.store(sender), request, offer, payer, now);
       const terms = checkRefresh(deps.snapshot(), config, offer, now);
       const units = billableUnits(offer.type, session, request.inPixels, now);
