@@ -66,6 +66,21 @@ export async function findPrepaidAccounts(db: Db): Promise<PrepaidSettings[]> {
   return rows.map(toSettings);
 }
 
+/** Which of `accountIds` are in billing mode `prepaid` now (the close asks, set-based). */
+export async function findPrepaidModeAccounts(
+  db: Db,
+  accountIds: readonly string[],
+): Promise<Set<string>> {
+  if (accountIds.length === 0) return new Set();
+  const rows = await db
+    .selectFrom('billing_accounts')
+    .select('account_id')
+    .where('mode', '=', 'prepaid')
+    .where('account_id', 'in', [...accountIds])
+    .execute();
+  return new Set(rows.map((r) => r.account_id));
+}
+
 export async function upsertPrepaidSettings(
   db: Db,
   s: Omit<PrepaidSettings, 'paymentMethodId'>,
