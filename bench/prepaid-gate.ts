@@ -11,13 +11,16 @@
 //    windows) over `--accounts` prepaid accounts; it runs every BILLING_PREPAID_INTERVAL_SECONDS
 //    per replica, not per event, so its cost per event is the pass divided by the events of an
 //    interval (reported for the ingest rate just measured).
+// 4. The pass's per-account queries (before issue #19's fix) against the set-based ones.
 // Uses embedded PGlite in memory (absolute figures are PGlite's; the ratios are the point).
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { sql } from 'kysely';
 import { createApp } from '../src/app.ts';
+import { latestCreditIds, openRecharges, rechargedThisMonth } from '../src/billing/index.ts';
 import { parseConfig } from '../src/config.ts';
 import { createDatabase } from '../src/database.ts';
 import type { UsageEvent } from '../src/metering/index.ts';
@@ -149,6 +152,91 @@ const eventsPerSecond = 1e9 / ingestNsPerEvent;
 const interval = 30;
 const passNsPerEvent = (passMs * 1e6) / (eventsPerSecond * interval);
 
+// 4. The prepaid pass's queries, per account (before: one or more queries per prepaid account,
+//    as the pass did until issue #19's statement work) against set-based (after: one query for
+//    all accounts), in the same run and on the same data. Every account is treated as below
+//    its threshold, so the window queries run for all of them; the windows exist already, so
+//    both forms insert nothing and leave the data as it was. CPU time (user + system) of this
+//    process, which runs PGlite too, so it counts the database's work: it moves less with the
+//    machine's load than wall time. Alternated, best of three each.
+const db = app.database.db;
+await openRecharges(
+  db,
+  prepaid.map((a) => ({
+    windowKey: `${a}-bench`,
+    accountId: a,
+    month: '2026-01',
+    amountUsdMicros: 1n,
+  })),
+  now,
+);
+async function perAccount() {
+  for (const a of prepaid) {
+    // publishCrossings: the latest credit of each account.
+    await db
+      .selectFrom('ledger_entries')
+      .select(sql<string>`max(id)::text`.as('id'))
+      .where('account_id', '=', a)
+      .where(sql<boolean>`amount_usd_micros > 0`)
+      .executeTakeFirst();
+  }
+  for (const a of prepaid) {
+    // openWindows: this month's recharges, the latest credit, the window.
+    await db
+      .selectFrom('recharges')
+      .select(sql<string>`coalesce(sum(amount_usd_micros), 0)::text`.as('total'))
+      .where('account_id', '=', a)
+      .where(sql<string>`month`, '=', '2026-01-01')
+      .where('state', '!=', 'failed')
+      .executeTakeFirst();
+    await db
+      .selectFrom('ledger_entries')
+      .select(sql<string>`max(id)::text`.as('id'))
+      .where('account_id', '=', a)
+      .where(sql<boolean>`amount_usd_micros > 0`)
+      .executeTakeFirst();
+    await openRecharges(
+      db,
+      [{ windowKey: `${a}-bench`, accountId: a, month: '2026-01', amountUsdMicros: 1n }],
+      now,
+    );
+  }
+}
+async function setBased() {
+  await latestCreditIds(db, prepaid);
+  await rechargedThisMonth(db, prepaid, '2026-01');
+  await openRecharges(
+    db,
+    prepaid.map((a) => ({
+      windowKey: `${a}-bench`,
+      accountId: a,
+      month: '2026-01',
+      amountUsdMicros: 1n,
+    })),
+    now,
+  );
+}
+async function cpuMs(task: () => Promise<void>) {
+  const before = process.cpuUsage();
+  const wall = process.hrtime.bigint();
+  await task();
+  const used = process.cpuUsage(before);
+  return {
+    cpu: (used.user + used.system) / 1000,
+    wall: Number(process.hrtime.bigint() - wall) / 1e6,
+  };
+}
+await perAccount();
+await setBased();
+let before = { cpu: Infinity, wall: Infinity };
+let after = { cpu: Infinity, wall: Infinity };
+for (let round = 0; round < 3; round++) {
+  const b = await cpuMs(perAccount);
+  const a = await cpuMs(setBased);
+  before = { cpu: Math.min(before.cpu, b.cpu), wall: Math.min(before.wall, b.wall) };
+  after = { cpu: Math.min(after.cpu, a.cpu), wall: Math.min(after.wall, a.wall) };
+}
+
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
 console.log(`accounts: ${postpaid.length} postpaid + ${prepaid.length} prepaid, ${EVENTS} events`);
 console.log(`ingest (record, batches of 1000): ${fmt(ingestNsPerEvent / 1000, 2)} µs/event`);
@@ -160,6 +248,15 @@ console.log(
   `prepaid pass over ${prepaid.length} accounts: ${fmt(passMs)} ms; every ${interval} s at the ` +
     `measured ingest rate that is ${fmt(passNsPerEvent)} ns/event = ` +
     `${fmt((passNsPerEvent / ingestNsPerEvent) * 100, 4)} % of ingest`,
+);
+console.log(
+  `prepaid pass queries over ${prepaid.length} accounts: per account ${fmt(before.cpu)} ms CPU ` +
+    `(${fmt(before.wall)} ms wall), set-based ${fmt(after.cpu)} ms CPU (${fmt(after.wall)} ms wall): ` +
+    `${fmt(before.cpu / after.cpu)}× less CPU (${fmt(before.wall / after.wall)}× wall); ` +
+    `load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
 );
 await app.close();
 await database.close();
