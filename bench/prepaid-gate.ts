@@ -11,15 +11,26 @@
 //    windows) over `--accounts` prepaid accounts; it runs every BILLING_PREPAID_INTERVAL_SECONDS
 //    per replica, not per event, so its cost per event is the pass divided by the events of an
 //    interval (reported for the ingest rate just measured).
+// 4. The pass's per-account queries (before issue #19's fix) against the set-based ones.
+// 5. The overshoot of a prepaid balance by two replicas' gates (a count, see below).
 // Uses embedded PGlite in memory (absolute figures are PGlite's; the ratios are the point).
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { sql } from 'kysely';
 import { createApp } from '../src/app.ts';
+import {
+  createRateSource,
+  createSpendView,
+  latestCreditIds,
+  openRecharges,
+  rechargedThisMonth,
+} from '../src/billing/index.ts';
 import { parseConfig } from '../src/config.ts';
 import { createDatabase } from '../src/database.ts';
+import { createUsageReads } from '../src/metering/index.ts';
 import type { UsageEvent } from '../src/metering/index.ts';
 import type { Principal } from '../src/platform/auth.ts';
 import { createLogger } from '../src/platform/log.ts';
@@ -149,6 +160,153 @@ const eventsPerSecond = 1e9 / ingestNsPerEvent;
 const interval = 30;
 const passNsPerEvent = (passMs * 1e6) / (eventsPerSecond * interval);
 
+// 4. The prepaid pass's queries, per account (before: one or more queries per prepaid account,
+//    as the pass did until issue #19's statement work) against set-based (after: one query for
+//    all accounts), in the same run and on the same data. Every account is treated as below
+//    its threshold, so the window queries run for all of them; the windows exist already, so
+//    both forms insert nothing and leave the data as it was. CPU time (user + system) of this
+//    process, which runs PGlite too, so it counts the database's work: it moves less with the
+//    machine's load than wall time. Alternated, best of three each.
+const db = app.database.db;
+await openRecharges(
+  db,
+  prepaid.map((a) => ({
+    windowKey: `${a}-bench`,
+    accountId: a,
+    month: '2026-01',
+    amountUsdMicros: 1n,
+  })),
+  now,
+);
+async function perAccount() {
+  for (const a of prepaid) {
+    // publishCrossings: the latest credit of each account.
+    await db
+      .selectFrom('ledger_entries')
+      .select(sql<string>`max(id)::text`.as('id'))
+      .where('account_id', '=', a)
+      .where(sql<boolean>`amount_usd_micros > 0`)
+      .executeTakeFirst();
+  }
+  for (const a of prepaid) {
+    // openWindows: this month's recharges, the latest credit, the window.
+    await db
+      .selectFrom('recharges')
+      .select(sql<string>`coalesce(sum(amount_usd_micros), 0)::text`.as('total'))
+      .where('account_id', '=', a)
+      .where(sql<string>`month`, '=', '2026-01-01')
+      .where('state', '!=', 'failed')
+      .executeTakeFirst();
+    await db
+      .selectFrom('ledger_entries')
+      .select(sql<string>`max(id)::text`.as('id'))
+      .where('account_id', '=', a)
+      .where(sql<boolean>`amount_usd_micros > 0`)
+      .executeTakeFirst();
+    await openRecharges(
+      db,
+      [{ windowKey: `${a}-bench`, accountId: a, month: '2026-01', amountUsdMicros: 1n }],
+      now,
+    );
+  }
+}
+async function setBased() {
+  await latestCreditIds(db, prepaid);
+  await rechargedThisMonth(db, prepaid, '2026-01');
+  await openRecharges(
+    db,
+    prepaid.map((a) => ({
+      windowKey: `${a}-bench`,
+      accountId: a,
+      month: '2026-01',
+      amountUsdMicros: 1n,
+    })),
+    now,
+  );
+}
+async function cpuMs(task: () => Promise<void>) {
+  const before = process.cpuUsage();
+  const wall = process.hrtime.bigint();
+  await task();
+  const used = process.cpuUsage(before);
+  return {
+    cpu: (used.user + used.system) / 1000,
+    wall: Number(process.hrtime.bigint() - wall) / 1e6,
+  };
+}
+await perAccount();
+await setBased();
+let before = { cpu: Infinity, wall: Infinity };
+let after = { cpu: Infinity, wall: Infinity };
+for (let round = 0; round < 3; round++) {
+  const b = await cpuMs(perAccount);
+  const a = await cpuMs(setBased);
+  before = { cpu: Math.min(before.cpu, b.cpu), wall: Math.min(before.wall, b.wall) };
+  after = { cpu: Math.min(after.cpu, a.cpu), wall: Math.min(after.wall, a.wall) };
+}
+
+// 5. The overshoot of a prepaid balance across two replicas: two spend views (each replica
+//    has its own) over one database, waves of `PER_WAVE` requests per replica, each admitted
+//    one metering a 1-cent fee, each view refreshed after every wave (as its timer does once
+//    per BILLING_SPEND_REFRESH_SECONDS), until both refuse. The documented bound is
+//    replicas × requests per refresh window × fee. Over HTTP, with the front door and the
+//    remote signer, the same figure comes from test/billing/prepaid-overshoot.test.ts.
+const PER_WAVE = 6;
+const CENT_WEI = 5_000_000_000_000n; // 1 cent at 2,000 USD/ETH
+const drained = await app.identity.accounts.create({
+  email: 'bench-drain@example.com',
+  password: null,
+});
+await app.billing.prepaid.setMode(actor, drained.id, 'prepaid');
+await app.billing.service.addLedgerEntry(actor, {
+  accountId: drained.id,
+  kind: 'grant',
+  amountUsdMicros: 200_000n,
+  reference: 'bench-drain',
+});
+const views = [
+  app.billing.spendGate,
+  createSpendView({
+    db,
+    usage: createUsageReads(db),
+    listen: database.listen,
+    rates: createRateSource({
+      fixed: '2000',
+      feedAddress: null,
+      rpcUrl: null,
+      maxAgeSeconds: 3600,
+    }),
+    log,
+    clock: () => new Date(),
+    refreshMs: 3_600_000,
+    fullReloadMs: 3_600_000,
+  }),
+];
+await Promise.all(views.map((v) => v.reload()));
+let drainAdmitted = 0;
+for (let wave = 0; wave < 100; wave++) {
+  const admittedNow = views.flatMap((v) =>
+    Array.from({ length: PER_WAVE }, () => {
+      try {
+        v.assertMaySpend(principal(drained.id));
+        return true;
+      } catch {
+        return false;
+      }
+    }),
+  );
+  const n = admittedNow.filter(Boolean).length;
+  if (n === 0) break;
+  await app.metering.service.record(
+    Array.from({ length: n }, () => ({ ...event(drained.id), feeWei: CENT_WEI })),
+  );
+  drainAdmitted += n;
+  await Promise.all(views.map((v) => v.refresh()));
+}
+await views[1]!.close();
+const overshootMicros = BigInt(drainAdmitted) * 10_000n - 200_000n;
+const overshootBound = BigInt(views.length * PER_WAVE) * 10_000n;
+
 const fmt = (n: number, digits = 1) => n.toFixed(digits);
 console.log(`accounts: ${postpaid.length} postpaid + ${prepaid.length} prepaid, ${EVENTS} events`);
 console.log(`ingest (record, batches of 1000): ${fmt(ingestNsPerEvent / 1000, 2)} µs/event`);
@@ -160,6 +318,20 @@ console.log(
   `prepaid pass over ${prepaid.length} accounts: ${fmt(passMs)} ms; every ${interval} s at the ` +
     `measured ingest rate that is ${fmt(passNsPerEvent)} ns/event = ` +
     `${fmt((passNsPerEvent / ingestNsPerEvent) * 100, 4)} % of ingest`,
+);
+console.log(
+  `prepaid pass queries over ${prepaid.length} accounts: per account ${fmt(before.cpu)} ms CPU ` +
+    `(${fmt(before.wall)} ms wall), set-based ${fmt(after.cpu)} ms CPU (${fmt(after.wall)} ms wall): ` +
+    `${fmt(before.cpu / after.cpu)}× less CPU (${fmt(before.wall / after.wall)}× wall); ` +
+    `load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+);
+console.log(
+  `prepaid overshoot, 2 replicas, ${PER_WAVE} requests of 1 cent per replica per refresh: ` +
+    `balance 200000 µUSD, admitted ${drainAdmitted}, overshoot ${overshootMicros} µUSD ` +
+    `(documented bound ${overshootBound} µUSD, ${fmt((Number(overshootMicros) / Number(overshootBound)) * 100)} % of it)`,
 );
 await app.close();
 await database.close();

@@ -9,6 +9,7 @@
 // migrated schema.
 import type {
   BillingClosesTable,
+  LedgerSettlementsTable,
   LedgerEntriesTable,
   PlanPricesTable,
   PlansTable,
@@ -79,6 +80,7 @@ export interface Database {
   plan_prices: PlanPricesTable;
   subscriptions: SubscriptionsTable;
   ledger_entries: LedgerEntriesTable;
+  ledger_settlements: LedgerSettlementsTable;
   spend_caps: SpendCapsTable;
   billing_closes: BillingClosesTable;
   statements: StatementsTable;

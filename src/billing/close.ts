@@ -23,12 +23,14 @@ import {
   insertClose,
   insertLedgerEntry,
   insertStatements,
+  findSettledBalances,
   insertSyncRows,
   lockMonthClose,
   notifyBillingChanged,
-  sumBalances,
+  settleLedgerEntries,
 } from './queries.ts';
-import type { CloseRecord, Plan, Statement, StatementLine } from './queries.ts';
+import type { CloseRecord, Plan, Statement, StatementBalance, StatementLine } from './queries.ts';
+import { findPrepaidModeAccounts } from './prepaid-queries.ts';
 import type { RateSource } from './rates.ts';
 
 export interface CloseResult {
@@ -88,8 +90,21 @@ export function createMonthClose(deps: MonthCloseDeps) {
       });
       const plans = await readPlans(trx, month);
       const byAccount = usageByAccount(usage, plans);
-      const balances = await sumBalances(trx, [...byAccount.keys()]);
-      const statements = priceStatements({ month, cutoff, rate, byAccount, plans, balances });
+      const accountIds = [...byAccount.keys()];
+      // The ledger entries this close can see are settled in this month first, so the balance
+      // the statements price against is exactly the sum of what they show.
+      await settleLedgerEntries(trx, accountIds, month);
+      const settled = await findSettledBalances(trx, accountIds, month);
+      const prepaidModes = await findPrepaidModeAccounts(trx, accountIds);
+      const statements = priceStatements({
+        month,
+        cutoff,
+        rate,
+        byAccount,
+        plans,
+        settled,
+        prepaidModes,
+      });
       await writeClose(trx, { month, cutoff, rate, statements });
       await deps.events?.publish(
         trx,
@@ -115,6 +130,8 @@ function statementClosed(statement: Statement): OutboundEvent {
       month: statement.month,
       fee_wei: statement.feeWei.toString(),
       total_usd_micros: statement.totalUsdMicros.toString(),
+      billing_mode: statement.billingMode,
+      closing_balance_usd_micros: statement.balance?.closingUsdMicros.toString() ?? null,
     },
   };
 }
@@ -178,7 +195,11 @@ export function usageByAccount(
 
 /**
  * One statement per account: each usage row priced by the account's plan (at cost without a
- * price), then the plan's fee and included amount, then prepaid credit up to the total.
+ * price), then the plan's fee and included amount, then credit from the balance. A prepaid
+ * account (a prepaid plan, or billing mode `prepaid` when the month closes) settles the whole
+ * month from its balance, even past zero; a postpaid one uses credit up to the balance and is
+ * invoiced the rest. Every statement carries its balance movement: opening + credits + debits
+ * − credit applied = closing.
  */
 export function priceStatements(input: {
   month: string;
@@ -186,18 +207,28 @@ export function priceStatements(input: {
   rate: EthUsdRate;
   byAccount: ReadonlyMap<string, readonly BillableUsage[]>;
   plans: Plans;
-  balances: ReadonlyMap<string, bigint>;
+  /** What the ledger settled per account (findSettledBalances); missing: nothing. */
+  settled: ReadonlyMap<string, Omit<StatementBalance, 'closingUsdMicros'>>;
+  /** Accounts in billing mode `prepaid` (besides those on a prepaid plan). */
+  prepaidModes?: ReadonlySet<string>;
 }): NewStatement[] {
   const { month, plans } = input;
   return [...input.byAccount].map(([accountId, usage]) => {
     const planId = plans.effective.get(accountId);
     const plan = planId === undefined ? plans.defaultPlan : (plans.byId.get(planId) ?? null);
+    const prepaid = plan?.prepaid === true || (input.prepaidModes?.has(accountId) ?? false);
     const lines = statementLines(plan, usage, month, input.rate);
+    const moved = input.settled.get(accountId) ?? {
+      openingUsdMicros: 0n,
+      creditsUsdMicros: 0n,
+      debitsUsdMicros: 0n,
+    };
     const totals = statementTotals({
       usageUsdMicros: lines.reduce((sum, l) => sum + l.chargeUsdMicros, 0n),
       monthlyFeeUsdMicros: plan?.monthlyFeeUsdMicros ?? 0n,
       includedUsdMicros: plan?.includedUsdMicros ?? 0n,
-      balanceUsdMicros: input.balances.get(accountId) ?? 0n,
+      balanceUsdMicros: moved.openingUsdMicros + moved.creditsUsdMicros + moved.debitsUsdMicros,
+      prepaid,
     });
     return {
       statement: {
@@ -209,6 +240,15 @@ export function priceStatements(input: {
         rate: input.rate,
         feeWei: lines.reduce((sum, l) => sum + l.feeWei, 0n),
         ...totals,
+        billingMode: prepaid ? 'prepaid' : 'postpaid',
+        balance: {
+          ...moved,
+          closingUsdMicros:
+            moved.openingUsdMicros +
+            moved.creditsUsdMicros +
+            moved.debitsUsdMicros -
+            totals.creditsAppliedUsdMicros,
+        },
       },
       lines,
     };
@@ -250,6 +290,7 @@ async function writeClose(
 ): Promise<void> {
   const { month, cutoff, statements } = close;
   await insertStatements(trx, statements);
+  const debited: string[] = [];
   for (const { statement } of statements) {
     if (statement.creditsAppliedUsdMicros > 0n) {
       await insertLedgerEntry(trx, {
@@ -257,10 +298,16 @@ async function writeClose(
         kind: 'statement',
         amountUsdMicros: -statement.creditsAppliedUsdMicros,
         reference: `statement:${statement.id}`,
-        memo: `credit applied to the ${month} statement`,
+        memo:
+          statement.billingMode === 'prepaid'
+            ? `the ${month} usage settled from the prepaid balance`
+            : `credit applied to the ${month} statement`,
       });
+      debited.push(statement.accountId);
     }
   }
+  // The statements' own debits belong to their month (the closing balance counts them).
+  await settleLedgerEntries(trx, debited, month);
   await insertSyncRows(
     trx,
     statements.map(({ statement }) => ({

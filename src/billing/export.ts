@@ -32,6 +32,15 @@ export const STATEMENT_COLUMNS = [
   'charge_usd',
   'eth_usd_rate',
   'rate_source',
+  // The statement's settlement, the same on each of its lines (dollars, 6 decimals; empty on
+  // statements closed before balances were recorded): opening + credits + debits − settled =
+  // closing. `settled_usd` is what the balance paid (a prepaid month: all of it).
+  'billing_mode',
+  'opening_balance_usd',
+  'credits_usd',
+  'debits_usd',
+  'settled_usd',
+  'closing_balance_usd',
 ] as const;
 
 export type ExportFormat = 'csv' | 'json';
@@ -46,10 +55,8 @@ function rate(s: Pick<Statement, 'rate'>): string {
     : `${digits.slice(0, -s.rate.decimals)}.${digits.slice(-s.rate.decimals)}`;
 }
 
-function toRow(
-  s: { id: string; accountId: string; month: string; rate: Statement['rate'] },
-  l: StatementLine,
-): Row {
+function toRow(s: Statement, l: StatementLine): Row {
+  const usd = (v: bigint | undefined) => (v === undefined ? '' : formatUsd(v));
   return {
     statement_id: s.id,
     account_id: s.accountId,
@@ -70,6 +77,12 @@ function toRow(
     charge_usd: formatUsd(l.chargeUsdMicros),
     eth_usd_rate: rate(s),
     rate_source: s.rate.source,
+    billing_mode: s.billingMode,
+    opening_balance_usd: usd(s.balance?.openingUsdMicros),
+    credits_usd: usd(s.balance?.creditsUsdMicros),
+    debits_usd: usd(s.balance?.debitsUsdMicros),
+    settled_usd: formatUsd(s.creditsAppliedUsdMicros),
+    closing_balance_usd: usd(s.balance?.closingUsdMicros),
   };
 }
 

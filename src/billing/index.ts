@@ -51,6 +51,8 @@ export { chargeLine, weiToUsdMicros, parseUsd, formatUsd } from './pricing.ts';
 export { priceStatements, usageByAccount } from './close.ts';
 export type { CloseResult, Plans } from './close.ts';
 export { parseDecimalRate, statementTotals } from './pricing.ts';
+// The prepaid pass's set-based queries, for bench/prepaid-gate.ts (before/after the N+1 fix).
+export { latestCreditIds, openRecharges, rechargedThisMonth } from './prepaid-queries.ts';
 
 export interface BillingConfig {
   rates: RateConfig;

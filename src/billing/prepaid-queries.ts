@@ -66,6 +66,21 @@ export async function findPrepaidAccounts(db: Db): Promise<PrepaidSettings[]> {
   return rows.map(toSettings);
 }
 
+/** Which of `accountIds` are in billing mode `prepaid` now (the close asks, set-based). */
+export async function findPrepaidModeAccounts(
+  db: Db,
+  accountIds: readonly string[],
+): Promise<Set<string>> {
+  if (accountIds.length === 0) return new Set();
+  const rows = await db
+    .selectFrom('billing_accounts')
+    .select('account_id')
+    .where('mode', '=', 'prepaid')
+    .where('account_id', 'in', [...accountIds])
+    .execute();
+  return new Set(rows.map((r) => r.account_id));
+}
+
 export async function upsertPrepaidSettings(
   db: Db,
   s: Omit<PrepaidSettings, 'paymentMethodId'>,
@@ -138,15 +153,25 @@ export async function latestCheckoutPayment(db: Db, accountId: string): Promise<
   return row?.payment_intent_id ?? null;
 }
 
-/** The id of the account's latest credit (a positive ledger entry): it names a low-balance window. */
-export async function latestCreditId(db: Db, accountId: string): Promise<string> {
-  const row = await db
+/**
+ * The id of each account's latest credit (a positive ledger entry): it names a low-balance
+ * window. One query for all accounts ('0' for an account without credit).
+ */
+export async function latestCreditIds(
+  db: Db,
+  accountIds: readonly string[],
+): Promise<Map<string, string>> {
+  const out = new Map(accountIds.map((a) => [a, '0']));
+  if (accountIds.length === 0) return out;
+  const rows = await db
     .selectFrom('ledger_entries')
-    .select(sql<string>`max(id)::text`.as('id'))
-    .where('account_id', '=', accountId)
+    .select(['account_id', sql<string>`max(id)::text`.as('id')])
+    .where('account_id', 'in', [...accountIds])
     .where(sql<boolean>`amount_usd_micros > 0`)
-    .executeTakeFirst();
-  return row?.id ?? '0';
+    .groupBy('account_id')
+    .execute();
+  for (const r of rows) out.set(r.account_id, r.id);
+  return out;
 }
 
 export interface Recharge {
@@ -188,44 +213,60 @@ const toRecharge = (r: RechargeRow): Recharge => ({
   createdAt: r.created_at,
 });
 
-/** Opens a recharge window; false when it exists (another replica, or an earlier pass). */
-export async function openRecharge(
+/** Opens recharge windows in one INSERT; a window that exists (another replica, or an earlier
+ * pass) is left as it is. Returns the keys of the windows opened now. */
+export async function openRecharges(
   db: Db,
-  r: { windowKey: string; accountId: string; month: string; amountUsdMicros: bigint },
+  windows: ReadonlyArray<{
+    windowKey: string;
+    accountId: string;
+    month: string;
+    amountUsdMicros: bigint;
+  }>,
   at: Date,
-): Promise<boolean> {
+): Promise<string[]> {
+  if (windows.length === 0) return [];
   const inserted = await db
     .insertInto('recharges')
-    .values({
-      window_key: r.windowKey,
-      account_id: r.accountId,
-      month: `${r.month}-01`,
-      amount_usd_micros: r.amountUsdMicros.toString(),
-      state: 'pending',
-      next_attempt_at: at,
-      created_at: at,
-      updated_at: at,
-    })
+    .values(
+      windows.map((r) => ({
+        window_key: r.windowKey,
+        account_id: r.accountId,
+        month: `${r.month}-01`,
+        amount_usd_micros: r.amountUsdMicros.toString(),
+        state: 'pending' as const,
+        next_attempt_at: at,
+        created_at: at,
+        updated_at: at,
+      })),
+    )
     .onConflict((oc) => oc.column('window_key').doNothing())
     .returning('window_key')
-    .executeTakeFirst();
-  return inserted !== undefined;
+    .execute();
+  return inserted.map((r) => r.window_key);
 }
 
-/** This month's recharges that count against the monthly maximum (not the failed ones). */
+/**
+ * This month's recharges per account that count against the monthly maximum (not the failed
+ * ones); one query for all accounts (0 for an account without any).
+ */
 export async function rechargedThisMonth(
   db: Db,
-  accountId: string,
+  accountIds: readonly string[],
   month: string,
-): Promise<bigint> {
-  const row = await db
+): Promise<Map<string, bigint>> {
+  const out = new Map(accountIds.map((a) => [a, 0n]));
+  if (accountIds.length === 0) return out;
+  const rows = await db
     .selectFrom('recharges')
-    .select(sql<string>`coalesce(sum(amount_usd_micros), 0)::text`.as('total'))
-    .where('account_id', '=', accountId)
+    .select(['account_id', sql<string>`sum(amount_usd_micros)::text`.as('total')])
+    .where('account_id', 'in', [...accountIds])
     .where(sql<string>`month`, '=', `${month}-01`)
     .where('state', '!=', 'failed')
-    .executeTakeFirst();
-  return BigInt(row?.total ?? '0');
+    .groupBy('account_id')
+    .execute();
+  for (const r of rows) out.set(r.account_id, BigInt(r.total));
+  return out;
 }
 
 /**

@@ -34,8 +34,8 @@ import {
   findRecharges,
   insertStripePayment,
   latestCheckoutPayment,
-  latestCreditId,
-  openRecharge,
+  latestCreditIds,
+  openRecharges,
   rechargedThisMonth,
   savePaymentMethod,
   updateRecharge,
@@ -512,6 +512,14 @@ export function createPrepaid(deps: PrepaidDeps) {
     );
     const out: OutboundEvent[] = [];
     const spendable = new Map<string, bigint>();
+    // One query for every account's latest credit (it was one per account: issue #19).
+    const credits =
+      rate === null
+        ? new Map<string, string>()
+        : await latestCreditIds(
+            db,
+            prepaid.map((p) => p.accountId),
+          );
     if (rate !== null) {
       for (const p of prepaid) {
         const left =
@@ -519,7 +527,7 @@ export function createPrepaid(deps: PrepaidDeps) {
           weiToUsdMicros(usage.wei.get(p.accountId) ?? 0n, rate);
         spendable.set(p.accountId, left);
         // The latest credit names the window: a top-up that lifts the balance re-arms it.
-        const credit = await latestCreditId(db, p.accountId);
+        const credit = credits.get(p.accountId) ?? '0';
         const data = {
           account_id: p.accountId,
           balance_usd_micros: usd(left),
@@ -576,34 +584,44 @@ export function createPrepaid(deps: PrepaidDeps) {
       }
     }
     if (out.length > 0) await db.transaction().execute((trx) => events.publish(trx, out));
-    return { prepaid, spendable, at: now };
+    return { prepaid, spendable, credits, at: now };
   }
 
-  /** Opens a recharge window for every prepaid account below its threshold. */
+  /**
+   * Opens a recharge window for every prepaid account below its threshold: one query for the
+   * month's recharges of all of them and one INSERT for all windows (existing ones are kept).
+   */
   async function openWindows(
     prepaid: PrepaidSettings[],
     spendable: Map<string, bigint>,
+    credits: Map<string, string>,
     now: Date,
     month: string,
   ) {
-    for (const p of prepaid) {
+    const below = prepaid.filter((p) => {
       const left = spendable.get(p.accountId);
-      if (!p.autoRecharge || left === undefined || left >= p.thresholdUsdMicros) continue;
-      if (p.amountUsdMicros <= 0n) continue;
-      const done = await rechargedThisMonth(db, p.accountId, month);
-      if (done + p.amountUsdMicros > p.monthlyMaxUsdMicros) continue;
-      const credit = await latestCreditId(db, p.accountId);
-      await openRecharge(
-        db,
-        {
-          windowKey: `${p.accountId}-${credit}`,
-          accountId: p.accountId,
-          month,
-          amountUsdMicros: p.amountUsdMicros,
-        },
-        now,
+      return (
+        p.autoRecharge &&
+        left !== undefined &&
+        left < p.thresholdUsdMicros &&
+        p.amountUsdMicros > 0n
       );
-    }
+    });
+    if (below.length === 0) return;
+    const done = await rechargedThisMonth(
+      db,
+      below.map((p) => p.accountId),
+      month,
+    );
+    const windows = below
+      .filter((p) => (done.get(p.accountId) ?? 0n) + p.amountUsdMicros <= p.monthlyMaxUsdMicros)
+      .map((p) => ({
+        windowKey: `${p.accountId}-${credits.get(p.accountId) ?? '0'}`,
+        accountId: p.accountId,
+        month,
+        amountUsdMicros: p.amountUsdMicros,
+      }));
+    await openRecharges(db, windows, now);
   }
 
   async function paymentMethodFor(settings: PrepaidSettings): Promise<string | null> {
@@ -717,9 +735,9 @@ export function createPrepaid(deps: PrepaidDeps) {
   async function run() {
     const now = clock();
     const usage = await monthUsage(now);
-    const { prepaid, spendable } = await publishCrossings(now, usage);
+    const { prepaid, spendable, credits } = await publishCrossings(now, usage);
     if (!stripe.configured) return [];
-    await openWindows(prepaid, spendable, now, usage.month);
+    await openWindows(prepaid, spendable, credits, now, usage.month);
     const results: Array<{ window: string; outcome: string }> = [];
     for (const r of await claimDueRecharges(db, now, CLAIM_LEASE_MS, 50)) {
       results.push({ window: r.windowKey, outcome: await chargeWindow(r) });

@@ -118,12 +118,17 @@ export function statementTotals(input: {
   monthlyFeeUsdMicros: bigint;
   includedUsdMicros: bigint;
   balanceUsdMicros: bigint;
+  /**
+   * A prepaid month is settled from the balance in full, even past zero (the overshoot the
+   * gate allows): nothing is left due, so nothing is invoiced; a negative balance carries over.
+   */
+  prepaid?: boolean;
 }): StatementTotals {
   const includedApplied =
     input.includedUsdMicros < input.usageUsdMicros ? input.includedUsdMicros : input.usageUsdMicros;
   const subtotal = input.monthlyFeeUsdMicros + input.usageUsdMicros - includedApplied;
   const available = input.balanceUsdMicros > 0n ? input.balanceUsdMicros : 0n;
-  const credits = available < subtotal ? available : subtotal;
+  const credits = input.prepaid === true ? subtotal : available < subtotal ? available : subtotal;
   return {
     usageUsdMicros: input.usageUsdMicros,
     monthlyFeeUsdMicros: input.monthlyFeeUsdMicros,

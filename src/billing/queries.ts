@@ -3,7 +3,13 @@ import { sql } from 'kysely';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Database } from '../database.ts';
 import type { Price } from './pricing.ts';
-import type { LedgerKind, StatementLinesTable, StatementsTable, SyncState } from './table.ts';
+import type {
+  BillingMode,
+  LedgerKind,
+  StatementLinesTable,
+  StatementsTable,
+  SyncState,
+} from './table.ts';
 
 type Db = Kysely<Database> | Transaction<Database>;
 
@@ -396,6 +402,22 @@ export interface Statement {
   includedAppliedUsdMicros: bigint;
   creditsAppliedUsdMicros: bigint;
   totalUsdMicros: bigint;
+  /** How the month was settled: prepaid from the balance (nothing invoiced), or postpaid. */
+  billingMode: BillingMode;
+  /** The account's balance movement settled in this statement; null before migration 0044. */
+  balance: StatementBalance | null;
+}
+
+/**
+ * opening + credits + debits − creditsApplied = closing, to the micro-dollar: the ledger
+ * entries settled in the statement's month (credits positive, debits negative, the statement's
+ * own debit excluded), on top of everything settled in earlier months.
+ */
+export interface StatementBalance {
+  openingUsdMicros: bigint;
+  creditsUsdMicros: bigint;
+  debitsUsdMicros: bigint;
+  closingUsdMicros: bigint;
 }
 
 const CHUNK = 1_000;
@@ -425,6 +447,11 @@ export async function insertStatements(
           included_applied_usd_micros: s.includedAppliedUsdMicros.toString(),
           credits_applied_usd_micros: s.creditsAppliedUsdMicros.toString(),
           total_usd_micros: s.totalUsdMicros.toString(),
+          billing_mode: s.billingMode,
+          opening_balance_usd_micros: s.balance?.openingUsdMicros.toString() ?? null,
+          credits_usd_micros: s.balance?.creditsUsdMicros.toString() ?? null,
+          debits_usd_micros: s.balance?.debitsUsdMicros.toString() ?? null,
+          closing_balance_usd_micros: s.balance?.closingUsdMicros.toString() ?? null,
         })),
       )
       .execute();
@@ -488,7 +515,92 @@ export function toStatement(r: StatementRow): Statement {
     includedAppliedUsdMicros: BigInt(r.included_applied_usd_micros),
     creditsAppliedUsdMicros: BigInt(r.credits_applied_usd_micros),
     totalUsdMicros: BigInt(r.total_usd_micros),
+    billingMode: r.billing_mode,
+    balance:
+      r.opening_balance_usd_micros === null
+        ? null
+        : {
+            openingUsdMicros: BigInt(r.opening_balance_usd_micros),
+            creditsUsdMicros: BigInt(r.credits_usd_micros ?? '0'),
+            debitsUsdMicros: BigInt(r.debits_usd_micros ?? '0'),
+            closingUsdMicros: BigInt(r.closing_balance_usd_micros ?? '0'),
+          },
   };
+}
+
+/**
+ * Settles in `month` every ledger entry of `accountIds` not settled yet (one INSERT … SELECT
+ * for all accounts). Entries a concurrent transaction has not committed are not visible here
+ * and are settled by the next close: each entry lands in exactly one month.
+ */
+export async function settleLedgerEntries(
+  trx: Transaction<Database>,
+  accountIds: readonly string[],
+  month: string,
+): Promise<void> {
+  if (accountIds.length === 0) return;
+  await sql`
+    insert into ledger_settlements (ledger_entry_id, account_id, month)
+    select e.id, e.account_id, ${`${month}-01`}::date
+      from ledger_entries e
+     where e.account_id = any(${[...accountIds]}::text[])
+       and not exists (select 1 from ledger_settlements s where s.ledger_entry_id = e.id)
+    on conflict (ledger_entry_id) do nothing`.execute(trx);
+}
+
+/** Per account: what earlier months settled (opening), and this month's credits and debits. */
+export async function findSettledBalances(
+  db: Db,
+  accountIds: readonly string[],
+  month: string,
+): Promise<Map<string, Omit<StatementBalance, 'closingUsdMicros'>>> {
+  if (accountIds.length === 0) return new Map();
+  const first = `${month}-01`;
+  const rows = await sql<{ account_id: string; opening: string; credits: string; debits: string }>`
+    select s.account_id,
+           coalesce(sum(e.amount_usd_micros) filter (where s.month < ${first}::date), 0)::text as opening,
+           coalesce(sum(e.amount_usd_micros) filter (where s.month = ${first}::date and e.amount_usd_micros > 0), 0)::text as credits,
+           coalesce(sum(e.amount_usd_micros) filter (where s.month = ${first}::date and e.amount_usd_micros < 0), 0)::text as debits
+      from ledger_settlements s
+      join ledger_entries e on e.id = s.ledger_entry_id
+     where s.account_id = any(${[...accountIds]}::text[])
+       and s.month <= ${first}::date
+     group by s.account_id`.execute(db);
+  return new Map(
+    rows.rows.map((r) => [
+      r.account_id,
+      {
+        openingUsdMicros: BigInt(r.opening),
+        creditsUsdMicros: BigInt(r.credits),
+        debitsUsdMicros: BigInt(r.debits),
+      },
+    ]),
+  );
+}
+
+/** The ledger entries a statement settled (its month's), oldest first. */
+export async function findSettledEntries(
+  db: Db,
+  accountId: string,
+  month: string,
+): Promise<LedgerEntry[]> {
+  const rows = await db
+    .selectFrom('ledger_settlements as s')
+    .innerJoin('ledger_entries as e', 'e.id', 's.ledger_entry_id')
+    .selectAll('e')
+    .where('s.account_id', '=', accountId)
+    .where('s.month', '=', `${month}-01` as unknown as Date)
+    .orderBy('e.id')
+    .execute();
+  return rows.map((r) => ({
+    id: r.id,
+    accountId: r.account_id,
+    kind: r.kind,
+    amountUsdMicros: BigInt(r.amount_usd_micros),
+    reference: r.reference,
+    memo: r.memo,
+    createdAt: r.created_at,
+  }));
 }
 
 export async function findStatementById(db: Db, id: string): Promise<Statement | null> {

@@ -149,6 +149,16 @@ export const statementSummary = z.object({
   included_applied_usd_micros: z.string(),
   credits_applied_usd_micros: z.string(),
   total_usd_micros: z.string(),
+  billing_mode: z.enum(['postpaid', 'prepaid']),
+  balance: z
+    .object({
+      opening_usd_micros: z.string(),
+      credits_usd_micros: z.string(),
+      debits_usd_micros: z.string(),
+      settled_usd_micros: z.string(),
+      closing_usd_micros: z.string(),
+    })
+    .nullable(),
 });
 
 export const statementList = z.object({
@@ -175,6 +185,7 @@ export const statementView = statementSummary.extend({
       charge_usd_micros: z.string(),
     }),
   ),
+  ledger_entries: balanceView.shape.entries,
 });
 
 export const exportQuery = z.object({ format: z.enum(['csv', 'json']).default('csv') });

@@ -21,6 +21,7 @@ import {
   findSpendCaps,
   findStatementById,
   findStatementLines,
+  findSettledEntries,
   findSubscriptions,
   insertLedgerEntry,
   insertPlan,
@@ -239,7 +240,11 @@ export function createBillingService({
   async function statement(id: string) {
     const found = await findStatementById(db, id);
     if (found === null) throw new NotFound(`No statement ${id}`);
-    return { statement: found, lines: await findStatementLines(db, id) };
+    return {
+      statement: found,
+      lines: await findStatementLines(db, id),
+      entries: await findSettledEntries(db, found.accountId, found.month),
+    };
   }
 
   return {

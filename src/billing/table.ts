@@ -2,6 +2,7 @@ import type { ColumnType, Generated } from 'kysely';
 
 /** numeric(78,0): written and read as a decimal string. */
 type Numeric = ColumnType<string, string, string>;
+type NullableNumeric = ColumnType<string | null, string | null | undefined, string | null>;
 /** A date column holding the first day of a month; written as `YYYY-MM-01`. */
 type MonthDate = ColumnType<Date, string, string>;
 /** text not null default '': inserting may leave it out. */
@@ -80,6 +81,19 @@ export interface StatementsTable {
   included_applied_usd_micros: Numeric;
   credits_applied_usd_micros: Numeric;
   total_usd_micros: Numeric;
+  billing_mode: ColumnType<BillingMode, BillingMode | undefined, BillingMode>;
+  /** Null on statements closed before balances were settled (migration 0044). */
+  opening_balance_usd_micros: NullableNumeric;
+  credits_usd_micros: NullableNumeric;
+  debits_usd_micros: NullableNumeric;
+  closing_balance_usd_micros: NullableNumeric;
+}
+
+/** Which statement month settled each ledger entry (one month per entry, never changed). */
+export interface LedgerSettlementsTable {
+  ledger_entry_id: bigint;
+  account_id: string;
+  month: MonthDate;
 }
 
 export interface StatementLinesTable {

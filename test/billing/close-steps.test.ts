@@ -84,7 +84,9 @@ describe('priceStatements', () => {
       rate: RATE,
       byAccount: new Map([['acct_a', [usage('acct_a', { quantity: 1_000_000n })]]]),
       plans: plans({ acct_a: 'pro' }),
-      balances: new Map([['acct_a', 4_000_000n]]),
+      settled: new Map([
+        ['acct_a', { openingUsdMicros: 4_000_000n, creditsUsdMicros: 0n, debitsUsdMicros: 0n }],
+      ]),
     });
     // 1,000,000 pixels at 3 µUSD each = $3; fee $10; $1 included; $4 of credit.
     expect(s!.lines).toEqual([
@@ -117,7 +119,7 @@ describe('priceStatements', () => {
       rate: RATE,
       byAccount: new Map([['acct_a', [usage('acct_a', { originMonth: '2026-09' })]]]),
       plans: plans({}, free),
-      balances: new Map(),
+      settled: new Map(),
     });
     // 0.001 ETH at $2,000 = $2.
     expect(s!.lines[0]).toMatchObject({
@@ -127,5 +129,57 @@ describe('priceStatements', () => {
       chargeUsdMicros: 2_000_000n,
     });
     expect(s!.statement).toMatchObject({ planId: 'free', totalUsdMicros: 2_000_000n });
+  });
+
+  it('settles a prepaid month from the balance in full, past zero, and leaves nothing due', () => {
+    const settled = new Map([
+      [
+        'acct_a',
+        {
+          openingUsdMicros: 1_000_000n,
+          creditsUsdMicros: 5_000_000n,
+          debitsUsdMicros: -2_000_000n,
+        },
+      ],
+      [
+        'acct_b',
+        {
+          openingUsdMicros: 1_000_000n,
+          creditsUsdMicros: 5_000_000n,
+          debitsUsdMicros: -2_000_000n,
+        },
+      ],
+    ]);
+    const [a, b] = priceStatements({
+      month: MONTH,
+      cutoff: CUTOFF,
+      rate: RATE,
+      // $12 of usage at cost each; acct_a is prepaid, acct_b postpaid with the same balance.
+      byAccount: new Map([
+        ['acct_a', [usage('acct_a', { feeWei: (ETH * 6n) / 1_000n })]],
+        ['acct_b', [usage('acct_b', { feeWei: (ETH * 6n) / 1_000n })]],
+      ]),
+      plans: plans({}, free),
+      settled,
+      prepaidModes: new Set(['acct_a']),
+    });
+    expect(a!.statement).toMatchObject({
+      billingMode: 'prepaid',
+      usageUsdMicros: 12_000_000n,
+      creditsAppliedUsdMicros: 12_000_000n,
+      totalUsdMicros: 0n,
+      balance: {
+        openingUsdMicros: 1_000_000n,
+        creditsUsdMicros: 5_000_000n,
+        debitsUsdMicros: -2_000_000n,
+        closingUsdMicros: -8_000_000n,
+      },
+    });
+    expect(b!.statement).toMatchObject({
+      billingMode: 'postpaid',
+      creditsAppliedUsdMicros: 4_000_000n,
+      totalUsdMicros: 8_000_000n,
+      balance: { closingUsdMicros: 0n },
+    });
   });
 });

@@ -15,7 +15,7 @@ import {
 } from '../schemas.ts';
 import { ownAccount, ownStatement, principalOf, reader } from './access.ts';
 import type { BillingRouteDeps } from './access.ts';
-import { lineJson, statementJson } from './views.ts';
+import { ledgerEntryJson, lineJson, statementJson } from './views.ts';
 
 export function statementRoutes(router: Router, deps: BillingRouteDeps): void {
   const { service } = deps;
@@ -71,8 +71,12 @@ export function statementRoutes(router: Router, deps: BillingRouteDeps): void {
       response: statementView,
     },
     async function showStatement({ params, ctx }) {
-      const { statement, lines } = await visibleStatement(ctx, params.id);
-      return { ...statementJson(statement), lines: lines.map(lineJson) };
+      const { statement, lines, entries } = await visibleStatement(ctx, params.id);
+      return {
+        ...statementJson(statement),
+        lines: lines.map(lineJson),
+        ledger_entries: entries.map(ledgerEntryJson),
+      };
     },
   );
 

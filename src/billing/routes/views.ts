@@ -1,5 +1,5 @@
 // The JSON views of billing's resources: what every route and the CLI print (snake_case).
-import type { Plan, SpendCap, Statement, StatementLine } from '../queries.ts';
+import type { LedgerEntry, Plan, SpendCap, Statement, StatementLine } from '../queries.ts';
 import type { BillingService } from '../service.ts';
 
 export function planJson(p: Plan) {
@@ -42,6 +42,28 @@ export function statementJson(s: Statement) {
     included_applied_usd_micros: s.includedAppliedUsdMicros.toString(),
     credits_applied_usd_micros: s.creditsAppliedUsdMicros.toString(),
     total_usd_micros: s.totalUsdMicros.toString(),
+    billing_mode: s.billingMode,
+    balance:
+      s.balance === null
+        ? null
+        : {
+            opening_usd_micros: s.balance.openingUsdMicros.toString(),
+            credits_usd_micros: s.balance.creditsUsdMicros.toString(),
+            debits_usd_micros: s.balance.debitsUsdMicros.toString(),
+            settled_usd_micros: s.creditsAppliedUsdMicros.toString(),
+            closing_usd_micros: s.balance.closingUsdMicros.toString(),
+          },
+  };
+}
+
+export function ledgerEntryJson(e: LedgerEntry) {
+  return {
+    id: e.id.toString(),
+    kind: e.kind,
+    amount_usd_micros: e.amountUsdMicros.toString(),
+    reference: e.reference,
+    memo: e.memo,
+    created_at: e.createdAt.toISOString(),
   };
 }
 

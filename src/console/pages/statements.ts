@@ -20,7 +20,25 @@ interface Statement {
   included_applied_usd_micros: string;
   credits_applied_usd_micros: string;
   total_usd_micros: string;
+  billing_mode: 'postpaid' | 'prepaid';
+  balance: {
+    opening_usd_micros: string;
+    credits_usd_micros: string;
+    debits_usd_micros: string;
+    settled_usd_micros: string;
+    closing_usd_micros: string;
+  } | null;
 }
+
+const KIND_LABELS: Record<string, string> = {
+  top_up: 'Top-up',
+  recharge: 'Auto-recharge',
+  grant: 'Grant',
+  adjustment: 'Adjustment',
+  refund: 'Refund',
+  dispute: 'Dispute',
+  statement: 'Settled by this statement',
+};
 
 const STATEMENT_ID = /^stmt_[0-9A-Za-z]{1,64}$/;
 
@@ -72,7 +90,52 @@ export function statementPages(framework: ReturnType<typeof createFramework>, ap
         fee_wei: string;
         charge_usd_micros: string;
       }>;
+      ledger_entries: Array<{
+        kind: string;
+        amount_usd_micros: string;
+        reference: string;
+        created_at: string;
+      }>;
     };
+    const prepaid = s.billing_mode === 'prepaid';
+    // A prepaid month is paid from the balance: the balance section is the statement's point,
+    // so it says how the closing balance follows from the opening one.
+    const balance =
+      s.balance === null
+        ? ''
+        : html`<section class="card" aria-labelledby="st-balance">
+              <h2 id="st-balance">${prepaid ? 'Prepaid balance' : 'Credit balance'}</h2>
+              <dl class="facts">
+                <dt>Opening balance</dt>
+                <dd>${usd(s.balance.opening_usd_micros)}</dd>
+                <dt>Top-ups and grants</dt>
+                <dd>+${usd(s.balance.credits_usd_micros)}</dd>
+                <dt>Refunds, disputes and other debits</dt>
+                <dd>${usd(s.balance.debits_usd_micros)}</dd>
+                <dt>${prepaid ? 'Usage paid from the balance' : 'Credits applied'}</dt>
+                <dd>−${usd(s.balance.settled_usd_micros)}</dd>
+                <dt>Closing balance</dt>
+                <dd><strong>${usd(s.balance.closing_usd_micros)}</strong></dd>
+              </dl>
+              ${
+                prepaid
+                  ? html`<p>
+                      This month was prepaid: it was paid from the balance and is not invoiced.
+                    </p>`
+                  : ''
+              }
+            </section>
+            ${table(
+              'Balance movements',
+              ['Date', 'Kind', 'Amount', 'Reference'],
+              s.ledger_entries.map((e) => [
+                when(e.created_at),
+                KIND_LABELS[e.kind] ?? e.kind,
+                usd(e.amount_usd_micros),
+                e.reference,
+              ]),
+              'No balance movements this month.',
+            )}`;
     const body = html`<section class="card" aria-labelledby="st-summary">
         <h2 id="st-summary">Summary</h2>
         <dl class="facts">
@@ -90,7 +153,7 @@ export function statementPages(framework: ReturnType<typeof createFramework>, ap
           <dd>−${usd(s.included_applied_usd_micros)}</dd>
           <dt>Credits applied</dt>
           <dd>−${usd(s.credits_applied_usd_micros)}</dd>
-          <dt>Total</dt>
+          <dt>${prepaid ? 'Total due (paid from the balance)' : 'Total'}</dt>
           <dd><strong>${usd(s.total_usd_micros)}</strong></dd>
           <dt>Closed</dt>
           <dd>${when(s.closed_at)}</dd>
@@ -104,6 +167,7 @@ export function statementPages(framework: ReturnType<typeof createFramework>, ap
           >
         </p>
       </section>
+      ${balance}
       ${table(
         'Statement lines',
         ['Pipeline', 'Model', 'Unit', 'Events', 'Quantity', 'Charge', 'Note'],
