@@ -24,7 +24,7 @@ import type {
   StripePaymentsTable,
 } from './billing/table.ts';
 import type { ConsoleGetStartedTable, ConsoleSessionsTable } from './console/table.ts';
-import type { StreamsTable } from './gateway/table.ts';
+import type { ReplicasTable, StreamsTable } from './gateway/table.ts';
 import type {
   AccountPasskeysTable,
   AccountRecoveryCodesTable,
@@ -94,6 +94,7 @@ export interface Database {
   signer_confirmations: SignerConfirmationsTable;
   // gateway
   streams: StreamsTable;
+  replicas: ReplicasTable;
   // console
   console_sessions: ConsoleSessionsTable;
   console_get_started: ConsoleGetStartedTable;

@@ -19,8 +19,9 @@ import type { RequestState } from '../platform/http.ts';
 import { hasDotSegment } from '../platform/paths.ts';
 import type { SpendGate } from '../platform/spend.ts';
 import { Exchange, forwardHeaders, upstreamError } from './exchange.ts';
-import { createLimiter } from './limits.ts';
-import type { LimitSubject } from './limits.ts';
+import { createLimiter, effectiveRule, rateLimitHeaders } from './limits.ts';
+import type { DefaultRule, LimitSubject } from './limits.ts';
+import type { LimitSettings, LimitSource, PlanLimits } from '../platform/limits.ts';
 import { pipelineForPath, unitsFor } from './pipelines.ts';
 import type { Pipeline } from './pipelines.ts';
 import { feeFor } from './prices.ts';
@@ -37,6 +38,10 @@ export interface FrontDoorDeps {
   authenticator: Authenticator;
   recorder: Pick<Recorder, 'enqueue'>;
   spend: SpendGate;
+  /** Plans' limits and keys' overrides (the settings are the defaults under them). */
+  limits: LimitSource;
+  /** Live replicas: each enforces 1/N of every limit (1 with GATEWAY_LIMITS_SCOPE=replica). */
+  replicas: () => number;
   clock?: Clock;
 }
 
@@ -65,6 +70,12 @@ interface Passage {
   /** Set by meter: from then on the exchange's end records the event and releases. */
   exchange: Exchange | null;
   failure: { status: number; reason: string } | null;
+}
+
+interface CachedSubjects {
+  plan: PlanLimits;
+  override: LimitSettings | null;
+  subjects: readonly LimitSubject[];
 }
 
 type FrontDoorState = RequestState & Partial<AuthState> & { passage: Passage };
@@ -99,12 +110,18 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
           keepAliveTimeout: KEEP_ALIVE_MS,
         });
   const limiter = createLimiter();
-  const subjectsByPrincipal = new WeakMap<Principal, readonly LimitSubject[]>();
+  const subjectsByPrincipal = new WeakMap<Principal, CachedSubjects>();
   const requireGatewayScope = requireAuth(authenticator, ['gateway']);
-  const keyRule = { rate: config.limits.keyRate, concurrency: config.limits.keyConcurrency };
-  const accountRule = {
-    rate: config.limits.accountRate,
-    concurrency: config.limits.accountConcurrency,
+  const { limits: settings } = config;
+  const keyDefaults: DefaultRule = {
+    rate: settings.keyRate,
+    burst: settings.keyBurst,
+    concurrency: settings.keyConcurrency,
+  };
+  const accountDefaults: DefaultRule = {
+    rate: settings.accountRate,
+    burst: settings.accountBurst,
+    concurrency: settings.accountConcurrency,
   };
 
   /** The path names a pipeline (a 400 for dot segments); the gateway must be configured. */
@@ -168,7 +185,10 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
    */
   async function limit(ctx: Context, next: Next) {
     const passage = passageOf(ctx);
-    passage.release = limiter.acquire(limitSubjects(ctx, passage));
+    const admission = limiter.acquire(limitSubjects(ctx, passage), deps.replicas());
+    passage.release = admission.release;
+    // Set before forwarding: go-livepeer's answer is written with writeHead, which keeps them.
+    if (admission.state !== null) ctx.set(rateLimitHeaders(admission.state));
     try {
       await next();
     } catch (error) {
@@ -179,22 +199,36 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
 
   function limitSubjects(ctx: Context, passage: Passage): readonly LimitSubject[] {
     const principal = required(passage.principal, 'authenticate');
+    const source = deps.limits;
     if (passage.anonymous && config.anonymous !== null) {
-      const rule = { rate: config.anonymous.rate, concurrency: config.anonymous.concurrency };
+      const anonymous = config.anonymous;
+      const rule = effectiveRule(anonymous, source.planLimits(anonymous.accountId).anonymous);
       return [{ scope: 'client', key: `ip:${ctx.ip}`, rule }];
     }
-    // API key principals are cached objects (keys' verifier): their subjects are built once.
-    let subjects = subjectsByPrincipal.get(principal);
-    if (subjects === undefined) {
-      // An OIDC token has no key id: its client and end user stand in for one.
-      const caller =
-        principal.keyId ?? `token:${principal.clientId ?? ''}:${principal.endUserId ?? ''}`;
-      subjects = [
-        { scope: 'key', key: `key:${principal.accountId}:${caller}`, rule: keyRule },
-        { scope: 'account', key: `acct:${principal.accountId}`, rule: accountRule },
-      ];
-      subjectsByPrincipal.set(principal, subjects);
+    // API key principals are cached objects (keys' verifier), and plans' limits are replaced
+    // only when billing reloads them: the subjects are rebuilt only when either changes.
+    const plan = source.planLimits(principal.accountId);
+    const override = source.keyOverride(principal);
+    const cached = subjectsByPrincipal.get(principal);
+    if (cached !== undefined && cached.plan === plan && cached.override === override) {
+      return cached.subjects;
     }
+    // An OIDC token has no key id: its client and end user stand in for one.
+    const caller =
+      principal.keyId ?? `token:${principal.clientId ?? ''}:${principal.endUserId ?? ''}`;
+    const subjects = [
+      {
+        scope: 'key',
+        key: `key:${principal.accountId}:${caller}`,
+        rule: effectiveRule(keyDefaults, override, plan.key),
+      },
+      {
+        scope: 'account',
+        key: `acct:${principal.accountId}`,
+        rule: effectiveRule(accountDefaults, plan.account),
+      },
+    ];
+    subjectsByPrincipal.set(principal, { plan, override, subjects });
     return subjects;
   }
 
