@@ -16,8 +16,8 @@
 // The heartbeat itself costs one upsert, one count and one delete per replica every
 // GATEWAY_REPLICA_HEARTBEAT_MS, whatever the traffic: nothing per request.
 import { parseArgs } from 'node:util';
-import { createLimiter, effectiveRule, rateLimitHeaders } from '../src/gateway/limits.ts';
-import type { LimitSubject } from '../src/gateway/limits.ts';
+import { createLimiter, effectiveRule, rateLimitHeaders } from '../src/gateway/index.ts';
+import type { LimitSubject } from '../src/gateway/index.ts';
 import type { Principal } from '../src/platform/auth.ts';
 import type { LimitSettings, PlanLimits } from '../src/platform/limits.ts';
 import { NO_PLAN_LIMITS } from '../src/platform/limits.ts';
@@ -191,7 +191,10 @@ const oldRules = {
   key: { rate: HIGH, concurrency: 1_000_000 },
   account: { rate: HIGH, concurrency: 1_000_000 },
 };
-const oldCache = new WeakMap<Principal, { scope: string; key: string; rule: typeof oldRules.key }[]>();
+const oldCache = new WeakMap<
+  Principal,
+  { scope: string; key: string; rule: typeof oldRules.key }[]
+>();
 function oldStep(principal: Principal) {
   let subjects = oldCache.get(principal);
   if (subjects === undefined) {

@@ -442,7 +442,7 @@ export const SETTINGS = {
   GATEWAY_ANONYMOUS_RATE: {
     section: 'gateway',
     default: '1',
-    doc: 'Anonymous mode: requests per second per client IP, cluster-wide; the default under the anonymous account\'s plan.',
+    doc: "Anonymous mode: requests per second per client IP, cluster-wide; the default under the anonymous account's plan.",
     schema: integer(1, 1_000_000),
   },
   GATEWAY_ANONYMOUS_BURST: {
@@ -453,7 +453,7 @@ export const SETTINGS = {
   GATEWAY_ANONYMOUS_CONCURRENCY: {
     section: 'gateway',
     default: '1',
-    doc: 'Anonymous mode: requests in flight per client IP, cluster-wide; the default under the anonymous account\'s plan.',
+    doc: "Anonymous mode: requests in flight per client IP, cluster-wide; the default under the anonymous account's plan.",
     schema: integer(1, 1_000_000),
   },
   GATEWAY_LIMITS_SCOPE: {
@@ -471,7 +471,7 @@ export const SETTINGS = {
   GATEWAY_REPLICA_TTL_MS: {
     section: 'gateway',
     default: '6000',
-    doc: 'Cluster limits: a replica not seen for this long no longer counts; a dead replica\'s share returns to the others after this. At least twice the heartbeat.',
+    doc: "Cluster limits: a replica not seen for this long no longer counts; a dead replica's share returns to the others after this. At least twice the heartbeat.",
     schema: integer(200, 600_000),
   },
   LIVEPEER_WEBHOOK_SECRET: {

@@ -24,6 +24,9 @@ import { systemClock } from '../platform/clock.ts';
 
 export type { ReplicasTable, StreamsTable } from './table.ts';
 export type { KeyLimitsPort } from './limit-routes.ts';
+// The limiter itself, for bench/limits.ts (accuracy and CPU against the per-replica limiter).
+export { createLimiter, effectiveRule, rateLimitHeaders } from './limits.ts';
+export type { LimitRule, LimitSubject } from './limits.ts';
 export type { Stream } from './queries.ts';
 export type { StreamService };
 

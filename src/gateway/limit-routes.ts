@@ -68,7 +68,11 @@ export function effectiveLimitsRoutes(router: Router, deps: EffectiveLimitsDeps)
         key_id: params.id,
         account_id: found.accountId,
         key: effectiveRule(
-          { rate: settings.keyRate, burst: settings.keyBurst, concurrency: settings.keyConcurrency },
+          {
+            rate: settings.keyRate,
+            burst: settings.keyBurst,
+            concurrency: settings.keyConcurrency,
+          },
           found.override,
           plan.key,
         ),

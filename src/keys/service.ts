@@ -327,7 +327,7 @@ export function createKeyService(deps: KeyServiceDeps) {
       id: string,
       settings: LimitSettings,
     ): Promise<{ accountId: string; override: LimitSettings }> {
-      if (!caller.admin) throw new Forbidden('Only an operator may set a key\'s limits');
+      if (!caller.admin) throw new Forbidden("Only an operator may set a key's limits");
       const result = await db.transaction().execute(async (trx) => {
         const row = visible(caller, await findKeyByIdForUpdate(trx, id), id);
         const stored = hasLimitSettings(settings) ? settings : {};

@@ -107,6 +107,8 @@ export function keyPages(framework: ReturnType<typeof createFramework>): void {
   });
 }
 
+const RATE_LIMITS_SHOWN = 20;
+
 async function render(
   pc: PageContext | ActionContext,
   options: {
@@ -122,9 +124,11 @@ async function render(
   const active = keys.filter((k) => k.status === 'active');
   // What the front door enforces on each active key (its override, else the plan, else the
   // settings): read-only here; operators set it through the API.
+  // One API call per key, so only for the newest RATE_LIMITS_SHOWN (an account with hundreds
+  // of keys reads the rest through GET /v1/keys/{id}/limits).
   const rates = new Map(
     await Promise.all(
-      active.map(async (k) => {
+      active.slice(0, RATE_LIMITS_SHOWN).map(async (k) => {
         const answer = await pc.api('GET', `/v1/keys/${encodeURIComponent(k.id)}/limits`);
         return [k.id, answer.status === 200 ? (answer.body as EffectiveLimits) : null] as const;
       }),
