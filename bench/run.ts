@@ -41,6 +41,11 @@ const BENCHES: Record<
     // [short, long]
     env: { BENCH_PAYMENTS: ['2000', '6000'], BENCH_DB: ['', 'postgres'] },
   },
+  limits: {
+    script: 'limits.ts',
+    short: ['--requests', '2000000'],
+    long: ['--requests', '10000000', '--seconds', '600'],
+  },
   identity: {
     script: 'identity-tokens.ts',
     short: ['--seconds', '4', '--rounds', '2'],

@@ -299,6 +299,17 @@ export async function createApp(options: AppOptions): Promise<App> {
         authenticator,
         recorder: metering.recorder,
         spend,
+        // Limits come from the account's plan (billing's view, kept current by NOTIFY) and
+        // may be overridden per key (keys' verifier, read with the principal).
+        limits: {
+          planLimits: billing.spendGate.planLimits,
+          keyOverride: keys.verifier.keyOverride,
+        },
+        keyLimits: {
+          owner: (id) => keys.service.owner(id),
+          find: (id) => keys.service.limits(id),
+        },
+        log,
       }),
     );
     const signer = add(

@@ -403,25 +403,35 @@ export const SETTINGS = {
   GATEWAY_KEY_RATE: {
     section: 'gateway',
     default: '20',
-    doc: 'Front door: requests per second each API key or token may make (token bucket, burst twice this; per replica). 0: unlimited.',
+    doc: 'Front door: requests per second each API key or token may make, for the whole cluster (token bucket); the default under plans and per-key overrides. 0: unlimited.',
     schema: integer(0, 1_000_000),
+  },
+  GATEWAY_KEY_BURST: {
+    section: 'gateway',
+    doc: 'Front door: token-bucket size for each API key or token (requests admitted at once after an idle spell), cluster-wide. Unset: twice the rate.',
+    schema: integer(1, 2_000_000),
   },
   GATEWAY_KEY_CONCURRENCY: {
     section: 'gateway',
     default: '8',
-    doc: 'Front door: requests each API key or token may have in flight at once (per replica). 0: unlimited.',
+    doc: 'Front door: requests each API key or token may have in flight at once, cluster-wide (each replica enforces its share, rounded up); the default under plans and overrides. 0: unlimited.',
     schema: integer(0, 1_000_000),
   },
   GATEWAY_ACCOUNT_RATE: {
     section: 'gateway',
     default: '50',
-    doc: 'Front door: requests per second per account, all its keys together (burst twice this; per replica). 0: unlimited.',
+    doc: 'Front door: requests per second per account, all its keys together, cluster-wide; the default under plans. 0: unlimited.',
     schema: integer(0, 1_000_000),
+  },
+  GATEWAY_ACCOUNT_BURST: {
+    section: 'gateway',
+    doc: 'Front door: token-bucket size for each account (requests admitted at once after an idle spell), cluster-wide. Unset: twice the rate.',
+    schema: integer(1, 2_000_000),
   },
   GATEWAY_ACCOUNT_CONCURRENCY: {
     section: 'gateway',
     default: '32',
-    doc: 'Front door: requests per account in flight at once (per replica). 0: unlimited.',
+    doc: 'Front door: requests per account in flight at once, cluster-wide; the default under plans. 0: unlimited.',
     schema: integer(0, 1_000_000),
   },
   GATEWAY_ANONYMOUS_ACCOUNT: {
@@ -432,14 +442,37 @@ export const SETTINGS = {
   GATEWAY_ANONYMOUS_RATE: {
     section: 'gateway',
     default: '1',
-    doc: 'Anonymous mode: requests per second per client IP (burst twice this; per replica).',
+    doc: "Anonymous mode: requests per second per client IP, cluster-wide; the default under the anonymous account's plan.",
     schema: integer(1, 1_000_000),
+  },
+  GATEWAY_ANONYMOUS_BURST: {
+    section: 'gateway',
+    doc: 'Front door: token-bucket size for each client IP in anonymous mode (requests admitted at once after an idle spell), cluster-wide. Unset: twice the rate.',
+    schema: integer(1, 2_000_000),
   },
   GATEWAY_ANONYMOUS_CONCURRENCY: {
     section: 'gateway',
     default: '1',
-    doc: 'Anonymous mode: requests in flight per client IP (per replica).',
+    doc: "Anonymous mode: requests in flight per client IP, cluster-wide; the default under the anonymous account's plan.",
     schema: integer(1, 1_000_000),
+  },
+  GATEWAY_LIMITS_SCOPE: {
+    section: 'gateway',
+    default: 'cluster',
+    doc: 'Front door limits: `cluster` — every replica writes a heartbeat to PostgreSQL and enforces 1/N of each limit, N being the live replicas; `replica` — each replica enforces the whole limit on its own (N replicas allow N×).',
+    schema: z.enum(['cluster', 'replica'], { error: 'expected cluster or replica' }),
+  },
+  GATEWAY_REPLICA_HEARTBEAT_MS: {
+    section: 'gateway',
+    default: '2000',
+    doc: 'Cluster limits: how often each replica writes its heartbeat and re-counts the live replicas.',
+    schema: integer(100, 60_000),
+  },
+  GATEWAY_REPLICA_TTL_MS: {
+    section: 'gateway',
+    default: '6000',
+    doc: "Cluster limits: a replica not seen for this long no longer counts; a dead replica's share returns to the others after this. At least twice the heartbeat.",
+    schema: integer(200, 600_000),
   },
   LIVEPEER_WEBHOOK_SECRET: {
     section: 'gateway',
@@ -927,9 +960,16 @@ function buildConfig(v: SettingValues) {
       /** Requests/s and in-flight caps; 0 = unlimited. */
       limits: {
         keyRate: v.GATEWAY_KEY_RATE,
+        /** null: twice the effective rate. */
+        keyBurst: v.GATEWAY_KEY_BURST ?? null,
         keyConcurrency: v.GATEWAY_KEY_CONCURRENCY,
         accountRate: v.GATEWAY_ACCOUNT_RATE,
+        accountBurst: v.GATEWAY_ACCOUNT_BURST ?? null,
         accountConcurrency: v.GATEWAY_ACCOUNT_CONCURRENCY,
+        /** cluster: each replica enforces 1/N (heartbeats in PostgreSQL); replica: the whole. */
+        scope: v.GATEWAY_LIMITS_SCOPE,
+        heartbeatMs: v.GATEWAY_REPLICA_HEARTBEAT_MS,
+        replicaTtlMs: v.GATEWAY_REPLICA_TTL_MS,
       },
       /** null → anonymous mode off. */
       anonymous:
@@ -938,6 +978,7 @@ function buildConfig(v: SettingValues) {
           : {
               accountId: v.GATEWAY_ANONYMOUS_ACCOUNT,
               rate: v.GATEWAY_ANONYMOUS_RATE,
+              burst: v.GATEWAY_ANONYMOUS_BURST ?? null,
               concurrency: v.GATEWAY_ANONYMOUS_CONCURRENCY,
             },
       webhookSecret: v.LIVEPEER_WEBHOOK_SECRET ?? null,

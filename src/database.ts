@@ -25,7 +25,7 @@ import type {
   StripePaymentsTable,
 } from './billing/table.ts';
 import type { ConsoleGetStartedTable, ConsoleSessionsTable } from './console/table.ts';
-import type { StreamsTable } from './gateway/table.ts';
+import type { ReplicasTable, StreamsTable } from './gateway/table.ts';
 import type {
   AccountPasskeysTable,
   AccountRecoveryCodesTable,
@@ -97,6 +97,7 @@ export interface Database {
   signer_confirmations: SignerConfirmationsTable;
   // gateway
   streams: StreamsTable;
+  replicas: ReplicasTable;
   // console
   console_sessions: ConsoleSessionsTable;
   console_get_started: ConsoleGetStartedTable;

@@ -11,6 +11,8 @@ import { exportMonth, exportUsage } from './export.ts';
 import { MONTH_PATTERN, parseUsd } from './pricing.ts';
 import type { Price } from './pricing.ts';
 import { planJson } from './routes/views.ts';
+import { planLimitsSchema } from '../platform/limits.ts';
+import type { PlanLimits } from '../platform/limits.ts';
 import type { BillingService } from './service.ts';
 import type { StripeSync } from './stripe.ts';
 import type { Prepaid } from './prepaid.ts';
@@ -24,6 +26,8 @@ const PLANS_USAGE = `tollhouse plans <subcommand> [options]
              [--price PIPELINE:MODEL:UNIT:wei|usd:AMOUNT[/PER_UNITS]]…
              AMOUNT is wei, or USD with up to 6 decimals; '*' matches anything.
   subscribe  --account acct_… --plan ID [--effective YYYY-MM]   (default: next month)
+  limits     <plan id> --limits '{"key":{"rate":N,"burst":N,"concurrency":N},"account":{…},"anonymous":{…}}'
+             replaces the plan's front-door limits (null or absent: the settings apply)
 `;
 
 const BILLING_USAGE = `tollhouse billing <subcommand> [options]
@@ -121,20 +125,38 @@ const PLAN_OPTIONS = {
   account: { type: 'string' },
   plan: { type: 'string' },
   effective: { type: 'string' },
+  limits: { type: 'string' },
 } as const;
+
+function planLimitsOption(raw: string | undefined): PlanLimits {
+  if (raw === undefined) throw new CliUsageError('limits needs --limits JSON');
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new CliUsageError('--limits: not JSON');
+  }
+  const parsed = planLimitsSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new CliUsageError(`--limits: ${issue.path.join('.') || '(top)'}: ${issue.message}`);
+  }
+  return parsed.data;
+}
 
 async function plansCommand(args: string[], context: Context): Promise<number> {
   const { sub, values, positionals } = parseSubcommand(
     args,
-    ['list', 'show', 'create', 'subscribe'],
+    ['list', 'show', 'create', 'subscribe', 'limits'],
     PLAN_OPTIONS,
   );
   // Arguments are checked before the database is opened.
   const prices = (values.price ?? []).map(parsePrice);
   const fee = usd('--fee', values.fee);
   const included = usd('--included', values.included);
-  if (sub === 'show') {
-    if (positionals.length !== 1) throw new CliUsageError('show needs one plan id');
+  const limits = sub === 'limits' ? planLimitsOption(values.limits) : null;
+  if (sub === 'show' || sub === 'limits') {
+    if (positionals.length !== 1) throw new CliUsageError(`${sub} needs one plan id`);
   } else if (positionals.length > 0) {
     throw new CliUsageError(
       `${sub} takes no arguments besides options (got ${shown(positionals[0]!)})`,
@@ -166,6 +188,12 @@ async function plansCommand(args: string[], context: Context): Promise<number> {
       prices,
     });
     printJson(context.io, planJson(plan));
+  }
+  if (sub === 'limits') {
+    printJson(
+      context.io,
+      planJson(await service.setPlanLimits(CLI_ACTOR, positionals[0]!, limits!)),
+    );
   }
   if (sub === 'subscribe') {
     const s = await service.subscribe(CLI_ACTOR, values.account!, values.plan!, values.effective);

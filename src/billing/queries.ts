@@ -1,4 +1,6 @@
 // Billing SQL. Money columns are numeric(78,0) strings in SQL and bigint here.
+import { parsePlanLimits } from '../platform/limits.ts';
+import type { PlanLimits } from '../platform/limits.ts';
 import { sql } from 'kysely';
 import type { Kysely, Selectable, Transaction } from 'kysely';
 import type { Database } from '../database.ts';
@@ -27,6 +29,8 @@ export interface Plan {
   includedUsdMicros: bigint;
   prepaid: boolean;
   isDefault: boolean;
+  /** Front-door limits for the plan's accounts; the only part of a plan that may change. */
+  limits: PlanLimits;
   createdAt: Date;
   prices: Price[];
 }
@@ -41,6 +45,7 @@ export async function insertPlan(trx: Transaction<Database>, plan: Omit<Plan, 'c
       included_usd_micros: plan.includedUsdMicros.toString(),
       prepaid: plan.prepaid,
       is_default: plan.isDefault,
+      limits: JSON.stringify(plan.limits),
     })
     .execute();
   if (plan.prices.length > 0) {
@@ -59,6 +64,19 @@ export async function insertPlan(trx: Transaction<Database>, plan: Omit<Plan, 'c
       )
       .execute();
   }
+}
+
+export async function updatePlanLimits(
+  trx: Transaction<Database>,
+  id: string,
+  limits: PlanLimits,
+): Promise<boolean> {
+  const result = await trx
+    .updateTable('plans')
+    .set({ limits: JSON.stringify(limits) })
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
 }
 
 export async function clearDefaultPlan(trx: Transaction<Database>) {
@@ -93,6 +111,7 @@ export async function findPlans(db: Db, ids?: readonly string[]): Promise<Plan[]
     includedUsdMicros: BigInt(r.included_usd_micros),
     prepaid: r.prepaid,
     isDefault: r.is_default,
+    limits: parsePlanLimits(r.limits),
     createdAt: r.created_at,
     prices: prices
       .filter((p) => p.plan_id === r.id)

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { pageQuery } from '../platform/cursor.ts';
 import { InvalidRequest } from '../platform/errors.ts';
+import { planLimitsSchema } from '../platform/limits.ts';
 import { isWeiString } from '../platform/money.ts';
 import { MONTH_PATTERN } from './pricing.ts';
 
@@ -41,7 +42,11 @@ export const createPlanBody = z.strictObject({
   prepaid: z.boolean().default(false),
   default: z.boolean().default(false),
   prices: z.array(priceBody).max(1000).default([]),
+  limits: planLimitsSchema.optional(),
 });
+
+/** PUT /v1/plans/{id}/limits: per key, per account, per client IP (anonymous mode). */
+export const planLimitsBody = planLimitsSchema;
 
 const priceView = z.object({
   pipeline: z.string(),
@@ -50,6 +55,18 @@ const priceView = z.object({
   currency: z.enum(['wei', 'usd_micros']),
   amount: z.string(),
   per_units: z.string(),
+});
+
+const limitCount = z.number().int().min(0).nullable();
+const limitSettingsView = z.object({
+  rate: limitCount,
+  burst: limitCount,
+  concurrency: limitCount,
+});
+const planLimitsView = z.object({
+  key: limitSettingsView,
+  account: limitSettingsView,
+  anonymous: limitSettingsView,
 });
 
 export const planView = z.object({
@@ -61,6 +78,7 @@ export const planView = z.object({
   default: z.boolean(),
   created_at: z.string(),
   prices: z.array(priceView),
+  limits: planLimitsView,
 });
 export const planList = z.object({ plans: z.array(planView) });
 

@@ -1,6 +1,8 @@
 // Billing rules: plans (immutable once created), subscriptions that change at a month
 // boundary, the append-only ledger, spend caps, and the month close that turns usage into
 // immutable statements. Every change that the spend view depends on NOTIFYs in its transaction.
+import { NO_PLAN_LIMITS } from '../platform/limits.ts';
+import type { PlanLimits } from '../platform/limits.ts';
 import type { Kysely } from 'kysely';
 import type { Directory } from '../platform/directory.ts';
 import { recordAudit } from '../platform/audit.ts';
@@ -25,6 +27,7 @@ import {
   findSubscriptions,
   insertLedgerEntry,
   insertPlan,
+  updatePlanLimits,
   listStatements,
   notifyBillingChanged,
   sumBalances,
@@ -50,6 +53,8 @@ export interface NewPlan {
   includedUsdMicros: bigint;
   prepaid: boolean;
   isDefault: boolean;
+  /** Front-door limits (absent: the settings apply). */
+  limits?: PlanLimits | undefined;
   prices: Price[];
 }
 
@@ -100,13 +105,33 @@ export function createBillingService({
     await db.transaction().execute(async (trx) => {
       if ((await findPlans(trx, [id])).length > 0) throw new Conflict(`Plan ${id} exists`);
       if (input.isDefault) await clearDefaultPlan(trx);
-      await insertPlan(trx, { ...input, id });
+      await insertPlan(trx, { ...input, id, limits: input.limits ?? NO_PLAN_LIMITS });
       await recordAudit(trx, {
         actor: actor.actor,
         action: 'plan.create',
         subject: id,
         requestId: actor.requestId,
         details: { name: input.name, default: input.isDefault },
+      });
+      await notifyBillingChanged(trx, 'plans');
+    });
+    return planById(id);
+  }
+
+  /**
+   * Replaces a plan's front-door limits. Unlike prices (immutable: statements refer to them),
+   * limits bill nothing, so an operator may raise or lower a tier's limits in place; every
+   * replica applies the change on the NOTIFY sent with it.
+   */
+  async function setPlanLimits(actor: Actor, id: string, limits: PlanLimits): Promise<Plan> {
+    await db.transaction().execute(async (trx) => {
+      if (!(await updatePlanLimits(trx, id, limits))) throw new NotFound(`No plan ${id}`);
+      await recordAudit(trx, {
+        actor: actor.actor,
+        action: 'plan.limits',
+        subject: id,
+        requestId: actor.requestId,
+        details: { ...limits },
       });
       await notifyBillingChanged(trx, 'plans');
     });
@@ -249,6 +274,7 @@ export function createBillingService({
 
   return {
     createPlan,
+    setPlanLimits,
     plans: () => findPlans(db),
     plan: planById,
     planFor,

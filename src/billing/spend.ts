@@ -13,6 +13,8 @@
 // all traffic.
 import type { Kysely } from 'kysely';
 import type { Principal } from '../platform/auth.ts';
+import { NO_PLAN_LIMITS } from '../platform/limits.ts';
+import type { PlanLimits } from '../platform/limits.ts';
 import type { Database, NotificationHandler } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import { PaymentRequired } from '../platform/spend.ts';
@@ -52,6 +54,12 @@ export interface SpendViewDeps {
 
 export interface SpendView extends SpendGate {
   assertMaySpend(principal: Principal): void;
+  /**
+   * The front-door limits of the plan in force for `accountId` this month (its subscription,
+   * else the default plan), from the same view: replaced on NOTIFY like caps and plans. The
+   * same object is returned until the next reload (the front door caches on identity).
+   */
+  planLimits(accountId: string): PlanLimits;
   /** Re-reads everything now (tests, CLI). */
   reload(): Promise<void>;
   /** Re-reads the recent rollups now. */
@@ -120,6 +128,8 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
   let rate: EthUsdRate | null = null;
   let defaultPrepaid = false;
   let subscribed = new Set<string>();
+  let limitsByAccount = new Map<string, PlanLimits>();
+  let defaultLimits: PlanLimits = NO_PLAN_LIMITS;
   let lastFull = 0;
   let lastRefresh: Date | null = null;
   let refusals: Refusals = {
@@ -159,6 +169,13 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
     defaultPrepaid = plans.find((p) => p.isDefault)?.prepaid ?? false;
     const effective = await findEffectivePlans(db, current);
     subscribed = new Set(effective.keys());
+    const limitsByPlan = new Map(plans.map((p) => [p.id, p.limits]));
+    defaultLimits = plans.find((p) => p.isDefault)?.limits ?? NO_PLAN_LIMITS;
+    const nextLimits = new Map<string, PlanLimits>();
+    for (const [accountId, planId] of effective) {
+      nextLimits.set(accountId, limitsByPlan.get(planId) ?? NO_PLAN_LIMITS);
+    }
+    limitsByAccount = nextLimits;
     prepaid = new Set(
       [...effective].filter(([, planId]) => prepaidPlans.has(planId)).map(([a]) => a),
     );
@@ -317,6 +334,7 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
   };
 
   return {
+    planLimits: (accountId) => limitsByAccount.get(accountId) ?? defaultLimits,
     assertMaySpend(principal: Principal): void {
       const r = refusals;
       const account = r.account.get(principal.accountId);

@@ -15,6 +15,8 @@ export interface PlansTable {
   included_usd_micros: Numeric;
   prepaid: ColumnType<boolean, boolean | undefined, boolean>;
   is_default: ColumnType<boolean, boolean | undefined, boolean>;
+  /** Front-door limits (platform/limits.ts PlanLimits); `{}`: the settings apply. */
+  limits: ColumnType<unknown, string | undefined, string>;
   created_at: ColumnType<Date, never, never>;
 }
 

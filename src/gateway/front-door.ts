@@ -20,8 +20,9 @@ import type { RequestState } from '../platform/http.ts';
 import { hasDotSegment } from '../platform/paths.ts';
 import type { SpendGate } from '../platform/spend.ts';
 import { Exchange, forwardHeaders, upstreamError } from './exchange.ts';
-import { createLimiter } from './limits.ts';
-import type { LimitSubject } from './limits.ts';
+import { createLimiter, effectiveRule, rateLimitHeaders } from './limits.ts';
+import type { DefaultRule, LimitSubject } from './limits.ts';
+import type { LimitSettings, LimitSource, PlanLimits } from '../platform/limits.ts';
 import { pipelineForPath, unitsFor } from './pipelines.ts';
 import type { Pipeline } from './pipelines.ts';
 import { feeFor } from './prices.ts';
@@ -38,6 +39,10 @@ export interface FrontDoorDeps {
   authenticator: Authenticator;
   recorder: Pick<Recorder, 'enqueue'>;
   spend: SpendGate;
+  /** Plans' limits and keys' overrides (the settings are the defaults under them). */
+  limits: LimitSource;
+  /** Live replicas: each enforces 1/N of every limit (1 with GATEWAY_LIMITS_SCOPE=replica). */
+  replicas: () => number;
   clock?: Clock;
 }
 
@@ -68,6 +73,12 @@ interface Passage {
   failure: { status: number; reason: string } | null;
 }
 
+interface CachedSubjects {
+  plan: PlanLimits;
+  override: LimitSettings | null;
+  subjects: readonly LimitSubject[];
+}
+
 // 499: nginx's "client closed request" — the event's status when the caller left first.
 const CLIENT_CLOSED = 499;
 // Idle upstream connections are kept this long for reuse (go-livepeer's Go server keeps
@@ -96,12 +107,18 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
           keepAliveTimeout: KEEP_ALIVE_MS,
         });
   const limiter = createLimiter();
-  const subjectsByPrincipal = new WeakMap<Principal, readonly LimitSubject[]>();
+  const subjectsByPrincipal = new WeakMap<Principal, CachedSubjects>();
   const requireGatewayScope = requireAuth(authenticator, ['gateway']);
-  const keyRule = { rate: config.limits.keyRate, concurrency: config.limits.keyConcurrency };
-  const accountRule = {
-    rate: config.limits.accountRate,
-    concurrency: config.limits.accountConcurrency,
+  const { limits: settings } = config;
+  const keyDefaults: DefaultRule = {
+    rate: settings.keyRate,
+    burst: settings.keyBurst,
+    concurrency: settings.keyConcurrency,
+  };
+  const accountDefaults: DefaultRule = {
+    rate: settings.accountRate,
+    burst: settings.accountBurst,
+    concurrency: settings.accountConcurrency,
   };
 
   /** The path names a pipeline (a 400 for dot segments); the gateway must be configured. */
@@ -161,27 +178,44 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
    * are given back when the exchange ends, or by `answer` if the request is refused before.
    */
   function limit(ctx: Context, passage: Passage) {
-    passage.release = limiter.acquire(limitSubjects(ctx, passage));
+    const admission = limiter.acquire(limitSubjects(ctx, passage), deps.replicas());
+    passage.release = admission.release;
+    // Set before forwarding: go-livepeer's answer is written with writeHead, which keeps them.
+    if (admission.state !== null) ctx.set(rateLimitHeaders(admission.state));
   }
 
   function limitSubjects(ctx: Context, passage: Passage): readonly LimitSubject[] {
     const principal = required(passage.principal, 'authenticate');
+    const source = deps.limits;
     if (passage.anonymous && config.anonymous !== null) {
-      const rule = { rate: config.anonymous.rate, concurrency: config.anonymous.concurrency };
+      const anonymous = config.anonymous;
+      const rule = effectiveRule(anonymous, source.planLimits(anonymous.accountId).anonymous);
       return [{ scope: 'client', key: `ip:${ctx.ip}`, rule }];
     }
-    // API key principals are cached objects (keys' verifier): their subjects are built once.
-    let subjects = subjectsByPrincipal.get(principal);
-    if (subjects === undefined) {
-      // An OIDC token has no key id: its client and end user stand in for one.
-      const caller =
-        principal.keyId ?? `token:${principal.clientId ?? ''}:${principal.endUserId ?? ''}`;
-      subjects = [
-        { scope: 'key', key: `key:${principal.accountId}:${caller}`, rule: keyRule },
-        { scope: 'account', key: `acct:${principal.accountId}`, rule: accountRule },
-      ];
-      subjectsByPrincipal.set(principal, subjects);
+    // API key principals are cached objects (keys' verifier), and plans' limits are replaced
+    // only when billing reloads them: the subjects are rebuilt only when either changes.
+    const plan = source.planLimits(principal.accountId);
+    const override = source.keyOverride(principal);
+    const cached = subjectsByPrincipal.get(principal);
+    if (cached !== undefined && cached.plan === plan && cached.override === override) {
+      return cached.subjects;
     }
+    // An OIDC token has no key id: its client and end user stand in for one.
+    const caller =
+      principal.keyId ?? `token:${principal.clientId ?? ''}:${principal.endUserId ?? ''}`;
+    const subjects = [
+      {
+        scope: 'key',
+        key: `key:${principal.accountId}:${caller}`,
+        rule: effectiveRule(keyDefaults, override, plan.key),
+      },
+      {
+        scope: 'account',
+        key: `acct:${principal.accountId}`,
+        rule: effectiveRule(accountDefaults, plan.account),
+      },
+    ];
+    subjectsByPrincipal.set(principal, { plan, override, subjects });
     return subjects;
   }
 

@@ -15,3 +15,10 @@ export interface StreamsTable {
 
 export type StreamRow = Selectable<StreamsTable>;
 export type NewStreamRow = Insertable<StreamsTable>;
+
+/** Serving replicas' heartbeats (replicas.ts), for cluster-wide limits. */
+export interface ReplicasTable {
+  id: string;
+  started_at: ColumnType<Date, never, never>;
+  seen_at: ColumnType<Date, never, Date>;
+}

@@ -19,6 +19,7 @@ import {
   toRotateInput,
   toRotatedKeyView,
   updateKeyBody,
+  keyLimitsBody,
 } from './schemas.ts';
 import { CLI_CALLER } from './service.ts';
 import type { KeyService } from './service.ts';
@@ -53,6 +54,9 @@ const USAGE = `tollhouse keys <subcommand> [options]
   update  <key_…> [--name …] [--scope …]… [--origin …]… [--resource …]… [--expires-at … | --no-expiry]
   revoke  <key_…>
   rotate  <key_…> [--grace-seconds <n>] [--expires-at <RFC 3339>]
+  limits  <key_…> [--rate <n>] [--burst <n>] [--concurrency <n>]
+          sets the key's front-door limit override (unset options inherit the plan's);
+          with no option, clears it
 `;
 
 const OPTIONS = {
@@ -68,9 +72,20 @@ const OPTIONS = {
   'expires-at': { type: 'string' },
   'no-expiry': { type: 'boolean' },
   'grace-seconds': { type: 'string' },
+  rate: { type: 'string' },
+  burst: { type: 'string' },
+  concurrency: { type: 'string' },
 } as const;
 
-const SUBCOMMAND_NAMES = ['create', 'list', 'show', 'update', 'revoke', 'rotate'] as const;
+const SUBCOMMAND_NAMES = [
+  'create',
+  'list',
+  'show',
+  'update',
+  'revoke',
+  'rotate',
+  'limits',
+] as const;
 type Subcommand = (typeof SUBCOMMAND_NAMES)[number];
 type Input = ReturnType<typeof parseSubcommand<typeof OPTIONS>> & { sub: Subcommand };
 type Context = CliContext<KeysCliDeps>;
@@ -82,11 +97,12 @@ const SUBCOMMANDS = {
   update: updateKey,
   revoke: revokeKey,
   rotate: rotateKey,
+  limits: setKeyLimits,
 } satisfies Record<Subcommand, (input: Input, context: Context) => Promise<number>>;
 
 export const keysCommands: Record<string, CliCommand<KeysCliDeps>> = {
   keys: {
-    summary: 'Manage API keys: create, list, show, update, revoke, rotate',
+    summary: 'Manage API keys: create, list, show, update, revoke, rotate, limits',
     usage: USAGE,
     run(args, context) {
       const input = parseInput(args);
@@ -162,6 +178,21 @@ async function updateKey(input: Input, context: Context): Promise<number> {
   );
   const { keyService } = await context.open();
   printJson(context.io, toApiKeyView(await keyService.update(CLI_CALLER, id, toKeyPatch(body))));
+  return 0;
+}
+
+async function setKeyLimits(input: Input, context: Context): Promise<number> {
+  const { values } = input;
+  const id = existing(keyArgument(input));
+  const count = (raw: string | undefined) => (raw === undefined ? null : Number(raw));
+  const body = parseOptions(keyLimitsBody, {
+    rate: count(values.rate),
+    burst: count(values.burst),
+    concurrency: count(values.concurrency),
+  });
+  const { keyService } = await context.open();
+  const set = await keyService.setLimits(CLI_CALLER, id, body);
+  printJson(context.io, { key_id: id, account_id: set.accountId, override: set.override });
   return 0;
 }
 

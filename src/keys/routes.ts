@@ -11,6 +11,8 @@ import { hasDotSegment } from '../platform/paths.ts';
 import {
   createKeyBody,
   issuedKey,
+  keyLimitsBody,
+  keyLimitsView,
   keyList,
   keyParams,
   listQuery,
@@ -99,6 +101,24 @@ export function keyRoutes(
           ...(account_id === undefined ? {} : { accountId: account_id }),
         }),
       );
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'put',
+      path: '/v1/keys/:id/limits',
+      params: keyParams,
+      body: keyLimitsBody,
+      response: keyLimitsView,
+      // Operators only: limits are what a plan sells; a customer reads them through
+      // GET /v1/keys/{id}/limits (the front door's effective view).
+      access: { kinds: ['operator'], scope: 'admin' },
+    },
+    async function setKeyLimits({ params, body, ctx }) {
+      const set = await keyService.setLimits(caller(ctx), params.id, body);
+      return { key_id: params.id, account_id: set.accountId, override: set.override };
     },
   );
 

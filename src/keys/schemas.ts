@@ -1,5 +1,6 @@
 // Request and response shapes of /v1/keys and /v1/auth/verify (mirrored in openapi.yaml).
 import { z } from 'zod';
+import { limitSettingsSchema } from '../platform/limits.ts';
 import type { Principal } from '../platform/auth.ts';
 import { SCOPES } from '../platform/auth.ts';
 import type { Page } from '../platform/cursor.ts';
@@ -208,3 +209,16 @@ export function toKeyPatch(body: z.output<typeof updateKeyBody>): KeyPatch {
 export function toRotateInput(body: z.output<typeof rotateKeyBody>): RotateInput {
   return { graceSeconds: body.grace_seconds, expiresAt: body.expires_at };
 }
+
+/** PUT /v1/keys/{id}/limits: the override (null or absent: inherit the plan's, else the setting). */
+export const keyLimitsBody = limitSettingsSchema;
+const overrideCount = z.number().int().min(0).nullable();
+export const keyLimitsView = z.object({
+  key_id: z.string(),
+  account_id: z.string(),
+  override: z.object({
+    rate: overrideCount,
+    burst: overrideCount,
+    concurrency: overrideCount,
+  }),
+});

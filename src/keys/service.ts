@@ -12,6 +12,8 @@ import type { Page } from '../platform/cursor.ts';
 import { pageLimit, decodePosition, encodePosition, toPage } from '../platform/cursor.ts';
 import { Conflict, Forbidden, InvalidRequest, NotFound } from '../platform/errors.ts';
 import { newId } from '../platform/ids.ts';
+import { hasLimitSettings, parseLimitSettings } from '../platform/limits.ts';
+import type { LimitSettings } from '../platform/limits.ts';
 import type { Secrets } from '../platform/secrets.ts';
 import type { KeyKind } from './format.ts';
 import { mintKey } from './format.ts';
@@ -308,6 +310,41 @@ export function createKeyService(deps: KeyServiceDeps) {
       return row === undefined ? null : { accountId: row.account_id };
     },
 
+    /** A key's account and front-door limit override (all null: none), or null if unknown. */
+    async limits(id: string): Promise<{ accountId: string; override: LimitSettings } | null> {
+      const row = await findKeyById(db, id);
+      if (row === undefined) return null;
+      return { accountId: row.account_id, override: parseLimitSettings(row.limits) };
+    },
+
+    /**
+     * Sets (or, all null, clears) key `id`'s override of the front-door limits. Operators only
+     * (the route says so; checked here too): a customer raising its own limits would defeat
+     * plans. Audited, and NOTIFYd so every replica's front door applies it at once.
+     */
+    async setLimits(
+      caller: Caller,
+      id: string,
+      settings: LimitSettings,
+    ): Promise<{ accountId: string; override: LimitSettings }> {
+      if (!caller.admin) throw new Forbidden("Only an operator may set a key's limits");
+      const result = await db.transaction().execute(async (trx) => {
+        const row = visible(caller, await findKeyByIdForUpdate(trx, id), id);
+        const stored = hasLimitSettings(settings) ? settings : {};
+        await updateKeyById(trx, id, { limits: JSON.stringify(stored) });
+        await notifyKeyChanged(trx, id);
+        await recordAudit(trx, {
+          actor: caller.actor,
+          action: 'key.limits',
+          subject: id,
+          requestId: caller.requestId,
+          details: { ...settings },
+        });
+        return { accountId: row.account_id, override: settings };
+      });
+      return changed(id, result);
+    },
+
     async show(caller: Caller, id: string): Promise<ApiKeyView> {
       assertMayManage(caller);
       return view(toApiKey(visible(caller, await findKeyById(db, id), id)));
@@ -408,6 +445,10 @@ export function createKeyService(deps: KeyServiceDeps) {
         };
         checkRules(caller, row.kind, fields, true);
         const { row: created, secret } = await issue(trx, caller, fields);
+        // The replacement keeps the operator's limit override (a rotation is not a downgrade).
+        if (hasLimitSettings(parseLimitSettings(row.limits))) {
+          await updateKeyById(trx, created.id, { limits: JSON.stringify(row.limits) });
+        }
         const graceEnd = new Date(now() + input.graceSeconds * 1000);
         const expiresAt =
           row.expires_at !== null && row.expires_at < graceEnd ? row.expires_at : graceEnd;

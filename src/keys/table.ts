@@ -17,6 +17,8 @@ export interface ApiKeysTable {
   expires_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   last_used_at: ColumnType<Date | null, never, Date>;
   revoked_at: ColumnType<Date | null, never, Date | null>;
+  /** An operator's override of the front-door limits (platform/limits.ts); `{}`: none. */
+  limits: ColumnType<unknown, string | undefined, string>;
   replaced_by: ColumnType<string | null, string | null | undefined, string | null>;
   created_by: ColumnType<string, string, never>;
   // Written from the app clock on insert (the rotation schedule compares it with the clock).

@@ -16,6 +16,8 @@ import type { Kysely } from 'kysely';
 import type { CredentialVerifier, Principal, VerifyContext } from '../platform/auth.ts';
 import { invalidCredential, ruleFailed } from '../platform/auth.ts';
 import type { Scope } from '../platform/auth.ts';
+import { hasLimitSettings, parseLimitSettings } from '../platform/limits.ts';
+import type { LimitSettings } from '../platform/limits.ts';
 import type { Database, DatabaseHandle } from '../database.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
@@ -95,6 +97,12 @@ export interface KeyVerifier extends CredentialVerifier {
    * as the key itself.
    */
   keyRefusal(keyId: string): Promise<string | null>;
+  /**
+   * The front-door limit override of the key behind `principal` (one this verifier made), or
+   * null. Read with the principal, so an override change reaches the front door by the same
+   * NOTIFY that drops the cached key.
+   */
+  keyOverride(principal: Principal): LimitSettings | null;
 }
 
 export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
@@ -106,6 +114,8 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
   const negative = new Map<string, number>();
   const lastUsed = new Map<string, number>();
   const statusById = new Map<string, KeyStatusEntry>();
+  // Keyed by the frozen principal object: it and its override are replaced together.
+  const overrides = new WeakMap<Principal, LimitSettings>();
   // A lookup that raced with a change to its key must not cache the row it read: every
   // notification takes a generation number, remembered per key id (and for "everything" on a
   // resync), and a lookup caches only if nothing about its key changed since it started.
@@ -270,6 +280,8 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
           row.allowed_resources === null ? null : Object.freeze([...row.allowed_resources]),
       }),
     };
+    const override = parseLimitSettings(row.limits);
+    if (hasLimitSettings(override)) overrides.set(entry.principal, Object.freeze(override));
     if (
       resetAt <= started &&
       (changedAt.get(row.id) ?? 0) <= started &&
@@ -344,6 +356,7 @@ export function createKeyVerifier(deps: KeyVerifierDeps): KeyVerifier {
   return {
     verify,
     flushLastUsed,
+    keyOverride: (principal) => overrides.get(principal) ?? null,
     async start() {
       unlisten = await deps.listen(KEYS_CHANNEL, onNotification);
       timer = setInterval(() => {

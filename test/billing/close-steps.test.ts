@@ -19,6 +19,11 @@ function plan(o: Partial<Plan> & { id: string }): Plan {
     includedUsdMicros: 0n,
     prepaid: false,
     isDefault: false,
+    limits: {
+      key: { rate: null, burst: null, concurrency: null },
+      account: { rate: null, burst: null, concurrency: null },
+      anonymous: { rate: null, burst: null, concurrency: null },
+    },
     createdAt: CUTOFF,
     prices: [],
     ...o,

@@ -267,6 +267,12 @@ const rows: Record<string, Row> = {
   'PATCH /v1/keys/{id}': {
     request: async (who) => ({ path: `/v1/keys/${await freshKey(who)}`, body: { name: 'x' } }),
   },
+  'GET /v1/keys/{id}/limits': {
+    request: async (who) => ({ path: `/v1/keys/${await freshKey(who)}/limits` }),
+  },
+  'PUT /v1/keys/{id}/limits': {
+    request: async (who) => ({ path: `/v1/keys/${await freshKey(who)}/limits`, body: {} }),
+  },
   'POST /v1/keys/{id}/revoke': {
     request: async (who) => ({ path: `/v1/keys/${await freshKey(who)}/revoke` }),
   },
@@ -414,6 +420,10 @@ const rows: Record<string, Row> = {
   'GET /v1/plans': { request: () => ({ path: '/v1/plans' }), noIds: true },
   'POST /v1/plans': { request: () => ({ path: '/v1/plans', body: { name: 'p' } }), noIds: true },
   'GET /v1/plans/{id}': { request: () => ({ path: `/v1/plans/${planId}` }), noIds: true },
+  'PUT /v1/plans/{id}/limits': {
+    request: () => ({ path: `/v1/plans/${planId}/limits`, body: {} }),
+    noIds: true,
+  },
   'GET /v1/accounts/{id}/subscription': {
     request: (who) => ({ path: `/v1/accounts/${who.accountId}/subscription` }),
   },

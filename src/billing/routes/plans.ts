@@ -1,7 +1,8 @@
-// /v1/plans: list and show (readers), create (operators). Plans are immutable once created.
+// /v1/plans: list and show (readers), create (operators). Plans' prices are immutable once
+// created; their front-door limits may be replaced (operators).
 import { defineRoute } from '../../platform/http.ts';
 import type { Router } from '../../platform/http.ts';
-import { createPlanBody, planList, planParams, planView } from '../schemas.ts';
+import { createPlanBody, planLimitsBody, planList, planParams, planView } from '../schemas.ts';
 import { actorOf, admin, reader } from './access.ts';
 import type { BillingRouteDeps } from './access.ts';
 import { planJson } from './views.ts';
@@ -34,6 +35,7 @@ export function planRoutes(router: Router, deps: BillingRouteDeps): void {
         includedUsdMicros: BigInt(body.included_usd_micros),
         prepaid: body.prepaid,
         isDefault: body.default,
+        limits: body.limits,
         prices: body.prices.map((p) => ({
           pipeline: p.pipeline,
           modelId: p.model_id,
@@ -44,6 +46,21 @@ export function planRoutes(router: Router, deps: BillingRouteDeps): void {
         })),
       });
       return planJson(plan);
+    },
+  );
+
+  defineRoute(
+    router,
+    {
+      method: 'put',
+      path: '/v1/plans/:id/limits',
+      access: admin,
+      params: planParams,
+      body: planLimitsBody,
+      response: planView,
+    },
+    async function setPlanLimits({ params, body, ctx }) {
+      return planJson(await service.setPlanLimits(actorOf(ctx), params.id, body));
     },
   );
 

@@ -11,6 +11,7 @@ export function planJson(p: Plan) {
     prepaid: p.prepaid,
     default: p.isDefault,
     created_at: p.createdAt.toISOString(),
+    limits: p.limits,
     prices: p.prices.map((x) => ({
       pipeline: x.pipeline,
       model_id: x.modelId,

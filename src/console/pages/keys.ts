@@ -107,6 +107,8 @@ export function keyPages(framework: ReturnType<typeof createFramework>): void {
   });
 }
 
+const RATE_LIMITS_SHOWN = 20;
+
 async function render(
   pc: PageContext | ActionContext,
   options: {
@@ -120,6 +122,18 @@ async function render(
   // Newest first, as the API pages them.
   const { items: keys, next } = await listAll<KeyView>(pc, '/v1/keys', 'keys');
   const active = keys.filter((k) => k.status === 'active');
+  // What the front door enforces on each active key (its override, else the plan, else the
+  // settings): read-only here; operators set it through the API.
+  // One API call per key, so only for the newest RATE_LIMITS_SHOWN (an account with hundreds
+  // of keys reads the rest through GET /v1/keys/{id}/limits).
+  const rates = new Map(
+    await Promise.all(
+      active.slice(0, RATE_LIMITS_SHOWN).map(async (k) => {
+        const answer = await pc.api('GET', `/v1/keys/${encodeURIComponent(k.id)}/limits`);
+        return [k.id, answer.status === 200 ? (answer.body as EffectiveLimits) : null] as const;
+      }),
+    ),
+  );
   const inactive = keys.filter((k) => k.status !== 'active');
   const body = html` ${notice('error', options.error ?? null)}
     ${notice('success', options.success ?? null)}
@@ -128,13 +142,24 @@ async function render(
       <h2 id="keys-active">Active keys</h2>
       ${table(
         'Active API keys',
-        ['Name', 'Kind', 'Key', 'Scopes', 'Limited to', 'Created', 'Last used', 'Actions'],
+        [
+          'Name',
+          'Kind',
+          'Key',
+          'Scopes',
+          'Limited to',
+          'Rate limit',
+          'Created',
+          'Last used',
+          'Actions',
+        ],
         active.map((k) => [
           html`${k.name}${k.rotation_due ? html` <span class="badge warn">Older than 90 days: rotate it</span>` : ''}`,
           k.kind,
           html`<code>${k.display_prefix}…</code>`,
           k.scopes.join(', '),
           limits(k),
+          rateLimit(rates.get(k.id) ?? null),
           when(k.created_at),
           when(k.last_used_at),
           actions(pc.viewer, k),
@@ -181,6 +206,21 @@ function limits(k: KeyView): Html {
   }
   if (k.expires_at !== null) parts.push(html`<div>Expires ${when(k.expires_at)}</div>`);
   return parts.length === 0 ? html`<span class="muted">unrestricted</span>` : html`${parts}`;
+}
+
+interface EffectiveLimits {
+  key: { rate: number; burst: number; concurrency: number };
+  override: { rate: number | null; burst: number | null; concurrency: number | null };
+}
+
+function rateLimit(limits: EffectiveLimits | null): Html {
+  if (limits === null) return html`<span class="muted">—</span>`;
+  const { rate, burst, concurrency } = limits.key;
+  const parts: string[] = [];
+  parts.push(rate === 0 ? 'unlimited rate' : `${rate}/s (burst ${burst})`);
+  if (concurrency > 0) parts.push(`${concurrency} at once`);
+  const overridden = Object.values(limits.override).some((v) => v !== null);
+  return html`${parts.join(', ')}${overridden ? html` <span class="badge">set for this key</span>` : ''}`;
 }
 
 function actions(viewer: Viewer, k: KeyView): Html {
