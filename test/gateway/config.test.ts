@@ -39,7 +39,13 @@ describe('front door settings', () => {
     expect(plain.gateway.anonymous).toBeNull();
     expect(plain.gateway.limits.keyRate).toBeGreaterThan(0);
     const anon = parseConfig({ GATEWAY_ANONYMOUS_ACCOUNT: 'acct_public' });
-    expect(anon.gateway.anonymous).toEqual({ accountId: 'acct_public', rate: 1, concurrency: 1 });
+    // No burst set: the limiter uses twice the rate (gateway/limits.ts).
+    expect(anon.gateway.anonymous).toEqual({
+      accountId: 'acct_public',
+      rate: 1,
+      burst: null,
+      concurrency: 1,
+    });
     expect(() => parseConfig({ GATEWAY_ANONYMOUS_ACCOUNT: 'bob' })).toThrow(ConfigError);
   });
 });
