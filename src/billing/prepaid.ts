@@ -52,12 +52,15 @@ import {
 } from './queries.ts';
 import type { RateSource } from './rates.ts';
 import type { StripeSync } from './stripe.ts';
+import { createUnsettledLastMonth } from './unsettled.ts';
 import type { BillingMode } from './table.ts';
 
 export type { PrepaidSettings, Recharge };
 
 /** 1 cent = 10,000 micro-dollars: Stripe charges whole cents. */
 const MICROS_PER_CENT = 10_000n;
+// Last month's totals are re-read this often while its close is pending (late events).
+const UNSETTLED_MAX_AGE_MS = 600_000;
 // Declines retried 30 s, 1 min, 2 min … capped at 6 h, then the window is given up.
 const FIRST_RETRY_MS = 30_000;
 const MAX_RETRY_MS = 6 * 3_600_000;
@@ -324,24 +327,41 @@ export type Prepaid = ReturnType<typeof createPrepaid>;
 export function createPrepaid(deps: PrepaidDeps) {
   const { db, stripe, events, log, clock, config } = deps;
 
-  /** Month-to-date usage at cost (micro-dollars) per account, as the spend gate counts it. */
+  const unsettledLastMonth = createUnsettledLastMonth({
+    db,
+    usage: deps.usage,
+    clock,
+    maxAgeMs: UNSETTLED_MAX_AGE_MS,
+  });
+
+  /**
+   * Usage not yet drawn from the ledger, per account (wei), as the spend gate counts it: the
+   * month to date plus last month's until its close settles it (billing/unsettled.ts); and
+   * this month's own figures (spend caps and the month's usage count the month alone).
+   */
   async function monthUsage(now: Date) {
     const month = monthOfDate(now);
     const rows = await deps.usage.spendByPayer(monthStart(month), monthStart(addMonths(month, 1)));
-    const wei = new Map<string, bigint>();
-    for (const r of rows) wei.set(r.accountId, (wei.get(r.accountId) ?? 0n) + r.feeWei);
-    return { month, wei, rows };
+    const monthWei = new Map<string, bigint>();
+    for (const r of rows) monthWei.set(r.accountId, (monthWei.get(r.accountId) ?? 0n) + r.feeWei);
+    const wei = await unsettledLastMonth(month);
+    for (const [accountId, spent] of monthWei)
+      wei.set(accountId, (wei.get(accountId) ?? 0n) + spent);
+    return { month, wei, monthWei, rows };
   }
 
   async function overview(accountId: string) {
     await deps.requireAccount(accountId);
     const settings = await findPrepaidSettings(db, accountId);
     const balance = (await sumBalances(db, [accountId])).get(accountId) ?? 0n;
-    const { wei } = await monthUsage(clock());
-    const spentWei = wei.get(accountId) ?? 0n;
+    const { wei, monthWei } = await monthUsage(clock());
+    const spentWei = monthWei.get(accountId) ?? 0n;
     let spentUsd: bigint | null = null;
+    let drawnUsd: bigint | null = null;
     try {
-      spentUsd = weiToUsdMicros(spentWei, await deps.rates.current());
+      const rate = await deps.rates.current();
+      spentUsd = weiToUsdMicros(spentWei, rate);
+      drawnUsd = weiToUsdMicros(wei.get(accountId) ?? 0n, rate);
     } catch {
       // No rate: the spendable balance is unknown (the gate refuses prepaid spend meanwhile).
     }
@@ -350,7 +370,8 @@ export function createPrepaid(deps: PrepaidDeps) {
       balanceUsdMicros: balance,
       monthUsageWei: spentWei,
       monthUsageUsdMicros: spentUsd,
-      spendableUsdMicros: spentUsd === null ? null : balance - spentUsd,
+      // Last month's usage counts too until its close settles it (billing/unsettled.ts).
+      spendableUsdMicros: drawnUsd === null ? null : balance - drawnUsd,
       entries: await findLedgerEntries(db, accountId, 100),
       recharges: await findRecharges(db, accountId, 20),
       topUpAmountsUsdMicros: config.topUpAmountsUsdMicros,

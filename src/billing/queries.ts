@@ -950,3 +950,16 @@ export async function countFailingSyncs(db: Db): Promise<number> {
     .executeTakeFirst();
   return Number(row?.n ?? 0);
 }
+
+/** The accounts that have a statement for `month` (`YYYY-MM`), closed or being closed. */
+export async function findStatementAccounts(
+  db: Kysely<Database>,
+  month: string,
+): Promise<Set<string>> {
+  const rows = await db
+    .selectFrom('statements')
+    .select('account_id')
+    .where('month', '=', `${month}-01` as unknown as Date)
+    .execute();
+  return new Set(rows.map((r) => r.account_id));
+}

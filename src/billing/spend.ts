@@ -32,6 +32,7 @@ import type { PayerSpend, UsageReads } from '../metering/index.ts';
 import type { SpendCap } from './queries.ts';
 import { findPrepaidAccounts } from './prepaid-queries.ts';
 import type { RateSource } from './rates.ts';
+import { createUnsettledLastMonth } from './unsettled.ts';
 import type { Clock } from '../platform/clock.ts';
 
 const HOUR_MS = 3_600_000;
@@ -132,6 +133,15 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
   let defaultLimits: PlanLimits = NO_PLAN_LIMITS;
   let lastFull = 0;
   let lastRefresh: Date | null = null;
+  // Last month's usage that its close has not settled yet (billing/unsettled.ts): it still
+  // counts against a prepaid balance.
+  const unsettledLastMonth = createUnsettledLastMonth({
+    db,
+    usage: deps.usage,
+    clock,
+    maxAgeMs: deps.fullReloadMs,
+  });
+  let unsettled = new Map<string, bigint>();
   let refusals: Refusals = {
     account: new Map(),
     app: new Map(),
@@ -187,6 +197,14 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
       // those that have spent this month (others have spent nothing yet).
       for (const accountId of mergeSpend(base, tail).account.keys()) {
         if (!effective.has(accountId)) prepaid.add(accountId);
+      }
+    }
+    if (prepaid.size > 0 || defaultPrepaid) {
+      unsettled = await unsettledLastMonth(current);
+      if (defaultPrepaid) {
+        for (const accountId of unsettled.keys()) {
+          if (!effective.has(accountId)) prepaid.add(accountId);
+        }
       }
     }
     if (prepaid.size > 0) {
@@ -291,7 +309,8 @@ export function createSpendView(deps: SpendViewDeps): SpendView {
         );
         continue;
       }
-      const spentUsd = weiToUsdMicros(spend.account.get(accountId) ?? 0n, rate);
+      const spentWei = (spend.account.get(accountId) ?? 0n) + (unsettled.get(accountId) ?? 0n);
+      const spentUsd = weiToUsdMicros(spentWei, rate);
       if (balance - spentUsd <= reserve) {
         next.account.set(accountId, PREPAID_USED_UP);
       }

@@ -553,3 +553,40 @@ describe('the prepaid gate across replicas', () => {
     expect(reserved.admitted).toBeGreaterThan(0);
   });
 });
+
+describe('between the end of a month and its close', () => {
+  it("counts last month's usage against the balance until that month's statement settles it", async () => {
+    const before = clock();
+    try {
+      const who = await prepaidAccount();
+      await addCredit(who, 25n * USD);
+      clock.set('2026-11-30T23:00:00Z');
+      await spend(who.accountId, 24n);
+      expect(await gateAdmits(who.accountId)).toBe(true);
+
+      // December, November not closed yet: its $24 is in neither the ledger nor December's
+      // rollups, and must still count, or the account could spend it again.
+      clock.set('2026-12-01T01:00:00Z');
+      expect((await prepaidView(who)).balance_usd_micros).toBe(String(25n * USD));
+      expect(await gateAdmits(who.accountId)).toBe(true);
+      await spend(who.accountId, 2n);
+      expect(await gateAdmits(who.accountId)).toBe(false);
+      // The spendable figure (alerts, auto-recharge) counts it as the gate does; the month's
+      // usage is December's alone.
+      const view = await prepaidView(who);
+      expect(view.month_usage_usd_micros).toBe(String(2n * USD));
+      expect(view.spendable_usd_micros).toBe(String(-1n * USD));
+
+      // The close settles November from the balance: counted once, not twice.
+      expect((await t.app.billing.service.closeMonth('2026-11')).closed).toBe(true);
+      expect((await prepaidView(who)).balance_usd_micros).toBe(String(1n * USD));
+      expect(await gateAdmits(who.accountId)).toBe(false);
+      // $25 more: 26 − December's 2 leaves $24, so the gate opens again (it would stay shut,
+      // at 26 − 2 − 24 = 0, if November were still counted beside its settlement).
+      await addCredit(who, 25n * USD);
+      expect(await gateAdmits(who.accountId)).toBe(true);
+    } finally {
+      clock.set(before);
+    }
+  });
+});
