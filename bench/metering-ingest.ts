@@ -34,7 +34,7 @@ import { startServer } from '../src/platform/server.ts';
 import { migrateToLatest } from '../src/platform/migrations.ts';
 import { runLoad, usageEvent } from './load.ts';
 import { startReport } from './report.ts';
-import { createBenchDatabase, postgresCpu } from './support.ts';
+import { createBenchDatabase, postgresCpu, profileWindow } from './support.ts';
 
 const { values } = parseArgs({
   options: {
@@ -170,8 +170,10 @@ try {
   await ingest(CONNECTIONS * BATCH);
   const quarter = Math.ceil(EVENTS / 4 / BATCH) * BATCH;
   const c1 = await copy(quarter);
+  const stopProfile = await profileWindow();
   const h1 = await ingest(quarter);
   const h2 = await ingest(quarter);
+  await stopProfile();
   const c2 = await copy(quarter);
   await copyClient.end();
   const httpRate = (h1.events + h2.events) / (h1.seconds + h2.seconds);
