@@ -122,6 +122,7 @@ try {
   // COPY: the same events as CSV, built before the clock starts (only PostgreSQL's work is
   // timed), written into usage_events — the same table, indexes and partition.
   const copyClient = new pg.Client({ connectionString: bench.url });
+  copyClient.on('error', (error) => process.stderr.write(`COPY connection: ${String(error)}\n`));
   await copyClient.connect();
   const csvField = (v: string | number | null | undefined) =>
     v === null || v === undefined ? '' : `"${String(v).replaceAll('"', '""')}"`;
@@ -188,7 +189,7 @@ try {
   if (COPY_STORED > 0) {
     const started = performance.now();
     const CHUNK = 250_000;
-    await sql`create unlogged table bench_stage (like usage_events)`.execute(db);
+    await sql`create unlogged table bench_stage (like usage_events including defaults)`.execute(db);
     for (let first = 0; first < COPY_STORED; first += CHUNK) {
       const count = Math.min(CHUNK, COPY_STORED - first);
       await copyRows('stored', first, count, 'bench_stage');
