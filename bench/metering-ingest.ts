@@ -1,7 +1,7 @@
 // Metering on real PostgreSQL: ingest over HTTP against COPY, and the usage query under load.
 //
 //   node bench/metering-ingest.ts [--events 200000] [--connections 4] [--batch 1000]
-//                                 [--stored 0] [--queries 400] [--accounts 1000]
+//                                 [--stored 0] [--copy-stored 0] [--queries 400] [--accounts 1000]
 //
 // BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test) names a server; the
 // bench creates its own database there and drops it at the end. The app runs in this process
@@ -34,7 +34,7 @@ import { startServer } from '../src/platform/server.ts';
 import { migrateToLatest } from '../src/platform/migrations.ts';
 import { runLoad, usageEvent } from './load.ts';
 import { startReport } from './report.ts';
-import { createBenchDatabase, postgresCpu } from './support.ts';
+import { createBenchDatabase, postgresCpu, profileWindow } from './support.ts';
 
 const { values } = parseArgs({
   options: {
@@ -42,6 +42,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '4' },
     batch: { type: 'string', default: '1000' },
     stored: { type: 'string', default: '0' },
+    'copy-stored': { type: 'string', default: '0' },
     queries: { type: 'string', default: '400' },
     accounts: { type: 'string', default: '1000' },
   },
@@ -50,6 +51,7 @@ const EVENTS = Number(values.events);
 const CONNECTIONS = Number(values.connections);
 const BATCH = Number(values.batch);
 const STORED = Number(values.stored);
+const COPY_STORED = Number(values['copy-stored']);
 const QUERIES = Number(values.queries);
 const ACCOUNTS = Number(values.accounts);
 const report = startReport('metering');
@@ -120,14 +122,15 @@ try {
   // COPY: the same events as CSV, built before the clock starts (only PostgreSQL's work is
   // timed), written into usage_events — the same table, indexes and partition.
   const copyClient = new pg.Client({ connectionString: bench.url });
+  copyClient.on('error', (error) => process.stderr.write(`COPY connection: ${String(error)}\n`));
   await copyClient.connect();
   const csvField = (v: string | number | null | undefined) =>
     v === null || v === undefined ? '' : `"${String(v).replaceAll('"', '""')}"`;
   let copyOffset = 0;
-  const copy = async (count: number) => {
+  const copyRows = async (source: string, first: number, count: number, table = 'usage_events') => {
     const lines: string[] = [];
-    for (let i = copyOffset; i < copyOffset + count; i++) {
-      const e = usageEvent(i, 'copy', accounts);
+    for (let i = first; i < first + count; i++) {
+      const e = usageEvent(i, source, accounts);
       lines.push(
         [
           e.source,
@@ -151,28 +154,78 @@ try {
           .join(','),
       );
     }
-    copyOffset += count;
     const text = `${lines.join('\n')}\n`;
     const pgUsed = await postgresCpu(bench.name);
     const started = performance.now();
     await pipeline(
       Readable.from([text]),
       copyClient.query(
-        copyFrom(`copy usage_events (source, event_id, occurred_at, occurred_month, account_id,
+        copyFrom(`copy ${table} (source, event_id, occurred_at, occurred_month, account_id,
           app_id, key_id, end_user_id, pipeline, model_id, unit, quantity, fee_wei, status,
           latency_ms, attributes) from stdin with (format csv)`),
       ),
     );
     return { events: count, seconds: (performance.now() - started) / 1000, pgCpu: await pgUsed() };
   };
+  const copy = async (count: number) => {
+    const result = await copyRows('copy', copyOffset, count);
+    copyOffset += count;
+    return result;
+  };
 
   // Warm-up: JIT, pools, the month's partition.
   await ingest(CONNECTIONS * BATCH);
   const quarter = Math.ceil(EVENTS / 4 / BATCH) * BATCH;
   const c1 = await copy(quarter);
+  const stopProfile = await profileWindow();
   const h1 = await ingest(quarter);
   const h2 = await ingest(quarter);
+  await stopProfile();
   const c2 = await copy(quarter);
+
+  // `--copy-stored N`: N more events by COPY, then their rollups built by the recorder's own
+  // upsert (the same INSERT … GROUP BY … ON CONFLICT DO UPDATE, per chunk) — the quick way to
+  // 10 M events; `--stored` goes through service.record and takes hours on a loaded host.
+  // Caveat: a 250,000-event chunk writes each account's rollup rows next to each other, where
+  // 1,000-event batches scatter them over the heap, so the query reads fewer pages than it
+  // would after the recorder's writes: `--stored` is the faithful (slow) layout.
+  if (COPY_STORED > 0) {
+    const started = performance.now();
+    const CHUNK = 250_000;
+    await sql`create unlogged table bench_stage (like usage_events including defaults)`.execute(db);
+    for (let first = 0; first < COPY_STORED; first += CHUNK) {
+      const count = Math.min(CHUNK, COPY_STORED - first);
+      await copyRows('stored', first, count, 'bench_stage');
+      await sql`insert into usage_events (source, event_id, occurred_at, occurred_month, account_id,
+        app_id, key_id, end_user_id, pipeline, model_id, unit, quantity, fee_wei, status,
+        latency_ms, attributes)
+        select source, event_id, occurred_at, occurred_month, account_id, app_id, key_id,
+          end_user_id, pipeline, model_id, unit, quantity, fee_wei, status, latency_ms, attributes
+        from bench_stage`.execute(db);
+      await sql`
+        insert into usage_rollups (hour, account_id, app_id, end_user_id, pipeline, model_id, unit,
+          events, failed_events, quantity, fee_wei)
+        select date_trunc('hour', occurred_at at time zone 'UTC') at time zone 'UTC' as hour,
+          account_id, coalesce(app_id, ''), coalesce(end_user_id, ''), pipeline,
+          coalesce(model_id, ''), unit,
+          count(*), count(*) filter (where status >= 400), sum(quantity), sum(fee_wei)
+        from bench_stage
+        group by 1, 2, 3, 4, 5, 6, 7
+        order by 2, 1, 3, 4, 5, 6, 7
+        on conflict (account_id, hour, app_id, end_user_id, pipeline, model_id, unit) do update set
+          events = usage_rollups.events + excluded.events,
+          failed_events = usage_rollups.failed_events + excluded.failed_events,
+          quantity = usage_rollups.quantity + excluded.quantity,
+          fee_wei = usage_rollups.fee_wei + excluded.fee_wei`.execute(db);
+      await sql`truncate bench_stage`.execute(db);
+      process.stdout.write(
+        `copied ${(first + count).toLocaleString('en')} events and folded their rollups (${((performance.now() - started) / 1000).toFixed(0)} s, load ${os.loadavg()[0]!.toFixed(1)})\n`,
+      );
+    }
+    await sql`drop table bench_stage`.execute(db);
+    await sql`analyze usage_events`.execute(db);
+    await sql`analyze usage_rollups`.execute(db);
+  }
   await copyClient.end();
   const httpRate = (h1.events + h2.events) / (h1.seconds + h2.seconds);
   const copyRate = (c1.events + c2.events) / (c1.seconds + c2.seconds);

@@ -22,7 +22,7 @@ const BENCHES: Record<
   metering: {
     script: 'metering-ingest.ts',
     short: ['--events', '40000', '--queries', '200'],
-    long: ['--events', '200000', '--stored', '10000000', '--queries', '400'],
+    long: ['--events', '200000', '--copy-stored', '10000000', '--queries', '400'],
   },
   billing: {
     script: 'billing-close.ts',

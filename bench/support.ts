@@ -22,9 +22,19 @@ export interface BenchDatabase {
 export async function createBenchDatabase(): Promise<BenchDatabase> {
   const server = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
   const name = `tollhouse_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: server });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
+  // Short-lived admin connections: a long run (a 10 M-event load) outlives a connection that
+  // other work on a shared server may terminate.
+  const adminQuery = async (text: string) => {
+    const admin = new pg.Client({ connectionString: server });
+    admin.on('error', () => {});
+    await admin.connect();
+    try {
+      await admin.query(text);
+    } finally {
+      await admin.end();
+    }
+  };
+  await adminQuery(`create database ${name}`);
   const url = new URL(server);
   url.pathname = `/${name}`;
   const log = createLogger({ level: 'warn', destination: process.stderr });
@@ -39,8 +49,7 @@ export async function createBenchDatabase(): Promise<BenchDatabase> {
     log,
     async drop() {
       await database.close();
-      await admin.query(`drop database if exists ${name} with (force)`);
-      await admin.end();
+      await adminQuery(`drop database if exists ${name} with (force)`);
     },
   };
 }

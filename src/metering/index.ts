@@ -24,7 +24,7 @@ export { createUsageReads } from './reads.ts';
 export type { StoredUsageEvent } from './model.ts';
 export { GROUP_BY } from './queries.ts';
 export type { GroupBy, UsageRow } from './queries.ts';
-export { USAGE_EVENT_TYPE, toUsageEventView } from './schemas.ts';
+export { USAGE_EVENT_TYPE, cloudEvent, parseCloudEventFast, toUsageEventView } from './schemas.ts';
 export { meteringCommands } from './cli.ts';
 export type { MeteringCliDeps } from './cli.ts';
 export { createRecorder } from './recorder.ts';
