@@ -16,8 +16,10 @@ import {
   MethodNotAllowed,
   NotFound,
   PayloadTooLarge,
+  ServiceUnavailable,
   UnsupportedMediaType,
 } from './errors.ts';
+import { isDatabaseUnavailable } from './db-errors.ts';
 import type { AuthState } from './auth.ts';
 import { assertOwnership, declare } from './authz.ts';
 import type { Access } from './authz.ts';
@@ -115,6 +117,8 @@ interface PreparedAnswer {
 
 // What Koa sends for a JSON body (koa/lib/response.js), so both paths answer alike.
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+// A restart or fail-over of PostgreSQL takes seconds; clients retry after this.
+const DATABASE_RETRY_AFTER_SECONDS = 2;
 
 /**
  * Several direct routes as one (the front door's pipelines and the signer's payments): the
@@ -449,6 +453,13 @@ function toAppError(thrown: unknown): AppError {
     return new UnsupportedMediaType('Request body encoding is not supported', { cause: thrown });
   }
   if (status === 405) return new MethodNotAllowed('Method not allowed on this path');
+  if (isDatabaseUnavailable(thrown)) {
+    return new ServiceUnavailable('The database is unavailable; try again shortly', {
+      cause: thrown,
+      headers: { 'Retry-After': String(DATABASE_RETRY_AFTER_SECONDS) },
+      details: { reason: 'database_unavailable' },
+    });
+  }
   if (typeof status === 'number' && status >= 400 && status < 500) {
     return new AppError(status, 'BadRequest', 'The request could not be processed', {
       cause: thrown,

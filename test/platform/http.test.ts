@@ -1,6 +1,8 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import pg from 'pg';
+import { isDatabaseUnavailable } from '../../src/platform/db-errors.ts';
 import { AppError, Conflict } from '../../src/platform/errors.ts';
 import { defineRoute } from '../../src/platform/http.ts';
 import { createLogger, redactSecrets } from '../../src/platform/log.ts';
@@ -17,8 +19,38 @@ const sink = new Writable({
   },
 });
 
+/** A real error from node-postgres: connecting to a port nothing listens on. */
+async function refusedConnectionError(): Promise<unknown> {
+  const client = new pg.Client({ host: '127.0.0.1', port: 1, connectionTimeoutMillis: 2_000 });
+  return client.connect().then(
+    () => new Error('connected to port 1?'),
+    (error: unknown) => error,
+  );
+}
+
+/** A real 57P01: PostgreSQL ends the backend a query is running on (as a restart does). */
+async function terminatedQueryError(url: string): Promise<unknown> {
+  const victim = new pg.Client({ connectionString: url });
+  const killer = new pg.Client({ connectionString: url });
+  await Promise.all([victim.connect(), killer.connect()]);
+  victim.on('error', () => undefined);
+  const pid = (await victim.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+  const running = victim.query('select pg_sleep(30)').then(
+    () => new Error('the query was not ended'),
+    (error: unknown) => error,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await killer.query('select pg_terminate_backend($1)', [pid]);
+  const error = await running;
+  await killer.end();
+  await victim.end().catch(() => undefined);
+  return error;
+}
+
+let refused: unknown;
 let t: TestApp;
 beforeAll(async () => {
+  refused = await refusedConnectionError();
   t = await startTestApp({
     env: { HTTP_BODY_LIMIT_BYTES: '2048' },
     log: createLogger({ level: 'info', destination: sink }),
@@ -48,6 +80,7 @@ beforeAll(async () => {
         },
         ({ ctx }) => {
           if (ctx.params.kind === 'conflict') throw new Conflict('Widget already exists');
+          if (ctx.params.kind === 'database') throw refused;
           if (ctx.params.kind === 'headers') {
             throw new AppError(429, 'TooManyRequests', 'Slow down', {
               headers: { 'Retry-After': '3' },
@@ -129,6 +162,37 @@ describe('errors', () => {
     const limited = await fetch(`${t.url}/test/fail/headers`);
     expect(limited.status).toBe(429);
     expect(limited.headers.get('retry-after')).toBe('3');
+  });
+
+  it('answers 503 with Retry-After while PostgreSQL is unreachable, not a 500', async () => {
+    const response = await fetch(`${t.url}/test/fail/database`);
+    expect(response.status).toBe(503);
+    expect(response.headers.get('retry-after')).toBe('2');
+    expect(await response.json()).toEqual({
+      error: 'ServiceUnavailable',
+      message: 'The database is unavailable; try again shortly',
+      reason: 'database_unavailable',
+    });
+  });
+
+  it('tells real connection losses from failed statements', async () => {
+    expect(isDatabaseUnavailable(refused)).toBe(true);
+    const url = t.database.url;
+    if (url !== null) {
+      // On real PostgreSQL: a query whose backend is terminated, and one that is just wrong.
+      expect(isDatabaseUnavailable(await terminatedQueryError(url))).toBe(true);
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      const wrong = await client.query('select * from no_such_table').catch((e: unknown) => e);
+      const unique = await client
+        .query('create temp table u (x int unique); insert into u values (1), (1)')
+        .catch((e: unknown) => e);
+      await client.end();
+      expect(isDatabaseUnavailable(wrong)).toBe(false);
+      expect(isDatabaseUnavailable(unique)).toBe(false);
+    }
+    expect(isDatabaseUnavailable(new Error('database password is hunter2'))).toBe(false);
+    expect(isDatabaseUnavailable('Connection terminated')).toBe(false);
   });
 
   it('never shows internals in a 500, and logs them with the request id', async () => {
