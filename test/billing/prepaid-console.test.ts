@@ -3,66 +3,29 @@
 // then pays the auto-recharge), the whole ledger paged with cursors, and the hostile input
 // and foreign callers each new route refuses.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
 import { fixedClock } from '../support/clock.ts';
-import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
-import { startFakeStripe } from '../support/fake-stripe.ts';
+import { bearer, call } from '../support/credentials.ts';
 import type { FakeStripe } from '../support/fake-stripe.ts';
-import { newAccount } from '../support/fixtures.ts';
 import { createResponseValidator } from '../support/openapi.ts';
+import { USD, WEI_PER_USD, startPrepaidApp } from './prepaid-support.ts';
+import type { PrepaidTestApp } from './prepaid-support.ts';
 
-const WEBHOOK_SECRET = 'whsec_test_secret_for_prepaid_console';
-const USD = 1_000_000n;
-const WEI_PER_USD = 500_000_000_000_000n;
 const clock = fixedClock('2026-11-10T12:00:00Z');
+let app: PrepaidTestApp;
 let t: TestApp;
 let fake: FakeStripe;
 let admin: string;
 const validate = createResponseValidator();
 
 beforeAll(async () => {
-  fake = await startFakeStripe();
-  t = await startTestApp({
-    clock,
-    env: {
-      BILLING_ETH_USD_RATE: '2000',
-      BILLING_AUTO_CLOSE: 'false',
-      BILLING_PREPAID_INTERVAL_SECONDS: '3600',
-      BILLING_TOPUP_AMOUNTS_USD: '25,50',
-      STRIPE_SECRET_KEY: fake.secretKey,
-      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      STRIPE_API_BASE: fake.url,
-    },
-  });
-  admin = (await adminKey(t)).secret;
+  app = await startPrepaidApp(clock, 'whsec_test_secret_for_prepaid_console');
+  ({ t, fake, admin } = app);
 });
-afterAll(async () => {
-  await t?.close();
-  await fake?.close();
-});
+afterAll(async () => app?.close());
 
-async function prepaidAccount() {
-  const accountId = await newAccount(t);
-  const key = await issueKey(t, accountId, { scopes: ['billing:read'] });
-  const mode = await call(t, 'PUT', `/v1/accounts/${accountId}/billing-mode`, {
-    headers: bearer(admin),
-    body: { mode: 'prepaid' },
-  });
-  expect(mode.status).toBe(200);
-  return { accountId, secret: key.secret };
-}
-
-async function deliver(type: string, object: Record<string, unknown>) {
-  const signed = fake.event(type, object, WEBHOOK_SECRET, clock());
-  const response = await fetch(`${t.url}/webhooks/stripe`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'stripe-signature': signed.signature },
-    body: signed.body,
-  });
-  expect(response.status).toBe(200);
-  return ((await response.json()) as { outcome: string }).outcome;
-}
+const prepaidAccount = () => app.account();
+const deliver = (type: string, object: Record<string, unknown>) => app.deliver(type, object);
 
 describe('Save a card (Checkout in setup mode)', () => {
   it('saves the SetupIntent’s card once completed, and auto-recharge charges it', async () => {

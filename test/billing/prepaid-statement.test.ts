@@ -8,21 +8,18 @@
 import { randomInt } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UsageEvent } from '../../src/metering/index.ts';
-import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
 import { fixedClock } from '../support/clock.ts';
-import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
-import { startFakeStripe } from '../support/fake-stripe.ts';
+import { bearer, call } from '../support/credentials.ts';
 import type { FakeStripe } from '../support/fake-stripe.ts';
-import { newAccount } from '../support/fixtures.ts';
 import { createResponseValidator } from '../support/openapi.ts';
+import { USD, startPrepaidApp } from './prepaid-support.ts';
+import type { PrepaidTestApp } from './prepaid-support.ts';
 
-const WEBHOOK_SECRET = 'whsec_test_secret_for_prepaid_statement';
-const USD = 1_000_000n;
 const clock = fixedClock('2026-11-10T12:00:00Z');
+let app: PrepaidTestApp;
 let t: TestApp;
 let fake: FakeStripe;
-let admin: string;
 const validate = createResponseValidator();
 let seq = 0;
 
@@ -32,49 +29,16 @@ interface Who {
 }
 
 beforeAll(async () => {
-  fake = await startFakeStripe();
-  t = await startTestApp({
-    clock,
-    env: {
-      BILLING_ETH_USD_RATE: '2000',
-      BILLING_AUTO_CLOSE: 'false',
-      BILLING_PREPAID_INTERVAL_SECONDS: '3600',
-      BILLING_TOPUP_AMOUNTS_USD: '25,50',
-      STRIPE_SECRET_KEY: fake.secretKey,
-      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      STRIPE_API_BASE: fake.url,
-    },
-  });
-  admin = (await adminKey(t)).secret;
+  app = await startPrepaidApp(clock, 'whsec_test_secret_for_prepaid_statement');
+  ({ t, fake } = app);
 });
-afterAll(async () => {
-  await t?.close();
-  await fake?.close();
-});
+afterAll(async () => app?.close());
 
-async function account(): Promise<Who> {
-  const accountId = await newAccount(t);
-  const key = await issueKey(t, accountId, { scopes: ['billing:read'] });
-  return { accountId, secret: key.secret };
-}
-
-async function setMode(who: Who, mode: 'prepaid' | 'postpaid') {
-  const response = await call(t, 'PUT', `/v1/accounts/${who.accountId}/billing-mode`, {
-    headers: bearer(admin),
-    body: { mode },
-  });
-  expect(response.status).toBe(200);
-}
+const account = (): Promise<Who> => app.account('postpaid');
+const setMode = (who: Who, mode: 'prepaid' | 'postpaid') => app.setMode(who.accountId, mode);
 
 async function deliver(type: string, object: Record<string, unknown>) {
-  const signed = fake.event(type, object, WEBHOOK_SECRET, clock());
-  const response = await fetch(`${t.url}/webhooks/stripe`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'stripe-signature': signed.signature },
-    body: signed.body,
-  });
-  expect(response.status).toBe(200);
-  expect(((await response.json()) as { outcome: string }).outcome).toBe('applied');
+  expect(await app.deliver(type, object)).toBe('applied');
 }
 
 /** Add credit: the API creates the session, the customer pays, Stripe sends the webhook. */

@@ -15,21 +15,18 @@ import type { Principal } from '../../src/platform/auth.ts';
 import { createLogger } from '../../src/platform/log.ts';
 import { PaymentRequired } from '../../src/platform/spend.ts';
 import type { DatabaseHandle } from '../../src/database.ts';
-import { startTestApp } from '../support/app.ts';
 import type { TestApp } from '../support/app.ts';
 import { fixedClock } from '../support/clock.ts';
-import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
+import { bearer, call } from '../support/credentials.ts';
 import { onRealPostgres } from '../support/db.ts';
-import { startFakeStripe } from '../support/fake-stripe.ts';
 import type { FakeStripe } from '../support/fake-stripe.ts';
-import { newAccount } from '../support/fixtures.ts';
 import { createResponseValidator } from '../support/openapi.ts';
+import { USD, WEI_PER_USD, startPrepaidApp } from './prepaid-support.ts';
+import type { PrepaidTestApp } from './prepaid-support.ts';
 
 const WEBHOOK_SECRET = 'whsec_test_secret_for_prepaid';
-const USD = 1_000_000n;
-// At 2000 USD/ETH, 0.0005 ETH is one dollar.
-const WEI_PER_USD = 500_000_000_000_000n;
 const clock = fixedClock('2026-11-10T12:00:00Z');
+let app: PrepaidTestApp;
 let t: TestApp;
 let fake: FakeStripe;
 let admin: string;
@@ -37,48 +34,15 @@ const validate = createResponseValidator();
 let usageSeq = 0;
 
 beforeAll(async () => {
-  fake = await startFakeStripe();
-  t = await startTestApp({
-    clock,
-    env: {
-      BILLING_ETH_USD_RATE: '2000',
-      BILLING_AUTO_CLOSE: 'false',
-      // The tests run the passes themselves.
-      BILLING_PREPAID_INTERVAL_SECONDS: '3600',
-      BILLING_TOPUP_AMOUNTS_USD: '25,50',
-      STRIPE_SECRET_KEY: fake.secretKey,
-      STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
-      STRIPE_API_BASE: fake.url,
-    },
-  });
-  admin = (await adminKey(t)).secret;
+  app = await startPrepaidApp(clock, WEBHOOK_SECRET);
+  ({ t, fake, admin } = app);
 });
-afterAll(async () => {
-  await t?.close();
-  await fake?.close();
-});
+afterAll(async () => app?.close());
 
-async function prepaidAccount() {
-  const accountId = await newAccount(t);
-  const key = await issueKey(t, accountId, { scopes: ['billing:read'] });
-  const mode = await call(t, 'PUT', `/v1/accounts/${accountId}/billing-mode`, {
-    headers: bearer(admin),
-    body: { mode: 'prepaid' },
-  });
-  expect(mode.status).toBe(200);
-  expect(mode.body.mode).toBe('prepaid');
-  return { accountId, secret: key.secret };
-}
+const prepaidAccount = () => app.account();
 
 async function deliver(type: string, object: Record<string, unknown>) {
-  const signed = fake.event(type, object, WEBHOOK_SECRET, clock());
-  const response = await fetch(`${t.url}/webhooks/stripe`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'stripe-signature': signed.signature },
-    body: signed.body,
-  });
-  expect(response.status).toBe(200);
-  return (await response.json()) as { outcome: string };
+  return { outcome: await app.deliver(type, object) };
 }
 
 /** Add credit through the API, the customer pays, Stripe sends the webhook. */
