@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
+import type { UsageEvent } from '../src/metering/index.ts';
 
 export interface LoadRequest {
   method: 'GET' | 'POST';
@@ -82,6 +83,29 @@ export function usageEvent(i: number, source: string, accounts: readonly string[
       latency_ms: 100 + (i % 900),
       attributes: { bytes: 1000 + (i % 5000) },
     },
+  };
+}
+
+/** Usage event `i` as the recorder takes it (what the ingest route makes of `usageEvent`). */
+export function recordedEvent(i: number, source: string, accounts: readonly string[]): UsageEvent {
+  const e = usageEvent(i, source, accounts);
+  return {
+    source: e.source,
+    eventId: e.id,
+    occurredAt: new Date(e.time),
+    accountId: e.subject,
+    appId: e.data.app_id,
+    keyId: e.data.key_id,
+    clientId: null,
+    endUserId: e.data.end_user_id ?? null,
+    pipeline: e.data.pipeline,
+    modelId: e.data.model_id,
+    unit: e.data.unit,
+    quantity: BigInt(e.data.quantity),
+    feeWei: BigInt(e.data.fee_wei),
+    status: e.data.status,
+    latencyMs: e.data.latency_ms,
+    attributes: e.data.attributes,
   };
 }
 

@@ -32,7 +32,7 @@ import type { UsageEvent } from '../src/metering/index.ts';
 import { createMeteringService } from '../src/metering/index.ts';
 import { startServer } from '../src/platform/server.ts';
 import { migrateToLatest } from '../src/platform/migrations.ts';
-import { runLoad, usageEvent } from './load.ts';
+import { recordedEvent, runLoad, usageEvent } from './load.ts';
 import { startReport } from './report.ts';
 import { createBenchDatabase, postgresCpu, profileWindow } from './support.ts';
 
@@ -246,25 +246,7 @@ try {
     for (let first = 0; first < STORED; first += 1000) {
       const batch: UsageEvent[] = [];
       for (let i = first; i < Math.min(STORED, first + 1000); i++) {
-        const e = usageEvent(i, 'stored', accounts);
-        batch.push({
-          source: e.source,
-          eventId: e.id,
-          occurredAt: new Date(e.time),
-          accountId: e.subject,
-          appId: e.data.app_id,
-          keyId: e.data.key_id,
-          clientId: null,
-          endUserId: e.data.end_user_id ?? null,
-          pipeline: e.data.pipeline,
-          modelId: e.data.model_id,
-          unit: e.data.unit,
-          quantity: BigInt(e.data.quantity),
-          feeWei: BigInt(e.data.fee_wei),
-          status: e.data.status,
-          latencyMs: e.data.latency_ms,
-          attributes: e.data.attributes,
-        });
+        batch.push(recordedEvent(i, 'stored', accounts));
       }
       await service.record(batch);
     }

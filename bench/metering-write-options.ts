@@ -23,7 +23,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { migrateToLatest } from '../src/platform/migrations.ts';
 import type { UsageEvent } from '../src/metering/index.ts';
-import { usageEvent } from './load.ts';
+import { recordedEvent } from './load.ts';
 import { createBenchDatabase } from './support.ts';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 12);
@@ -34,25 +34,7 @@ let next = 0;
 const batchOf = (source: string): UsageEvent[] => {
   const out: UsageEvent[] = [];
   for (let i = next; i < next + 1000; i++) {
-    const e = usageEvent(i, source, accounts);
-    out.push({
-      source: e.source,
-      eventId: e.id,
-      occurredAt: new Date(e.time),
-      accountId: e.subject,
-      appId: e.data.app_id,
-      keyId: e.data.key_id,
-      clientId: null,
-      endUserId: e.data.end_user_id ?? null,
-      pipeline: e.data.pipeline,
-      modelId: e.data.model_id,
-      unit: e.data.unit,
-      quantity: BigInt(e.data.quantity),
-      feeWei: BigInt(e.data.fee_wei),
-      status: e.data.status,
-      latencyMs: e.data.latency_ms,
-      attributes: e.data.attributes,
-    });
+    out.push(recordedEvent(i, source, accounts));
   }
   next += 1000;
   return out;
