@@ -401,6 +401,11 @@ function modeForm(p: Prepaid, form: FormOf): Html {
 
 const dollars = (micros: string) => (micros === '0' ? '' : usd(micros).replace(/^\$/, ''));
 
+/** A labelled amount in dollars (the form posts dollars; the API takes micro-dollars). */
+const dollarField = (id: string, name: string, label: string, micros: string) =>
+  html`<label for="${id}">${label} (USD)</label>
+    <input id="${id}" name="${name}" inputmode="decimal" value="${dollars(micros)}" />`;
+
 function autoRechargeSection(p: Prepaid, form: FormOf): Html {
   const a = p.auto_recharge;
   return html`<section class="card" aria-labelledby="bal-recharge">
@@ -419,27 +424,9 @@ function autoRechargeSection(p: Prepaid, form: FormOf): Html {
           ><input type="checkbox" name="enabled" ${a.enabled ? html` checked` : ''} /> Recharge
           automatically</label
         >
-        <label for="ar-threshold">Recharge below (USD)</label>
-        <input
-          id="ar-threshold"
-          name="threshold"
-          inputmode="decimal"
-          value="${dollars(a.threshold_usd_micros)}"
-        />
-        <label for="ar-amount">Recharge amount (USD)</label>
-        <input
-          id="ar-amount"
-          name="amount"
-          inputmode="decimal"
-          value="${dollars(a.amount_usd_micros)}"
-        />
-        <label for="ar-max">Monthly maximum (USD)</label>
-        <input
-          id="ar-max"
-          name="monthly_max"
-          inputmode="decimal"
-          value="${dollars(a.monthly_max_usd_micros)}"
-        />
+        ${dollarField('ar-threshold', 'threshold', 'Recharge below', a.threshold_usd_micros)}
+        ${dollarField('ar-amount', 'amount', 'Recharge amount', a.amount_usd_micros)}
+        ${dollarField('ar-max', 'monthly_max', 'Monthly maximum', a.monthly_max_usd_micros)}
         <button type="submit">Save auto-recharge</button>`,
     )}
     ${table(
