@@ -12,6 +12,7 @@ const SLOW_FIRST = [
   // Three `serve` processes, anvil and a 40 s load with faults: the longest file.
   'test/fleet/soak.test.ts',
   'test/signer/processes.test.ts',
+  'test/platform/serve-process.test.ts',
   'test/platform/serve.test.ts',
   'test/signer/keystore.test.ts',
   'test/signer/operations.test.ts',
@@ -42,6 +43,12 @@ export default defineConfig({
     globalSetup: ['test/support/global-setup.ts'],
     // Files run in parallel in child processes; each gets its own database (test/support/db.ts).
     pool: 'forks',
+    // A worker process runs one file after another in the same module graph instead of a new
+    // process per file: importing the app (oidc-provider, ethers, Stripe, Koa, zod schemas)
+    // cost 2–4 s of CPU per file, 40 % of the suite's CPU. The app keeps no module-level state
+    // (every capability is built by its factory per app), and each file builds its own apps,
+    // databases and servers, so nothing leaks from one file into the next.
+    isolate: false,
     // Most files spend their time waiting (child processes, PostgreSQL, Chromium, anvil), so
     // three files at a time keep two cores busy; Vitest's default on 2 cores is one.
     // TEST_WORKERS overrides it.

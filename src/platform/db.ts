@@ -243,6 +243,11 @@ async function openPGlite<DB>({
     async close() {
       await db.destroy();
       if (!pglite.closed) await pglite.close();
+      // A closed PGlite still holds its WebAssembly instance (hundreds of MB) for as long as
+      // anything references the handle. Dropping it frees that memory even then: a process that
+      // opens and closes many embedded databases (the command line run in process, the tests)
+      // would otherwise grow by one instance per database.
+      (pglite as unknown as { mod?: unknown }).mod = undefined;
       releaseLock();
     },
   };

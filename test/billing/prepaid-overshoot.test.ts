@@ -8,7 +8,7 @@
 //   overshoot ≤ replicas × requests per replica per wave × the largest fee of one request.
 // The measured figure is printed (and reported in BENCHMARKS.md, prepaid section).
 import os from 'node:os';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestApp } from '../support/app.ts';
 import { adminKey, bearer, call, issueKey } from '../support/credentials.ts';
 import { eventually } from '../support/eventually.ts';
@@ -21,8 +21,6 @@ import {
   testOrchestrator,
 } from '../signer/remote-support.ts';
 import type { RemoteSignerWorld } from '../signer/remote-support.ts';
-
-vi.setConfig({ testTimeout: 300_000, hookTimeout: 180_000 });
 
 const USD = 1_000_000n;
 // At 2,000 USD/ETH one cent is 5e12 wei. A 512×512 image (262,144 pixels) at 19,073,487 wei

@@ -6,20 +6,25 @@
 // print no logs unless --verbose; `serve` on a port in use exits instead of hanging; a Node.js
 // too old is told so in one line.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { Server } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeVersionProblem } from '../../bin/node-version.js';
 import { runCliInProcess } from '../support/cli.ts';
+import { migratedDataDir } from '../support/db.ts';
 import { ROOT, childEnv, freePort, runCli } from '../support/process.ts';
 
-const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-cli-errors-'));
 const SECRET = 'a'.repeat(64);
 const OTHER_SECRET = 'b'.repeat(64);
-const base = { TOLLHOUSE_DATA_DIR: dataDir, TOLLHOUSE_SECRET: SECRET, LOG_LEVEL: 'error' };
+// An embedded data folder, migrated beforehand: these tests are about messages, not first starts.
+let dataDir: string;
+let base: Record<string, string>;
+beforeAll(async () => {
+  dataDir = await migratedDataDir();
+  base = { TOLLHOUSE_DATA_DIR: dataDir, TOLLHOUSE_SECRET: SECRET, LOG_LEVEL: 'error' };
+});
 const STACK_LINE = /^\s+at /m;
 
 function lines(text: string): string[] {
@@ -176,8 +181,7 @@ describe('one-shot commands are quiet', () => {
   it('print only their result by default, and the logs with --verbose (on stderr)', async () => {
     // No TOLLHOUSE_SECRET and the default LOG_LEVEL (info): the start-up lines an operator of
     // `serve` needs (a generated secret, the signer disabled) are noise for `usage show`.
-    const quietDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-cli-quiet-'));
-    const env = { TOLLHOUSE_DATA_DIR: quietDir };
+    const env = { TOLLHOUSE_DATA_DIR: await migratedDataDir() };
     const quiet = await runCliInProcess(['usage', 'show'], env);
     expect(quiet.code, quiet.stderr).toBe(0);
     expect(quiet.stderr).toBe('');

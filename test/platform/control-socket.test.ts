@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { forwardToControlServer, startControlServer } from '../../src/platform/control.ts';
 import { createLogger } from '../../src/platform/log.ts';
+import { migratedDataDir } from '../support/db.ts';
 import { PASSWORD } from '../support/fixtures.ts';
 import { freePort, runCli, serve, waitReady } from '../support/process.ts';
 
@@ -38,14 +39,15 @@ describe('control socket (embedded mode)', () => {
     'runs CLI commands in the running server instead of refusing them',
     { timeout: 240_000 },
     async () => {
-      const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-control-'));
+      // Migrated beforehand (the subject is the socket, not the first migration); no operator yet.
+      const dataDir = await migratedDataDir();
       const port = await freePort();
       const proc = serve(port, {
         TOLLHOUSE_DATA_DIR: dataDir,
         PUBLIC_URL: `http://127.0.0.1:${port}`,
       });
       try {
-        await waitReady(proc, 120_000);
+        await waitReady(proc);
         const socket = path.join(dataDir, 'control.sock');
         expect(statSync(socket).mode & 0o777).toBe(0o600);
         expect(statSync(socket).isSocket()).toBe(true);

@@ -2,7 +2,7 @@
 // preview → confirm, the same journal and audit log as the CLI, idempotent confirmation,
 // the refusals with their documented statuses, and hostile bodies.
 import { Wallet, parseEther } from 'ethers';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/platform/log.ts';
 import { CONFIRMATION_TTL_MS } from '../../src/signer/index.ts';
 import { adminKey, bearer, call } from '../support/credentials.ts';
@@ -12,8 +12,6 @@ import { depositEvents, fundedAccount, senderInfo, signerEnv, startSignerApp } f
 
 const chain = useLivepeerChain();
 const validate = createResponseValidator();
-
-vi.setConfig({ testTimeout: 120_000 });
 
 async function start(env: Record<string, string> = {}, eth = '10') {
   const handle = await chain.database.open();

@@ -1,6 +1,6 @@
 // The funding policy and journal on a real chain (anvil) and the real database, in process.
 import { parseEther } from 'ethers';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { migrateToLatest } from '../../src/platform/migrations.ts';
 import { adminKey, bearer, issueKey } from '../support/credentials.ts';
 import type { TestDatabase } from '../support/db.ts';
@@ -21,9 +21,6 @@ const journal = async (handle: Awaited<ReturnType<TestDatabase['open']>>, from: 
     .where('from_address', '=', from)
     .orderBy('created_at')
     .execute();
-
-// Each test runs the policy through several transactions and restarts.
-vi.setConfig({ testTimeout: 120_000 });
 
 describe('funding policy', () => {
   it('brings deposit and reserve to target in transactions no larger than the per-transaction cap', async () => {

@@ -6,13 +6,12 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Wallet } from 'ethers';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openKeystore, writeKeystore } from '../../src/signer/index.ts';
 import { runCliInProcess } from '../support/cli.ts';
+import { migratedDataDir } from '../support/db.ts';
 import { ROOT, freePort, runCli, serve } from '../support/process.ts';
 import type { CliResult } from '../support/process.ts';
-
-vi.setConfig({ testTimeout: 120_000 });
 
 const FOREIGN = path.join(ROOT, 'test/signer/fixtures/foreign-keystore.json');
 const FOREIGN_PASSWORD = 'tollhouse-foreign-keystore';
@@ -139,7 +138,7 @@ describe('keystore', () => {
     const passwordFile = path.join(dir, 'password');
     writeFileSync(passwordFile, 'wrong\n');
     const proc = serve(await freePort(), {
-      TOLLHOUSE_DATA_DIR: path.join(dir, 'data'),
+      TOLLHOUSE_DATA_DIR: await migratedDataDir(),
       SIGNER_KEYSTORE_FILE: file,
       SIGNER_PASSWORD_FILE: passwordFile,
       LOG_LEVEL: 'error',

@@ -6,10 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Wallet, parseEther } from 'ethers';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createDatabase } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
-import { onRealPostgres } from '../support/db.ts';
+import { migratedDataDir, onRealPostgres } from '../support/db.ts';
 import { createResponseValidator } from '../support/openapi.ts';
 import { runCliInProcess } from '../support/cli.ts';
 import { freePort, runCli, serve, waitReady } from '../support/process.ts';
@@ -19,8 +19,6 @@ import { useLivepeerChain } from '../support/fixtures.ts';
 import { CHAIN_POLL } from '../support/anvil.ts';
 import { eventually } from '../support/eventually.ts';
 
-vi.setConfig({ testTimeout: 180_000 });
-
 const chain = useLivepeerChain();
 const validate = createResponseValidator();
 
@@ -28,13 +26,14 @@ const validate = createResponseValidator();
 // Every test here shares the file's database, so every process must share its secret too.
 const SECRET = randomBytes(32).toString('hex');
 
-function storage(): { env: Record<string, string>; dataDir: string } {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-signer-proc-'));
-  const env: Record<string, string> =
-    chain.database.url === null
-      ? { TOLLHOUSE_DATA_DIR: dataDir }
-      : { DATABASE_URL: chain.database.url, TOLLHOUSE_SECRET: SECRET };
-  return { env, dataDir };
+async function storage(): Promise<{ env: Record<string, string>; dataDir: string }> {
+  if (chain.database.url !== null) {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-signer-proc-'));
+    return { env: { DATABASE_URL: chain.database.url, TOLLHOUSE_SECRET: SECRET }, dataDir };
+  }
+  // An embedded folder, migrated beforehand: these tests are about funding, not first starts.
+  const dataDir = await migratedDataDir();
+  return { env: { TOLLHOUSE_DATA_DIR: dataDir }, dataDir };
 }
 
 async function readJournal(dataDir: string, from: string) {
@@ -68,7 +67,7 @@ async function stop(proc: ServeProcess) {
 describe('tollhouse serve with funding targets', () => {
   it('does not fund twice after being killed between sending and confirming', async () => {
     const account = await fundedAccount(chain.anvil);
-    const { env: db, dataDir } = storage();
+    const { env: db, dataDir } = await storage();
     const env = {
       ...db,
       ...signerEnv(chain.anvil.url, chain.livepeer, account, {
@@ -140,7 +139,7 @@ describe('tollhouse serve with funding targets', () => {
     'sends one funding transaction when two replicas share the database',
     async () => {
       const account = await fundedAccount(chain.anvil);
-      const { env: db, dataDir } = storage();
+      const { env: db, dataDir } = await storage();
       const env = {
         ...db,
         ...signerEnv(chain.anvil.url, chain.livepeer, account, {
@@ -172,7 +171,7 @@ describe('tollhouse serve with funding targets', () => {
 describe('tollhouse signer commands', () => {
   it('show status, fund, unlock, and withdraw only after the unlock period', async () => {
     const account = await fundedAccount(chain.anvil);
-    const { env: db } = storage();
+    const { env: db } = await storage();
     const env = {
       ...db,
       ...signerEnv(chain.anvil.url, chain.livepeer, account),
@@ -241,7 +240,7 @@ describe('tollhouse signer commands', () => {
 
   it('refuse bad amounts, and report a disabled signer', async () => {
     const account = await fundedAccount(chain.anvil);
-    const { env: db } = storage();
+    const { env: db } = await storage();
     const env = {
       ...db,
       ...signerEnv(chain.anvil.url, chain.livepeer, account),
@@ -277,7 +276,7 @@ describe('tollhouse signer commands', () => {
 describe('tollhouse serve with SIGNER_PORT', () => {
   it('serves the remote signer (and health) alone on the second port, and still on PORT', async () => {
     const account = await fundedAccount(chain.anvil);
-    const { env: db } = storage();
+    const { env: db } = await storage();
     const signerPort = await freePort();
     const proc = serve(await freePort(), {
       ...db,

@@ -5,7 +5,7 @@
 // keys and streams. The ManifestID stays what go-livepeer puts there (none on a session's first
 // payment, then the orchestrator's own random job id) and names no stream.
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PaymentRequired } from '../../src/platform/spend.ts';
 import type { TestApp } from '../support/app.ts';
 import { bearer, call, issueKey } from '../support/credentials.ts';
@@ -34,7 +34,6 @@ const customers: Array<{
   streamId: string;
   streamKey: string;
 }> = [];
-vi.setConfig({ testTimeout: 60_000, hookTimeout: 120_000 });
 
 beforeAll(async () => {
   world = await startRemoteSignerWorld();

@@ -5,7 +5,7 @@
 // orchestrator's own job id); and maxPrice as server/remote_signer.go parses it. End to end
 // over HTTP on anvil; the orchestrator side checks every ticket.
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearer, call } from '../support/credentials.ts';
 import {
   paymentBody,
@@ -18,7 +18,6 @@ import type { RemoteSignerWorld, TestOrchestrator } from './remote-support.ts';
 
 let world: RemoteSignerWorld;
 let orch: TestOrchestrator;
-vi.setConfig({ testTimeout: 60_000, hookTimeout: 120_000 });
 
 beforeAll(async () => {
   world = await startRemoteSignerWorld();

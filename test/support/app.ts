@@ -39,8 +39,9 @@ export interface TestAppOptions {
   clock?: TestClock;
 }
 
-// One secret per test file (each file runs in its own worker): an app restarted on the same
-// database in a test must decrypt what the first one sealed, as a real restart would.
+// One secret per test worker (its files run one after another in one process): an app
+// restarted on the same database in a test must decrypt what the first one sealed, as a real
+// restart would.
 export const TEST_SECRET = randomBytes(32).toString('hex');
 
 export function testConfig(env: Record<string, string> = {}): Config {

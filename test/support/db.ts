@@ -1,15 +1,16 @@
 // A fresh database per test file, on whatever global-setup chose.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { createDatabase } from '../../src/database.ts';
 import type { DatabaseHandle } from '../../src/database.ts';
 import { createLogger } from '../../src/platform/log.ts';
+import { migrateToLatest } from '../../src/platform/migrations.ts';
 
 /**
  * Where test databases come from (global-setup.ts decides once per run). Both kinds carry an
@@ -26,7 +27,16 @@ declare module 'vitest' {
   }
 }
 
+/**
+ * The one way a test reaches the database of the run, so it also tells which files depend on
+ * it: with TOLLHOUSE_TEST_DATABASE_LOG set, each call appends the calling test file's path
+ * there. CI's first leg (PostgreSQL) writes that list and its second leg (PGlite) runs only
+ * those files: a file that never asks runs identically on either, and once is enough.
+ */
 export function databaseTarget(): TestDatabaseTarget {
+  const log = process.env.TOLLHOUSE_TEST_DATABASE_LOG;
+  const file = expect.getState().testPath;
+  if (log && file) appendFileSync(log, `${path.relative(process.cwd(), file)}\n`);
   return inject('database');
 }
 
@@ -153,4 +163,33 @@ export async function adminQuery(url: string, statement: string) {
   } finally {
     await client.end();
   }
+}
+
+let migratedFolder: Promise<string> | null = null;
+
+/**
+ * A new TOLLHOUSE_DATA_DIR whose embedded PGlite database is already migrated, as a folder that
+ * `tollhouse serve` or a command has used before: for tests of the command line and of `serve`
+ * whose subject is not the first start. Migrating a new folder costs several seconds of CPU
+ * per process; a copy of one migrated folder (made once per test worker) costs milliseconds.
+ * Independent of the run's database: these folders are always PGlite.
+ */
+export async function migratedDataDir(): Promise<string> {
+  migratedFolder ??= (async () => {
+    const folder = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-migrated-'));
+    const handle = await createDatabase({
+      config: { url: null, poolMax: 1, dataDir: folder },
+      log: createLogger({ level: 'silent' }),
+    });
+    try {
+      await migrateToLatest(handle.db);
+    } finally {
+      await handle.close();
+    }
+    return folder;
+  })();
+  const template = await migratedFolder;
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'tollhouse-data-'));
+  cpSync(path.join(template, 'pglite'), path.join(folder, 'pglite'), { recursive: true });
+  return folder;
 }

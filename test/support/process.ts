@@ -71,7 +71,7 @@ export function serve(port: number, settings: Record<string, string>): ServeProc
 }
 
 /** Polls GET /readyz until it answers 200, the process exits, or `timeoutMs` passes. */
-export async function waitReady(proc: ServeProcess, timeoutMs = 60_000): Promise<void> {
+export async function waitReady(proc: ServeProcess, timeoutMs = 180_000): Promise<void> {
   let exited = false;
   void proc.exited.then(() => (exited = true));
   await eventually(
