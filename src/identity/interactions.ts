@@ -273,10 +273,11 @@ export function oidcMiddleware(
     let request: IncomingMessage = req;
     if (clientCredentials !== undefined && path === '/oidc/token' && fastPathCandidate(ctx)) {
       const body = await readBody(req);
-      const answer = await clientCredentials(provider).issue({
-        authorization: req.headers.authorization,
-        body,
-      });
+      // A failure (the database unreachable while looking the client up) is oidc-provider's
+      // to meet again and answer in its own shape, as it would have without this path.
+      const answer = await clientCredentials(provider)
+        .issue({ authorization: req.headers.authorization, body })
+        .catch(() => null);
       if (answer !== null) {
         // The headers oidc-provider's token endpoint sends with it: its CORS step for a
         // request without Origin (DPoP and client attestation are off), then no-store.

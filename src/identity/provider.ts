@@ -331,7 +331,9 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.Client.find = async function find(id: string) {
     if (typeof id !== 'string' || firstParty.has(id) || !isCleanString(id)) return findClient(id);
     const app = await apps.findActiveByClientId(id);
-    if (app === null) return findClient(id);
+    // What oidc-provider's lookup answers then too (client ID metadata documents are off),
+    // without asking the database a second time for an unknown client.
+    if (app === null) return undefined;
     const metadata = clientMetadata(app);
     const known = byMetadata.get(metadata);
     if (known !== undefined) return known;
