@@ -329,7 +329,9 @@ export function createProvider(deps: ProviderDeps): Provider {
   const findClient = provider.Client.find.bind(provider.Client);
   const byMetadata = new WeakMap<object, InstanceType<Provider['Client']>>();
   provider.Client.find = async function find(id: string) {
-    if (typeof id !== 'string' || firstParty.has(id) || !isCleanString(id)) return findClient(id);
+    if (typeof id !== 'string' || id === '' || firstParty.has(id) || !isCleanString(id)) {
+      return findClient(id);
+    }
     const app = await apps.findActiveByClientId(id);
     // What oidc-provider's lookup answers then too (client ID metadata documents are off),
     // without asking the database a second time for an unknown client.
