@@ -321,11 +321,11 @@ export function createProvider(deps: ProviderDeps): Provider {
   };
 
   // oidc-provider finds its cached Client instance for a dynamic client by the SHA-256 of the
-  // metadata's JSON, computed on every lookup (JSON.stringify included: about a tenth of a
-  // client-credentials request's CPU). The apps service hands out the same App object until
-  // the app changes (NOTIFY) or its cache entry expires, and clientMetadata builds one
-  // metadata object per App: the instance is remembered per metadata object instead. A new
-  // App is a new object, so a change still reaches oidc-provider's own lookup, which decides.
+  // metadata's JSON, stringified and hashed again on every lookup, so on every token request.
+  // The apps service hands out the same App object until the app changes (NOTIFY) or its
+  // cache entry expires, and clientMetadata builds one metadata object per App: the instance
+  // is remembered per metadata object instead. A new App is a new object, so a change still
+  // reaches oidc-provider's own lookup, which decides.
   const findClient = provider.Client.find.bind(provider.Client);
   const byMetadata = new WeakMap<object, InstanceType<Provider['Client']>>();
   provider.Client.find = async function find(id: string) {
