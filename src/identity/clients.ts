@@ -80,6 +80,20 @@ export function clientMeta(client: {
   return meta;
 }
 
+/** The claims tollhouse adds to an access token of `client`: whom it acts for, and the app. */
+export function appTokenClaims(
+  client: { metadata(): Record<string, unknown> } | undefined,
+  accountId: unknown,
+): { account_id: unknown; app_id: unknown } {
+  const meta = client === undefined ? {} : clientMeta(client);
+  return { account_id: accountId, app_id: meta['tollhouse_app_id'] };
+}
+
+/** The account an app's own tokens (client_credentials) act for: the app's owner. */
+export function appOwner(client: { metadata(): Record<string, unknown> }): unknown {
+  return clientMeta(client)['tollhouse_owner_account_id'];
+}
+
 /** The API scopes an app may be given (its tollhouse_scopes metadata). */
 export function clientApiScopes(client: { metadata(): Record<string, unknown> }): string[] {
   const scopes = clientMeta(client)['tollhouse_scopes'];

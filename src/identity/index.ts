@@ -15,6 +15,8 @@ import type { FirstPartyClient } from './clients.ts';
 import { interactionRoutes, oidcMiddleware } from './interactions.ts';
 import { startLiveKeys } from './live-keys.ts';
 import { TTL, createProvider } from './provider.ts';
+import { createClientCredentials } from './client-credentials.ts';
+import type { ClientCredentials } from './client-credentials.ts';
 import { createRateLimiter } from './rate-limit.ts';
 import { accountRoutes, appRoutes } from './routes.ts';
 import {
@@ -250,12 +252,14 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
         return null;
       },
     });
+    // Each provider's client_credentials fast path, built with it from the same keys.
+    const clientCredentials = new WeakMap<Provider, ClientCredentials>();
     const live = await startLiveKeys({
       load: () => loadSigningKeys(db, keyBox),
       listen,
       log,
-      build: (keys) =>
-        createProvider({
+      build(keys) {
+        const provider = createProvider({
           db,
           log,
           secrets,
@@ -269,7 +273,18 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
             accessTokenTtlSeconds: config.accessTokenTtlSeconds,
             requireMfaForAdmins: config.requireMfaForAdmins,
           },
-        }),
+        });
+        clientCredentials.set(
+          provider,
+          createClientCredentials({
+            provider,
+            keys,
+            resource: config.publicUrl,
+            accessTokenTtlSeconds: config.accessTokenTtlSeconds,
+          }),
+        );
+        return provider;
+      },
       onKeys: (keys) => verifier.setKeys(keys.publicJwks),
     });
     cleanups.push(() => live.close());
@@ -327,7 +342,13 @@ export async function createIdentity(deps: IdentityDeps): Promise<Identity> {
       },
       verifier,
       // Before the router: runs oidc-provider under /oidc.
-      middleware: [oidcMiddleware(live.current, { tokenPerIp, tokenPerClient })],
+      middleware: [
+        oidcMiddleware(live.current, { tokenPerIp, tokenPerClient }, (provider) => {
+          const fast = clientCredentials.get(provider);
+          if (fast === undefined) throw new Error('no client_credentials path for this provider');
+          return fast;
+        }),
+      ],
       routes(router) {
         interactionRoutes(router, {
           provider: live.current,

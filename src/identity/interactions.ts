@@ -2,6 +2,7 @@
 // OIDC mount itself. A page only works with the `_interaction` cookie oidc-provider set for
 // that uid (SameSite=Lax), and every form also carries a double-submit CSRF token.
 import { createCsrf } from '../platform/csrf.ts';
+import { IncomingMessage } from 'node:http';
 import type { Context, Middleware, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import { setPageHeaders } from '../platform/html.ts';
@@ -9,6 +10,7 @@ import type { Router } from '../platform/http.ts';
 import type { RequestState } from '../platform/http.ts';
 import { SIGN_IN_CONTENT_SECURITY_POLICY, consentPage, errorPage, loginPage } from './pages.ts';
 import { readVerifiedForm } from './page-forms.ts';
+import type { ClientCredentials } from './client-credentials.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { AccountsService } from './service.ts';
 import type { SignInFlow } from './second-factor-flow.ts';
@@ -235,6 +237,8 @@ function noStore(ctx: Context) {
 export function oidcMiddleware(
   current: () => Provider,
   limits: { tokenPerIp: RateLimiter; tokenPerClient: RateLimiter },
+  /** The client_credentials fast path of a provider (client-credentials.ts). */
+  clientCredentials?: (provider: Provider) => ClientCredentials,
 ): Middleware {
   const handlers = new WeakMap<Provider, ReturnType<Provider['callback']>>();
   return async function oidc(ctx: Context, next: Next) {
@@ -266,14 +270,87 @@ export function oidcMiddleware(
     req.originalUrl = `${path}${search}`;
     req.url = `${path.slice('/oidc'.length) || '/'}${search}`;
     const provider = current();
+    let request: IncomingMessage = req;
+    if (clientCredentials !== undefined && path === '/oidc/token' && fastPathCandidate(ctx)) {
+      const body = await readBody(req);
+      // A failure (the database unreachable while looking the client up) is oidc-provider's
+      // to meet again and answer in its own shape, as it would have without this path.
+      const answer = await clientCredentials(provider)
+        .issue({ authorization: req.headers.authorization, body })
+        .catch(() => null);
+      if (answer !== null) {
+        // The headers oidc-provider's token endpoint sends with it: its CORS step for a
+        // request without Origin (DPoP and client attestation are off), then no-store.
+        ctx.vary('Origin');
+        ctx.set('Access-Control-Allow-Origin', '*');
+        ctx.set('Access-Control-Expose-Headers', 'WWW-Authenticate');
+        ctx.set('Cache-Control', 'no-store');
+        ctx.body = answer;
+        return;
+      }
+      // oidc-provider reads the body itself: it gets the same request with the body replayed.
+      request = replayed(req, body);
+    }
     let handle = handlers.get(provider);
     if (handle === undefined) {
       handle = provider.callback();
       handlers.set(provider, handle);
     }
     ctx.respond = false;
-    await handle(ctx.req, ctx.res);
+    await handle(request, ctx.res);
   };
+}
+
+// A client_credentials request is a few dozen bytes; a larger body is not the usual request.
+const FAST_PATH_MAX_BODY = 1024;
+// A form, UTF-8 as oidc-provider reads it without a charset (fetch and openid-client name it).
+const FORM = /^application\/x-www-form-urlencoded(?:;\s*charset=utf-8)?$/i;
+
+/**
+ * Whether a token request may be the one client-credentials.ts answers, from its headers
+ * alone: a small form body of known length, Basic authentication, and nothing that changes
+ * oidc-provider's answer (CORS, DPoP, client attestation, a charset to decode, a query).
+ */
+function fastPathCandidate(ctx: Context): boolean {
+  const headers = ctx.req.headers;
+  const length = headers['content-length'];
+  return (
+    ctx.method === 'POST' &&
+    ctx.querystring === '' &&
+    FORM.test(headers['content-type'] ?? '') &&
+    length !== undefined &&
+    /^[1-9][0-9]{0,3}$/.test(length) &&
+    Number(length) <= FAST_PATH_MAX_BODY &&
+    headers['transfer-encoding'] === undefined &&
+    headers.authorization?.startsWith('Basic ') === true &&
+    headers.origin === undefined &&
+    headers.dpop === undefined &&
+    headers['oauth-client-attestation'] === undefined &&
+    headers['oauth-client-attestation-pop'] === undefined
+  );
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** The same request (socket, method, target, headers) with `body` to read again. */
+function replayed(req: IncomingMessage, body: Buffer): IncomingMessage {
+  const copy = new IncomingMessage(req.socket);
+  copy.method = req.method;
+  copy.url = req.url;
+  (copy as { originalUrl?: string }).originalUrl = (req as { originalUrl?: string }).originalUrl;
+  copy.httpVersion = req.httpVersion;
+  copy.httpVersionMajor = req.httpVersionMajor;
+  copy.httpVersionMinor = req.httpVersionMinor;
+  copy.headers = req.headers;
+  copy.rawHeaders = req.rawHeaders;
+  copy.push(body);
+  copy.push(null);
+  copy.complete = true;
+  return copy;
 }
 
 /** The client_id of an `Authorization: Basic` header (RFC 6749 §2.3.1: form-urlencoded). */

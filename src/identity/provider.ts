@@ -10,6 +10,7 @@ import type { Database } from '../database.ts';
 import { PAGE_HEADER_NAMES, setPageHeaders } from '../platform/html.ts';
 import type { Logger } from '../platform/log.ts';
 import type { Secrets } from '../platform/secrets.ts';
+import { isCleanString } from '../platform/strings.ts';
 import { createAdapterFactory } from './adapter.ts';
 import {
   deviceInputPage,
@@ -27,6 +28,8 @@ import type { SigningKeySet } from './signing-keys.ts';
 import {
   API_SCOPES,
   OIDC_SCOPES,
+  appOwner,
+  appTokenClaims,
   clientApiScopes,
   clientMeta,
   clientMetadata,
@@ -181,12 +184,14 @@ export function createProvider(deps: ProviderDeps): Provider {
       if (minted !== undefined) return minted.claims;
       const client =
         ctx.oidc.client ?? (await ctx.oidc.provider.Client.find(token.clientId as string));
-      const meta: Record<string, unknown> = client === undefined ? {} : clientMeta(client);
+      // client-credentials.ts issues the same claims for its tokens.
       const accountId =
         token.kind === 'ClientCredentials'
-          ? meta['tollhouse_owner_account_id']
+          ? client === undefined
+            ? undefined
+            : appOwner(client)
           : (token as { accountId?: string }).accountId;
-      return { account_id: accountId, app_id: meta['tollhouse_app_id'] };
+      return appTokenClaims(client, accountId);
     },
     ttl: {
       ...TTL,
@@ -313,6 +318,35 @@ export function createProvider(deps: ProviderDeps): Provider {
     // At most one entry per valid secret (two during a rotation's grace period).
     if (ok) matchedDigests.set(this, new Set(matched).add(digest));
     return Promise.resolve(ok);
+  };
+
+  // oidc-provider finds its cached Client instance for a dynamic client by the SHA-256 of the
+  // metadata's JSON, stringified and hashed again on every lookup, so on every token request.
+  // The apps service hands out the same App object until the app changes (NOTIFY) or its
+  // cache entry expires, and clientMetadata builds one metadata object per App: the instance
+  // is remembered per metadata object instead. A new App is a new object, so a change still
+  // reaches oidc-provider's own lookup, which decides.
+  const findClient = provider.Client.find.bind(provider.Client);
+  const byMetadata = new WeakMap<object, InstanceType<Provider['Client']>>();
+  provider.Client.find = async function find(id: string) {
+    if (typeof id !== 'string' || id === '' || firstParty.has(id) || !isCleanString(id)) {
+      return findClient(id);
+    }
+    const app = await apps.findActiveByClientId(id);
+    // What oidc-provider's lookup answers then too (client ID metadata documents are off),
+    // without asking the database a second time for an unknown client.
+    if (app === null) return undefined;
+    const metadata = clientMetadata(app);
+    const known = byMetadata.get(metadata);
+    if (known !== undefined) return known;
+    const client = await findClient(id);
+    // Only an instance built from this very metadata: the apps service replaces a cached App
+    // with a new object and never brings an old one back, so the same object before and after
+    // means oidc-provider's lookup in between saw it too.
+    if (client !== undefined && (await apps.findActiveByClientId(id)) === app) {
+      byMetadata.set(metadata, client);
+    }
+    return client;
   };
 
   registerTokenExchange(provider, {
