@@ -7,7 +7,6 @@
 // the path whose CPU per request is measured against a bare proxy (issue #21).
 //
 // Not a `defineRoute` route: bodies (50 MB uploads, SSE) must stream, not be parsed whole.
-import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Context, Middleware, Next } from 'koa';
 import { Pool } from 'undici';
@@ -17,6 +16,7 @@ import { assertResourceAllowed, requireAuth } from '../platform/auth.ts';
 import type { Authenticator, AuthState, Principal } from '../platform/auth.ts';
 import { BadRequest, ServiceUnavailable } from '../platform/errors.ts';
 import type { RequestState } from '../platform/http.ts';
+import { createSequentialIds } from '../platform/ids.ts';
 import { hasDotSegment } from '../platform/paths.ts';
 import type { SpendGate } from '../platform/spend.ts';
 import { Exchange, forwardHeaders, upstreamError } from './exchange.ts';
@@ -107,6 +107,9 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
           keepAliveTimeout: KEEP_ALIVE_MS,
         });
   const limiter = createLimiter();
+  // Unique per event (ids.ts: a per-process random prefix and a counter); nothing is granted
+  // by guessing one, so a counter is enough.
+  const newEventId = createSequentialIds();
   const subjectsByPrincipal = new WeakMap<Principal, CachedSubjects>();
   const requireGatewayScope = requireAuth(authenticator, ['gateway']);
   const { limits: settings } = config;
@@ -259,7 +262,10 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       const clientLeft = !ctx.res.writableFinished;
       if (clientLeft) exchange.abort();
       passage.failure ??= exchange.failure;
-      recorder.enqueue(usageEvent(ctx, passage, exchange, clientLeft)).catch((error: unknown) => {
+      // Nothing to wait for unless the recorder's buffer is full (then it resolves once there
+      // is room); no promise per request otherwise.
+      const waiting = recorder.enqueue(usageEvent(ctx, passage, exchange, clientLeft));
+      waiting?.catch((error: unknown) => {
         (ctx.state as RequestState).log.error({ err: error }, 'usage event not recorded');
       });
     });
@@ -304,7 +310,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       source: USAGE_SOURCE,
       // Not the request id: that may come from the client (X-Request-Id), and a replayed id
       // would make metering drop the event as a duplicate.
-      eventId: `gw_${randomUUID()}`,
+      eventId: `gw_${newEventId()}`,
       occurredAt: passage.startedAt,
       accountId: principal.accountId,
       appId: principal.appId,

@@ -1,7 +1,6 @@
 // HTTP plumbing: the Koa application with request ids, per-request loggers, metrics, and the
 // one place where errors become responses; plus `defineRoute`, the guard every REST route goes
 // through so handlers only see validated input and responses cannot leak undeclared fields.
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Router from '@koa/router';
 import coBody from 'co-body';
@@ -23,6 +22,7 @@ import { isDatabaseUnavailable } from './db-errors.ts';
 import type { AuthState } from './auth.ts';
 import { assertOwnership, declare } from './authz.ts';
 import type { Access } from './authz.ts';
+import { createSequentialIds } from './ids.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { RequestState } from './request-state.ts';
@@ -142,9 +142,11 @@ export function anyOf(
 export function createHttp(options: HttpOptions): Http {
   const { log, metrics, lifecycle, trustProxy, bodyLimitBytes, ownErrorShape } = options;
   const koa = new Koa({ proxy: trustProxy });
+  // Generated request ids: per-process prefix and counter (ids.ts), not a UUID each time.
+  const newRequestId = createSequentialIds();
   // Koa would print errors to stderr itself; the error middleware below logs them instead.
   koa.silent = true;
-  koa.use(requestContext(log, lifecycle, bodyLimitBytes));
+  koa.use(requestContext(log, lifecycle, bodyLimitBytes, newRequestId));
   koa.use(measure(metrics));
   koa.use(renderErrors());
   koa.use(cleanInput(ownErrorShape ?? (() => false)));
@@ -170,7 +172,7 @@ export function createHttp(options: HttpOptions): Http {
         const started = process.hrtime.bigint();
         const incoming = req.headers['x-request-id'];
         const requestId =
-          typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+          typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : newRequestId();
         const headers: Record<string, string> = {
           'X-Request-Id': requestId,
           'Content-Type': JSON_CONTENT_TYPE,
@@ -201,7 +203,7 @@ export function createHttp(options: HttpOptions): Http {
         // Koa starts every request as a 404 (handleRequest): an unanswered request stays one.
         ctx.res.statusCode = 404;
         const started = process.hrtime.bigint();
-        const state = beginRequest(ctx, log, bodyLimitBytes);
+        const state = beginRequest(ctx, log, bodyLimitBytes, newRequestId);
         try {
           await chain(ctx);
           assertAnswered(ctx);
@@ -269,10 +271,15 @@ function plainPath(url: string): string | null {
   return end === url.length ? url : url.slice(0, end);
 }
 
-function requestContext(log: Logger, lifecycle: Lifecycle, bodyLimitBytes: number): Middleware {
+function requestContext(
+  log: Logger,
+  lifecycle: Lifecycle,
+  bodyLimitBytes: number,
+  newRequestId: () => string,
+): Middleware {
   return async function requestContext(ctx: Context, next: Next) {
     const started = process.hrtime.bigint();
-    const state = beginRequest(ctx, log, bodyLimitBytes);
+    const state = beginRequest(ctx, log, bodyLimitBytes, newRequestId);
     try {
       await next();
     } finally {
@@ -282,11 +289,16 @@ function requestContext(log: Logger, lifecycle: Lifecycle, bodyLimitBytes: numbe
 }
 
 /** The request id (the caller's, if acceptable) and ctx.state; echoes the id. */
-function beginRequest(ctx: Context, log: Logger, bodyLimitBytes: number): RequestState {
+function beginRequest(
+  ctx: Context,
+  log: Logger,
+  bodyLimitBytes: number,
+  newRequestId: () => string,
+): RequestState {
   // Straight from Node's objects: Koa's ctx.get/ctx.set go through three getters each.
   const incoming = ctx.req.headers['x-request-id'];
   const requestId =
-    typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : newRequestId();
   const state = new RequestStateImpl(log, requestId, bodyLimitBytes);
   ctx.state = Object.assign(state, ctx.state);
   ctx.res.setHeader('X-Request-Id', requestId);
