@@ -104,7 +104,8 @@ export interface DirectRoute {
   answer: Middleware;
 }
 
-export type RequestListener = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+/** Returns nothing when the answer was sent at once (a fixed answer): no promise is made. */
+export type RequestListener = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
 interface PreparedAnswer {
   method: string;
@@ -168,11 +169,15 @@ export function createHttp(options: HttpOptions): Http {
         });
       }
       /** A FixedAnswer: the headers Koa would send, in one writeHead. */
-      function answerFixed(answer: PreparedAnswer, req: IncomingMessage, res: ServerResponse) {
-        const started = process.hrtime.bigint();
-        const incoming = req.headers['x-request-id'];
+      function answerFixed(
+        answer: PreparedAnswer,
+        incoming: string | undefined,
+        req: IncomingMessage,
+        res: ServerResponse,
+      ) {
+        const started = performance.now();
         const requestId =
-          typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : newRequestId();
+          incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : newRequestId();
         const headers: Record<string, string> = {
           'X-Request-Id': requestId,
           'Content-Type': JSON_CONTENT_TYPE,
@@ -181,8 +186,8 @@ export function createHttp(options: HttpOptions): Http {
         if (lifecycle.shuttingDown) headers.Connection = 'close';
         res.writeHead(answer.status, headers);
         res.end(answer.json);
-        const elapsed = process.hrtime.bigint() - started;
-        answer.sample.observe(Number(elapsed) / 1e9);
+        const elapsedMs = performance.now() - started;
+        answer.sample.observe(elapsedMs / 1e3);
         if (log.isLevelEnabled('info')) {
           // The same line as endRequest's; the client address as Koa reads it (TRUST_PROXY).
           const ip = koa.createContext(req, res).ip;
@@ -190,7 +195,7 @@ export function createHttp(options: HttpOptions): Http {
             {
               req: { method: answer.method, path: answer.path, ip },
               res: { status: answer.status },
-              durationMs: Math.round(Number(elapsed) / 1e3) / 1e3,
+              durationMs: Math.round(elapsedMs * 1e3) / 1e3,
             },
             'request',
           );
@@ -214,15 +219,27 @@ export function createHttp(options: HttpOptions): Http {
         endRequest(ctx, state, started, log, lifecycle);
         respondDirect(ctx);
       }
-      return async function listener(req, res) {
+      async function answerDirectSafely(ctx: Context) {
+        try {
+          await answerDirect(ctx);
+        } catch (error) {
+          // Unreachable unless rendering itself failed: nothing sensible can be sent.
+          log.error({ err: error }, 'request failed');
+          ctx.res.destroy();
+        }
+      }
+      return function listener(req, res) {
         const url = req.url ?? '';
         if (answers.size > 0) {
           // Keyed by the raw target: `/healthz?x` or `http://host/healthz` are not the plain
           // form and go through Koa, which parses them.
           const answer = answers.get(url);
-          if (answer !== undefined && req.method === answer.method && !req.headers.origin) {
-            answerFixed(answer, req, res);
-            return;
+          if (answer !== undefined && req.method === answer.method) {
+            const fixed = fixedAnswerHeaders(req.rawHeaders);
+            if (fixed !== null) {
+              answerFixed(answer, fixed.requestId, req, res);
+              return;
+            }
           }
         }
         // A context costs a few objects, and Koa makes its own for the requests it answers: the
@@ -231,16 +248,34 @@ export function createHttp(options: HttpOptions): Http {
         if (path !== null && !direct.claims(req.method ?? '', path)) return viaKoa(req, res);
         const ctx = koa.createContext(req, res);
         if (path === null && !direct.claims(ctx.method, ctx.path)) return viaKoa(req, res);
-        try {
-          await answerDirect(ctx);
-        } catch (error) {
-          // Unreachable unless rendering itself failed: nothing sensible can be sent.
-          log.error({ err: error }, 'request failed');
-          res.destroy();
-        }
+        return answerDirectSafely(ctx);
       };
     },
   };
+}
+
+// Shared: what fixedAnswerHeaders finds is read at once and never kept.
+const NO_REQUEST_ID: { requestId: string | undefined } = { requestId: undefined };
+
+/**
+ * For a fixed answer, what it needs of the request's headers, read from `rawHeaders`: Node
+ * builds `req.headers` on first use, an object a bare handler never makes. The request id
+ * when there is exactly one (Node joins repeated ones with ", ", which the id rule refuses),
+ * or null when an `Origin` is present (CORS applies: Koa answers).
+ */
+function fixedAnswerHeaders(raw: readonly string[]): { requestId: string | undefined } | null {
+  let requestId: string | undefined;
+  let repeated = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 6 && name.toLowerCase() === 'origin') return null;
+    if (name.length === 12 && name.toLowerCase() === 'x-request-id') {
+      repeated = requestId !== undefined;
+      requestId = raw[i + 1];
+    }
+  }
+  if (requestId === undefined || repeated) return NO_REQUEST_ID;
+  return { requestId };
 }
 
 /**
