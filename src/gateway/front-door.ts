@@ -232,11 +232,14 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     const modelId = typeof body.fields.model_id === 'string' ? body.fields.model_id : null;
     passage.body = body;
     passage.modelId = modelId;
+    const principal = required(passage.principal, 'authenticate');
+    // Most keys name no resources: no list of names is made for them.
+    if (principal.allowedResources === null) return;
     const names = [pipeline.name];
     if (modelId !== null) names.push(modelId);
     const stream = streamName(ctx.path, pipeline);
     if (stream !== null) names.push(stream);
-    assertResourceAllowed(required(passage.principal, 'authenticate'), names);
+    assertResourceAllowed(principal, names);
   }
 
   /** Billing's gate: balance and spend caps (402). Billing's answers from memory (no await). */
@@ -255,7 +258,9 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     const exchange = new Exchange(ctx, sniff);
     passage.exchange = exchange;
     let finished = false;
-    ctx.res.once('close', function recordUsage() {
+    // `on` with the flag rather than `once`, which wraps the listener in one more closure per
+    // request; 'close' is emitted once anyway.
+    ctx.res.on('close', function recordUsage() {
       if (finished) return;
       finished = true;
       passage.release();
