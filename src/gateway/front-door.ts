@@ -7,7 +7,6 @@
 // the path whose CPU per request is measured against a bare proxy (issue #21).
 //
 // Not a `defineRoute` route: bodies (50 MB uploads, SSE) must stream, not be parsed whole.
-import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Context, Middleware, Next } from 'koa';
 import { Pool } from 'undici';
@@ -17,6 +16,7 @@ import { assertResourceAllowed, requireAuth } from '../platform/auth.ts';
 import type { Authenticator, AuthState, Principal } from '../platform/auth.ts';
 import { BadRequest, ServiceUnavailable } from '../platform/errors.ts';
 import type { RequestState } from '../platform/http.ts';
+import { createSequentialIds } from '../platform/ids.ts';
 import { hasDotSegment } from '../platform/paths.ts';
 import type { SpendGate } from '../platform/spend.ts';
 import { Exchange, forwardHeaders, upstreamError } from './exchange.ts';
@@ -107,6 +107,9 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
           keepAliveTimeout: KEEP_ALIVE_MS,
         });
   const limiter = createLimiter();
+  // Unique per event (ids.ts: a per-process random prefix and a counter); nothing is granted
+  // by guessing one, so a counter is enough.
+  const newEventId = createSequentialIds();
   const subjectsByPrincipal = new WeakMap<Principal, CachedSubjects>();
   const requireGatewayScope = requireAuth(authenticator, ['gateway']);
   const { limits: settings } = config;
@@ -229,11 +232,14 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     const modelId = typeof body.fields.model_id === 'string' ? body.fields.model_id : null;
     passage.body = body;
     passage.modelId = modelId;
+    const principal = required(passage.principal, 'authenticate');
+    // Most keys name no resources: no list of names is made for them.
+    if (principal.allowedResources === null) return;
     const names = [pipeline.name];
     if (modelId !== null) names.push(modelId);
     const stream = streamName(ctx.path, pipeline);
     if (stream !== null) names.push(stream);
-    assertResourceAllowed(required(passage.principal, 'authenticate'), names);
+    assertResourceAllowed(principal, names);
   }
 
   /** Billing's gate: balance and spend caps (402). Billing's answers from memory (no await). */
@@ -252,14 +258,19 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
     const exchange = new Exchange(ctx, sniff);
     passage.exchange = exchange;
     let finished = false;
-    ctx.res.once('close', function recordUsage() {
+    // `on` with the flag rather than `once`, which wraps the listener in one more closure per
+    // request; 'close' is emitted once anyway.
+    ctx.res.on('close', function recordUsage() {
       if (finished) return;
       finished = true;
       passage.release();
       const clientLeft = !ctx.res.writableFinished;
       if (clientLeft) exchange.abort();
       passage.failure ??= exchange.failure;
-      recorder.enqueue(usageEvent(ctx, passage, exchange, clientLeft)).catch((error: unknown) => {
+      // Nothing to wait for unless the recorder's buffer is full (then it resolves once there
+      // is room); no promise per request otherwise.
+      const waiting = recorder.enqueue(usageEvent(ctx, passage, exchange, clientLeft));
+      waiting?.catch((error: unknown) => {
         (ctx.state as RequestState).log.error({ err: error }, 'usage event not recorded');
       });
     });
@@ -304,7 +315,7 @@ export function createFrontDoor(deps: FrontDoorDeps): FrontDoor {
       source: USAGE_SOURCE,
       // Not the request id: that may come from the client (X-Request-Id), and a replayed id
       // would make metering drop the event as a duplicate.
-      eventId: `gw_${randomUUID()}`,
+      eventId: `gw_${newEventId()}`,
       occurredAt: passage.startedAt,
       accountId: principal.accountId,
       appId: principal.appId,

@@ -24,8 +24,11 @@ export interface RecorderOptions {
 }
 
 export interface Recorder {
-  /** Buffers one event; resolves at once, or once there is room. */
-  enqueue(event: UsageEvent): Promise<void>;
+  /**
+   * Buffers one event. Returns nothing when there was room (the usual case: no promise is
+   * made per event), or a promise that resolves once the event is buffered.
+   */
+  enqueue(event: UsageEvent): Promise<void> | undefined;
   /** Writes now and resolves after commit. */
   recordNow(events: readonly UsageEvent[]): Promise<RecordOutcome[]>;
   /** Writes everything buffered so far. */
@@ -119,6 +122,14 @@ export function createRecorder(options: RecorderOptions): Recorder {
     }
   }
 
+  async function enqueueWhenRoom(event: UsageEvent): Promise<void> {
+    while (held() >= maxBuffered) {
+      await new Promise<void>((resolve) => roomWaiters.push(resolve));
+    }
+    buffer.push(event);
+    pump(false);
+  }
+
   function idle(): Promise<void> {
     if (buffer.length === 0 && activeWriters === 0) return Promise.resolve();
     return new Promise((resolve) => {
@@ -128,12 +139,11 @@ export function createRecorder(options: RecorderOptions): Recorder {
   }
 
   return {
-    async enqueue(event) {
-      while (held() >= maxBuffered) {
-        await new Promise<void>((resolve) => roomWaiters.push(resolve));
-      }
+    enqueue(event) {
+      if (held() >= maxBuffered) return enqueueWhenRoom(event);
       buffer.push(event);
       pump(false);
+      return undefined;
     },
     recordNow: (events) => write(events),
     flush: idle,

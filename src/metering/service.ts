@@ -83,6 +83,18 @@ export function createMeteringService({ database, log }: MeteringServiceDeps) {
     if (events.length === 0) return [];
     const months = events.map((e) => monthOf(e.occurredAt));
     await ensurePartitions(months);
+    if (!expectDuplicates) {
+      // A run of fresh batches (the recorder's, every 100 ms): inserted as they are, with no
+      // per-event key strings and sets. A stored key, or a key twice in the batch, fails the
+      // statement and nothing is written (isDuplicateKey); the careful path below then runs.
+      try {
+        await withPartitions(months, () => insertNewUsageEvents(db, events));
+        return events.map(() => 'accepted');
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+        expectDuplicates = true;
+      }
+    }
     const keys = events.map((e, i) => storedKeyOf(e.source, e.eventId, months[i]!));
     const stored = expectDuplicates
       ? await findStoredEventKeys(db, events, months)

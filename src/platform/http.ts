@@ -1,7 +1,6 @@
 // HTTP plumbing: the Koa application with request ids, per-request loggers, metrics, and the
 // one place where errors become responses; plus `defineRoute`, the guard every REST route goes
 // through so handlers only see validated input and responses cannot leak undeclared fields.
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import Router from '@koa/router';
 import coBody from 'co-body';
@@ -23,6 +22,7 @@ import { isDatabaseUnavailable } from './db-errors.ts';
 import type { AuthState } from './auth.ts';
 import { assertOwnership, declare } from './authz.ts';
 import type { Access } from './authz.ts';
+import { createSequentialIds } from './ids.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { RequestState } from './request-state.ts';
@@ -104,7 +104,8 @@ export interface DirectRoute {
   answer: Middleware;
 }
 
-export type RequestListener = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+/** Returns nothing when the answer was sent at once (a fixed answer): no promise is made. */
+export type RequestListener = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
 interface PreparedAnswer {
   method: string;
@@ -142,9 +143,11 @@ export function anyOf(
 export function createHttp(options: HttpOptions): Http {
   const { log, metrics, lifecycle, trustProxy, bodyLimitBytes, ownErrorShape } = options;
   const koa = new Koa({ proxy: trustProxy });
+  // Generated request ids: per-process prefix and counter (ids.ts), not a UUID each time.
+  const newRequestId = createSequentialIds();
   // Koa would print errors to stderr itself; the error middleware below logs them instead.
   koa.silent = true;
-  koa.use(requestContext(log, lifecycle, bodyLimitBytes));
+  koa.use(requestContext(log, lifecycle, bodyLimitBytes, newRequestId));
   koa.use(measure(metrics));
   koa.use(renderErrors());
   koa.use(cleanInput(ownErrorShape ?? (() => false)));
@@ -161,20 +164,20 @@ export function createHttp(options: HttpOptions): Http {
           status: answer.status,
           json,
           length: String(json.length),
-          // The labelled child, looked up once: prom-client hashes the labels on every call.
-          sample: metrics.httpRequestDuration.labels(
-            answer.method,
-            answer.path,
-            String(answer.status),
-          ),
+          // The label set's series, looked up once.
+          sample: metrics.httpRequestDuration.labels(answer.method, answer.path, answer.status),
         });
       }
       /** A FixedAnswer: the headers Koa would send, in one writeHead. */
-      function answerFixed(answer: PreparedAnswer, req: IncomingMessage, res: ServerResponse) {
-        const started = process.hrtime.bigint();
-        const incoming = req.headers['x-request-id'];
+      function answerFixed(
+        answer: PreparedAnswer,
+        incoming: string | undefined,
+        req: IncomingMessage,
+        res: ServerResponse,
+      ) {
+        const started = performance.now();
         const requestId =
-          typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+          incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : newRequestId();
         const headers: Record<string, string> = {
           'X-Request-Id': requestId,
           'Content-Type': JSON_CONTENT_TYPE,
@@ -183,8 +186,8 @@ export function createHttp(options: HttpOptions): Http {
         if (lifecycle.shuttingDown) headers.Connection = 'close';
         res.writeHead(answer.status, headers);
         res.end(answer.json);
-        const elapsed = process.hrtime.bigint() - started;
-        answer.sample.observe(Number(elapsed) / 1e9);
+        const elapsedMs = performance.now() - started;
+        answer.sample.observe(elapsedMs / 1e3);
         if (log.isLevelEnabled('info')) {
           // The same line as endRequest's; the client address as Koa reads it (TRUST_PROXY).
           const ip = koa.createContext(req, res).ip;
@@ -192,7 +195,7 @@ export function createHttp(options: HttpOptions): Http {
             {
               req: { method: answer.method, path: answer.path, ip },
               res: { status: answer.status },
-              durationMs: Math.round(Number(elapsed) / 1e3) / 1e3,
+              durationMs: Math.round(elapsedMs * 1e3) / 1e3,
             },
             'request',
           );
@@ -205,27 +208,38 @@ export function createHttp(options: HttpOptions): Http {
         // Koa starts every request as a 404 (handleRequest): an unanswered request stays one.
         ctx.res.statusCode = 404;
         const started = process.hrtime.bigint();
-        const state = beginRequest(ctx, log, bodyLimitBytes);
-        const end = metrics.httpRequestDuration.startTimer();
+        const state = beginRequest(ctx, log, bodyLimitBytes, newRequestId);
         try {
           await chain(ctx);
           assertAnswered(ctx);
         } catch (thrown) {
           renderError(ctx, thrown);
         }
-        end(metricLabels(ctx));
+        observeDuration(metrics, ctx, started);
         endRequest(ctx, state, started, log, lifecycle);
         respondDirect(ctx);
       }
-      return async function listener(req, res) {
+      async function answerDirectSafely(ctx: Context) {
+        try {
+          await answerDirect(ctx);
+        } catch (error) {
+          // Unreachable unless rendering itself failed: nothing sensible can be sent.
+          log.error({ err: error }, 'request failed');
+          ctx.res.destroy();
+        }
+      }
+      return function listener(req, res) {
         const url = req.url ?? '';
         if (answers.size > 0) {
           // Keyed by the raw target: `/healthz?x` or `http://host/healthz` are not the plain
           // form and go through Koa, which parses them.
           const answer = answers.get(url);
-          if (answer !== undefined && req.method === answer.method && !req.headers.origin) {
-            answerFixed(answer, req, res);
-            return;
+          if (answer !== undefined && req.method === answer.method) {
+            const fixed = fixedAnswerHeaders(req.rawHeaders);
+            if (fixed !== null) {
+              answerFixed(answer, fixed.requestId, req, res);
+              return;
+            }
           }
         }
         // A context costs a few objects, and Koa makes its own for the requests it answers: the
@@ -234,16 +248,34 @@ export function createHttp(options: HttpOptions): Http {
         if (path !== null && !direct.claims(req.method ?? '', path)) return viaKoa(req, res);
         const ctx = koa.createContext(req, res);
         if (path === null && !direct.claims(ctx.method, ctx.path)) return viaKoa(req, res);
-        try {
-          await answerDirect(ctx);
-        } catch (error) {
-          // Unreachable unless rendering itself failed: nothing sensible can be sent.
-          log.error({ err: error }, 'request failed');
-          res.destroy();
-        }
+        return answerDirectSafely(ctx);
       };
     },
   };
+}
+
+// Shared: what fixedAnswerHeaders finds is read at once and never kept.
+const NO_REQUEST_ID: { requestId: string | undefined } = { requestId: undefined };
+
+/**
+ * For a fixed answer, what it needs of the request's headers, read from `rawHeaders`: Node
+ * builds `req.headers` on first use, an object a bare handler never makes. The request id
+ * when there is exactly one (Node joins repeated ones with ", ", which the id rule refuses),
+ * or null when an `Origin` is present (CORS applies: Koa answers).
+ */
+function fixedAnswerHeaders(raw: readonly string[]): { requestId: string | undefined } | null {
+  let requestId: string | undefined;
+  let repeated = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 6 && name.toLowerCase() === 'origin') return null;
+    if (name.length === 12 && name.toLowerCase() === 'x-request-id') {
+      repeated = requestId !== undefined;
+      requestId = raw[i + 1];
+    }
+  }
+  if (requestId === undefined || repeated) return NO_REQUEST_ID;
+  return { requestId };
 }
 
 /**
@@ -274,10 +306,15 @@ function plainPath(url: string): string | null {
   return end === url.length ? url : url.slice(0, end);
 }
 
-function requestContext(log: Logger, lifecycle: Lifecycle, bodyLimitBytes: number): Middleware {
+function requestContext(
+  log: Logger,
+  lifecycle: Lifecycle,
+  bodyLimitBytes: number,
+  newRequestId: () => string,
+): Middleware {
   return async function requestContext(ctx: Context, next: Next) {
     const started = process.hrtime.bigint();
-    const state = beginRequest(ctx, log, bodyLimitBytes);
+    const state = beginRequest(ctx, log, bodyLimitBytes, newRequestId);
     try {
       await next();
     } finally {
@@ -287,11 +324,16 @@ function requestContext(log: Logger, lifecycle: Lifecycle, bodyLimitBytes: numbe
 }
 
 /** The request id (the caller's, if acceptable) and ctx.state; echoes the id. */
-function beginRequest(ctx: Context, log: Logger, bodyLimitBytes: number): RequestState {
+function beginRequest(
+  ctx: Context,
+  log: Logger,
+  bodyLimitBytes: number,
+  newRequestId: () => string,
+): RequestState {
   // Straight from Node's objects: Koa's ctx.get/ctx.set go through three getters each.
   const incoming = ctx.req.headers['x-request-id'];
   const requestId =
-    typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : newRequestId();
   const state = new RequestStateImpl(log, requestId, bodyLimitBytes);
   ctx.state = Object.assign(state, ctx.state);
   ctx.res.setHeader('X-Request-Id', requestId);
@@ -343,19 +385,20 @@ class RequestStateImpl implements RequestState {
 
 function measure(metrics: Metrics): Middleware {
   return async function measure(ctx: Context, next: Next) {
-    const end = metrics.httpRequestDuration.startTimer();
+    const started = process.hrtime.bigint();
     try {
       await next();
     } finally {
-      end(metricLabels(ctx));
+      observeDuration(metrics, ctx, started);
     }
   };
 }
 
-function metricLabels(ctx: Context): { method: string; route: string; status: string } {
+function observeDuration(metrics: Metrics, ctx: Context, started: bigint): void {
   // The route template, not the path: ids in paths would make unbounded label sets.
   const route = typeof ctx._matchedRoute === 'string' ? ctx._matchedRoute : 'unmatched';
-  return { method: ctx.method, route, status: String(ctx.status) };
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  metrics.httpRequestDuration.observe(ctx.method, route, ctx.status, seconds);
 }
 
 /** The one place errors are turned into `{"error": code, "message": …}` responses. */

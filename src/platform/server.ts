@@ -20,14 +20,15 @@ export interface RunningServer {
 }
 
 export async function startServer(
-  handler: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void>,
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> | void,
   { host, port, shutdownTimeoutMs, log }: ServerOptions,
 ): Promise<RunningServer> {
   // The listener answers every error itself (platform/http.ts renders them); a rejection
   // reaching this point is a bug. Log it and drop the connection rather than leave the client
   // waiting or the rejection unhandled.
   const listener: http.RequestListener = (req, res) => {
-    handler(req, res).catch((error: unknown) => {
+    // Nothing comes back when the answer was sent at once (platform/http.ts's fixed answers).
+    handler(req, res)?.catch((error: unknown) => {
       log.error({ err: error }, 'request listener failed');
       res.destroy();
     });

@@ -231,11 +231,17 @@ describe('the recorder', () => {
       event({ source: 'recorder', accountId: accounts[1]! }),
     );
     let maxSeen = 0;
+    // With room, enqueue returns nothing (no promise per event); at the bound, a promise.
+    const returned: Array<'nothing' | 'promise'> = [];
     for (const e of events) {
-      await recorder.enqueue(e);
+      const waiting = recorder.enqueue(e);
+      returned.push(waiting === undefined ? 'nothing' : 'promise');
+      await waiting;
       maxSeen = Math.max(maxSeen, recorder.stats().buffered);
     }
     expect(maxSeen).toBeLessThanOrEqual(120);
+    expect(returned[0]).toBe('nothing');
+    expect(returned).toContain('promise');
     await recorder.close();
     expect(recorder.stats()).toMatchObject({ buffered: 0, written: 500 });
     expect(Math.max(...batchSizes)).toBeLessThanOrEqual(50);
