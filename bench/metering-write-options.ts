@@ -12,6 +12,8 @@
 //   recordset            the same with json_to_recordset over objects
 //   events_arrays        the events alone, text[] parameters
 //   rollups_node         the rollups alone, folded in Node, one upsert of the folded rows
+//   json_events          the jsonb statement without the rollups
+//   stage_copy           COPY into a temp table, then the recorder's insert + rollups from it
 //   copy_then_rollups    COPY of the events, then the rollups folded in Node, one transaction
 //   arrays_then_rollups  the events by text[] parameters, then the folded rollups
 // DDL runs first (e.g. dropping the rollups' secondary indexes to price them).
@@ -199,6 +201,54 @@ const CURRENT_TAIL = `, rolled as (insert into usage_rollups (hour, account_id, 
       select date_trunc('hour', occurred_at at time zone 'UTC') at time zone 'UTC' as hour, account_id, coalesce(app_id, ''), coalesce(end_user_id, ''), pipeline,
         coalesce(model_id, ''), unit, count(*), count(*) filter (where status >= 400), sum(quantity), sum(fee_wei)
       from inserted group by 1, 2, 3, 4, 5, 6, 7 order by 2, 1, 3, 4, 5, 6, 7 ${ROLL}) select count(*) from inserted`;
+// COPY's text format, escaping only what needs it (the common string needs none).
+const NEEDS_ESCAPE = /[\\\t\n\r]/;
+const field = (v: string | null) =>
+  v === null
+    ? '\\N'
+    : NEEDS_ESCAPE.test(v)
+      ? v.replace(/[\\\t\n\r]/g, (c) =>
+          c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r',
+        )
+      : v;
+const copyText = (events: UsageEvent[]) => {
+  let out = '';
+  for (const e of events) {
+    const t = e.occurredAt.toISOString();
+    out += `${field(e.source)}\t${field(e.eventId)}\t${t}\t${t.slice(0, 7)}-01\t${field(e.accountId)}\t${field(e.appId)}\t${field(e.keyId)}\t${field(e.clientId)}\t${field(e.endUserId)}\t${field(e.pipeline)}\t${field(e.modelId)}\t${field(e.unit)}\t${e.quantity}\t${e.feeWei}\t${e.status ?? '\\N'}\t${e.latencyMs ?? '\\N'}\t${field(JSON.stringify(e.attributes))}\n`;
+  }
+  return out;
+};
+const COPY_TEXT = `copy usage_events (source, event_id, occurred_at, occurred_month, account_id, app_id, key_id, client_id,
+  end_user_id, pipeline, model_id, unit, quantity, fee_wei, status, latency_ms, attributes) from stdin`;
+// Rollups folded in Node, sent as one jsonb array of arrays.
+const rollupsJson = (events: UsageEvent[]) =>
+  JSON.stringify(
+    foldNode(events).map((r) => [
+      r.h,
+      r.a,
+      r.ap,
+      r.eu,
+      r.p,
+      r.mo,
+      r.u,
+      r.n,
+      r.f,
+      r.q.toString(),
+      r.w.toString(),
+    ]),
+  );
+const ROLLUPS_JSON = `insert into usage_rollups (hour, account_id, app_id, end_user_id, pipeline, model_id, unit, events, failed_events, quantity, fee_wei)
+  select (r->>0)::timestamptz, r->>1, r->>2, r->>3, r->>4, r->>5, r->>6, (r->>7)::bigint, (r->>8)::bigint, (r->>9)::numeric, (r->>10)::numeric
+  from jsonb_array_elements($1::jsonb) r ${ROLL}`;
+// The COPY path: COPY into a per-connection temp table (emptied at commit), then the
+// recorder's insert and rollups from it in one statement.
+const STAGE_COPY = COPY.replace('copy usage_events', 'copy usage_stage');
+const STAGE_INSERT = `with inserted as (insert into usage_events (source, event_id, occurred_at, occurred_month, account_id, app_id,
+        key_id, end_user_id, pipeline, model_id, unit, quantity, fee_wei, status, latency_ms, attributes)
+        select source, event_id, occurred_at, occurred_month, account_id, app_id, key_id, end_user_id, pipeline, model_id, unit,
+          quantity, fee_wei, status, latency_ms, attributes from usage_stage
+        returning source, event_id, occurred_at, account_id, app_id, end_user_id, pipeline, model_id, unit, quantity, fee_wei, status) ${CURRENT_TAIL}`;
 const client = new pg.Client({ connectionString: bench.url });
 const cpuOf = (pid: number) =>
   Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e3;
@@ -208,6 +258,9 @@ try {
   const pid = (await client.query('select pg_backend_pid() as p')).rows[0].p;
   await client.query(
     `create table usage_events_y2026m10 partition of usage_events for values from ('2026-10-01') to ('2026-11-01')`,
+  );
+  await client.query(
+    `create temp table usage_stage (like usage_events including defaults) on commit delete rows`,
   );
   for (const stmt of (process.env.DDL ?? '').split(';').filter(Boolean)) await client.query(stmt);
   const q = (c: { sql: string; parameters: readonly unknown[] }) =>
@@ -221,6 +274,19 @@ try {
     json: (events) => q(jsonEvents(events, CURRENT_TAIL)),
     recordset: (events) => q(recEvents(events, CURRENT_TAIL)),
     rollups_node: (events) => q(rollupSql(foldNode(events))),
+    json_events: (events) => q(jsonEvents(events, 'select count(*) from inserted')),
+    stage_copy: async (events) => {
+      await client.query('begin');
+      await pipeline(Readable.from([csv(events)]), client.query(copyFrom(STAGE_COPY)));
+      await client.query(STAGE_INSERT);
+      await client.query('commit');
+    },
+    copy_rollups_json: async (events) => {
+      await client.query('begin');
+      await pipeline(Readable.from([copyText(events)]), client.query(copyFrom(COPY_TEXT)));
+      await client.query(ROLLUPS_JSON, [rollupsJson(events)]);
+      await client.query('commit');
+    },
     copy_then_rollups: async (events) => {
       const rows = foldNode(events);
       await client.query('begin');
