@@ -14,8 +14,11 @@
 //   rollups_node         the rollups alone, folded in Node, one upsert of the folded rows
 //   json_events          the jsonb statement without the rollups
 //   stage_copy           COPY into a temp table, then the recorder's insert + rollups from it
+//   accounts_in          the ingest route's account check as an IN list (one parameter per id)
+//   accounts_any         the same as `= any(text[])` (the route's now)
 //   copy_then_rollups    COPY of the events, then the rollups folded in Node, one transaction
 //   arrays_then_rollups  the events by text[] parameters, then the folded rollups
+// MIX=steady: repeated rollup keys (updates) instead of the default spread (inserts).
 // DDL runs first (e.g. dropping the rollups' secondary indexes to price them).
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -33,10 +36,23 @@ const bench = await createBenchDatabase();
 const { db } = bench.database;
 const accounts = Array.from({ length: 1000 }, (_, i) => `acct_bench${String(i).padStart(6, '0')}`);
 let next = 0;
+// MIX=steady: every event falls in one of 100 rollup rows of one hour (100 accounts, one app,
+// pipeline and model each), so after the first batch every rollup write is an update — the
+// steady state of a busy hour, where the default mix makes nearly every rollup row new.
+const STEADY = process.env.MIX === 'steady';
+const HOUR = Date.UTC(2026, 9, 15, 10);
 const batchOf = (source: string): UsageEvent[] => {
   const out: UsageEvent[] = [];
   for (let i = next; i < next + 1000; i++) {
-    out.push(recordedEvent(i, source, accounts));
+    const e = recordedEvent(i, source, accounts);
+    if (STEADY) {
+      e.accountId = accounts[i % 100]!;
+      e.occurredAt = new Date(HOUR + (i % 3600) * 1000);
+      e.appId = 'app_1';
+      e.endUserId = null;
+      e.modelId = 'model-0';
+    }
+    out.push(e);
   }
   next += 1000;
   return out;
@@ -259,6 +275,9 @@ try {
   await client.query(
     `create table usage_events_y2026m10 partition of usage_events for values from ('2026-10-01') to ('2026-11-01')`,
   );
+  await sql`insert into accounts (id, email) select unnest(${accounts}::text[]), unnest(${accounts}::text[]) || '@bench'`.execute(
+    db,
+  );
   await client.query(
     `create temp table usage_stage (like usage_events including defaults) on commit delete rows`,
   );
@@ -281,6 +300,27 @@ try {
       await client.query(STAGE_INSERT);
       await client.query('commit');
     },
+    // The ingest route's account check for a batch's accounts (up to 1,000 distinct).
+    accounts_in: (events) =>
+      q(
+        db
+          .selectFrom('accounts')
+          .select('id')
+          .where('id', 'in', [...new Set(events.map((e) => e.accountId))])
+          .compile(),
+      ),
+    accounts_any: (events) =>
+      q(
+        db
+          .selectFrom('accounts')
+          .select('id')
+          .where(
+            'id',
+            '=',
+            sql<string>`any(${[...new Set(events.map((e) => e.accountId))]}::text[])`,
+          )
+          .compile(),
+      ),
     copy_rollups_json: async (events) => {
       await client.query('begin');
       await pipeline(Readable.from([copyText(events)]), client.query(copyFrom(COPY_TEXT)));
