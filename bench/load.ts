@@ -134,18 +134,26 @@ async function generate(spec: LoadSpec): Promise<LoadResult> {
   let next = 0;
   let errors = 0;
   let firstError: string | null = null;
-  const request = (i: number): LoadRequest => {
-    if (spec.usage !== undefined) {
-      const u = spec.usage;
+  // Usage batches are built before the clock starts, as the COPY baselines build their CSV:
+  // the generator's timed CPU is then sending and reading, not making events.
+  const bodies: string[] = [];
+  if (spec.usage !== undefined) {
+    const u = spec.usage;
+    for (let i = 0; i < spec.count; i++) {
       const first = u.offset + i * u.batch;
       const events = Array.from({ length: u.batch }, (_, j) =>
         usageEvent(first + j, u.source, u.accounts),
       );
+      bodies.push(JSON.stringify(events));
+    }
+  }
+  const request = (i: number): LoadRequest => {
+    if (spec.usage !== undefined) {
       return {
         method: 'POST',
-        path: u.path,
-        headers: { authorization: u.authorization, 'content-type': 'application/json' },
-        body: JSON.stringify(events),
+        path: spec.usage.path,
+        headers: { authorization: spec.usage.authorization, 'content-type': 'application/json' },
+        body: bodies[i]!,
       };
     }
     return spec.requests![i % spec.requests!.length]!;

@@ -115,6 +115,7 @@ try {
       events: batches * BATCH,
       seconds: result.seconds,
       nodeCpu: (used.user + used.system) / 1e6,
+      clientCpu: result.cpuMicros / 1e6,
       pgCpu: await pgUsed(),
     };
   };
@@ -232,11 +233,12 @@ try {
   const httpNodeUs = ((h1.nodeCpu + h2.nodeCpu) * 1e6) / (h1.events + h2.events);
   const httpPgUs = ((h1.pgCpu + h2.pgCpu) * 1e6) / (h1.events + h2.events);
   const copyPgUs = ((c1.pgCpu + c2.pgCpu) * 1e6) / (c1.events + c2.events);
+  const httpClientUs = ((h1.clientCpu + h2.clientCpu) * 1e6) / (h1.events + h2.events);
   report.target({
     target: `ingest over HTTP (${BATCH}-event batches, ${CONNECTIONS} clients) ÷ COPY`,
     ratio: httpRate / copyRate,
     goal: { op: '>=', limit: 0.5 },
-    detail: `${Math.round(httpRate).toLocaleString('en')} vs ${Math.round(copyRate).toLocaleString('en')} events/s; CPU/event: Node ${httpNodeUs.toFixed(1)} µs + PostgreSQL ${httpPgUs.toFixed(1)} µs vs COPY PostgreSQL ${copyPgUs.toFixed(1)} µs`,
+    detail: `${Math.round(httpRate).toLocaleString('en')} vs ${Math.round(copyRate).toLocaleString('en')} events/s; CPU/event: Node ${httpNodeUs.toFixed(1)} µs + PostgreSQL ${httpPgUs.toFixed(1)} µs vs COPY PostgreSQL ${copyPgUs.toFixed(1)} µs; HTTP client ${httpClientUs.toFixed(1)} µs`,
   });
 
   // More events through the recorder's own write path, so the query sees its rollups.

@@ -12,8 +12,13 @@
 //   recordset            the same with json_to_recordset over objects
 //   events_arrays        the events alone, text[] parameters
 //   rollups_node         the rollups alone, folded in Node, one upsert of the folded rows
+//   json_events          the jsonb statement without the rollups
+//   stage_copy           COPY into a temp table, then the recorder's insert + rollups from it
+//   accounts_in          the ingest route's account check as an IN list (one parameter per id)
+//   accounts_any         the same as `= any(text[])` (the route's now)
 //   copy_then_rollups    COPY of the events, then the rollups folded in Node, one transaction
 //   arrays_then_rollups  the events by text[] parameters, then the folded rollups
+// MIX=steady: repeated rollup keys (updates) instead of the default spread (inserts).
 // DDL runs first (e.g. dropping the rollups' secondary indexes to price them).
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -31,10 +36,23 @@ const bench = await createBenchDatabase();
 const { db } = bench.database;
 const accounts = Array.from({ length: 1000 }, (_, i) => `acct_bench${String(i).padStart(6, '0')}`);
 let next = 0;
+// MIX=steady: every event falls in one of 100 rollup rows of one hour (100 accounts, one app,
+// pipeline and model each), so after the first batch every rollup write is an update — the
+// steady state of a busy hour, where the default mix makes nearly every rollup row new.
+const STEADY = process.env.MIX === 'steady';
+const HOUR = Date.UTC(2026, 9, 15, 10);
 const batchOf = (source: string): UsageEvent[] => {
   const out: UsageEvent[] = [];
   for (let i = next; i < next + 1000; i++) {
-    out.push(recordedEvent(i, source, accounts));
+    const e = recordedEvent(i, source, accounts);
+    if (STEADY) {
+      e.accountId = accounts[i % 100]!;
+      e.occurredAt = new Date(HOUR + (i % 3600) * 1000);
+      e.appId = 'app_1';
+      e.endUserId = null;
+      e.modelId = 'model-0';
+    }
+    out.push(e);
   }
   next += 1000;
   return out;
@@ -199,6 +217,54 @@ const CURRENT_TAIL = `, rolled as (insert into usage_rollups (hour, account_id, 
       select date_trunc('hour', occurred_at at time zone 'UTC') at time zone 'UTC' as hour, account_id, coalesce(app_id, ''), coalesce(end_user_id, ''), pipeline,
         coalesce(model_id, ''), unit, count(*), count(*) filter (where status >= 400), sum(quantity), sum(fee_wei)
       from inserted group by 1, 2, 3, 4, 5, 6, 7 order by 2, 1, 3, 4, 5, 6, 7 ${ROLL}) select count(*) from inserted`;
+// COPY's text format, escaping only what needs it (the common string needs none).
+const NEEDS_ESCAPE = /[\\\t\n\r]/;
+const field = (v: string | null) =>
+  v === null
+    ? '\\N'
+    : NEEDS_ESCAPE.test(v)
+      ? v.replace(/[\\\t\n\r]/g, (c) =>
+          c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r',
+        )
+      : v;
+const copyText = (events: UsageEvent[]) => {
+  let out = '';
+  for (const e of events) {
+    const t = e.occurredAt.toISOString();
+    out += `${field(e.source)}\t${field(e.eventId)}\t${t}\t${t.slice(0, 7)}-01\t${field(e.accountId)}\t${field(e.appId)}\t${field(e.keyId)}\t${field(e.clientId)}\t${field(e.endUserId)}\t${field(e.pipeline)}\t${field(e.modelId)}\t${field(e.unit)}\t${e.quantity}\t${e.feeWei}\t${e.status ?? '\\N'}\t${e.latencyMs ?? '\\N'}\t${field(JSON.stringify(e.attributes))}\n`;
+  }
+  return out;
+};
+const COPY_TEXT = `copy usage_events (source, event_id, occurred_at, occurred_month, account_id, app_id, key_id, client_id,
+  end_user_id, pipeline, model_id, unit, quantity, fee_wei, status, latency_ms, attributes) from stdin`;
+// Rollups folded in Node, sent as one jsonb array of arrays.
+const rollupsJson = (events: UsageEvent[]) =>
+  JSON.stringify(
+    foldNode(events).map((r) => [
+      r.h,
+      r.a,
+      r.ap,
+      r.eu,
+      r.p,
+      r.mo,
+      r.u,
+      r.n,
+      r.f,
+      r.q.toString(),
+      r.w.toString(),
+    ]),
+  );
+const ROLLUPS_JSON = `insert into usage_rollups (hour, account_id, app_id, end_user_id, pipeline, model_id, unit, events, failed_events, quantity, fee_wei)
+  select (r->>0)::timestamptz, r->>1, r->>2, r->>3, r->>4, r->>5, r->>6, (r->>7)::bigint, (r->>8)::bigint, (r->>9)::numeric, (r->>10)::numeric
+  from jsonb_array_elements($1::jsonb) r ${ROLL}`;
+// The COPY path: COPY into a per-connection temp table (emptied at commit), then the
+// recorder's insert and rollups from it in one statement.
+const STAGE_COPY = COPY.replace('copy usage_events', 'copy usage_stage');
+const STAGE_INSERT = `with inserted as (insert into usage_events (source, event_id, occurred_at, occurred_month, account_id, app_id,
+        key_id, end_user_id, pipeline, model_id, unit, quantity, fee_wei, status, latency_ms, attributes)
+        select source, event_id, occurred_at, occurred_month, account_id, app_id, key_id, end_user_id, pipeline, model_id, unit,
+          quantity, fee_wei, status, latency_ms, attributes from usage_stage
+        returning source, event_id, occurred_at, account_id, app_id, end_user_id, pipeline, model_id, unit, quantity, fee_wei, status) ${CURRENT_TAIL}`;
 const client = new pg.Client({ connectionString: bench.url });
 const cpuOf = (pid: number) =>
   Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e3;
@@ -208,6 +274,12 @@ try {
   const pid = (await client.query('select pg_backend_pid() as p')).rows[0].p;
   await client.query(
     `create table usage_events_y2026m10 partition of usage_events for values from ('2026-10-01') to ('2026-11-01')`,
+  );
+  await sql`insert into accounts (id, email) select unnest(${accounts}::text[]), unnest(${accounts}::text[]) || '@bench'`.execute(
+    db,
+  );
+  await client.query(
+    `create temp table usage_stage (like usage_events including defaults) on commit delete rows`,
   );
   for (const stmt of (process.env.DDL ?? '').split(';').filter(Boolean)) await client.query(stmt);
   const q = (c: { sql: string; parameters: readonly unknown[] }) =>
@@ -221,6 +293,40 @@ try {
     json: (events) => q(jsonEvents(events, CURRENT_TAIL)),
     recordset: (events) => q(recEvents(events, CURRENT_TAIL)),
     rollups_node: (events) => q(rollupSql(foldNode(events))),
+    json_events: (events) => q(jsonEvents(events, 'select count(*) from inserted')),
+    stage_copy: async (events) => {
+      await client.query('begin');
+      await pipeline(Readable.from([csv(events)]), client.query(copyFrom(STAGE_COPY)));
+      await client.query(STAGE_INSERT);
+      await client.query('commit');
+    },
+    // The ingest route's account check for a batch's accounts (up to 1,000 distinct).
+    accounts_in: (events) =>
+      q(
+        db
+          .selectFrom('accounts')
+          .select('id')
+          .where('id', 'in', [...new Set(events.map((e) => e.accountId))])
+          .compile(),
+      ),
+    accounts_any: (events) =>
+      q(
+        db
+          .selectFrom('accounts')
+          .select('id')
+          .where(
+            'id',
+            '=',
+            sql<string>`any(${[...new Set(events.map((e) => e.accountId))]}::text[])`,
+          )
+          .compile(),
+      ),
+    copy_rollups_json: async (events) => {
+      await client.query('begin');
+      await pipeline(Readable.from([copyText(events)]), client.query(copyFrom(COPY_TEXT)));
+      await client.query(ROLLUPS_JSON, [rollupsJson(events)]);
+      await client.query('commit');
+    },
     copy_then_rollups: async (events) => {
       const rows = foldNode(events);
       await client.query('begin');
