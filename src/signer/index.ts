@@ -62,7 +62,9 @@ export { createSessions } from './remote/sessions.ts';
 export type { StreamDirectory, StreamOwner } from './remote/payers.ts';
 export { createWire } from './remote/wire.ts';
 export type { Wire } from './remote/wire.ts';
-export { auxData, expectedValue, ticketHash, MAX_WIN_PROB } from './remote/ticket.ts';
+export { auxData, expectedValue, ticketHash, ticketHasher, MAX_WIN_PROB } from './remote/ticket.ts';
+// The exact rationals, for the test that pins the cheaper operations to the plain ones.
+export * as rationals from './remote/rational.ts';
 export { encodeState, decodeState } from './remote/state.ts';
 
 export interface SignerDeps {
