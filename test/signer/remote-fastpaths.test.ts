@@ -6,6 +6,9 @@ import { describe, expect, it } from 'vitest';
 import {
   MAX_WIN_PROB,
   createWire,
+  goTime,
+  parseJsonExact,
+  parseLivePaymentRequest,
   rationals as Q,
   ticketHash,
   ticketHasher,
@@ -108,5 +111,144 @@ describe('Payment encoding with the fixed fields encoded once', () => {
         );
       }
     }
+  });
+});
+
+describe('request JSON read without a reviver when it gives the same value', () => {
+  // What the route used before: a reviver turning integer-written numbers into bigints.
+  const withReviver = (text: string): unknown =>
+    JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
+      typeof value === 'number' && context?.source !== undefined && /^-?\d+$/.test(context.source)
+        ? BigInt(context.source)
+        : value,
+    );
+  const numbers = [
+    '0',
+    '-0',
+    '1',
+    '-1',
+    '1000100000',
+    '9007199254740991',
+    '-9007199254740991',
+    '9007199254740992',
+    '9007199254740993',
+    '9223372036854775807',
+    '-9223372036854775808',
+    '18446744073709551616',
+    '1.0',
+    '1.5',
+    '-0.0',
+    '1e3',
+    '1E3',
+    '1e-3',
+    '2.5e+2',
+    '0.1',
+    '123456789012345678901234567890',
+  ];
+  const strings = [
+    '""',
+    '"a.e"',
+    '"1.5"',
+    String.raw`"x\\"`,
+    String.raw`"\"1.5e3\\"`,
+    String.raw`"a\\\"1.5"`,
+    '"e"',
+    String.raw`"\u0022 1.5"`,
+    '"E.5"',
+  ];
+  const atoms = [...numbers, ...strings, 'true', 'false', 'null'];
+  const pick = <T>(list: readonly T[]) => list[Math.floor(Math.random() * list.length)]!;
+  const keys = ['inPixels', 'INPIXELS', 'state', '__proto__', 'price', 'maxPrice', 'a.e1', ''];
+  function value(depth: number): string {
+    const r = Math.random();
+    if (depth > 2 || r < 0.5) return pick(atoms);
+    if (r < 0.75) {
+      return `[${Array.from({ length: Math.floor(Math.random() * 4) }, () => value(depth + 1)).join(', ')}]`;
+    }
+    return `{${Array.from(
+      { length: Math.floor(Math.random() * 4) },
+      () => `${JSON.stringify(pick(keys))} : ${value(depth + 1)}`,
+    ).join(',')}}`;
+  }
+
+  it('equals the reviver on generated bodies: fractions, exponents, huge integers, -0, escapes, __proto__', () => {
+    for (let i = 0; i < 5000; i++) {
+      const text = i < atoms.length ? atoms[i]! : value(0);
+      expect(parseJsonExact(text), text).toEqual(withReviver(text));
+    }
+  });
+
+  it('equals the reviver on a payment body, and throws where JSON.parse throws', () => {
+    const body =
+      '{"state":{"State":"eyJ9","Sig":null},"orchestrator":"AAAA","ManifestID":"m","inPixels":1000100000}';
+    expect(parseJsonExact(body)).toEqual(withReviver(body));
+    expect((parseJsonExact(body) as { inPixels: unknown }).inPixels).toBe(1_000_100_000n);
+    for (const bad of ['', '{', '{"a":1.}', '01', String.raw`{"a":"\"}`, 'nul']) {
+      expect(() => parseJsonExact(bad)).toThrow(SyntaxError);
+    }
+  });
+});
+
+describe('base64 fields', () => {
+  // What the route checked before for every byte field.
+  const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+  const reference = (value: string) =>
+    BASE64.test(value.replace(/[\r\n]/g, '')) ? Buffer.from(value, 'base64') : 'refused';
+  const read = (value: string) => {
+    try {
+      return Buffer.from(
+        parseLivePaymentRequest({ orchestrator: 'AAAA', state: { State: value } }).state.state!,
+      );
+    } catch {
+      return 'refused';
+    }
+  };
+  it('decode or refuse as the regular expression did', () => {
+    const samples = [
+      '',
+      'QQ==',
+      'QR==',
+      'QUI=',
+      'QUJ=',
+      'QUJD',
+      'QQ',
+      'QQ=',
+      'Q',
+      '====',
+      'QQ==QQ==',
+      'ab-_',
+      'ab+/',
+      'QU\nJD',
+      'QU\r\nJD',
+      'QUJD\n',
+      ' QUJD',
+      'QUJD ',
+      'QU JD',
+      'QUJD=',
+      'Q===',
+      'QUJDRA',
+      'QUJDRA==',
+      '\u00e9AAA',
+      'AAA\u0000',
+    ];
+    for (let i = 0; i < 300; i++) {
+      const text = randomBytes(Math.floor(Math.random() * 40)).toString('base64');
+      samples.push(text, text.replace(/=+$/, ''), `${text.slice(0, -1)}B`, text.replace('A', '-'));
+    }
+    for (const value of samples) expect(read(value), value).toEqual(reference(value));
+  });
+});
+
+describe('Go time', () => {
+  // What state.ts wrote before.
+  const reference = (date: Date) =>
+    date
+      .toISOString()
+      .replace(/\.?0+Z$/, 'Z')
+      .replace(/\.Z$/, 'Z');
+  it('trims the fraction as the regular expressions did', () => {
+    const dates = [0, 1, 10, 100, 120, 123, 999, 1000, 10_000, 60_000, 1_780_000_000_000];
+    for (let i = 0; i < 2000; i++) dates.push(Math.floor(Math.random() * 4_000_000_000_000));
+    for (const ms of dates) expect(goTime(new Date(ms))).toBe(reference(new Date(ms)));
   });
 });
