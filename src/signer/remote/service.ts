@@ -109,12 +109,12 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
   const plans = createTicketPlanCache();
 
   // segCreds cover only the ManifestID (seq 0, empty hash), their signature is deterministic
-  // (RFC 6979), and the rest is the offer's auth token: so the SegData is signed and encoded
-  // once per stream and auth token, one signature and one protobuf encoding fewer per payment.
-  // Keyed by signer address too: a new keystore signs anew.
+  // (RFC 6979), and the rest is the offer's auth token: so a stream's signature is made once
+  // (per signer address: a new keystore signs anew) and its SegData encoded once per auth
+  // token, one signature and one protobuf encoding fewer per payment.
   const segCredsCache = new Map<
     string,
-    { address: string; authToken: AuthTokenMessage | null; head: Uint8Array }
+    { address: string; sig: Uint8Array; authToken: AuthTokenMessage | null; head: Uint8Array }
   >();
   const segCreds = (
     s: PaymentSigner,
@@ -123,18 +123,15 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
     capabilities: Uint8Array | null,
   ) => {
     const known = segCredsCache.get(manifestId);
-    if (known !== undefined && known.address === s.address && known.authToken === authToken) {
+    const signed = known !== undefined && known.address === s.address;
+    if (signed && known.authToken === authToken) {
       return withCapabilities(known.head, capabilities);
     }
-    const head = encodeSegCreds(
-      wire,
-      manifestId,
-      authToken,
-      s.signMessage(segCredsDigest(manifestId)),
-    );
+    const sig = signed ? known.sig : s.signMessage(segCredsDigest(manifestId));
+    const head = encodeSegCreds(wire, manifestId, authToken, sig);
     // Bounded: at most SEG_SIGNATURE_CACHE streams are remembered, then the map starts over.
     if (segCredsCache.size >= SEG_SIGNATURE_CACHE) segCredsCache.clear();
-    segCredsCache.set(manifestId, { address: s.address, authToken, head });
+    segCredsCache.set(manifestId, { address: s.address, sig, authToken, head });
     return withCapabilities(head, capabilities);
   };
 
