@@ -41,6 +41,7 @@ export {
   SIGNER_PATHS,
   createBase64Memo,
   isSignerPath,
+  parseJsonExact,
   parseLivePaymentRequest,
   signerNotFound,
 } from './remote/routes.ts';
@@ -62,8 +63,10 @@ export { createSessions } from './remote/sessions.ts';
 export type { StreamDirectory, StreamOwner } from './remote/payers.ts';
 export { createWire } from './remote/wire.ts';
 export type { Wire } from './remote/wire.ts';
-export { auxData, expectedValue, ticketHash, MAX_WIN_PROB } from './remote/ticket.ts';
-export { encodeState, decodeState } from './remote/state.ts';
+export { auxData, expectedValue, ticketHash, ticketHasher, MAX_WIN_PROB } from './remote/ticket.ts';
+// The exact rationals, for the test that pins the cheaper operations to the plain ones.
+export * as rationals from './remote/rational.ts';
+export { encodeState, decodeState, goTime } from './remote/state.ts';
 
 export interface SignerDeps {
   config: Config['signer'];

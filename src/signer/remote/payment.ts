@@ -28,7 +28,7 @@ import * as Q from './rational.ts';
 import type { Rational } from './rational.ts';
 import { decodeState } from './state.ts';
 import type { PaymentState } from './state.ts';
-import { auxData, expectedValue, ticketHash, toBigInt, word } from './ticket.ts';
+import { auxData, expectedValue, ticketHasher, toBigInt, word } from './ticket.ts';
 import type {
   AuthTokenMessage,
   ExpirationParamsMessage,
@@ -449,11 +449,11 @@ export function countTickets(
   credit: Rational,
   ev: Rational,
 ): TicketCount {
-  const fee = Q.mul(Q.rat(units), prices.initial);
+  const fee = Q.mulInt(prices.initial, units);
   if (ev.num === 0n) throw new BadSignerRequest('ticket expected value is zero');
   const minCredit = Q.max(fee, ev);
   if (Q.cmp(credit, minCredit) >= 0) throw new NoTicketsNeeded();
-  const numTickets = Q.ceil(Q.div(Q.sub(minCredit, credit), ev));
+  const numTickets = Q.ceilDivSub(minCredit, credit, ev);
   if (numTickets > MAX_TICKETS_PER_CALL) {
     throw new BadSignerRequest(
       `too many tickets: ${numTickets} needed, at most ${MAX_TICKETS_PER_CALL} per payment`,
@@ -518,7 +518,7 @@ export function ticketParamsProblem(
   }
   if (sender.reserveWei === 0n) return 'no sender reserve';
   if (sender.depositWei === 0n) return 'no sender deposit';
-  const total = Q.mul(ev, Q.rat(numTickets));
+  const total = Q.mulInt(ev, numTickets);
   if (Q.cmp(total, Q.rat(config.maxTotalEvWei)) > 0) {
     return `total ticket EV ${Q.floatString(total, 5)} for ${numTickets} tickets > max total ticket EV ${Q.floatString(Q.rat(config.maxTotalEvWei), 5)}`;
   }
@@ -539,16 +539,24 @@ export interface Tickets {
 }
 
 /**
- * `numTickets` tickets after the session's last nonce (a new recipientRandHash starts over
- * at 1), in the orchestrator's round if its params name one, else the last initialized.
+ * What makeTickets derives from the offer's ticket params, the chain view and the sender:
+ * the expiration params and the ticket hasher (packed bytes laid out once). Kept per params
+ * object (a stream's offer is cached, ./routes.ts and OfferCache) and rebuilt when the chain
+ * view or the sender changes.
  */
-export function makeTickets(
-  offer: Offer,
-  terms: TicketTerms,
-  session: Session,
-  sender: Uint8Array,
-  numTickets: bigint,
-): Tickets {
+interface TicketPlan {
+  snapshot: ChainSnapshot;
+  sender: Uint8Array;
+  expiration: ExpirationParamsMessage;
+  hash: (senderNonce: bigint) => Uint8Array;
+}
+export type TicketPlanCache = WeakMap<TicketParamsMessage, TicketPlan>;
+
+export function createTicketPlanCache(): TicketPlanCache {
+  return new WeakMap();
+}
+
+function ticketPlan(offer: Offer, terms: TicketTerms, sender: Uint8Array): TicketPlan {
   const { params } = offer;
   const given = params.expirationParams;
   const usesGiven =
@@ -561,7 +569,40 @@ export function makeTickets(
         creationRound: terms.snapshot.lastInitializedRound,
         creationRoundBlockHash: getBytes(terms.snapshot.lastInitializedRoundBlockHash),
       };
-  const aux = auxData(expiration.creationRound, expiration.creationRoundBlockHash);
+  const hash = ticketHasher({
+    recipient: params.recipient,
+    sender,
+    faceValue: terms.faceValue,
+    winProb: terms.winProb,
+    recipientRandHash: params.recipientRandHash,
+    auxData: auxData(expiration.creationRound, expiration.creationRoundBlockHash),
+  });
+  return { snapshot: terms.snapshot, sender, expiration, hash };
+}
+
+/**
+ * `numTickets` tickets after the session's last nonce (a new recipientRandHash starts over
+ * at 1), in the orchestrator's round if its params name one, else the last initialized.
+ * `cache` keeps the plan per offer (see TicketPlan); the terms' face value and win
+ * probability are the offer's, so the params and the snapshot decide the plan.
+ */
+export function makeTickets(
+  offer: Offer,
+  terms: TicketTerms,
+  session: Session,
+  sender: Uint8Array,
+  numTickets: bigint,
+  cache?: TicketPlanCache,
+): Tickets {
+  let plan = cache?.get(offer.params);
+  if (
+    plan === undefined ||
+    plan.snapshot !== terms.snapshot ||
+    (plan.sender !== sender && !sameBytes(plan.sender, sender))
+  ) {
+    plan = ticketPlan(offer, terms, sender);
+    cache?.set(offer.params, plan);
+  }
   let nonce =
     session.state.PMSessionID === offer.recipientRandHash ? session.state.SenderNonce : 0n;
   const nonces: bigint[] = [];
@@ -569,19 +610,15 @@ export function makeTickets(
   for (let i = 0n; i < numTickets; i++) {
     nonce += 1n;
     nonces.push(nonce);
-    hashes.push(
-      ticketHash({
-        recipient: params.recipient,
-        sender,
-        faceValue: terms.faceValue,
-        winProb: terms.winProb,
-        senderNonce: nonce,
-        recipientRandHash: params.recipientRandHash,
-        auxData: aux,
-      }),
-    );
+    hashes.push(plan.hash(nonce));
   }
-  return { expiration, nonces, hashes };
+  return { expiration: plan.expiration, nonces, hashes };
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 // ---- 9. segCreds --------------------------------------------------------------------------
@@ -601,12 +638,15 @@ export function segCredsDigest(manifestId: string): Uint8Array {
   return keccak256Bytes(message);
 }
 
-/** The SegData for the empty segment, signed with `sig` (of segCredsDigest). */
+/**
+ * The SegData for the empty segment, signed with `sig` (of segCredsDigest), without the
+ * request's capabilities (wire.ts withCapabilities appends them): what a stream's payments
+ * share while its auth token stays the same.
+ */
 export function encodeSegCreds(
   wire: Wire,
-  request: LivePaymentRequest,
   manifestId: string,
-  terms: TicketTerms,
+  authToken: AuthTokenMessage | null,
   sig: Uint8Array,
 ): Uint8Array {
   return wire.encodeSegData({
@@ -614,8 +654,8 @@ export function encodeSegCreds(
     seq: 0n,
     hash: EMPTY_HASH,
     sig,
-    authToken: terms.authToken,
-    capabilities: request.capabilities,
+    authToken,
+    capabilities: null,
   });
 }
 
@@ -631,10 +671,10 @@ export function nextState(
   now: Date,
 ): PaymentState {
   const credit = session.state.Balance;
-  const value = Q.mul(Q.rat(count.numTickets), terms.ev);
+  const value = Q.mulInt(terms.ev, count.numTickets);
   return {
     ...session.state,
-    Balance: Q.sub(Q.add(credit, value), count.fee),
+    Balance: Q.addSub(credit, value, count.fee),
     LastUpdate: now,
     PMSessionID: offer.recipientRandHash,
     SenderNonce: tickets.nonces.at(-1) ?? session.state.SenderNonce,
@@ -662,7 +702,7 @@ export function paymentUsageEvent(args: {
   const { principal, caller } = payer;
   const { state, manifestId } = session;
   const type = offer.type;
-  const totalEv = Q.mul(Q.rat(numTickets), args.terms.ev);
+  const totalEv = Q.mulInt(args.terms.ev, numTickets);
   const streamId = args.attribution?.streamId;
   return {
     source: 'tollhouse/signer',

@@ -107,7 +107,9 @@ export function remoteSignerRoutes(router: Router, deps: RemoteSignerRouteDeps):
       caller,
       streamId: payer.streamId,
     });
-    const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+    // A view of the bytes, not a copy.
+    const b64 = (bytes: Uint8Array) =>
+      Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
     ctx.set('Cache-Control', 'no-store');
     ctx.body = {
       payment: b64(result.payment),
@@ -231,15 +233,81 @@ function spendCheck(deps: RemoteSignerRouteDeps): Middleware {
 async function readJson(ctx: Context): Promise<unknown> {
   const text = await coBody.text(ctx.req, { limit: SIGNER_BODY_LIMIT_BYTES, encoding: 'utf8' });
   try {
-    // The reviver's `context.source` keeps int64 values (inPixels) exact.
-    return JSON.parse(text, (_key, value: unknown, context?: { source?: string }) =>
-      typeof value === 'number' && context?.source !== undefined && /^-?\d+$/.test(context.source)
-        ? BigInt(context.source)
-        : value,
-    );
+    return parseJsonExact(text);
   } catch {
     throw new BadSignerRequest('request body is not valid JSON');
   }
+}
+
+/** The reviver's `context.source` keeps int64 values (inPixels) exact. */
+const exactIntegers = (_key: string, value: unknown, context?: { source?: string }) =>
+  typeof value === 'number' && context?.source !== undefined && /^-?\d+$/.test(context.source)
+    ? BigInt(context.source)
+    : value;
+
+/**
+ * JSON.parse with every integer written without a fraction or exponent as a bigint (exact
+ * int64s), other numbers as numbers. A reviver does that, but it doubles the cost of parsing a
+ * payment's body; so the body is parsed plainly, and when every number in the text is written
+ * as an integer and is a safe one (a payment's inPixels usually is), those numbers become
+ * bigints in place: the same value the reviver gives. Otherwise the reviver parses it.
+ * test/signer/remote-fastpaths.test.ts compares both on hostile bodies.
+ */
+export function parseJsonExact(text: string): unknown {
+  const plain: unknown = JSON.parse(text);
+  if (onlyIntegerNumbers(text)) {
+    const converted = safeIntegersToBigInt(plain);
+    if (converted !== undefined) return converted;
+  }
+  return JSON.parse(text, exactIntegers);
+}
+
+/** Whether no number in `text` (valid JSON) has a fraction or an exponent. */
+function onlyIntegerNumbers(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // A string: skip to its closing quote, one not escaped by an odd run of backslashes.
+      let end = text.indexOf('"', i + 1);
+      while (end !== -1 && escaped(text, end)) end = text.indexOf('"', end + 1);
+      if (end === -1) return false;
+      i = end;
+    } else if (c === 0x2e || c === 0x65 || c === 0x45) {
+      // '.', 'e' or 'E' outside strings: after a digit it is a number's fraction or exponent
+      // (`true` and `false` have an 'e' after a letter).
+      const before = text.charCodeAt(i - 1);
+      if (before >= 0x30 && before <= 0x39) return false;
+    }
+  }
+  return true;
+}
+
+function escaped(text: string, quote: number): boolean {
+  let backslashes = 0;
+  for (let j = quote - 1; text.charCodeAt(j) === 0x5c; j--) backslashes++;
+  return backslashes % 2 === 1;
+}
+
+/** Numbers → bigints in place; undefined when one is not a safe integer (the reviver decides). */
+function safeIntegersToBigInt(value: unknown): unknown {
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? BigInt(value) : undefined;
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const v = safeIntegersToBigInt(value[i]);
+      if (v === undefined) return undefined;
+      value[i] = v;
+    }
+    return value;
+  }
+  const object = value as Record<string, unknown>;
+  for (const key of Object.keys(object)) {
+    const v = safeIntegersToBigInt(object[key]);
+    if (v === undefined) return undefined;
+    // An own data property (JSON.parse made it): assignment replaces it, `__proto__` included.
+    object[key] = v;
+  }
+  return object;
 }
 
 /** Go's encoding/json: the exact key wins, else the last key equal ignoring case. */
@@ -288,6 +356,14 @@ function base64Field(
   if (typeof value === 'string') {
     const known = memo?.get(value);
     if (known !== undefined) return known;
+    // Text that is exactly what Node encodes its bytes to is canonical base64, which the
+    // check below accepts: one decode and one encode instead of a regular expression over a
+    // State of hundreds of characters.
+    const bytes = Buffer.from(value, 'base64');
+    if (bytes.toString('base64') === value) {
+      memo?.set(value, bytes);
+      return bytes;
+    }
   }
   // Go's base64 decoding of []byte skips \r and \n.
   if (typeof value !== 'string' || !BASE64.test(value.replace(/[\r\n]/g, ''))) {

@@ -31,6 +31,7 @@ import {
   checkSender,
   countTickets,
   createOfferCache,
+  createTicketPlanCache,
   encodeSegCreds,
   makeTickets,
   nextState,
@@ -51,7 +52,15 @@ import type {
 import { createSessions, stateDigest } from './sessions.ts';
 import { encodeState } from './state.ts';
 import type { PaymentState } from './state.ts';
-import type { Wire } from './wire.ts';
+import { withCapabilities } from './wire.ts';
+import type {
+  AuthTokenMessage,
+  ExpirationParamsMessage,
+  PaymentMessage,
+  PriceInfoMessage,
+  TicketParamsMessage,
+  Wire,
+} from './wire.ts';
 
 export { JOB_TYPES } from './payment.ts';
 export type { Attribution, JobType, LivePaymentRequest } from './payment.ts';
@@ -87,7 +96,7 @@ export interface RemoteSignerDeps {
   clock?: () => Date;
 }
 
-// Live streams a replica serves at once, with room to spare (~100 bytes each).
+// Live streams a replica serves at once, with room to spare (~300 bytes each).
 const SEG_SIGNATURE_CACHE = 10_000;
 
 export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerService {
@@ -97,18 +106,73 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
 
   const sessions = createSessions({ db, secrets: deps.secrets });
   const offers = createOfferCache();
+  const plans = createTicketPlanCache();
 
-  // The segCreds signature covers only the ManifestID (seq 0, empty hash) and is deterministic
-  // (RFC 6979), so it is computed once per stream: one signature fewer per payment.
-  const segSignatures = new Map<string, Uint8Array>();
-  const segSignature = async (s: PaymentSigner, manifestId: string) => {
-    const known = segSignatures.get(manifestId);
-    if (known !== undefined) return known;
-    const sig = s.signMessage(segCredsDigest(manifestId));
+  // segCreds cover only the ManifestID (seq 0, empty hash), their signature is deterministic
+  // (RFC 6979), and the rest is the offer's auth token: so a stream's signature is made once
+  // (per signer address: a new keystore signs anew) and its SegData encoded once per auth
+  // token, one signature and one protobuf encoding fewer per payment.
+  const segCredsCache = new Map<
+    string,
+    { address: string; sig: Uint8Array; authToken: AuthTokenMessage | null; head: Uint8Array }
+  >();
+  const segCreds = (
+    s: PaymentSigner,
+    manifestId: string,
+    authToken: AuthTokenMessage | null,
+    capabilities: Uint8Array | null,
+  ) => {
+    const known = segCredsCache.get(manifestId);
+    const signed = known !== undefined && known.address === s.address;
+    if (signed && known.authToken === authToken) {
+      return withCapabilities(known.head, capabilities);
+    }
+    const sig = signed ? known.sig : s.signMessage(segCredsDigest(manifestId));
+    const head = encodeSegCreds(wire, manifestId, authToken, sig);
     // Bounded: at most SEG_SIGNATURE_CACHE streams are remembered, then the map starts over.
-    if (segSignatures.size >= SEG_SIGNATURE_CACHE) segSignatures.clear();
-    segSignatures.set(manifestId, sig);
-    return sig;
+    if (segCredsCache.size >= SEG_SIGNATURE_CACHE) segCredsCache.clear();
+    segCredsCache.set(manifestId, { address: s.address, sig, authToken, head });
+    return withCapabilities(head, capabilities);
+  };
+
+  // The Payment's fields other than the tickets, encoded once per offer (see
+  // Wire.paymentEncoder); rebuilt when the sender or the expiration params change.
+  const paymentEncoders = new WeakMap<
+    TicketParamsMessage,
+    {
+      sender: Uint8Array;
+      expiration: ExpirationParamsMessage;
+      price: PriceInfoMessage;
+      encode: (tickets: PaymentMessage['ticketSenderParams']) => Uint8Array;
+    }
+  >();
+  const encodePayment = (fixed: Omit<PaymentMessage, 'ticketSenderParams'>) => {
+    const known = paymentEncoders.get(fixed.ticketParams);
+    if (
+      known !== undefined &&
+      known.sender === fixed.sender &&
+      known.expiration === fixed.expirationParams &&
+      known.price === fixed.expectedPrice
+    ) {
+      return known.encode;
+    }
+    const encode = wire.paymentEncoder(fixed);
+    paymentEncoders.set(fixed.ticketParams, {
+      sender: fixed.sender,
+      expiration: fixed.expirationParams,
+      price: fixed.expectedPrice,
+      encode,
+    });
+    return encode;
+  };
+
+  // The signer's address as bytes, once per address (the keystore can be replaced).
+  let senderBytes: { address: string; bytes: Uint8Array } | null = null;
+  const senderOf = (s: PaymentSigner) => {
+    if (senderBytes === null || senderBytes.address !== s.address) {
+      senderBytes = { address: s.address, bytes: getBytes(s.address) };
+    }
+    return senderBytes.bytes;
   };
 
   const signer = () => {
@@ -126,7 +190,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
 
     async generateLivePayment(principal, request, attribution) {
       const s = signer();
-      const sender = getBytes(s.address);
+      const sender = senderOf(s);
       const now = clock();
       const payer = { principal, caller: attribution?.caller ?? principal };
       const offer = readOffer(wire, request, offers);
@@ -136,7 +200,7 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       const prices = checkPriceCeilings(config, request, offer, session);
       const count = countTickets(units, prices, session.state.Balance, terms.ev);
       checkSender(config, terms, prices, count.numTickets);
-      const tickets = makeTickets(offer, terms, session, sender, count.numTickets);
+      const tickets = makeTickets(offer, terms, session, sender, count.numTickets, plans);
       const signed = await signPayment(s, sender, {
         request,
         offer,
@@ -175,27 +239,21 @@ export function createRemoteSignerService(deps: RemoteSignerDeps): RemoteSignerS
       now: Date;
     },
   ): Promise<SignedPayment> {
-    const { manifestId } = p.session;
-    const segSig = await segSignature(s, manifestId);
-    const segCreds = encodeSegCreds(wire, p.request, manifestId, p.terms, segSig);
+    const seg = segCreds(s, p.session.manifestId, p.terms.authToken, p.request.capabilities);
     const next = nextState(p.session, p.offer, p.terms, p.count, p.tickets, p.now);
     const stateBytes = encodeState(next);
     const signatures = await s.signMessages(p.tickets.hashes);
     const stateSig = sessions.seal(sender, stateBytes);
-    const payment = wire.encodePayment({
+    const payment = encodePayment({
       ticketParams: p.offer.params,
       sender,
       expirationParams: p.tickets.expiration,
-      ticketSenderParams: p.tickets.nonces.map((n, i) => ({
-        senderNonce: Number(n),
-        sig: signatures[i]!,
-      })),
       expectedPrice: p.offer.price,
-    });
+    })(p.tickets.nonces.map((n, i) => ({ senderNonce: Number(n), sig: signatures[i]! })));
     return {
       next,
       digest: stateDigest(stateBytes, stateSig),
-      response: { payment, segCreds, state: { state: stateBytes, sig: stateSig } },
+      response: { payment, segCreds: seg, state: { state: stateBytes, sig: stateSig } },
     };
   }
 

@@ -1,7 +1,7 @@
 // Where a payment's session is looked up and sealed: the signer_sessions table, behind a cache
 // of the states this replica handed out last, and the MAC that seals a state (see
 // ./service.ts's comment for why a MAC and not a signature).
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../../database.ts';
 import type { Secrets } from '../../platform/secrets.ts';
@@ -56,5 +56,9 @@ export function createSessions(deps: {
 
 /** sha256(State ‖ Sig), hex: the fingerprint of a state handed out (signer_sessions). */
 export function stateDigest(state: Uint8Array, sig: Uint8Array): string {
-  return createHash('sha256').update(state).update(sig).digest('hex');
+  // One-shot hash of the two parts joined: cheaper than a Hash object for a few hundred bytes.
+  const joined = new Uint8Array(state.length + sig.length);
+  joined.set(state, 0);
+  joined.set(sig, state.length);
+  return hash('sha256', joined, 'hex');
 }

@@ -25,11 +25,16 @@ export interface PaymentState {
 
 /** Go's time.Time.MarshalJSON (RFC3339Nano): fraction without trailing zeros, none if zero. */
 export function goTime(date: Date): string {
-  return date
-    .toISOString()
-    .replace(/\.?0+Z$/, 'Z')
-    .replace(/\.Z$/, 'Z');
+  // toISOString has exactly three fraction digits: trim by the milliseconds' trailing zeros.
+  const iso = date.toISOString();
+  const ms = date.getUTCMilliseconds();
+  if (ms === 0) return `${iso.slice(0, -5)}Z`;
+  if (ms % 100 === 0) return `${iso.slice(0, -3)}Z`;
+  if (ms % 10 === 0) return `${iso.slice(0, -2)}Z`;
+  return iso;
 }
+
+const ENCODER = new TextEncoder();
 
 export function encodeState(s: PaymentState): Uint8Array {
   const q = JSON.stringify;
@@ -40,7 +45,7 @@ export function encodeState(s: PaymentState): Uint8Array {
     `"Balance":${q(ratString(s.Balance))},"InitialPricePerUnit":${s.InitialPricePerUnit},` +
     `"InitialPixelsPerUnit":${s.InitialPixelsPerUnit},"Type":${q(s.Type)},` +
     `"SequenceNumber":${s.SequenceNumber},"AuthID":${q(s.AuthID)}}`;
-  return new TextEncoder().encode(json);
+  return ENCODER.encode(json);
 }
 
 const INT = /^-?\d{1,20}$/;

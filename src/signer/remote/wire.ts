@@ -68,6 +68,14 @@ export interface Wire {
   /** Checks that `bytes` is a `Capabilities` message; throws otherwise. */
   checkCapabilities(bytes: Uint8Array): void;
   encodePayment(payment: PaymentMessage): Uint8Array;
+  /**
+   * encodePayment for one set of the fields that do not change between payments of a stream
+   * (ticket params, sender, expiration params, price): those are encoded once, and each call
+   * only adds the tickets' nonces and signatures. The same bytes as encodePayment.
+   */
+  paymentEncoder(
+    fixed: Omit<PaymentMessage, 'ticketSenderParams'>,
+  ): (ticketSenderParams: PaymentMessage['ticketSenderParams']) => Uint8Array;
   encodeSegData(seg: SegDataMessage): Uint8Array;
   /** For tests and orchestrators: the generic decoders. */
   decode(
@@ -101,6 +109,63 @@ function isPaymentResult(input: Uint8Array): boolean {
     reader.skipType(tag & 7);
   }
   return false;
+}
+
+// One Payment.ticket_sender_params entry as protobufjs writes it: tag 4 (length-delimited),
+// the length, then sender_nonce (tag 1, varint of the uint32) and sig (tag 2, length, bytes).
+// Hand-written because it is the only part of a payment's protobuf that changes per call;
+// test/signer/remote-fastpaths.test.ts compares it with protobufjs.
+const varintSize = (v: number) =>
+  v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
+
+function ticketSenderParamsBody(t: { senderNonce: number; sig: Uint8Array }): number {
+  const nonce = t.senderNonce >>> 0;
+  return 1 + varintSize(nonce) + 1 + varintSize(t.sig.length) + t.sig.length;
+}
+
+function ticketSenderParamsSize(t: { senderNonce: number; sig: Uint8Array }): number {
+  const body = ticketSenderParamsBody(t);
+  return 1 + varintSize(body) + body;
+}
+
+function writeVarint(out: Uint8Array, at: number, v: number): number {
+  while (v >= 0x80) {
+    out[at++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  out[at++] = v;
+  return at;
+}
+
+function writeTicketSenderParams(
+  out: Uint8Array,
+  at: number,
+  t: { senderNonce: number; sig: Uint8Array },
+): number {
+  out[at++] = (4 << 3) | 2;
+  at = writeVarint(out, at, ticketSenderParamsBody(t));
+  out[at++] = (1 << 3) | 0;
+  at = writeVarint(out, at, t.senderNonce >>> 0);
+  out[at++] = (2 << 3) | 2;
+  at = writeVarint(out, at, t.sig.length);
+  out.set(t.sig, at);
+  return at + t.sig.length;
+}
+
+/**
+ * SegData bytes without capabilities, with the request's `Capabilities` bytes appended as
+ * field 7 (length-delimited) exactly as the gateway sent them (field order does not matter).
+ */
+export function withCapabilities(head: Uint8Array, capabilities: Uint8Array | null): Uint8Array {
+  if (capabilities === null) return head;
+  const tail = protobuf.Writer.create()
+    .uint32((7 << 3) | 2)
+    .bytes(capabilities)
+    .finish();
+  const out = new Uint8Array(head.length + tail.length);
+  out.set(head, 0);
+  out.set(tail, head.length);
+  return out;
 }
 
 export function createWire(): Wire {
@@ -144,6 +209,19 @@ export function createWire(): Wire {
     creationRound: e.creationRound.toString(),
     creationRoundBlockHash: e.creationRoundBlockHash,
   });
+  const paymentOut = (p: PaymentMessage) => {
+    const t = p.ticketParams;
+    return {
+      ticketParams: {
+        ...t,
+        expirationParams: t.expirationParams === null ? null : expirationOut(t.expirationParams),
+      },
+      sender: p.sender,
+      expirationParams: expirationOut(p.expirationParams),
+      ticketSenderParams: p.ticketSenderParams,
+      expectedPrice: priceOut(p.expectedPrice),
+    };
+  };
 
   return {
     decodeOrchestratorInfo(input) {
@@ -182,18 +260,22 @@ export function createWire(): Wire {
     checkCapabilities(input) {
       Capabilities.decode(input);
     },
-    encodePayment(p) {
-      const t = p.ticketParams;
-      return Payment.encode({
-        ticketParams: {
-          ...t,
-          expirationParams: t.expirationParams === null ? null : expirationOut(t.expirationParams),
-        },
-        sender: p.sender,
-        expirationParams: expirationOut(p.expirationParams),
-        ticketSenderParams: p.ticketSenderParams,
-        expectedPrice: priceOut(p.expectedPrice),
-      }).finish();
+    encodePayment: (p) => Payment.encode(paymentOut(p)).finish(),
+    paymentEncoder(fixed) {
+      // protobufjs writes fields in field-number order: 1–3 before the tickets (4), 5 after.
+      const { expectedPrice, ...before } = paymentOut({ ...fixed, ticketSenderParams: [] });
+      const head = Payment.encode(before).finish();
+      const tail = Payment.encode({ expectedPrice }).finish();
+      return (tickets) => {
+        let size = head.length + tail.length;
+        for (const t of tickets) size += ticketSenderParamsSize(t);
+        const out = new Uint8Array(size);
+        out.set(head, 0);
+        let at = head.length;
+        for (const t of tickets) at = writeTicketSenderParams(out, at, t);
+        out.set(tail, at);
+        return out;
+      };
     },
     encodeSegData(s) {
       const head = SegData.encode({
@@ -206,17 +288,7 @@ export function createWire(): Wire {
             ? null
             : { ...s.authToken, expiration: s.authToken.expiration.toString() },
       }).finish();
-      if (s.capabilities === null) return head;
-      // Field 7 (capabilities, length-delimited) appended from the caller's bytes, so what the
-      // orchestrator reads is exactly what the gateway sent (field order does not matter).
-      const tail = protobuf.Writer.create()
-        .uint32((7 << 3) | 2)
-        .bytes(s.capabilities)
-        .finish();
-      const out = new Uint8Array(head.length + tail.length);
-      out.set(head, 0);
-      out.set(tail, head.length);
-      return out;
+      return withCapabilities(head, s.capabilities);
     },
     decode(name, input) {
       const t = type(name);
