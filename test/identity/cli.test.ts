@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase } from '../support/db.ts';
+import { createTestDatabase, secondLeg } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
 import { runCliInProcess } from '../support/cli.ts';
 import { runCli } from '../support/process.ts';
@@ -218,14 +218,17 @@ describe('tollhouse accounts / apps / identity', () => {
     expect((await cli(['accounts', 'invitations', 'purge'])).code).toBe(2);
   });
 
-  it('as child processes: JSON on stdout and exit 0, one line on stderr and exit 1', async () => {
-    const accounts = await runCli(['accounts', 'show', 'ops@corp.example'], env);
-    expect(accounts.code, accounts.stderr).toBe(0);
-    expect(accounts.stderr).toBe('');
-    expect(JSON.parse(accounts.stdout)).toMatchObject({ email: 'ops@corp.example' });
-    const unknown = await runCli(['apps', 'show', 'app_0000000000000000000000'], env);
-    expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toMatch(/^tollhouse: No app.*\n$/);
-    expect(unknown.stdout).toBe('');
-  });
+  it.skipIf(secondLeg)(
+    'as child processes: JSON on stdout and exit 0, one line on stderr and exit 1',
+    async () => {
+      const accounts = await runCli(['accounts', 'show', 'ops@corp.example'], env);
+      expect(accounts.code, accounts.stderr).toBe(0);
+      expect(accounts.stderr).toBe('');
+      expect(JSON.parse(accounts.stdout)).toMatchObject({ email: 'ops@corp.example' });
+      const unknown = await runCli(['apps', 'show', 'app_0000000000000000000000'], env);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toMatch(/^tollhouse: No app.*\n$/);
+      expect(unknown.stdout).toBe('');
+    },
+  );
 });

@@ -6,7 +6,7 @@ import { createLogger } from '../../src/platform/log.ts';
 import { createAccount } from '../support/fixtures.ts';
 import { runCliInProcess } from '../support/cli.ts';
 import { runCli } from '../support/process.ts';
-import { createTestDatabase } from '../support/db.ts';
+import { createTestDatabase, secondLeg } from '../support/db.ts';
 import type { TestDatabase } from '../support/db.ts';
 
 const log = createLogger({ level: 'silent' });
@@ -150,17 +150,20 @@ describe('tollhouse usage', () => {
     expect(time.stderr).toMatch(/--from "yesterday": expected a date or RFC 3339 time/);
   });
 
-  it('as a child process: JSON on stdout and exit 0, one line on stderr and exit 2', async () => {
-    const shown = await runCli(
-      ['usage', 'show', '--from', '2026-10-01', '--to', '2026-11-01'],
-      env,
-    );
-    expect(shown.code, shown.stderr).toBe(0);
-    expect(shown.stderr).toBe('');
-    expect(JSON.parse(shown.stdout)).toMatchObject({ totals: { events: 3 } });
-    const by = await runCli(['usage', 'show', '--by', 'colour'], env);
-    expect(by.code).toBe(2);
-    expect(by.stderr).toMatch(/^tollhouse usage: --by: unknown "colour"/);
-    expect(by.stdout).toBe('');
-  });
+  it.skipIf(secondLeg)(
+    'as a child process: JSON on stdout and exit 0, one line on stderr and exit 2',
+    async () => {
+      const shown = await runCli(
+        ['usage', 'show', '--from', '2026-10-01', '--to', '2026-11-01'],
+        env,
+      );
+      expect(shown.code, shown.stderr).toBe(0);
+      expect(shown.stderr).toBe('');
+      expect(JSON.parse(shown.stdout)).toMatchObject({ totals: { events: 3 } });
+      const by = await runCli(['usage', 'show', '--by', 'colour'], env);
+      expect(by.code).toBe(2);
+      expect(by.stderr).toMatch(/^tollhouse usage: --by: unknown "colour"/);
+      expect(by.stdout).toBe('');
+    },
+  );
 });

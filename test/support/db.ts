@@ -42,6 +42,15 @@ export function databaseTarget(): TestDatabaseTarget {
 
 export const onRealPostgres = () => databaseTarget().kind === 'postgres';
 
+/**
+ * True in CI's second test leg (PGlite, TOLLHOUSE_TEST_SECOND_LEG=1, after the PostgreSQL
+ * leg): a test of process plumbing (a command's stdout, stderr and exit status as a child
+ * process) that already ran on the first leg skips, as its subject does not change with the
+ * database. The command line's child processes on embedded PGlite are tested on every leg
+ * (test/platform/cli-errors.test.ts, serve-process.test.ts, control-socket.test.ts).
+ */
+export const secondLeg = process.env.TOLLHOUSE_TEST_SECOND_LEG === '1';
+
 export interface TestDatabase {
   /** postgres:// URL of this file's own database, or null on PGlite. */
   url: string | null;
