@@ -527,20 +527,21 @@ export function createPrepaid(deps: PrepaidDeps) {
     } catch (error) {
       log.warn({ err: error }, 'ETH/USD rate unavailable: no balance alerts this pass');
     }
-    const balances = await sumBalances(
-      db,
-      prepaid.map((p) => p.accountId),
-    );
+    const ids = prepaid.map((p) => p.accountId);
+    // The balances and the latest credits from one snapshot. The credit names the recharge
+    // window, so read apart, a replica could see another's recharge in the credits but not in
+    // the balance: a new window for a balance already topped up, charged a second time (found
+    // by test/billing/prepaid.test.ts, two replicas racing one window).
+    const { balances, credits } = await db
+      .transaction()
+      .setIsolationLevel('repeatable read')
+      .execute(async (trx) => ({
+        balances: await sumBalances(trx, ids),
+        // One query for every account's latest credit (it was one per account: issue #19).
+        credits: rate === null ? new Map<string, string>() : await latestCreditIds(trx, ids),
+      }));
     const out: OutboundEvent[] = [];
     const spendable = new Map<string, bigint>();
-    // One query for every account's latest credit (it was one per account: issue #19).
-    const credits =
-      rate === null
-        ? new Map<string, string>()
-        : await latestCreditIds(
-            db,
-            prepaid.map((p) => p.accountId),
-          );
     if (rate !== null) {
       for (const p of prepaid) {
         const left =
