@@ -36,9 +36,14 @@ declare module 'vitest' {
 export function databaseTarget(): TestDatabaseTarget {
   const log = process.env.TOLLHOUSE_TEST_DATABASE_LOG;
   const file = expect.getState().testPath;
-  if (log && file) appendFileSync(log, `${path.relative(process.cwd(), file)}\n`);
+  // Once per file and worker: a file asks many times (every app, every runIf).
+  if (log && file && !logged.has(file)) {
+    logged.add(file);
+    appendFileSync(log, `${path.relative(process.cwd(), file)}\n`);
+  }
   return inject('database');
 }
+const logged = new Set<string>();
 
 export const onRealPostgres = () => databaseTarget().kind === 'postgres';
 
